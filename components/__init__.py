@@ -1,0 +1,1 @@
+"""Custom Rasa graph components of this project (see config.yml)."""
