@@ -1,0 +1,63 @@
+"""Knowledge-base answers (intent ask_question): verbatim, or an honest hand-off.
+
+The best entry's answer is sent exactly as written in data/knowledge_base.yml when its score reaches
+`knowledge_base.answer_threshold` (escalation.yml); otherwise the bot says it isn't sure and hands off
+(pattern 1). Every lookup is recorded in the `kb_match` slot for the inbox's knowledge-base page.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions import conversation
+from actions.handoff import hand_off
+from actions.knowledge_base import KnowledgeBase
+from actions.resolution import count_answer
+from actions.settings import settings
+
+logger = logging.getLogger(__name__)
+
+_kb: Optional[KnowledgeBase] = None
+_kb_lock = threading.Lock()
+
+
+def knowledge_base() -> KnowledgeBase:
+    """Loaded and embedded once per action-server process."""
+    global _kb
+    with _kb_lock:
+        if _kb is None:
+            config = settings()
+            _kb = KnowledgeBase.from_yaml(config.kb_path, model=config.kb_model)
+            logger.info("knowledge base loaded: %d entries from %s", len(_kb.entries), config.kb_path)
+        return _kb
+
+
+def kb_match(entry_id: Optional[str], score: float, answered: bool, threshold: float) -> Dict[str, Any]:
+    return {"entry_id": entry_id, "score": round(score, 4), "answered": answered, "threshold": threshold}
+
+
+class ActionAnswerQuestion(Action):
+    def name(self) -> Text:
+        return "action_answer_question"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[Dict[Text, Any]]:
+        config = settings()
+        kb = knowledge_base()
+        results = kb.search(conversation.latest_user_text(tracker), k=1)
+        entry_id, score = results[0] if results else (None, 0.0)
+        threshold = config.kb_answer_threshold
+        if entry_id is None or score < threshold:
+            logger.info("no KB answer for %s (best %s %.3f < %.2f)", tracker.sender_id, entry_id, score, threshold)
+            events: List[EventType] = [SlotSet("kb_match", kb_match(entry_id, score, False, threshold))]
+            return events + await hand_off(dispatcher, tracker, reason="low_confidence")
+        entry = kb.entry(entry_id)
+        dispatcher.utter_message(text=entry.reply_text(cite_link=config.kb_cite_links))
+        return [SlotSet("kb_match", kb_match(entry_id, score, True, threshold))] + count_answer(tracker)

@@ -1,0 +1,99 @@
+"""Reading a Rasa tracker: the transcript, the customer, order numbers mentioned.
+
+Pure functions over rasa-sdk's Tracker so the hand-off payload is easy to test.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any, Dict, Iterable, List, Optional
+
+from rasa_sdk import Tracker
+
+MAX_TRANSCRIPT_MESSAGES = 60
+_ORDER_DIGITS = re.compile(r"(\d{3,10})")
+
+
+def normalize_order_number(value: Any) -> Optional[str]:
+    """'order #2840', '# 2840', 'order no 2840', '2840' -> '#2840'; None if there is no number."""
+    if value is None:
+        return None
+    match = _ORDER_DIGITS.search(str(value))
+    return f"#{match.group(1)}" if match else None
+
+
+def _iso(timestamp: Any) -> Optional[str]:
+    try:
+        return datetime.fromtimestamp(float(timestamp), tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def transcript(events: Iterable[Dict[str, Any]], limit: int = MAX_TRANSCRIPT_MESSAGES) -> List[Dict[str, Any]]:
+    """Customer and bot messages, oldest first, at most `limit` (the most recent ones)."""
+    messages = []
+    for event in events:
+        kind = event.get("event")
+        text = event.get("text")
+        if kind not in ("user", "bot") or not text:
+            continue
+        messages.append(
+            {
+                "role": "customer" if kind == "user" else "bot",
+                "text": text,
+                "timestamp": _iso(event.get("timestamp")),
+            }
+        )
+    return messages[-limit:]
+
+
+def whatsapp_metadata(tracker: Tracker) -> Dict[str, Any]:
+    """The connector's metadata of the newest user message that has it (see actions/CONTRACT.md)."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            metadata = (event.get("metadata") or {}).get("whatsapp")
+            if isinstance(metadata, dict):
+                return metadata
+    return {}
+
+
+def customer(tracker: Tracker) -> Dict[str, Any]:
+    metadata = whatsapp_metadata(tracker)
+    return {
+        "whatsapp_id": metadata.get("wa_id") or tracker.sender_id,
+        "name": metadata.get("profile_name"),
+        "phone_number_id": metadata.get("phone_number_id"),
+    }
+
+
+def order_numbers(tracker: Tracker) -> List[str]:
+    """Every order number the customer mentioned, in order, without repeats."""
+    found: List[str] = []
+    candidates = []
+    for event in tracker.events:
+        if event.get("event") == "user":
+            for entity in (event.get("parse_data") or {}).get("entities") or []:
+                if entity.get("entity") == "order_number":
+                    candidates.append(entity.get("value"))
+        elif event.get("event") == "slot" and event.get("name") == "order_number":
+            candidates.append(event.get("value"))
+    for value in candidates:
+        number = normalize_order_number(value)
+        if number and number not in found:
+            found.append(number)
+    return found
+
+
+def latest_user_text(tracker: Tracker) -> str:
+    return (tracker.latest_message or {}).get("text") or ""
+
+
+def latest_intent(tracker: Tracker) -> Optional[str]:
+    return ((tracker.latest_message or {}).get("intent") or {}).get("name")
+
+
+def latest_user_timestamp(tracker: Tracker) -> Optional[float]:
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return event.get("timestamp")
+    return None

@@ -1,0 +1,145 @@
+"""escalation.yml, read once per process and checked, so a typo fails at start-up with a clear message."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from components.phrases import PhraseList
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SETTINGS_ENV = "ESCALATION_SETTINGS"
+
+REASONS = ("low_confidence", "customer_request", "topic", "unresolved_turns")
+PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TopicRoute:
+    intent: str
+    topic: str
+    tags: List[str]
+    priority: str
+
+
+@dataclass(frozen=True)
+class EscalationSettings:
+    source: Path
+    human_request_intent: str
+    topics: Dict[str, TopicRoute]
+    urgent_markers: PhraseList
+    turn_limit: int
+    resolution_intents: List[str]
+    kb_path: Path
+    kb_model: str
+    kb_answer_threshold: float
+    kb_cite_links: bool
+    inbox_timeout_seconds: float
+    inbox_attempts: int
+    default_eta_text: str
+    messages: Dict[str, Any]
+
+    def intro(self, reason: str, topic: Optional[str]) -> str:
+        intro = self.messages["intro"][reason]
+        if isinstance(intro, dict):
+            return str(intro.get(topic) or next(iter(intro.values())))
+        return str(intro)
+
+
+def _require(mapping: Dict[str, Any], key: str, where: str) -> Any:
+    if not isinstance(mapping, dict) or key not in mapping:
+        raise SettingsError(f"{where}: missing `{key}`")
+    return mapping[key]
+
+
+def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings:
+    name = str(source)
+    human = _require(document, "human_request", name)
+    topics_section = dict(_require(document, "topics", name))
+    markers = topics_section.pop("urgent_markers", []) or []
+    topics = {}
+    for intent, route in topics_section.items():
+        where = f"{name}: topics.{intent}"
+        priority = route.get("priority", "normal")
+        if priority not in PRIORITIES:
+            raise SettingsError(f"{where}: priority must be one of {', '.join(PRIORITIES)}, got {priority!r}")
+        topics[intent] = TopicRoute(
+            intent=intent,
+            topic=str(_require(route, "topic", where)),
+            tags=[str(t).lower() for t in route.get("tags") or []],
+            priority=priority,
+        )
+    turns = _require(document, "unresolved_turns", name)
+    limit = _require(turns, "limit", f"{name}: unresolved_turns")
+    if not isinstance(limit, int) or limit < 1:
+        raise SettingsError(f"{name}: unresolved_turns.limit must be a whole number >= 1, got {limit!r}")
+    kb = _require(document, "knowledge_base", name)
+    threshold = float(_require(kb, "answer_threshold", f"{name}: knowledge_base"))
+    if not 0.0 <= threshold <= 1.0:
+        raise SettingsError(f"{name}: knowledge_base.answer_threshold must be between 0 and 1")
+    inbox = document.get("inbox") or {}
+    messages = _require(document, "messages", name)
+    for key in ("assigned", "queued", "inbox_unreachable"):
+        _require(messages, key, f"{name}: messages")
+    intro = _require(messages, "intro", f"{name}: messages")
+    for reason in REASONS:
+        _require(intro, reason, f"{name}: messages.intro")
+    for route in topics.values():
+        if route.topic not in (intro["topic"] if isinstance(intro["topic"], dict) else {}):
+            raise SettingsError(f"{name}: messages.intro.topic has no text for topic '{route.topic}'")
+    kb_path = Path(str(_require(kb, "path", f"{name}: knowledge_base")))
+    return EscalationSettings(
+        source=source,
+        human_request_intent=str(human.get("intent", "request_human")),
+        topics=topics,
+        urgent_markers=PhraseList(markers),
+        turn_limit=limit,
+        resolution_intents=[str(i) for i in turns.get("resolution_intents") or []],
+        kb_path=kb_path if kb_path.is_absolute() else source.parent / kb_path,
+        kb_model=str(kb.get("model", "all-MiniLM-L6-v2")),
+        kb_answer_threshold=threshold,
+        kb_cite_links=bool(kb.get("cite_links", True)),
+        inbox_timeout_seconds=float(inbox.get("timeout_seconds", 2.0)),
+        inbox_attempts=int(inbox.get("attempts", 2)),
+        default_eta_text=str(inbox.get("default_eta_text", "soon")),
+        messages=messages,
+    )
+
+
+def load_settings(path: Optional[Path] = None) -> EscalationSettings:
+    path = Path(path or os.environ.get(SETTINGS_ENV) or PROJECT_ROOT / "escalation.yml")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise SettingsError(f"escalation settings not found: {path} (set {SETTINGS_ENV})") from error
+    except yaml.YAMLError as error:
+        raise SettingsError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(document, dict):
+        raise SettingsError(f"{path}: expected a mapping")
+    return parse_settings(document, path)
+
+
+@lru_cache(maxsize=1)
+def settings() -> EscalationSettings:
+    """The process-wide settings (read on first use)."""
+    return load_settings()
+
+
+@lru_cache(maxsize=1)
+def action_messages() -> Dict[str, Any]:
+    """messages.yml: texts that custom actions send."""
+    path = Path(os.environ.get("ACTION_MESSAGES") or PROJECT_ROOT / "messages.yml")
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        document["order_status_form"]["ask_order_number"]
+    except (TypeError, KeyError) as error:
+        raise SettingsError(f"{path}: missing order_status_form.ask_order_number") from error
+    return document
