@@ -1,0 +1,1 @@
+"""WhatsApp Cloud API channel for the Rasa assistant (see connectors/README.md)."""

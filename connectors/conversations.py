@@ -1,0 +1,84 @@
+"""How the connector hands messages to Rasa, inside the Rasa server process.
+
+Text and button replies go through Rasa's own `on_new_message` callback (NLU, policies,
+actions, lock store: the same path as every other channel).
+
+Messages the bot cannot read (image, audio, ...) are written straight into the tracker with
+the agent's processor - a `user` event and, unless a human has the conversation, the polite
+`bot` reply - without predicting anything. This is what Rasa's HTTP API
+`POST /conversations/<id>/tracker/events` does internally (same lock, same session handling,
+same tracker store and event broker), minus an HTTP round trip to ourselves and the need
+for the connector to hold `RASA_TOKEN`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable, Protocol
+
+from rasa.core.channels.channel import OutputChannel, UserMessage
+
+from connectors.inbound import InboundMessage
+
+logger = logging.getLogger(__name__)
+
+UNREADABLE_MESSAGE_REPLY = (
+    "Thanks! I can only read text for now — could you type your question? "
+    "If it's about something in what you sent, our team can see it when they join."
+)
+
+
+class Conversations(Protocol):
+    def is_ready(self) -> bool:
+        """True when messages can be handled (e.g. a model is loaded)."""
+
+    async def deliver(self, message: UserMessage) -> None:
+        """Let the bot handle a user message (it replies through the message's output channel)."""
+
+    async def record_unreadable(self, message: InboundMessage, output_channel: OutputChannel) -> bool:
+        """Record a message the bot cannot read; send the polite reply unless a human has
+        the conversation. Returns whether the reply was sent."""
+
+
+class RasaConversations:
+    def __init__(self, app: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        self._app = app
+        self._on_new_message = on_new_message
+
+    def _agent(self) -> Any:
+        return getattr(self._app.ctx, "agent", None)
+
+    def is_ready(self) -> bool:
+        agent = self._agent()
+        # Agent.handle_message silently drops messages when no model is loaded.
+        return agent is not None and agent.is_ready()
+
+    async def deliver(self, message: UserMessage) -> None:
+        await self._on_new_message(message)
+
+    async def record_unreadable(self, message: InboundMessage, output_channel: OutputChannel) -> bool:
+        from rasa.shared.core.events import BotUttered, UserUttered
+
+        agent = self._agent()
+        metadata = message.rasa_metadata()
+        async with agent.lock_store.lock(message.wa_id):
+            processor = agent.processor
+            # Same session handling as a text message would get (runs action_session_start
+            # for a new or expired session, which re-pauses a handed-off conversation).
+            tracker = await processor.fetch_tracker_and_update_session(message.wa_id, output_channel, metadata)
+            paused = tracker.is_paused()
+            tracker.update(
+                UserUttered(
+                    text=message.text,
+                    input_channel=output_channel.name(),
+                    message_id=message.message_id,
+                    metadata=metadata,
+                )
+            )
+            if not paused:
+                await output_channel.send_text_message(message.wa_id, UNREADABLE_MESSAGE_REPLY)
+                tracker.update(
+                    BotUttered(UNREADABLE_MESSAGE_REPLY, metadata={"whatsapp_auto_reply": "unreadable_message"})
+                )
+            await processor.save_tracker(tracker)
+        return not paused

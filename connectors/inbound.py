@@ -1,0 +1,440 @@
+"""Parsing of Meta's webhook payloads into the connector's own inbound types.
+
+Every entry and every change is read. A payload that is not a WhatsApp webhook at all raises
+`PayloadError` (the caller keeps it as a dead letter); a single unreadable message or status
+inside an otherwise good payload becomes a `Rejected` item so its neighbours still go through.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional, Type, TypeVar
+
+from pydantic import BaseModel, Extra, Field, ValidationError
+
+WHATSAPP_OBJECT = "whatsapp_business_account"
+MESSAGES_FIELD = "messages"
+
+UNREADABLE_TYPES = frozenset({"image", "audio", "video", "document", "sticker", "location", "contacts"})
+MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
+
+_LEADING_SLASHES = re.compile(r"^[\s/]+")
+
+
+class PayloadError(ValueError):
+    """The request body is not a WhatsApp webhook payload we can read."""
+
+
+class InboundAction(str, enum.Enum):
+    CONVERSE = "converse"  # handed to Rasa as a user message
+    UNREADABLE = "unreadable"  # media etc.: polite reply + kept for the agents
+    IGNORE = "ignore"  # reactions, unknown types: kept and logged only
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    message_id: str
+    wa_id: str
+    profile_name: Optional[str]
+    phone_number_id: str
+    timestamp: str
+    type: str
+    action: InboundAction
+    # CONVERSE: the text Rasa parses. UNREADABLE: the text recorded in the tracker.
+    text: Optional[str] = None
+    # Type-specific facts (media id, mime type, caption, reply title, ...) for the metadata.
+    details: Dict[str, Any] = field(default_factory=dict)
+
+    def rasa_metadata(self) -> Dict[str, Any]:
+        whatsapp: Dict[str, Any] = {
+            "wa_id": self.wa_id,
+            "profile_name": self.profile_name,
+            "phone_number_id": self.phone_number_id,
+            "message_id": self.message_id,
+            "type": self.type,
+            "timestamp": self.timestamp,
+        }
+        whatsapp.update(self.details)
+        return {"whatsapp": whatsapp}
+
+    def to_record(self) -> Dict[str, Any]:
+        record = asdict(self)
+        record["action"] = self.action.value
+        return record
+
+    @classmethod
+    def from_record(cls, record: Dict[str, Any]) -> "InboundMessage":
+        values = dict(record)
+        values["action"] = InboundAction(values["action"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    message_id: str
+    status: str
+    timestamp: str
+    recipient_id: str
+    errors: List[Dict[str, Any]]
+    raw: Dict[str, Any]  # Meta's status object as received (forwarded to the inbox as is)
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    message: InboundMessage
+    raw: Dict[str, Any]  # the message object as Meta sent it (kept in the store)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: str
+    fragment: Any
+
+
+@dataclass
+class ParsedWebhook:
+    messages: List[ReceivedMessage] = field(default_factory=list)
+    statuses: List[StatusUpdate] = field(default_factory=list)
+    rejected: List[Rejected] = field(default_factory=list)
+    # Errors Meta reports about the webhook itself (`value.errors`), and changes of fields
+    # this connector does not subscribe to: logged and kept, never processed.
+    meta_errors: List[Dict[str, Any]] = field(default_factory=list)
+    skipped_changes: List[Dict[str, Any]] = field(default_factory=list)
+
+
+# --- Meta's payload shapes -------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    class Config:
+        extra = Extra.ignore  # Meta adds fields over time
+        allow_mutation = False
+
+
+class _Entry(_Model):
+    id: str
+    changes: List[Dict[str, Any]]
+
+
+class _Envelope(_Model):
+    object: str
+    entry: List[_Entry]
+
+
+class _Change(_Model):
+    field: str
+    value: Dict[str, Any]
+
+
+class _Profile(_Model):
+    name: Optional[str] = None
+
+
+class _Contact(_Model):
+    wa_id: Optional[str] = None
+    profile: Optional[_Profile] = None
+
+
+class _PhoneMetadata(_Model):
+    phone_number_id: str
+    display_phone_number: Optional[str] = None
+
+
+class _MessagesValue(_Model):
+    metadata: _PhoneMetadata
+    contacts: List[_Contact] = []
+    messages: List[Any] = []
+    statuses: List[Any] = []
+    errors: List[Dict[str, Any]] = []
+
+
+class _MessageHead(_Model):
+    id: str = Field(min_length=1)
+    sender: str = Field(alias="from", min_length=1)
+    timestamp: str
+    type: str
+
+
+class _TextBody(_Model):
+    body: str
+
+
+class _TextMessage(_Model):
+    text: _TextBody
+
+
+class _ChoiceReply(_Model):
+    id: str
+    title: str
+    description: Optional[str] = None
+
+
+class _Interactive(_Model):
+    type: str
+    button_reply: Optional[_ChoiceReply] = None
+    list_reply: Optional[_ChoiceReply] = None
+
+
+class _InteractiveMessage(_Model):
+    interactive: _Interactive
+
+
+class _TemplateButton(_Model):
+    text: str
+    payload: Optional[str] = None
+
+
+class _TemplateButtonMessage(_Model):
+    button: _TemplateButton
+
+
+class _Media(_Model):
+    id: str
+    mime_type: Optional[str] = None
+    sha256: Optional[str] = None
+    caption: Optional[str] = None
+    filename: Optional[str] = None
+
+
+class _Location(_Model):
+    latitude: float
+    longitude: float
+    name: Optional[str] = None
+    address: Optional[str] = None
+    url: Optional[str] = None
+
+
+class _ContactName(_Model):
+    formatted_name: Optional[str] = None
+
+
+class _ContactPhone(_Model):
+    phone: Optional[str] = None
+    wa_id: Optional[str] = None
+
+
+class _SharedContact(_Model):
+    name: Optional[_ContactName] = None
+    phones: List[_ContactPhone] = []
+
+
+class _ContactsMessage(_Model):
+    contacts: List[_SharedContact]
+
+
+class _Reaction(_Model):
+    message_id: str
+    emoji: Optional[str] = None
+
+
+class _ReactionMessage(_Model):
+    reaction: _Reaction
+
+
+class _Status(_Model):
+    id: str = Field(min_length=1)
+    status: str
+    timestamp: str
+    recipient_id: str
+    errors: List[Dict[str, Any]] = []
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _model(model: Type[_M], data: Any) -> _M:
+    if not isinstance(data, dict):
+        raise PayloadError(f"expected a JSON object, got {type(data).__name__}")
+    return model.parse_obj(data)
+
+
+# --- Parsing ---------------------------------------------------------------------------
+
+
+def decode_body(body: bytes) -> Dict[str, Any]:
+    """Raw request body -> JSON object, or PayloadError saying what is wrong with it."""
+    if not body or not body.strip():
+        raise PayloadError("empty body")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise PayloadError(f"body is not UTF-8: {error}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PayloadError(f"body is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise PayloadError(f"body is JSON {type(document).__name__}, not an object")
+    return document
+
+
+def parse_webhook(body: bytes) -> ParsedWebhook:
+    document = decode_body(body)
+    try:
+        envelope = _Envelope.parse_obj(document)
+    except ValidationError as error:
+        raise PayloadError(f"not a webhook envelope: {_short(error)}") from None
+    if envelope.object != WHATSAPP_OBJECT:
+        raise PayloadError(f"object is {envelope.object!r}, expected {WHATSAPP_OBJECT!r}")
+
+    parsed = ParsedWebhook()
+    for entry in envelope.entry:
+        for raw_change in entry.changes:
+            _parse_change(raw_change, parsed)
+    return parsed
+
+
+def _parse_change(raw_change: Any, parsed: ParsedWebhook) -> None:
+    try:
+        change = _model(_Change, raw_change)
+    except (ValidationError, PayloadError) as error:
+        parsed.rejected.append(Rejected(f"unreadable change: {_short(error)}", raw_change))
+        return
+    if change.field != MESSAGES_FIELD:
+        parsed.skipped_changes.append({"field": change.field, "value": change.value})
+        return
+    try:
+        value = _MessagesValue.parse_obj(change.value)
+    except ValidationError as error:
+        parsed.rejected.append(Rejected(f"unreadable messages change: {_short(error)}", raw_change))
+        return
+
+    parsed.meta_errors.extend(value.errors)
+    names = {contact.wa_id: (contact.profile.name if contact.profile else None) for contact in value.contacts}
+    phone_number_id = value.metadata.phone_number_id
+    for raw_message in value.messages:
+        try:
+            message = _parse_message(raw_message, names, phone_number_id)
+            parsed.messages.append(ReceivedMessage(message=message, raw=raw_message))
+        except (ValidationError, PayloadError) as error:
+            parsed.rejected.append(Rejected(f"unreadable message: {_short(error)}", raw_message))
+    for raw_status in value.statuses:
+        try:
+            status = _model(_Status, raw_status)
+        except (ValidationError, PayloadError) as error:
+            parsed.rejected.append(Rejected(f"unreadable status: {_short(error)}", raw_status))
+            continue
+        parsed.statuses.append(
+            StatusUpdate(
+                message_id=status.id,
+                status=status.status,
+                timestamp=status.timestamp,
+                recipient_id=status.recipient_id,
+                errors=list(status.errors),
+                raw=raw_status,
+            )
+        )
+
+
+def _parse_message(raw: Any, names: Dict[Optional[str], Optional[str]], phone_number_id: str) -> InboundMessage:
+    head = _model(_MessageHead, raw)
+    profile_name = names.get(head.sender)
+    if profile_name is None and len(names) == 1:
+        profile_name = next(iter(names.values()))
+    common = dict(
+        message_id=head.id,
+        wa_id=head.sender,
+        profile_name=profile_name,
+        phone_number_id=phone_number_id,
+        timestamp=head.timestamp,
+        type=head.type,
+    )
+
+    if head.type == "text":
+        body = _model(_TextMessage, raw).text.body
+        return InboundMessage(**common, action=InboundAction.CONVERSE, text=neutralise_intent_prefix(body))
+
+    if head.type == "interactive":
+        interactive = _model(_InteractiveMessage, raw).interactive
+        choice = interactive.button_reply or interactive.list_reply
+        if choice is None:  # e.g. a WhatsApp Flow reply (`nfm_reply`): not handled by this bot
+            return InboundMessage(**common, action=InboundAction.IGNORE, details={"interactive_type": interactive.type})
+        # A reply's id is the payload our bot put on the button: intents pass as is.
+        return InboundMessage(
+            **common,
+            action=InboundAction.CONVERSE,
+            text=choice.id,
+            details={"reply": {"id": choice.id, "title": choice.title}},
+        )
+
+    if head.type == "button":  # quick-reply button of a template message
+        button = _model(_TemplateButtonMessage, raw).button
+        payload = button.payload or neutralise_intent_prefix(button.text)
+        return InboundMessage(
+            **common,
+            action=InboundAction.CONVERSE,
+            text=payload,
+            details={"reply": {"id": button.payload, "title": button.text}},
+        )
+
+    if head.type in MEDIA_TYPES:
+        if not isinstance(raw.get(head.type), dict):
+            raise PayloadError(f"{head.type} message without a {head.type!r} object")
+        media = _model(_Media, raw[head.type])
+        details = {"media": {k: v for k, v in media.dict().items() if v is not None}}
+        label = " ".join(part for part in (f"[{head.type}]", media.filename, media.caption) if part)
+        return InboundMessage(**common, action=InboundAction.UNREADABLE, text=label, details=details)
+
+    if head.type == "location":
+        if not isinstance(raw.get("location"), dict):
+            raise PayloadError("location message without a 'location' object")
+        location = _model(_Location, raw["location"])
+        place = ", ".join(part for part in (location.name, location.address) if part)
+        label = f"[location] {place} ({location.latitude}, {location.longitude})".replace("  ", " ")
+        details = {"location": {k: v for k, v in location.dict().items() if v is not None}}
+        return InboundMessage(**common, action=InboundAction.UNREADABLE, text=label, details=details)
+
+    if head.type == "contacts":
+        shared = _model(_ContactsMessage, raw).contacts
+        people = [
+            {
+                "name": contact.name.formatted_name if contact.name else None,
+                "phones": [phone.phone for phone in contact.phones if phone.phone],
+            }
+            for contact in shared
+        ]
+        names_text = ", ".join(person["name"] or "?" for person in people)
+        return InboundMessage(
+            **common,
+            action=InboundAction.UNREADABLE,
+            text=f"[contacts] {names_text}".strip(),
+            details={"contacts": people},
+        )
+
+    if head.type == "reaction":
+        reaction = _model(_ReactionMessage, raw).reaction
+        return InboundMessage(
+            **common,
+            action=InboundAction.IGNORE,
+            details={"reaction": {"message_id": reaction.message_id, "emoji": reaction.emoji}},
+        )
+
+    # unknown / unsupported / system / order / new types Meta adds later
+    details: Dict[str, Any] = {}
+    if isinstance(raw.get("errors"), list):
+        details["errors"] = raw["errors"]
+    return InboundMessage(**common, action=InboundAction.IGNORE, details=details)
+
+
+def neutralise_intent_prefix(text: str) -> str:
+    """Customer free text must never be read by Rasa as an `/intent{...}` payload.
+
+    Rasa treats text starting with "/" (after whitespace) as an intent, so "/restart" would
+    un-pause a handed-off conversation. Leading slashes and the spaces around them are
+    dropped: "/restart" and "/ restart" reach NLU as "restart". Text made only of slashes
+    names no intent, so it passes unchanged.
+    """
+    return _LEADING_SLASHES.sub("", text) or text
+
+
+def _short(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        parts = []
+        for item in error.errors()[:3]:
+            location = ".".join(str(part) for part in item.get("loc", ()))
+            parts.append(f"{location}: {item.get('msg')}")
+        return "; ".join(parts)
+    return str(error)

@@ -1,0 +1,103 @@
+"""The connector's running parts inside one Rasa server process, wired together."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from connectors.conversations import Conversations
+from connectors.graph_api import GraphApiClient
+from connectors.inbound import InboundAction, ParsedWebhook, Rejected
+from connectors.output import CHANNEL_NAME, MessageSender, WhatsAppOutput
+from connectors.processing import InboundDispatcher
+from connectors.settings import WhatsAppSettings
+from connectors.status_forwarding import StatusForwarder
+from connectors.store import PersistOutcome, WhatsAppStore
+
+logger = logging.getLogger(__name__)
+
+
+class WhatsAppService:
+    def __init__(self, settings: WhatsAppSettings) -> None:
+        self.settings = settings
+        self.store = WhatsAppStore(settings.store_url)
+        self.client = GraphApiClient(settings)
+        self.sender = MessageSender(self.client, self.store)
+        self.dispatcher: Optional[InboundDispatcher] = None
+        self.forwarder: Optional[StatusForwarder] = None
+
+    def prepare(self) -> None:
+        """Before the server accepts requests: the store must be ready to persist."""
+        self.store.create_schema()
+
+    def start(self, conversations: Conversations) -> None:
+        """Once the server runs (and Rasa has loaded its model): start the workers."""
+        self.dispatcher = InboundDispatcher(
+            self.store,
+            conversations,
+            self.output_channel,
+            input_channel_name=CHANNEL_NAME,
+            claim_ttl_seconds=self.settings.claim_ttl_seconds,
+            sweep_interval_seconds=self.settings.sweep_interval_seconds,
+        )
+        self.dispatcher.start()
+        if self.settings.inbox_url and self.settings.inbox_bot_token:
+            self.forwarder = StatusForwarder(self.store, self.settings.inbox_url, self.settings.inbox_bot_token)
+            self.forwarder.start()
+        else:
+            logger.info("INBOX_URL is not set: WhatsApp statuses are recorded but not forwarded")
+        logger.info("WhatsApp connector running (worker %s)", self.dispatcher.owner)
+
+    async def stop(self) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+        if self.forwarder is not None:
+            await self.forwarder.stop()
+        await self.client.close()
+        self.store.close()
+
+    def output_channel(self) -> WhatsAppOutput:
+        return WhatsAppOutput(self.sender)
+
+    async def accept(self, parsed: ParsedWebhook) -> PersistOutcome:
+        """Persist a webhook's contents (raises if the store is unavailable), then hand off."""
+        rejected = list(parsed.rejected)
+        for meta_error in parsed.meta_errors:
+            logger.error(
+                "Meta reported a webhook error: code %s (%s) %s",
+                meta_error.get("code"), meta_error.get("title"), meta_error.get("message") or "",
+            )
+            rejected.append(Rejected("error reported by Meta", meta_error))
+        outcome = await self.store.run(
+            self.store.persist_webhook,
+            parsed.messages,
+            parsed.statuses,
+            rejected,
+            forward_statuses=bool(self.settings.inbox_url),
+        )
+        for item in parsed.rejected:
+            logger.error("Kept unreadable part of a WhatsApp webhook as a dead letter: %s", item.reason)
+        for change in parsed.skipped_changes:
+            logger.info("Ignored WhatsApp webhook change for field %r", change.get("field"))
+        for status in parsed.statuses:
+            if status.status == "failed":
+                for error in status.errors or [{}]:
+                    logger.error(
+                        "WhatsApp message %s to %s failed: code %s (%s) %s",
+                        status.message_id, status.recipient_id, error.get("code"), error.get("title"),
+                        (error.get("error_data") or {}).get("details", "") if isinstance(error.get("error_data"), dict) else "",
+                    )
+        for message in outcome.new_messages:
+            if message.action is InboundAction.IGNORE:
+                logger.info(
+                    "WhatsApp %s message %s from %s kept but not answered%s",
+                    message.type, message.message_id, message.wa_id,
+                    f" ({message.details})" if message.details else "",
+                )
+            elif self.dispatcher is not None:
+                self.dispatcher.wake(message.wa_id)
+        if outcome.duplicates:
+            logger.info("Ignored %d duplicate WhatsApp message delivery(ies)", outcome.duplicates)
+        if outcome.new_statuses and self.forwarder is not None:
+            self.forwarder.wake()
+        return outcome

@@ -1,0 +1,107 @@
+"""Connector settings, read from the environment only (secrets never live in the repo)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+from rasa.shared.exceptions import RasaException
+
+DEFAULT_API_BASE_URL = "https://graph.facebook.com/v21.0"
+DEFAULT_STORE_URL = "sqlite:///var/whatsapp.db"
+
+REQUIRED_VARIABLES = (
+    "WHATSAPP_VERIFY_TOKEN",
+    "WHATSAPP_APP_SECRET",
+    "WHATSAPP_ACCESS_TOKEN",
+    "WHATSAPP_PHONE_NUMBER_ID",
+)
+
+
+# RasaException: `rasa run` prints these as one clear line and exits instead of a traceback.
+class MissingSettingError(RasaException):
+    """A required environment variable is unset or empty."""
+
+
+class InvalidSettingError(RasaException):
+    """An environment variable is set to a value the connector cannot use."""
+
+
+@dataclass(frozen=True)
+class WhatsAppSettings:
+    verify_token: str
+    app_secret: str
+    access_token: str
+    phone_number_id: str
+    api_base_url: str = DEFAULT_API_BASE_URL
+    store_url: str = DEFAULT_STORE_URL
+    inbox_url: Optional[str] = None
+    inbox_bot_token: Optional[str] = None
+    # Outbound sends: attempts in total and the first back-off (doubles each retry).
+    send_attempts: int = 5
+    send_backoff_seconds: float = 0.5
+    send_timeout_seconds: float = 15.0
+    # A message claimed by a process that stopped renewing its claim this long ago
+    # is taken over by another process (or by the same service after a restart).
+    claim_ttl_seconds: float = 15.0
+    # How often each process looks for persisted messages nobody is working on.
+    sweep_interval_seconds: float = 2.0
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "WhatsAppSettings":
+        env = os.environ if environ is None else environ
+        missing = [name for name in REQUIRED_VARIABLES if not env.get(name, "").strip()]
+        if missing:
+            raise MissingSettingError(
+                "The WhatsApp connector needs these environment variables: "
+                + ", ".join(missing)
+            )
+        inbox_url = env.get("INBOX_URL", "").strip() or None
+        inbox_bot_token = env.get("INBOX_BOT_TOKEN", "").strip() or None
+        if inbox_url and not inbox_bot_token:
+            raise MissingSettingError(
+                "INBOX_BOT_TOKEN must be set when INBOX_URL is set "
+                "(the connector forwards WhatsApp statuses to the inbox)"
+            )
+        return cls(
+            verify_token=env["WHATSAPP_VERIFY_TOKEN"].strip(),
+            app_secret=env["WHATSAPP_APP_SECRET"].strip(),
+            access_token=env["WHATSAPP_ACCESS_TOKEN"].strip(),
+            phone_number_id=env["WHATSAPP_PHONE_NUMBER_ID"].strip(),
+            api_base_url=(env.get("WHATSAPP_API_BASE_URL", "").strip() or DEFAULT_API_BASE_URL).rstrip("/"),
+            store_url=env.get("WHATSAPP_STORE_URL", "").strip() or DEFAULT_STORE_URL,
+            inbox_url=inbox_url.rstrip("/") if inbox_url else None,
+            inbox_bot_token=inbox_bot_token,
+            send_attempts=_positive_int(env, "WHATSAPP_SEND_ATTEMPTS", 5),
+            send_backoff_seconds=_positive_float(env, "WHATSAPP_SEND_BACKOFF_SECONDS", 0.5),
+            send_timeout_seconds=_positive_float(env, "WHATSAPP_SEND_TIMEOUT_SECONDS", 15.0),
+            claim_ttl_seconds=_positive_float(env, "WHATSAPP_CLAIM_TTL_SECONDS", 15.0),
+            sweep_interval_seconds=_positive_float(env, "WHATSAPP_SWEEP_INTERVAL_SECONDS", 2.0),
+        )
+
+    @property
+    def messages_url(self) -> str:
+        return f"{self.api_base_url}/{self.phone_number_id}/messages"
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidSettingError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise InvalidSettingError(f"{name} must be greater than 0, got {raw!r}")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidSettingError(f"{name} must be a whole number of at least 1, got {raw!r}")
+    return int(raw)

@@ -1,0 +1,104 @@
+"""Forwarding of WhatsApp delivery statuses to the inbox (`inbox/API.md`, section 2).
+
+Statuses are already in the store when the webhook is acknowledged; this task posts them to
+`POST $INBOX_URL/api/v1/whatsapp/statuses` in batches, and when the inbox is down or answers
+an error it tries again later with growing pauses (up to 5 minutes), for as long as it
+takes. Delivery is at least once: the inbox may see a status twice after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import List, Optional
+
+import aiohttp
+
+from connectors.store import StatusToForward, WhatsAppStore
+
+logger = logging.getLogger(__name__)
+
+STATUSES_PATH = "/api/v1/whatsapp/statuses"
+BATCH_SIZE = 100
+MAX_RETRY_PAUSE_SECONDS = 300.0
+REQUEST_TIMEOUT_SECONDS = 5.0
+IDLE_CHECK_SECONDS = 30.0
+
+
+class StatusForwarder:
+    def __init__(self, store: WhatsAppStore, inbox_url: str, bot_token: str) -> None:
+        self._store = store
+        self._url = inbox_url.rstrip("/") + STATUSES_PATH
+        self._token = bot_token
+        self._wakeup = asyncio.Event()
+        self._task: Optional[asyncio.Task] = None
+        self._session: Optional[aiohttp.ClientSession] = None
+        self._not_before = 0.0  # after a failure, new statuses wait for the retry time too
+
+    def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
+            headers={"Authorization": f"Bearer {self._token}"},
+        )
+        self._task = asyncio.create_task(self._run(), name="whatsapp-status-forwarder")
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                pause = await self.forward_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Forwarding WhatsApp statuses to the inbox failed")
+                pause = 5.0
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=pause)
+            except asyncio.TimeoutError:
+                pass
+
+    async def forward_due(self) -> float:
+        """Forward what is due; returns how long to wait before looking again."""
+        wait = self._not_before - time.time()
+        if wait > 0:
+            return wait
+        while True:
+            batch = await self._store.run(self._store.statuses_due, BATCH_SIZE)
+            if not batch:
+                break
+            if not await self._post(batch):
+                pause = min(MAX_RETRY_PAUSE_SECONDS, 2.0 ** max(status.attempts for status in batch))
+                self._not_before = time.time() + pause
+                await self._store.run(self._store.postpone_forwarding, [s.id for s in batch], pause)
+                return pause
+            await self._store.run(self._store.mark_forwarded, [s.id for s in batch])
+        next_time = await self._store.run(self._store.next_forward_time)
+        return IDLE_CHECK_SECONDS if next_time is None else max(0.05, min(IDLE_CHECK_SECONDS, next_time - time.time()))
+
+    async def _post(self, batch: List[StatusToForward]) -> bool:
+        assert self._session is not None
+        try:
+            async with self._session.post(self._url, json={"statuses": [s.raw for s in batch]}) as response:
+                if response.status < 300:
+                    return True
+                detail = (await response.text(errors="replace"))[:300]
+                log = logger.error if response.status in (401, 403, 404, 422) else logger.warning
+                log(
+                    "Inbox refused %d WhatsApp status(es): HTTP %s %s; will retry later",
+                    len(batch), response.status, detail,
+                )
+                return False
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            logger.warning("Inbox unreachable for %d WhatsApp status(es) (%r); will retry later", len(batch), error)
+            return False

@@ -1,0 +1,507 @@
+"""Durable store of the WhatsApp connector (SQLite by default, PostgreSQL in production).
+
+What it keeps:
+- every inbound message, persisted before the webhook is acknowledged, with its processing
+  state (`pending` -> `processing` -> `done` | `failed`; `ignored` for reactions and unknown
+  types). The message id is unique, which is what makes duplicate deliveries harmless.
+- every delivery status, with its forwarding state towards the inbox (an outbox).
+- dead letters: payloads or parts of payloads that could not be read.
+- the outbound log: what was sent to whom, Meta's message id, and how the send ended.
+- reply options: button payloads too long for WhatsApp's id field, stored under a short key.
+
+Claiming rule (ordering and multi-process safety): a process may only claim the *oldest*
+unfinished message of a customer, with a compare-and-set on its state, and holds it under a
+lease it keeps renewing. Two processes therefore never work on the same customer at once,
+and a customer's messages are handled one after the other in arrival order. When a process
+dies, its lease runs out and any process (or its own restart) takes the message over.
+
+The methods are synchronous (SQLAlchemy 1.4 Core); async callers go through `run()`, which
+uses a small thread pool so the event loop never waits on the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, TypeVar
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.pool import QueuePool
+
+from connectors.inbound import InboundAction, InboundMessage, ReceivedMessage, Rejected, StatusUpdate
+
+logger = logging.getLogger(__name__)
+
+PENDING = "pending"
+PROCESSING = "processing"
+DONE = "done"
+FAILED = "failed"
+IGNORED = "ignored"
+
+FORWARD_PENDING = "pending"
+FORWARD_DONE = "forwarded"
+FORWARD_SKIPPED = "skipped"  # no inbox configured
+
+REPLY_OPTION_PREFIX = "opt:"
+
+metadata = MetaData()
+
+inbound_messages = Table(
+    "wa_inbound_messages",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(255), nullable=False, unique=True),
+    Column("wa_id", String(64), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("record", Text, nullable=False),  # InboundMessage.to_record() as JSON
+    Column("raw", Text, nullable=False),  # the message object as Meta sent it
+    Column("received_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_by", String(128)),
+    Column("lease_until", Float),
+    Column("finished_at", Float),
+    Column("last_error", Text),
+    Index("ix_wa_inbound_customer_queue", "wa_id", "state", "seq"),
+    Index("ix_wa_inbound_state", "state"),
+)
+
+statuses = Table(
+    "wa_statuses",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(255), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("recipient_id", String(64), nullable=False),
+    Column("timestamp", String(32), nullable=False),
+    Column("errors", Text, nullable=False),  # JSON list
+    Column("raw", Text, nullable=False),  # Meta's status object as received
+    Column("received_at", Float, nullable=False),
+    Column("forward_state", String(16), nullable=False),
+    Column("forward_attempts", Integer, nullable=False, default=0),
+    Column("next_forward_at", Float),
+    Column("forwarded_at", Float),
+    UniqueConstraint("message_id", "status", name="uq_wa_status_message_status"),
+    Index("ix_wa_status_forwarding", "forward_state", "next_forward_at"),
+)
+
+dead_letters = Table(
+    "wa_dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received_at", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+)
+
+outbound_messages = Table(
+    "wa_outbound_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("wamid", String(255), index=True),
+    Column("recipient_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("request", Text, nullable=False),
+    Column("state", String(16), nullable=False),  # sent | failed
+    Column("http_status", Integer),
+    Column("error_code", Integer),
+    Column("error_title", Text),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_status", String(32)),  # sent | delivered | read | failed, from status webhooks
+    Column("last_status_at", Float),
+)
+
+reply_options = Table(
+    "wa_reply_options",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    seq: int
+    message: InboundMessage
+    attempts: int
+
+
+@dataclass(frozen=True)
+class PersistOutcome:
+    new_messages: List[InboundMessage]  # messages stored for the first time
+    duplicates: int
+    new_statuses: int
+
+
+@dataclass(frozen=True)
+class StatusToForward:
+    id: int
+    raw: Dict[str, Any]
+    attempts: int
+
+
+_T = TypeVar("_T")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class WhatsAppStore:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL") -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.engine = self._create_engine(sqlite_synchronous)
+        # SQLite has one writer: one thread keeps this process from contending with itself.
+        self._executor = ThreadPoolExecutor(
+            max_workers=1 if self.is_sqlite else 4, thread_name_prefix="whatsapp-store"
+        )
+        self._insert = sqlite.insert if self.is_sqlite else postgresql.insert
+
+    def _create_engine(self, sqlite_synchronous: str) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(self.url, pool_pre_ping=True, future=True)
+        database = self.url.database
+        if database and database != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+        engine = create_engine(
+            self.url,
+            future=True,
+            poolclass=QueuePool,
+            pool_size=2,
+            connect_args={"check_same_thread": False, "timeout": 10},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy's "begin" event below open transactions (pysqlite's own
+            # implicit BEGIN would be a deferred one).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit survives power loss, not only a crash of this process.
+            cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(connection: Connection) -> None:
+            # Take the write lock up front: read-then-write claims never hit a stale snapshot.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    def create_schema(self) -> None:
+        metadata.create_all(self.engine, checkfirst=True)
+
+    async def run(self, method: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(method, *args, **kwargs))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.engine.dispose()
+
+    # --- webhook side ------------------------------------------------------------------
+
+    def persist_webhook(
+        self,
+        received: Sequence[ReceivedMessage],
+        status_updates: Sequence[StatusUpdate],
+        rejected: Sequence[Rejected],
+        forward_statuses: bool,
+    ) -> PersistOutcome:
+        """Store everything one webhook carried, in one transaction (before the 200)."""
+        now = time.time()
+        new_messages: List[InboundMessage] = []
+        new_statuses = 0
+        with self.engine.begin() as connection:
+            for item in received:
+                message = item.message
+                state = IGNORED if message.action is InboundAction.IGNORE else PENDING
+                statement = (
+                    self._insert(inbound_messages)
+                    .values(
+                        message_id=message.message_id,
+                        wa_id=message.wa_id,
+                        type=message.type,
+                        state=state,
+                        record=_dumps(message.to_record()),
+                        raw=_dumps(item.raw),
+                        received_at=now,
+                        attempts=0,
+                        finished_at=now if state == IGNORED else None,
+                    )
+                    .on_conflict_do_nothing(index_elements=["message_id"])
+                )
+                if connection.execute(statement).rowcount == 1:
+                    new_messages.append(message)
+            for status in status_updates:
+                statement = (
+                    self._insert(statuses)
+                    .values(
+                        message_id=status.message_id,
+                        status=status.status,
+                        recipient_id=status.recipient_id,
+                        timestamp=status.timestamp,
+                        errors=_dumps(status.errors),
+                        raw=_dumps(status.raw),
+                        received_at=now,
+                        forward_state=FORWARD_PENDING if forward_statuses else FORWARD_SKIPPED,
+                        forward_attempts=0,
+                        next_forward_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["message_id", "status"])
+                )
+                if connection.execute(statement).rowcount == 1:
+                    new_statuses += 1
+                    connection.execute(
+                        update(outbound_messages)
+                        .where(outbound_messages.c.wamid == status.message_id)
+                        .values(last_status=status.status, last_status_at=now)
+                    )
+            for item in rejected:
+                connection.execute(
+                    dead_letters.insert().values(
+                        received_at=now, reason=item.reason, body=_dumps(item.fragment).encode("utf-8")
+                    )
+                )
+        return PersistOutcome(
+            new_messages=new_messages,
+            duplicates=len(received) - len(new_messages),
+            new_statuses=new_statuses,
+        )
+
+    def add_dead_letter(self, reason: str, body: bytes) -> int:
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                dead_letters.insert().values(received_at=time.time(), reason=reason, body=body)
+            )
+            return int(result.inserted_primary_key[0])
+
+    # --- processing side ---------------------------------------------------------------
+
+    def claim_next(self, wa_id: str, owner: str, lease_seconds: float) -> Optional[ClaimedMessage]:
+        """Claim the customer's oldest unfinished message, if nobody else holds it."""
+        now = time.time()
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                select(
+                    inbound_messages.c.seq,
+                    inbound_messages.c.state,
+                    inbound_messages.c.claimed_by,
+                    inbound_messages.c.lease_until,
+                    inbound_messages.c.attempts,
+                    inbound_messages.c.record,
+                )
+                .where(
+                    inbound_messages.c.wa_id == wa_id,
+                    inbound_messages.c.state.in_((PENDING, PROCESSING)),
+                )
+                .order_by(inbound_messages.c.seq)
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            held_by_other = (
+                row.state == PROCESSING
+                and row.claimed_by != owner
+                and row.lease_until is not None
+                and row.lease_until > now
+            )
+            if held_by_other:
+                return None
+            if row.state == PROCESSING and row.claimed_by != owner:
+                logger.warning(
+                    "Taking over WhatsApp message seq=%s of %s: the claim of %s ran out",
+                    row.seq, wa_id, row.claimed_by,
+                )
+            claimed = connection.execute(
+                update(inbound_messages)
+                .where(
+                    inbound_messages.c.seq == row.seq,
+                    inbound_messages.c.state == row.state,
+                    inbound_messages.c.attempts == row.attempts,
+                )
+                .values(
+                    state=PROCESSING,
+                    claimed_by=owner,
+                    lease_until=now + lease_seconds,
+                    attempts=row.attempts + 1,
+                )
+            ).rowcount
+            if claimed != 1:
+                return None
+            return ClaimedMessage(
+                seq=row.seq,
+                message=InboundMessage.from_record(json.loads(row.record)),
+                attempts=row.attempts + 1,
+            )
+
+    def finish(self, seq: int, owner: str, *, state: str = DONE, error: Optional[str] = None) -> bool:
+        with self.engine.begin() as connection:
+            return (
+                connection.execute(
+                    update(inbound_messages)
+                    .where(inbound_messages.c.seq == seq, inbound_messages.c.claimed_by == owner)
+                    .values(state=state, finished_at=time.time(), lease_until=None, last_error=error)
+                ).rowcount
+                == 1
+            )
+
+    def release(self, seq: int, owner: str, error: str) -> bool:
+        """Give a claimed message back (it will be tried again)."""
+        with self.engine.begin() as connection:
+            return (
+                connection.execute(
+                    update(inbound_messages)
+                    .where(inbound_messages.c.seq == seq, inbound_messages.c.claimed_by == owner)
+                    .values(state=PENDING, lease_until=None, claimed_by=None, last_error=error)
+                ).rowcount
+                == 1
+            )
+
+    def renew_claims(self, owner: str, lease_seconds: float) -> int:
+        with self.engine.begin() as connection:
+            return connection.execute(
+                update(inbound_messages)
+                .where(inbound_messages.c.claimed_by == owner, inbound_messages.c.state == PROCESSING)
+                .values(lease_until=time.time() + lease_seconds)
+            ).rowcount
+
+    def customers_with_work(self, limit: int = 500) -> List[str]:
+        """Customers with a pending message, or one whose claim ran out."""
+        now = time.time()
+        with self.engine.begin() as connection:
+            pending = connection.execute(
+                select(inbound_messages.c.wa_id)
+                .where(inbound_messages.c.state == PENDING)
+                .group_by(inbound_messages.c.wa_id)
+                .limit(limit)
+            ).scalars().all()
+            stale = connection.execute(
+                select(inbound_messages.c.wa_id)
+                .where(inbound_messages.c.state == PROCESSING, inbound_messages.c.lease_until < now)
+                .group_by(inbound_messages.c.wa_id)
+                .limit(limit)
+            ).scalars().all()
+        return list(dict.fromkeys([*pending, *stale]))
+
+    # --- statuses -> inbox -------------------------------------------------------------
+
+    def statuses_due(self, limit: int = 100) -> List[StatusToForward]:
+        with self.engine.begin() as connection:
+            rows = connection.execute(
+                select(statuses.c.id, statuses.c.raw, statuses.c.forward_attempts)
+                .where(
+                    statuses.c.forward_state == FORWARD_PENDING,
+                    statuses.c.next_forward_at <= time.time(),
+                )
+                .order_by(statuses.c.id)
+                .limit(limit)
+            ).all()
+        return [StatusToForward(id=row.id, raw=json.loads(row.raw), attempts=row.forward_attempts) for row in rows]
+
+    def mark_forwarded(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(statuses)
+                .where(statuses.c.id.in_(ids))
+                .values(forward_state=FORWARD_DONE, forwarded_at=time.time())
+            )
+
+    def postpone_forwarding(self, ids: Iterable[int], delay_seconds: float) -> None:
+        ids = list(ids)
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(statuses)
+                .where(statuses.c.id.in_(ids))
+                .values(
+                    forward_attempts=statuses.c.forward_attempts + 1,
+                    next_forward_at=time.time() + delay_seconds,
+                )
+            )
+
+    def next_forward_time(self) -> Optional[float]:
+        with self.engine.begin() as connection:
+            return connection.execute(
+                select(statuses.c.next_forward_at)
+                .where(statuses.c.forward_state == FORWARD_PENDING)
+                .order_by(statuses.c.next_forward_at)
+                .limit(1)
+            ).scalar()
+
+    # --- outbound log ------------------------------------------------------------------
+
+    def record_outbound(
+        self,
+        *,
+        recipient_id: str,
+        kind: str,
+        request: Dict[str, Any],
+        wamid: Optional[str],
+        http_status: Optional[int],
+        error_code: Optional[int],
+        error_title: Optional[str],
+        attempts: int,
+    ) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                outbound_messages.insert().values(
+                    wamid=wamid,
+                    recipient_id=recipient_id,
+                    kind=kind,
+                    request=_dumps(request),
+                    state="sent" if wamid else "failed",
+                    http_status=http_status,
+                    error_code=error_code,
+                    error_title=error_title,
+                    attempts=attempts,
+                    created_at=time.time(),
+                )
+            )
+
+    # --- reply options -----------------------------------------------------------------
+
+    def remember_reply_option(self, payload: str) -> str:
+        key = REPLY_OPTION_PREFIX + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+        with self.engine.begin() as connection:
+            connection.execute(
+                self._insert(reply_options)
+                .values(key=key, payload=payload, created_at=time.time())
+                .on_conflict_do_nothing(index_elements=["key"])
+            )
+        return key
+
+    def resolve_reply_option(self, key: str) -> Optional[str]:
+        with self.engine.begin() as connection:
+            return connection.execute(
+                select(reply_options.c.payload).where(reply_options.c.key == key)
+            ).scalar()

@@ -1,0 +1,3 @@
+from whatsapp_sandbox.app import main
+
+main()

@@ -1,0 +1,217 @@
+// Customer chat page of the WhatsApp sandbox. Everything shown comes from the sandbox's JSON
+// API; message content is untrusted, so it is only ever inserted as text (never as HTML).
+"use strict";
+
+const api = "/sandbox/api";
+const el = (id) => document.getElementById(id);
+let chat = null; // {waId, profileName, lastSeq, generation}
+let generation = 0;
+
+function node(tag, className, text) {
+  const element = document.createElement(tag);
+  if (className) element.className = className;
+  if (text !== undefined && text !== null) element.textContent = String(text);
+  return element;
+}
+
+function notice(text) {
+  el("notice").textContent = text || "";
+}
+
+function timeOf(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function isWebLink(value) {
+  try {
+    const url = new URL(String(value));
+    return url.protocol === "http:" || url.protocol === "https:";
+  } catch (_) {
+    return false;
+  }
+}
+
+function customerText(message) {
+  const content = message.content || {};
+  switch (message.type) {
+    case "text":
+      return content.text && content.text.body;
+    case "interactive": {
+      const interactive = content.interactive || {};
+      const reply = interactive.button_reply || interactive.list_reply || {};
+      return reply.title;
+    }
+    default: {
+      const media = content[message.type] || {};
+      return `[${message.type}]${media.caption ? " " + media.caption : ""}`;
+    }
+  }
+}
+
+function renderBusiness(bubble, message) {
+  const content = message.content || {};
+  if (message.type === "text") {
+    bubble.append(node("span", "", (content.text || {}).body));
+  } else if (message.type === "interactive") {
+    const interactive = content.interactive || {};
+    bubble.append(node("span", "", (interactive.body || {}).text));
+    const choices = node("div", "choices");
+    const action = interactive.action || {};
+    if (interactive.type === "button") {
+      for (const button of action.buttons || []) {
+        const reply = button.reply || {};
+        const tap = node("button", "", reply.title);
+        tap.type = "button";
+        tap.addEventListener("click", () => {
+          sendReply("button_reply", reply.id, reply.title, message.id);
+          for (const other of choices.querySelectorAll("button")) other.disabled = true;
+        });
+        choices.append(tap);
+      }
+    } else if (interactive.type === "list") {
+      const open = node("button", "", "☰ " + (action.button || "Choose"));
+      open.type = "button";
+      open.addEventListener("click", () => openList(action, message.id));
+      choices.append(open);
+    }
+    bubble.append(choices);
+  } else if (message.type === "image") {
+    const image = content.image || {};
+    if (isWebLink(image.link)) {
+      const img = node("img");
+      img.alt = image.caption || "image";
+      img.src = image.link;
+      bubble.append(img);
+    } else {
+      bubble.append(node("span", "", "[image]"));
+    }
+    if (image.caption) bubble.append(node("span", "", image.caption));
+  } else if (message.type === "template") {
+    bubble.append(node("span", "", `[template ${(content.template || {}).name}]`));
+  } else {
+    bubble.append(node("pre", "", JSON.stringify(content[message.type], null, 2)));
+  }
+}
+
+function render(message) {
+  const bubble = node("div", `bubble ${message.direction}`);
+  bubble.dataset.id = message.id;
+  if (message.direction === "customer") {
+    bubble.append(node("span", "", customerText(message)));
+  } else {
+    renderBusiness(bubble, message);
+  }
+  bubble.append(node("span", "meta", timeOf(message.at)));
+  const list = el("messages");
+  list.append(bubble);
+  list.scrollTop = list.scrollHeight;
+}
+
+function openList(action, contextId) {
+  const rows = el("list-picker-rows");
+  rows.replaceChildren();
+  el("list-picker-title").textContent = action.button || "Choose";
+  for (const section of action.sections || []) {
+    if (section.title) rows.append(node("li", "muted", section.title));
+    for (const row of section.rows || []) {
+      const item = node("li");
+      const pick = node("button", "", row.title);
+      pick.type = "button";
+      if (row.description) pick.append(node("small", "", row.description));
+      pick.addEventListener("click", () => {
+        el("list-picker").hidden = true;
+        sendReply("list_reply", row.id, row.title, contextId);
+      });
+      item.append(pick);
+      rows.append(item);
+    }
+  }
+  el("list-picker").hidden = false;
+}
+
+async function post(body) {
+  if (!chat) return;
+  try {
+    const response = await fetch(`${api}/customers/${encodeURIComponent(chat.waId)}/messages`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ profile_name: chat.profileName, ...body }),
+    });
+    const result = await response.json();
+    if (!response.ok) {
+      notice(result.error || `Sandbox answered HTTP ${response.status}`);
+    } else if (result.webhook_status !== 200) {
+      notice(`The connector answered ${result.webhook_status ?? "nothing"}; the sandbox keeps redelivering like Meta.`);
+    } else {
+      notice("");
+    }
+  } catch (error) {
+    notice(`Could not reach the sandbox: ${error}`);
+  }
+}
+
+function sendReply(kind, id, title, contextId) {
+  post({ reply: { kind, id, title, context_id: contextId } });
+}
+
+async function poll(myGeneration) {
+  let primed = false;
+  while (chat && myGeneration === generation) {
+    try {
+      const query = new URLSearchParams({ wa_id: chat.waId, after: chat.lastSeq, wait: primed ? 25 : 0 });
+      const response = await fetch(`${api}/messages?${query}`);
+      const data = await response.json();
+      if (myGeneration !== generation) return;
+      for (const message of data.messages) render(message);
+      // Every message of this customer up to last_seq was in the answer.
+      chat.lastSeq = data.last_seq;
+      primed = true;
+    } catch (error) {
+      notice(`Lost the sandbox (${error}); retrying…`);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  }
+}
+
+function openChat(event) {
+  if (event) event.preventDefault();
+  const waId = el("wa-id").value.trim();
+  if (!/^\d{7,15}$/.test(waId)) {
+    notice("The customer number is 7 to 15 digits with country code, e.g. 919876543210.");
+    return;
+  }
+  generation += 1;
+  chat = { waId, profileName: el("profile-name").value.trim() || "Sandbox Customer", lastSeq: 0 };
+  el("messages").replaceChildren();
+  el("text").disabled = false;
+  el("send").disabled = false;
+  el("text").focus();
+  notice("");
+  poll(generation);
+}
+
+async function init() {
+  try {
+    const config = await (await fetch(`${api}/config`)).json();
+    el("business-number").textContent = "+" + config.display_phone_number;
+  } catch (_) {
+    notice("Could not load the sandbox configuration.");
+  }
+  el("customer-form").addEventListener("submit", openChat);
+  el("composer").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = el("text").value;
+    if (!text.trim()) return;
+    el("text").value = "";
+    post({ text });
+  });
+  el("send-photo").addEventListener("click", () => {
+    if (!chat) return;
+    const caption = window.prompt("Caption for the (simulated) photo:", "");
+    if (caption === null) return;
+    post({ media: { type: "image", caption, mime_type: "image/jpeg" } });
+  });
+  el("list-picker-close").addEventListener("click", () => { el("list-picker").hidden = true; });
+}
+
+init();

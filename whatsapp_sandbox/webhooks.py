@@ -1,0 +1,114 @@
+"""Webhooks the sandbox sends to the connector, shaped and signed like Meta's."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from typing import Any, Dict, List, Optional
+
+import aiohttp
+
+from whatsapp_sandbox.settings import SandboxSettings
+
+logger = logging.getLogger(__name__)
+
+# Meta keeps retrying a webhook that is not answered 200; the sandbox does a short version.
+REDELIVERY_PAUSES_SECONDS = (1, 2, 4, 8, 15, 30, 60, 120)
+
+
+def new_message_id() -> str:
+    return "wamid." + base64.b64encode(secrets.token_bytes(30)).decode("ascii")
+
+
+def new_media_id() -> str:
+    return str(10**15 + secrets.randbelow(9 * 10**15))
+
+
+def sign(app_secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+class WebhookSender:
+    def __init__(self, settings: SandboxSettings) -> None:
+        self._settings = settings
+        self._session: Optional[aiohttp.ClientSession] = None
+        self._redeliveries: "set[asyncio.Task]" = set()
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+
+    async def close(self) -> None:
+        for task in self._redeliveries:
+            task.cancel()
+        await asyncio.gather(*self._redeliveries, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    def _envelope(self, value: Dict[str, Any]) -> Dict[str, Any]:
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": {
+                "display_phone_number": self._settings.display_phone_number,
+                "phone_number_id": self._settings.phone_number_id,
+            },
+            **value,
+        }
+        return {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": self._settings.business_account_id, "changes": [{"value": value, "field": "messages"}]}],
+        }
+
+    def customer_message(self, wa_id: str, profile_name: str, message: Dict[str, Any]) -> Dict[str, Any]:
+        return self._envelope(
+            {"contacts": [{"profile": {"name": profile_name}, "wa_id": wa_id}], "messages": [message]}
+        )
+
+    def status(self, message_id: str, wa_id: str, status: str, errors: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
+        status_object: Dict[str, Any] = {
+            "id": message_id,
+            "status": status,
+            "timestamp": str(int(time.time())),
+            "recipient_id": wa_id,
+        }
+        if status in ("sent", "delivered"):
+            status_object["conversation"] = {"id": hashlib.md5(wa_id.encode()).hexdigest(), "origin": {"type": "service"}}
+            status_object["pricing"] = {"billable": False, "pricing_model": "PMP", "category": "service"}
+        if errors:
+            status_object["errors"] = errors
+        return self._envelope({"statuses": [status_object]})
+
+    async def post(self, payload: Dict[str, Any]) -> Optional[int]:
+        """Post once; returns the connector's HTTP status, or None if it was unreachable."""
+        assert self._session is not None
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(self._settings.app_secret, body)}
+        try:
+            async with self._session.post(self._settings.webhook_url, data=body, headers=headers) as response:
+                await response.read()
+                return response.status
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            logger.warning("Webhook to %s failed: %r", self._settings.webhook_url, error)
+            return None
+
+    def redeliver_later(self, payload: Dict[str, Any], on_result: Any = None) -> None:
+        """Like Meta: keep trying a webhook that was not answered 200 (shortened schedule)."""
+
+        async def redeliver() -> None:
+            for pause in REDELIVERY_PAUSES_SECONDS:
+                await asyncio.sleep(pause)
+                status = await self.post(payload)
+                if on_result is not None:
+                    await on_result(status)
+                if status == 200:
+                    return
+            logger.error("Gave up redelivering a webhook to %s", self._settings.webhook_url)
+
+        task = asyncio.create_task(redeliver())
+        self._redeliveries.add(task)
+        task.add_done_callback(self._redeliveries.discard)
