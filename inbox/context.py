@@ -1,0 +1,55 @@
+"""The inbox's shared dependencies, built once per process from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import httpx
+
+from inbox.db import Database
+from inbox.models import utcnow
+from inbox.services.assignment.config import AssignmentConfig, AssignmentConfigSource
+from inbox.services.assignment.engine import AssignmentEngine
+from inbox.services.rasa import RasaClient
+from inbox.services.slack import SlackNotifier
+from inbox.services.whatsapp import WhatsAppClient
+from inbox.settings import Settings
+
+
+def _secret(value) -> str | None:
+    return value.get_secret_value() if value else None
+
+
+class Inbox:
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow):
+        self.settings = settings
+        self.clock = clock
+        self.db = Database(settings.resolved_database_url)
+        self.assignment_source = AssignmentConfigSource(
+            settings.inbox_assignment_config, settings.inbox_timezone, settings.inbox_sla_minutes
+        )
+        self._engine: tuple[AssignmentConfig, AssignmentEngine] | None = None
+        self.http = httpx.Client(timeout=httpx.Timeout(5.0, connect=2.0))
+        self.slack = SlackNotifier(_secret(settings.slack_webhook_url))
+        self.whatsapp = WhatsAppClient(
+            base_url=settings.whatsapp_api_base_url,
+            phone_number_id=settings.whatsapp_phone_number_id,
+            access_token=_secret(settings.whatsapp_access_token),
+            http=self.http,
+        )
+        self.rasa = RasaClient(base_url=settings.rasa_url, token=_secret(settings.rasa_token), http=self.http)
+
+    def assignment_config(self) -> AssignmentConfig:
+        return self.assignment_source.current()
+
+    def assignment_engine(self) -> AssignmentEngine:
+        config = self.assignment_config()
+        if self._engine is None or self._engine[0] is not config:
+            self._engine = (config, AssignmentEngine(config))
+        return self._engine[1]
+
+    def close(self) -> None:
+        self.slack.close()
+        self.http.close()
+        self.db.dispose()

@@ -1,0 +1,89 @@
+"""Request and response bodies of the machine API (the contract in inbox/API.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+HandoffKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Reason = Literal["low_confidence", "customer_request", "topic", "unresolved_turns"]
+Priority = Literal["low", "normal", "high", "urgent"]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+def _as_utc(value: datetime) -> datetime:
+    # A timestamp without a zone is taken as UTC.
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+class HandoffCustomer(BaseModel):
+    whatsapp_id: ShortText
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)] | None = None
+    phone_number_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class TranscriptItem(BaseModel):
+    role: Literal["customer", "bot"]
+    text: Annotated[str, StringConstraints(max_length=10_000)]
+    timestamp: UtcDatetime | None = None
+
+
+class HandoffRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    handoff_id: HandoffKey
+    conversation_id: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    channel: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+    customer: HandoffCustomer
+    reason: Reason
+    topic: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=32)] | None = None
+    tags: Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=40)]], Field(max_length=20)] = []
+    priority: Priority = "normal"
+    summary: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    order_numbers: Annotated[list[Annotated[str, StringConstraints(max_length=32)]], Field(max_length=20)] = []
+    transcript: Annotated[list[TranscriptItem], Field(max_length=500)]
+    requested_at: UtcDatetime | None = None
+
+
+class AssigneeOut(BaseModel):
+    id: int
+    first_name: str
+    pronoun: str
+
+
+class HandoffResponse(BaseModel):
+    handoff_id: str
+    conversation_id: str
+    inbox_conversation_id: int
+    status: Literal["assigned", "queued"]
+    assignee: AssigneeOut | None
+    team: str | None
+    eta_minutes: int | None
+    team_back_at: datetime | None
+    eta_text: str
+    conversation_url: str
+
+
+class WhatsAppStatus(BaseModel):
+    """Meta's status object as received; only the fields the inbox uses are checked."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    status: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    timestamp: str | int | None = None
+    recipient_id: str | None = None
+    errors: list[dict] = []
+
+
+class StatusesRequest(BaseModel):
+    statuses: Annotated[list[WhatsAppStatus], Field(max_length=1000)]
+
+
+class StatusesResponse(BaseModel):
+    accepted: int

@@ -1,0 +1,138 @@
+"""The team lead's assignment YAML: schema, loading, and re-loading when the file changes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time as monotonic_time
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from inbox.services.business_hours import WEEKDAYS, BusinessHours, parse_hours
+
+logger = logging.getLogger(__name__)
+
+
+class RuleSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    rule: Literal["topic_team", "vip_customer", "outside_business_hours", "round_robin", "queue"]
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SlaSpec(BaseModel):
+    first_response_minutes: int = Field(default=5, ge=1, le=24 * 60)
+
+
+class AssignmentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str = "Asia/Kolkata"
+    business_hours: dict[str, str | None] = Field(
+        default_factory=lambda: {day: "09:00-21:00" for day in WEEKDAYS[:6]} | {"sun": "closed"}
+    )
+    holidays: list[date] = Field(default_factory=list)
+    sla: SlaSpec = Field(default_factory=SlaSpec)
+    teams: list[str] = Field(default_factory=list)
+    vip_customers: list[str] = Field(default_factory=list)
+    slack_topics: list[str] = Field(default_factory=lambda: ["refund", "complaint", "urgent"])
+    rules: list[RuleSpec] = Field(
+        default_factory=lambda: [RuleSpec(rule="outside_business_hours"), RuleSpec(rule="round_robin"), RuleSpec(rule="queue")]
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r}") from error
+        return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _valid_hours(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        unknown = set(value) - set(WEEKDAYS)
+        if unknown:
+            raise ValueError(f"unknown weekday(s) {sorted(unknown)}; use {', '.join(WEEKDAYS)}")
+        for spec in value.values():
+            parse_hours(spec)
+        return value
+
+    @field_validator("vip_customers")
+    @classmethod
+    def _normalise_ids(cls, value: list[str]) -> list[str]:
+        return [normalise_whatsapp_id(str(item)) for item in value]
+
+    def with_overrides(self, timezone: str | None, sla_minutes: int | None) -> "AssignmentConfig":
+        changes: dict[str, Any] = {}
+        if timezone:
+            changes["timezone"] = timezone
+        if sla_minutes:
+            changes["sla"] = SlaSpec(first_response_minutes=sla_minutes)
+        return self.model_validate(self.model_dump() | changes) if changes else self
+
+    def business_hours_calendar(self) -> BusinessHours:
+        weekly = {index: parse_hours(self.business_hours.get(day)) for index, day in enumerate(WEEKDAYS)}
+        return BusinessHours(ZoneInfo(self.timezone), weekly, set(self.holidays))
+
+    @property
+    def team_names(self) -> set[str]:
+        names = set(self.teams)
+        for spec in self.rules:
+            if spec.rule == "topic_team":
+                names.update(spec.options.get("topics", {}).values())
+            if spec.rule == "vip_customer":
+                names.add(spec.options.get("team", "VIP"))
+        return names
+
+
+def normalise_whatsapp_id(value: str) -> str:
+    return "".join(ch for ch in value if ch.isdigit()) or value.strip()
+
+
+def load_assignment_config(path: Path, timezone: str | None = None, sla_minutes: int | None = None) -> AssignmentConfig:
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return AssignmentConfig.model_validate(data).with_overrides(timezone, sla_minutes)
+
+
+class AssignmentConfigSource:
+    """Hands out the current config; re-reads the file when it changed (checked every few seconds)."""
+
+    CHECK_INTERVAL_SECONDS = 2.0
+
+    def __init__(self, path: Path, timezone: str | None = None, sla_minutes: int | None = None):
+        self.path = path
+        self._overrides = (timezone, sla_minutes)
+        self._lock = threading.Lock()
+        self._config = load_assignment_config(path, *self._overrides)  # fail fast at start-up
+        self._mtime = path.stat().st_mtime
+        self._checked_at = monotonic_time.monotonic()
+
+    def current(self) -> AssignmentConfig:
+        now = monotonic_time.monotonic()
+        if now - self._checked_at >= self.CHECK_INTERVAL_SECONDS:
+            with self._lock:
+                self._checked_at = now
+                self._reload_if_changed()
+        return self._config
+
+    def _reload_if_changed(self) -> None:
+        try:
+            mtime = self.path.stat().st_mtime
+            if mtime == self._mtime:
+                return
+            self._mtime = mtime
+            self._config = load_assignment_config(self.path, *self._overrides)
+            logger.info("assignment rules reloaded from %s", self.path)
+        except (OSError, ValueError, yaml.YAMLError) as error:
+            logger.error("keeping the previous assignment rules: %s is invalid: %s", self.path, error)

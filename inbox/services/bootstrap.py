@@ -1,0 +1,52 @@
+"""Start-up chores: teams from the YAML, quick-reply seeds, and the local demo's agents."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import func, select
+
+from inbox.models import Agent
+from inbox.services.agents import AgentDirectory
+from inbox.services.handoffs import team_by_name
+from inbox.services.quick_replies import seed_quick_replies
+
+DEMO_AGENTS = [
+    # login, name, pronoun, role, teams
+    ("anita", "Anita Desai", "she", "agent", ["Returns", "General"]),
+    ("priya", "Priya Nair", "she", "agent", ["Care", "VIP"]),
+    ("rahul", "Rahul Mehta", "he", "agent", ["Escalations", "General"]),
+    ("admin", "Meera Iyer", "she", "admin", ["General"]),
+]
+
+
+def prepare(inbox) -> None:
+    with inbox.db.write() as session:
+        for name in sorted(inbox.assignment_config().team_names):
+            team_by_name(session, name)
+        seed_quick_replies(session, inbox.settings.inbox_quick_replies_seed)
+
+
+def has_agents(inbox) -> bool:
+    with inbox.db.read() as session:
+        return bool(session.scalar(select(func.count(Agent.id))))
+
+
+def seed_demo_agents(inbox) -> str | None:
+    """Creates the demo agents in an inbox without agents; returns the shared password (None if skipped)."""
+    if has_agents(inbox):
+        return None
+    configured = inbox.settings.inbox_demo_password
+    password = configured.get_secret_value() if configured else secrets.token_urlsafe(9)
+    with inbox.db.write() as session:
+        directory = AgentDirectory(session)
+        for login, name, pronoun, role, teams in DEMO_AGENTS:
+            # The demo agents start online so that hand-offs get assigned right away.
+            directory.create(login=login, name=name, password=password, role=role, pronoun=pronoun, teams=teams, status="online")
+    credentials = inbox.settings.inbox_var_dir / "inbox_demo_credentials.txt"
+    credentials.parent.mkdir(parents=True, exist_ok=True)
+    credentials.write_text(
+        "Local demo only. Logins: " + ", ".join(login for login, *_ in DEMO_AGENTS) + f"\nPassword: {password}\n"
+    )
+    credentials.chmod(0o600)
+    return password

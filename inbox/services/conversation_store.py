@@ -1,0 +1,155 @@
+"""Writes to a conversation: find-or-create, row locks, messages and the denormalised list columns."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from inbox.models import Conversation, ConversationTag, Customer, Message, utcnow
+from inbox.services.assignment.config import normalise_whatsapp_id
+
+LIST_ROLES = {"customer", "bot", "agent"}  # notes and system lines do not change the list preview
+ORDER_NUMBER_PATTERN = re.compile(r"(?:#\s?|\border\s*(?:no\.?|number|id)?\s*[:#]?\s*)(\d{3,10})\b", re.IGNORECASE)
+TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+def find_order_numbers(text: str) -> list[str]:
+    return [f"#{number}" for number in ORDER_NUMBER_PATTERN.findall(text or "")]
+
+
+def normalise_tag(raw: str) -> str | None:
+    tag = raw.strip().lower().replace(" ", "-")
+    return tag if TAG_PATTERN.match(tag) else None
+
+
+def display_phone(whatsapp_id: str | None) -> str | None:
+    """'919876543210' -> '+91 98765 43210'; other countries: '+<digits>'."""
+    if not whatsapp_id or not whatsapp_id.isdigit():
+        return None
+    if len(whatsapp_id) == 12 and whatsapp_id.startswith("91"):
+        return f"+91 {whatsapp_id[2:7]} {whatsapp_id[7:]}"
+    return f"+{whatsapp_id}"
+
+
+def insert_ignoring_duplicates(session: Session, model, values: dict, unique_columns: list[str]) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=unique_columns))
+
+
+class ConversationStore:
+    def __init__(self, session: Session, vip_customer_ids: Iterable[str] = ()):
+        self.session = session
+        self.vip_customer_ids = set(vip_customer_ids)
+        self.is_postgresql = session.get_bind().dialect.name == "postgresql"
+
+    def lock(self, conversation_id: int) -> Conversation:
+        """Load the conversation for writing; on PostgreSQL concurrent writers wait on its row lock
+        (SQLite write transactions are already serialised by BEGIN IMMEDIATE)."""
+        if self.is_postgresql:
+            self.session.execute(select(Conversation.id).where(Conversation.id == conversation_id).with_for_update())
+        conversation = self.session.get(Conversation, conversation_id, populate_existing=self.is_postgresql)
+        assert conversation is not None
+        return conversation
+
+    def find_by_sender(self, sender_id: str) -> Conversation | None:
+        conversation_id = self.session.scalar(select(Conversation.id).where(Conversation.sender_id == sender_id))
+        return self.lock(conversation_id) if conversation_id is not None else None
+
+    def get_or_create(
+        self,
+        sender_id: str,
+        *,
+        channel: str | None,
+        customer_external_id: str | None = None,
+        customer_name: str | None = None,
+        phone_number_id: str | None = None,
+    ) -> Conversation:
+        external_id = customer_external_id or sender_id
+        if channel in (None, "whatsapp"):
+            external_id = normalise_whatsapp_id(external_id)
+        now = utcnow()
+        insert_ignoring_duplicates(
+            self.session,
+            Customer,
+            {
+                "external_id": external_id,
+                "name": customer_name,
+                "phone": display_phone(external_id) if channel in (None, "whatsapp") else None,
+                "is_vip": external_id in self.vip_customer_ids,
+                "created_at": now,
+            },
+            ["external_id"],
+        )
+        customer = self.session.scalars(select(Customer).where(Customer.external_id == external_id)).one()
+        if customer_name and customer.name != customer_name:
+            customer.name = customer_name
+        if external_id in self.vip_customer_ids:
+            customer.is_vip = True
+        insert_ignoring_duplicates(
+            self.session,
+            Conversation,
+            {
+                "sender_id": sender_id,
+                "channel": channel or "whatsapp",
+                "customer_id": customer.id,
+                "phone_number_id": phone_number_id,
+                "is_vip": customer.is_vip,
+                "last_message_at": now,
+                "created_at": now,
+                "updated_at": now,
+            },
+            ["sender_id"],
+        )
+        conversation = self.find_by_sender(sender_id)
+        assert conversation is not None
+        if channel and conversation.channel != channel:
+            conversation.channel = channel
+        if phone_number_id and not conversation.phone_number_id:
+            conversation.phone_number_id = phone_number_id
+        conversation.is_vip = customer.is_vip
+        return conversation
+
+    def add_message(self, conversation: Conversation, role: str, text: str, at: datetime, **fields) -> Message:
+        message = Message(conversation_id=conversation.id, role=role, text=text, created_at=at, **fields)
+        self.session.add(message)
+        if role in LIST_ROLES:
+            self.note_list_message(conversation, role, text, at)
+        if role == "customer":
+            self.remember_order_numbers(conversation, find_order_numbers(text))
+        self.touch(conversation)
+        return message
+
+    def note_list_message(self, conversation: Conversation, role: str, text: str, at: datetime) -> None:
+        if conversation.last_message_preview is None or at >= conversation.last_message_at:
+            conversation.last_message_at = at
+            conversation.last_message_preview = text[:200]
+            conversation.last_message_role = role
+
+    def remember_order_numbers(self, conversation: Conversation, numbers: Iterable[str]) -> None:
+        known = list(conversation.order_numbers or [])
+        new = [number for number in numbers if number not in known]
+        if new:
+            conversation.order_numbers = (known + new)[-20:]
+
+    def add_tags(self, conversation: Conversation, tags: Iterable[str]) -> list[str]:
+        added = []
+        for raw in tags:
+            tag = normalise_tag(raw)
+            if tag:
+                insert_ignoring_duplicates(
+                    self.session, ConversationTag, {"conversation_id": conversation.id, "tag": tag}, ["conversation_id", "tag"]
+                )
+                added.append(tag)
+        self.touch(conversation)
+        return added
+
+    def touch(self, conversation: Conversation) -> None:
+        """Marks the conversation changed: open agent screens pick it up from `updated_at`."""
+        conversation.updated_at = utcnow()

@@ -1,0 +1,313 @@
+"""Mirrors every Rasa conversation from the event broker into the inbox.
+
+`SqlBrokerSource` reads Rasa's SQL event broker table; `RasaEventApplier` turns one Rasa event
+into inbox changes; `EventStreamConsumer` moves its stored position forward in the same
+transaction as the changes it applied, so it resumes exactly where it stopped after downtime.
+Swapping the broker (RabbitMQ/Kafka) means another source with the same `fetch_after` shape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.orm import Session
+
+from inbox.models import ConsumerPosition, Conversation, Handoff, KbMatch
+from inbox.schemas import HandoffRequest
+from inbox.services.conversation_store import ConversationStore, insert_ignoring_duplicates
+from inbox.services.handoffs import HandoffIntake
+from inbox.services.message_merge import MessageMerger
+
+logger = logging.getLogger(__name__)
+
+HANDOFF_SLOTS = ("handoff_id", "escalation_reason", "escalation_topic", "handoff_details")
+VALID_REASONS = {"low_confidence", "customer_request", "topic", "unresolved_turns"}
+
+
+@dataclass
+class BrokerEvent:
+    id: int
+    sender_id: str | None
+    data: dict
+
+
+class SqlBrokerSource:
+    """Rasa 3.6's SQLEventBroker: table `events` (id integer PK, sender_id varchar, data text = event JSON)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        parsed = make_url(url)
+        self._sqlite_path: Path | None = None
+        if parsed.get_backend_name() == "sqlite":
+            self._sqlite_path = Path(parsed.database or "")
+            # Read-only: never create or change the file Rasa owns.
+            url = f"sqlite:///file:{self._sqlite_path}?mode=ro&uri=true"
+        self.engine = create_engine(url, pool_pre_ping=True)
+        self.table = Table(
+            "events", MetaData(), Column("id", Integer, primary_key=True), Column("sender_id", String(255)), Column("data", Text)
+        )
+        self._waiting_logged = False
+
+    def fetch_after(self, position: int, limit: int) -> list[BrokerEvent]:
+        if self._sqlite_path is not None and not self._sqlite_path.exists():
+            self._log_waiting(f"{self._sqlite_path} does not exist yet")
+            return []
+        query = select(self.table).where(self.table.c.id > position).order_by(self.table.c.id).limit(limit)
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(query).all()
+        except (OperationalError, ProgrammingError) as error:
+            self._log_waiting(str(error.orig))
+            return []
+        self._waiting_logged = False
+        events = []
+        for row in rows:
+            try:
+                data = json.loads(row.data or "{}")
+            except ValueError:
+                logger.error("broker event %s is not JSON; skipped", row.id)
+                data = {}
+            events.append(BrokerEvent(id=row.id, sender_id=row.sender_id, data=data if isinstance(data, dict) else {}))
+        return events
+
+    def _log_waiting(self, why: str) -> None:
+        if not self._waiting_logged:
+            logger.info("Rasa's event broker table is not readable yet (%s); will retry", why)
+            self._waiting_logged = True
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def event_time(data: dict, fallback: datetime) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(data["timestamp"]), timezone.utc)
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return fallback
+
+
+def describe_user_message(data: dict) -> str:
+    text = data.get("text")
+    if text:
+        return text
+    kind = ((data.get("metadata") or {}).get("whatsapp") or {}).get("type")
+    return f"[{kind} message]" if kind and kind != "text" else "[empty message]"
+
+
+def describe_bot_message(data: dict) -> str | None:
+    if data.get("text"):
+        return data["text"]
+    payload = data.get("data") or {}
+    for kind in ("image", "attachment", "custom", "buttons", "elements"):
+        if payload.get(kind):
+            return f"[{kind}]"
+    return None
+
+
+class RasaEventApplier:
+    def __init__(self, inbox, session: Session):
+        self.inbox = inbox
+        self.session = session
+        self.store = ConversationStore(session, inbox.assignment_config().vip_customers)
+        self.merger = MessageMerger(session, self.store)
+        self.intake = HandoffIntake(inbox)
+        self.slack_messages: list[str] = []
+
+    def apply(self, event: BrokerEvent) -> None:
+        data = event.data
+        sender_id = event.sender_id or data.get("sender_id")
+        kind = data.get("event")
+        if not sender_id or kind not in {"user", "bot", "slot", "pause"}:
+            return
+        at = event_time(data, self.inbox.clock())
+        if kind == "user":
+            self._customer_message(event, sender_id, at)
+        elif kind == "bot":
+            self._bot_message(event, sender_id, at)
+        elif kind == "slot":
+            self._slot(event, sender_id, at)
+        else:
+            self._pause(sender_id, at)
+
+    def _conversation_for_user_event(self, sender_id: str, data: dict) -> Conversation:
+        whatsapp = (data.get("metadata") or {}).get("whatsapp") or {}
+        return self.store.get_or_create(
+            sender_id,
+            channel=data.get("input_channel"),
+            customer_external_id=whatsapp.get("wa_id"),
+            customer_name=whatsapp.get("profile_name"),
+            phone_number_id=whatsapp.get("phone_number_id"),
+        )
+
+    def _conversation(self, sender_id: str) -> Conversation:
+        return self.store.find_by_sender(sender_id) or self.store.get_or_create(sender_id, channel=None)
+
+    def _customer_message(self, event: BrokerEvent, sender_id: str, at: datetime) -> None:
+        conversation = self._conversation_for_user_event(sender_id, event.data)
+        stored = self.merger.add_from_event(conversation, "customer", describe_user_message(event.data), at, event.id)
+        if stored is not None and conversation.status == "open" and conversation.waiting_since is None:
+            conversation.waiting_since = at  # the agent owes an answer again
+
+    def _bot_message(self, event: BrokerEvent, sender_id: str, at: datetime) -> None:
+        text = describe_bot_message(event.data)
+        if text:
+            self.merger.add_from_event(self._conversation(sender_id), "bot", text, at, event.id)
+
+    def _slot(self, event: BrokerEvent, sender_id: str, at: datetime) -> None:
+        name, value = event.data.get("name"), event.data.get("value")
+        if name in HANDOFF_SLOTS:
+            conversation = self._conversation(sender_id)
+            conversation.tracker_state = {**(conversation.tracker_state or {}), name: value}
+        elif name == "kb_match" and isinstance(value, dict):
+            conversation = self._conversation(sender_id)
+            insert_ignoring_duplicates(
+                self.session,
+                KbMatch,
+                {
+                    "rasa_event_id": event.id,
+                    "conversation_id": conversation.id,
+                    "entry_id": str(value["entry_id"]) if value.get("entry_id") is not None else None,
+                    "score": _as_float(value.get("score")),
+                    "answered": bool(value.get("answered")),
+                    "threshold": _as_float(value.get("threshold")),
+                    "matched_at": at,
+                },
+                ["rasa_event_id"],
+            )
+
+    def _pause(self, sender_id: str, at: datetime) -> None:
+        """A pause after the hand-off slots: create the hand-off unless the HTTP call already did."""
+        conversation = self.store.find_by_sender(sender_id)
+        state = (conversation.tracker_state or {}) if conversation else {}
+        handoff_key = state.get("handoff_id")
+        if conversation is None or not handoff_key:
+            return  # e.g. the re-pause of a new Rasa session: nothing new for the humans
+        if self.session.scalar(select(Handoff.id).where(Handoff.handoff_key == str(handoff_key))) is not None:
+            return
+        details = state.get("handoff_details") if isinstance(state.get("handoff_details"), dict) else {}
+        reason = state.get("escalation_reason")
+        if reason not in VALID_REASONS:
+            logger.warning("hand-off %s of %s has escalation_reason %r; recorded as customer_request", handoff_key, sender_id, reason)
+            reason = "customer_request"
+        customer = conversation.customer
+        try:
+            request = HandoffRequest.model_validate(
+                {
+                    "handoff_id": str(handoff_key),
+                    "conversation_id": sender_id,
+                    "channel": conversation.channel,
+                    "customer": {"whatsapp_id": customer.external_id, "name": customer.name, "phone_number_id": conversation.phone_number_id},
+                    "reason": reason,
+                    "topic": state.get("escalation_topic"),
+                    "tags": [str(tag) for tag in details.get("tags") or []],
+                    "priority": details.get("priority") if details.get("priority") in {"low", "normal", "high", "urgent"} else "normal",
+                    "summary": (details.get("summary") or None) and str(details["summary"])[:500],
+                    "order_numbers": [str(number) for number in details.get("order_numbers") or []],
+                    "transcript": [],  # the messages came in on the stream already
+                    "requested_at": at,
+                }
+            )
+        except ValidationError as error:
+            logger.error("could not read the hand-off %r of %s from the event stream: %s", handoff_key, sender_id, error)
+            return
+        outcome = self.intake.accept_in_session(self.session, request, source="event_stream")
+        if outcome.created and outcome.slack_message:
+            self.slack_messages.append(outcome.slack_message)
+
+
+def _as_float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class EventStreamConsumer:
+    NAME = "rasa_sql_broker"
+
+    def __init__(self, inbox, source: SqlBrokerSource, *, batch_size: int = 200, gap_grace_seconds: float = 5.0):
+        self.inbox = inbox
+        self.source = source
+        self.batch_size = batch_size
+        self.gap_grace = gap_grace_seconds
+        self._gap_seen: tuple[int, float] | None = None  # (missing id, monotonic time first seen)
+
+    def position(self) -> int:
+        with self.inbox.db.read() as session:
+            return session.scalar(select(ConsumerPosition.position).where(ConsumerPosition.name == self.NAME)) or 0
+
+    def run_once(self) -> int:
+        """Applies the next batch; returns how many broker events it consumed."""
+        db = self.inbox.db
+        with db.write() as session:
+            insert_ignoring_duplicates(session, ConsumerPosition, {"name": self.NAME, "position": 0}, ["name"])
+            stored = session.scalars(
+                select(ConsumerPosition).where(ConsumerPosition.name == self.NAME).with_for_update()
+            ).one()
+            events = self._contiguous(stored.position, self.source.fetch_after(stored.position, self.batch_size))
+            if not events:
+                return 0
+            applier = RasaEventApplier(self.inbox, session)
+            for event in events:
+                self._apply_one(session, applier, event)
+            stored.position = events[-1].id
+            stored.updated_at = self.inbox.clock()
+        for message in applier.slack_messages:
+            self.inbox.slack.notify(message)
+        return len(events)
+
+    def _apply_one(self, session: Session, applier: RasaEventApplier, event: BrokerEvent) -> None:
+        try:
+            with session.begin_nested():
+                applier.apply(event)
+        except OperationalError:
+            raise  # database trouble: retry the whole batch later
+        except Exception:
+            # A malformed event must not block the stream behind it; it is logged for a person to look at.
+            logger.exception("broker event %s (sender %s) could not be applied; skipped", event.id, event.sender_id)
+
+    def _contiguous(self, position: int, events: list[BrokerEvent]) -> list[BrokerEvent]:
+        """Stops before an id gap that may still fill: on PostgreSQL a lower id can commit after a
+        higher one. A gap is accepted once it is older than the grace period."""
+        accepted: list[BrokerEvent] = []
+        expected = position + 1
+        for event in events:
+            if event.id != expected and not self._gap_is_settled(expected, event):
+                break
+            accepted.append(event)
+            expected = event.id + 1
+        return accepted
+
+    def _gap_is_settled(self, missing_id: int, next_event: BrokerEvent) -> bool:
+        if position_is_old(next_event, self.inbox.clock(), timedelta(seconds=30)):
+            return True
+        now = time.monotonic()
+        if self._gap_seen is None or self._gap_seen[0] != missing_id:
+            self._gap_seen = (missing_id, now)
+        return now - self._gap_seen[1] >= self.gap_grace
+
+    def run_forever(self, stop: threading.Event) -> None:
+        logger.info("event-stream consumer started (%s)", self.source.url)
+        while not stop.is_set():
+            try:
+                consumed = self.run_once()
+            except Exception:
+                logger.exception("event-stream consumer failed; retrying")
+                stop.wait(2.0)
+                continue
+            if consumed == 0:
+                stop.wait(self.inbox.settings.inbox_consumer_poll_seconds)
+
+
+def position_is_old(event: BrokerEvent, now: datetime, age: timedelta) -> bool:
+    return event_time(event.data, now) < now - age

@@ -1,0 +1,74 @@
+"""One transcript out of two overlapping sources.
+
+Customer and bot messages reach the inbox twice: in the hand-off call's transcript and on Rasa's
+event stream, in either order. A message from one source is matched to an unmatched copy from the
+other source (same conversation, role and text, timestamps within a few seconds; the closest wins)
+instead of being stored again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from inbox.models import Conversation, Message
+from inbox.services.conversation_store import ConversationStore
+
+MATCH_WINDOW = timedelta(seconds=10)
+
+
+class MessageMerger:
+    def __init__(self, session: Session, store: ConversationStore):
+        self.session = session
+        self.store = store
+
+    def _candidates(self, conversation: Conversation, role: str, text: str, at: datetime, *extra_filters):
+        return list(
+            self.session.scalars(
+                select(Message).where(
+                    Message.conversation_id == conversation.id,
+                    Message.created_at >= at - MATCH_WINDOW,
+                    Message.created_at <= at + MATCH_WINDOW,
+                    Message.role == role,
+                    Message.text == text,
+                    *extra_filters,
+                )
+            )
+        )
+
+    @staticmethod
+    def _closest(candidates: list[Message], at: datetime) -> Message | None:
+        return min(candidates, key=lambda message: abs(message.created_at - at), default=None)
+
+    def add_from_event(self, conversation: Conversation, role: str, text: str, at: datetime, rasa_event_id: int) -> Message | None:
+        """Returns the stored message, or None if this event was applied before."""
+        if self.session.scalar(select(Message.id).where(Message.rasa_event_id == rasa_event_id)) is not None:
+            return None
+        copy = self._closest(
+            self._candidates(conversation, role, text, at, Message.rasa_event_id.is_(None), Message.from_transcript.is_(True)), at
+        )
+        if copy is not None:
+            copy.rasa_event_id = rasa_event_id
+            return copy
+        return self.store.add_message(conversation, role, text, at, rasa_event_id=rasa_event_id)
+
+    def add_transcript(self, conversation: Conversation, items: list[tuple[str, str, datetime]]) -> int:
+        """Adds (role, text, timestamp) items not stored yet; returns how many were new."""
+        matched: set[int] = set()
+        added = 0
+        for role, text, at in items:
+            candidates = [
+                message for message in self._candidates(conversation, role, text, at) if message.id not in matched
+            ]
+            copy = self._closest(candidates, at)
+            if copy is not None:
+                copy.from_transcript = True
+                matched.add(copy.id)
+                continue
+            message = self.store.add_message(conversation, role, text, at, from_transcript=True)
+            self.session.flush()
+            matched.add(message.id)
+            added += 1
+        return added

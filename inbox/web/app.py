@@ -1,0 +1,127 @@
+"""The FastAPI application: middleware, routers, error pages, background workers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+from asgi_csrf import asgi_csrf
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from inbox.context import Inbox
+from inbox.services.event_stream import EventStreamConsumer, SqlBrokerSource
+from inbox.services.sla import SlaMonitor
+from inbox.settings import INBOX_DIR
+from inbox.web import routes_admin, routes_api, routes_auth, routes_conversations, routes_live, routes_reports
+from inbox.web.auth import LoginRateLimiter, NotAllowed, NotAuthenticated
+from inbox.web.rendering import is_htmx, redirect, render
+
+logger = logging.getLogger(__name__)
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+# Reachable without signing in. Everything else refuses the unauthenticated (tested route by route).
+PUBLIC_PATHS = {("GET", "/login"), ("POST", "/login")}
+PUBLIC_PREFIXES = ("/static/",)
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "") and not is_htmx(request)
+
+
+class BackgroundWorkers:
+    """Threads of the `serve` process: the event-stream consumer (when inline) and the SLA monitor."""
+
+    def __init__(self, inbox: Inbox):
+        self.inbox = inbox
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        jobs = [("sla-monitor", SlaMonitor(self.inbox).run_forever)]
+        if self.inbox.settings.inbox_consumer == "inline":
+            source = SqlBrokerSource(self.inbox.settings.resolved_rasa_events_db_url)
+            jobs.append(("event-consumer", EventStreamConsumer(self.inbox, source).run_forever))
+        for name, target in jobs:
+            thread = threading.Thread(target=target, args=(self.stop,), name=name, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+
+def create_app(inbox: Inbox, *, run_background_workers: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        workers = BackgroundWorkers(inbox)
+        if run_background_workers:
+            workers.start()
+        yield
+        workers.shutdown()
+
+    app = FastAPI(title="Kesar Lane inbox", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.inbox = inbox
+    app.state.login_limiter = LoginRateLimiter()
+
+    for module in (routes_auth, routes_conversations, routes_api, routes_admin, routes_reports, routes_live):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=str(INBOX_DIR / "static")), name="static")
+
+    @app.exception_handler(NotAuthenticated)
+    async def _not_authenticated(request: Request, _error: NotAuthenticated):
+        if _wants_html(request):
+            return redirect(f"/login?next={request.url.path}")
+        return JSONResponse({"detail": "Sign in first."}, status_code=401)
+
+    @app.exception_handler(NotAllowed)
+    async def _not_allowed(request: Request, _error: NotAllowed):
+        return JSONResponse({"detail": "Only admins can do this."}, status_code=403)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException):
+        if _wants_html(request) and error.status_code in (404, 422):
+            return render(request, "error.html", {"status": error.status_code, "detail": error.detail}, error.status_code)
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    settings = inbox.settings
+    session_secret = settings.session_secret
+    csrf_secret = hmac.new(session_secret.encode(), b"inbox-csrf", hashlib.sha256).hexdigest()
+    # Added last = runs first: sessions and CSRF wrap everything, including error pages.
+    app.add_middleware(
+        asgi_csrf,
+        signing_secret=csrf_secret,
+        always_protect={"/login"},
+        cookie_secure=settings.inbox_secure_cookies,
+        cookie_samesite="Strict",
+    )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret,
+        session_cookie="inbox_session",
+        max_age=12 * 3600,
+        same_site="lax",
+        https_only=settings.inbox_secure_cookies,
+    )
+    return app

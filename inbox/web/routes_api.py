@@ -1,0 +1,27 @@
+"""The machine API (inbox/API.md): hand-offs from the bot, delivery statuses from the connector."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from inbox.schemas import HandoffRequest, HandoffResponse, StatusesRequest, StatusesResponse
+from inbox.services.handoffs import HandoffConflict, HandoffIntake
+from inbox.services.replies import DeliveryStatuses
+from inbox.web.auth import bot_client, inbox_of
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(bot_client)])
+
+
+@router.post("/handoffs", response_model=HandoffResponse, status_code=201, responses={200: {"model": HandoffResponse}})
+def create_handoff(request: Request, body: HandoffRequest):
+    try:
+        outcome = HandoffIntake(inbox_of(request)).accept(body, source="api")
+    except HandoffConflict as conflict:
+        raise HTTPException(409, str(conflict))
+    return JSONResponse(outcome.response, status_code=201 if outcome.created else 200)
+
+
+@router.post("/whatsapp/statuses", response_model=StatusesResponse)
+def whatsapp_statuses(request: Request, body: StatusesRequest):
+    return StatusesResponse(accepted=DeliveryStatuses(inbox_of(request)).apply(body.statuses))
