@@ -1,0 +1,42 @@
+"""Knowledge-base answers are verbatim; a weak match hands off instead of guessing."""
+from __future__ import annotations
+
+from rasa_sdk.events import ConversationPaused
+
+from actions.answers import ActionAnswerQuestion
+from tests.actions.conftest import make_tracker, user_event
+
+
+def slots_of(events):
+    return {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+
+
+async def test_answer_is_the_entry_text_verbatim_with_its_link(kb, dispatcher, config):
+    tracker = make_tracker([user_event("can i return the kurta i bought", "ask_question")])
+    events = await ActionAnswerQuestion().run(dispatcher, tracker, {})
+    entry = kb.entry("returns")
+    assert dispatcher.messages[0]["text"] == entry.answer.rstrip("\n") + f"\nMore: {entry.link}"
+    match = slots_of(events)["kb_match"]
+    assert match["entry_id"] == "returns" and match["answered"] is True
+    assert match["score"] >= config.kb_answer_threshold
+    assert slots_of(events)["bot_answer_count"] == 1.0
+
+
+async def test_unanswerable_question_hands_off_honestly(kb, dispatcher):
+    tracker = make_tracker([user_event("do you have a physical store in pune", "ask_question")])
+    events = await ActionAnswerQuestion().run(dispatcher, tracker, {})
+    text = dispatcher.messages[0]["text"]
+    assert "not sure" in text
+    assert all(entry.answer.strip() not in text for entry in kb.entries)
+    slots = slots_of(events)
+    assert slots["kb_match"]["answered"] is False
+    assert slots["escalation_reason"] == "low_confidence"
+    assert events[-1] == ConversationPaused()
+
+
+async def test_third_answer_reaches_the_turn_limit(kb, dispatcher):
+    tracker = make_tracker([user_event("is cash on delivery available", "ask_question")],
+                           slots={"bot_answer_count": 2.0})
+    events = await ActionAnswerQuestion().run(dispatcher, tracker, {})
+    slots = slots_of(events)
+    assert slots["bot_answer_count"] == 3.0 and slots["turn_limit_reached"] is True
