@@ -2,7 +2,8 @@
 
 Used by the connector tests that need a real HTTP server and a process they can kill. The
 connector code is the production code; only the bot behind `on_new_message` is scripted:
-it answers "echo: <text>", "slow <seconds>" makes it think first, and conversations marked
+it answers "echo: <text>", "slow <seconds>" makes it think first, "menu" gets three reply
+buttons and "sizes" five options (a list message), and conversations marked
 paused (POST /test/pause/<wa_id>) get no reply, like a handed-off Rasa conversation.
 The journal of what the bot saw is readable at GET /test/journal/<wa_id>.
 
@@ -28,6 +29,12 @@ from connectors.settings import WhatsAppSettings  # noqa: E402
 from connectors.whatsapp import WhatsAppInput  # noqa: E402
 
 
+MENUS = {
+    "menu": ("Did that answer your question?", [("Yes", "/affirm"), ("No", "/deny"), ("Talk to a human", "/request_human")]),
+    "sizes": ("Which size?", [(size, f'/inform{{"size": "{size}"}}') for size in ("XS", "S", "M", "L", "XL")]),
+}
+
+
 class ScriptedConversations:
     def __init__(self) -> None:
         self.journal: Dict[str, List[Dict[str, Any]]] = {}
@@ -45,6 +52,12 @@ class ScriptedConversations:
         if wa_id in self.paused:
             return
         text = message.text or ""
+        if text in MENUS:
+            question, options = MENUS[text]
+            buttons = [{"title": title, "payload": payload} for title, payload in options]
+            await message.output_channel.send_text_with_buttons(wa_id, question, buttons)
+            self._log(wa_id, event="bot", text=question)
+            return
         if text.startswith("slow "):
             await asyncio.sleep(float(text.split()[1]))
         reply = f"echo: {text}"

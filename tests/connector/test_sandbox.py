@@ -1,0 +1,172 @@
+"""The sandbox plays Meta: it validates sends like the Cloud API, signs its webhooks, and
+serves a customer page that shows bot replies and lets the customer tap buttons."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import pytest
+import requests
+
+from tests.connector.support import (
+    SECRETS,
+    Process,
+    SandboxClient,
+    free_port,
+    new_wa_id,
+    python_env,
+    start_host,
+    texts,
+    wait_until,
+)
+
+GRAPH_TOKEN = {"Authorization": f"Bearer {SECRETS['WHATSAPP_ACCESS_TOKEN']}"}
+
+
+def send(stack, body, headers=GRAPH_TOKEN, phone_number_id=SECRETS["WHATSAPP_PHONE_NUMBER_ID"]):
+    return requests.post(f"{stack['sandbox_url']}/v21.0/{phone_number_id}/messages", json=body, headers=headers, timeout=5)
+
+
+def text_body(to, body):
+    return {"messaging_product": "whatsapp", "to": to, "type": "text", "text": {"body": body}}
+
+
+def buttons_body(to, titles):
+    return {"messaging_product": "whatsapp", "to": to, "type": "interactive", "interactive": {
+        "type": "button", "body": {"text": "Pick one"},
+        "action": {"buttons": [{"type": "reply", "reply": {"id": f"id-{n}", "title": t}} for n, t in enumerate(titles)]}}}
+
+
+def test_accepted_send_answers_like_meta_with_a_wamid(stack):
+    wa_id = new_wa_id()
+    answer = send(stack, text_body(wa_id, "hello"))
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["messaging_product"] == "whatsapp"
+    assert body["contacts"] == [{"input": wa_id, "wa_id": wa_id}]
+    assert body["messages"][0]["id"].startswith("wamid.")
+
+
+@pytest.mark.parametrize("body, status, code, detail", [
+    (text_body("919800000001", "x" * 4097), 400, 100, "4096"),
+    (buttons_body("919800000001", ["A", "B", "C", "D"]), 400, 100, "at most 3"),
+    (buttons_body("919800000001", ["This title is too long"]), 400, 100, "1 to 20"),
+    (buttons_body("919800000001", ["Same", "Same"]), 400, 100, "unique"),
+    ({"messaging_product": "whatsapp", "to": "919800000001", "type": "interactive", "interactive": {
+        "type": "list", "body": {"text": "Pick"}, "action": {"button": "Choose", "sections": [{"rows": [
+            {"id": f"r{n}", "title": f"Row {n}"} for n in range(11)]}]}}}, 400, 100, "at most 10 rows"),
+    ({"to": "919800000001", "type": "text", "text": {"body": "hi"}}, 400, 100, "messaging_product"),
+    (text_body("not-a-number", "hi"), 400, 100, "'to'"),
+])
+def test_invalid_sends_are_rejected_with_metas_error_shape(stack, body, status, code, detail):
+    answer = send(stack, body)
+    assert answer.status_code == status
+    error = answer.json()["error"]
+    assert error["code"] == code and error["type"] == "OAuthException" and error["fbtrace_id"]
+    assert detail in error["error_data"]["details"]
+
+
+def test_wrong_token_and_wrong_phone_number_id_are_refused(stack):
+    assert send(stack, text_body("919800000001", "hi"), headers={"Authorization": "Bearer nope"}).json()["error"]["code"] == 190
+    assert send(stack, text_body("919800000001", "hi"), headers={}).status_code == 401
+    assert send(stack, text_body("919800000001", "hi"), phone_number_id="999").status_code == 400
+
+
+def test_customer_messages_are_signed_webhooks_and_replies_come_back(stack, sandbox, host):
+    wa_id = new_wa_id()
+    answer = sandbox.customer_says(wa_id, text="Is the ubtan face pack good for dry skin?", profile_name="Meera")
+    assert answer["webhook_status"] == 200  # the connector checked the signature
+    assert texts(sandbox.wait_for_business(wa_id)) == ["echo: Is the ubtan face pack good for dry skin?"]
+    [event] = [e for e in host.journal(wa_id) if e["event"] == "user"]
+    assert event["metadata"]["whatsapp"]["profile_name"] == "Meera"
+
+
+def test_sent_delivered_and_read_statuses_are_posted_back_signed(stack, sandbox, host):
+    wa_id = new_wa_id()
+    sandbox.customer_says(wa_id, text="status please")
+    [reply] = sandbox.wait_for_business(wa_id)
+    recorded = wait_until(lambda: len(host.store.statuses(reply["id"])) == 3 and host.store.statuses(reply["id"]))
+    assert [row["status"] for row in recorded] == ["sent", "delivered", "read"]
+
+
+def test_simulated_131047_arrives_as_a_failed_status(stack, sandbox, host):
+    wa_id = new_wa_id()
+    sandbox.fail_next("failed_status", code=131047)
+    answer = send(stack, text_body(wa_id, "late follow-up"))
+    assert answer.status_code == 200
+    wamid = answer.json()["messages"][0]["id"]
+    [row] = wait_until(lambda: host.store.statuses(wamid))
+    assert row["status"] == "failed" and '"code":131047' in row["errors"]
+
+
+def test_a_message_typed_while_the_connector_is_down_is_redelivered(run_dir, stack):
+    """Like Meta, the sandbox keeps retrying a webhook that did not get a 200."""
+    connector_port, sandbox_port = free_port(), free_port()
+    sandbox_process = Process("sandbox-redelivery", [sys.executable, "-m", "whatsapp_sandbox"], python_env(
+        SANDBOX_PORT=str(sandbox_port),
+        SANDBOX_WEBHOOK_URL=f"http://127.0.0.1:{connector_port}/webhooks/whatsapp/webhook",
+        SANDBOX_STATUS_DELAYS="off"), run_dir).start(f"http://127.0.0.1:{sandbox_port}/sandbox/api/config")
+    own_sandbox = SandboxClient(f"http://127.0.0.1:{sandbox_port}")
+    connector = None
+    try:
+        wa_id = new_wa_id()
+        answer = own_sandbox.customer_says(wa_id, text="anyone there?")
+        assert answer["webhook_status"] is None and answer["redelivering"] is True
+        connector = start_host(run_dir, "host-redelivery", connector_port, own_sandbox.base_url,
+                               run_dir / "redelivery-store.db")
+        assert texts(own_sandbox.wait_for_business(wa_id, timeout=20)) == ["echo: anyone there?"]
+        [customer_message] = own_sandbox.messages(wa_id, direction="customer")["messages"]
+        assert customer_message["webhook_status"] == 200
+    finally:
+        if connector is not None:
+            connector.stop()
+        sandbox_process.stop()
+
+
+# --- the customer page in a real browser ------------------------------------------------------
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright is needed for the page test")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is needed for the page test")
+def test_customer_page_shows_replies_as_text_and_taps_buttons(stack, host):
+    wa_id = new_wa_id()
+    hostile = '<img src=x onerror="window.__owned=1">'
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page()
+            page.goto(stack["sandbox_url"] + "/")
+            page.fill("#wa-id", wa_id)
+            page.fill("#profile-name", "Kavya <b>K</b>")
+            page.click("#customer-form button[type=submit]")
+
+            page.fill("#text", hostile)
+            page.press("#text", "Enter")
+            echo = page.locator(".bubble.business", has_text="echo:")
+            echo.wait_for(timeout=15000)
+            assert echo.inner_text().startswith(f"echo: {hostile}")
+            assert page.locator(".bubble img").count() == 0
+            assert page.evaluate("window.__owned") is None
+
+            page.fill("#text", "menu")
+            page.press("#text", "Enter")
+            page.locator(".choices button", has_text="Talk to a human").click()
+            page.locator(".bubble.customer", has_text="Talk to a human").wait_for(timeout=15000)
+
+            page.fill("#text", "sizes")
+            page.press("#text", "Enter")
+            page.locator(".choices button", has_text="Choose").click()
+            page.locator("#list-picker button", has_text="XL").click()
+            page.locator(".bubble.business", has_text='echo: /inform{"size": "XL"}').wait_for(timeout=15000)
+        finally:
+            browser.close()
+
+    user_texts = [e["text"] for e in host.journal(wa_id) if e["event"] == "user"]
+    assert user_texts == [hostile, "menu", "/request_human", "sizes", '/inform{"size": "XL"}']
+    assert host.journal(wa_id)[0]["metadata"]["whatsapp"]["profile_name"] == "Kavya <b>K</b>"
