@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -13,8 +14,6 @@ from inbox.models import Agent
 from inbox.services.handoffs import team_by_name
 
 _hasher = PasswordHasher()
-# Verified against when the login does not exist, so both cases take the same time.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
 LOGIN_PATTERN = re.compile(r"^[a-z0-9._-]{2,64}$")
 MIN_PASSWORD_LENGTH = 10
 
@@ -25,6 +24,12 @@ class AgentError(ValueError):
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the login does not exist, so that both cases take the same time."""
+    return _hasher.hash("not-a-real-password")
 
 
 def validate_password(password: str) -> None:
@@ -42,12 +47,14 @@ class AgentDirectory:
         login: str,
         name: str,
         password: str,
+        password_hash: str | None = None,
         role: str = "agent",
         pronoun: str = "they",
         teams: list[str] = (),
         capacity: int = 5,
         status: str = "away",
     ) -> Agent:
+        """`password_hash` may carry the password's hash computed once for several agents (demo seed)."""
         login = login.strip().lower()
         if not LOGIN_PATTERN.match(login):
             raise AgentError("The login may use lower-case letters, digits, '.', '_' and '-' (2–64 characters).")
@@ -65,7 +72,7 @@ class AgentDirectory:
         agent = Agent(
             login=login,
             name=name.strip(),
-            password_hash=hash_password(password),
+            password_hash=password_hash or hash_password(password),
             role=role,
             pronoun=pronoun,
             capacity=capacity,
@@ -81,7 +88,7 @@ class AgentDirectory:
             select(Agent).where(Agent.login == login.strip().lower(), Agent.is_active.is_(True))
         ).one_or_none()
         try:
-            _hasher.verify(agent.password_hash if agent else _DUMMY_HASH, password)
+            _hasher.verify(agent.password_hash if agent else _dummy_hash(), password)
         except (VerificationError, InvalidHashError):
             return None
         if agent is None:

@@ -7,7 +7,7 @@ import secrets
 from sqlalchemy import func, select
 
 from inbox.models import Agent
-from inbox.services.agents import AgentDirectory
+from inbox.services.agents import AgentDirectory, hash_password
 from inbox.services.handoffs import team_by_name
 from inbox.services.quick_replies import seed_quick_replies
 
@@ -38,11 +38,14 @@ def seed_demo_agents(inbox) -> str | None:
         return None
     configured = inbox.settings.inbox_demo_password
     password = configured.get_secret_value() if configured else secrets.token_urlsafe(9)
+    hashed = hash_password(password)
     with inbox.db.write() as session:
         directory = AgentDirectory(session)
         for login, name, pronoun, role, teams in DEMO_AGENTS:
             # The demo agents start online so that hand-offs get assigned right away.
-            directory.create(login=login, name=name, password=password, role=role, pronoun=pronoun, teams=teams, status="online")
+            directory.create(
+                login=login, name=name, password=password, password_hash=hashed, role=role, pronoun=pronoun, teams=teams, status="online"
+            )
     credentials = inbox.settings.inbox_var_dir / "inbox_demo_credentials.txt"
     credentials.parent.mkdir(parents=True, exist_ok=True)
     credentials.write_text(

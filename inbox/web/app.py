@@ -114,7 +114,7 @@ def create_app(inbox: Inbox, *, run_background_workers: bool = True) -> FastAPI:
         signing_secret=csrf_secret,
         always_protect={"/login"},
         cookie_secure=settings.inbox_secure_cookies,
-        cookie_samesite="Strict",
+        cookie_samesite="Lax",
     )
     app.add_middleware(
         SessionMiddleware,

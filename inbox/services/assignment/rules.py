@@ -106,7 +106,8 @@ class RoundRobinRule:
         if not candidates:
             return None
         never = datetime.min.replace(tzinfo=timezone.utc)
-        chosen = min(candidates, key=lambda agent: (agent.last_assigned_at or never, agent.id))
+        load = context.roster.open_load
+        chosen = min(candidates, key=lambda agent: (agent.last_assigned_at or never, load.get(agent.id, 0), agent.id))
         return AssignmentDecision(self.name, agent=chosen, team=context.team)
 
 

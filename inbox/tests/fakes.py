@@ -1,0 +1,111 @@
+"""Small real HTTP servers standing in for Meta's Graph API, Rasa's HTTP API and Slack in the
+API tests (the browser tests use the real WhatsApp sandbox)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+GRAPH_TOKEN = "test-whatsapp-token"
+PHONE_NUMBER_ID = "106540352242922"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ThreadedServer:
+    """Runs an ASGI app with uvicorn in a background thread."""
+
+    def __init__(self, app, port: int | None = None):
+        self.port = port or free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "ThreadedServer":
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@dataclass
+class FakeExternalServices:
+    graph_requests: list[dict] = field(default_factory=list)
+    graph_answers: list[tuple[int, dict]] = field(default_factory=list)  # queued non-default answers
+    rasa_requests: list[dict] = field(default_factory=list)
+    rasa_answers: list[int] = field(default_factory=list)
+    slack_messages: list[dict] = field(default_factory=list)
+    server: ThreadedServer | None = None
+
+    def reset(self) -> None:
+        for collected in (self.graph_requests, self.graph_answers, self.rasa_requests, self.rasa_answers, self.slack_messages):
+            collected.clear()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def app(self) -> Starlette:
+        async def graph_send(request: Request):
+            body = await request.json()
+            self.graph_requests.append(
+                {"phone_number_id": request.path_params["phone_number_id"], "authorization": request.headers.get("authorization"), "body": body}
+            )
+            if request.headers.get("authorization") != f"Bearer {GRAPH_TOKEN}":
+                return JSONResponse({"error": {"code": 190, "message": "Invalid OAuth access token"}}, status_code=401)
+            if self.graph_answers:
+                status, answer = self.graph_answers.pop(0)
+                return JSONResponse(answer, status_code=status)
+            return JSONResponse(
+                {"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                 "messages": [{"id": f"wamid.test{len(self.graph_requests)}"}]}
+            )
+
+        async def rasa_events(request: Request):
+            self.rasa_requests.append(
+                {"sender_id": request.path_params["sender_id"], "token": request.query_params.get("token"), "events": await request.json()}
+            )
+            status = self.rasa_answers.pop(0) if self.rasa_answers else 200
+            return JSONResponse({"sender_id": request.path_params["sender_id"], "events": []}, status_code=status)
+
+        async def slack(request: Request):
+            self.slack_messages.append(await request.json())
+            return PlainTextResponse("ok")
+
+        return Starlette(
+            routes=[
+                Route("/v21.0/{phone_number_id}/messages", graph_send, methods=["POST"]),
+                Route("/conversations/{sender_id}/tracker/events", rasa_events, methods=["POST"]),
+                Route("/slack", slack, methods=["POST"]),
+            ]
+        )
+
+    def start(self) -> "FakeExternalServices":
+        self.server = ThreadedServer(self.app()).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.stop()
