@@ -16,6 +16,8 @@ RESUME_EVENTS = [
     {"event": "slot", "name": "handoff_details", "value": None},
     {"event": "slot", "name": "bot_answer_count", "value": 0},
     {"event": "slot", "name": "turn_limit_reached", "value": False},
+    # The bot must be listening again, or the customer's next message matches no dialogue rule.
+    {"event": "action", "name": "action_listen"},
 ]
 
 

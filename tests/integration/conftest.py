@@ -1,0 +1,63 @@
+"""Real processes for integration tests: the action server as a subprocess, the trained model in-process."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def newest_model() -> Path:
+    explicit = os.environ.get("RASA_MODEL")
+    if explicit:
+        return Path(explicit)
+    models = sorted((ROOT / "models").glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    if not models:
+        raise RuntimeError("No trained model in models/: run `make train` first (the test command does).")
+    return models[-1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 90.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited early with code {process.returncode}: {url}")
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"not up after {seconds}s: {url}")
+
+
+@pytest.fixture(scope="session")
+def action_server_url(tmp_path_factory):
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("actions") / "actions.log", "w")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "HF_HUB_OFFLINE": "1"}
+    env.pop("INBOX_URL", None)  # integration tests configure their own inbox, or none
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/health", process)
+        yield f"http://127.0.0.1:{port}/webhook"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
