@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sets up everything the project needs on this machine; safe to run again (it skips what is done).
+#   .venv          Python 3.10: Rasa 3.6, rasa-sdk, spaCy, sentence-transformers, the WhatsApp connector
+#                  and sandbox, honcho (process supervisor), test tools.
+#   inbox/.venv    Python 3.11+: the inbox with modern pins (inbox/scripts/setup_env.sh).
+#   build/spacy/   the project's own spaCy pipeline (scripts/build_spacy_pipeline.py).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+requirements_stamp() { cat requirements.txt requirements.lock | sha256sum | cut -d' ' -f1; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  PY310="$(find_python310)"
+  say "Creating .venv with $PY310"
+  "$PY310" -m venv "$VENV"
+fi
+if [ "$(cat "$VENV/.requirements.sha" 2>/dev/null)" != "$(requirements_stamp)" ]; then
+  say "Installing Rasa, the action server and the connector into .venv (first time: ~10 minutes, torch is large)"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q "pip<24.1" wheel
+  "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
+    -r requirements.txt -c requirements.lock
+  requirements_stamp > "$VENV/.requirements.sha"
+else
+  say ".venv is up to date"
+fi
+
+say "Building the spaCy pipeline (skipped when up to date)"
+TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" scripts/build_spacy_pipeline.py
+
+say "Setting up the inbox environment"
+bash inbox/scripts/setup_env.sh

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One command for every test suite (CI runs exactly this through .ci/run):
+# sets up the environments, validates the training data, trains if needed, runs the Rasa story tests,
+# the NLU cross-validation summary, pytest for actions/components/connector/integration, and the
+# inbox suites (SQLite, PostgreSQL, browser). Every stage runs; the summary says which failed.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+FAILED=()
+PASSED=()
+stage() {
+  local name="$1"; shift
+  say "[$name] $*"
+  local started=$SECONDS
+  if "$@"; then
+    PASSED+=("$name"); say "[$name] passed in $((SECONDS - started)) s"
+  else
+    FAILED+=("$name"); warn "[$name] FAILED after $((SECONDS - started)) s"
+  fi
+}
+
+bash scripts/setup.sh || die "set-up failed"
+load_environment
+RASA="$VENV/bin/rasa"
+mkdir -p results
+
+stage validate "$RASA" data validate --fail-on-warnings
+stage train bash scripts/train.sh
+stage stories "$RASA" test core --stories tests/ --model models/kesar-lane.tar.gz \
+  --fail-on-prediction-errors --out results/stories
+stage nlu-cross-validation bash scripts/nlu_cross_validation.sh
+stage pytest "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider
+stage inbox bash inbox/scripts/test.sh
+
+echo
+say "Stages passed: ${PASSED[*]:-none}"
+if [ ${#FAILED[@]} -gt 0 ]; then warn "Stages failed: ${FAILED[*]}"; fi
+echo "stages: ${#PASSED[@]} passed, ${#FAILED[@]} failed"
+[ ${#FAILED[@]} -eq 0 ]

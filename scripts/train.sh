@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Trains the model only when config, domain or training data changed (Rasa compares fingerprints with
+# the newest model in models/ and says "Nothing changed" otherwise).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+load_environment
+say "Training the model if the training data changed"
+"$VENV/bin/rasa" train --fixed-model-name kesar-lane --out models "$@"
