@@ -29,9 +29,6 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
-# Reachable without signing in. Everything else refuses the unauthenticated (tested route by route).
-PUBLIC_PATHS = {("GET", "/login"), ("POST", "/login")}
-PUBLIC_PREFIXES = ("/static/",)
 
 
 def _wants_html(request: Request) -> bool:
