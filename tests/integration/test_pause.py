@@ -90,3 +90,19 @@ async def test_unpaused_conversation_starts_a_fresh_session_normally(agent):
     assert await say(agent, sender, "hi")
     await age_conversation(agent, sender, seconds=3 * 60 * 60)
     assert await say(agent, sender, "hello")
+
+
+async def test_order_number_is_confirmed_once_normalised(agent):
+    sender = f"it-{uuid.uuid4().hex[:8]}"
+    replies = await say(agent, sender, "where is my order #2840?")
+    assert any("noted order #2840." in r for r in replies), replies
+    tracker = await agent.tracker_store.retrieve(sender)
+    assert tracker.get_slot("order_number") == "#2840"
+
+
+async def test_order_form_accepts_a_bare_number(agent):
+    sender = f"it-{uuid.uuid4().hex[:8]}"
+    [question] = await say(agent, sender, "mera order kab aayega")
+    assert "order number" in question
+    replies = await say(agent, sender, "2791")
+    assert any("noted order #2791." in r for r in replies), replies
