@@ -30,10 +30,12 @@ class BusinessHours:
             if hours is None or current in self.holidays:
                 continue
             opens, closes = hours
-            yield (
-                datetime.combine(current, opens, self.tz).astimezone(timezone.utc),
-                datetime.combine(current, closes, self.tz).astimezone(timezone.utc),
-            )
+            # "24:00" (stored as time.max) closes at the next midnight.
+            if closes == time.max:
+                closing = datetime.combine(current + timedelta(days=1), time(0), self.tz)
+            else:
+                closing = datetime.combine(current, closes, self.tz)
+            yield datetime.combine(current, opens, self.tz).astimezone(timezone.utc), closing.astimezone(timezone.utc)
 
     def _local_day(self, at: datetime) -> date:
         return at.astimezone(self.tz).date()
@@ -89,12 +91,13 @@ class BusinessHours:
 
 
 def parse_hours(spec: str | None) -> tuple[time, time] | None:
-    """'09:00-21:00' -> (09:00, 21:00); 'closed' / empty -> None."""
+    """'09:00-21:00' -> (09:00, 21:00); '00:00-24:00' is the whole day; 'closed' / empty -> None."""
     if spec is None or str(spec).strip().lower() in {"", "closed"}:
         return None
     try:
         opens_text, closes_text = (part.strip() for part in str(spec).split("-"))
-        opens, closes = time.fromisoformat(opens_text), time.fromisoformat(closes_text)
+        opens = time.fromisoformat(opens_text)
+        closes = time.max if closes_text == "24:00" else time.fromisoformat(closes_text)
     except ValueError as error:
         raise ValueError(f"business hours must look like '09:00-21:00' or 'closed', got {spec!r}") from error
     if not opens < closes:

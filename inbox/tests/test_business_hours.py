@@ -61,3 +61,10 @@ def test_holidays_are_closed():
 def test_bad_hours_are_refused_with_a_clear_message(spec):
     with pytest.raises(ValueError, match="09:00-21:00|before closing"):
         parse_hours(spec)
+
+
+def test_a_team_open_around_the_clock_is_never_closed():
+    config = AssignmentConfig(business_hours={day: "00:00-24:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")})
+    hours = config.business_hours_calendar()
+    assert hours.is_open(ist(2026, 11, 29, 23, 59, 59))
+    assert hours.add_business_minutes(ist(2026, 11, 29, 23, 58), 5) == ist(2026, 11, 30, 0, 3)

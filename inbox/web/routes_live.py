@@ -33,7 +33,7 @@ def _changed_since(inbox, since: datetime) -> list[tuple[int, datetime]]:
                 .where(Conversation.updated_at > since)
                 .order_by(Conversation.updated_at)
                 .limit(200)
-            ).tuples()
+            ).all()
         )
 
 
