@@ -1,0 +1,283 @@
+"""Intent classifier whose confidence is calibrated for the FallbackClassifier threshold.
+
+Rasa compares `intent.confidence` with FallbackClassifier's `threshold` (0.6 in config.yml) to
+decide "not sure -> hand off". A softmax classifier is close to 1.0 for almost any input, so that
+comparison says little. This component ranks intents with a logistic regression on the pipeline's
+sentence features and replaces the confidence with a calibrated one (see
+`components.in_scope_model`):
+
+* held-out folds of the training data tell how in-scope messages score (classifier probability,
+  similarity to the predicted intent's nearest examples, Mahalanobis distance to the nearest
+  intent centroid in the sentence-embedding space);
+* a message's confidence is its percentile among those held-out in-scope scores, mapped so that
+  the percentile `1 - in_scope_coverage` equals `threshold`. With the defaults, about 96 % of
+  in-scope messages stay at or above 0.6 and anything that looks less in scope than the least
+  typical 4 % of the training data falls below it.
+
+Output (what FallbackClassifier consumes):
+    intent: {name, confidence}, confidence calibrated;
+    intent_ranking: up to `ranking_length` intents; the top one has the calibrated confidence, the
+        others the same value scaled by their classifier probability relative to the top one, so
+        FallbackClassifier's `ambiguity_threshold` still fires when two intents are nearly tied.
+        Every entry also carries `raw_confidence` (the classifier probability).
+    intent_calibration: {raw_confidence, in_scope_percentile} for debugging (`rasa shell nlu`).
+
+It learns only from the intents and examples it is trained on; nothing is specific to one bot.
+
+Config:
+    threshold: confidence that marks the calibrated boundary; keep equal to FallbackClassifier's
+        `threshold` (default 0.6).
+    in_scope_coverage: share of in-scope messages that should stay at or above `threshold`
+        (default 0.96). Higher = fewer needless hand-offs, more out-of-scope messages answered.
+    neighbours: nearest training examples of the predicted intent averaged for similarity (5).
+    folds: cross-fitting folds for the held-out scores (5).
+    regularisation_c: inverse L2 regularisation strength of the logistic regression (10.0).
+    evidence: evidence averaged into the in-scope score, any of "classifier", "neighbours",
+        "mahalanobis" (default: all three).
+    featurizers: names (or aliases) of featurizers whose sentence features are used; empty = all.
+        Dense features (e.g. SentenceEmbeddingFeaturizer) are required; sparse ones (e.g.
+        CountVectorsFeaturizer) are tf-idf weighted and added to the classifier's input.
+    ranking_length: number of intents reported in `intent_ranking` (10).
+    random_seed: seed of the fold assignment (0).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Dict, List, Optional, Text, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.constants import (
+    FEATURE_TYPE_SENTENCE,
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    PREDICTED_CONFIDENCE_KEY,
+    TEXT,
+)
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from components.in_scope_model import EVIDENCE_KINDS, CalibratedIntentModel
+
+logger = logging.getLogger(__name__)
+
+ARRAYS_FILE = "calibrated_intent_model.npz"
+METADATA_FILE = "calibrated_intent_model.json"
+# Parse-data keys for debugging; FallbackClassifier only reads `intent` and `intent_ranking`.
+RAW_CONFIDENCE_KEY = "raw_confidence"
+CALIBRATION_KEY = "intent_calibration"
+
+
+def sentence_features(
+    message: Message, featurizers: List[Text]
+) -> Tuple[Optional[np.ndarray], List[Tuple[Text, sp.csr_matrix]]]:
+    """The message's dense sentence features (concatenated) and its sparse ones per featurizer."""
+    dense_parts, sparse_parts = [], []
+    for feature in message.features:
+        if feature.attribute != TEXT or feature.type != FEATURE_TYPE_SENTENCE:
+            continue
+        if featurizers and feature.origin not in featurizers:
+            continue
+        if feature.is_dense():
+            dense_parts.append(np.asarray(feature.features, dtype=np.float64).reshape(1, -1))
+        else:
+            sparse_parts.append((feature.origin, sp.csr_matrix(feature.features)))
+    dense = np.hstack(dense_parts) if dense_parts else None
+    return dense, sparse_parts
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True
+)
+class CalibratedIntentClassifier(GraphComponent, IntentClassifier):
+    """Logistic-regression intent ranking with a conformally calibrated confidence."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """The component's default config (documented in the module docstring)."""
+        return {
+            "threshold": 0.6,
+            "in_scope_coverage": 0.96,
+            "neighbours": 5,
+            "folds": 5,
+            "regularisation_c": 10.0,
+            "evidence": list(EVIDENCE_KINDS),
+            "featurizers": [],
+            "ranking_length": 10,
+            "random_seed": 0,
+        }
+
+    @staticmethod
+    def required_packages() -> List[Text]:
+        """Python packages the component needs."""
+        return ["sklearn", "scipy"]
+
+    def __init__(
+        self,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        model: Optional[CalibratedIntentModel] = None,
+        sparse_dims: Optional[Dict[Text, int]] = None,
+    ) -> None:
+        self._config = {**self.get_default_config(), **config}
+        self._model_storage = model_storage
+        self._resource = resource
+        self._model = model
+        # Sparse featurizer name -> feature dimension, in the block order the model was trained with.
+        self._sparse_dims: Dict[Text, int] = dict(sparse_dims or {})
+        self._validate_config()
+
+    def _validate_config(self) -> None:
+        try:
+            self._new_model()
+        except ValueError as error:
+            raise InvalidConfigException(f"CalibratedIntentClassifier: {error}") from error
+
+    def _new_model(self) -> CalibratedIntentModel:
+        return CalibratedIntentModel(
+            threshold=float(self._config["threshold"]),
+            in_scope_coverage=float(self._config["in_scope_coverage"]),
+            neighbours=int(self._config["neighbours"]),
+            folds=int(self._config["folds"]),
+            regularisation_c=float(self._config["regularisation_c"]),
+            evidence=list(self._config["evidence"]),
+            seed=int(self._config["random_seed"]),
+        )
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> CalibratedIntentClassifier:
+        """Creates an untrained component."""
+        return cls(config, model_storage, resource)
+
+    # --- training -------------------------------------------------------------------------
+    def train(self, training_data: TrainingData) -> Resource:
+        """Fits the classifier and its calibration on the intent examples."""
+        featurizers = list(self._config["featurizers"])
+        examples = [
+            example
+            for example in training_data.intent_examples
+            if example.get(INTENT) and sentence_features(example, featurizers)[0] is not None
+        ]
+        if len(examples) < len(training_data.intent_examples):
+            logger.warning(
+                "CalibratedIntentClassifier: %d intent examples have no dense sentence features "
+                "and are ignored.",
+                len(training_data.intent_examples) - len(examples),
+            )
+        if not examples:
+            logger.warning(
+                "CalibratedIntentClassifier: nothing to train on (no intent examples with dense "
+                "sentence features; is SentenceEmbeddingFeaturizer in the pipeline?)."
+            )
+            return self._resource
+
+        features = [sentence_features(example, featurizers) for example in examples]
+        dense = np.vstack([dense_row for dense_row, _ in features])
+        dims = {origin: matrix.shape[1] for _, parts in features for origin, matrix in parts}
+        self._sparse_dims = dict(sorted(dims.items()))
+        blocks = self._sparse_blocks([parts for _, parts in features])
+        intents = [example.get(INTENT) for example in examples]
+
+        self._model = self._new_model().fit(dense, blocks, intents)
+        self.persist()
+        return self._resource
+
+    def _sparse_blocks(self, per_message: List[List[Tuple[Text, sp.csr_matrix]]]) -> List[sp.csr_matrix]:
+        """One (n_messages, dim) matrix per sparse featurizer seen in training; zeros where missing."""
+        blocks = []
+        for origin, dim in self._sparse_dims.items():
+            rows = []
+            for parts in per_message:
+                found = next((matrix for name, matrix in parts if name == origin), None)
+                rows.append(found if found is not None else sp.csr_matrix((1, dim)))
+            blocks.append(sp.vstack(rows).tocsr())
+        return blocks
+
+    # --- inference ------------------------------------------------------------------------
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Sets `intent`, `intent_ranking` (calibrated) and `intent_calibration` on each message."""
+        if self._model is None or self._model.fitted is None:
+            return messages
+        featurizers = list(self._config["featurizers"])
+        for message in messages:
+            dense, parts = sentence_features(message, featurizers)
+            if dense is None:
+                continue
+            probabilities, confidence, percentile = self._model.predict(
+                dense, self._sparse_blocks([parts])
+            )
+            self._set_prediction(message, probabilities[0], float(confidence[0]), float(percentile[0]))
+        return messages
+
+    def _set_prediction(
+        self, message: Message, probabilities: np.ndarray, confidence: float, percentile: float
+    ) -> None:
+        order = np.argsort(-probabilities)[: int(self._config["ranking_length"])]
+        top_probability = float(probabilities[order[0]])
+        ranking = [
+            {
+                INTENT_NAME_KEY: self._model.intents[index],
+                # Relative to the top intent, so near-ties stay near-ties for ambiguity_threshold.
+                PREDICTED_CONFIDENCE_KEY: confidence * float(probabilities[index]) / top_probability,
+                RAW_CONFIDENCE_KEY: float(probabilities[index]),
+            }
+            for index in order
+        ]
+        message.set(
+            INTENT,
+            {INTENT_NAME_KEY: ranking[0][INTENT_NAME_KEY], PREDICTED_CONFIDENCE_KEY: confidence},
+            add_to_output=True,
+        )
+        message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+        message.set(
+            CALIBRATION_KEY,
+            {RAW_CONFIDENCE_KEY: top_probability, "in_scope_percentile": percentile},
+            add_to_output=True,
+        )
+
+    # --- persistence ----------------------------------------------------------------------
+    def persist(self) -> None:
+        """Writes the model as plain numpy arrays + JSON (no pickle) into the model storage."""
+        if self._model is None or self._model.fitted is None:
+            return
+        arrays, metadata = self._model.to_arrays()
+        metadata["sparse_dims"] = list(self._sparse_dims.items())
+        with self._model_storage.write_to(self._resource) as directory:
+            np.savez(directory / ARRAYS_FILE, **arrays)
+            (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=1), encoding="utf-8")
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> CalibratedIntentClassifier:
+        """Loads a trained component; an untrained one if nothing was persisted."""
+        try:
+            with model_storage.read_from(resource) as directory:
+                metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
+                with np.load(directory / ARRAYS_FILE, allow_pickle=False) as stored:
+                    arrays = {name: stored[name] for name in stored.files}
+        except (ValueError, FileNotFoundError):
+            logger.debug("CalibratedIntentClassifier: no trained model found, loading untrained.")
+            return cls(config, model_storage, resource)
+        model = CalibratedIntentModel.from_arrays(arrays, metadata)
+        return cls(config, model_storage, resource, model, dict(metadata["sparse_dims"]))

@@ -1,0 +1,355 @@
+"""Intent classifier plus a conformally calibrated "is this in scope?" confidence (numpy/sklearn).
+
+This module has no Rasa dependency; `components.calibrated_confidence` wraps it as a graph
+component. Inputs are feature matrices:
+
+* `dense`: one row per message, e.g. a sentence-transformers embedding (any dense sentence features);
+* `sparse_blocks`: zero or more sparse count matrices (e.g. word and char n-gram counts), one per
+  featurizer.
+
+What is learned, only from the labelled in-scope examples:
+
+1. A multinomial logistic regression on [dense | tf-idf weighted sparse blocks] gives the intent
+   ranking (the "raw" confidence is its probability).
+2. Three kinds of evidence that a message belongs to its predicted intent: the classifier's top
+   probability, the mean cosine similarity to the nearest training examples of that intent, and the
+   (negative) Mahalanobis distance to the nearest intent centroid in the dense space.
+3. Calibration: every training example is scored by models that never saw it (k-fold
+   cross-fitting). Evidence is z-normalised with those held-out statistics and averaged into one
+   in-scope score, and the held-out scores form the reference distribution. A new message's
+   percentile in that distribution is mapped to a confidence such that the percentile
+   `1 - in_scope_coverage` lands exactly on `threshold`: under the usual exchangeability
+   assumption about `in_scope_coverage` of new in-scope messages score at or above the threshold.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.covariance import LedoitWolf
+from sklearn.linear_model import LogisticRegression
+
+EVIDENCE_KINDS = ("classifier", "neighbours", "mahalanobis")
+
+
+def _l2_normalise_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+def _l2_normalise_sparse_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    return sp.diags(1.0 / np.maximum(norms, 1e-12)) @ matrix
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def confidence_from_percentile(
+    percentile: np.ndarray, in_scope_coverage: float, threshold: float
+) -> np.ndarray:
+    """Piecewise-linear, increasing map [0, 1] -> [0, 1] that sends `1 - coverage` to `threshold`."""
+    miss_rate = 1.0 - in_scope_coverage
+    percentile = np.clip(percentile, 0.0, 1.0)
+    below = threshold * percentile / miss_rate
+    above = threshold + (1.0 - threshold) * (percentile - miss_rate) / (1.0 - miss_rate)
+    return np.where(percentile < miss_rate, below, above)
+
+
+@dataclass
+class Evidence:
+    """What one fitted model says about a batch of messages."""
+
+    probabilities: np.ndarray  # (n, n_intents) classifier probabilities
+    scores: Dict[str, np.ndarray]  # evidence kind -> (n,) values for the top intent
+
+
+class _SingleFit:
+    """Classifier + evidence models fitted on one set of examples (no calibration)."""
+
+    def __init__(self, n_intents: int, neighbours: int, regularisation_c: float) -> None:
+        self.n_intents = n_intents
+        self.neighbours = neighbours
+        self.regularisation_c = regularisation_c
+        self.idf: List[np.ndarray] = []
+        self.coef = np.zeros((0, 0))
+        self.intercept = np.zeros(0)
+        self.train_dense = np.zeros((0, 0))
+        self.train_labels = np.zeros(0, dtype=int)
+        self.whitening = np.zeros((0, 0))
+        self.white_centroids = np.zeros((0, 0))
+
+    # --- features -------------------------------------------------------------------------
+    def _weighted_sparse(self, blocks: Sequence[sp.spmatrix]) -> List[sp.csr_matrix]:
+        # Sublinear tf-idf, each block normalised on its own so every featurizer weighs the same.
+        weighted = []
+        for block, idf in zip(blocks, self.idf):
+            block = sp.csr_matrix(block, dtype=np.float64)
+            block.data = np.log1p(np.abs(block.data))
+            weighted.append(_l2_normalise_sparse_rows(block @ sp.diags(idf)))
+        return weighted
+
+    def _classifier_input(self, dense: np.ndarray, blocks: Sequence[sp.spmatrix]) -> sp.csr_matrix:
+        return sp.hstack([sp.csr_matrix(dense)] + self._weighted_sparse(blocks)).tocsr()
+
+    # --- fitting --------------------------------------------------------------------------
+    def fit(self, dense: np.ndarray, blocks: Sequence[sp.spmatrix], labels: np.ndarray) -> "_SingleFit":
+        n = dense.shape[0]
+        self.idf = []
+        for block in blocks:
+            document_frequency = np.asarray((sp.csr_matrix(block) != 0).sum(axis=0)).ravel()
+            self.idf.append(np.log((1.0 + n) / (1.0 + document_frequency)) + 1.0)
+        self._fit_classifier(self._classifier_input(dense, blocks), labels)
+        self.train_dense = dense
+        self.train_labels = labels
+        self._fit_mahalanobis(dense, labels)
+        return self
+
+    def _fit_classifier(self, inputs: sp.csr_matrix, labels: np.ndarray) -> None:
+        self.coef = np.zeros((self.n_intents, inputs.shape[1]))
+        self.intercept = np.zeros(self.n_intents)
+        if self.n_intents == 1:  # nothing to choose between: probability 1
+            return
+        model = LogisticRegression(C=self.regularisation_c, max_iter=2000)
+        model.fit(inputs, labels)
+        if self.n_intents == 2:  # sklearn stores a single row for the binary case
+            self.coef[1] = model.coef_[0]
+            self.intercept[1] = model.intercept_[0]
+        else:
+            self.coef = model.coef_
+            self.intercept = model.intercept_
+
+    def _fit_mahalanobis(self, dense: np.ndarray, labels: np.ndarray) -> None:
+        # Every intent is present in every fit: folds never hold out an intent's last example.
+        centroids = np.stack([dense[labels == intent].mean(axis=0) for intent in range(self.n_intents)])
+        residuals = dense - centroids[labels]
+        # Ledoit-Wolf shrinkage: hundreds of examples cannot pin down a 384-d covariance alone.
+        covariance = LedoitWolf(assume_centered=True).fit(residuals).covariance_
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+        self.whitening = eigenvectors / np.sqrt(np.maximum(eigenvalues, 1e-12))
+        self.white_centroids = centroids @ self.whitening
+
+    # --- evidence -------------------------------------------------------------------------
+    def evidence(self, dense: np.ndarray, blocks: Sequence[sp.spmatrix]) -> Evidence:
+        inputs = self._classifier_input(dense, blocks)
+        probabilities = _softmax(np.asarray(inputs @ self.coef.T) + self.intercept)
+        top = probabilities.argmax(axis=1)
+
+        similarities = dense @ self.train_dense.T
+        neighbour_scores = np.empty(len(dense))
+        for row, intent in enumerate(top):
+            same_intent = similarities[row, self.train_labels == intent]
+            k = min(self.neighbours, len(same_intent))
+            neighbour_scores[row] = np.sort(same_intent)[-k:].mean()
+
+        white = dense @ self.whitening
+        squared_distances = (
+            (white**2).sum(axis=1, keepdims=True)
+            - 2 * white @ self.white_centroids.T
+            + (self.white_centroids**2).sum(axis=1)
+        )
+        return Evidence(
+            probabilities=probabilities,
+            scores={
+                "classifier": probabilities.max(axis=1),
+                "neighbours": neighbour_scores,
+                "mahalanobis": -squared_distances.min(axis=1),
+            },
+        )
+
+
+def _fold_ids(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Stratified fold of each example; -1 = never held out (intents with a single example)."""
+    rng = np.random.RandomState(seed)
+    fold_of = np.full(len(labels), -1)
+    for intent in np.unique(labels):
+        members = np.flatnonzero(labels == intent)
+        if len(members) < 2:
+            continue
+        # A random start spreads small intents over different folds.
+        fold_of[rng.permutation(members)] = (np.arange(len(members)) + rng.randint(folds)) % folds
+    return fold_of
+
+
+class CalibratedIntentModel:
+    """Intent ranking with raw probabilities and calibrated in-scope confidences.
+
+    Args:
+        threshold: the confidence the calibrated boundary maps to (the FallbackClassifier threshold).
+        in_scope_coverage: share of (held-out) in-scope messages that should score at or above it.
+        neighbours: how many nearest training examples of the predicted intent are averaged.
+        folds: number of cross-fitting folds used to collect held-out in-scope scores.
+        regularisation_c: inverse L2 strength of the logistic regression.
+        evidence: which evidence kinds to average (subset of EVIDENCE_KINDS).
+        seed: seed of the fold assignment.
+    """
+
+    def __init__(
+        self,
+        threshold: float = 0.6,
+        in_scope_coverage: float = 0.96,
+        neighbours: int = 5,
+        folds: int = 5,
+        regularisation_c: float = 10.0,
+        evidence: Sequence[str] = EVIDENCE_KINDS,
+        seed: int = 0,
+    ) -> None:
+        unknown = set(evidence) - set(EVIDENCE_KINDS)
+        if unknown or not evidence:
+            raise ValueError(f"`evidence` must be a non-empty subset of {EVIDENCE_KINDS}, got {evidence}")
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"`threshold` must be between 0 and 1, got {threshold}")
+        if not 0.5 <= in_scope_coverage < 1.0:
+            raise ValueError(f"`in_scope_coverage` must be in [0.5, 1), got {in_scope_coverage}")
+        if folds < 2:
+            raise ValueError(f"`folds` must be at least 2, got {folds}")
+        self.threshold = threshold
+        self.in_scope_coverage = in_scope_coverage
+        self.neighbours = neighbours
+        self.folds = folds
+        self.regularisation_c = regularisation_c
+        self.evidence_kinds = tuple(evidence)
+        self.seed = seed
+        self.intents: List[str] = []
+        self.fitted: Optional[_SingleFit] = None
+        self.evidence_mean: Dict[str, float] = {}
+        self.evidence_std: Dict[str, float] = {}
+        self.reference_scores = np.zeros(0)  # sorted held-out in-scope scores
+
+    # --- training -------------------------------------------------------------------------
+    def fit(
+        self, dense: np.ndarray, sparse_blocks: Sequence[sp.spmatrix], intents: Sequence[str]
+    ) -> "CalibratedIntentModel":
+        """Fits the classifier and calibrates the confidence on held-out folds of the same data."""
+        dense = _l2_normalise_rows(np.asarray(dense, dtype=np.float64))
+        sparse_blocks = [sp.csr_matrix(block) for block in sparse_blocks]
+        self.intents = sorted(set(intents))
+        labels = np.array([self.intents.index(intent) for intent in intents])
+
+        held_out = self._held_out_evidence(dense, sparse_blocks, labels)
+        for kind in self.evidence_kinds:
+            values = held_out[kind]
+            self.evidence_mean[kind] = float(values.mean())
+            self.evidence_std[kind] = float(values.std())
+        self.reference_scores = np.sort(self._combine(held_out))
+        self.fitted = self._new_fit().fit(dense, sparse_blocks, labels)
+        return self
+
+    def _new_fit(self) -> _SingleFit:
+        return _SingleFit(len(self.intents), self.neighbours, self.regularisation_c)
+
+    def _held_out_evidence(
+        self, dense: np.ndarray, blocks: List[sp.csr_matrix], labels: np.ndarray
+    ) -> Dict[str, np.ndarray]:
+        fold_of = _fold_ids(labels, self.folds, self.seed)
+        if not (fold_of >= 0).any():
+            raise ValueError("Calibration needs at least one intent with two or more examples.")
+        scores = {kind: np.full(len(labels), np.nan) for kind in EVIDENCE_KINDS}
+        for fold in range(self.folds):
+            test = fold_of == fold
+            if not test.any():
+                continue
+            train = ~test
+            model = self._new_fit().fit(dense[train], [b[train] for b in blocks], labels[train])
+            evidence = model.evidence(dense[test], [b[test] for b in blocks])
+            for kind in EVIDENCE_KINDS:
+                scores[kind][test] = evidence.scores[kind]
+        measured = fold_of >= 0
+        return {kind: values[measured] for kind, values in scores.items()}
+
+    def _combine(self, scores: Dict[str, np.ndarray]) -> np.ndarray:
+        # Evidence that never varied on held-out data carries no information: skip it.
+        used = [kind for kind in self.evidence_kinds if self.evidence_std[kind] > 1e-12]
+        if not used:
+            return np.zeros(len(next(iter(scores.values()))))
+        return np.mean(
+            [(scores[kind] - self.evidence_mean[kind]) / self.evidence_std[kind] for kind in used],
+            axis=0,
+        )
+
+    # --- prediction -----------------------------------------------------------------------
+    def in_scope_percentile(self, scores: np.ndarray) -> np.ndarray:
+        """Share of held-out in-scope messages that scored lower, smoothly extended below the lowest."""
+        reference = self.reference_scores
+        n = len(reference)
+        percentile = np.interp(scores, reference, (np.arange(n) + 0.5) / n)
+        # Below every reference score keep decreasing (instead of flattening) so that far-off
+        # messages still rank below near misses.
+        spread = max(float(reference.std()), 1e-6)
+        below = scores < reference[0]
+        percentile[below] = (0.5 / n) * np.exp((scores[below] - reference[0]) / spread)
+        return percentile
+
+    def predict(
+        self, dense: np.ndarray, sparse_blocks: Sequence[sp.spmatrix]
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(probabilities (n, n_intents), calibrated confidence (n,), in-scope percentile (n,))."""
+        if self.fitted is None:
+            raise RuntimeError("CalibratedIntentModel.predict called before fit/load")
+        dense = _l2_normalise_rows(np.asarray(dense, dtype=np.float64))
+        evidence = self.fitted.evidence(dense, [sp.csr_matrix(b) for b in sparse_blocks])
+        percentile = self.in_scope_percentile(self._combine(evidence.scores))
+        confidence = confidence_from_percentile(percentile, self.in_scope_coverage, self.threshold)
+        return evidence.probabilities, confidence, percentile
+
+    # --- persistence ----------------------------------------------------------------------
+    def to_arrays(self) -> Tuple[Dict[str, np.ndarray], Dict]:
+        """Plain arrays + JSON-able metadata (no pickling)."""
+        fitted = self.fitted
+        arrays = {
+            "coef": fitted.coef,
+            "intercept": fitted.intercept,
+            "train_dense": fitted.train_dense,
+            "train_labels": fitted.train_labels,
+            "whitening": fitted.whitening,
+            "white_centroids": fitted.white_centroids,
+            "reference_scores": self.reference_scores,
+        }
+        for index, idf in enumerate(fitted.idf):
+            arrays[f"idf_{index}"] = idf
+        metadata = {
+            "intents": self.intents,
+            "sparse_blocks": len(fitted.idf),
+            "threshold": self.threshold,
+            "in_scope_coverage": self.in_scope_coverage,
+            "neighbours": self.neighbours,
+            "folds": self.folds,
+            "regularisation_c": self.regularisation_c,
+            "evidence": list(self.evidence_kinds),
+            "seed": self.seed,
+            "evidence_mean": self.evidence_mean,
+            "evidence_std": self.evidence_std,
+        }
+        return arrays, metadata
+
+    @classmethod
+    def from_arrays(cls, arrays: Dict[str, np.ndarray], metadata: Dict) -> "CalibratedIntentModel":
+        """Inverse of `to_arrays`."""
+        model = cls(
+            threshold=metadata["threshold"],
+            in_scope_coverage=metadata["in_scope_coverage"],
+            neighbours=metadata["neighbours"],
+            folds=metadata["folds"],
+            regularisation_c=metadata["regularisation_c"],
+            evidence=metadata["evidence"],
+            seed=metadata["seed"],
+        )
+        model.intents = list(metadata["intents"])
+        model.evidence_mean = dict(metadata["evidence_mean"])
+        model.evidence_std = dict(metadata["evidence_std"])
+        model.reference_scores = arrays["reference_scores"]
+        fitted = model._new_fit()
+        fitted.coef = arrays["coef"]
+        fitted.intercept = arrays["intercept"]
+        fitted.train_dense = arrays["train_dense"]
+        fitted.train_labels = arrays["train_labels"]
+        fitted.whitening = arrays["whitening"]
+        fitted.white_centroids = arrays["white_centroids"]
+        fitted.idf = [arrays[f"idf_{i}"] for i in range(metadata["sparse_blocks"])]
+        model.fitted = fitted
+        return model

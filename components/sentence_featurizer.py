@@ -1,0 +1,122 @@
+"""Dense sentence features from a sentence-transformers encoder (all-MiniLM-L6-v2 by default).
+
+Each message text gets one L2-normalised embedding, added as a dense *sentence* feature of the
+`text` attribute (no per-token sequence features: the sentence encoder pools internally). Any
+component that reads dense sentence features can use it; `CalibratedIntentClassifier` measures
+in-scope-ness in this embedding space.
+
+Config:
+    model_name: model package name or local directory, resolved offline by
+        `components.sentence_encoder.load_encoder` (default "all-MiniLM-L6-v2").
+    batch_size: texts encoded per batch when featurizing training data (default 64).
+    alias: name under which the features are stored (Rasa's usual featurizer alias).
+
+The encoder is loaded once per process and shared by every component that asks for it.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Text
+
+import numpy as np
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from components.sentence_encoder import DEFAULT_MODEL, load_encoder
+
+logger = logging.getLogger(__name__)
+
+
+def encode_texts(model_name: Text, texts: List[Text], batch_size: int = 64) -> np.ndarray:
+    """L2-normalised float32 embeddings of `texts`, shape (len(texts), dim)."""
+    encoder = load_encoder(model_name)
+    if not texts:
+        dim = encoder.get_sentence_embedding_dimension()
+        return np.zeros((0, dim), dtype=np.float32)
+    embeddings = encoder.encode(
+        texts,
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+    return embeddings.astype(np.float32)
+
+
+@DefaultV1Recipe.register(
+    DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False
+)
+class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
+    """Adds the sentence encoder's embedding of the message text as a dense sentence feature."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """The component's default config (see module docstring)."""
+        return {
+            **DenseFeaturizer.get_default_config(),
+            "model_name": DEFAULT_MODEL,
+            "batch_size": 64,
+        }
+
+    @staticmethod
+    def required_packages() -> List[Text]:
+        """Python packages the component needs."""
+        return ["sentence_transformers"]
+
+    def __init__(self, config: Dict[Text, Any], name: Text) -> None:
+        super().__init__(name, config)
+        self._model_name = self._config["model_name"]
+        self._batch_size = int(self._config["batch_size"])
+        # Fail at model load time, not on the first customer message.
+        load_encoder(self._model_name)
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> SentenceEmbeddingFeaturizer:
+        """Creates the featurizer (it has nothing to train or persist)."""
+        return cls(config, execution_context.node_name)
+
+    @classmethod
+    def validate_config(cls, config: Dict[Text, Any]) -> None:
+        """Rejects a missing model name or a non-positive batch size."""
+        if not config.get("model_name"):
+            raise InvalidConfigException("SentenceEmbeddingFeaturizer needs a `model_name`.")
+        if int(config.get("batch_size", 1)) < 1:
+            raise InvalidConfigException("SentenceEmbeddingFeaturizer: `batch_size` must be >= 1.")
+
+    def _featurize(self, messages: List[Message], batch_size: int) -> None:
+        with_text = [m for m in messages if isinstance(m.get(TEXT), str)]
+        if not with_text:
+            return
+        embeddings = encode_texts(
+            self._model_name, [m.get(TEXT) for m in with_text], batch_size
+        )
+        for message, embedding in zip(with_text, embeddings):
+            self.add_features_to_message(
+                sequence=None,
+                sentence=embedding.reshape(1, -1),
+                attribute=TEXT,
+                message=message,
+            )
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Adds the embedding to each incoming message that has text."""
+        self._featurize(messages, self._batch_size)
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        """Adds the embedding to every training example that has text, encoding in batches."""
+        self._featurize(training_data.training_examples, self._batch_size)
+        return training_data
