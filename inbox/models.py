@@ -151,7 +151,10 @@ class Conversation(Base):
         Index("ix_conversations_status_activity", "status", "last_message_at", "id"),
         Index("ix_conversations_assignee", "assignee_id", "status", "last_message_at", "id"),
         Index("ix_conversations_vip", "is_vip", "status", "last_message_at", "id"),
-        Index("ix_conversations_sla", "status", "sla_due_at"),
+        # Covering for the "SLA breached" filter and count.
+        Index("ix_conversations_sla", "status", "sla_due_at", "first_response_at"),
+        # Open conversations per agent (assignment load, dashboard).
+        Index("ix_conversations_load", "status", "assignee_id"),
         Index("ix_conversations_customer", "customer_id"),
         Index("ix_conversations_created", "created_at"),
     )

@@ -4,8 +4,9 @@
 #   export TEST_POSTGRES_URL=$(inbox/scripts/start_test_postgres.sh)
 #
 # Installs PostgreSQL with apt when it is missing (needs root). The cluster lives in a temporary
-# directory owned by the `postgres` user, listens on 127.0.0.1 on a free port, trusts local
-# connections and is thrown away with:  inbox/scripts/start_test_postgres.sh --stop <data dir>
+# directory owned by the `postgres` user (or in $PG_DATA_DIR when set), listens on 127.0.0.1 on a
+# free port, trusts local connections and is thrown away with:
+#   inbox/scripts/start_test_postgres.sh --stop <data dir>
 # (the data directory is printed on stderr).
 set -euo pipefail
 
@@ -28,7 +29,8 @@ fi
 bin_dir="$(dirname "$(ls -d /usr/lib/postgresql/*/bin/pg_ctl | sort -V | tail -n 1)")"
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-data_dir="$(mktemp -d /tmp/inbox-test-postgres.XXXXXX)"
+data_dir="${PG_DATA_DIR:-$(mktemp -d /tmp/inbox-test-postgres.XXXXXX)}"
+mkdir -p "$data_dir"
 chown postgres:postgres "$data_dir"
 chmod 700 "$data_dir"
 

@@ -55,20 +55,37 @@ class MessageMerger:
         return self.store.add_message(conversation, role, text, at, rasa_event_id=rasa_event_id)
 
     def add_transcript(self, conversation: Conversation, items: list[tuple[str, str, datetime]]) -> int:
-        """Adds (role, text, timestamp) items not stored yet; returns how many were new."""
+        """Adds (role, text, timestamp) items not stored yet; returns how many were new.
+        One query finds every stored message the transcript could overlap with."""
+        if not items:
+            return 0
+        stored = list(
+            self.session.scalars(
+                select(Message).where(
+                    Message.conversation_id == conversation.id,
+                    Message.created_at >= min(at for _, _, at in items) - MATCH_WINDOW,
+                    Message.created_at <= max(at for _, _, at in items) + MATCH_WINDOW,
+                )
+            )
+        )
         matched: set[int] = set()
         added = 0
         for role, text, at in items:
             candidates = [
-                message for message in self._candidates(conversation, role, text, at) if message.id not in matched
+                message
+                for message in stored
+                if id(message) not in matched
+                and message.role == role
+                and message.text == text
+                and abs(message.created_at - at) <= MATCH_WINDOW
             ]
             copy = self._closest(candidates, at)
-            if copy is not None:
-                copy.from_transcript = True
-                matched.add(copy.id)
-                continue
-            message = self.store.add_message(conversation, role, text, at, from_transcript=True)
-            self.session.flush()
-            matched.add(message.id)
-            added += 1
+            if copy is None:
+                # A transcript item may repeat within one call (the customer said "hi" twice): the new
+                # row joins `stored` so that the second copy gets its own row, not a match.
+                copy = self.store.add_message(conversation, role, text, at, from_transcript=True)
+                stored.append(copy)
+                added += 1
+            copy.from_transcript = True
+            matched.add(id(copy))
         return added

@@ -80,7 +80,9 @@ class ConversationQueries:
 
     def counts(self, agent_id: int, now: datetime) -> dict[str, int]:
         return {
-            view: self.session.scalar(select(func.count(Conversation.id)).where(*view_clauses(view, agent_id, now))) or 0
+            # count(*) lets SQLite count from the smallest covering index instead of the table
+            view: self.session.scalar(select(func.count()).select_from(Conversation).where(*view_clauses(view, agent_id, now)))
+            or 0
             for view in VIEWS
         }
 

@@ -225,3 +225,14 @@ for event in events:
     assert conversation.customer.name == "Arjun" and conversation.status == "open"
     assert conversation.order_numbers == ["#3001"]
     assert messages[:2] == [("customer", "Where is my order #3001?"), ("bot", "Let me check.")]
+
+
+def test_a_customer_saying_the_same_thing_twice_keeps_both_messages(inbox, broker, agents, client):
+    hello = [{"role": "customer", "text": "hello?", "timestamp": utc(5, 20, 0).isoformat()},
+             {"role": "customer", "text": "hello?", "timestamp": utc(5, 20, 3).isoformat()}]
+    post_handoff(client, handoff_payload(handoff_id="hf_twice", transcript=hello))
+    broker.user("919876543210", "hello?", utc(5, 20, 0, 400000))
+    broker.user("919876543210", "hello?", utc(5, 20, 3, 200000))
+    consume(inbox, broker)
+    _, messages = transcript(inbox)
+    assert [m for m in messages if m[0] == "customer"] == [("customer", "hello?"), ("customer", "hello?")]

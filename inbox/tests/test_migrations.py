@@ -23,7 +23,7 @@ def test_upgrade_downgrade_upgrade(database_url):
         assert migrate.current_revision(database) is None
         migrate.upgrade(database)
         assert APP_TABLES <= set(inspect(database.engine).get_table_names())
-        assert migrate.current_revision(database) == "0001"
+        assert migrate.current_revision(database) == "0002"
     finally:
         database.dispose()
 
