@@ -1,0 +1,80 @@
+"""The calibration promise of CalibratedIntentModel, checked on synthetic embeddings.
+
+Each "intent" is a cloud of points around its own direction on the unit sphere. Fresh points from
+the same clouds play the in-scope test messages; points around unused directions play out-of-scope.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from components.in_scope_model import CalibratedIntentModel, confidence_from_percentile
+
+DIM = 32
+THRESHOLD = 0.6
+
+
+def clouds(rng, directions, per_direction, spread=0.35):
+    points = np.repeat(directions, per_direction, axis=0) + spread * rng.standard_normal(
+        (len(directions) * per_direction, DIM)
+    ) / np.sqrt(DIM)
+    labels = np.repeat([f"intent {i}" for i in range(len(directions))], per_direction)
+    return points, labels
+
+
+@pytest.fixture(scope="module")
+def world():
+    rng = np.random.default_rng(7)
+    directions = rng.standard_normal((10, DIM))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    in_scope, unseen = directions[:6], directions[6:]
+    train_x, train_y = clouds(rng, in_scope, 60)
+    test_x, test_y = clouds(rng, in_scope, 400)
+    oos_x, _ = clouds(rng, unseen, 300)
+    return train_x, train_y, test_x, test_y, oos_x
+
+
+@pytest.mark.parametrize("coverage", [0.9, 0.96])
+def test_share_of_in_scope_messages_above_threshold_matches_the_configured_coverage(world, coverage):
+    train_x, train_y, test_x, _, _ = world
+    model = CalibratedIntentModel(threshold=THRESHOLD, in_scope_coverage=coverage).fit(train_x, [], train_y)
+    _, confidence, _ = model.predict(test_x, [])
+    assert np.mean(confidence >= THRESHOLD) == pytest.approx(coverage, abs=0.03)
+
+
+def test_out_of_scope_messages_fall_below_the_threshold(world):
+    train_x, train_y, test_x, test_y, oos_x = world
+    model = CalibratedIntentModel(threshold=THRESHOLD).fit(train_x, [], train_y)
+    probabilities, _, _ = model.predict(test_x, [])
+    assert np.mean(np.array(model.intents)[probabilities.argmax(axis=1)] == test_y) > 0.95
+    _, oos_confidence, _ = model.predict(oos_x, [])
+    assert np.mean(oos_confidence < THRESHOLD) > 0.95
+
+
+def test_a_single_intent_still_gets_an_in_scope_confidence(world):
+    train_x, train_y, test_x, test_y, oos_x = world
+    only = train_y == "intent 0"
+    model = CalibratedIntentModel(threshold=THRESHOLD).fit(train_x[only], [], train_y[only])
+    probabilities, in_confidence, _ = model.predict(test_x[test_y == "intent 0"], [])
+    _, oos_confidence, _ = model.predict(oos_x, [])
+    assert np.all(probabilities == 1.0)
+    assert np.mean(in_confidence >= THRESHOLD) > 0.9
+    assert np.mean(oos_confidence < THRESHOLD) > 0.95
+
+
+def test_arrays_round_trip_gives_identical_predictions(world):
+    train_x, train_y, test_x, _, oos_x = world
+    model = CalibratedIntentModel().fit(train_x, [], train_y)
+    arrays, metadata = model.to_arrays()
+    reloaded = CalibratedIntentModel.from_arrays(arrays, metadata)
+    for points in (test_x[:50], oos_x[:50]):
+        for before, after in zip(model.predict(points, []), reloaded.predict(points, [])):
+            np.testing.assert_array_equal(before, after)
+
+
+def test_percentile_to_confidence_map_puts_the_boundary_on_the_threshold():
+    percentiles = np.linspace(0, 1, 101)
+    confidence = confidence_from_percentile(percentiles, in_scope_coverage=0.95, threshold=0.6)
+    assert confidence_from_percentile(np.array([0.05]), 0.95, 0.6)[0] == pytest.approx(0.6)
+    assert confidence[0] == 0.0 and confidence[-1] == pytest.approx(1.0)
+    assert np.all(np.diff(confidence) > 0)
