@@ -7,6 +7,7 @@ The best entry's answer is sent exactly as written in data/knowledge_base.yml wh
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any, Dict, List, Optional, Text
 
@@ -36,6 +37,12 @@ def knowledge_base() -> KnowledgeBase:
             _kb = KnowledgeBase.from_yaml(config.kb_path, model=config.kb_model)
             logger.info("knowledge base loaded: %d entries from %s", len(_kb.entries), config.kb_path)
         return _kb
+
+
+# Embed the knowledge base when the action server starts (rasa-sdk imports this module at start-up),
+# not on the first customer question. KB_PRELOAD=0 skips it (e.g. tools that only need the classes).
+if os.environ.get("KB_PRELOAD", "1") != "0":
+    knowledge_base()
 
 
 def kb_match(entry_id: Optional[str], score: float, answered: bool, threshold: float) -> Dict[str, Any]:

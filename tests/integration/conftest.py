@@ -24,10 +24,10 @@ def newest_model() -> Path:
     explicit = os.environ.get("RASA_MODEL")
     if explicit:
         return Path(explicit)
-    models = sorted((ROOT / "models").glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
-    if not models:
-        raise RuntimeError("No trained model in models/: run `make train` first (the test command does).")
-    return models[-1]
+    model = ROOT / "models" / "kesar-lane.tar.gz"  # the name scripts/train.sh gives it
+    if not model.exists():
+        raise RuntimeError(f"No trained model at {model}: run `bash scripts/train.sh` first (the test command does).")
+    return model
 
 
 def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 90.0) -> None:
