@@ -38,15 +38,30 @@ def serve(args) -> None:
         password = bootstrap.seed_demo_agents(inbox)
         if password:
             logins = ", ".join(login for login, *_ in DEMO_AGENTS)
-            print(f"\n  Demo agents created (local demo only): {logins}\n  Password: {password}\n"
-                  f"  (also in {settings.inbox_var_dir / 'inbox_demo_credentials.txt'})\n", flush=True)
+            print(
+                f"\n  Demo agents created (local demo only): {logins}\n  Password: {password}\n"
+                f"  (also in {settings.inbox_var_dir / 'inbox_demo_credentials.txt'})\n",
+                flush=True,
+            )
     if not bootstrap.has_agents(inbox):
-        print("No agents yet: create the first admin with `python -m inbox create-admin --login ... --name ...`", flush=True)
+        print(
+            "No agents yet: create the first admin with `python -m inbox create-admin --login ... --name ...`",
+            flush=True,
+        )
     if settings.inbox_bot_token is None:
         logging.warning("INBOX_BOT_TOKEN is not set: the hand-off and statuses APIs refuse every call")
-    print(f"Inbox on {settings.public_url} (database {inbox.db.engine.url.render_as_string(hide_password=True)}; "
-          f"event consumer {'inline' if settings.inbox_consumer == 'inline' else 'off — run `python -m inbox consume`'})", flush=True)
-    uvicorn.run(create_app(inbox), host=settings.inbox_host, port=settings.inbox_port, log_level="info", access_log=args.access_log)
+    print(
+        f"Inbox on {settings.public_url} (database {inbox.db.engine.url.render_as_string(hide_password=True)}; "
+        f"event consumer {'inline' if settings.inbox_consumer == 'inline' else 'off — run `python -m inbox consume`'})",
+        flush=True,
+    )
+    uvicorn.run(
+        create_app(inbox),
+        host=settings.inbox_host,
+        port=settings.inbox_port,
+        log_level="info",
+        access_log=args.access_log,
+    )
 
 
 def consume(_args) -> None:
@@ -76,7 +91,12 @@ def create_admin(args) -> None:
     try:
         with inbox.db.write() as session:
             agent = AgentDirectory(session).create(
-                login=args.login, name=args.name, password=password, role="admin", pronoun=args.pronoun, teams=args.team or []
+                login=args.login,
+                name=args.name,
+                password=password,
+                role="admin",
+                pronoun=args.pronoun,
+                teams=args.team or [],
             )
             login = agent.login
     except AgentError as error:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -15,7 +15,7 @@ ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 
 def _as_utc(value: datetime) -> datetime:
     # A timestamp without a zone is taken as UTC.
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
@@ -42,7 +42,10 @@ class HandoffRequest(BaseModel):
     customer: HandoffCustomer
     reason: Reason
     topic: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=32)] | None = None
-    tags: Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=40)]], Field(max_length=20)] = []
+    tags: Annotated[
+        list[Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=40)]],
+        Field(max_length=20),
+    ] = []
     priority: Priority = "normal"
     summary: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
     order_numbers: Annotated[list[Annotated[str, StringConstraints(max_length=32)]], Field(max_length=20)] = []

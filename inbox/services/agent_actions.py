@@ -39,7 +39,9 @@ class Tagging:
         wanted = [part for part in raw_tags.replace(",", " ").split() if part]
         invalid = [part for part in wanted if normalise_tag(part) is None]
         if not wanted or invalid:
-            raise ActionError("Tags use letters, digits, '-' and '_' (up to 40 characters), separated by spaces or commas.")
+            raise ActionError(
+                "Tags use letters, digits, '-' and '_' (up to 40 characters), separated by spaces or commas."
+            )
         with self.inbox.db.write() as session:
             store = ConversationStore(session)
             return store.add_tags(store.lock(conversation_id), wanted)
@@ -49,7 +51,9 @@ class Tagging:
             store = ConversationStore(session)
             conversation = store.lock(conversation_id)
             session.execute(
-                delete(ConversationTag).where(ConversationTag.conversation_id == conversation_id, ConversationTag.tag == tag)
+                delete(ConversationTag).where(
+                    ConversationTag.conversation_id == conversation_id, ConversationTag.tag == tag
+                )
             )
             store.touch(conversation)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cache
 
 from argon2 import PasswordHasher
@@ -50,7 +51,7 @@ class AgentDirectory:
         password_hash: str | None = None,
         role: str = "agent",
         pronoun: str = "they",
-        teams: list[str] = (),
+        teams: Sequence[str] = (),
         capacity: int = 5,
         status: str = "away",
     ) -> Agent:

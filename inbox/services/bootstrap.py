@@ -44,7 +44,14 @@ def seed_demo_agents(inbox) -> str | None:
         for login, name, pronoun, role, teams in DEMO_AGENTS:
             # The demo agents start online so that hand-offs get assigned right away.
             directory.create(
-                login=login, name=name, password=password, password_hash=hashed, role=role, pronoun=pronoun, teams=teams, status="online"
+                login=login,
+                name=name,
+                password=password,
+                password_hash=hashed,
+                role=role,
+                pronoun=pronoun,
+                teams=teams,
+                status="online",
             )
     credentials = inbox.settings.inbox_var_dir / "inbox_demo_credentials.txt"
     credentials.parent.mkdir(parents=True, exist_ok=True)

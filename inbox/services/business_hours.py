@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -35,7 +35,7 @@ class BusinessHours:
                 closing = datetime.combine(current + timedelta(days=1), time(0), self.tz)
             else:
                 closing = datetime.combine(current, closes, self.tz)
-            yield datetime.combine(current, opens, self.tz).astimezone(timezone.utc), closing.astimezone(timezone.utc)
+            yield datetime.combine(current, opens, self.tz).astimezone(UTC), closing.astimezone(UTC)
 
     def _local_day(self, at: datetime) -> date:
         return at.astimezone(self.tz).date()

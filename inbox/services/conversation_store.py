@@ -144,7 +144,10 @@ class ConversationStore:
             tag = normalise_tag(raw)
             if tag:
                 insert_ignoring_duplicates(
-                    self.session, ConversationTag, {"conversation_id": conversation.id, "tag": tag}, ["conversation_id", "tag"]
+                    self.session,
+                    ConversationTag,
+                    {"conversation_id": conversation.id, "tag": tag},
+                    ["conversation_id", "tag"],
                 )
                 added.append(tag)
         self.touch(conversation)

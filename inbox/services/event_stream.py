@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -54,7 +54,11 @@ class SqlBrokerSource:
             url = f"sqlite:///file:{self._sqlite_path}?mode=ro&uri=true"
         self.engine = create_engine(url, pool_pre_ping=True)
         self.table = Table(
-            "events", MetaData(), Column("id", Integer, primary_key=True), Column("sender_id", String(255)), Column("data", Text)
+            "events",
+            MetaData(),
+            Column("id", Integer, primary_key=True),
+            Column("sender_id", String(255)),
+            Column("data", Text),
         )
         self._waiting_logged = False
 
@@ -91,7 +95,7 @@ class SqlBrokerSource:
 
 def event_time(data: dict, fallback: datetime) -> datetime:
     try:
-        return datetime.fromtimestamp(float(data["timestamp"]), timezone.utc)
+        return datetime.fromtimestamp(float(data["timestamp"]), UTC)
     except (KeyError, TypeError, ValueError, OverflowError):
         return fallback
 
@@ -197,7 +201,12 @@ class RasaEventApplier:
         details = state.get("handoff_details") if isinstance(state.get("handoff_details"), dict) else {}
         reason = state.get("escalation_reason")
         if reason not in VALID_REASONS:
-            logger.warning("hand-off %s of %s has escalation_reason %r; recorded as customer_request", handoff_key, sender_id, reason)
+            logger.warning(
+                "hand-off %s of %s has escalation_reason %r; recorded as customer_request",
+                handoff_key,
+                sender_id,
+                reason,
+            )
             reason = "customer_request"
         customer = conversation.customer
         try:
@@ -206,11 +215,17 @@ class RasaEventApplier:
                     "handoff_id": str(handoff_key),
                     "conversation_id": sender_id,
                     "channel": conversation.channel,
-                    "customer": {"whatsapp_id": customer.external_id, "name": customer.name, "phone_number_id": conversation.phone_number_id},
+                    "customer": {
+                        "whatsapp_id": customer.external_id,
+                        "name": customer.name,
+                        "phone_number_id": conversation.phone_number_id,
+                    },
                     "reason": reason,
                     "topic": state.get("escalation_topic"),
                     "tags": [str(tag) for tag in details.get("tags") or []],
-                    "priority": details.get("priority") if details.get("priority") in {"low", "normal", "high", "urgent"} else "normal",
+                    "priority": details.get("priority")
+                    if details.get("priority") in {"low", "normal", "high", "urgent"}
+                    else "normal",
                     "summary": (details.get("summary") or None) and str(details["summary"])[:500],
                     "order_numbers": [str(number) for number in details.get("order_numbers") or []],
                     "transcript": [],  # the messages came in on the stream already
@@ -218,7 +233,9 @@ class RasaEventApplier:
                 }
             )
         except ValidationError as error:
-            logger.error("could not read the hand-off %r of %s from the event stream: %s", handoff_key, sender_id, error)
+            logger.error(
+                "could not read the hand-off %r of %s from the event stream: %s", handoff_key, sender_id, error
+            )
             return
         outcome = self.intake.accept_in_session(self.session, request, source="event_stream")
         if outcome.created and outcome.slack_message:

@@ -102,6 +102,12 @@ class HandoffIntake:
         team = team_by_name(session, assignment.decision.team)
         handed_off_at = min(request.requested_at or now, now)
         reopened = conversation.status != "open"
+        # The customer has waited since the bot decided to hand off, even if the call came late.
+        sla_due_at = (
+            engine.hours.add_business_minutes(handed_off_at, engine.sla_minutes)
+            if reopened
+            else conversation.sla_due_at
+        )
         handoff = Handoff(
             handoff_key=request.handoff_id,
             conversation_id=conversation.id,
@@ -122,7 +128,7 @@ class HandoffIntake:
             eta_minutes=assignment.eta_minutes,
             team_back_at=assignment.team_back_at,
             eta_text=assignment.eta_text,
-            sla_due_at=conversation.sla_due_at if not reopened else engine.hours.add_business_minutes(handed_off_at, engine.sla_minutes),
+            sla_due_at=sla_due_at,
         )
         session.add(handoff)
         session.flush()  # the unique handoff_key stops a concurrent duplicate here
@@ -153,12 +159,12 @@ class HandoffIntake:
     def _find(session: Session, handoff_key: str) -> Handoff | None:
         return session.scalars(select(Handoff).where(Handoff.handoff_key == handoff_key)).one_or_none()
 
-    def _replay(self, session, store, existing: Handoff, request: HandoffRequest, source: str, now: datetime) -> HandoffOutcome:
+    def _replay(
+        self, session, store, existing: Handoff, request: HandoffRequest, source: str, now: datetime
+    ) -> HandoffOutcome:
         conversation = store.lock(existing.conversation_id)
         if conversation.sender_id != request.conversation_id:
-            raise HandoffConflict(
-                f"handoff_id {request.handoff_id!r} was already used for a different conversation_id"
-            )
+            raise HandoffConflict(f"handoff_id {request.handoff_id!r} was already used for a different conversation_id")
         if source == "api" and existing.api_received_at is None:
             # Created from the event stream first: the late call still fills in what it carries.
             existing.api_received_at = now

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -83,11 +83,24 @@ class KnowledgeBaseUsage:
         for entry in entries:
             queries, answered, last_used = stats.pop(entry.id, (0, 0, None))
             rows.append(
-                KbEntryUsage(entry.id, entry.title, entry.active, True, queries, answered, _aware(last_used), len(entry.questions))
+                KbEntryUsage(
+                    entry.id,
+                    entry.title,
+                    entry.active,
+                    True,
+                    queries,
+                    answered,
+                    _aware(last_used),
+                    len(entry.questions),
+                )
             )
         unmatched = stats.pop(None, (0, 0, None))[0]
         for entry_id, (queries, answered, last_used) in sorted(stats.items()):
-            rows.append(KbEntryUsage(entry_id, "(not in the knowledge-base file)", False, False, queries, answered, _aware(last_used)))
+            rows.append(
+                KbEntryUsage(
+                    entry_id, "(not in the knowledge-base file)", False, False, queries, answered, _aware(last_used)
+                )
+            )
         return rows, unmatched, error
 
 
@@ -96,4 +109,4 @@ def _aware(value) -> datetime | None:
         return value
     if isinstance(value, str):  # SQLite returns max() of a datetime column as text
         value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=timezone.utc)
+    return value.replace(tzinfo=UTC)

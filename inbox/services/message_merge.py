@@ -42,12 +42,17 @@ class MessageMerger:
     def _closest(candidates: list[Message], at: datetime) -> Message | None:
         return min(candidates, key=lambda message: abs(message.created_at - at), default=None)
 
-    def add_from_event(self, conversation: Conversation, role: str, text: str, at: datetime, rasa_event_id: int) -> Message | None:
+    def add_from_event(
+        self, conversation: Conversation, role: str, text: str, at: datetime, rasa_event_id: int
+    ) -> Message | None:
         """Returns the stored message, or None if this event was applied before."""
         if self.session.scalar(select(Message.id).where(Message.rasa_event_id == rasa_event_id)) is not None:
             return None
         copy = self._closest(
-            self._candidates(conversation, role, text, at, Message.rasa_event_id.is_(None), Message.from_transcript.is_(True)), at
+            self._candidates(
+                conversation, role, text, at, Message.rasa_event_id.is_(None), Message.from_transcript.is_(True)
+            ),
+            at,
         )
         if copy is not None:
             copy.rasa_event_id = rasa_event_id

@@ -81,7 +81,9 @@ class ConversationQueries:
     def counts(self, agent_id: int, now: datetime) -> dict[str, int]:
         return {
             # count(*) lets SQLite count from the smallest covering index instead of the table
-            view: self.session.scalar(select(func.count()).select_from(Conversation).where(*view_clauses(view, agent_id, now)))
+            view: self.session.scalar(
+                select(func.count()).select_from(Conversation).where(*view_clauses(view, agent_id, now))
+            )
             or 0
             for view in VIEWS
         }
@@ -156,7 +158,9 @@ class ConversationQueries:
     def _message_hits(self, words: list[str], limit: int) -> dict[int, str]:
         """conversation id -> the most recent matching message (all words; the last one as a prefix)."""
         if self.dialect == "postgresql":
-            ts_query = " & ".join(f"{word}" for word in words[:-1]) + (" & " if len(words) > 1 else "") + f"{words[-1]}:*"
+            ts_query = (
+                " & ".join(f"{word}" for word in words[:-1]) + (" & " if len(words) > 1 else "") + f"{words[-1]}:*"
+            )
             rows = self.session.execute(
                 text(
                     "SELECT conversation_id, text FROM messages "

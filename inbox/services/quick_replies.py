@@ -25,7 +25,9 @@ class QuickReplyBook:
         shortcut = shortcut.strip().lstrip("/").lower()
         text = text.strip()
         if not SHORTCUT_PATTERN.match(shortcut):
-            raise QuickReplyError("A shortcut uses lower-case letters, digits, '-' and '_' (up to 40), e.g. 'vip-thanks'.")
+            raise QuickReplyError(
+                "A shortcut uses lower-case letters, digits, '-' and '_' (up to 40), e.g. 'vip-thanks'."
+            )
         if not text or len(text) > 4096:
             raise QuickReplyError("The reply text is required (at most 4096 characters).")
         with self.inbox.db.write() as session:

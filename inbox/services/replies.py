@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -38,7 +38,9 @@ class AgentReplies:
         if not text:
             raise ReplyError("The reply is empty.")
         if len(text) > MAX_REPLY_LENGTH:
-            raise ReplyError(f"WhatsApp messages can have at most {MAX_REPLY_LENGTH} characters (this one has {len(text)}).")
+            raise ReplyError(
+                f"WhatsApp messages can have at most {MAX_REPLY_LENGTH} characters (this one has {len(text)})."
+            )
         with self.inbox.db.write() as session:
             store = ConversationStore(session)
             conversation = store.lock(conversation_id)
@@ -67,7 +69,8 @@ class AgentReplies:
     def _check_deliverable(conversation: Conversation) -> None:
         if conversation.channel != "whatsapp":
             raise ReplyError(
-                f"This conversation came in on the '{conversation.channel}' channel; agent replies can only be delivered on WhatsApp."
+                f"This conversation came in on the '{conversation.channel}' channel; "
+                "agent replies can only be delivered on WhatsApp."
             )
         if conversation.status != "open":
             raise ReplyError("The bot has this conversation. Replies are possible while it is handed over to the team.")
@@ -128,7 +131,9 @@ class DeliveryStatuses:
             if message.delivery_status in ("delivered", "read"):
                 return False
             error = status.errors[0] if status.errors else {}
-            details = (error.get("error_data") or {}).get("details") if isinstance(error.get("error_data"), dict) else None
+            details = (
+                (error.get("error_data") or {}).get("details") if isinstance(error.get("error_data"), dict) else None
+            )
             code = error.get("code") if isinstance(error.get("code"), int) else None
             message.delivery_status = "failed"
             message.delivery_error_code = code
@@ -146,6 +151,6 @@ class DeliveryStatuses:
 
 def _status_time(raw) -> datetime | None:
     try:
-        return datetime.fromtimestamp(int(raw), timezone.utc)
+        return datetime.fromtimestamp(int(raw), UTC)
     except (TypeError, ValueError, OverflowError):
         return None

@@ -26,7 +26,9 @@ class ResolveAndHandBack:
         try:
             self.inbox.rasa.resume_conversation(sender_id)
         except RasaUnavailable as error:
-            raise ResolveError(f"Could not hand the conversation back to the bot. {error} It stays open; nothing was lost — try again.") from error
+            raise ResolveError(
+                f"Could not hand the conversation back to the bot. {error} It stays open; nothing was lost — try again."
+            ) from error
         now = self.inbox.clock()
         with self.inbox.db.write() as session:
             store = ConversationStore(session)

@@ -39,7 +39,10 @@ class SlaMonitor:
                 waited = int((now - (conversation.handed_off_at or handoff.created_at)).total_seconds() // 60)
                 owner = conversation.assignee.name if conversation.assignee else "nobody (unassigned)"
                 store.add_message(
-                    conversation, "system", f"First-response target missed: no reply {waited} min after the hand-off.", now
+                    conversation,
+                    "system",
+                    f"First-response target missed: no reply {waited} min after the hand-off.",
+                    now,
                 )
                 customer = conversation.customer
                 who = slack_escape(customer.name or customer.phone or conversation.sender_id)

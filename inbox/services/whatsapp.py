@@ -55,7 +55,9 @@ class WhatsAppClient:
     def send_text(self, to: str, body: str) -> str:
         """Returns Meta's message id (`wamid...`); raises WhatsAppSendError with a reason an agent can act on."""
         if not self.configured:
-            raise WhatsAppSendError("WhatsApp sending is not configured (WHATSAPP_PHONE_NUMBER_ID / WHATSAPP_ACCESS_TOKEN).")
+            raise WhatsAppSendError(
+                "WhatsApp sending is not configured (WHATSAPP_PHONE_NUMBER_ID / WHATSAPP_ACCESS_TOKEN)."
+            )
         payload = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
@@ -97,7 +99,9 @@ class WhatsAppClient:
             try:
                 return body["messages"][0]["id"]
             except (KeyError, IndexError, TypeError):
-                raise WhatsAppSendError(f"The WhatsApp API answered {response.status_code} without a message id.")
+                raise WhatsAppSendError(
+                    f"The WhatsApp API answered {response.status_code} without a message id."
+                ) from None
         error = body.get("error") if isinstance(body, dict) else None
         if isinstance(error, dict):
             code = error.get("code")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,10 +26,19 @@ BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
 BOT_TOKEN = "test-bot-token"
 PASSWORD = "correct-horse-battery"
 # A Wednesday, 11:00 in Kolkata: inside the default business hours.
-WEDNESDAY_11AM = datetime(2026, 11, 25, 5, 30, tzinfo=timezone.utc)
+WEDNESDAY_11AM = datetime(2026, 11, 25, 5, 30, tzinfo=UTC)
 TABLES = [
-    "agent_teams", "conversation_tags", "messages", "kb_matches", "handoffs", "conversations",
-    "customers", "agents", "teams", "quick_replies", "consumer_positions",
+    "agent_teams",
+    "conversation_tags",
+    "messages",
+    "kb_matches",
+    "handoffs",
+    "conversations",
+    "customers",
+    "agents",
+    "teams",
+    "quick_replies",
+    "consumer_positions",
 ]
 
 
@@ -148,8 +157,14 @@ def agents(inbox, password_hash) -> dict[str, int]:
         directory = AgentDirectory(session)
         for login, name, pronoun, role, teams, status in people:
             ids[login] = directory.create(
-                login=login, name=name, password=PASSWORD, password_hash=password_hash, role=role, pronoun=pronoun,
-                teams=teams, status=status,
+                login=login,
+                name=name,
+                password=PASSWORD,
+                password_hash=password_hash,
+                role=role,
+                pronoun=pronoun,
+                teams=teams,
+                status=status,
             ).id
     return ids
 

@@ -29,14 +29,16 @@ class ThreadedServer:
 
     def __init__(self, app, port: int | None = None):
         self.port = port or free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "ThreadedServer":
+    def start(self) -> ThreadedServer:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
@@ -60,7 +62,13 @@ class FakeExternalServices:
     server: ThreadedServer | None = None
 
     def reset(self) -> None:
-        for collected in (self.graph_requests, self.graph_answers, self.rasa_requests, self.rasa_answers, self.slack_messages):
+        for collected in (
+            self.graph_requests,
+            self.graph_answers,
+            self.rasa_requests,
+            self.rasa_answers,
+            self.slack_messages,
+        ):
             collected.clear()
 
     @property
@@ -71,7 +79,11 @@ class FakeExternalServices:
         async def graph_send(request: Request):
             body = await request.json()
             self.graph_requests.append(
-                {"phone_number_id": request.path_params["phone_number_id"], "authorization": request.headers.get("authorization"), "body": body}
+                {
+                    "phone_number_id": request.path_params["phone_number_id"],
+                    "authorization": request.headers.get("authorization"),
+                    "body": body,
+                }
             )
             if request.headers.get("authorization") != f"Bearer {GRAPH_TOKEN}":
                 return JSONResponse({"error": {"code": 190, "message": "Invalid OAuth access token"}}, status_code=401)
@@ -79,13 +91,20 @@ class FakeExternalServices:
                 status, answer = self.graph_answers.pop(0)
                 return JSONResponse(answer, status_code=status)
             return JSONResponse(
-                {"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": body["to"]}],
-                 "messages": [{"id": f"wamid.test{len(self.graph_requests)}"}]}
+                {
+                    "messaging_product": "whatsapp",
+                    "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                    "messages": [{"id": f"wamid.test{len(self.graph_requests)}"}],
+                }
             )
 
         async def rasa_events(request: Request):
             self.rasa_requests.append(
-                {"sender_id": request.path_params["sender_id"], "token": request.query_params.get("token"), "events": await request.json()}
+                {
+                    "sender_id": request.path_params["sender_id"],
+                    "token": request.query_params.get("token"),
+                    "events": await request.json(),
+                }
             )
             status = self.rasa_answers.pop(0) if self.rasa_answers else 200
             return JSONResponse({"sender_id": request.path_params["sender_id"], "events": []}, status_code=status)
@@ -102,7 +121,7 @@ class FakeExternalServices:
             ]
         )
 
-    def start(self) -> "FakeExternalServices":
+    def start(self) -> FakeExternalServices:
         self.server = ThreadedServer(self.app()).start()
         return self
 

@@ -15,7 +15,8 @@ class RasaBrokerTable:
         self.path = path
         with sqlite3.connect(path) as connection:
             connection.execute(
-                "CREATE TABLE IF NOT EXISTS events (id INTEGER NOT NULL, sender_id VARCHAR(255), data TEXT, PRIMARY KEY (id))"
+                "CREATE TABLE IF NOT EXISTS events "
+                "(id INTEGER NOT NULL, sender_id VARCHAR(255), data TEXT, PRIMARY KEY (id))"
             )
 
     @property
@@ -25,26 +26,54 @@ class RasaBrokerTable:
     def publish(self, sender_id: str, event: dict) -> int:
         with sqlite3.connect(self.path) as connection:
             cursor = connection.execute(
-                "INSERT INTO events (sender_id, data) VALUES (?, ?)", (sender_id, json.dumps({"sender_id": sender_id, **event}))
+                "INSERT INTO events (sender_id, data) VALUES (?, ?)",
+                (sender_id, json.dumps({"sender_id": sender_id, **event})),
             )
             return cursor.lastrowid
 
     def user(self, sender_id: str, text: str | None, at: datetime, name: str | None = "Priya Sharma", **extra) -> int:
         metadata = {
-            "whatsapp": {"wa_id": sender_id, "profile_name": name, "phone_number_id": "106540352242922",
-                         "message_id": f"wamid.in{int(at.timestamp())}", "type": extra.pop("kind", "text"),
-                         "timestamp": str(int(at.timestamp()))}
+            "whatsapp": {
+                "wa_id": sender_id,
+                "profile_name": name,
+                "phone_number_id": "106540352242922",
+                "message_id": f"wamid.in{int(at.timestamp())}",
+                "type": extra.pop("kind", "text"),
+                "timestamp": str(int(at.timestamp())),
+            }
         }
-        return self.publish(sender_id, {
-            "event": "user", "timestamp": at.timestamp(), "metadata": metadata, "text": text,
-            "parse_data": {"intent": {"name": "greet", "confidence": 0.9}, "entities": [], "text": text},
-            "input_channel": "whatsapp", "message_id": f"m{int(at.timestamp() * 1000)}", **extra,
-        })
+        return self.publish(
+            sender_id,
+            {
+                "event": "user",
+                "timestamp": at.timestamp(),
+                "metadata": metadata,
+                "text": text,
+                "parse_data": {"intent": {"name": "greet", "confidence": 0.9}, "entities": [], "text": text},
+                "input_channel": "whatsapp",
+                "message_id": f"m{int(at.timestamp() * 1000)}",
+                **extra,
+            },
+        )
 
     def bot(self, sender_id: str, text: str, at: datetime) -> int:
-        return self.publish(sender_id, {"event": "bot", "timestamp": at.timestamp(), "metadata": {"utter_action": "utter_x"},
-                                        "text": text, "data": {"elements": None, "quick_replies": None, "buttons": None,
-                                                               "attachment": None, "image": None, "custom": None}})
+        return self.publish(
+            sender_id,
+            {
+                "event": "bot",
+                "timestamp": at.timestamp(),
+                "metadata": {"utter_action": "utter_x"},
+                "text": text,
+                "data": {
+                    "elements": None,
+                    "quick_replies": None,
+                    "buttons": None,
+                    "attachment": None,
+                    "image": None,
+                    "custom": None,
+                },
+            },
+        )
 
     def slot(self, sender_id: str, name: str, value, at: datetime) -> int:
         return self.publish(sender_id, {"event": "slot", "timestamp": at.timestamp(), "name": name, "value": value})
@@ -53,17 +82,46 @@ class RasaBrokerTable:
         return self.publish(sender_id, {"event": "pause", "timestamp": at.timestamp()})
 
     def action(self, sender_id: str, name: str, at: datetime) -> int:
-        return self.publish(sender_id, {"event": "action", "timestamp": at.timestamp(), "name": name, "policy": None,
-                                        "confidence": 1.0, "action_text": None, "hide_rule_turn": False})
+        return self.publish(
+            sender_id,
+            {
+                "event": "action",
+                "timestamp": at.timestamp(),
+                "name": name,
+                "policy": None,
+                "confidence": 1.0,
+                "action_text": None,
+                "hide_rule_turn": False,
+            },
+        )
 
-    def handoff(self, sender_id: str, handoff_id: str, at: datetime, *, reason="topic", topic="refund", text="I'm bringing in Anita") -> None:
+    def handoff(
+        self,
+        sender_id: str,
+        handoff_id: str,
+        at: datetime,
+        *,
+        reason="topic",
+        topic="refund",
+        text="I'm bringing in Anita",
+    ) -> None:
         """What action_handoff leaves on the stream (actions/CONTRACT.md): bot message, slots, pause."""
         self.action(sender_id, "action_handoff", at)
         self.bot(sender_id, text, at)
         self.slot(sender_id, "escalation_reason", reason, at)
         self.slot(sender_id, "escalation_topic", topic, at)
         self.slot(sender_id, "handoff_id", handoff_id, at)
-        self.slot(sender_id, "handoff_details", {"tags": [topic] if topic else [], "priority": "high",
-                                                 "summary": "Refund hand-off", "order_numbers": ["#2812"],
-                                                 "delivered_to_inbox": False, "assignee": None}, at)
+        self.slot(
+            sender_id,
+            "handoff_details",
+            {
+                "tags": [topic] if topic else [],
+                "priority": "high",
+                "summary": "Refund hand-off",
+                "order_numbers": ["#2812"],
+                "delivered_to_inbox": False,
+                "assignee": None,
+            },
+            at,
+        )
         self.pause(sender_id, at)

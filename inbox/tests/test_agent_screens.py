@@ -2,7 +2,6 @@
 
 import html
 import re
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -16,8 +15,10 @@ from inbox.tests.fakes import PHONE_NUMBER_ID
 def open_handoff(client, number=1, **overrides) -> int:
     wa_id = f"91980000{number:04d}"
     payload = handoff_payload(
-        handoff_id=f"hf_screen_{number}", conversation_id=wa_id,
-        customer={"whatsapp_id": wa_id, "name": overrides.pop("name", f"Customer {number}")}, **overrides,
+        handoff_id=f"hf_screen_{number}",
+        conversation_id=wa_id,
+        customer={"whatsapp_id": wa_id, "name": overrides.pop("name", f"Customer {number}")},
+        **overrides,
     )
     response = post_handoff(client, payload)
     assert response.status_code == 201, response.text
@@ -29,10 +30,14 @@ def row_ids(html: str) -> list[int]:
 
 
 def counts(html: str) -> dict[str, int]:
-    return {view: int(count) for view, count in re.findall(r'data-view="(\w+)">\s*<span>[^<]*</span><span class="count[^"]*">(\d+)', html)}
+    return {
+        view: int(count)
+        for view, count in re.findall(r'data-view="(\w+)">\s*<span>[^<]*</span><span class="count[^"]*">(\d+)', html)
+    }
 
 
 # -- login ----------------------------------------------------------------------------------
+
 
 def test_login_with_the_right_password_lands_on_my_conversations(client, agents, inbox):
     response = login(client, "anita")
@@ -46,7 +51,9 @@ def test_login_with_the_right_password_lands_on_my_conversations(client, agents,
 def test_wrong_password_is_refused_and_repeated_failures_are_rate_limited(client, agents):
     client.get("/login")
     statuses = [
-        client.post("/login", data={"login": "anita", "password": "wrong", "csrftoken": csrf_cookie(client)}).status_code
+        client.post(
+            "/login", data={"login": "anita", "password": "wrong", "csrftoken": csrf_cookie(client)}
+        ).status_code
         for _ in range(6)
     ]
     assert statuses == [401] * 5 + [429]
@@ -69,12 +76,15 @@ def test_a_logged_in_post_without_csrf_token_is_refused(client, agents):
 
 def test_next_parameter_only_redirects_within_the_inbox(client, agents):
     client.get("/login")
-    response = client.post("/login", data={"login": "anita", "password": PASSWORD, "next": "//evil.example/x",
-                                           "csrftoken": csrf_cookie(client)})
+    response = client.post(
+        "/login",
+        data={"login": "anita", "password": PASSWORD, "next": "//evil.example/x", "csrftoken": csrf_cookie(client)},
+    )
     assert response.headers["location"] == "/conversations?view=mine"
 
 
 # -- list, filters, counts, search ------------------------------------------------------------
+
 
 def test_filters_and_counts(client, agents, inbox, clock):
     mine = open_handoff(client, 1)  # refund -> Anita
@@ -100,15 +110,16 @@ def test_filters_and_counts(client, agents, inbox, clock):
     assert set(row_ids(client.get("/conversations?view=breached").text)) == {mine, others, queued, vip}
     row = client.get("/conversations?view=mine").text
     # the wait runs from requested_at (05:25:03), not from when the call arrived (05:30)
-    meta = row[row.index('class="row-meta"'):][:700]
+    meta = row[row.index('class="row-meta"') :][:700]
     assert "waiting 10m" in meta and "SLA breached" in meta and ">refund<" in meta, meta
 
 
 def test_the_list_pages_with_a_cursor_newest_first(client, agents, clock):
     created = []
     for number in range(1, 56):
-        created.append(open_handoff(client, number, reason="low_confidence", topic=None, tags=[],
-                                    requested_at=None, transcript=[]))
+        created.append(
+            open_handoff(client, number, reason="low_confidence", topic=None, tags=[], requested_at=None, transcript=[])
+        )
         clock.advance(seconds=1)
     login(client, "anita")
     first_page = client.get("/conversations?view=all").text
@@ -131,7 +142,9 @@ def test_bot_only_conversations_are_listed_as_handled_by_the_bot(client, agents,
     assert "Handled by bot" in page and "Yes, all over India." in page
 
 
-@pytest.mark.parametrize("query, expected", [("Kavya", "kavya"), ("+91 98000 00002", "kavya"), ("kurta came", "both"), ("2812", "both")])
+@pytest.mark.parametrize(
+    "query, expected", [("Kavya", "kavya"), ("+91 98000 00002", "kavya"), ("kurta came", "both"), ("2812", "both")]
+)
 def test_search_finds_customers_by_name_phone_and_message_text(client, agents, query, expected):
     kavya = open_handoff(client, 2, name="Kavya Reddy")
     other = open_handoff(client, 3, name="Arjun Rao")
@@ -142,7 +155,7 @@ def test_search_finds_customers_by_name_phone_and_message_text(client, agents, q
 
 @pytest.mark.parametrize(
     "query",
-    ['"', "kurta\" OR \"x", "*", "NEAR(a b)", "'; DROP TABLE messages; --", "%", "_", "\\", "a:b", "-x", "^", "((("],
+    ['"', 'kurta" OR "x', "*", "NEAR(a b)", "'; DROP TABLE messages; --", "%", "_", "\\", "a:b", "-x", "^", "((("],
 )
 def test_search_treats_what_the_agent_types_as_text(client, agents, inbox, query):
     open_handoff(client, 1)
@@ -156,6 +169,7 @@ def test_search_treats_what_the_agent_types_as_text(client, agents, inbox, query
 
 # -- the conversation: notes, tags, VIP, assignment -------------------------------------------
 
+
 def test_transcript_shows_customer_bot_agent_and_notes_distinctly(client, agents):
     conversation_id = open_handoff(client)
     login(client, "anita")
@@ -164,7 +178,7 @@ def test_transcript_shows_customer_bot_agent_and_notes_distinctly(client, agents
     page = client.get(f"/conversations/{conversation_id}").text
     roles = re.findall(r'<li class="msg msg-(\w+)"', page)
     assert roles == ["customer", "bot", "customer", "system", "note", "agent"]
-    assert "not sent to the customer" in page.split('msg-note')[1].split("</li>")[0]
+    assert "not sent to the customer" in page.split("msg-note")[1].split("</li>")[0]
 
 
 def test_internal_notes_are_never_sent_to_the_customer(client, agents, external_services):
@@ -192,7 +206,9 @@ def test_reassigning_by_hand_is_recorded(client, agents, inbox):
     post_form(client, f"/conversations/{conversation_id}/assign", {"assignee": f"agent:{agents['rahul']}"})
     with inbox.db.read() as session:
         assert session.get(Conversation, conversation_id).assignee_id == agents["rahul"]
-    assert "Anita Desai assigned this conversation to Rahul Mehta." in client.get(f"/conversations/{conversation_id}").text
+    assert (
+        "Anita Desai assigned this conversation to Rahul Mehta." in client.get(f"/conversations/{conversation_id}").text
+    )
     post_form(client, f"/conversations/{conversation_id}/assign", {"assignee": ""})
     with inbox.db.read() as session:
         assert session.get(Conversation, conversation_id).assignee_id is None
@@ -208,12 +224,19 @@ def test_vip_star_marks_the_customer(client, agents, inbox):
 
 # -- replies out, statuses back ------------------------------------------------------------------
 
-def test_a_reply_goes_out_through_whatsapp_and_counts_as_first_response(client, agents, inbox, external_services, clock):
+
+def test_a_reply_goes_out_through_whatsapp_and_counts_as_first_response(
+    client, agents, inbox, external_services, clock
+):
     conversation_id = open_handoff(client)
     login(client, "anita")
     clock.advance(minutes=2)
-    response = post_form(client, f"/conversations/{conversation_id}/reply", {"text": "Hi Priya, refund started."},
-                         headers={"HX-Request": "true"})
+    response = post_form(
+        client,
+        f"/conversations/{conversation_id}/reply",
+        {"text": "Hi Priya, refund started."},
+        headers={"HX-Request": "true"},
+    )
     assert response.status_code == 200
     sent = external_services.graph_requests[-1]
     assert sent["phone_number_id"] == PHONE_NUMBER_ID
@@ -232,12 +255,21 @@ def test_delivery_statuses_update_the_reply_and_ignore_unknown_ids(client, agent
     conversation_id = open_handoff(client)
     login(client, "anita")
     post_form(client, f"/conversations/{conversation_id}/reply", {"text": "On it!"})
-    statuses = {"statuses": [
-        {"id": "wamid.test1", "status": "delivered", "timestamp": "1764065703", "recipient_id": "919876543210"},
-        {"id": "wamid.test1", "status": "sent", "timestamp": "1764065702", "recipient_id": "919876543210"},  # late, older
-        {"id": "wamid.somebot", "status": "read", "timestamp": "1764065703", "recipient_id": "919876543210"},
-    ]}
-    response = client.post("/api/v1/whatsapp/statuses", json=statuses, headers={"Authorization": "Bearer test-bot-token"})
+    statuses = {
+        "statuses": [
+            {"id": "wamid.test1", "status": "delivered", "timestamp": "1764065703", "recipient_id": "919876543210"},
+            {
+                "id": "wamid.test1",
+                "status": "sent",
+                "timestamp": "1764065702",
+                "recipient_id": "919876543210",
+            },  # late, older
+            {"id": "wamid.somebot", "status": "read", "timestamp": "1764065703", "recipient_id": "919876543210"},
+        ]
+    }
+    response = client.post(
+        "/api/v1/whatsapp/statuses", json=statuses, headers={"Authorization": "Bearer test-bot-token"}
+    )
     assert response.status_code == 200 and response.json() == {"accepted": 2}
     transcript = client.get(f"/conversations/{conversation_id}/transcript").text
     assert 'data-delivery="delivered"' in transcript
@@ -247,11 +279,23 @@ def test_a_failed_delivery_shows_metas_reason(client, agents):
     conversation_id = open_handoff(client)
     login(client, "anita")
     post_form(client, f"/conversations/{conversation_id}/reply", {"text": "Are you still there?"})
-    failed = {"statuses": [{
-        "id": "wamid.test1", "status": "failed", "timestamp": "1764065703", "recipient_id": "919876543210",
-        "errors": [{"code": 131047, "title": "Re-engagement message",
-                    "message": "Message failed to send because more than 24 hours have passed since the customer last replied to this number."}],
-    }]}
+    failed = {
+        "statuses": [
+            {
+                "id": "wamid.test1",
+                "status": "failed",
+                "timestamp": "1764065703",
+                "recipient_id": "919876543210",
+                "errors": [
+                    {
+                        "code": 131047,
+                        "title": "Re-engagement message",
+                        "message": "Message failed to send because more than 24 hours have passed since the customer last replied to this number.",
+                    }
+                ],
+            }
+        ]
+    }
     client.post("/api/v1/whatsapp/statuses", json=failed, headers={"Authorization": "Bearer test-bot-token"})
     transcript = client.get(f"/conversations/{conversation_id}/transcript").text
     assert "Not delivered" in transcript and "24-hour window has closed" in transcript and "131047" in transcript
@@ -259,10 +303,22 @@ def test_a_failed_delivery_shows_metas_reason(client, agents):
 
 def test_an_api_error_on_send_is_shown_and_the_text_is_kept(client, agents, inbox, external_services):
     conversation_id = open_handoff(client)
-    external_services.graph_answers.append((400, {"error": {"code": 131047, "message": "(#131047) Re-engagement message",
-                                                             "error_data": {"details": "more than 24 hours have passed"}}}))
+    external_services.graph_answers.append(
+        (
+            400,
+            {
+                "error": {
+                    "code": 131047,
+                    "message": "(#131047) Re-engagement message",
+                    "error_data": {"details": "more than 24 hours have passed"},
+                }
+            },
+        )
+    )
     login(client, "anita")
-    response = post_form(client, f"/conversations/{conversation_id}/reply", {"text": "Hello again"}, headers={"HX-Request": "true"})
+    response = post_form(
+        client, f"/conversations/{conversation_id}/reply", {"text": "Hello again"}, headers={"HX-Request": "true"}
+    )
     assert response.status_code == 422
     assert "24-hour window has closed" in response.text
     assert re.search(r'<textarea id="reply-text"[^>]*>Hello again</textarea>', response.text)
@@ -296,11 +352,14 @@ def test_replies_are_only_possible_while_the_team_has_the_conversation(client, a
     with inbox.db.read() as session:
         conversation_id = session.scalars(select(Conversation.id)).one()
     login(client, "anita")
-    response = post_form(client, f"/conversations/{conversation_id}/reply", {"text": "hello"}, headers={"HX-Request": "true"})
+    response = post_form(
+        client, f"/conversations/{conversation_id}/reply", {"text": "hello"}, headers={"HX-Request": "true"}
+    )
     assert response.status_code == 422 and "The bot has this conversation" in response.text
 
 
 # -- quick replies ---------------------------------------------------------------------------------
+
 
 def test_seeded_quick_replies_are_offered_in_the_reply_box(client, agents):
     conversation_id = open_handoff(client)
@@ -322,6 +381,7 @@ def test_only_admins_edit_quick_replies(client, agents):
 
 
 # -- resolve and hand back -------------------------------------------------------------------------
+
 
 def test_resolve_hands_back_to_the_bot_through_rasas_api(client, agents, inbox, external_services):
     conversation_id = open_handoff(client)
@@ -361,10 +421,22 @@ def test_rasa_refusing_the_token_is_explained(client, agents, inbox, external_se
 
 # -- agents ------------------------------------------------------------------------------------------
 
+
 def test_admin_adds_an_agent_who_can_then_sign_in(client, agents):
     login(client, "admin")
-    post_form(client, "/agents", {"login": "sana", "name": "Sana Khan", "password": "a-long-password", "pronoun": "she",
-                                  "role": "agent", "capacity": "4", "teams": ["Care"]})
+    post_form(
+        client,
+        "/agents",
+        {
+            "login": "sana",
+            "name": "Sana Khan",
+            "password": "a-long-password",
+            "pronoun": "she",
+            "role": "agent",
+            "capacity": "4",
+            "teams": ["Care"],
+        },
+    )
     assert "Sana Khan" in client.get("/agents").text
     client.cookies.clear()
     assert login(client, "sana", "a-long-password").status_code == 303
@@ -379,3 +451,26 @@ def test_deactivating_an_agent_signs_them_out(client, agents, inbox):
     client.cookies.clear()
     client.cookies.update(rahul_cookies)
     assert client.get("/conversations", headers={"Accept": "text/html"}).status_code == 303
+
+
+def test_a_refused_note_stays_in_the_note_box_never_in_the_reply_box(client, agents, external_services):
+    conversation_id = open_handoff(client)
+    login(client, "anita")
+    too_long = "x" * 10_001
+    response = post_form(
+        client, f"/conversations/{conversation_id}/notes", {"text": too_long}, headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 422 and "at most 10000 characters" in response.text
+    assert re.search(rf'<textarea id="note-text"[^>]*>{too_long}</textarea>', response.text)
+    assert re.search(r'<textarea id="reply-text"[^>]*></textarea>', response.text)
+    # Without htmx: the same, through a redirect.
+    post_form(client, f"/conversations/{conversation_id}/notes", {"text": too_long})
+    page = client.get(f"/conversations/{conversation_id}").text
+    assert re.search(rf'<textarea id="note-text"[^>]*>{too_long}</textarea>', page)
+    assert external_services.graph_requests == []
+
+
+def test_an_expired_session_sends_htmx_requests_to_the_login(client, agents):
+    conversation_id = open_handoff(client)
+    response = client.get(f"/conversations/{conversation_id}/transcript", headers={"HX-Request": "true"})
+    assert response.status_code == 401 and response.headers["HX-Redirect"] == "/login"

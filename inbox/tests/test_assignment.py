@@ -5,7 +5,6 @@ import shutil
 
 import pytest
 from sqlalchemy import select
-
 from starlette.testclient import TestClient
 
 from inbox.context import Inbox
@@ -31,7 +30,10 @@ def set_capacity(inbox, login, capacity):
 def assign(client, number: int, **overrides):
     wa_id = f"91980000{number:04d}"
     payload = handoff_payload(
-        handoff_id=f"hf_{number}", conversation_id=wa_id, customer={"whatsapp_id": wa_id, "name": f"Customer {number}"}, **overrides
+        handoff_id=f"hf_{number}",
+        conversation_id=wa_id,
+        customer={"whatsapp_id": wa_id, "name": f"Customer {number}"},
+        **overrides,
     )
     return post_handoff(client, payload).json()
 
@@ -49,7 +51,11 @@ def test_an_urgent_tag_without_a_topic_still_reaches_escalations(client, agents)
 
 def test_vip_customers_listed_in_the_yaml_go_to_the_vip_agents(settings, clock, agents, tmp_path):
     path = tmp_path / "assignment.yml"
-    path.write_text((INBOX_DIR / "config" / "assignment.yml").read_text().replace("vip_customers: []", 'vip_customers: ["+91 98000 00007"]'))
+    path.write_text(
+        (INBOX_DIR / "config" / "assignment.yml")
+        .read_text()
+        .replace("vip_customers: []", 'vip_customers: ["+91 98000 00007"]')
+    )
     vip_inbox = Inbox(settings.model_copy(update={"inbox_assignment_config": path}), clock=clock)
     try:
         with TestClient(create_app(vip_inbox, run_background_workers=False)) as vip_client:

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -48,7 +48,7 @@ def test_business_seconds_between_ignores_the_night():
     ],
 )
 def test_deadlines_are_said_the_way_a_customer_reads_them(deadline, now, expected):
-    assert HOURS.describe_deadline(deadline.astimezone(timezone.utc), now) == expected
+    assert HOURS.describe_deadline(deadline.astimezone(UTC), now) == expected
 
 
 def test_holidays_are_closed():
@@ -64,7 +64,9 @@ def test_bad_hours_are_refused_with_a_clear_message(spec):
 
 
 def test_a_team_open_around_the_clock_is_never_closed():
-    config = AssignmentConfig(business_hours={day: "00:00-24:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")})
+    config = AssignmentConfig(
+        business_hours={day: "00:00-24:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    )
     hours = config.business_hours_calendar()
     assert hours.is_open(ist(2026, 11, 29, 23, 59, 59))
     assert hours.add_business_minutes(ist(2026, 11, 29, 23, 58), 5) == ist(2026, 11, 30, 0, 3)

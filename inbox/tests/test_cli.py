@@ -12,9 +12,25 @@ from inbox.tests.conftest import login
 def test_create_admin_from_the_command_line(settings, client, tmp_path):
     environment = {"DATABASE_URL": settings.database_url, "INBOX_VAR_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
-        [sys.executable, "-m", "inbox", "create-admin", "--login", "Owner", "--name", "Kiran Shah", "--pronoun", "he",
-         "--password-stdin"],
-        input="a-strong-passphrase\n", capture_output=True, text=True, cwd=REPO_ROOT, env=environment, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "inbox",
+            "create-admin",
+            "--login",
+            "Owner",
+            "--name",
+            "Kiran Shah",
+            "--pronoun",
+            "he",
+            "--password-stdin",
+        ],
+        input="a-strong-passphrase\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=environment,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "Admin 'owner' created." in result.stdout
@@ -23,7 +39,12 @@ def test_create_admin_from_the_command_line(settings, client, tmp_path):
 
     weak = subprocess.run(
         [sys.executable, "-m", "inbox", "create-admin", "--login", "other", "--name", "X", "--password-stdin"],
-        input="short\n", capture_output=True, text=True, cwd=REPO_ROOT, env=environment, timeout=60,
+        input="short\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=environment,
+        timeout=60,
     )
     assert weak.returncode != 0 and "at least 10 characters" in weak.stderr
 

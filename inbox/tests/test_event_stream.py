@@ -3,9 +3,8 @@
 import json
 import os
 import subprocess
-import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,9 @@ T0 = WEDNESDAY_11AM - timedelta(minutes=10)
 
 
 def utc(hour, minute, second, microsecond=0) -> datetime:
-    return datetime(2026, 11, 25, hour, minute, second, microsecond, tzinfo=timezone.utc)
+    return datetime(2026, 11, 25, hour, minute, second, microsecond, tzinfo=UTC)
+
+
 RASA_PYTHON = Path(os.environ.get("RASA_PYTHON", REPO_ROOT / ".venv" / "bin" / "python"))
 
 
@@ -38,7 +39,9 @@ def transcript(inbox, sender_id="919876543210"):
         return conversation, [
             (message.role, message.text)
             for message in session.scalars(
-                select(Message).where(Message.conversation_id == conversation.id).order_by(Message.created_at, Message.id)
+                select(Message)
+                .where(Message.conversation_id == conversation.id)
+                .order_by(Message.created_at, Message.id)
             )
         ]
 
@@ -53,10 +56,16 @@ def test_a_conversation_the_bot_handled_alone_is_mirrored_as_handled_by_the_bot(
     assert conversation.status == "bot"
     assert conversation.customer.name == "Priya Sharma"
     assert conversation.last_message_preview == "Thanks!"
-    assert messages == [("customer", "What are your delivery times?"), ("bot", "Orders ship within 2 working days."), ("customer", "Thanks!")]
+    assert messages == [
+        ("customer", "What are your delivery times?"),
+        ("bot", "Orders ship within 2 working days."),
+        ("customer", "Thanks!"),
+    ]
 
 
-def test_a_handoff_whose_call_never_arrived_is_created_from_the_slots_and_the_pause(inbox, broker, agents, client, external_services):
+def test_a_handoff_whose_call_never_arrived_is_created_from_the_slots_and_the_pause(
+    inbox, broker, agents, client, external_services
+):
     broker.user("919876543210", "I want a refund for #2812", T0)
     broker.handoff("919876543210", "hf_stream_only", T0 + timedelta(seconds=1))
     consume(inbox, broker)
@@ -169,8 +178,18 @@ def test_an_id_gap_is_waited_for_briefly_then_passed(inbox, broker):
     with __import__("sqlite3").connect(broker.path) as connection:  # id 2 is "in flight"
         connection.execute(
             "INSERT INTO events (id, sender_id, data) VALUES (3, ?, ?)",
-            ("919876543210", json.dumps({"event": "user", "timestamp": WEDNESDAY_11AM.timestamp(), "text": "three",
-                                         "input_channel": "whatsapp", "metadata": {}})),
+            (
+                "919876543210",
+                json.dumps(
+                    {
+                        "event": "user",
+                        "timestamp": WEDNESDAY_11AM.timestamp(),
+                        "text": "three",
+                        "input_channel": "whatsapp",
+                        "metadata": {},
+                    }
+                ),
+            ),
         )
     consumer = EventStreamConsumer(inbox, SqlBrokerSource(broker.url), gap_grace_seconds=0.3)
     assert consumer.run_once() == 1  # stops before the gap
@@ -182,9 +201,18 @@ def test_an_id_gap_is_waited_for_briefly_then_passed(inbox, broker):
 
 
 def test_knowledge_base_lookups_feed_the_kb_page(inbox, broker, agents, client):
-    broker.slot("919876543210", "kb_match", {"entry_id": "returns", "score": 0.81, "answered": True, "threshold": 0.55}, T0)
-    broker.slot("919800000002", "kb_match", {"entry_id": "returns", "score": 0.41, "answered": False, "threshold": 0.55}, T0 + timedelta(minutes=3))
-    broker.slot("919800000003", "kb_match", {"entry_id": "shipping", "score": 0.9, "answered": True, "threshold": 0.55}, T0)
+    broker.slot(
+        "919876543210", "kb_match", {"entry_id": "returns", "score": 0.81, "answered": True, "threshold": 0.55}, T0
+    )
+    broker.slot(
+        "919800000002",
+        "kb_match",
+        {"entry_id": "returns", "score": 0.41, "answered": False, "threshold": 0.55},
+        T0 + timedelta(minutes=3),
+    )
+    broker.slot(
+        "919800000003", "kb_match", {"entry_id": "shipping", "score": 0.9, "answered": True, "threshold": 0.55}, T0
+    )
     broker.slot("919800000004", "kb_match", {"entry_id": None, "score": 0.1, "answered": False, "threshold": 0.55}, T0)
     consume(inbox, broker)
     with inbox.db.read() as session:
@@ -228,8 +256,10 @@ for event in events:
 
 
 def test_a_customer_saying_the_same_thing_twice_keeps_both_messages(inbox, broker, agents, client):
-    hello = [{"role": "customer", "text": "hello?", "timestamp": utc(5, 20, 0).isoformat()},
-             {"role": "customer", "text": "hello?", "timestamp": utc(5, 20, 3).isoformat()}]
+    hello = [
+        {"role": "customer", "text": "hello?", "timestamp": utc(5, 20, 0).isoformat()},
+        {"role": "customer", "text": "hello?", "timestamp": utc(5, 20, 3).isoformat()},
+    ]
     post_handoff(client, handoff_payload(handoff_id="hf_twice", transcript=hello))
     broker.user("919876543210", "hello?", utc(5, 20, 0, 400000))
     broker.user("919876543210", "hello?", utc(5, 20, 3, 200000))

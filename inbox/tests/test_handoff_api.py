@@ -70,14 +70,24 @@ def test_transcript_tags_and_order_numbers_land_in_the_conversation(client, agen
     conversation_id = post_handoff(client).json()["inbox_conversation_id"]
     with inbox.db.read() as session:
         conversation = session.get(Conversation, conversation_id)
-        texts = [(m.role, m.text) for m in session.scalars(
-            select(Message).where(Message.conversation_id == conversation_id).order_by(Message.created_at, Message.id))]
+        texts = [
+            (m.role, m.text)
+            for m in session.scalars(
+                select(Message)
+                .where(Message.conversation_id == conversation_id)
+                .order_by(Message.created_at, Message.id)
+            )
+        ]
         assert conversation.status == "open"
         assert conversation.customer.name == "Priya Sharma"
         assert conversation.customer.phone == "+91 98765 43210"
         assert conversation.order_numbers == ["#2812"]
         assert conversation.priority == "high"
-    assert texts[:3] == [("customer", "Hi, my kurta came torn"), ("bot", "Sorry to hear that…"), ("customer", "I want a refund for #2812")]
+    assert texts[:3] == [
+        ("customer", "Hi, my kurta came torn"),
+        ("bot", "Sorry to hear that…"),
+        ("customer", "I want a refund for #2812"),
+    ]
     assert texts[3][0] == "system" and "Anita Desai" in texts[3][1]
     login(client, "anita")
     page = client.get(f"/conversations/{conversation_id}")
@@ -109,7 +119,9 @@ def test_a_resolved_conversation_is_reopened_by_the_next_handoff(client, agents,
     conversation_id = post_handoff(client).json()["inbox_conversation_id"]
     login(client, "anita")
     post_form(client, f"/conversations/{conversation_id}/resolve")
-    second = post_handoff(client, handoff_payload(handoff_id="hf_second", reason="customer_request", topic=None, tags=[]))
+    second = post_handoff(
+        client, handoff_payload(handoff_id="hf_second", reason="customer_request", topic=None, tags=[])
+    )
     assert second.status_code == 201
     assert second.json()["inbox_conversation_id"] == conversation_id
     with inbox.db.read() as session:
@@ -123,9 +135,9 @@ def test_concurrent_duplicate_calls_create_one_conversation(inbox, agents):
     server = ThreadedServer(create_app(inbox, run_background_workers=False)).start()
     try:
         payload = handoff_payload()
-        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {BOT_TOKEN}"}, timeout=30) as http:
-            with ThreadPoolExecutor(max_workers=12) as pool:
-                responses = list(pool.map(lambda _: http.post("/api/v1/handoffs", json=payload), range(12)))
+        headers = {"Authorization": f"Bearer {BOT_TOKEN}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http, ThreadPoolExecutor(12) as pool:
+            responses = list(pool.map(lambda _: http.post("/api/v1/handoffs", json=payload), range(12)))
     finally:
         server.stop()
     statuses = sorted(response.status_code for response in responses)

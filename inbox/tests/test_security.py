@@ -2,7 +2,6 @@
 
 import re
 
-import pytest
 from sqlalchemy import select
 from starlette.routing import Mount
 from starlette.testclient import TestClient
@@ -35,7 +34,9 @@ def test_every_route_refuses_the_unauthenticated(inbox, agents):
         for method, template, path in routes:
             for accept in ("application/json", "text/html"):
                 anonymous.cookies.clear()
-                response = anonymous.request(method, path, headers={"Accept": accept}, data={"x": "1"} if method == "POST" else None)
+                response = anonymous.request(
+                    method, path, headers={"Accept": accept}, data={"x": "1"} if method == "POST" else None
+                )
                 if response.status_code < 300:
                     allowed.add((method, template))
                     continue
@@ -61,20 +62,29 @@ def test_an_agent_session_does_not_open_the_bot_api_and_the_bot_token_does_not_o
 def test_statuses_api_needs_the_bot_token(client):
     body = {"statuses": [{"id": "wamid.x", "status": "read"}]}
     assert client.post("/api/v1/whatsapp/statuses", json=body).status_code == 401
-    assert client.post("/api/v1/whatsapp/statuses", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert (
+        client.post("/api/v1/whatsapp/statuses", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
+    )
 
 
 def test_customer_text_is_rendered_as_text_everywhere(client, agents):
     payload = handoff_payload(
         customer={"whatsapp_id": "919876543210", "name": XSS_IMG},
         summary=XSS_SCRIPT,
-        transcript=[{"role": "customer", "text": XSS_SCRIPT, "timestamp": "2026-11-25T05:24:40Z"},
-                    {"role": "customer", "text": XSS_IMG, "timestamp": "2026-11-25T05:24:50Z"}],
+        transcript=[
+            {"role": "customer", "text": XSS_SCRIPT, "timestamp": "2026-11-25T05:24:40Z"},
+            {"role": "customer", "text": XSS_IMG, "timestamp": "2026-11-25T05:24:50Z"},
+        ],
     )
     conversation_id = post_handoff(client, payload).json()["inbox_conversation_id"]
     login(client, "anita")
-    for url in (f"/conversations/{conversation_id}", "/conversations?view=all", f"/conversations?q=alert",
-                f"/conversations/{conversation_id}/transcript", f"/conversations/{conversation_id}/panel"):
+    for url in (
+        f"/conversations/{conversation_id}",
+        "/conversations?view=all",
+        "/conversations?q=alert",
+        f"/conversations/{conversation_id}/transcript",
+        f"/conversations/{conversation_id}/panel",
+    ):
         page = client.get(url).text
         assert "<script>alert" not in page and "<img src=x" not in page, url
         assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in page or "&lt;img src=x" in page, url
@@ -94,5 +104,9 @@ def test_passwords_are_stored_as_argon2id_hashes(inbox, agents):
 
 def test_the_session_cookie_is_http_only(client, agents):
     response = login(client, "anita")
-    cookie = next(value for name, value in response.headers.multi_items() if name == "set-cookie" and value.startswith("inbox_session="))
+    cookie = next(
+        value
+        for name, value in response.headers.multi_items()
+        if name == "set-cookie" and value.startswith("inbox_session=")
+    )
     assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()

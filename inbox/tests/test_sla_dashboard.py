@@ -3,9 +3,6 @@
 import re
 from datetime import timedelta
 
-from sqlalchemy import select
-
-from inbox.models import Conversation, Handoff
 from inbox.services.metrics import percentile
 from inbox.services.sla import SlaMonitor
 from inbox.tests.conftest import handoff_payload, login, post_form, post_handoff
@@ -14,9 +11,13 @@ from inbox.tests.test_event_stream import consume
 
 def open_handoff(client, number, **overrides):
     wa_id = f"91980000{number:04d}"
-    payload = handoff_payload(handoff_id=f"hf_sla_{number}", conversation_id=wa_id,
-                              customer={"whatsapp_id": wa_id, "name": f"Customer {number}"},
-                              requested_at=None, **overrides)
+    payload = handoff_payload(
+        handoff_id=f"hf_sla_{number}",
+        conversation_id=wa_id,
+        customer={"whatsapp_id": wa_id, "name": f"Customer {number}"},
+        requested_at=None,
+        **overrides,
+    )
     return post_handoff(client, payload).json()["inbox_conversation_id"]
 
 
@@ -44,7 +45,9 @@ def test_an_answered_handoff_is_not_breached(client, agents, inbox, clock, exter
     post_form(client, f"/conversations/{conversation_id}/reply", {"text": "Hello!"})
     clock.advance(minutes=10)
     assert SlaMonitor(inbox).check() == 0
-    assert re.search(r'data-view="breached">\s*<span>[^<]*</span><span class="count">0<', client.get("/conversations").text)
+    assert re.search(
+        r'data-view="breached">\s*<span>[^<]*</span><span class="count">0<', client.get("/conversations").text
+    )
 
 
 def test_slack_stays_silent_without_a_webhook(settings, clock, agents, external_services):
@@ -70,9 +73,15 @@ def test_percentiles_use_the_nearest_rank():
 def test_dashboard_numbers(client, agents, inbox, clock, broker):
     # Three hand-offs answered after 1, 2 and 10 minutes; one never answered (breached).
     answered_after = {1: 1, 2: 2, 3: 10}
-    conversations = {number: open_handoff(client, number, reason=reason, topic=topic, tags=[topic] if topic else [])
-                     for number, reason, topic in [(1, "topic", "refund"), (2, "topic", "complaint"),
-                                                   (3, "low_confidence", None), (4, "customer_request", None)]}
+    conversations = {
+        number: open_handoff(client, number, reason=reason, topic=topic, tags=[topic] if topic else [])
+        for number, reason, topic in [
+            (1, "topic", "refund"),
+            (2, "topic", "complaint"),
+            (3, "low_confidence", None),
+            (4, "customer_request", None),
+        ]
+    }
     login(client, "anita")
     start = clock.now
     for number, minutes in answered_after.items():

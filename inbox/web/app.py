@@ -32,7 +32,11 @@ CONTENT_SECURITY_POLICY = (
 
 
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "") and not is_htmx(request)
+    return (
+        not request.url.path.startswith("/api/")
+        and "text/html" in request.headers.get("accept", "")
+        and not is_htmx(request)
+    )
 
 
 class BackgroundWorkers:
@@ -80,7 +84,9 @@ def create_app(inbox: Inbox, *, run_background_workers: bool = True) -> FastAPI:
     async def _not_authenticated(request: Request, _error: NotAuthenticated):
         if _wants_html(request):
             return redirect(f"/login?next={request.url.path}")
-        return JSONResponse({"detail": "Sign in first."}, status_code=401)
+        # htmx follows HX-Redirect: an expired session inside the page lands on the login form.
+        headers = {"HX-Redirect": "/login"} if is_htmx(request) else None
+        return JSONResponse({"detail": "Sign in first."}, status_code=401, headers=headers)
 
     @app.exception_handler(NotAllowed)
     async def _not_allowed(request: Request, _error: NotAllowed):
@@ -89,7 +95,9 @@ def create_app(inbox: Inbox, *, run_background_workers: bool = True) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException):
         if _wants_html(request) and error.status_code in (404, 422):
-            return render(request, "error.html", {"status": error.status_code, "detail": error.detail}, error.status_code)
+            return render(
+                request, "error.html", {"status": error.status_code, "detail": error.detail}, error.status_code
+            )
         return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
 
     @app.middleware("http")

@@ -35,7 +35,7 @@ def current_agent(request: Request) -> Agent:
         if agent is None or not agent.is_active or agent.session_version != session_data.get("version"):
             request.session.clear()
             raise NotAuthenticated()
-        agent.team_names  # load the teams before the session closes
+        _ = agent.team_names  # load the teams before the session closes
         return agent
 
 

@@ -68,12 +68,18 @@ def create_agent(
     role: Annotated[str, Form()] = "agent",
     pronoun: Annotated[str, Form()] = "they",
     capacity: Annotated[int, Form()] = 5,
-    teams: Annotated[list[str], Form()] = [],
+    teams: Annotated[list[str] | None, Form()] = None,
 ):
     try:
         with inbox_of(request).db.write() as session:
             AgentDirectory(session).create(
-                login=login, name=name, password=password, role=role, pronoun=pronoun, capacity=capacity, teams=teams
+                login=login,
+                name=name,
+                password=password,
+                role=role,
+                pronoun=pronoun,
+                capacity=capacity,
+                teams=teams or [],
             )
     except AgentError as error:
         push_flash(request, str(error), "error")
@@ -90,7 +96,7 @@ def update_agent(
     status: Annotated[str, Form()] = "away",
     capacity: Annotated[int, Form()] = 5,
     role: Annotated[str, Form()] = "agent",
-    teams: Annotated[list[str], Form()] = [],
+    teams: Annotated[list[str] | None, Form()] = None,
     active: Annotated[str, Form()] = "1",
 ):
     if status not in ("online", "away") or role not in ("agent", "admin") or not 1 <= capacity <= 100:
@@ -104,7 +110,7 @@ def update_agent(
             push_flash(request, "You cannot remove your own admin role or deactivate yourself.", "error")
             return redirect("/agents")
         target.status, target.capacity, target.role = status, capacity, role
-        target.teams = [team_by_name(session, team) for team in teams]
+        target.teams = [team_by_name(session, team) for team in teams or []]
         if (active == "1") != target.is_active:
             target.is_active = active == "1"
             target.session_version += 1  # a deactivated agent is signed out everywhere

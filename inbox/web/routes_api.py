@@ -18,7 +18,7 @@ def create_handoff(request: Request, body: HandoffRequest):
     try:
         outcome = HandoffIntake(inbox_of(request)).accept(body, source="api")
     except HandoffConflict as conflict:
-        raise HTTPException(409, str(conflict))
+        raise HTTPException(409, str(conflict)) from None
     return JSONResponse(outcome.response, status_code=201 if outcome.created else 200)
 
 

@@ -40,7 +40,9 @@ def login(
     address = request.client.host if request.client else "unknown"
     context = {"next": _safe_next(next), "login": login}
     if not limiter.allow_attempt(address, login):
-        return render(request, "login.html", context | {"error": "Too many attempts. Wait a minute and try again."}, 429)
+        return render(
+            request, "login.html", context | {"error": "Too many attempts. Wait a minute and try again."}, 429
+        )
     with inbox.db.write() as session:
         agent = AgentDirectory(session).authenticate(login, password)
         if agent is not None:
@@ -60,7 +62,9 @@ def logout(request: Request, agent: Annotated[Agent, Depends(current_agent)]):
 
 
 @router.post("/me/status")
-def my_status(request: Request, agent: Annotated[Agent, Depends(current_agent)], status: Annotated[str, Form()] = "away"):
+def my_status(
+    request: Request, agent: Annotated[Agent, Depends(current_agent)], status: Annotated[str, Form()] = "away"
+):
     AgentPresence(inbox_of(request)).set_status(agent.id, status if status in ("online", "away") else "away")
     referer = urlsplit(request.headers.get("referer") or "")
     return redirect(_safe_next(referer.path + (f"?{referer.query}" if referer.query else "")))

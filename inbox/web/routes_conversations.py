@@ -104,9 +104,9 @@ def conversation_page(
     request: Request, agent: CurrentAgent, conversation_id: int, view: str | None = None, q: str | None = None
 ):
     context = list_context(request, agent, _view(view), None, q) | conversation_context(request, agent, conversation_id)
-    draft = request.session.pop("draft", None)  # text of a reply that failed, kept for the agent
-    if isinstance(draft, dict) and draft.get("conversation_id") == conversation_id:
-        context["draft"] = draft.get("text", "")
+    drafts = request.session.pop("drafts", None)  # text of a reply or note that failed, kept for the agent
+    if isinstance(drafts, dict) and drafts.get("conversation_id") == conversation_id:
+        context |= {key: value for key, value in drafts.items() if key in ("reply_draft", "note_draft")}
     return render(request, "inbox.html", context | {"selected_id": conversation_id})
 
 
@@ -120,16 +120,24 @@ def panel_fragment(request: Request, agent: CurrentAgent, conversation_id: int):
     return render(request, "_panel.html", conversation_context(request, agent, conversation_id))
 
 
-def _after_action(request: Request, agent: Agent, conversation_id: int, error: str | None = None, draft: str = ""):
-    """htmx gets the re-rendered conversation (422 + the error and the kept draft on failure);
-    a plain form post is redirected back with a flash message."""
+def _after_action(
+    request: Request,
+    agent: Agent,
+    conversation_id: int,
+    error: str | None = None,
+    draft: str = "",
+    draft_box: str = "reply",
+):
+    """htmx gets the re-rendered conversation (422 + the error on failure, with the text kept in the box
+    it was typed in); a plain form post is redirected back with a flash message."""
+    drafts = {f"{draft_box}_draft": draft} if error and draft else {}
     if is_htmx(request):
-        context = conversation_context(request, agent, conversation_id) | {"error": error, "draft": draft if error else ""}
+        context = conversation_context(request, agent, conversation_id) | {"error": error} | drafts
         return render(request, "_conversation.html", context, status_code=422 if error else 200)
     if error:
         push_flash(request, error, "error")
-        if draft:
-            request.session["draft"] = {"conversation_id": conversation_id, "text": draft}
+        if drafts:
+            request.session["drafts"] = {"conversation_id": conversation_id} | drafts
     return redirect(f"/conversations/{conversation_id}")
 
 
@@ -152,7 +160,7 @@ def retry_reply(request: Request, agent: CurrentAgent, message_id: int):
     try:
         message = AgentReplies(inbox).retry(message_id, agent)
     except ReplyError as error:
-        raise HTTPException(422, str(error))
+        raise HTTPException(422, str(error)) from None
     error = f"Not delivered: {message.delivery_error}" if message.delivery_status == "failed" else None
     return _after_action(request, agent, message.conversation_id, error)
 
@@ -162,7 +170,7 @@ def add_note(request: Request, agent: CurrentAgent, conversation_id: int, text: 
     try:
         InternalNotes(inbox_of(request)).add(conversation_id, agent, text)
     except ActionError as error:
-        return _after_action(request, agent, conversation_id, str(error), text)
+        return _after_action(request, agent, conversation_id, str(error), text, draft_box="note")
     return _after_action(request, agent, conversation_id)
 
 

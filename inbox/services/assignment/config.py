@@ -44,7 +44,11 @@ class AssignmentConfig(BaseModel):
     vip_customers: list[str] = Field(default_factory=list)
     slack_topics: list[str] = Field(default_factory=lambda: ["refund", "complaint", "urgent"])
     rules: list[RuleSpec] = Field(
-        default_factory=lambda: [RuleSpec(rule="outside_business_hours"), RuleSpec(rule="round_robin"), RuleSpec(rule="queue")]
+        default_factory=lambda: [
+            RuleSpec(rule="outside_business_hours"),
+            RuleSpec(rule="round_robin"),
+            RuleSpec(rule="queue"),
+        ]
     )
 
     @field_validator("timezone")
@@ -71,7 +75,7 @@ class AssignmentConfig(BaseModel):
     def _normalise_ids(cls, value: list[str]) -> list[str]:
         return [normalise_whatsapp_id(str(item)) for item in value]
 
-    def with_overrides(self, timezone: str | None, sla_minutes: int | None) -> "AssignmentConfig":
+    def with_overrides(self, timezone: str | None, sla_minutes: int | None) -> AssignmentConfig:
         changes: dict[str, Any] = {}
         if timezone:
             changes["timezone"] = timezone

@@ -71,7 +71,9 @@ class AssignmentEngine:
         self.rules = build_rules(config, self.hours)
         self.sla_minutes = config.sla.first_response_minutes
 
-    def assign(self, session: Session, *, topic: str | None, tags: list[str], is_vip: bool, now: datetime) -> Assignment:
+    def assign(
+        self, session: Session, *, topic: str | None, tags: list[str], is_vip: bool, now: datetime
+    ) -> Assignment:
         if session.get_bind().dialect.name == "postgresql":
             # Serialise assignments so two hand-offs cannot both take an agent's last free slot.
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ASSIGNMENT_LOCK_KEY})

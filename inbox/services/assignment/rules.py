@@ -7,7 +7,7 @@ A rule looks at the hand-off (`AssignmentContext`) and either narrows the team t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from inbox.models import Agent
 from inbox.services.business_hours import BusinessHours
@@ -105,7 +105,7 @@ class RoundRobinRule:
         candidates = context.roster.available(context.team)
         if not candidates:
             return None
-        never = datetime.min.replace(tzinfo=timezone.utc)
+        never = datetime.min.replace(tzinfo=UTC)
         load = context.roster.open_load
         chosen = min(candidates, key=lambda agent: (agent.last_assigned_at or never, load.get(agent.id, 0), agent.id))
         return AssignmentDecision(self.name, agent=chosen, team=context.team)

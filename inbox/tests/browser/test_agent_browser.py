@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -24,8 +24,13 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SANDBOX_PYTHON = Path(os.environ.get("SANDBOX_PYTHON", REPO_ROOT / ".venv" / "bin" / "python"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _missing(reason: str) -> None:
@@ -58,8 +63,11 @@ def sandbox():
         "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/webhooks/whatsapp/webhook",
     }
     process = subprocess.Popen(
-        [str(SANDBOX_PYTHON), "-m", "whatsapp_sandbox"], cwd=REPO_ROOT, env=environment,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [str(SANDBOX_PYTHON), "-m", "whatsapp_sandbox"],
+        cwd=REPO_ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -70,7 +78,7 @@ def sandbox():
         except httpx.HTTPError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(f"the sandbox did not start: {process.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"the sandbox did not start: {process.stderr.read().decode()[-2000:]}") from None
             time.sleep(0.2)
     yield url
     process.terminate()
@@ -93,16 +101,29 @@ def live_inbox(tmp_path, sandbox, external_services, password_hash):
 
     assignment = tmp_path / "assignment.yml"
     assignment.write_text(
-        (INBOX_DIR / "config" / "assignment.yml").read_text().replace('"09:00-21:00"', '"00:00-24:00"').replace("sun: closed", 'sun: "00:00-24:00"')
+        (INBOX_DIR / "config" / "assignment.yml")
+        .read_text()
+        .replace('"09:00-21:00"', '"00:00-24:00"')
+        .replace("sun: closed", 'sun: "00:00-24:00"')
     )
     broker = RasaBrokerTable(tmp_path / "rasa_events.db")
     settings = Settings(
-        inbox_env="test", database_url=f"sqlite:///{tmp_path / 'inbox.db'}", inbox_var_dir=tmp_path,
-        inbox_bot_token=BOT_TOKEN, inbox_session_secret="browser-test-session-secret",
-        whatsapp_api_base_url=f"{sandbox}/v21.0", whatsapp_phone_number_id=PHONE_NUMBER_ID, whatsapp_access_token=GRAPH_TOKEN,
-        rasa_url=external_services.url, rasa_token="test-rasa-token", slack_webhook_url=None,
-        rasa_events_db_url=broker.url, inbox_consumer="inline", inbox_consumer_poll_seconds=0.2,
-        inbox_assignment_config=assignment, kb_path=Path(__file__).parent.parent / "fixtures" / "knowledge_base.yml",
+        inbox_env="test",
+        database_url=f"sqlite:///{tmp_path / 'inbox.db'}",
+        inbox_var_dir=tmp_path,
+        inbox_bot_token=BOT_TOKEN,
+        inbox_session_secret="browser-test-session-secret",
+        whatsapp_api_base_url=f"{sandbox}/v21.0",
+        whatsapp_phone_number_id=PHONE_NUMBER_ID,
+        whatsapp_access_token=GRAPH_TOKEN,
+        rasa_url=external_services.url,
+        rasa_token="test-rasa-token",
+        slack_webhook_url=None,
+        rasa_events_db_url=broker.url,
+        inbox_consumer="inline",
+        inbox_consumer_poll_seconds=0.2,
+        inbox_assignment_config=assignment,
+        kb_path=Path(__file__).parent.parent / "fixtures" / "knowledge_base.yml",
     )
     from inbox import migrate
 
@@ -110,8 +131,15 @@ def live_inbox(tmp_path, sandbox, external_services, password_hash):
     migrate.upgrade(inbox.db)
     bootstrap.prepare(inbox)
     with inbox.db.write() as session:
-        AgentDirectory(session).create(login="anita", name="Anita Desai", password=PASSWORD, password_hash=password_hash,
-                                       pronoun="she", teams=["Returns"], status="online")
+        AgentDirectory(session).create(
+            login="anita",
+            name="Anita Desai",
+            password=PASSWORD,
+            password_hash=password_hash,
+            pronoun="she",
+            teams=["Returns"],
+            status="online",
+        )
     external_services.reset()
     server = ThreadedServer(create_app(inbox)).start()
     inbox.test_url = server.url
@@ -140,8 +168,12 @@ def sign_in(page: Page) -> None:
 
 
 def hand_off(inbox, **overrides) -> dict:
-    response = httpx.post(f"{inbox.test_url}/api/v1/handoffs", json=handoff_payload(**overrides),
-                          headers={"Authorization": f"Bearer {BOT_TOKEN}"}, timeout=10)
+    response = httpx.post(
+        f"{inbox.test_url}/api/v1/handoffs",
+        json=handoff_payload(**overrides),
+        headers={"Authorization": f"Bearer {BOT_TOKEN}"},
+        timeout=10,
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -176,7 +208,9 @@ def test_an_agents_day(page, live_inbox, sandbox, external_services):
     expect(page.locator("#quick-reply-menu li")).to_have_count(1)
     expect(page.locator("#quick-reply-menu")).to_contain_text("/refund")
     reply_box.press("Enter")
-    expect(reply_box).to_have_value("I've started your refund. It reaches your original payment method within 5–7 working days (UPI and cards), and I'll share the reference number here.")
+    expect(reply_box).to_have_value(
+        "I've started your refund. It reaches your original payment method within 5–7 working days (UPI and cards), and I'll share the reference number here."
+    )
     reply_box.press("End")
     reply_box.press_sequentially(" Sorry about the kurta, Priya!")
     page.get_by_role("button", name="Send to customer").click()
@@ -186,12 +220,14 @@ def test_an_agents_day(page, live_inbox, sandbox, external_services):
     expect(reply_box).to_have_value("")
 
     # ...and it reached the sandbox, as the customer's phone would get it.
-    messages = httpx.get(f"{sandbox}/sandbox/api/messages", params={"wa_id": "919876543210", "direction": "business"}).json()["messages"]
+    messages = httpx.get(
+        f"{sandbox}/sandbox/api/messages", params={"wa_id": "919876543210", "direction": "business"}
+    ).json()["messages"]
     assert messages[-1]["content"]["text"]["body"].endswith("Sorry about the kurta, Priya!")
     assert messages[-1]["content"]["text"]["body"].startswith("I've started your refund.")
 
     # The customer writes again (through Rasa's event stream): it appears in the open conversation.
-    live_inbox.test_broker.user("919876543210", "Thank you so much!", datetime.now(timezone.utc))
+    live_inbox.test_broker.user("919876543210", "Thank you so much!", datetime.now(UTC))
     expect(page.locator("#transcript .msg-customer").last).to_contain_text("Thank you so much!")
 
     # Resolve and hand back to the bot.
@@ -216,11 +252,16 @@ def test_a_reply_whatsapp_refuses_shows_the_reason_and_keeps_the_text(page, live
 
 def test_customer_text_that_tries_to_run_script_is_shown_as_text(page, live_inbox):
     script = "<script>window.__xss = 'script ran'</script>"
-    image = '<img src=x onerror="window.__xss = \'onerror ran\'">'
+    image = "<img src=x onerror=\"window.__xss = 'onerror ran'\">"
     answer = hand_off(
-        live_inbox, handoff_id="hf_xss", customer={"whatsapp_id": "919876543210", "name": image}, summary=script,
-        transcript=[{"role": "customer", "text": script, "timestamp": "2026-11-25T05:24:40Z"},
-                    {"role": "customer", "text": image, "timestamp": "2026-11-25T05:24:50Z"}],
+        live_inbox,
+        handoff_id="hf_xss",
+        customer={"whatsapp_id": "919876543210", "name": image},
+        summary=script,
+        transcript=[
+            {"role": "customer", "text": script, "timestamp": "2026-11-25T05:24:40Z"},
+            {"role": "customer", "text": image, "timestamp": "2026-11-25T05:24:50Z"},
+        ],
     )
     sign_in(page)
     page.goto(f"/conversations/{answer['inbox_conversation_id']}?view=all")
@@ -228,6 +269,8 @@ def test_customer_text_that_tries_to_run_script_is_shown_as_text(page, live_inbo
     expect(texts.nth(0)).to_have_text(script)
     expect(texts.nth(1)).to_have_text(image)
     expect(page.locator("#panel h2")).to_contain_text(image)
-    expect(page.locator(f'li.row[data-conversation-id="{answer["inbox_conversation_id"]}"] .customer')).to_contain_text(image)
+    expect(page.locator(f'li.row[data-conversation-id="{answer["inbox_conversation_id"]}"] .customer')).to_contain_text(
+        image
+    )
     assert page.locator("#transcript img, #panel img, .rows img").count() == 0
     assert page.evaluate("window.__xss") is None
