@@ -590,13 +590,14 @@ def row(label: str, stats: dict) -> str:
     return f"{label:<34}{stats['n']:>6}{stats['p50']:>9}{stats['p95']:>9}{stats['p99']:>9}{stats['max']:>9}"
 
 
-def report(seeding: dict | None, results: dict, database: Path) -> str:
+def report(seeding: dict | None, results: dict, database: Path, load_before: float) -> str:
     lines = [
         "",
         "Inbox benchmark",
         "=" * 15,
         f"database: {database} ({database.stat().st_size / 1e6:.0f} MB), "
-        f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}",
+        f"machine: {os.cpu_count()} CPUs, load average before the run {load_before:.1f}, "
+        f"Python {sys.version.split()[0]}",
     ]
     if seeding:
         lines.append(
@@ -632,12 +633,13 @@ def main() -> None:
             flush=True,
         )
         seeding = seed(args.database, args.conversations, args.messages)
+    load_before = os.getloadavg()[0]  # other work on the machine shows up in the tail latencies
     server = InboxServer(args.database, free_port())
     try:
         results = measure(server.url, args.rounds)
     finally:
         server.stop()
-    text = report(seeding, results, args.database)
+    text = report(seeding, results, args.database, load_before)
     print(text)
     (OUT_DIR / "inbox_bench.json").write_text(json.dumps({"seeding": seeding, "results": results}, indent=2))
     if any(results[name]["p95"] > target for name, target in TARGETS_MS.items()):
