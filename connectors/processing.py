@@ -90,17 +90,23 @@ class InboundDispatcher:
     async def _drain(self, wa_id: str) -> None:
         try:
             async with self._slots:
+                claimed: Optional[ClaimedMessage] = None
                 while self._running:
-                    self._woken_again.discard(wa_id)
-                    if not self._conversations.is_ready():
-                        self._log_waiting_for_bot()
-                        return  # the sweep retries once the bot is ready
-                    claimed = await self._store.run(self._store.claim_next, wa_id, self.owner, self._claim_ttl)
                     if claimed is None:
-                        if wa_id in self._woken_again:
-                            continue
+                        if not self._conversations.is_ready():
+                            self._log_waiting_for_bot()
+                            return  # the sweep retries once the bot is ready
+                        self._woken_again.discard(wa_id)
+                        claimed = await self._store.run(self._store.claim_next, wa_id, self.owner, self._claim_ttl)
+                        if claimed is None:
+                            if wa_id in self._woken_again:
+                                continue
+                            return
+                    # Anything persisted before this point is seen by the claim that follows it.
+                    self._woken_again.discard(wa_id)
+                    claimed = await self._process(claimed)
+                    if claimed is None and wa_id not in self._woken_again:
                         return
-                    await self._process(claimed)
         except asyncio.CancelledError:
             raise
         except Exception:  # a store failure: the sweep brings the customer back
@@ -109,7 +115,8 @@ class InboundDispatcher:
             self._customer_tasks.pop(wa_id, None)
             self._woken_again.discard(wa_id)
 
-    async def _process(self, claimed: ClaimedMessage) -> None:
+    async def _process(self, claimed: ClaimedMessage) -> Optional[ClaimedMessage]:
+        """Handle one message; returns the customer's next message if it could be claimed."""
         message = claimed.message
         try:
             output_channel = self._output_channel_factory()
@@ -134,8 +141,13 @@ class InboundDispatcher:
             raise
         except Exception as error:
             await self._handle_failure(claimed, error)
-            return
-        await self._store.run(self._store.finish, claimed.seq, self.owner)
+            return None
+        if not self._running:
+            await self._store.run(self._store.finish, claimed.seq, self.owner)
+            return None
+        return await self._store.run(
+            self._store.finish_and_claim_next, claimed.seq, self.owner, message.wa_id, self._claim_ttl
+        )
 
     async def _handle_failure(self, claimed: ClaimedMessage, error: Exception) -> None:
         message = claimed.message
