@@ -155,6 +155,9 @@ def page(browser, live_inbox):
     page = context.new_page()
     page.set_default_timeout(10_000)
     page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
+    # Console errors include Content-Security-Policy violations and failed requests.
+    page.console_errors = []
+    page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
     yield page
     context.close()
 
@@ -236,6 +239,7 @@ def test_an_agents_day(page, live_inbox, sandbox, external_services):
     expect(page.locator("#transcript")).to_contain_text("Resolved by Anita Desai and handed back to the bot.")
     assert external_services.rasa_requests[-1]["sender_id"] == "919876543210"
     assert external_services.rasa_requests[-1]["events"][0] == {"event": "resume"}
+    assert page.console_errors == []
 
 
 def test_a_reply_whatsapp_refuses_shows_the_reason_and_keeps_the_text(page, live_inbox, sandbox):
