@@ -194,7 +194,7 @@ class CalibratedIntentModel:
         threshold: float = 0.6,
         in_scope_coverage: float = 0.96,
         neighbours: int = 5,
-        folds: int = 5,
+        folds: int = 10,
         regularisation_c: float = 10.0,
         evidence: Sequence[str] = EVIDENCE_KINDS,
         seed: int = 0,
