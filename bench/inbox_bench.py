@@ -424,10 +424,6 @@ def _flush_messages(connection: sqlite3.Connection, rows: list) -> None:
 class InboxServer:
     def __init__(self, database: Path, port: int):
         self.port = port
-        config = OUT_DIR / "bench_assignment.yml"
-        text = (REPO_ROOT / "inbox" / "config" / "assignment.yml").read_text()
-        # Open around the clock, so the hand-off path (assignment included) does not depend on the time of day.
-        config.write_text(text.replace('"09:00-21:00"', '"00:00-24:00"').replace("sun: closed", 'sun: "00:00-24:00"'))
         environment = {
             **os.environ,
             "INBOX_ENV": "test",
@@ -436,7 +432,8 @@ class InboxServer:
             "INBOX_BOT_TOKEN": BOT_TOKEN,
             "INBOX_SESSION_SECRET": "bench-session-secret-bench-session-secret",
             "INBOX_CONSUMER": "off",
-            "INBOX_ASSIGNMENT_CONFIG": str(config),
+            # Open around the clock: the hand-off path (assignment included) does not depend on the time of day.
+            "INBOX_BUSINESS_HOURS": "mon-sun 00:00-24:00",
             "INBOX_VAR_DIR": str(OUT_DIR),
             "SLACK_WEBHOOK_URL": "",
         }

@@ -9,7 +9,7 @@ import httpx
 
 from inbox.db import Database
 from inbox.models import utcnow
-from inbox.services.assignment.config import AssignmentConfig, AssignmentConfigSource
+from inbox.services.assignment.config import AssignmentConfig, AssignmentConfigSource, EnvironmentOverrides
 from inbox.services.assignment.engine import AssignmentEngine
 from inbox.services.rasa import RasaClient
 from inbox.services.slack import SlackNotifier
@@ -27,7 +27,8 @@ class Inbox:
         self.clock = clock
         self.db = Database(settings.resolved_database_url)
         self.assignment_source = AssignmentConfigSource(
-            settings.inbox_assignment_config, settings.inbox_timezone, settings.inbox_sla_minutes
+            settings.inbox_assignment_config,
+            EnvironmentOverrides(settings.inbox_timezone, settings.inbox_sla_minutes, settings.inbox_business_hours),
         )
         self._engine: tuple[AssignmentConfig, AssignmentEngine] | None = None
         self.http = httpx.Client(timeout=httpx.Timeout(5.0, connect=2.0))

@@ -49,9 +49,10 @@ class Settings(BaseSettings):
     kb_path: Path = REPO_ROOT / "data" / "knowledge_base.yml"
     inbox_assignment_config: Path = INBOX_DIR / "config" / "assignment.yml"
     inbox_quick_replies_seed: Path = INBOX_DIR / "config" / "quick_replies.yml"
-    # Override the YAML's time zone / SLA target without editing the file.
+    # Override the YAML's time zone / SLA target / business hours ("mon-sun 00:00-24:00") without editing it.
     inbox_timezone: str | None = None
     inbox_sla_minutes: int | None = None
+    inbox_business_hours: str | None = None
     inbox_sla_check_seconds: float = 15.0
 
     @cached_property

@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from inbox.context import Inbox
 from inbox.models import Agent
-from inbox.services.assignment.config import AssignmentConfigSource, load_assignment_config
+from inbox.services.assignment.config import AssignmentConfigSource, EnvironmentOverrides, load_assignment_config
 from inbox.settings import INBOX_DIR
 from inbox.tests.conftest import handoff_payload, post_handoff
 from inbox.web.app import create_app
@@ -120,9 +120,21 @@ def test_invalid_yaml_is_explained(tmp_path):
         load_assignment_config(path)
 
 
-def test_environment_overrides_time_zone_and_sla():
-    config = load_assignment_config(INBOX_DIR / "config" / "assignment.yml", timezone="Asia/Dubai", sla_minutes=15)
+def test_environment_overrides_time_zone_sla_and_business_hours():
+    overrides = EnvironmentOverrides(timezone="Asia/Dubai", sla_minutes=15, business_hours="mon-fri 10:00-19:00")
+    config = load_assignment_config(INBOX_DIR / "config" / "assignment.yml", overrides)
     assert config.timezone == "Asia/Dubai" and config.sla.first_response_minutes == 15
+    assert config.business_hours == {
+        "mon": "10:00-19:00",
+        "tue": "10:00-19:00",
+        "wed": "10:00-19:00",
+        "thu": "10:00-19:00",
+        "fri": "10:00-19:00",
+        "sat": "closed",
+        "sun": "closed",
+    }
+    with pytest.raises(ValueError, match="mon-sat 09:00-21:00"):
+        load_assignment_config(INBOX_DIR / "config" / "assignment.yml", EnvironmentOverrides(business_hours="weekdays"))
 
 
 def _touch_later(path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time as monotonic_time
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +17,30 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from inbox.services.business_hours import WEEKDAYS, BusinessHours, parse_hours
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EnvironmentOverrides:
+    """Environment settings that win over the YAML: INBOX_TIMEZONE, INBOX_SLA_MINUTES and
+    INBOX_BUSINESS_HOURS (e.g. "mon-sun 00:00-24:00" for a demo at any hour)."""
+
+    timezone: str | None = None
+    sla_minutes: int | None = None
+    business_hours: str | None = None
+
+
+def weekly_hours(spec: str) -> dict[str, str]:
+    """'mon-sat 09:00-21:00' -> the same hours Monday to Saturday, Sunday closed."""
+    try:
+        days, hours = spec.split()
+        first, _, last = days.lower().partition("-")
+        start, end = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        if start > end:
+            raise ValueError("the day range runs backwards")
+        parse_hours(hours)
+    except ValueError as error:
+        raise ValueError(f"business hours must look like 'mon-sat 09:00-21:00', got {spec!r} ({error})") from error
+    return {day: hours if start <= index <= end else "closed" for index, day in enumerate(WEEKDAYS)}
 
 
 class RuleSpec(BaseModel):
@@ -75,12 +100,14 @@ class AssignmentConfig(BaseModel):
     def _normalise_ids(cls, value: list[str]) -> list[str]:
         return [normalise_whatsapp_id(str(item)) for item in value]
 
-    def with_overrides(self, timezone: str | None, sla_minutes: int | None) -> AssignmentConfig:
+    def with_overrides(self, overrides: EnvironmentOverrides | None) -> AssignmentConfig:
         changes: dict[str, Any] = {}
-        if timezone:
-            changes["timezone"] = timezone
-        if sla_minutes:
-            changes["sla"] = SlaSpec(first_response_minutes=sla_minutes)
+        if overrides and overrides.timezone:
+            changes["timezone"] = overrides.timezone
+        if overrides and overrides.sla_minutes:
+            changes["sla"] = SlaSpec(first_response_minutes=overrides.sla_minutes)
+        if overrides and overrides.business_hours:
+            changes["business_hours"] = weekly_hours(overrides.business_hours)
         return self.model_validate(self.model_dump() | changes) if changes else self
 
     def business_hours_calendar(self) -> BusinessHours:
@@ -102,11 +129,11 @@ def normalise_whatsapp_id(value: str) -> str:
     return "".join(ch for ch in value if ch.isdigit()) or value.strip()
 
 
-def load_assignment_config(path: Path, timezone: str | None = None, sla_minutes: int | None = None) -> AssignmentConfig:
+def load_assignment_config(path: Path, overrides: EnvironmentOverrides | None = None) -> AssignmentConfig:
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
-    return AssignmentConfig.model_validate(data).with_overrides(timezone, sla_minutes)
+    return AssignmentConfig.model_validate(data).with_overrides(overrides)
 
 
 class AssignmentConfigSource:
@@ -114,11 +141,11 @@ class AssignmentConfigSource:
 
     CHECK_INTERVAL_SECONDS = 2.0
 
-    def __init__(self, path: Path, timezone: str | None = None, sla_minutes: int | None = None):
+    def __init__(self, path: Path, overrides: EnvironmentOverrides | None = None):
         self.path = path
-        self._overrides = (timezone, sla_minutes)
+        self._overrides = overrides
         self._lock = threading.Lock()
-        self._config = load_assignment_config(path, *self._overrides)  # fail fast at start-up
+        self._config = load_assignment_config(path, self._overrides)  # fail fast at start-up
         self._mtime = path.stat().st_mtime
         self._checked_at = monotonic_time.monotonic()
 
@@ -136,7 +163,7 @@ class AssignmentConfigSource:
             if mtime == self._mtime:
                 return
             self._mtime = mtime
-            self._config = load_assignment_config(self.path, *self._overrides)
+            self._config = load_assignment_config(self.path, self._overrides)
             logger.info("assignment rules reloaded from %s", self.path)
         except (OSError, ValueError, yaml.YAMLError) as error:
             logger.error("keeping the previous assignment rules: %s is invalid: %s", self.path, error)
