@@ -14,6 +14,14 @@ INBOX_DIR = Path(__file__).resolve().parent
 REPO_ROOT = INBOX_DIR.parent
 
 
+def with_psycopg_driver(url: str) -> str:
+    """`postgres://` and `postgresql://` URLs (as hosting platforms hand them out) use psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
@@ -57,11 +65,11 @@ class Settings(BaseSettings):
 
     @cached_property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.inbox_var_dir / 'inbox.db'}"
+        return with_psycopg_driver(self.database_url or f"sqlite:///{self.inbox_var_dir / 'inbox.db'}")
 
     @cached_property
     def resolved_rasa_events_db_url(self) -> str:
-        return self.rasa_events_db_url or f"sqlite:///{self.inbox_var_dir / 'rasa_events.db'}"
+        return with_psycopg_driver(self.rasa_events_db_url or f"sqlite:///{self.inbox_var_dir / 'rasa_events.db'}")
 
     @cached_property
     def public_url(self) -> str:

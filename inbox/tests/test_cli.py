@@ -3,9 +3,11 @@
 import subprocess
 import sys
 
+import pytest
+
 from inbox.context import Inbox
 from inbox.services import bootstrap
-from inbox.settings import REPO_ROOT
+from inbox.settings import REPO_ROOT, Settings
 from inbox.tests.conftest import login
 
 
@@ -58,3 +60,24 @@ def test_demo_agents_are_seeded_once_with_a_printed_password(settings, clock, cl
         demo.close()
     assert password in (settings.inbox_var_dir / "inbox_demo_credentials.txt").read_text()
     assert login(client, "anita", password).status_code == 303
+
+
+def test_production_refuses_to_start_without_a_session_secret(tmp_path):
+    settings = Settings(inbox_env="production", inbox_session_secret=None, inbox_var_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="INBOX_SESSION_SECRET"):
+        _ = settings.session_secret
+    assert not (tmp_path / "inbox_session_secret").exists()
+
+
+@pytest.mark.parametrize(
+    "given, used",
+    [
+        ("postgres://u:p@db/inbox", "postgresql+psycopg://u:p@db/inbox"),
+        ("postgresql://u:p@db/inbox", "postgresql+psycopg://u:p@db/inbox"),
+        ("postgresql+psycopg://u@db/inbox", "postgresql+psycopg://u@db/inbox"),
+        ("sqlite:////srv/inbox.db", "sqlite:////srv/inbox.db"),
+    ],
+)
+def test_database_urls_use_the_installed_postgresql_driver(given, used):
+    assert Settings(database_url=given, rasa_events_db_url=given).resolved_database_url == used
+    assert Settings(database_url=given, rasa_events_db_url=given).resolved_rasa_events_db_url == used
