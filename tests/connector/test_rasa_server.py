@@ -166,3 +166,20 @@ def test_rasa_http_api_can_send_proactively_on_whatsapp(rasa):
     assert answer.status_code == 200
     assert "messages" not in answer.json()  # sent on WhatsApp, not collected into the response
     assert len(rasa.sandbox.wait_for_business(wa_id, at_least=answered + 1, timeout=30)) > answered
+
+
+def test_stop_and_start_from_whatsapp_switch_marketing_consent(rasa):
+    """STOP is plain text on WhatsApp; the bot records the opt-out (actions/CONTRACT.md) and says so."""
+    wa_id = new_wa_id()
+
+    def consent() -> Any:
+        tracker = requests.get(f"{rasa.url}/conversations/{wa_id}/tracker", params={"token": RASA_TOKEN}, timeout=10).json()
+        return tracker["slots"].get("marketing_opt_in")
+
+    rasa.sandbox.customer_says(wa_id, text="STOP")
+    rasa.sandbox.wait_for_business(wa_id, timeout=30)
+    assert wait_until(lambda: consent() is False, timeout=10)
+    replies = len(rasa.sandbox.business_messages(wa_id))
+    rasa.sandbox.customer_says(wa_id, text="START")
+    rasa.sandbox.wait_for_business(wa_id, at_least=replies + 1, timeout=30)
+    assert wait_until(lambda: consent() is True, timeout=10)
