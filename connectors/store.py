@@ -35,7 +35,6 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Type
 
 from sqlalchemy import (
     Column,
-    bindparam,
     Float,
     Index,
     Integer,
@@ -45,6 +44,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     select,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Deque, Dict, List, Optional
-from collections import deque
 
 CUSTOMER = "customer"  # written by the customer (sent to the connector as a webhook)
 BUSINESS = "business"  # sent by the business (bot or agent) through the Graph API

@@ -28,7 +28,6 @@ from connectors.inbound import InboundMessage  # noqa: E402
 from connectors.settings import WhatsAppSettings  # noqa: E402
 from connectors.whatsapp import WhatsAppInput  # noqa: E402
 
-
 MENUS = {
     "menu": ("Did that answer your question?", [("Yes", "/affirm"), ("No", "/deny"), ("Talk to a human", "/request_human")]),
     "sizes": ("Which size?", [(size, f'/inform{{"size": "{size}"}}') for size in ("XS", "S", "M", "L", "XL")]),
