@@ -10,5 +10,9 @@ cd "$ROOT"
 bash scripts/setup.sh
 load_environment
 bash scripts/train.sh
+# Local demo: the support team is "open" around the clock so a hand-off is assigned to a named agent
+# whatever the hour. DEMO_REAL_HOURS=1 keeps the business hours of inbox/config/assignment.yml
+# (outside them the customer is told when the team is back, and the conversation waits in Unassigned).
+if [ "${DEMO_REAL_HOURS:-0}" != "1" ]; then export INBOX_BUSINESS_HOURS="${INBOX_BUSINESS_HOURS:-mon-sun 00:00-24:00}"; fi
 say "Starting the services (honcho, Procfile)"
 exec "$VENV/bin/honcho" start -f Procfile
