@@ -42,6 +42,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"p50_ms": 60.0, "p95_ms": 120.0, "throughput": 40.0, "overhead": 1.3}
+REPLY_TIMEOUT_SECONDS = 20
 _customer_numbers = count(1)
 
 
@@ -60,7 +61,7 @@ def percentile(values: List[float], share: float) -> float:
 
 
 def new_customer(run_tag: str) -> str:
-    return f"91{run_tag}{next(_customer_numbers):06d}"
+    return f"91{run_tag}{next(_customer_numbers):05d}"
 
 
 @dataclass
@@ -162,20 +163,24 @@ class Channels:
         self.services = services
         self.replies_per_turn = replies_per_turn
         self.sample_replies: Dict[str, str] = {}
+        self.failures: Dict[str, List[str]] = {"rest": [], "whatsapp": []}
 
-    async def rest(self, sender: str, text: str, turn: int) -> float:
+    async def rest(self, sender: str, text: str, turn: int) -> Optional[float]:
+        """Seconds until the reply, or None (counted as a failure) when the bot said nothing."""
         started = time.perf_counter()
         async with self.session.post(f"{self.services.rasa_url}/webhooks/rest/webhook",
                                      json={"sender": sender, "message": text}) as answer:
             replies = await answer.json()
         elapsed = time.perf_counter() - started
         if answer.status != 200 or not replies:
-            raise RuntimeError(f"REST: HTTP {answer.status}, replies {replies!r}")
+            self.failures["rest"].append(f"{sender}: HTTP {answer.status}, replies {replies!r}")
+            return None
         self.replies_per_turn.setdefault(turn, len(replies))
         self.sample_replies.setdefault("rest", replies[0].get("text", str(replies[0])))
         return elapsed
 
-    async def whatsapp(self, wa_id: str, text: str, turn: int, after_seq: int) -> "tuple[float, int]":
+    async def whatsapp(self, wa_id: str, text: str, turn: int, after_seq: int) -> "tuple[Optional[float], int]":
+        """Seconds until the (last expected) reply reached the sandbox, or None on a failure."""
         message_id = f"wamid.bench{secrets.token_hex(12)}"
         payload = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
@@ -193,13 +198,15 @@ class Channels:
             if answer.status != 200:
                 raise RuntimeError(f"WhatsApp webhook answered HTTP {answer.status}")
         received: List[Dict[str, Any]] = []
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + REPLY_TIMEOUT_SECONDS
         seq = after_seq
         while len(received) < expected:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"WhatsApp: {len(received)}/{expected} replies for {wa_id} within 60 s")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.failures["whatsapp"].append(f"{wa_id}: {len(received)}/{expected} replies within {REPLY_TIMEOUT_SECONDS} s")
+                return None, seq
             async with self.session.get(f"{self.services.sandbox_url}/sandbox/api/messages", params={
-                    "wa_id": wa_id, "direction": "business", "after": str(seq), "wait": "30"}) as answer:
+                    "wa_id": wa_id, "direction": "business", "after": str(seq), "wait": f"{min(remaining, 30):.1f}"}) as answer:
                 found = (await answer.json())["messages"]
             received.extend(found)
             if found:
@@ -224,9 +231,10 @@ async def sequential(channels: Channels, question: str, messages: int, per_custo
         turn = index % per_customer
         if turn == 0:
             rest_customer, wa_customer = f"bench-rest-{run_tag}-{index}", new_customer(run_tag)
-        results["rest"].append(await channels.rest(rest_customer, question, turn))
+        rest_latency = await channels.rest(rest_customer, question, turn)
         latency, seq = await channels.whatsapp(wa_customer, question, turn, seq)
-        results["whatsapp"].append(latency)
+        results["rest"] += [rest_latency] if rest_latency is not None else []
+        results["whatsapp"] += [latency] if latency is not None else []
     return results
 
 
@@ -244,9 +252,10 @@ async def concurrent(channels: Channels, channel: str, question: str, total: int
             seq = seq_start
             for turn in range(per_customer):
                 if channel == "rest":
-                    latencies.append(await channels.rest(rest_customer, question, turn))
+                    latency = await channels.rest(rest_customer, question, turn)
                 else:
                     latency, seq = await channels.whatsapp(wa_customer, question, turn, seq)
+                if latency is not None:
                     latencies.append(latency)
 
     started = time.perf_counter()
@@ -261,7 +270,7 @@ def summary_ms(values: List[float]) -> Dict[str, float]:
 
 
 async def measure(args: argparse.Namespace, services: Services) -> Dict[str, Any]:
-    run_tag = f"{int(time.time()) % 10000:04d}"
+    run_tag = f"{int(time.time()) % 100000:05d}"  # customer numbers never repeat across runs
     timeout = aiohttp.ClientTimeout(total=120)
     connector = aiohttp.TCPConnector(limit=4 * args.concurrency)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
@@ -277,6 +286,7 @@ async def measure(args: argparse.Namespace, services: Services) -> Dict[str, Any
                                    args.per_customer, run_tag + "4")
     return {
         "question": args.question,
+        "failures": channels.failures,
         "replies_per_turn": channels.replies_per_turn,
         "sample_replies": channels.sample_replies,
         "sequential": {"rest": summary_ms(seq["rest"]), "whatsapp": summary_ms(seq["whatsapp"])},
@@ -308,6 +318,8 @@ def report(result: Dict[str, Any], services: Services, args: argparse.Namespace)
         f"  question: {result['question']!r}; replies per turn {result['replies_per_turn']}",
         f"  sample reply: {str(result['sample_replies'].get('whatsapp', ''))[:90]!r}",
         f"  status webhooks from the sandbox: {args.status_delays}",
+        f"  turns without a reply (excluded): REST {len(result['failures']['rest'])}, "
+        f"WhatsApp {len(result['failures']['whatsapp'])}",
         "",
         f"  {'':34}{'REST':>10}{'WhatsApp':>10}{'ratio':>8}",
         f"  {'sequential p50 (ms)':34}{seq['rest']['p50_ms']:10.1f}{seq['whatsapp']['p50_ms']:10.1f}{overhead_p50:8.2f}",
