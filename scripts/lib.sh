@@ -70,4 +70,7 @@ load_environment() {
   export SQLALCHEMY_SILENCE_UBER_WARNING=1
   export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TRANSFORMERS_VERBOSITY=error TOKENIZERS_PARALLELISM=false
   export PYTHONUNBUFFERED=1
+  # Rasa and the action server each run torch/TensorFlow; on a small machine several OpenMP threads per
+  # process fight over the cores. One thread each cut CPU per message 3-4x (bench/README_whatsapp.md).
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 }
