@@ -82,10 +82,11 @@ class WhatsAppService:
         for status in parsed.statuses:
             if status.status == "failed":
                 for error in status.errors or [{}]:
+                    error_data = error.get("error_data")
+                    details = error_data.get("details", "") if isinstance(error_data, dict) else ""
                     logger.error(
                         "WhatsApp message %s to %s failed: code %s (%s) %s",
-                        status.message_id, status.recipient_id, error.get("code"), error.get("title"),
-                        (error.get("error_data") or {}).get("details", "") if isinstance(error.get("error_data"), dict) else "",
+                        status.message_id, status.recipient_id, error.get("code"), error.get("title"), details,
                     )
         for message in outcome.new_messages:
             if message.action is InboundAction.IGNORE:

@@ -57,6 +57,9 @@ class WhatsAppSettings:
                 "The WhatsApp connector needs these environment variables: "
                 + ", ".join(missing)
             )
+        api_base_url = (env.get("WHATSAPP_API_BASE_URL", "").strip() or DEFAULT_API_BASE_URL).rstrip("/")
+        if not api_base_url.startswith(("https://", "http://")):
+            raise InvalidSettingError(f"WHATSAPP_API_BASE_URL must be an http(s) URL, got {api_base_url!r}")
         inbox_url = env.get("INBOX_URL", "").strip() or None
         inbox_bot_token = env.get("INBOX_BOT_TOKEN", "").strip() or None
         if inbox_url and not inbox_bot_token:
@@ -69,7 +72,7 @@ class WhatsAppSettings:
             app_secret=env["WHATSAPP_APP_SECRET"].strip(),
             access_token=env["WHATSAPP_ACCESS_TOKEN"].strip(),
             phone_number_id=env["WHATSAPP_PHONE_NUMBER_ID"].strip(),
-            api_base_url=(env.get("WHATSAPP_API_BASE_URL", "").strip() or DEFAULT_API_BASE_URL).rstrip("/"),
+            api_base_url=api_base_url,
             store_url=env.get("WHATSAPP_STORE_URL", "").strip() or DEFAULT_STORE_URL,
             inbox_url=inbox_url.rstrip("/") if inbox_url else None,
             inbox_bot_token=inbox_bot_token,

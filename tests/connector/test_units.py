@@ -9,7 +9,7 @@ import time
 import pytest
 
 from connectors.inbound import InboundAction, PayloadError, neutralise_intent_prefix, parse_webhook
-from connectors.settings import MissingSettingError, WhatsAppSettings
+from connectors.settings import InvalidSettingError, MissingSettingError, WhatsAppSettings
 from connectors.signature import signature_is_valid
 from connectors.store import WhatsAppStore
 from connectors.text_chunks import split_text
@@ -145,6 +145,16 @@ def test_each_missing_setting_is_named_at_start_up(monkeypatch, missing):
 def test_inbox_url_without_bot_token_is_refused():
     with pytest.raises(MissingSettingError, match="INBOX_BOT_TOKEN"):
         WhatsAppSettings.from_env({**SECRETS, "INBOX_URL": "http://127.0.0.1:8080"})
+
+
+@pytest.mark.parametrize("name, value", [
+    ("WHATSAPP_API_BASE_URL", "graph.facebook.com/v21.0"),
+    ("WHATSAPP_SEND_ATTEMPTS", "0"),
+    ("WHATSAPP_SEND_BACKOFF_SECONDS", "soon"),
+])
+def test_invalid_settings_are_named(name, value):
+    with pytest.raises(InvalidSettingError, match=name):
+        WhatsAppSettings.from_env({**SECRETS, name: value})
 
 
 def test_defaults_point_at_the_graph_api():
