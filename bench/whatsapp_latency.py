@@ -27,11 +27,11 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from itertools import count
@@ -111,7 +111,9 @@ def start_services(args: argparse.Namespace) -> Services:
     if model is None or not model.exists():
         raise SystemExit("No model: train one (rasa train) or pass --model")
     project = Path(args.project_dir).resolve()
-    work = Path(tempfile.mkdtemp(prefix="whatsapp-bench-"))
+    work = ROOT / "bench" / "out" / "whatsapp_latency_run"  # logs and the store of the last run
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     rasa_port, sandbox_port, actions_port = free_port(), free_port(), free_port()
     secret = secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "SANDBOX_", "INBOX_"))}
