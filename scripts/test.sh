@@ -30,8 +30,9 @@ stage train bash scripts/train.sh
 stage stories "$RASA" test core --stories tests/ --model models/kesar-lane.tar.gz \
   --fail-on-prediction-errors --out results/stories
 stage nlu-cross-validation bash scripts/nlu_cross_validation.sh
-stage pytest "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider
+# The inbox suite first: it installs Debian's chromium, which the sandbox page test also drives.
 stage inbox bash inbox/scripts/test.sh
+stage pytest "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider
 
 echo
 say "Stages passed: ${PASSED[*]:-none}"
