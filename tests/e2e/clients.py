@@ -1,0 +1,189 @@
+"""What the tests talk to: the customer's phone (sandbox JSON API), an inbox agent (session cookie + CSRF,
+like the browser's forms), the inbox's database (read-only, to find what the agent would see), Slack."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+
+class Customer:
+    """One WhatsApp customer in the sandbox."""
+
+    def __init__(self, sandbox_url: str, wa_id: str, name: str = "Priya Sharma"):
+        self.http = httpx.Client(base_url=sandbox_url, timeout=70)
+        self.wa_id = wa_id
+        self.name = name
+        self.seen = 0  # seq of the last business message already returned
+
+    def send(self, text: str, message_id: str | None = None) -> dict:
+        body = {"text": text, "profile_name": self.name}
+        if message_id:
+            body["message_id"] = message_id
+        response = self.http.post(f"/sandbox/api/customers/{self.wa_id}/messages", json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def business_messages(self, after: int = 0, wait: float = 0) -> list[dict]:
+        response = self.http.get("/sandbox/api/messages", params={
+            "wa_id": self.wa_id, "direction": "business", "after": after, "wait": wait})
+        response.raise_for_status()
+        return response.json()["messages"]
+
+    @staticmethod
+    def text_of(message: dict) -> str:
+        content = message.get("content") or {}
+        if content.get("type") == "text":
+            return content["text"]["body"]
+        if content.get("type") == "interactive":
+            return content["interactive"]["body"]["text"]
+        return json.dumps(content)
+
+    def replies(self, count: int = 1, timeout: float = 60, settle: float = 0.0) -> list[str]:
+        """The next `count` (at least) texts the customer receives; then waits `settle` s for any more."""
+        got: list[dict] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            new = self.business_messages(self.seen, wait=min(20, max(1, deadline - time.monotonic())))
+            got += new
+            if new:
+                self.seen = new[-1]["seq"]
+        if settle:
+            time.sleep(settle)
+            more = self.business_messages(self.seen)
+            got += more
+            if more:
+                self.seen = more[-1]["seq"]
+        assert len(got) >= count, f"{self.wa_id} got {len(got)} of {count} expected replies: {got}"
+        return [self.text_of(m) for m in got]
+
+    def say(self, text: str, timeout: float = 60, settle: float = 1.5) -> list[str]:
+        """Send `text` and return every reply to it (waits for the first, then `settle` s for more)."""
+        self.send(text)
+        return self.replies(1, timeout=timeout, settle=settle)
+
+    def silence(self, seconds: float) -> list[str]:
+        """Whatever arrives within `seconds` (expected: nothing)."""
+        time.sleep(seconds)
+        new = self.business_messages(self.seen)
+        if new:
+            self.seen = new[-1]["seq"]
+        return [self.text_of(m) for m in new]
+
+
+class InboxDB:
+    """Read-only view of the inbox's SQLite database."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def query(self, sql: str, *args) -> list[sqlite3.Row]:
+        connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+        connection.row_factory = sqlite3.Row
+        try:
+            return connection.execute(sql, args).fetchall()
+        finally:
+            connection.close()
+
+    def conversation(self, wa_id: str):
+        rows = self.query("select * from conversations where sender_id = ?", wa_id)
+        return rows[0] if rows else None
+
+    def wait_conversation(self, wa_id: str, status: str = "open", timeout: float = 30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = self.conversation(wa_id)
+            if row is not None and row["status"] == status:
+                return row
+            time.sleep(0.3)
+        raise AssertionError(f"no {status} conversation for {wa_id} in the inbox after {timeout}s: "
+                             f"{dict(self.conversation(wa_id) or {})}")
+
+    def messages(self, conversation_id: int) -> list[tuple[str, str]]:
+        rows = self.query("select role, text from messages where conversation_id = ? order by created_at, id",
+                          conversation_id)
+        return [(row["role"], row["text"]) for row in rows]
+
+    def tags(self, conversation_id: int) -> set[str]:
+        return {row["tag"] for row in self.query(
+            "select tag from conversation_tags where conversation_id = ?", conversation_id)}
+
+    def handoffs(self, conversation_id: int) -> list[sqlite3.Row]:
+        return self.query("select * from handoffs where conversation_id = ? order by id", conversation_id)
+
+    def wait_message(self, conversation_id: int, role: str, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (role, text) in self.messages(conversation_id):
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"{role} message {text!r} not in the inbox: {self.messages(conversation_id)}")
+
+
+class Agent:
+    """An agent signed in to the inbox, posting the same forms as the browser (session cookie + CSRF)."""
+
+    def __init__(self, inbox_url: str, login: str, password: str):
+        self.http = httpx.Client(base_url=inbox_url, timeout=30)
+        self.http.get("/login").raise_for_status()  # sets the csrftoken cookie
+        response = self._post("/login", {"login": login, "password": password})
+        assert response.status_code in (302, 303), f"login failed: {response.status_code} {response.text[:300]}"
+
+    def _post(self, path: str, data: dict):
+        return self.http.post(path, data={**data, "csrftoken": self.http.cookies.get("csrftoken") or ""})
+
+    def page(self, conversation_id: int) -> str:
+        response = self.http.get(f"/conversations/{conversation_id}")
+        response.raise_for_status()
+        return response.text
+
+    def reply(self, conversation_id: int, text: str) -> None:
+        response = self._post(f"/conversations/{conversation_id}/reply", {"text": text})
+        assert response.status_code in (200, 302, 303), response.text[:500]
+        assert "Not delivered" not in self.http.get(f"/conversations/{conversation_id}").text
+
+    def resolve(self, conversation_id: int) -> None:
+        response = self._post(f"/conversations/{conversation_id}/resolve", {})
+        assert response.status_code in (200, 302, 303), response.text[:500]
+
+
+class SlackReceiver:
+    """A local HTTP server that records every JSON body posted to it."""
+
+    def __init__(self):
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                try:
+                    received.append(json.loads(body))
+                except ValueError:
+                    received.append({"raw": body.decode(errors="replace")})
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/slack/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, needle: str, timeout: float = 20) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for body in list(self.received):
+                if needle in json.dumps(body):
+                    return body
+            time.sleep(0.3)
+        raise AssertionError(f"no Slack message mentioning {needle!r}: {self.received}")
+
+    def close(self):
+        self.server.shutdown()

@@ -1,0 +1,95 @@
+"""The four escalation patterns end to end: signed WhatsApp webhooks from the sandbox, real Rasa, action server
+and inbox; then the agent takes over and hands back."""
+from __future__ import annotations
+
+import re
+
+from tests.e2e.clients import Agent, Customer, InboxDB
+
+HONEST_HANDOFF = re.compile(r"I'm bringing in (Anita|Priya|Rahul|Meera) from our team — (she|he|they)'ll reply "
+                            r"within \d+ minutes")
+KB_QUESTIONS = ["what is your return policy?", "how long does delivery take?", "do you have cash on delivery?"]
+
+
+def assert_handed_off(replies: list[str]) -> str:
+    """One honest message naming the person and the time; returns that person's first name."""
+    assert len(replies) == 1, replies
+    match = HONEST_HANDOFF.search(replies[0])
+    assert match, replies[0]
+    assert "transferring" not in replies[0].lower()
+    return match.group(1)
+
+
+def assert_kb_answer(replies: list[str]) -> None:
+    assert len(replies) == 1, replies
+    assert not HONEST_HANDOFF.search(replies[0]) and "not sure" not in replies[0], replies[0]
+
+
+def agent_takes_over_and_hands_back(customer: Customer, inbox_db: InboxDB, agent_login, assignee: str) -> None:
+    conversation = inbox_db.wait_conversation(customer.wa_id)
+    login = inbox_db.query("select login, name from agents where id = ?", conversation["assignee_id"])[0]
+    assert login["name"].startswith(assignee)
+    agent: Agent = agent_login(login["login"])
+
+    # A further customer message reaches the agent, and the bot stays silent.
+    customer.send("hello? is anyone there")
+    inbox_db.wait_message(conversation["id"], "customer", "hello? is anyone there")
+    assert customer.silence(4) == []
+
+    # The agent's reply reaches the customer's phone.
+    agent.reply(conversation["id"], "Hi, this is a person. Looking into it now.")
+    assert customer.replies(1, timeout=20) == ["Hi, this is a person. Looking into it now."]
+
+    # Resolved in the inbox: the bot answers again.
+    agent.resolve(conversation["id"])
+    inbox_db.wait_conversation(customer.wa_id, status="resolved")
+    assert_kb_answer(customer.say("what is your return policy?"))
+
+
+def test_low_confidence_hands_off_with_transcript(customer, inbox_db, agent_login):
+    greeting = customer.say("hi")
+    assert len(greeting) == 1
+    assignee = assert_handed_off(customer.say("my cat knocked over the plant"))
+
+    conversation = inbox_db.wait_conversation(customer.wa_id)
+    assert conversation["reason"] == "low_confidence"
+    inbox_db.wait_message(conversation["id"], "bot", greeting[0])
+    messages = inbox_db.messages(conversation["id"])
+    said = [text for role, text in messages if role == "customer"]
+    assert said == ["hi", "my cat knocked over the plant"], messages
+    # ... and the agent sees it on the conversation page.
+    agent = agent_login(inbox_db.query("select login from agents where id = ?", conversation["assignee_id"])[0][0])
+    page = agent.page(conversation["id"])
+    assert "my cat knocked over the plant" in page
+
+    agent_takes_over_and_hands_back(customer, inbox_db, agent_login, assignee)
+
+
+def test_agent_please_mid_knowledge_base_exchange(customer, inbox_db, agent_login):
+    assert_kb_answer(customer.say(KB_QUESTIONS[0]))
+    assignee = assert_handed_off(customer.say("agent please"))
+    conversation = inbox_db.wait_conversation(customer.wa_id)
+    assert conversation["reason"] == "customer_request"
+    agent_takes_over_and_hands_back(customer, inbox_db, agent_login, assignee)
+
+
+def test_refund_is_tagged_flagged_and_pinged_to_slack(customer, inbox_db, agent_login, slack):
+    replies = customer.say("I want a refund for #2812")
+    assignee = assert_handed_off(replies)
+    conversation = inbox_db.wait_conversation(customer.wa_id)
+    assert conversation["reason"] == "topic"
+    assert conversation["topic"] == "refund"
+    assert "refund" in inbox_db.tags(conversation["id"])
+    assert conversation["priority"] in ("high", "urgent")
+    assert "#2812" in conversation["order_numbers"]
+    slack.wait_for("#2812")
+    agent_takes_over_and_hands_back(customer, inbox_db, agent_login, assignee)
+
+
+def test_fourth_message_after_three_unthanked_answers_hands_off(customer, inbox_db, agent_login):
+    for question in KB_QUESTIONS:
+        assert_kb_answer(customer.say(question))
+    assignee = assert_handed_off(customer.say("what sizes do you have?"))
+    conversation = inbox_db.wait_conversation(customer.wa_id)
+    assert conversation["reason"] == "unresolved_turns"
+    agent_takes_over_and_hands_back(customer, inbox_db, agent_login, assignee)
