@@ -82,7 +82,8 @@ def test_refund_is_tagged_flagged_and_pinged_to_slack(customer, inbox_db, agent_
     assert "refund" in inbox_db.tags(conversation["id"])
     assert conversation["priority"] in ("high", "urgent")
     assert "#2812" in conversation["order_numbers"]
-    slack.wait_for("#2812")
+    ping = slack.wait_for(f"/conversations/{conversation['id']}")  # the link to this conversation
+    assert "refund" in ping["text"].lower() and "#2812" in ping["text"], ping
     agent_takes_over_and_hands_back(customer, inbox_db, agent_login, assignee)
 
 
