@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One command for every test suite (CI runs exactly this through .ci/run):
 # sets up the environments, validates the training data, trains if needed, runs the Rasa story tests,
-# the NLU cross-validation summary, pytest for actions/components/connector/integration, and the
-# inbox suites (SQLite, PostgreSQL, browser). Every stage runs; the summary says which failed.
+# the NLU cross-validation summary, the inbox suites (SQLite, PostgreSQL, browser), pytest for
+# actions/components/connector/integration, and the end-to-end and fault tests with every service
+# running. Every stage runs; the summary says which failed.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -32,7 +33,9 @@ stage stories "$RASA" test core --stories tests/ --model models/kesar-lane.tar.g
 stage nlu-cross-validation bash scripts/nlu_cross_validation.sh
 # The inbox suite first: it installs Debian's chromium, which the sandbox page test also drives.
 stage inbox bash inbox/scripts/test.sh
-stage pytest "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider
+stage pytest "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider --ignore=tests/e2e
+# End-to-end: Rasa, action server, inbox and sandbox as real processes, driven by signed webhooks.
+stage e2e "$VENV/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
 
 echo
 say "Stages passed: ${PASSED[*]:-none}"
