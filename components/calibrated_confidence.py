@@ -17,9 +17,10 @@ sentence features and replaces the confidence with a calibrated one (see
 Output (what FallbackClassifier consumes):
     intent: {name, confidence}, confidence calibrated;
     intent_ranking: up to `ranking_length` intents; the top one has the calibrated confidence, the
-        others the same value scaled by their classifier probability relative to the top one, so
-        FallbackClassifier's `ambiguity_threshold` still fires when two intents are nearly tied.
-        Every entry also carries `raw_confidence` (the classifier probability).
+        others the same value scaled by their (temperature-calibrated) classifier probability
+        relative to the top one, so FallbackClassifier's `ambiguity_threshold` still fires when two
+        intents are nearly tied. Every entry also carries `raw_confidence` (the classifier's own
+        probability).
     intent_calibration: {raw_confidence, in_scope_percentile} for debugging (`rasa shell nlu`).
 
 It learns only from the intents and examples it is trained on; nothing is specific to one bot.
@@ -66,7 +67,7 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from components.in_scope_model import EVIDENCE_KINDS, CalibratedIntentModel
+from components.in_scope_model import EVIDENCE_KINDS, CalibratedIntentModel, Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -219,23 +220,22 @@ class CalibratedIntentClassifier(GraphComponent, IntentClassifier):
             dense, parts = sentence_features(message, featurizers)
             if dense is None:
                 continue
-            probabilities, confidence, percentile = self._model.predict(
-                dense, self._sparse_blocks([parts])
-            )
-            self._set_prediction(message, probabilities[0], float(confidence[0]), float(percentile[0]))
+            prediction = self._model.predict(dense, self._sparse_blocks([parts]))
+            self._set_prediction(message, prediction)
         return messages
 
-    def _set_prediction(
-        self, message: Message, probabilities: np.ndarray, confidence: float, percentile: float
-    ) -> None:
-        order = np.argsort(-probabilities)[: int(self._config["ranking_length"])]
-        top_probability = float(probabilities[order[0]])
+    def _set_prediction(self, message: Message, prediction: Prediction) -> None:
+        raw = prediction.raw_probabilities[0]
+        relative = prediction.intent_probabilities[0]
+        confidence = float(prediction.confidence[0])
+        order = np.argsort(-relative)[: int(self._config["ranking_length"])]
+        top = float(relative[order[0]])
         ranking = [
             {
                 INTENT_NAME_KEY: self._model.intents[index],
                 # Relative to the top intent, so near-ties stay near-ties for ambiguity_threshold.
-                PREDICTED_CONFIDENCE_KEY: confidence * float(probabilities[index]) / top_probability,
-                RAW_CONFIDENCE_KEY: float(probabilities[index]),
+                PREDICTED_CONFIDENCE_KEY: confidence * float(relative[index]) / top,
+                RAW_CONFIDENCE_KEY: float(raw[index]),
             }
             for index in order
         ]
@@ -247,7 +247,10 @@ class CalibratedIntentClassifier(GraphComponent, IntentClassifier):
         message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         message.set(
             CALIBRATION_KEY,
-            {RAW_CONFIDENCE_KEY: top_probability, "in_scope_percentile": percentile},
+            {
+                RAW_CONFIDENCE_KEY: ranking[0][RAW_CONFIDENCE_KEY],
+                "in_scope_percentile": float(prediction.in_scope_percentile[0]),
+            },
             add_to_output=True,
         )
 

@@ -10,7 +10,9 @@ component. Inputs are feature matrices:
 What is learned, only from the labelled in-scope examples:
 
 1. A multinomial logistic regression on [dense | tf-idf weighted sparse blocks] gives the intent
-   ranking (the "raw" confidence is its probability).
+   ranking (the "raw" confidence is its probability). A temperature fitted on held-out folds makes
+   those probabilities calibrated relative to each other (the regularised regression is
+   under-confident), which is what FallbackClassifier's ambiguity check compares.
 2. Three kinds of evidence that a message belongs to its predicted intent: the classifier's top
    probability, the mean cosine similarity to the nearest training examples of that intent, and the
    (negative) Mahalanobis distance to the nearest intent centroid in the dense space.
@@ -29,6 +31,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import scipy.sparse as sp
 from sklearn.covariance import LedoitWolf
+from scipy.optimize import minimize_scalar
 from sklearn.linear_model import LogisticRegression
 
 EVIDENCE_KINDS = ("classifier", "neighbours", "mahalanobis")
@@ -67,6 +70,33 @@ class Evidence:
 
     probabilities: np.ndarray  # (n, n_intents) classifier probabilities
     scores: Dict[str, np.ndarray]  # evidence kind -> (n,) values for the top intent
+
+
+@dataclass
+class Prediction:
+    """The model's answer for a batch of messages."""
+
+    raw_probabilities: np.ndarray  # (n, n_intents) logistic regression output
+    intent_probabilities: np.ndarray  # (n, n_intents) temperature-calibrated version of the above
+    confidence: np.ndarray  # (n,) calibrated in-scope confidence of the top intent
+    in_scope_percentile: np.ndarray  # (n,) share of held-out in-scope messages that scored lower
+
+
+def _tempered(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    return _softmax(np.log(np.maximum(probabilities, 1e-300)) / temperature)
+
+
+def _fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature minimising the held-out negative log-likelihood (1.0 = leave as is)."""
+    if probabilities.shape[1] < 2:
+        return 1.0
+
+    def negative_log_likelihood(log_temperature: float) -> float:
+        tempered = _tempered(probabilities, float(np.exp(log_temperature)))
+        return float(-np.log(np.maximum(tempered[np.arange(len(labels)), labels], 1e-300)).mean())
+
+    result = minimize_scalar(negative_log_likelihood, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(result.x))
 
 
 class _SingleFit:
@@ -220,6 +250,7 @@ class CalibratedIntentModel:
         self.evidence_mean: Dict[str, float] = {}
         self.evidence_std: Dict[str, float] = {}
         self.reference_scores = np.zeros(0)  # sorted held-out in-scope scores
+        self.temperature = 1.0
 
     # --- training -------------------------------------------------------------------------
     def fit(
@@ -231,7 +262,10 @@ class CalibratedIntentModel:
         self.intents = sorted(set(intents))
         labels = np.array([self.intents.index(intent) for intent in intents])
 
-        held_out = self._held_out_evidence(dense, sparse_blocks, labels)
+        held_out, held_out_probabilities, held_out_labels = self._held_out_evidence(
+            dense, sparse_blocks, labels
+        )
+        self.temperature = _fit_temperature(held_out_probabilities, held_out_labels)
         for kind in self.evidence_kinds:
             values = held_out[kind]
             self.evidence_mean[kind] = float(values.mean())
@@ -245,11 +279,13 @@ class CalibratedIntentModel:
 
     def _held_out_evidence(
         self, dense: np.ndarray, blocks: List[sp.csr_matrix], labels: np.ndarray
-    ) -> Dict[str, np.ndarray]:
+    ) -> Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Evidence and probabilities for every example that was held out, and their labels."""
         fold_of = _fold_ids(labels, self.folds, self.seed)
         if not (fold_of >= 0).any():
             raise ValueError("Calibration needs at least one intent with two or more examples.")
         scores = {kind: np.full(len(labels), np.nan) for kind in EVIDENCE_KINDS}
+        probabilities = np.zeros((len(labels), len(self.intents)))
         for fold in range(self.folds):
             test = fold_of == fold
             if not test.any():
@@ -257,10 +293,15 @@ class CalibratedIntentModel:
             train = ~test
             model = self._new_fit().fit(dense[train], [b[train] for b in blocks], labels[train])
             evidence = model.evidence(dense[test], [b[test] for b in blocks])
+            probabilities[test] = evidence.probabilities
             for kind in EVIDENCE_KINDS:
                 scores[kind][test] = evidence.scores[kind]
         measured = fold_of >= 0
-        return {kind: values[measured] for kind, values in scores.items()}
+        return (
+            {kind: values[measured] for kind, values in scores.items()},
+            probabilities[measured],
+            labels[measured],
+        )
 
     def _combine(self, scores: Dict[str, np.ndarray]) -> np.ndarray:
         # Evidence that never varied on held-out data carries no information: skip it.
@@ -285,17 +326,19 @@ class CalibratedIntentModel:
         percentile[below] = (0.5 / n) * np.exp((scores[below] - reference[0]) / spread)
         return percentile
 
-    def predict(
-        self, dense: np.ndarray, sparse_blocks: Sequence[sp.spmatrix]
-    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(probabilities (n, n_intents), calibrated confidence (n,), in-scope percentile (n,))."""
+    def predict(self, dense: np.ndarray, sparse_blocks: Sequence[sp.spmatrix]) -> Prediction:
+        """Intent probabilities and calibrated confidence for each row of `dense`."""
         if self.fitted is None:
             raise RuntimeError("CalibratedIntentModel.predict called before fit/load")
         dense = _l2_normalise_rows(np.asarray(dense, dtype=np.float64))
         evidence = self.fitted.evidence(dense, [sp.csr_matrix(b) for b in sparse_blocks])
         percentile = self.in_scope_percentile(self._combine(evidence.scores))
-        confidence = confidence_from_percentile(percentile, self.in_scope_coverage, self.threshold)
-        return evidence.probabilities, confidence, percentile
+        return Prediction(
+            raw_probabilities=evidence.probabilities,
+            intent_probabilities=_tempered(evidence.probabilities, self.temperature),
+            confidence=confidence_from_percentile(percentile, self.in_scope_coverage, self.threshold),
+            in_scope_percentile=percentile,
+        )
 
     # --- persistence ----------------------------------------------------------------------
     def to_arrays(self) -> Tuple[Dict[str, np.ndarray], Dict]:
@@ -324,6 +367,7 @@ class CalibratedIntentModel:
             "seed": self.seed,
             "evidence_mean": self.evidence_mean,
             "evidence_std": self.evidence_std,
+            "temperature": self.temperature,
         }
         return arrays, metadata
 
@@ -343,6 +387,7 @@ class CalibratedIntentModel:
         model.evidence_mean = dict(metadata["evidence_mean"])
         model.evidence_std = dict(metadata["evidence_std"])
         model.reference_scores = arrays["reference_scores"]
+        model.temperature = float(metadata["temperature"])
         fitted = model._new_fit()
         fitted.coef = arrays["coef"]
         fitted.intercept = arrays["intercept"]

@@ -38,16 +38,16 @@ def world():
 def test_share_of_in_scope_messages_above_threshold_matches_the_configured_coverage(world, coverage):
     train_x, train_y, test_x, _, _ = world
     model = CalibratedIntentModel(threshold=THRESHOLD, in_scope_coverage=coverage).fit(train_x, [], train_y)
-    _, confidence, _ = model.predict(test_x, [])
+    confidence = model.predict(test_x, []).confidence
     assert np.mean(confidence >= THRESHOLD) == pytest.approx(coverage, abs=0.03)
 
 
 def test_out_of_scope_messages_fall_below_the_threshold(world):
     train_x, train_y, test_x, test_y, oos_x = world
     model = CalibratedIntentModel(threshold=THRESHOLD).fit(train_x, [], train_y)
-    probabilities, _, _ = model.predict(test_x, [])
+    probabilities = model.predict(test_x, []).intent_probabilities
     assert np.mean(np.array(model.intents)[probabilities.argmax(axis=1)] == test_y) > 0.95
-    _, oos_confidence, _ = model.predict(oos_x, [])
+    oos_confidence = model.predict(oos_x, []).confidence
     assert np.mean(oos_confidence < THRESHOLD) > 0.95
 
 
@@ -55,9 +55,10 @@ def test_a_single_intent_still_gets_an_in_scope_confidence(world):
     train_x, train_y, test_x, test_y, oos_x = world
     only = train_y == "intent 0"
     model = CalibratedIntentModel(threshold=THRESHOLD).fit(train_x[only], [], train_y[only])
-    probabilities, in_confidence, _ = model.predict(test_x[test_y == "intent 0"], [])
-    _, oos_confidence, _ = model.predict(oos_x, [])
-    assert np.all(probabilities == 1.0)
+    in_scope = model.predict(test_x[test_y == "intent 0"], [])
+    in_confidence = in_scope.confidence
+    oos_confidence = model.predict(oos_x, []).confidence
+    assert np.all(in_scope.intent_probabilities == 1.0)
     assert np.mean(in_confidence >= THRESHOLD) > 0.9
     assert np.mean(oos_confidence < THRESHOLD) > 0.95
 
@@ -68,8 +69,9 @@ def test_arrays_round_trip_gives_identical_predictions(world):
     arrays, metadata = model.to_arrays()
     reloaded = CalibratedIntentModel.from_arrays(arrays, metadata)
     for points in (test_x[:50], oos_x[:50]):
-        for before, after in zip(model.predict(points, []), reloaded.predict(points, [])):
-            np.testing.assert_array_equal(before, after)
+        before, after = model.predict(points, []), reloaded.predict(points, [])
+        for field in ("raw_probabilities", "intent_probabilities", "confidence", "in_scope_percentile"):
+            np.testing.assert_array_equal(getattr(before, field), getattr(after, field))
 
 
 def test_percentile_to_confidence_map_puts_the_boundary_on_the_threshold():
@@ -78,3 +80,17 @@ def test_percentile_to_confidence_map_puts_the_boundary_on_the_threshold():
     assert confidence_from_percentile(np.array([0.05]), 0.95, 0.6)[0] == pytest.approx(0.6)
     assert confidence[0] == 0.0 and confidence[-1] == pytest.approx(1.0)
     assert np.all(np.diff(confidence) > 0)
+
+
+def test_intent_probabilities_are_calibrated_on_overlapping_intents():
+    rng = np.random.default_rng(11)
+    directions = rng.standard_normal((5, DIM))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    train_x, train_y = clouds(rng, directions, 80, spread=3.0)
+    test_x, test_y = clouds(rng, directions, 600, spread=3.0)
+    model = CalibratedIntentModel().fit(train_x, [], train_y)
+    probabilities = model.predict(test_x, []).intent_probabilities
+    accuracy = np.mean(np.array(model.intents)[probabilities.argmax(axis=1)] == test_y)
+    assert 0.6 < accuracy < 0.95  # the intents really overlap
+    # On average the top intent's probability matches how often it is right.
+    assert probabilities.max(axis=1).mean() == pytest.approx(accuracy, abs=0.03)
