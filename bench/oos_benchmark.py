@@ -356,6 +356,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="oos_bench_") as tmp:
         work = Path(tmp)
+        # A private, empty training cache: every model is really trained (honest times) and
+        # nothing is reused from earlier runs or other checkouts.
+        os.environ["RASA_CACHE_DIRECTORY"] = str(work / "rasa_cache")
         default_config_path = work / "default_config.yml"
         default_config_path.write_text(yaml.safe_dump(DEFAULT_CONFIG, sort_keys=False), encoding="utf-8")
         configs = {"shipped": (SHIPPED_CONFIG, shipped), "default": (default_config_path, DEFAULT_CONFIG)}

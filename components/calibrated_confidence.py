@@ -44,11 +44,13 @@ Config:
 """
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from typing import Any, Dict, List, Optional, Text, Tuple
 
 import numpy as np
+import rasa.shared.utils.io
 import scipy.sparse as sp
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -67,6 +69,7 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from components import in_scope_model
 from components.in_scope_model import EVIDENCE_KINDS, CalibratedIntentModel, Prediction
 
 logger = logging.getLogger(__name__)
@@ -121,6 +124,12 @@ class CalibratedIntentClassifier(GraphComponent, IntentClassifier):
     def required_packages() -> List[Text]:
         """Python packages the component needs."""
         return ["sklearn", "scipy"]
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[str]:
+        """Rasa's training cache only fingerprints this class's source; the model lives in
+        `components.in_scope_model`, so a change there must also invalidate cached training."""
+        return rasa.shared.utils.io.deep_container_fingerprint(inspect.getsource(in_scope_model))
 
     def __init__(
         self,

@@ -15,10 +15,13 @@ The encoder is loaded once per process and shared by every component that asks f
 """
 from __future__ import annotations
 
+import inspect
 import logging
-from typing import Any, Dict, List, Text
+import sys
+from typing import Any, Dict, List, Optional, Text
 
 import numpy as np
+import rasa.shared.utils.io
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -29,7 +32,7 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from components.sentence_encoder import DEFAULT_MODEL, load_encoder
+from components.sentence_encoder import DEFAULT_MODEL, load_encoder, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +72,19 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
     def required_packages() -> List[Text]:
         """Python packages the component needs."""
         return ["sentence_transformers"]
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[str]:
+        """Cached training features must be recomputed when the model behind the name changes."""
+        model_path = resolve_model_path(config.get("model_name") or DEFAULT_MODEL)
+        weights = sorted(
+            (str(path.relative_to(model_path)), path.stat().st_size)
+            for path in model_path.rglob("*")
+            if path.is_file()
+        )
+        return rasa.shared.utils.io.deep_container_fingerprint(
+            {"model": str(model_path), "files": weights, "module": inspect.getsource(sys.modules[__name__])}
+        )
 
     def __init__(self, config: Dict[Text, Any], name: Text) -> None:
         super().__init__(name, config)
