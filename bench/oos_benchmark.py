@@ -250,25 +250,26 @@ def print_table(results: Dict) -> None:
     pipelines = [p for p in PIPELINES if any(p in s["pipelines"] for s in splits)]
     metrics = [("strict_accuracy", "in-scope acc"), ("top1_accuracy", "top-1 acc"),
                ("oos_recall", f"OOS recall@{THRESHOLD}"), ("auroc", "AUROC")]
-    header = f"{'split (in-scope scenarios)':44s} {'n_int':>5s} " + " ".join(
-        f"{label + ' ' + p[:4]:>21s}" for key, label in metrics for p in pipelines
-    )
-    print("\n" + header)
-    print("-" * len(header))
-    rows = [(", ".join(s["scenarios"]), str(s["n_intents"]), s["pipelines"]) for s in splits]
-    for name, n_intents, runs in rows:
-        cells = " ".join(
-            f"{(runs[p][key] if p in runs else float('nan')):>21.3f}" for key, _ in metrics for p in pipelines
-        )
-        print(f"{name:44s} {n_intents:>5s} {cells}")
-    cells = " ".join(f"{mean_over_splits(splits, p, key):>21.3f}" for key, _ in metrics for p in pipelines)
-    print(f"{'MEAN':44s} {'':>5s} {cells}")
+    width = 8 * len(pipelines)
+    print("\n" + f"{'in-scope scenarios':42s} {'n':>3s} | " + " | ".join(f"{label:^{width}s}" for _, label in metrics))
+    print(f"{'':42s} {'':>3s} | " + " | ".join("".join(f"{p:>8s}" for p in pipelines) for _ in metrics))
+    print("-" * (48 + len(metrics) * (width + 3)))
+
+    def cells(values) -> str:
+        return " | ".join("".join(f"{values(p, key):>8.3f}" for p in pipelines) for key, _ in metrics)
+
+    for split in splits:
+        runs = split["pipelines"]
+        print(f"{', '.join(split['scenarios']):42s} {split['n_intents']:>3d} | "
+              + cells(lambda p, key: runs[p][key] if p in runs else float("nan")))
+    print(f"{'MEAN':42s} {'':>3s} | " + cells(lambda p, key: mean_over_splits(splits, p, key)))
     print(f"Targets (shipped, mean): in-scope acc >= 0.93, OOS recall@{THRESHOLD} >= 0.85, AUROC >= 0.95")
     for p in pipelines:
         seconds = [s["pipelines"][p]["train_seconds"] for s in splits if p in s["pipelines"]]
         carried = any(s["pipelines"].get(p, {}).get("carried_over") for s in splits)
         note = " (results carried over from an earlier run of this script)" if carried else ""
         print(f"  {p}: training time per split {min(seconds):.0f}-{max(seconds):.0f} s{note}")
+    print_operating_points(results, pipelines)
     latency = results.get("our_data")
     if latency:
         print(
@@ -278,6 +279,29 @@ def print_table(results: Dict) -> None:
             f"holdout in-scope accuracy {latency['holdout_strict_accuracy']:.3f}"
         )
     print(f"Data: {CREDIT}")
+
+
+def print_operating_points(results: Dict, pipelines: List[str]) -> None:
+    """Where on the mean threshold curve each target would be met (the curve is in the PNG)."""
+    grid = np.array(results["threshold_grid"])
+    for pipeline in pipelines:
+        runs = [s["pipelines"][pipeline] for s in results["splits"] if pipeline in s["pipelines"]]
+        accuracy = np.mean([r["curve"]["in_scope_accuracy"] for r in runs], axis=0)
+        recall = np.mean([r["curve"]["oos_recall"] for r in runs], axis=0)
+        keeps_accuracy = np.flatnonzero(accuracy >= 0.93)
+        catches_oos = np.flatnonzero(recall >= 0.85)
+        parts = []
+        if len(keeps_accuracy):
+            i = keeps_accuracy[-1]
+            parts.append(f"in-scope acc >= 0.93 up to threshold {grid[i]:.2f} (OOS recall there {recall[i]:.3f})")
+        else:
+            parts.append(f"in-scope acc never reaches 0.93 (best {accuracy.max():.3f})")
+        if len(catches_oos):
+            i = catches_oos[0]
+            parts.append(f"OOS recall >= 0.85 from threshold {grid[i]:.2f} (in-scope acc there {accuracy[i]:.3f})")
+        else:
+            parts.append("OOS recall never reaches 0.85")
+        print(f"  {pipeline} mean curve: " + "; ".join(parts))
 
 
 def plot(results: Dict, path: Path) -> None:

@@ -16,10 +16,11 @@ sentence features and replaces the confidence with a calibrated one (see
 
 Output (what FallbackClassifier consumes):
     intent: {name, confidence}, confidence calibrated;
-    intent_ranking: up to `ranking_length` intents; the top one has the calibrated confidence, the
-        others the same value scaled by their (temperature-calibrated) classifier probability
-        relative to the top one, so FallbackClassifier's `ambiguity_threshold` still fires when two
-        intents are nearly tied. Every entry also carries `raw_confidence` (the classifier's own
+    intent_ranking: up to `ranking_length` intents; the top one has the calibrated confidence, each
+        other one that value minus its gap in (temperature-calibrated) classifier probability to
+        the top intent, floored at 0. So FallbackClassifier's `ambiguity_threshold` fires exactly
+        when the classifier's two best intents are within that many probability points, however
+        in-scope the message looks. Every entry also carries `raw_confidence` (the classifier's own
         probability).
     intent_calibration: {raw_confidence, in_scope_percentile} for debugging (`rasa shell nlu`).
 
@@ -242,8 +243,9 @@ class CalibratedIntentClassifier(GraphComponent, IntentClassifier):
         ranking = [
             {
                 INTENT_NAME_KEY: self._model.intents[index],
-                # Relative to the top intent, so near-ties stay near-ties for ambiguity_threshold.
-                PREDICTED_CONFIDENCE_KEY: confidence * float(relative[index]) / top,
+                # The gap to the top intent is the classifier's probability gap, so
+                # ambiguity_threshold keeps its usual meaning whatever the in-scope confidence.
+                PREDICTED_CONFIDENCE_KEY: max(0.0, confidence - (top - float(relative[index]))),
                 RAW_CONFIDENCE_KEY: float(raw[index]),
             }
             for index in order
