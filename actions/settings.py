@@ -87,7 +87,7 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
         raise SettingsError(f"{name}: knowledge_base.answer_threshold must be between 0 and 1")
     inbox = document.get("inbox") or {}
     messages = _require(document, "messages", name)
-    for key in ("assigned", "queued", "inbox_unreachable"):
+    for key in ("assigned", "queued", "inbox_unreachable", "bot_unavailable"):
         _require(messages, key, f"{name}: messages")
     intro = _require(messages, "intro", f"{name}: messages")
     for reason in REASONS:

@@ -9,16 +9,21 @@ the agent's processor - a `user` event and, unless a human has the conversation,
 `POST /conversations/<id>/tracker/events` does internally (same lock, same session handling,
 same tracker store and event broker), minus an HTTP round trip to ourselves and the need
 for the connector to hold `RASA_TOKEN`.
+
+After Rasa has handled a text message, a turn in which the bot said nothing and did not hand
+off (the action server is down, an action crashed) is answered honestly and handed off
+(connectors/unanswered_turns.py).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Optional, Protocol
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
 from connectors.inbound import InboundMessage
+from connectors.unanswered_turns import bot_unavailable_message, find_unanswered_turn, handoff_events
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +46,19 @@ class Conversations(Protocol):
 
 
 class RasaConversations:
-    def __init__(self, app: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        bot_unavailable_text: Optional[str] = None,
+    ) -> None:
         self._app = app
         self._on_new_message = on_new_message
+        if bot_unavailable_text is None:
+            from actions.settings import settings  # escalation.yml: the designer's messages
+
+            bot_unavailable_text = bot_unavailable_message(settings())
+        self._bot_unavailable_text = bot_unavailable_text
 
     def _agent(self) -> Any:
         return getattr(self._app.ctx, "agent", None)
@@ -55,6 +70,31 @@ class RasaConversations:
 
     async def deliver(self, message: UserMessage) -> None:
         await self._on_new_message(message)
+        await self.hand_off_if_unanswered(message)
+
+    async def hand_off_if_unanswered(self, message: UserMessage) -> bool:
+        """Returns whether the turn had gone unanswered (and was handed off now)."""
+        agent = self._agent()
+        async with agent.lock_store.lock(message.sender_id):
+            tracker = await agent.tracker_store.retrieve(message.sender_id)
+            if tracker is None:
+                return False
+            turn = find_unanswered_turn(list(tracker.events), message.message_id, tracker.is_paused())
+            if turn is None:
+                return False
+            logger.error(
+                "The bot did not answer message %s of %s (actions run: %s); the action server may be "
+                "down. Telling the customer and handing the conversation to the inbox.",
+                message.message_id, message.sender_id, ", ".join(turn.failed_actions) or "none",
+            )
+            active_loop = (tracker.active_loop or {}).get("name")
+            tracker.update_with_events(
+                handoff_events(turn, self._bot_unavailable_text, active_loop=active_loop), agent.domain
+            )
+            # Saved before sending: the hand-off must exist even if the send fails.
+            await agent.tracker_store.save(tracker)
+        await message.output_channel.send_text_message(message.sender_id, self._bot_unavailable_text)
+        return True
 
     async def record_unreadable(self, message: InboundMessage, output_channel: OutputChannel) -> bool:
         from rasa.shared.core.events import BotUttered, UserUttered

@@ -8,7 +8,9 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 HandoffKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-Reason = Literal["low_confidence", "customer_request", "topic", "unresolved_turns"]
+# The four escalation patterns, plus `bot_unavailable`: the bot failed to answer at all (e.g. its
+# action server was down) and the WhatsApp connector handed off instead of staying silent.
+Reason = Literal["low_confidence", "customer_request", "topic", "unresolved_turns", "bot_unavailable"]
 Priority = Literal["low", "normal", "high", "urgent"]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 

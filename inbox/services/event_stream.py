@@ -31,7 +31,7 @@ from inbox.services.message_merge import MessageMerger
 logger = logging.getLogger(__name__)
 
 HANDOFF_SLOTS = ("handoff_id", "escalation_reason", "escalation_topic", "handoff_details")
-VALID_REASONS = {"low_confidence", "customer_request", "topic", "unresolved_turns"}
+VALID_REASONS = {"low_confidence", "customer_request", "topic", "unresolved_turns", "bot_unavailable"}
 
 
 @dataclass

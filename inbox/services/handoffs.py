@@ -22,6 +22,7 @@ REASON_LABELS = {
     "customer_request": "Customer asked for a person",
     "topic": "Topic",
     "unresolved_turns": "Not resolved after 3 answers",
+    "bot_unavailable": "Bot error (could not answer)",
     "unknown": "Unknown reason",
 }
 
@@ -232,6 +233,6 @@ class HandoffIntake:
         summary = f" — {slack_escape(handoff.summary)}" if handoff.summary else ""
         link = slack_link(self.inbox.settings.conversation_url(handoff.conversation_id), "Open conversation")
         return (
-            f":rotating_light: {', '.join(sorted(topics)).title()} hand-off from {who}{summary}. "
+            f":rotating_light: {', '.join(sorted(topics)).replace('_', ' ').title()} hand-off from {who}{summary}. "
             f"Assigned to {slack_escape(owner)}. {link}"
         )

@@ -94,6 +94,42 @@ def test_a_handoff_whose_call_never_arrived_is_created_from_the_slots_and_the_pa
         assert session.scalar(select(func.count(Handoff.id))) == 1
 
 
+def test_a_handoff_written_by_the_connector_when_the_bot_could_not_answer(
+    inbox, broker, agents, client, external_services
+):
+    """actions/CONTRACT.md, "When the bot cannot answer at all": no action_handoff, no HTTP call."""
+    sender = "919876543210"
+    broker.user(sender, "What is your return policy?", T0)
+    broker.action(sender, "action_answer_question", T0)  # failed: the action server was down
+    broker.action(sender, "action_listen", T0)
+    at = T0 + timedelta(seconds=1)
+    broker.bot(sender, "Sorry — I've run into a technical problem and can't answer right now.", at)
+    broker.slot(sender, "escalation_reason", "bot_unavailable", at)
+    broker.slot(sender, "escalation_topic", None, at)
+    broker.slot(sender, "handoff_id", "c0ffee", at)
+    broker.slot(sender, "handoff_details", {
+        "tags": ["bot_unavailable"], "priority": "high",
+        "summary": "The bot could not answer (assistant error) — customer wrote: What is your return policy?",
+        "order_numbers": [], "delivered_to_inbox": False, "assignee": None,
+        "failed_actions": ["action_answer_question"],
+    }, at)
+    broker.pause(sender, at)
+    consume(inbox, broker)
+
+    conversation, messages = transcript(inbox)
+    assert conversation.status == "open" and conversation.reason == "bot_unavailable"
+    assert conversation.assignee is not None
+    assert ("customer", "What is your return policy?") in messages
+    with inbox.db.read() as session:
+        handoff = session.scalars(select(Handoff)).one()
+        assert handoff.priority == "high" and "bot_unavailable" in handoff.tags
+    inbox.slack.wait_until_sent()
+    assert "Bot Unavailable hand-off" in external_services.slack_messages[0]["text"]
+    login(client, "anita")
+    page = client.get("/dashboard")
+    assert page.status_code == 200 and "Bot error (could not answer)" in page.text
+
+
 def test_the_http_transcript_and_the_stream_never_show_a_message_twice(inbox, broker, agents, client):
     payload = handoff_payload(handoff_id="hf_both")
     assert post_handoff(client, payload).status_code == 201

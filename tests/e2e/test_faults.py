@@ -141,3 +141,39 @@ def test_paused_conversation_still_paused_after_session_expiry(healthy, customer
     agent.resolve(conversation["id"])
     inbox_db.wait_conversation(customer.wa_id, status="resolved")
     assert_kb_answer(customer.say(KB_QUESTIONS[0]))
+
+
+def test_action_server_down_gets_an_honest_reply_and_a_handoff(healthy, customer, inbox_db, agent_login, slack):
+    healthy.stop("actions")
+    try:
+        started = time.monotonic()
+        replies = customer.say(KB_QUESTIONS[0], timeout=20)
+        assert time.monotonic() - started < 10
+        assert len(replies) == 1, replies
+        assert "technical problem" in replies[0] and "a teammate will reply" in replies[0], replies
+        assert "transferring" not in replies[0].lower()
+        customer.send("hello? anyone there?")
+        assert customer.silence(4) == []  # handed off: the bot does not try again
+    finally:
+        healthy.start("actions")
+
+    conversation = inbox_db.wait_conversation(customer.wa_id, timeout=30)
+    assert conversation["reason"] == "bot_unavailable"
+    assert conversation["priority"] in ("high", "urgent")
+    for text in (KB_QUESTIONS[0], "hello? anyone there?"):
+        inbox_db.wait_message(conversation["id"], "customer", text)
+    time.sleep(2)  # let the event-stream consumer catch up completely before counting
+    assert len(inbox_db.handoffs(conversation["id"])) == 1
+    ping = slack.wait_for(f"/conversations/{conversation['id']}")
+    assert "bot unavailable" in ping["text"].lower(), ping
+    assert tracker(healthy, customer.wa_id)["paused"] is True
+
+    # An agent takes it from there, and once resolved the (recovered) bot answers again.
+    login = inbox_db.query("select login from agents where id = ?", conversation["assignee_id"])[0][0] \
+        if conversation["assignee_id"] else "admin"
+    agent = agent_login(login)
+    agent.reply(conversation["id"], "Sorry about that! Free returns within 14 days.")
+    assert customer.replies(1, timeout=20) == ["Sorry about that! Free returns within 14 days."]
+    agent.resolve(conversation["id"])
+    inbox_db.wait_conversation(customer.wa_id, status="resolved")
+    assert_kb_answer(customer.say(KB_QUESTIONS[1]))

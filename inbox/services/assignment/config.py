@@ -67,7 +67,7 @@ class AssignmentConfig(BaseModel):
     sla: SlaSpec = Field(default_factory=SlaSpec)
     teams: list[str] = Field(default_factory=list)
     vip_customers: list[str] = Field(default_factory=list)
-    slack_topics: list[str] = Field(default_factory=lambda: ["refund", "complaint", "urgent"])
+    slack_topics: list[str] = Field(default_factory=lambda: ["refund", "complaint", "urgent", "bot_unavailable"])
     rules: list[RuleSpec] = Field(
         default_factory=lambda: [
             RuleSpec(rule="outside_business_hours"),

@@ -1,0 +1,108 @@
+"""A customer message the bot neither answered nor handed off is a failure, not a silence.
+
+When the action server is down (or an action crashes), Rasa logs the error, drops that
+action's events and carries on: the customer hears nothing. Every turn of this assistant
+either says something or pauses the conversation for a human, so the connector checks each
+turn after Rasa has handled it. If nothing was said and the conversation is not paused, it
+
+- tells the customer honestly that something went wrong and when a teammate will reply
+  (`messages.bot_unavailable` in escalation.yml), and
+- hands the conversation off the same way `action_handoff` does, through the tracker: the
+  hand-off slots (reason `bot_unavailable`) and a `ConversationPaused` event. The inbox picks
+  the hand-off up from Rasa's event stream (inbox/README.md, "Event stream"), so this works
+  without the action server and without the connector knowing the inbox.
+
+The event contract is the one in actions/CONTRACT.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActiveLoop,
+    BotUttered,
+    ConversationPaused,
+    Event,
+    SlotSet,
+    UserUttered,
+)
+
+logger = logging.getLogger(__name__)
+
+REASON = "bot_unavailable"
+TAGS = ["bot_unavailable"]
+PRIORITY = "high"  # the customer already waited for an answer that never came
+SUMMARY_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class UnansweredTurn:
+    """A customer message after which the bot said nothing and did not pause."""
+
+    user_text: str
+    failed_actions: List[str]
+
+
+def find_unanswered_turn(events: Sequence[Event], message_id: Optional[str], paused: bool) -> Optional[UnansweredTurn]:
+    """Looks at the events after the customer's message `message_id`.
+
+    None when the turn is fine: the bot said something, the conversation is paused (handed off
+    or a human has it), or the message is not in the tracker (nothing we can reason about).
+    """
+    if paused:
+        return None
+    start = None
+    for index in range(len(events) - 1, -1, -1):
+        event = events[index]
+        if isinstance(event, UserUttered) and event.message_id == message_id:
+            start = index
+            break
+    if start is None:
+        return None
+    actions: List[str] = []
+    for event in events[start + 1:]:
+        if isinstance(event, (BotUttered, ConversationPaused)):
+            return None
+        if isinstance(event, UserUttered):
+            return None  # a later message exists: its own turn is checked on its own
+        if isinstance(event, ActionExecuted) and event.action_name not in (None, "action_listen"):
+            actions.append(event.action_name)
+    return UnansweredTurn(user_text=events[start].text or "", failed_actions=actions)
+
+
+def bot_unavailable_message(escalation_settings: Any) -> str:
+    template = escalation_settings.messages["bot_unavailable"]
+    return str(template).format(eta=escalation_settings.default_eta_text).strip()
+
+
+def handoff_events(turn: UnansweredTurn, customer_message: str, *, active_loop: Optional[str]) -> List[Event]:
+    """The events `action_handoff` would have written, plus what the customer was told."""
+    handoff_id = uuid.uuid4().hex
+    text = " ".join(turn.user_text.split())
+    if len(text) > SUMMARY_LIMIT:
+        text = text[: SUMMARY_LIMIT - 1] + "…"
+    details: Dict[str, Any] = {
+        "tags": list(TAGS),
+        "priority": PRIORITY,
+        "summary": f"The bot could not answer (assistant error) — customer wrote: {text}",
+        "order_numbers": [],
+        "delivered_to_inbox": False,  # the inbox gets it from the event stream
+        "assignee": None,
+        "failed_actions": turn.failed_actions,
+    }
+    events: List[Event] = [
+        BotUttered(customer_message, metadata={"whatsapp_auto_reply": REASON}),
+        SlotSet("escalation_reason", REASON),
+        SlotSet("escalation_topic", None),
+        SlotSet("handoff_id", handoff_id),
+        SlotSet("handoff_details", details),
+    ]
+    if active_loop:
+        events += [ActiveLoop(None), SlotSet("requested_slot", None)]
+    events.append(ConversationPaused())
+    return events
