@@ -17,6 +17,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from connectors import rasa_speedups
 from connectors.conversations import Conversations, RasaConversations
 from connectors.inbound import PayloadError, parse_webhook
 from connectors.output import CHANNEL_NAME
@@ -41,7 +42,9 @@ class WhatsAppInput(InputChannel):
                 "Values under the WhatsApp channel in credentials.yml are ignored; "
                 "the connector reads WHATSAPP_* environment variables"
             )
-        return cls(WhatsAppSettings.from_env())
+        settings = WhatsAppSettings.from_env()
+        rasa_speedups.install()  # we are inside the Rasa server process
+        return cls(settings)
 
     def __init__(
         self,
