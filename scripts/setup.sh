@@ -4,6 +4,7 @@
 #                  and sandbox, honcho (process supervisor), test tools.
 #   inbox/.venv    Python 3.11+: the inbox with modern pins (inbox/scripts/setup_env.sh).
 #   build/spacy/   the project's own spaCy pipeline (scripts/build_spacy_pipeline.py).
+#   build/encoders/ the sentence encoder exported to ONNX (scripts/export_sentence_encoder.py).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -27,6 +28,9 @@ fi
 
 say "Building the spaCy pipeline (skipped when up to date)"
 TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" scripts/build_spacy_pipeline.py
+
+say "Exporting the sentence encoder to ONNX (skipped when up to date)"
+"$VENV/bin/python" scripts/export_sentence_encoder.py 2> >(grep -v -i "warn\|opset9\|^\s*$" >&2)
 
 say "Setting up the inbox environment"
 bash inbox/scripts/setup_env.sh
