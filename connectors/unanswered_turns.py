@@ -28,6 +28,8 @@ from rasa.shared.core.events import (
     BotUttered,
     ConversationPaused,
     Event,
+    Restarted,
+    SessionStarted,
     SlotSet,
     UserUttered,
 )
@@ -68,6 +70,8 @@ def find_unanswered_turn(events: Sequence[Event], message_id: Optional[str], pau
     for event in events[start + 1:]:
         if isinstance(event, (BotUttered, ConversationPaused)):
             return None
+        if isinstance(event, (Restarted, SessionStarted)):
+            return None  # "/restart" or "/session_start": Rasa reset the conversation on purpose
         if isinstance(event, UserUttered):
             return None  # a later message exists: its own turn is checked on its own
         if isinstance(event, ActionExecuted) and event.action_name not in (None, "action_listen"):

@@ -140,6 +140,14 @@ def test_only_the_turn_of_this_message_is_judged():
     assert find_unanswered_turn(events, "unknown", paused=False) is None
 
 
+def test_a_restart_the_customer_asked_for_is_not_a_failure():
+    from rasa.shared.core.events import Restarted
+
+    events = [user("/restart", "m1"), ActionExecuted("action_restart"), Restarted(),
+              ActionExecuted("action_session_start"), ActionExecuted("action_listen")]
+    assert find_unanswered_turn(events, "m1", paused=False) is None
+
+
 def test_unanswered_turn_lists_what_rasa_tried():
     events = [user("where is my order", "m1"), ActionExecuted("order_status_form"),
               ActionExecuted("action_handoff"), ActionExecuted("action_listen")]
