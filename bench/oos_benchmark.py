@@ -224,7 +224,8 @@ def our_data_latency(work: Path) -> Dict:
     holdout = yaml.safe_load((ROOT / "bench/data/nlu_holdout.yml").read_text(encoding="utf-8"))
     kb = yaml.safe_load((ROOT / "bench/data/kb_paraphrases.yml").read_text(encoding="utf-8"))
     texts = [e["text"] for e in holdout["examples"]]
-    texts += [e["text"] for e in kb.get("paraphrases", [])] + [e["text"] for e in kb.get("unanswerable", [])]
+    # paraphrases are {text, entry_id}; unanswerable questions are plain strings
+    texts += [e["text"] for e in kb.get("paraphrases", [])] + [str(e) for e in kb.get("unanswerable", [])]
     model_path, train_seconds = train_model(SHIPPED_CONFIG, ROOT / "data/nlu", work, "kesar_lane_nlu")
     parses, latencies = asyncio.run(parse_all(model_path, texts))
     holdout_parses = parses[: len(holdout["examples"])]
