@@ -74,6 +74,8 @@ class RasaConversations:
 
     async def hand_off_if_unanswered(self, message: UserMessage) -> bool:
         """Returns whether the turn had gone unanswered (and was handed off now)."""
+        if getattr(message.output_channel, "messages_sent", 0):
+            return False  # the bot replied through this turn's channel: no need to read the tracker
         agent = self._agent()
         async with agent.lock_store.lock(message.sender_id):
             tracker = await agent.tracker_store.retrieve(message.sender_id)

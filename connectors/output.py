@@ -81,9 +81,12 @@ class WhatsAppOutput(OutputChannel):
 
     def __init__(self, sender: MessageSender) -> None:
         self._sender = sender
+        # One output channel per turn: lets the connector see, for free, that the bot answered.
+        self.messages_sent = 0
 
     async def _send_all(self, recipient_id: str, messages: List[OutboundMessage]) -> None:
         for message in messages:
+            self.messages_sent += 1
             await self._sender.send(recipient_id, message)
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:

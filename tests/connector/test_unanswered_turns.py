@@ -167,3 +167,24 @@ def test_missing_designer_message_fails_at_start_up():
     del broken["messages"]["bot_unavailable"]
     with pytest.raises(SettingsError, match="bot_unavailable"):
         parse_settings(broken, PROJECT_ROOT / "escalation.yml")
+
+
+async def test_a_turn_that_sent_a_reply_is_not_looked_up_at_all():
+    from connectors.output import WhatsAppOutput
+
+    class RecordingSender:
+        def __init__(self):
+            self.sent = []
+
+        async def send(self, recipient_id, message):
+            self.sent.append((recipient_id, message))
+
+    sender = RecordingSender()
+    channel = WhatsAppOutput(sender)
+    await channel.send_text_message("919800000001", "Free returns within 14 days.")
+    assert channel.messages_sent == 1 and len(sender.sent) == 1
+    no_rasa = SimpleNamespace(ctx=SimpleNamespace(agent=None))  # reading the tracker would fail
+    conversations = RasaConversations(no_rasa, on_new_message=None, bot_unavailable_text="unused")
+    message = UserMessage("returns?", channel, sender_id="919800000001", message_id="wamid.9")
+    assert await conversations.hand_off_if_unanswered(message) is False
+    assert len(sender.sent) == 1
