@@ -49,11 +49,11 @@ def check_supported(model_dir: Path) -> bool:
     modules_path = model_dir / "modules.json"
     if not modules_path.exists():
         raise UnsupportedModel(f"{model_dir} has no modules.json (not a sentence-transformers model)")
-    types = [module["type"] for module in _read_json(modules_path)]
+    modules = _read_json(modules_path)
+    types = [module["type"] for module in modules]
     if types[:2] != [TRANSFORMER, POOLING] or types[2:] not in ([], [NORMALIZE]):
         raise UnsupportedModel(f"{model_dir}: modules {types} (only Transformer, mean Pooling, Normalize)")
-    pooling_dir = next(m["path"] for m in _read_json(modules_path) if m["type"] == POOLING)
-    pooling = _read_json(model_dir / pooling_dir / "config.json")
+    pooling = _read_json(model_dir / modules[1]["path"] / "config.json")
     modes = [key for key, value in pooling.items() if key.startswith("pooling_mode") and value]
     if modes != ["pooling_mode_mean_tokens"]:
         raise UnsupportedModel(f"{model_dir}: pooling {modes} (only mean pooling)")
