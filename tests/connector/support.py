@@ -19,6 +19,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 import requests
 
+from tests import sqlite_readonly
+
 ROOT = Path(__file__).resolve().parents[2]
 HOST_APP = Path(__file__).with_name("host_app.py")
 
@@ -194,12 +196,7 @@ class StoreReader:
         self.path = path
 
     def query(self, sql: str, *params: Any) -> List[sqlite3.Row]:
-        connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
-        connection.row_factory = sqlite3.Row
-        try:
-            return connection.execute(sql, params).fetchall()
-        finally:
-            connection.close()
+        return sqlite_readonly.query(self.path, sql, *params)
 
     def inbound(self, message_id: str) -> Optional[sqlite3.Row]:
         rows = self.query("SELECT * FROM wa_inbound_messages WHERE message_id = ?", message_id)

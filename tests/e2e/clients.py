@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from tests import sqlite_readonly
+
 
 class Customer:
     """One WhatsApp customer in the sandbox."""
@@ -83,12 +85,7 @@ class InboxDB:
         self.path = path
 
     def query(self, sql: str, *args) -> list[sqlite3.Row]:
-        connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
-        connection.row_factory = sqlite3.Row
-        try:
-            return connection.execute(sql, args).fetchall()
-        finally:
-            connection.close()
+        return sqlite_readonly.query(self.path, sql, *args)
 
     def conversation(self, wa_id: str):
         rows = self.query("select * from conversations where sender_id = ?", wa_id)
