@@ -20,6 +20,15 @@ TEXTS = [
 ]
 
 
+def loads_onnx() -> bool:
+    """What load_encoder picks now (the fresh cache each test sets makes it decide again)."""
+    return isinstance(sentence_encoder.load_encoder(DEFAULT_MODEL), onnx_encoder.OnnxSentenceEncoder)
+
+
+def edit_json(path, **changes) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
 @pytest.fixture(scope="module")
 def model_dir():
     return resolve_model_path(DEFAULT_MODEL)
@@ -63,9 +72,9 @@ def test_batches_and_single_messages_agree(onnx):
 def test_load_encoder_prefers_onnx_and_can_be_told_to_use_torch(monkeypatch, exported):
     monkeypatch.setattr(sentence_encoder, "_cache", {})
     monkeypatch.delenv(sentence_encoder.BACKEND_ENV, raising=False)
-    assert isinstance(sentence_encoder.load_encoder(DEFAULT_MODEL), onnx_encoder.OnnxSentenceEncoder)
+    assert loads_onnx()
     monkeypatch.setenv(sentence_encoder.BACKEND_ENV, "torch")
-    assert not isinstance(sentence_encoder.load_encoder(DEFAULT_MODEL), onnx_encoder.OnnxSentenceEncoder)
+    assert not loads_onnx()
     monkeypatch.setenv(sentence_encoder.BACKEND_ENV, "gpu")
     with pytest.raises(EncoderNotAvailable, match="SENTENCE_ENCODER_BACKEND"):
         sentence_encoder.load_encoder(DEFAULT_MODEL)
@@ -75,7 +84,7 @@ def test_without_an_export_auto_falls_back_to_torch_and_onnx_says_why(monkeypatc
     monkeypatch.setattr(sentence_encoder, "_cache", {})
     monkeypatch.setenv(onnx_encoder.EXPORT_DIR_ENV, str(tmp_path / "nothing-exported"))
     monkeypatch.setenv(sentence_encoder.BACKEND_ENV, "auto")
-    assert not isinstance(sentence_encoder.load_encoder(DEFAULT_MODEL), onnx_encoder.OnnxSentenceEncoder)
+    assert not loads_onnx()
     monkeypatch.setenv(sentence_encoder.BACKEND_ENV, "onnx")
     with pytest.raises(EncoderNotAvailable, match="not exported yet"):
         sentence_encoder.load_encoder(DEFAULT_MODEL)
@@ -84,9 +93,7 @@ def test_without_an_export_auto_falls_back_to_torch_and_onnx_says_why(monkeypatc
 def test_models_onnx_cannot_serve_are_refused_clearly(model_dir, tmp_path):
     copy = tmp_path / "cls-pooling-model"
     shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
-    pooling = json.loads((copy / "1_Pooling" / "config.json").read_text())
-    pooling.update(pooling_mode_mean_tokens=False, pooling_mode_cls_token=True)
-    (copy / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    edit_json(copy / "1_Pooling" / "config.json", pooling_mode_mean_tokens=False, pooling_mode_cls_token=True)
     with pytest.raises(onnx_encoder.UnsupportedModel, match="mean pooling"):
         onnx_encoder.check_supported(copy)
 
@@ -95,6 +102,5 @@ def test_a_changed_model_gets_a_new_export_path(model_dir, tmp_path):
     copy = tmp_path / "model"
     shutil.copytree(model_dir, copy)
     assert onnx_encoder.export_path(copy) == onnx_encoder.export_path(model_dir)
-    config = json.loads((copy / "config.json").read_text())
-    (copy / "config.json").write_text(json.dumps({**config, "hidden_dropout_prob": 0.2}))
+    edit_json(copy / "config.json", hidden_dropout_prob=0.2)
     assert onnx_encoder.export_path(copy) != onnx_encoder.export_path(model_dir)
