@@ -3,10 +3,12 @@ hand-off. Real Rasa tracker store, lock store and domain; only the NLU/policy tu
 
 from __future__ import annotations
 
+import copy
 from types import SimpleNamespace
 from typing import List
 
 import pytest
+import yaml
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.lock_store import InMemoryLockStore
 from rasa.core.tracker_store import InMemoryTrackerStore
@@ -16,12 +18,14 @@ from rasa.shared.core.events import (
     BotUttered,
     ConversationPaused,
     Event,
+    Restarted,
     SlotSet,
     UserUttered,
 )
 
-from actions.settings import PROJECT_ROOT, settings
+from actions.settings import PROJECT_ROOT, SettingsError, parse_settings, settings
 from connectors.conversations import RasaConversations
+from connectors.output import WhatsAppOutput
 from connectors.unanswered_turns import bot_unavailable_message, find_unanswered_turn
 
 DOMAIN = Domain.load(str(PROJECT_ROOT / "domain.yml"))
@@ -141,8 +145,6 @@ def test_only_the_turn_of_this_message_is_judged():
 
 
 def test_a_restart_the_customer_asked_for_is_not_a_failure():
-    from rasa.shared.core.events import Restarted
-
     events = [user("/restart", "m1"), ActionExecuted("action_restart"), Restarted(),
               ActionExecuted("action_session_start"), ActionExecuted("action_listen")]
     assert find_unanswered_turn(events, "m1", paused=False) is None
@@ -158,10 +160,6 @@ def test_unanswered_turn_lists_what_rasa_tried():
 
 
 def test_missing_designer_message_fails_at_start_up():
-    from actions.settings import SettingsError, parse_settings
-    import copy
-    import yaml
-
     document = yaml.safe_load((PROJECT_ROOT / "escalation.yml").read_text())
     broken = copy.deepcopy(document)
     del broken["messages"]["bot_unavailable"]
@@ -170,8 +168,6 @@ def test_missing_designer_message_fails_at_start_up():
 
 
 async def test_a_turn_that_sent_a_reply_is_not_looked_up_at_all():
-    from connectors.output import WhatsAppOutput
-
     class RecordingSender:
         def __init__(self):
             self.sent = []
