@@ -36,7 +36,7 @@ Config:
         to the final one, i.e. coverage closer to `in_scope_coverage`, but longer training).
     regularisation_c: inverse L2 regularisation strength of the logistic regression (10.0).
     evidence: evidence averaged into the in-scope score, any of "classifier", "neighbours",
-        "mahalanobis" (default: all three).
+        "mahalanobis", "energy" (default: all four).
     featurizers: names (or aliases) of featurizers whose sentence features are used; empty = all.
         Dense features (e.g. SentenceEmbeddingFeaturizer) are required; sparse ones (e.g.
         CountVectorsFeaturizer) are tf-idf weighted and added to the classifier's input.

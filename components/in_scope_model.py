@@ -13,9 +13,11 @@ What is learned, only from the labelled in-scope examples:
    ranking (the "raw" confidence is its probability). A temperature fitted on held-out folds makes
    those probabilities calibrated relative to each other (the regularised regression is
    under-confident), which is what FallbackClassifier's ambiguity check compares.
-2. Three kinds of evidence that a message belongs to its predicted intent: the classifier's top
-   probability, the mean cosine similarity to the nearest training examples of that intent, and the
-   (negative) Mahalanobis distance to the nearest intent centroid in the dense space.
+2. Four kinds of evidence that a message belongs to its predicted intent: the classifier's top
+   probability, the mean cosine similarity to the nearest training examples of that intent, the
+   (negative) Mahalanobis distance to the nearest intent centroid in the dense space, and the
+   classifier's energy (log-sum-exp of its logits; Liu et al. 2020, "Energy-based Out-of-distribution
+   Detection"), which keeps the logits' scale that the softmax throws away.
 3. Calibration: every training example is scored by models that never saw it (k-fold
    cross-fitting). Evidence is z-normalised with those held-out statistics and averaged into one
    in-scope score, and the held-out scores form the reference distribution. A new message's
@@ -32,9 +34,10 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.covariance import LedoitWolf
 from scipy.optimize import minimize_scalar
+from scipy.special import logsumexp
 from sklearn.linear_model import LogisticRegression
 
-EVIDENCE_KINDS = ("classifier", "neighbours", "mahalanobis")
+EVIDENCE_KINDS = ("classifier", "neighbours", "mahalanobis", "energy")
 
 
 def _l2_normalise_rows(matrix: np.ndarray) -> np.ndarray:
@@ -167,7 +170,8 @@ class _SingleFit:
     # --- evidence -------------------------------------------------------------------------
     def evidence(self, dense: np.ndarray, blocks: Sequence[sp.spmatrix]) -> Evidence:
         inputs = self._classifier_input(dense, blocks)
-        probabilities = _softmax(np.asarray(inputs @ self.coef.T) + self.intercept)
+        logits = np.asarray(inputs @ self.coef.T) + self.intercept
+        probabilities = _softmax(logits)
         top = probabilities.argmax(axis=1)
 
         similarities = dense @ self.train_dense.T
@@ -189,6 +193,7 @@ class _SingleFit:
                 "classifier": probabilities.max(axis=1),
                 "neighbours": neighbour_scores,
                 "mahalanobis": -squared_distances.min(axis=1),
+                "energy": logsumexp(logits, axis=1),
             },
         )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from components.in_scope_model import CalibratedIntentModel, confidence_from_percentile
+from components.in_scope_model import EVIDENCE_KINDS, CalibratedIntentModel, confidence_from_percentile
 
 DIM = 32
 THRESHOLD = 0.6
@@ -49,6 +49,18 @@ def test_out_of_scope_messages_fall_below_the_threshold(world):
     assert np.mean(np.array(model.intents)[probabilities.argmax(axis=1)] == test_y) > 0.95
     oos_confidence = model.predict(oos_x, []).confidence
     assert np.mean(oos_confidence < THRESHOLD) > 0.95
+
+
+@pytest.mark.parametrize("kind", EVIDENCE_KINDS)
+def test_each_kind_of_evidence_on_its_own_ranks_unseen_topics_lower(world, kind):
+    # A kind of evidence that stopped separating in-scope from out-of-scope would quietly dilute
+    # the average the shipped model uses.
+    train_x, train_y, test_x, _, oos_x = world
+    model = CalibratedIntentModel(threshold=THRESHOLD, evidence=[kind]).fit(train_x, [], train_y)
+    in_scope = model.predict(test_x, []).confidence
+    unseen = model.predict(oos_x, []).confidence
+    pairs_ranked_right = np.mean(in_scope[:, None] > unseen[None, :])  # AUROC
+    assert pairs_ranked_right > 0.9
 
 
 def test_a_single_intent_still_gets_an_in_scope_confidence(world):
