@@ -72,6 +72,15 @@ class Services:
     phone_number_id: str
     processes: List[subprocess.Popen] = field(default_factory=list)
     description: str = ""
+    names: Dict[int, str] = field(default_factory=dict)  # pid -> service name, for CPU accounting
+
+    def cpu_seconds(self) -> Dict[str, float]:
+        """CPU time (user + system) used so far by each started service and by this load generator."""
+        used = {"load generator": time.process_time()}
+        for process in self.processes:
+            if process.poll() is None:
+                used[self.names.get(process.pid, str(process.pid))] = process_cpu_seconds(process.pid)
+        return used
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -81,6 +90,13 @@ class Services:
                     process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc; fields 14 and 15 of /proc/<pid>/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()  # the command name may contain spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def newest_model() -> Optional[Path]:
@@ -133,6 +149,7 @@ def start_services(args: argparse.Namespace) -> Services:
         log = work / f"{name}.log"
         process = subprocess.Popen(command, cwd=project, env={**env, **extra}, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
         processes.append(process)
+        services.names[process.pid] = name
         print(f"  starting {name} (log {log})", flush=True)
         wait_http(ready, process, timeout, log)
 
@@ -260,10 +277,18 @@ async def concurrent(channels: Channels, channel: str, question: str, total: int
                 if latency is not None:
                     latencies.append(latency)
 
+    cpu_before = channels.services.cpu_seconds()
     started = time.perf_counter()
     await asyncio.gather(*(worker(n) for n in range(workers)))
     wall = time.perf_counter() - started
-    return {"messages": len(latencies), "seconds": wall, "throughput": len(latencies) / wall, "latencies": latencies}
+    cpu_after = channels.services.cpu_seconds()
+    # Where the CPU went: on 2 cores, every service and the load generator compete for it.
+    cpu_ms_per_message = {
+        name: (cpu_after[name] - cpu_before[name]) * 1000 / max(len(latencies), 1)
+        for name in cpu_after if name in cpu_before
+    }
+    return {"messages": len(latencies), "seconds": wall, "throughput": len(latencies) / wall, "latencies": latencies,
+            "cpu_ms_per_message": cpu_ms_per_message}
 
 
 def summary_ms(values: List[float]) -> Dict[str, float]:
@@ -293,7 +318,8 @@ async def measure(args: argparse.Namespace, services: Services) -> Dict[str, Any
         "sample_replies": channels.sample_replies,
         "sequential": {"rest": summary_ms(seq["rest"]), "whatsapp": summary_ms(seq["whatsapp"])},
         "concurrent": {
-            name: {"throughput_msg_s": load["throughput"], "seconds": load["seconds"], **summary_ms(load["latencies"])}
+            name: {"throughput_msg_s": load["throughput"], "seconds": load["seconds"], **summary_ms(load["latencies"]),
+                   "cpu_ms_per_message": load["cpu_ms_per_message"]}
             for name, load in (("rest", rest_load), ("whatsapp", wa_load))
         },
     }
@@ -331,7 +357,12 @@ def report(result: Dict[str, Any], services: Services, args: argparse.Namespace)
         f"  {f'p50 at {args.concurrency} customers (ms)':34}{load['rest']['p50_ms']:10.1f}{load['whatsapp']['p50_ms']:10.1f}",
         f"  {f'p95 at {args.concurrency} customers (ms)':34}{load['rest']['p95_ms']:10.1f}{load['whatsapp']['p95_ms']:10.1f}",
         "",
+        f"  CPU per message at {args.concurrency} customers (ms), by process:",
     ]
+    for name in load["whatsapp"]["cpu_ms_per_message"]:
+        rest_cpu = load["rest"]["cpu_ms_per_message"].get(name, float("nan"))
+        lines.append(f"  {'  ' + name:34}{rest_cpu:10.1f}{load['whatsapp']['cpu_ms_per_message'][name]:10.1f}")
+    lines.append("")
     lines += [f"  [{'met' if ok else 'MISSED'}] {name}" for name, ok in checks]
     return "\n".join(lines)
 
