@@ -197,6 +197,10 @@ class _HotStatements:
         )
 
 
+# Any constant works; it only has to be the same in every process that creates this schema.
+_SCHEMA_LOCK_KEY = 0x5741_5354  # "WAST"
+
+
 class WhatsAppStore:
     def __init__(self, url: str) -> None:
         self.url = make_url(url)
@@ -245,7 +249,19 @@ class WhatsAppStore:
         return engine
 
     def create_schema(self) -> None:
-        metadata.create_all(self.engine, checkfirst=True)
+        """Creates the missing tables.
+
+        Several processes (Sanic workers) may do this at the same moment on a fresh database. The
+        check for existing tables and the creation run under one database-wide lock, so the
+        second process waits and then finds the tables, instead of crashing on "already exists".
+        """
+        with self.engine.connect() as connection:
+            if self.is_sqlite:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, until commit
+            elif connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)" % _SCHEMA_LOCK_KEY)
+            metadata.create_all(connection, checkfirst=True)
+            connection.commit()
 
     async def run(self, method: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         loop = asyncio.get_running_loop()

@@ -243,6 +243,31 @@ def test_concurrent_duplicate_persists_keep_one_copy(tmp_path):
         store.close()
 
 
+def test_several_processes_starting_on_a_fresh_database_all_get_a_working_store(tmp_path):
+    # Sanic workers (SANIC_WORKERS > 1) start at the same moment and each prepares the store.
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    stores = [WhatsAppStore(url) for _ in range(6)]
+    start_together = threading.Barrier(len(stores))
+    errors = []
+
+    def prepare(store: WhatsAppStore) -> None:
+        start_together.wait()
+        try:
+            store.create_schema()
+        except Exception as error:  # noqa: BLE001 - the test reports whatever a worker would crash on
+            errors.append(error)
+
+    threads = [threading.Thread(target=prepare, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(persist(stores[-1], text_message("919800000001", "hello")).new_messages) == 1
+    for store in stores:
+        store.close()
+
+
 def test_customers_with_work_lists_pending_and_abandoned_customers(store):
     persist(store, text_message("919800000001", "pending"), text_message("919800000002", "abandoned"),
             text_message("919800000003", "in hand"))
