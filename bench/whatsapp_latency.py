@@ -92,11 +92,33 @@ class Services:
                     process.kill()
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc; fields 14 and 15 of /proc/<pid>/stat)."""
+def _proc_stat(pid: int) -> List[str]:
     stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()  # the command name may contain spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return stat[stat.rindex(")") + 2:].split()  # fields from the 3rd on; the name may contain spaces
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants (e.g. Sanic workers), from /proc."""
+    parents: Dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(_proc_stat(int(entry.name))[1])
+            except (OSError, ValueError, IndexError):
+                continue  # exited meanwhile
+    tree, added = {pid}, True
+    while added:
+        children = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= children
+        added = bool(children)
+    ticks = 0
+    for member in tree:
+        try:
+            fields = _proc_stat(member)
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, ValueError, IndexError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def newest_model() -> Optional[Path]:
@@ -140,10 +162,23 @@ def start_services(args: argparse.Namespace) -> Services:
         "TF_CPP_MIN_LOG_LEVEL": "3", "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
     })
     (work / "credentials.yml").write_text("rest:\nconnectors.whatsapp.WhatsAppInput:\n")
+    env["SANIC_WORKERS"] = str(args.workers)
     endpoints = Path(args.endpoints) if args.endpoints else work / "endpoints.yml"
-    if not args.endpoints:
-        endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n')
     processes: List[subprocess.Popen] = []
+    if not args.endpoints:
+        text = f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
+        if args.workers > 1:
+            # Several Sanic workers need a lock store and a tracker store they all share.
+            redis_server = shutil.which("redis-server")
+            if not redis_server:
+                raise SystemExit("--workers > 1 needs redis-server (apt-get install redis-server)")
+            redis_port = free_port()
+            processes.append(subprocess.Popen(
+                [redis_server, "--port", str(redis_port), "--save", "", "--appendonly", "no"],
+                stdout=open(work / "redis.log", "wb"), stderr=subprocess.STDOUT))
+            text += (f"lock_store:\n  type: redis\n  url: 127.0.0.1\n  port: {redis_port}\n  db: 1\n"
+                     f"tracker_store:\n  type: redis\n  url: 127.0.0.1\n  port: {redis_port}\n  db: 0\n")
+        endpoints.write_text(text)
 
     def launch(name: str, command: List[str], extra: Dict[str, str], ready: str, timeout: float) -> None:
         log = work / f"{name}.log"
@@ -154,7 +189,9 @@ def start_services(args: argparse.Namespace) -> Services:
         wait_http(ready, process, timeout, log)
 
     services = Services(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{sandbox_port}", secret,
-                        "106540352242922", processes, f"model {model.name}, project {project}")
+                        "106540352242922", processes,
+                        f"model {model.name}, project {project}, Rasa Sanic workers {args.workers}")
+    services.names.update({process.pid: "redis" for process in processes})
     try:
         launch("sandbox", [sys.executable, "-m", "whatsapp_sandbox"],
                {"SANDBOX_PORT": str(sandbox_port), "SANDBOX_STATUS_DELAYS": args.status_delays,
@@ -166,7 +203,7 @@ def start_services(args: argparse.Namespace) -> Services:
         launch("rasa", [sys.executable, "-m", "rasa", "run", "--model", str(model), "--port", str(rasa_port),
                         "--credentials", str(work / "credentials.yml"), "--endpoints", str(endpoints)],
                {"WHATSAPP_API_BASE_URL": f"{services.sandbox_url}/v21.0",
-                "WHATSAPP_STORE_URL": f"sqlite:///{work / 'whatsapp.db'}"},
+                "WHATSAPP_STORE_URL": args.store_url or f"sqlite:///{work / 'whatsapp.db'}"},
                f"{services.rasa_url}/webhooks/whatsapp/", 300)
     except BaseException:
         services.stop()
@@ -378,6 +415,10 @@ def main() -> None:
     parser.add_argument("--model", help="model archive (default: RASA_MODEL or the newest in models/)")
     parser.add_argument("--project-dir", default=str(ROOT), help="Rasa project (actions/ package, relative paths)")
     parser.add_argument("--endpoints", help="endpoints.yml to use instead of one naming only the action server")
+    parser.add_argument("--store-url", help="WHATSAPP_STORE_URL for the connector (default: a fresh SQLite file)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="Sanic workers of the Rasa server (SANIC_WORKERS); > 1 starts a Redis for the "
+                             "lock and tracker stores")
     parser.add_argument("--status-delays", default="0.05,0.3,1.0",
                         help="sandbox sent,delivered,read webhook delays in seconds, or 'off'")
     parser.add_argument("--rasa-url", help="measure a running Rasa server (with the connector) instead")

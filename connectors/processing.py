@@ -1,8 +1,11 @@
 """Handling of persisted inbound messages after the webhook has been acknowledged.
 
 One asyncio task per customer with work drains that customer's messages strictly in order
-(claiming each from the store first); different customers run concurrently. A sweep finds
-messages nobody is working on: at start-up (persisted but never handled before a crash or
+(claiming each from the store first); different customers run concurrently, up to
+`max_concurrent_customers` per process. A process that is full does not queue more customers: the
+messages stay in the store, and a sweep by any process with room picks them up. So several
+processes (Sanic workers) share the work, whichever of them received the webhooks. The sweep also
+finds messages nobody is working on: at start-up (persisted but never handled before a crash or
 restart), after another process's claim ran out, or while the model was not loaded yet.
 """
 
@@ -25,7 +28,6 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # a message that fails (or kills the process) this often is parked as failed
 RETRY_PAUSE_SECONDS = 1.0
-MAX_CONCURRENT_CUSTOMERS = 32
 
 
 def new_owner_id() -> str:
@@ -42,6 +44,7 @@ class InboundDispatcher:
         input_channel_name: str,
         claim_ttl_seconds: float,
         sweep_interval_seconds: float,
+        max_concurrent_customers: int = 8,
         owner: Optional[str] = None,
     ) -> None:
         self._store = store
@@ -53,7 +56,9 @@ class InboundDispatcher:
         self.owner = owner or new_owner_id()
         self._customer_tasks: Dict[str, asyncio.Task] = {}
         self._woken_again: Set[str] = set()
-        self._slots = asyncio.Semaphore(MAX_CONCURRENT_CUSTOMERS)
+        self._max_customers = max_concurrent_customers
+        self._sweep_now = asyncio.Event()  # a customer finished while others were left waiting
+        self._left_waiting = False
         self._background: Set[asyncio.Task] = set()
         self._running = False
         self._waiting_for_bot_logged = False
@@ -78,6 +83,9 @@ class InboundDispatcher:
 
     # --- scheduling ----------------------------------------------------------------------
 
+    def has_room(self) -> bool:
+        return len(self._customer_tasks) < self._max_customers
+
     def wake(self, wa_id: str) -> None:
         """New work for a customer (or maybe): make sure a task drains their queue."""
         if not self._running:
@@ -85,28 +93,31 @@ class InboundDispatcher:
         if wa_id in self._customer_tasks:
             self._woken_again.add(wa_id)
             return
+        if not self.has_room():
+            # Stays in the store: a process with room (this one, once a customer is done) sweeps it up.
+            self._left_waiting = True
+            return
         self._customer_tasks[wa_id] = asyncio.create_task(self._drain(wa_id), name=f"whatsapp-{wa_id}")
 
     async def _drain(self, wa_id: str) -> None:
         try:
-            async with self._slots:
-                claimed: Optional[ClaimedMessage] = None
-                while self._running:
-                    if claimed is None:
-                        if not self._conversations.is_ready():
-                            self._log_waiting_for_bot()
-                            return  # the sweep retries once the bot is ready
-                        self._woken_again.discard(wa_id)
-                        claimed = await self._store.run(self._store.claim_next, wa_id, self.owner, self._claim_ttl)
-                        if claimed is None:
-                            if wa_id in self._woken_again:
-                                continue
-                            return
-                    # Anything persisted before this point is seen by the claim that follows it.
+            claimed: Optional[ClaimedMessage] = None
+            while self._running:
+                if claimed is None:
+                    if not self._conversations.is_ready():
+                        self._log_waiting_for_bot()
+                        return  # the sweep retries once the bot is ready
                     self._woken_again.discard(wa_id)
-                    claimed = await self._process(claimed)
-                    if claimed is None and wa_id not in self._woken_again:
+                    claimed = await self._store.run(self._store.claim_next, wa_id, self.owner, self._claim_ttl)
+                    if claimed is None:
+                        if wa_id in self._woken_again:
+                            continue
                         return
+                # Anything persisted before this point is seen by the claim that follows it.
+                self._woken_again.discard(wa_id)
+                claimed = await self._process(claimed)
+                if claimed is None and wa_id not in self._woken_again:
+                    return
         except asyncio.CancelledError:
             raise
         except Exception:  # a store failure: the sweep brings the customer back
@@ -114,6 +125,8 @@ class InboundDispatcher:
         finally:
             self._customer_tasks.pop(wa_id, None)
             self._woken_again.discard(wa_id)
+            if self._left_waiting:
+                self._sweep_now.set()  # room again: take a waiting customer without waiting for the timer
 
     async def _process(self, claimed: ClaimedMessage) -> Optional[ClaimedMessage]:
         """Handle one message; returns the customer's next message if it could be claimed."""
@@ -180,25 +193,42 @@ class InboundDispatcher:
     # --- background loops ----------------------------------------------------------------
 
     async def sweep_once(self) -> int:
+        """Starts serving customers with waiting messages, as many as there is room for."""
+        if not self.has_room():
+            return 0
+        self._left_waiting = False
         customers = await self._store.run(self._store.customers_with_work)
         woken = 0
         for wa_id in customers:
-            if wa_id not in self._customer_tasks:
-                self.wake(wa_id)
-                woken += 1
+            if wa_id in self._customer_tasks:
+                continue
+            if not self.has_room():
+                self._left_waiting = True
+                break
+            self.wake(wa_id)
+            woken += 1
         return woken
 
     async def _sweep_forever(self) -> None:
+        first = True
         while self._running:
+            self._sweep_now.clear()  # before sweeping: a customer finishing meanwhile sets it again
             try:
                 woken = await self.sweep_once()
                 if woken:
-                    logger.info("Picked up persisted WhatsApp messages of %d customer(s)", woken)
+                    # At start-up this is recovery worth seeing; later, under load, it is routine
+                    # (customers another process received, or that waited for room here).
+                    logger.log(logging.INFO if first else logging.DEBUG,
+                               "Picked up persisted WhatsApp messages of %d customer(s)", woken)
+                first = False
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("Looking for unhandled WhatsApp messages failed")
-            await asyncio.sleep(self._sweep_interval)
+            try:
+                await asyncio.wait_for(self._sweep_now.wait(), timeout=self._sweep_interval)
+            except asyncio.TimeoutError:
+                pass
 
     async def _renew_claims_forever(self) -> None:
         while self._running:

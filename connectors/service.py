@@ -39,6 +39,7 @@ class WhatsAppService:
             input_channel_name=CHANNEL_NAME,
             claim_ttl_seconds=self.settings.claim_ttl_seconds,
             sweep_interval_seconds=self.settings.sweep_interval_seconds,
+            max_concurrent_customers=self.settings.max_concurrent_customers,
         )
         self.dispatcher.start()
         if self.settings.inbox_url and self.settings.inbox_bot_token:

@@ -45,8 +45,12 @@ class WhatsAppSettings:
     # A message claimed by a process that stopped renewing its claim this long ago
     # is taken over by another process (or by the same service after a restart).
     claim_ttl_seconds: float = 15.0
-    # How often each process looks for persisted messages nobody is working on.
-    sweep_interval_seconds: float = 2.0
+    # How often each process with room for more customers looks for persisted messages nobody is
+    # working on (after a crash, or received by a busier process).
+    sweep_interval_seconds: float = 0.25
+    # Customers one process serves at a time. A process that is full leaves new messages in the
+    # store for a process with room, so Sanic workers share the load whichever receives the webhook.
+    max_concurrent_customers: int = 8
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "WhatsAppSettings":
@@ -80,7 +84,8 @@ class WhatsAppSettings:
             send_backoff_seconds=_positive_float(env, "WHATSAPP_SEND_BACKOFF_SECONDS", 0.5),
             send_timeout_seconds=_positive_float(env, "WHATSAPP_SEND_TIMEOUT_SECONDS", 15.0),
             claim_ttl_seconds=_positive_float(env, "WHATSAPP_CLAIM_TTL_SECONDS", 15.0),
-            sweep_interval_seconds=_positive_float(env, "WHATSAPP_SWEEP_INTERVAL_SECONDS", 2.0),
+            sweep_interval_seconds=_positive_float(env, "WHATSAPP_SWEEP_INTERVAL_SECONDS", 0.25),
+            max_concurrent_customers=_positive_int(env, "WHATSAPP_MAX_CONCURRENT_CUSTOMERS", 8),
         )
 
     @property

@@ -357,9 +357,17 @@ class WhatsAppStore:
             return self._claim_next(connection, wa_id, owner, lease_seconds)
 
     def finish_and_claim_next(self, seq: int, owner: str, wa_id: str, lease_seconds: float) -> Optional[ClaimedMessage]:
-        """Mark a message done and claim the customer's next one, in one transaction."""
+        """Mark a message done, then claim the customer's next one.
+
+        Two transactions on purpose. Say another process stores this customer's next message while
+        this one finishes. Either this claim, which starts after the finish is committed, sees that
+        message, or the other process's own claim, which starts after the message is committed,
+        sees this one finished. In a single transaction, under PostgreSQL's READ COMMITTED, both
+        could miss it, and the message would wait for the next sweep.
+        """
         with self._bookkeeping.begin() as connection:
             self._finish(connection, seq, owner, DONE, None)
+        with self._bookkeeping.begin() as connection:
             return self._claim_next(connection, wa_id, owner, lease_seconds)
 
     def _claim_next(self, connection: Connection, wa_id: str, owner: str, lease_seconds: float) -> Optional[ClaimedMessage]:
