@@ -106,3 +106,23 @@ def test_intent_probabilities_are_calibrated_on_overlapping_intents():
     assert 0.6 < accuracy < 0.95  # the intents really overlap
     # On average the top intent's probability matches how often it is right.
     assert probabilities.max(axis=1).mean() == pytest.approx(accuracy, abs=0.03)
+
+
+def test_serving_logits_equal_the_training_feature_matrix_path():
+    # The per-message fast path must give the classifier exactly what it was trained on.
+    import scipy.sparse as sp
+
+    from components.in_scope_model import _SingleFit
+
+    rng = np.random.default_rng(3)
+    dense = rng.standard_normal((120, DIM))
+    words = sp.random(120, 60, density=0.05, format="csr", random_state=4)
+    chars = sp.random(120, 400, density=0.03, format="csr", random_state=5)
+    for block in (words, chars):
+        block.data = np.ceil(block.data * 4)  # counts, as CountVectorsFeaturizer gives
+    fit = _SingleFit(n_intents=4, neighbours=5, regularisation_c=10.0).fit(
+        dense, [words, chars], rng.integers(0, 4, 120)
+    )
+    expected = np.asarray(fit._classifier_input(dense, [words, chars]) @ fit.coef.T) + fit.intercept
+    np.testing.assert_allclose(fit.logits(dense, [words, chars]), expected, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(fit.logits(dense[:1], [words[:1], chars[:1]]), expected[:1], rtol=0, atol=1e-10)
