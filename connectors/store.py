@@ -365,10 +365,8 @@ class WhatsAppStore:
         sees this one finished. In a single transaction, under PostgreSQL's READ COMMITTED, both
         could miss it, and the message would wait for the next sweep.
         """
-        with self._bookkeeping.begin() as connection:
-            self._finish(connection, seq, owner, DONE, None)
-        with self._bookkeeping.begin() as connection:
-            return self._claim_next(connection, wa_id, owner, lease_seconds)
+        self.finish(seq, owner)
+        return self.claim_next(wa_id, owner, lease_seconds)
 
     def _claim_next(self, connection: Connection, wa_id: str, owner: str, lease_seconds: float) -> Optional[ClaimedMessage]:
         now = time.time()
