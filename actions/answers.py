@@ -21,6 +21,7 @@ from actions.handoff import hand_off
 from actions.knowledge_base import KnowledgeBase
 from actions.resolution import count_answer
 from actions.settings import settings
+from components.serving_threads import limit_blas_threads_for_serving
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ def knowledge_base() -> KnowledgeBase:
     global _kb
     with _kb_lock:
         if _kb is None:
+            limit_blas_threads_for_serving()  # the action server answers one short question at a time
             config = settings()
             _kb = KnowledgeBase.from_yaml(config.kb_path, model=config.kb_model)
             logger.info("knowledge base loaded: %d entries from %s", len(_kb.entries), config.kb_path)

@@ -72,6 +72,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from components import in_scope_model
 from components.in_scope_model import EVIDENCE_KINDS, CalibratedIntentModel, Prediction
+from components.serving_threads import limit_blas_threads_for_serving
 
 logger = logging.getLogger(__name__)
 
@@ -286,6 +287,7 @@ class CalibratedIntentClassifier(GraphComponent, IntentClassifier):
         **kwargs: Any,
     ) -> CalibratedIntentClassifier:
         """Loads a trained component; an untrained one if nothing was persisted."""
+        limit_blas_threads_for_serving()  # loading means serving (or testing) one message at a time
         try:
             with model_storage.read_from(resource) as directory:
                 metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
