@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 
 import pytest
 from jsonschema import ValidationError
+from jsonschema.validators import validator_for
 from rasa.core.actions.action import RemoteAction
 
 from connectors import rasa_speedups
@@ -29,7 +31,7 @@ def original_and_cached(monkeypatch):
     monkeypatch.setattr(RemoteAction, rasa_speedups._INSTALLED_FLAG, False, raising=False)
     action = RemoteAction("action_answer_question", None)
     rasa_check = lambda result: original(action, result)  # noqa: E731
-    assert rasa_speedups.install() is True
+    rasa_speedups.install_cached_action_validator()
     cached_check = lambda result: RemoteAction._validate_action_result(action, result)  # noqa: E731
     assert RemoteAction._validate_action_result is not original
     return rasa_check, cached_check
@@ -57,6 +59,59 @@ def test_invalid_responses_fail_with_the_same_error(original_and_cached, respons
 def test_installing_twice_is_harmless(original_and_cached):
     _, cached_check = original_and_cached
     patched = RemoteAction._validate_action_result
-    assert rasa_speedups.install() is True
+    rasa_speedups.install_cached_action_validator()
     assert RemoteAction._validate_action_result is patched
     assert cached_check(copy.deepcopy(VALID)) is True
+
+
+# --- checking each event against its own event name's schema -------------------------------
+
+
+def every_kind_of_event() -> list:
+    """One serialised event of each kind an action server can return (Rasa's own classes)."""
+    from rasa.shared.core import events as e
+
+    return [event.as_dict() for event in [
+        e.UserUttered("hi", {"name": "greet", "confidence": 0.9}, [{"entity": "size", "value": "M", "start": 0, "end": 1}]),
+        e.BotUttered("hello", {"buttons": [{"title": "Yes", "payload": "/affirm"}]}, {"utter_action": "utter_greet"}),
+        e.SlotSet("size", "M"), e.SlotSet("kb_match", {"entry_id": "returns", "score": 0.8}),
+        e.EntitiesAdded([{"entity": "size", "value": "M"}]), e.Restarted(), e.UserUtteranceReverted(),
+        e.AllSlotsReset(), e.ReminderScheduled("EXTERNAL_nudge", datetime(2026, 1, 1)), e.ReminderCancelled("nudge"),
+        e.ActionReverted(), e.StoryExported("story.yml"), e.FollowupAction("action_handoff"), e.ConversationPaused(),
+        e.ConversationResumed(), e.ActionExecuted("action_listen", "RulePolicy", 1.0), e.AgentUttered("psst"),
+        e.ActiveLoop("order_status_form"), e.LoopInterrupted(True),
+        e.ActionExecutionRejected("action_x"), e.SessionStarted(), e.DefinePrevUserUtteredFeaturization(False),
+    ]] + [  # Rasa 2's form events, which Rasa 3 still accepts (its classes now write them as loop events)
+        {"event": "form", "name": "order_status_form", "timestamp": None},
+        {"event": "form_validation", "validate": False, "timestamp": None},
+    ]
+
+
+def mutations(event: dict):
+    """The event with each field in turn replaced by values of other JSON types, or removed."""
+    for key in event:
+        for value in (None, 42, 1.5, True, "text", [], ["x"], {}, {"x": 1}):
+            yield {**event, key: value}
+        yield {k: v for k, v in event.items() if k != key}
+    yield {**event, "event": "no_such_event"}
+    yield {**event, "extra_field": {"nested": [1, 2]}}
+
+
+def test_the_quick_check_agrees_with_rasas_schema_on_every_event_kind_and_mutation():
+    schema = RemoteAction.action_response_format_spec()
+    validator_class = validator_for(schema)
+    rasa_says = validator_class(schema).is_valid
+    quick = rasa_speedups.EventDiscriminatingValidator.build(schema, validator_class)
+    assert quick is not None, "Rasa's schema no longer has the shape the quick check relies on"
+
+    events = every_kind_of_event()
+    assert len({event["event"] for event in events}) == 23  # every event name in Rasa's schema
+    candidates = [{"events": events}, {}, {"events": []}, {"responses": []}, {"events": "x"}, {"events": [1]},
+                  {"events": [None]}, {"events": events, "responses": [{"text": 1}]}, [], "text", None]
+    candidates += [{"events": [mutated]} for event in events for mutated in mutations(event)]
+    candidates += [{"events": [events[0], mutated]} for mutated in mutations(events[2])]
+    verdicts = [(rasa_says(candidate), quick.is_valid(candidate)) for candidate in candidates]
+    disagreements = [c for c, (rasa, ours) in zip(candidates, verdicts) if rasa != ours]
+    assert disagreements == []
+    # Both verdicts occur plenty, so agreement is not agreement on one answer.
+    assert sum(rasa for rasa, _ in verdicts) > 100 and sum(not rasa for rasa, _ in verdicts) > 100

@@ -1,0 +1,67 @@
+"""The shipped model predicts exactly the same with the direct-prediction speed-up as without.
+
+connectors/rasa_speedups.py makes TED call its traced predict graph directly instead of through
+`tf.function`'s signature matching. This loads the trained model and compares TED's action
+probabilities, for several dialogue states, before and after the speed-up is installed.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from rasa.core.agent import Agent
+from rasa.core.policies.ted_policy import TEDPolicy
+from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.utils.tensorflow.models import RasaModel
+
+from connectors import rasa_speedups
+from tests.integration.conftest import newest_model
+
+pytestmark = pytest.mark.integration
+
+
+def ted_of(agent: Agent) -> TEDPolicy:
+    nodes = agent.processor.graph_runner._instantiated_nodes.values()
+    [ted] = [node._component for node in nodes if isinstance(node._component, TEDPolicy)]
+    return ted
+
+
+def tracker_after(domain, turns) -> DialogueStateTracker:
+    events = [ActionExecuted("action_session_start"), ActionExecuted("action_listen")]
+    for intent, actions in turns:
+        events.append(UserUttered(f"/{intent}", {"name": intent, "confidence": 1.0}))
+        for action in actions:
+            events.append(ActionExecuted(action))
+            if action.startswith("utter_"):
+                events.append(BotUttered("..."))
+    return DialogueStateTracker.from_events("speedup-test", events, domain.slots)
+
+
+CONVERSATIONS = [
+    [("greet", [])],
+    [("ask_question", [])],
+    [("ask_question", ["action_answer_question"])],
+    [("greet", ["utter_greet", "action_listen"]), ("order_status", [])],
+    [("ask_question", ["action_answer_question", "action_listen"]), ("thank", [])],
+]
+
+
+def test_direct_predictions_equal_rasas_own(monkeypatch):
+    monkeypatch.setattr(RasaModel, "_rasa_predict", RasaModel._rasa_predict)  # restored afterwards
+    monkeypatch.setattr(RasaModel, rasa_speedups._INSTALLED_FLAG, False, raising=False)
+    agent = Agent.load(str(newest_model()))
+    ted, domain = ted_of(agent), agent.domain
+    trackers = [tracker_after(domain, turns) for turns in CONVERSATIONS]
+
+    by_rasa = [ted.predict_action_probabilities(t, domain).probabilities for t in trackers]
+    assert not isinstance(ted.model._tf_predict_step, tf.types.experimental.ConcreteFunction)
+
+    rasa_speedups.install_direct_model_predictions()
+    direct = [ted.predict_action_probabilities(t, domain).probabilities for t in trackers]
+    assert isinstance(ted.model._tf_predict_step, tf.types.experimental.ConcreteFunction)
+
+    for rasa_probabilities, direct_probabilities in zip(by_rasa, direct):
+        np.testing.assert_array_equal(direct_probabilities, rasa_probabilities)
+    # The states differ, so the comparison is not of one repeated prediction.
+    assert len({int(np.argmax(p)) for p in by_rasa}) > 1
