@@ -23,6 +23,17 @@ stage() {
 
 bash scripts/setup.sh || die "set-up failed"
 load_environment
+
+# One throwaway PostgreSQL cluster for the whole run: the inbox suite runs on it, and the WhatsApp
+# store tests run on it as well as on SQLite (a missing server is then a failure, not a skip).
+if [ -z "${TEST_POSTGRES_URL:-}" ]; then
+  pg_data="$(mktemp -d /tmp/test-postgres.XXXXXX)"
+  trap 'bash inbox/scripts/start_test_postgres.sh --stop "$pg_data" 2>/dev/null' EXIT
+  TEST_POSTGRES_URL="$(PG_DATA_DIR="$pg_data" bash inbox/scripts/start_test_postgres.sh)" \
+    || die "could not start PostgreSQL for the tests"
+  export TEST_POSTGRES_URL
+fi
+export WHATSAPP_REQUIRE_POSTGRES=1
 RASA="$VENV/bin/rasa"
 mkdir -p results
 

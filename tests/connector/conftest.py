@@ -4,15 +4,22 @@
 - `host`: the connector in a Sanic server (tests/connector/host_app.py) with a scripted bot,
   sending through the sandbox and forwarding statuses to `inbox` (a recording HTTP server).
 Each test uses its own customer numbers, so one set of processes serves the whole session.
+- `store_url`: a fresh, empty database for the WhatsApp store, once on SQLite and once on
+  PostgreSQL (a new database on the server in TEST_POSTGRES_URL; scripts/test.sh starts one and
+  sets WHATSAPP_REQUIRE_POSTGRES=1, so in CI a missing server fails instead of skipping).
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any, Dict, Iterator
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
 from tests.connector.support import (
     Host,
@@ -23,6 +30,29 @@ from tests.connector.support import (
     python_env,
     start_host,
 )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    server = os.environ.get("TEST_POSTGRES_URL")
+    if not server:
+        if os.environ.get("WHATSAPP_REQUIRE_POSTGRES") == "1":
+            pytest.fail("WHATSAPP_REQUIRE_POSTGRES=1 but TEST_POSTGRES_URL is not set")
+        pytest.skip("no PostgreSQL (TEST_POSTGRES_URL) for the store tests")
+    server_url = make_url(server).set(drivername="postgresql")  # psycopg2, as in the Rasa environment
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    database = f"wa_store_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{database}"')
+    try:
+        yield server_url.set(database=database).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

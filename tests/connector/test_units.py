@@ -179,8 +179,8 @@ def test_signature_check():
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = WhatsAppStore(f"sqlite:///{tmp_path / 'store.db'}")
+def store(store_url):
+    store = WhatsAppStore(store_url)
     store.create_schema()
     yield store
     store.close()
@@ -223,9 +223,38 @@ def test_renewed_claims_are_not_taken_over(store):
         assert store.claim_next("919800000001", "other", lease_seconds=30) is None
 
 
-def test_concurrent_duplicate_persists_keep_one_copy(tmp_path):
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    stores = [WhatsAppStore(url) for _ in range(4)]  # like four server processes
+def test_statuses_are_kept_once_and_forwarded_in_arrival_order(store):
+    def status(message_id, name):
+        return {"id": message_id, "status": name, "timestamp": "1", "recipient_id": "919800000001"}
+
+    first = [status("wamid.out1", "sent"), status("wamid.out1", "delivered")]
+    parsed = parse_webhook(encode(webhook(change(statuses=first))))
+    assert store.persist_webhook([], parsed.statuses, [], forward_statuses=True).new_statuses == 2
+    again = parse_webhook(encode(webhook(change(statuses=[status("wamid.out1", "delivered"), status("wamid.out1", "read")]))))
+    assert store.persist_webhook([], again.statuses, [], forward_statuses=True).new_statuses == 1  # Meta repeats itself
+
+    due = store.statuses_due()
+    assert [(s.raw["id"], s.raw["status"]) for s in due] == [
+        ("wamid.out1", "sent"), ("wamid.out1", "delivered"), ("wamid.out1", "read")]
+    store.postpone_forwarding([due[0].id], delay_seconds=60)
+    store.mark_forwarded([s.id for s in due[1:]])
+    assert store.statuses_due() == []
+    assert store.next_forward_time() > time.time() + 30
+
+
+def test_reply_options_and_dead_letters_round_trip(store):
+    payload = '/inform{"size": "M"}'
+    key = store.remember_reply_option(payload)
+    assert store.remember_reply_option(payload) == key  # the same option twice is one row
+    assert store.resolve_reply_option(key) == payload
+    assert store.resolve_reply_option(key[:-1] + "x") is None
+    assert store.add_dead_letter("not JSON", b"\xff{") > 0
+    store.record_outbound(recipient_id="919800000001", kind="text", request={"text": {"body": "hi"}},
+                          wamid="wamid.out9", http_status=200, error_code=None, error_title=None, attempts=1)
+
+
+def test_concurrent_duplicate_persists_keep_one_copy(store_url):
+    stores = [WhatsAppStore(store_url) for _ in range(4)]  # like four server processes
     stores[0].create_schema()
     message = text_message("919800000001", "same message")
     results = []
@@ -243,10 +272,9 @@ def test_concurrent_duplicate_persists_keep_one_copy(tmp_path):
         store.close()
 
 
-def test_several_processes_starting_on_a_fresh_database_all_get_a_working_store(tmp_path):
+def test_several_processes_starting_on_a_fresh_database_all_get_a_working_store(store_url):
     # Sanic workers (SANIC_WORKERS > 1) start at the same moment and each prepares the store.
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    stores = [WhatsAppStore(url) for _ in range(6)]
+    stores = [WhatsAppStore(store_url) for _ in range(6)]
     start_together = threading.Barrier(len(stores))
     errors = []
 

@@ -60,12 +60,11 @@ def persist(store: WhatsAppStore, *messages: dict) -> None:
 
 
 @pytest.fixture
-def database_url(tmp_path):
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    store = WhatsAppStore(url)
+def database_url(store_url):
+    store = WhatsAppStore(store_url)
     store.create_schema()
     store.close()
-    return url
+    return store_url
 
 
 def process(url: str, name: str, handled: list, *, max_customers: int, sweep_seconds: float):
