@@ -3,8 +3,10 @@ serves a customer page that shows bot replies and lets the customer tap buttons.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sys
+import time
 
 import pytest
 import requests
@@ -20,6 +22,7 @@ from tests.connector.support import (
     texts,
     wait_until,
 )
+from whatsapp_sandbox.state import BUSINESS, CUSTOMER, SandboxState
 
 GRAPH_TOKEN = {"Authorization": f"Bearer {SECRETS['WHATSAPP_ACCESS_TOKEN']}"}
 
@@ -170,3 +173,32 @@ def test_customer_page_shows_replies_as_text_and_taps_buttons(stack, host):
     user_texts = [e["text"] for e in host.journal(wa_id) if e["event"] == "user"]
     assert user_texts == [hostile, "menu", "/request_human", "sizes", '/inform{"size": "XL"}']
     assert host.journal(wa_id)[0]["metadata"]["whatsapp"]["profile_name"] == "Kavya <b>K</b>"
+
+
+# --- long polls of the conversation log (the chat page, tests and benchmarks wait on them) -------
+
+
+async def test_a_long_poll_is_answered_by_its_own_customers_message_only():
+    state = SandboxState()
+    await state.add("919800000001", CUSTOMER, "wamid.in1", "text", {"text": {"body": "hi"}})
+    poll = asyncio.create_task(state.wait_for(1, "919800000001", BUSINESS, timeout=5))
+    await asyncio.sleep(0.05)
+    await state.add("919800000002", BUSINESS, "wamid.other", "text", {"text": {"body": "not for you"}})
+    await state.update("wamid.in1", status="read")
+    await asyncio.sleep(0.05)
+    assert not poll.done()
+    await state.add("919800000001", BUSINESS, "wamid.out1", "text", {"text": {"body": "hello!"}})
+    [reply] = await asyncio.wait_for(poll, 1)
+    assert (reply.id, reply.seq) == ("wamid.out1", 3)
+
+
+async def test_a_long_poll_with_nothing_new_times_out_empty_and_reset_ends_polls():
+    state = SandboxState()
+    started = time.monotonic()
+    assert await state.wait_for(0, None, None, timeout=0.2) == []
+    assert time.monotonic() - started >= 0.2
+    poll = asyncio.create_task(state.wait_for(0, "919800000001", None, timeout=30))
+    await asyncio.sleep(0.05)
+    await state.reset()
+    assert await asyncio.wait_for(poll, 1) == []
+    assert not state._waiters  # nothing left behind
