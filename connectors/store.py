@@ -146,6 +146,10 @@ reply_options = Table(
 )
 
 
+class StoreClosed(RuntimeError):
+    """The store was closed (the server is shutting down); nothing was written."""
+
+
 @dataclass(frozen=True)
 class ClaimedMessage:
     seq: int
@@ -242,6 +246,7 @@ class WhatsAppStore:
         )
         self._insert = sqlite.insert if self.is_sqlite else postgresql.insert
         self._statements = _HotStatements()
+        self._closed = False
 
     def _create_engine(self, sqlite_synchronous: str) -> Engine:
         assert sqlite_synchronous in ("FULL", "NORMAL")
@@ -290,9 +295,15 @@ class WhatsAppStore:
 
     async def run(self, method: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(method, *args, **kwargs))
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(method, *args, **kwargs))
+        except RuntimeError as error:
+            if self._closed:  # requests still arriving while the server shuts down
+                raise StoreClosed("the WhatsApp store is closed: the server is shutting down") from error
+            raise
 
     def close(self) -> None:
+        self._closed = True
         self._executor.shutdown(wait=True)
         self.engine.dispose()
         self._bookkeeping.dispose()

@@ -24,6 +24,7 @@ from connectors.output import CHANNEL_NAME
 from connectors.service import WhatsAppService
 from connectors.settings import WhatsAppSettings
 from connectors.signature import SIGNATURE_HEADER, signature_is_valid, verify_token_matches
+from connectors.store import StoreClosed
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,9 @@ class WhatsAppInput(InputChannel):
                 return await _keep_dead_letter(service, str(error), body)
             try:
                 await service.accept(parsed)
+            except StoreClosed:
+                logger.warning("Shutting down: answered a WhatsApp webhook 503, so Meta delivers it again later")
+                return response.json({"error": "shutting down"}, status=503)
             except Exception:
                 # Not persisted: let Meta deliver it again rather than lose it.
                 logger.exception("Could not store a WhatsApp webhook; answering 503 so Meta retries")

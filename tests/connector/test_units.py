@@ -11,7 +11,7 @@ import pytest
 from connectors.inbound import InboundAction, PayloadError, neutralise_intent_prefix, parse_webhook
 from connectors.settings import InvalidSettingError, MissingSettingError, WhatsAppSettings
 from connectors.signature import signature_is_valid
-from connectors.store import WhatsAppStore
+from connectors.store import StoreClosed, WhatsAppStore
 from connectors.text_chunks import split_text
 from connectors.whatsapp import WhatsAppInput
 from tests.connector.support import SECRETS, change, encode, sign, text_message, webhook
@@ -303,3 +303,9 @@ def test_customers_with_work_lists_pending_and_abandoned_customers(store):
     store.claim_next("919800000003", "alive", lease_seconds=30)
     time.sleep(0.2)
     assert sorted(store.customers_with_work()) == ["919800000001", "919800000002"]
+
+
+async def test_a_closed_store_refuses_work_with_a_clear_error(store):
+    store.close()
+    with pytest.raises(StoreClosed, match="shutting down"):
+        await store.run(persist, store, text_message("919800000001", "too late"))
