@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -144,6 +145,27 @@ reply_options = Table(
     Column("payload", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+
+def _switch_to_wal(cursor: Any, patience_seconds: float = 10.0) -> None:
+    """`PRAGMA journal_mode=WAL`, retried while the database is locked.
+
+    Switching a fresh database to WAL needs an exclusive lock, and SQLite answers "database is
+    locked" at once instead of waiting (its busy timeout does not apply) while other connections
+    are opening the same file - as when several Sanic workers start together. Once the file is in
+    WAL mode the pragma is a no-op and never waits.
+    """
+    deadline = time.monotonic() + patience_seconds
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 class StoreClosed(RuntimeError):
@@ -270,7 +292,7 @@ class WhatsAppStore:
             # state it read in its UPDATE, so a stale read can never claim twice.
             dbapi_connection.isolation_level = "IMMEDIATE"
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cursor)
             # FULL: a commit survives power loss, not only a crash of this process.
             cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
             cursor.execute("PRAGMA busy_timeout=10000")
