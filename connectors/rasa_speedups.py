@@ -14,7 +14,7 @@ explanation appended), so valid and invalid responses are treated exactly as bef
 Model predictions (TED, and DIET or ResponseSelector where configured). Rasa 3.6 wraps each
 model's predict step in a `tf.function` with a shape-free input signature, and calls that function
 on every prediction. Each call first matches its inputs against the signature to pick the one
-traced graph, which costs about as much as running the graph: about 0.7 ms of CPU per call, two
+traced graph, which costs about half as much as running the graph: about 0.8 ms of CPU per call, two
 TED calls per customer message. Once the graph exists, the speed-up calls it directly (the
 signature's concrete function: the same graph, the same inputs and outputs), skipping the matching.
 
