@@ -187,6 +187,19 @@ def test_persisted_model_gives_the_same_answers_after_loading(tmp_path):
     assert after == before
 
 
+def test_a_model_loaded_for_serving_runs_blas_on_one_thread(tmp_path, monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from components import serving_threads
+
+    for name in (*serving_threads.OPERATOR_SETTINGS, serving_threads.LIMIT_ENV):
+        monkeypatch.delenv(name, raising=False)
+    pipeline = Pipeline(tmp_path, LIBRARY_INTENTS)
+    with threadpool_limits(limits=2, user_api="blas"):  # restored afterwards
+        pipeline.reload_classifier()
+        assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
+
+
 def test_untrained_model_leaves_messages_alone(tmp_path):
     storage = LocalModelStorage(tmp_path)
     loaded = CalibratedIntentClassifier.load(
