@@ -21,12 +21,9 @@ logger = logging.getLogger(__name__)
 LIMIT_ENV = "SERVING_BLAS_THREADS"
 OPERATOR_SETTINGS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-_limiter = None  # kept so the original limits could be restored (tests do)
-
 
 def limit_blas_threads_for_serving() -> Optional[int]:
     """Limits the BLAS thread pools of this process; returns the limit, or None if left alone."""
-    global _limiter
     chosen = [name for name in OPERATOR_SETTINGS if os.environ.get(name)]
     if chosen:
         logger.debug("BLAS threads left as set by %s", ", ".join(chosen))
@@ -40,5 +37,5 @@ def limit_blas_threads_for_serving() -> Optional[int]:
         raise ValueError(f"{LIMIT_ENV}={raw!r}: expected at least 1 thread")
     from threadpoolctl import threadpool_limits
 
-    _limiter = threadpool_limits(limits=limit, user_api="blas")
+    threadpool_limits(limits=limit, user_api="blas")  # stays in force for the life of the process
     return limit
