@@ -36,6 +36,10 @@ class Failure:
     code: Optional[int] = None
 
 
+def _matches(message: LoggedMessage, wa_id: Optional[str], direction: Optional[str]) -> bool:
+    return (wa_id is None or message.wa_id == wa_id) and (direction is None or message.direction == direction)
+
+
 @dataclass(eq=False)
 class _Waiter:
     """A long poll waiting for a message that matches its filter."""
@@ -45,9 +49,11 @@ class _Waiter:
     arrived: asyncio.Future
 
     def wants(self, message: LoggedMessage) -> bool:
-        return (self.wa_id is None or self.wa_id == message.wa_id) and (
-            self.direction is None or self.direction == message.direction
-        )
+        return _matches(message, self.wa_id, self.direction)
+
+    def wake(self) -> None:
+        if not self.arrived.done():
+            self.arrived.set_result(None)
 
 
 @dataclass
@@ -73,8 +79,8 @@ class SandboxState:
         # Wake only the long polls this message is for: with many customers waiting at once (the
         # benchmarks), waking every poll on every message cost the sandbox more CPU than the rest.
         for waiter in self._waiters:
-            if waiter.wants(logged) and not waiter.arrived.done():
-                waiter.arrived.set_result(None)
+            if waiter.wants(logged):
+                waiter.wake()
         return logged
 
     async def update(self, message_id: str, **changes: Any) -> None:
@@ -86,11 +92,7 @@ class SandboxState:
             setattr(logged, name, value)
 
     def select(self, after: int, wa_id: Optional[str], direction: Optional[str]) -> List[LoggedMessage]:
-        return [
-            message
-            for message in self.messages[after:]
-            if (wa_id is None or message.wa_id == wa_id) and (direction is None or message.direction == direction)
-        ]
+        return [message for message in self.messages[after:] if _matches(message, wa_id, direction)]
 
     async def wait_for(self, after: int, wa_id: Optional[str], direction: Optional[str], timeout: float) -> List[LoggedMessage]:
         """Messages after `after` (a seq), waiting up to `timeout` seconds for the first one."""
@@ -116,5 +118,4 @@ class SandboxState:
         self.failures.clear()
         self.send_attempts = 0
         for waiter in self._waiters:  # let every long poll answer (now with nothing)
-            if not waiter.arrived.done():
-                waiter.arrived.set_result(None)
+            waiter.wake()
