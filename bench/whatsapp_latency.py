@@ -6,7 +6,8 @@ For one knowledge-base question it measures, in the same run against the same Ra
 - REST: the time of `POST /webhooks/rest/webhook` (which returns the bot's reply).
 Sequential p50/p95 (the two channels interleaved message by message), then throughput with 16
 concurrent customers per channel, in rounds that alternate the channels (the report gives the
-median round, so one noisy moment of a shared machine does not decide the comparison). Each customer asks twice and is then replaced by a new one
+median round, so one noisy moment of a shared machine does not decide the comparison). Each
+customer asks twice and is then replaced by a new one
 (the bot hands off after three unresolved answers, which would silence later turns).
 
 By default it starts what it needs (sandbox, action server, `rasa run` with the REST channel
@@ -78,9 +79,10 @@ class Services:
     def cpu_seconds(self) -> Dict[str, float]:
         """CPU time (user + system) used so far by each started service and by this load generator."""
         used = {"load generator": time.process_time()}
+        parents = process_parents()  # one scan of /proc for all services
         for process in self.processes:
             if process.poll() is None:
-                used[self.names.get(process.pid, str(process.pid))] = process_cpu_seconds(process.pid)
+                used[self.names.get(process.pid, str(process.pid))] = process_cpu_seconds(process.pid, parents)
         return used
 
     def stop(self) -> None:
@@ -98,8 +100,8 @@ def _proc_stat(pid: int) -> List[str]:
     return stat[stat.rindex(")") + 2:].split()  # fields from the 3rd on; the name may contain spaces
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its live descendants (e.g. Sanic workers), from /proc."""
+def process_parents() -> Dict[int, int]:
+    """pid -> parent pid of every live process, from /proc."""
     parents: Dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -107,6 +109,11 @@ def process_cpu_seconds(pid: int) -> float:
                 parents[int(entry.name)] = int(_proc_stat(int(entry.name))[1])
             except (OSError, ValueError, IndexError):
                 continue  # exited meanwhile
+    return parents
+
+
+def process_cpu_seconds(pid: int, parents: Dict[int, int]) -> float:
+    """User + system CPU seconds of a process and its live descendants (e.g. Sanic workers), from /proc."""
     tree, added = {pid}, True
     while added:
         children = {child for child, parent in parents.items() if parent in tree} - tree
