@@ -6,7 +6,7 @@ cosine similarity of a message to its 5 nearest training examples (any intent) i
 For calibration every training example needs that score from a model that never saw it, so the
 encoder is fine-tuned once per fold (5 folds) and once on everything for the test messages.
 
-    .venv/bin/python bench/oos_lab/finetune.py 0 1 2 3 4     # ~25-30 min on 2 cores
+    .venv/bin/python bench/oos_lab/finetune.py 0 1 2 3 4     # 6-12 min per split on 2 cores
 """
 from __future__ import annotations
 
