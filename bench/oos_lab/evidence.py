@@ -13,14 +13,13 @@ from typing import Dict, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.stats import rankdata
 
-from features import LAB_OUT, load_split
+from features import LAB_OUT, load_split, read_result
+from oos_benchmark import auroc
 from components.in_scope_model import (
     EVIDENCE_KINDS,
     CalibratedIntentModel,
     _fit_temperature,
-    _fold_ids,
     _l2_normalise_rows,
     _tempered,
     confidence_from_percentile,
@@ -29,34 +28,21 @@ from components.in_scope_model import (
 THRESHOLD, AMBIGUITY, COVERAGE = 0.6, 0.1, 0.96
 
 
-def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
-    ranks = rankdata(np.concatenate([positive, negative]))
-    n_pos, n_neg = len(positive), len(negative)
-    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def shipped_evidence(index: int, folds: int = 10) -> Dict:
     """Held-out (cross-fitted) and test evidence of the shipped model on split `index` (cached)."""
     path = LAB_OUT / f"evidence{index}_{folds}.pkl"
     if path.exists():
-        with path.open("rb") as handle:
-            return pickle.load(handle)
+        return read_result(path, "bench/oos_lab/evidence.py")
     split = load_split(index)
     model = CalibratedIntentModel(folds=folds)
     dense = _l2_normalise_rows(split["train_dense"])
     blocks = [sp.csr_matrix(b) for b in split["train_blocks"]]
     model.intents = sorted(set(split["train_intents"]))
     labels = np.array([model.intents.index(intent) for intent in split["train_intents"]])
-    fold_of = _fold_ids(labels, folds, model.seed)
-    held_out = {kind: np.zeros(len(labels)) for kind in EVIDENCE_KINDS}
-    held_out_probabilities = np.zeros((len(labels), len(model.intents)))
-    for fold in range(folds):
-        test = fold_of == fold
-        fit = model._new_fit().fit(dense[~test], [b[~test] for b in blocks], labels[~test])
-        evidence = fit.evidence(dense[test], [b[test] for b in blocks])
-        held_out_probabilities[test] = evidence.probabilities
-        for kind in EVIDENCE_KINDS:
-            held_out[kind][test] = evidence.scores[kind]
+    # The same cross-fitting training runs; every HWU64 intent has many examples, so every one is held out once.
+    held_out, held_out_probabilities, held_out_labels = model._held_out_evidence(dense, blocks, labels)
+    if len(held_out_labels) != len(labels):
+        raise RuntimeError("some training examples were never held out; the lab assumes all are")
     final = model._new_fit().fit(dense, blocks, labels).evidence(
         _l2_normalise_rows(split["test_dense"]), [sp.csr_matrix(b) for b in split["test_blocks"]]
     )

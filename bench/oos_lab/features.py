@@ -28,14 +28,18 @@ def split_path(index: int) -> Path:
     return LAB_OUT / f"split{index}.pkl"
 
 
+def read_result(path: Path, how_to_make: str) -> Dict:
+    """A result an earlier lab step saved; a clear message naming the step if it is missing."""
+    if not path.exists():
+        raise SystemExit(f"{path} missing: run `{how_to_make}` first")
+    with path.open("rb") as handle:
+        return pickle.load(handle)
+
+
 def load_split(index: int) -> Dict:
     """Features of split `index`: train_dense/train_blocks/train_intents/train_texts, test_* alike
     (test_gold is None for out-of-scope messages), and the shipped pipeline's own parse decisions."""
-    path = split_path(index)
-    if not path.exists():
-        raise SystemExit(f"{path} missing: run `.venv/bin/python bench/oos_lab/features.py {index}` first")
-    with path.open("rb") as handle:
-        return pickle.load(handle)
+    return read_result(split_path(index), f".venv/bin/python bench/oos_lab/features.py {index}")
 
 
 def _install_capture(captured: Dict) -> None:

@@ -19,7 +19,7 @@ from typing import List, Sequence
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from features import LAB_OUT, ROOT, load_split  # noqa: E402
+from features import LAB_OUT, load_split, read_result  # noqa: E402
 
 FOLDS, NEIGHBOURS = 5, 5
 
@@ -89,12 +89,9 @@ def tuned_evidence_path(index: int) -> Path:
 
 
 def tuned_evidence(index: int) -> dict:
-    """{'held_out': (n_train,), 'test': (n_test,), 'seconds': ...}: tuned-space neighbour similarity."""
-    path = tuned_evidence_path(index)
-    if not path.exists():
-        raise SystemExit(f"{path} missing: run `.venv/bin/python bench/oos_lab/finetune.py {index}` first")
-    with path.open("rb") as handle:
-        return pickle.load(handle)
+    """{'held_out': (n_train,), 'test': (n_test,), 'seconds_total', 'seconds_final'}: tuned-space
+    neighbour similarity of split `index`."""
+    return read_result(tuned_evidence_path(index), f".venv/bin/python bench/oos_lab/finetune.py {index}")
 
 
 def run(index: int) -> None:
@@ -124,6 +121,5 @@ def run(index: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     for arg in sys.argv[1:] or ["0", "1", "2", "3", "4"]:
         run(int(arg))

@@ -14,11 +14,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from features import ROOT  # noqa: E402
-
-sys.path.insert(0, str(ROOT))
+from features import load_split  # noqa: E402  (also puts the project root on the path)
 from evidence import (  # noqa: E402
-    EVIDENCE_KINDS, calibrated_confidence, combine, figures, mean_figures, shipped_evidence, load_split,
+    EVIDENCE_KINDS, calibrated_confidence, combine, figures, mean_figures, shipped_evidence,
 )
 from finetune import tuned_evidence  # noqa: E402
 
