@@ -3,33 +3,156 @@
 The bot has no access to the order system, so it never makes up a status: it confirms the order number
 it noted and sends the knowledge base's order-tracking answer verbatim. The number is kept in the
 `order_number` slot, so an agent sees it if the customer is handed off later.
+
+The form does not nag. When the customer writes about something else while it waits for the number
+(a question, "ok", a greeting…), that message is answered by its own rule, and the form then asks again
+at most `order_status_form.re_ask_limit` times (messages.yml). After that it lets go: it stops without
+a word, sets `order_form_let_go` (the rule in data/rules/orders.yml then just listens) and is no longer
+active. A later "#2840" or "where is order 2840" starts the form again and is answered at once.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Dict, FrozenSet, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import ActionExecutionRejected, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import conversation
 from actions.answers import knowledge_base
 from actions.resolution import count_answer
-from actions.settings import action_messages, settings
+from actions.settings import SettingsError, action_messages, settings
 
 ORDER_TRACKING_ENTRY = "order_tracking"
+FORM = "order_status_form"
+ORDER_STATUS_INTENT = "order_status"
+# Slots of the form's own bookkeeping (domain.yml).
+LET_GO_SLOT = "order_form_let_go"  # featurized: tells the rules "stopped without a number"
+RE_ASKS_SLOT = "order_form_re_asks"  # how often the form asked again after a side message
+# Actions that run in every turn without answering anything themselves.
+_TURN_MACHINERY = {"action_listen", FORM}
+
+
+@dataclass(frozen=True)
+class OrderFormSettings:
+    ask: str
+    ask_again: str
+    re_ask_limit: int
+    # Intents whose messages are never read as the order number (answered or handed off as themselves).
+    not_an_answer_intents: FrozenSet[str]
+
+
+def parse_order_form_settings(section: Any, handoff_intents: FrozenSet[str], where: str) -> OrderFormSettings:
+    if not isinstance(section, dict):
+        raise SettingsError(f"{where}: `order_status_form` must be a mapping")
+    texts = {}
+    for key in ("ask_order_number", "ask_again"):
+        text = section.get(key)
+        if not isinstance(text, str) or not text.strip():
+            raise SettingsError(f"{where}: order_status_form.{key} must be a non-empty text")
+        texts[key] = text.strip()
+    limit = section.get("re_ask_limit")
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise SettingsError(f"{where}: order_status_form.re_ask_limit must be a whole number >= 0, got {limit!r}")
+    intents = section.get("not_an_answer_intents")
+    if not isinstance(intents, list) or not all(isinstance(i, str) and i for i in intents):
+        raise SettingsError(f"{where}: order_status_form.not_an_answer_intents must be a list of intent names")
+    if ORDER_STATUS_INTENT in intents:
+        raise SettingsError(f"{where}: order_status_form.not_an_answer_intents must not contain {ORDER_STATUS_INTENT}")
+    return OrderFormSettings(
+        ask=texts["ask_order_number"],
+        ask_again=texts["ask_again"],
+        re_ask_limit=limit,
+        not_an_answer_intents=frozenset(intents) | handoff_intents,
+    )
+
+
+@lru_cache(maxsize=1)
+def order_form_settings() -> OrderFormSettings:
+    """messages.yml `order_status_form`, checked once per process. Messages that hand off (a person,
+    or a topic in escalation.yml) never give the order number either."""
+    config = settings()
+    handoff_intents = frozenset(config.topics) | {config.human_request_intent}
+    return parse_order_form_settings(action_messages().get("order_status_form"), handoff_intents, "messages.yml")
+
+
+def _events_since_latest_user_message(tracker: Tracker) -> List[Dict[Text, Any]]:
+    events = list(tracker.events)
+    for index in range(len(events) - 1, -1, -1):
+        if events[index].get("event") == "user":
+            return events[index + 1:]
+    return events
+
+
+def side_message_answered_this_turn(tracker: Tracker) -> bool:
+    """True when the form runs again after another action answered the customer's latest message
+    (a KB answer, a greeting, "Great!"…): the message was about something else, not the number."""
+    return any(
+        event.get("event") == "action" and event.get("name") not in _TURN_MACHINERY
+        for event in _events_since_latest_user_message(tracker)
+    )
+
+
+def form_is_starting(tracker: Tracker) -> bool:
+    """The form's validation runs on activation before the form is marked active."""
+    return (tracker.active_loop or {}).get("name") != FORM
+
+
+def fresh_start_events(tracker: Tracker) -> List[EventType]:
+    """Forget how the previous order form ended: a new one may ask again and may complete."""
+    events: List[EventType] = []
+    if tracker.get_slot(LET_GO_SLOT):
+        events.append(SlotSet(LET_GO_SLOT, False))
+    if tracker.get_slot(RE_ASKS_SLOT):
+        events.append(SlotSet(RE_ASKS_SLOT, 0.0))
+    return events
 
 
 class ValidateOrderStatusForm(FormValidationAction):
     def name(self) -> Text:
         return "validate_order_status_form"
 
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[Dict[Text, Any]]:
+        if side_message_answered_this_turn(tracker):
+            # Back after answering a side message: that message was read already, nothing new to take.
+            return []
+        if form_is_starting(tracker):
+            return fresh_start_events(tracker) + await super().run(dispatcher, tracker, domain)
+        if self._is_about_something_else(tracker):
+            # Reject the form for this message so its own rule answers it or hands off. A number it
+            # carried stays noted for the agent (or completes the form when it comes back to it).
+            number = self._number_in_message(tracker)
+            kept = [SlotSet("order_number", number)] if number else []
+            return kept + [ActionExecutionRejected(FORM)]
+        return await super().run(dispatcher, tracker, domain)
+
+    @staticmethod
+    def _is_about_something_else(tracker: Tracker) -> bool:
+        if tracker.get_slot("turn_limit_reached"):
+            # Pattern 4: the customer's next message hands off, whatever it is (unless a resolution
+            # signal, which its rule honours; the form then comes back for the number).
+            return True
+        return conversation.latest_intent(tracker) in order_form_settings().not_an_answer_intents
+
+    @staticmethod
+    def _number_in_message(tracker: Tracker) -> Optional[str]:
+        for entity in (tracker.latest_message or {}).get("entities") or []:
+            if entity.get("entity") == "order_number":
+                return conversation.normalize_order_number(entity.get("value"))
+        return None
+
     async def extract_order_number(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        # While the form asks for it, a bare "2840" is an order number too (the entity rules need "#"
-        # or the word "order" to be safe elsewhere).
-        if tracker.get_slot("requested_slot") != "order_number":
+        # A bare "2840" is an order number too while the form asks for it, and in an order question
+        # ("2840 ka kya hua"); elsewhere the entity rules need "#" or the word "order" to be safe.
+        asking = tracker.get_slot("requested_slot") == "order_number"
+        if not asking and conversation.latest_intent(tracker) != ORDER_STATUS_INTENT:
             return {}
         number = conversation.normalize_order_number(conversation.latest_user_text(tracker))
         return {"order_number": number} if number else {}
@@ -41,8 +164,23 @@ class ValidateOrderStatusForm(FormValidationAction):
         return {"order_number": conversation.normalize_order_number(slot_value)}
 
 
+def ask_events(tracker: Tracker, config: OrderFormSettings) -> tuple[Optional[str], List[EventType]]:
+    """What the form says when it needs the number, and the events: (text or None, events).
+
+    The first question, and the reply to something that was not a usable number, ask in full. After a
+    side message was answered the form asks again, up to `re_ask_limit` times; then it lets go
+    silently (the side answer was the reply) and ends itself.
+    """
+    if not side_message_answered_this_turn(tracker):
+        return config.ask, []
+    re_asks = int(tracker.get_slot(RE_ASKS_SLOT) or 0) + 1
+    if re_asks > config.re_ask_limit:
+        return None, [SlotSet(LET_GO_SLOT, True), SlotSet("requested_slot", None)]
+    return config.ask_again, [SlotSet(RE_ASKS_SLOT, float(re_asks))]
+
+
 class ActionAskOrderNumber(Action):
-    """The form's question, from messages.yml."""
+    """The form's question (messages.yml), asked again at most `re_ask_limit` times."""
 
     def name(self) -> Text:
         return "action_ask_order_number"
@@ -50,8 +188,10 @@ class ActionAskOrderNumber(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[Dict[Text, Any]]:
-        dispatcher.utter_message(text=action_messages()["order_status_form"]["ask_order_number"])
-        return []
+        text, events = ask_events(tracker, order_form_settings())
+        if text:
+            dispatcher.utter_message(text=text)
+        return events
 
 
 class ActionAnswerOrderStatus(Action):
@@ -61,7 +201,8 @@ class ActionAnswerOrderStatus(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[Dict[Text, Any]]:
-        # utter_order_number_noted ("Thanks, I've noted order #2840…") comes first, from the rule.
+        # utter_order_number_noted ("Thanks, I've noted order #2840…") comes first when the number is
+        # known; asked again inside the form without a number, this is the answer on its own.
         entry = knowledge_base().entry(ORDER_TRACKING_ENTRY)
         dispatcher.utter_message(text=entry.reply_text(cite_link=settings().kb_cite_links))
         return count_answer(tracker)
