@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -252,11 +253,20 @@ def _as_float(value) -> float | None:
 class EventStreamConsumer:
     NAME = "rasa_sql_broker"
 
-    def __init__(self, inbox, source: SqlBrokerSource, *, batch_size: int = 200, gap_grace_seconds: float = 5.0):
+    def __init__(
+        self,
+        inbox,
+        source: SqlBrokerSource,
+        *,
+        batch_size: int = 200,
+        gap_grace_seconds: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
         self.inbox = inbox
         self.source = source
         self.batch_size = batch_size
         self.gap_grace = gap_grace_seconds
+        self.monotonic = monotonic  # the clock of the gap grace period (tests pass their own)
         self._gap_seen: tuple[int, float] | None = None  # (missing id, monotonic time first seen)
 
     def position(self) -> int:
@@ -308,7 +318,7 @@ class EventStreamConsumer:
     def _gap_is_settled(self, missing_id: int, next_event: BrokerEvent) -> bool:
         if position_is_old(next_event, self.inbox.clock(), timedelta(seconds=30)):
             return True
-        now = time.monotonic()
+        now = self.monotonic()
         if self._gap_seen is None or self._gap_seen[0] != missing_id:
             self._gap_seen = (missing_id, now)
         return now - self._gap_seen[1] >= self.gap_grace
