@@ -89,3 +89,81 @@ def test_order_numbers_are_still_found_in_ordinary_messages(text, orders):
 
 def test_order_numbers_are_looked_for_in_the_first_4096_characters_only():
     assert find_order_numbers("#2812 " + "a" * 5_000 + " #9999") == ["#2812"]
+
+
+# -- request bodies (item 5) -----------------------------------------------------------------------
+
+CHUNK = b"x" * 65_536
+
+
+async def _post_in_chunks(app, path: str, headers: dict[str, str], chunks: int) -> tuple[int, int]:
+    """Sends `chunks` body chunks of 64 KiB straight into the ASGI app the way uvicorn does, and
+    returns (status, how many chunks the app asked for before it answered)."""
+    asked = 0
+    answer: dict = {}
+
+    async def receive():
+        nonlocal asked
+        asked += 1
+        more = asked < chunks
+        return {"type": "http.request", "body": CHUNK if asked <= chunks else b"", "more_body": more}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            answer.setdefault("status", message["status"])
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(name.lower().encode(), value.encode()) for name, value in headers.items()],
+        "client": ("203.0.113.7", 50000),
+        "server": ("inbox.test", 80),
+    }
+    await app(scope, receive, send)
+    return answer["status"], asked
+
+
+HUGE_CHUNKS = 800  # 50 MiB
+
+
+@pytest.mark.parametrize("announced", [False, True], ids=["chunked", "with Content-Length"])
+def test_a_huge_form_body_is_refused_with_413_without_being_read_to_the_end(inbox, announced):
+    import anyio
+
+    from inbox.web.app import PAGE_BODY_LIMIT_BYTES, create_app
+
+    headers = {"content-type": "application/x-www-form-urlencoded", "cookie": "csrftoken=forged"}
+    if announced:
+        headers["content-length"] = str(HUGE_CHUNKS * len(CHUNK))
+    app = create_app(inbox, run_background_workers=False)
+    status, asked = anyio.run(_post_in_chunks, app, "/login", headers, HUGE_CHUNKS)
+    assert status == 413
+    # It stopped reading just past the limit (an announced length is refused before the first chunk).
+    assert asked <= (0 if announced else PAGE_BODY_LIMIT_BYTES // len(CHUNK) + 1)
+
+
+def test_the_machine_api_takes_a_full_hand_off_but_refuses_a_huge_one(client, inbox):
+    import anyio
+
+    from inbox.tests.conftest import BOT_TOKEN
+    from inbox.web.app import create_app
+    from inbox.web.routes_api import API_BODY_LIMIT_BYTES
+
+    # 60 transcript messages of 10,000 characters (what the bot may send) are above the pages' limit.
+    long_transcript = [
+        {"role": "customer", "text": f"{index} " + "kurta " * 1_600, "timestamp": "2026-11-25T05:24:40Z"}
+        for index in range(60)
+    ]
+    assert post_handoff(client, handoff_payload(transcript=long_transcript)).status_code == 201
+
+    headers = {"content-type": "application/json", "authorization": f"Bearer {BOT_TOKEN}"}
+    app = create_app(inbox, run_background_workers=False)
+    status, asked = anyio.run(_post_in_chunks, app, "/api/v1/handoffs", headers, HUGE_CHUNKS)
+    assert status == 413 and asked <= API_BODY_LIMIT_BYTES // len(CHUNK) + 1

@@ -25,6 +25,11 @@ from inbox.web.rendering import is_htmx, redirect, render
 
 logger = logging.getLogger(__name__)
 
+# Every form of the agent screens fits (a 10,000-character note in Devanagari is about 90 KB
+# url-encoded). A larger body is answered 413 as soon as it passes the limit, before the CSRF check
+# or anything else buffers it; the machine API has its own limit (routes_api.API_BODY_LIMIT_BYTES).
+PAGE_BODY_LIMIT_BYTES = 256 * 1024
+
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
@@ -72,7 +77,14 @@ def create_app(inbox: Inbox, *, run_background_workers: bool = True) -> FastAPI:
         yield
         workers.shutdown()
 
-    app = FastAPI(title="Kesar Lane inbox", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="Kesar Lane inbox",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        max_body_size=PAGE_BODY_LIMIT_BYTES,
+    )
     app.state.inbox = inbox
     app.state.login_limiter = LoginRateLimiter()
 

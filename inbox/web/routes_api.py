@@ -10,7 +10,11 @@ from inbox.services.handoffs import HandoffConflict, HandoffIntake
 from inbox.services.replies import DeliveryStatuses
 from inbox.web.auth import bot_client, inbox_of
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(bot_client)])
+# Larger than the pages' limit: a hand-off carries up to 60 transcript messages of up to 10,000
+# characters (3.6 MB if every character is JSON-escaped); bigger bodies get 413 before they are read.
+API_BODY_LIMIT_BYTES = 4 * 1024 * 1024
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(bot_client)], max_body_size=API_BODY_LIMIT_BYTES)
 
 
 @router.post("/handoffs", response_model=HandoffResponse, status_code=201, responses={200: {"model": HandoffResponse}})
