@@ -1,8 +1,9 @@
 """Knowledge-base answers (intent ask_question): verbatim, or an honest hand-off.
 
-The best entry's answer is sent exactly as written in data/knowledge_base.yml when its score reaches
-`knowledge_base.answer_threshold` (escalation.yml); otherwise the bot says it isn't sure and hands off
-(pattern 1). Every lookup is recorded in the `kb_match` slot for the inbox's knowledge-base page.
+The best entry's answer is sent exactly as written in data/knowledge_base.yml when its calibrated
+answer probability reaches `knowledge_base.answer_threshold` (escalation.yml); otherwise the bot says
+it isn't sure and hands off (pattern 1). Every lookup is recorded in the `kb_match` slot for the
+inbox's knowledge-base page (keys: actions/CONTRACT.md).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import conversation
 from actions.handoff import hand_off
-from actions.knowledge_base import KnowledgeBase
+from actions.knowledge_base import KnowledgeBase, Match
 from actions.resolution import count_answer
 from actions.settings import settings
 from components.serving_threads import limit_blas_threads_for_serving
@@ -47,8 +48,16 @@ if os.environ.get("KB_PRELOAD", "1") != "0":
     knowledge_base()
 
 
-def kb_match(entry_id: Optional[str], score: float, answered: bool, threshold: float) -> Dict[str, Any]:
-    return {"entry_id": entry_id, "score": round(score, 4), "answered": answered, "threshold": threshold}
+def kb_match(match: Optional[Match], answered: bool, threshold: float) -> Dict[str, Any]:
+    """The `kb_match` slot: `score` is the answer probability the threshold was compared with,
+    `similarity` the raw blended similarity it was computed from."""
+    return {
+        "entry_id": match.entry_id if match else None,
+        "score": round(match.probability, 4) if match else 0.0,
+        "answered": answered,
+        "threshold": threshold,
+        "similarity": round(match.similarity, 4) if match else 0.0,
+    }
 
 
 class ActionAnswerQuestion(Action):
@@ -60,13 +69,12 @@ class ActionAnswerQuestion(Action):
     ) -> List[Dict[Text, Any]]:
         config = settings()
         kb = knowledge_base()
-        results = kb.search(conversation.latest_user_text(tracker), k=1)
-        entry_id, score = results[0] if results else (None, 0.0)
+        match = kb.best_match(conversation.latest_user_text(tracker))
         threshold = config.kb_answer_threshold
-        if entry_id is None or score < threshold:
-            logger.info("no KB answer for %s (best %s %.3f < %.2f)", tracker.sender_id, entry_id, score, threshold)
-            events: List[EventType] = [SlotSet("kb_match", kb_match(entry_id, score, False, threshold))]
+        if match is None or match.probability < threshold:
+            logger.info("no KB answer for %s (best %s)", tracker.sender_id, match)
+            events: List[EventType] = [SlotSet("kb_match", kb_match(match, False, threshold))]
             return events + await hand_off(dispatcher, tracker, reason="low_confidence")
-        entry = kb.entry(entry_id)
+        entry = kb.entry(match.entry_id)
         dispatcher.utter_message(text=entry.reply_text(cite_link=config.kb_cite_links))
-        return [SlotSet("kb_match", kb_match(entry_id, score, True, threshold))] + count_answer(tracker)
+        return [SlotSet("kb_match", kb_match(match, True, threshold))] + count_answer(tracker)

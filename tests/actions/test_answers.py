@@ -18,8 +18,21 @@ async def test_answer_is_the_entry_text_verbatim_with_its_link(kb, dispatcher, c
     assert dispatcher.messages[0]["text"] == entry.answer.rstrip("\n") + f"\nMore: {entry.link}"
     match = slots_of(events)["kb_match"]
     assert match["entry_id"] == "returns" and match["answered"] is True
-    assert match["score"] >= config.kb_answer_threshold
+    assert match["score"] >= config.kb_answer_threshold == match["threshold"]
     assert slots_of(events)["bot_answer_count"] == 1.0
+
+
+async def test_kb_match_records_probability_and_similarity_of_a_hand_off(kb, dispatcher, config):
+    question = "what's the GST registration number of your company?"
+    tracker = make_tracker([user_event(question, "ask_question")])
+    events = await ActionAnswerQuestion().run(dispatcher, tracker, {})
+    match = slots_of(events)["kb_match"]
+    assert set(match) == {"entry_id", "score", "answered", "threshold", "similarity"}
+    best = kb.best_match(question)
+    assert match["entry_id"] == best.entry_id and match["answered"] is False
+    assert match["score"] == round(best.probability, 4) < match["threshold"] == config.kb_answer_threshold
+    assert match["similarity"] == round(best.similarity, 4)
+    assert "not sure" in dispatcher.messages[0]["text"]
 
 
 async def test_unanswerable_question_hands_off_honestly(kb, dispatcher):
