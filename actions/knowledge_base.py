@@ -4,8 +4,8 @@ probability that the entry found really answers the question.
 Public API (also used by the benchmarks, on any file of this schema):
 
     kb = KnowledgeBase.from_yaml("data/knowledge_base.yml")     # embeds once, fits the answer probability
-    kb.search("can I send it back?", k=3)                        # [("returns", 0.97), ("exchanges", 0.08), ...]
-    kb.best_match("can I send it back?")                         # Match(entry_id, probability, similarity)
+    kb.search("do you have cash on delivery?", k=3)              # [("cash_on_delivery", 0.99), ("shipping", 0.01), ...]
+    kb.best_match("can I send it back?")                         # Match("returns", probability=0.41, similarity=0.60)
     kb.entry("returns").answer                                   # the text sent to the customer, verbatim
 
 Each entry is indexed by its title, its example questions and the sentences of its answer. An entry's
