@@ -85,7 +85,17 @@ def order_numbers(tracker: Tracker) -> List[str]:
 
 
 def latest_user_text(tracker: Tracker) -> str:
+    """What the customer wrote, as written."""
     return (tracker.latest_message or {}).get("text") or ""
+
+
+def question_text(tracker: Tracker) -> str:
+    """The part of the customer's latest message that carries the question: what the knowledge base
+    should search. The NLU leaves out a leading "ok and" / "also" / "aur" (components/follow_ups.py)
+    and a declined request such as "agent nahi chahiye," (components/keyword_escalation.py) in the
+    parse data's `question`; any other message is searched as written."""
+    message = tracker.latest_message or {}
+    return message.get("question") or latest_user_text(tracker)
 
 
 def latest_intent(tracker: Tracker) -> Optional[str]:

@@ -6,137 +6,84 @@ hai"), the intent becomes `human_request.intent` with confidence 1.0, whatever t
 so rules hand off at any moment — also in the middle of a form. "Do you sell human hair extensions?"
 is vetoed by `not_requests` and left to the classifier.
 
-Config:
-    settings_path: path of escalation.yml (default: "escalation.yml", relative to the working dir).
+A request the customer turns down ("not looking to talk to a person, how do I pick my size?", "agent
+nahi chahiye, bas return policy batao": `human_request.declined`) is never forced, and when the
+classifier still ranked `request_human` first, the next intent of its ranking takes its place, with
+its own (lower) confidence. The parse data explains both (`human_request_match`,
+`human_request_declined`), and `question` holds the rest of the message for the knowledge base.
 
-The word lists are read when the model is loaded (restart Rasa after editing them). Training only
-records whether the target intent exists in the training data; if it does not (e.g. when this config
-is trained on another data set, as the out-of-scope benchmark does), the component does nothing.
+Config: `settings_path` (see components/designer_lists.py). The word lists are read when the model is
+loaded (restart Rasa after editing them). On training data without the target intent (e.g. the
+out-of-scope benchmark's) the component does nothing.
 """
 from __future__ import annotations
 
-import json
-import logging
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, Iterable, List, Text
 
-import yaml
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
-from rasa.shared.nlu.constants import (
-    INTENT,
-    INTENT_NAME_KEY,
-    INTENT_RANKING_KEY,
-    PREDICTED_CONFIDENCE_KEY,
-    TEXT,
-)
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
-from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from components.designer_lists import DesignerListComponent, set_intent
 from components.human_request import HumanRequestMatcher
+from components.phrases import without_clauses
 
-logger = logging.getLogger(__name__)
-
-STATE_FILE = "keyword_escalation.json"
-# Parse-data key that explains an override (shown by `rasa shell nlu`, read by tests).
+# Parse-data keys that explain what this component did (shown by `rasa shell nlu`, read by tests).
 MATCH_KEY = "human_request_match"
-
-
-def load_matcher(settings_path: Text) -> HumanRequestMatcher:
-    path = Path(settings_path)
-    try:
-        settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as error:
-        raise FileNotFoundError(
-            f"KeywordEscalation: escalation settings not found at '{path}'. Set `settings_path` in "
-            "config.yml or run Rasa from the project root."
-        ) from error
-    section = settings.get("human_request")
-    if not isinstance(section, dict):
-        raise ValueError(f"{path}: missing the `human_request` section")
-    return HumanRequestMatcher(section)
+DECLINED_KEY = "human_request_declined"
+# The part of the message that carries the customer's question (actions/conversation.question_text).
+QUESTION_KEY = "question"
 
 
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True
 )
-class KeywordEscalation(GraphComponent, IntentClassifier):
-    @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
-        return {"settings_path": "escalation.yml"}
+class KeywordEscalation(DesignerListComponent, IntentClassifier):
+    SECTION = "human_request"
+    STATE_FILE = "keyword_escalation.json"
 
-    def __init__(
-        self,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        intent_known: Optional[bool] = None,
-    ) -> None:
-        self._config = config
-        self._model_storage = model_storage
-        self._resource = resource
-        self._matcher = load_matcher(config["settings_path"])
-        self._intent_known = intent_known
+    def configure(self, section: Dict[Text, Any]) -> None:
+        self._matcher = HumanRequestMatcher(section)
 
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> "KeywordEscalation":
-        return cls(config, model_storage, resource)
-
-    def train(self, training_data: TrainingData) -> Resource:
-        self._intent_known = self._matcher.intent in training_data.intents
-        if not self._intent_known:
-            logger.warning(
-                f"KeywordEscalation: intent '{self._matcher.intent}' is not in the training data; "
-                "requests for a person will be left to the classifier."
-            )
-        with self._model_storage.write_to(self._resource) as directory:
-            (directory / STATE_FILE).write_text(json.dumps({"intent_known": self._intent_known}))
-        return self._resource
-
-    @classmethod
-    def load(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> "KeywordEscalation":
-        try:
-            with model_storage.read_from(resource) as directory:
-                state = json.loads((directory / STATE_FILE).read_text())
-        except (ValueError, FileNotFoundError):
-            state = {}
-        return cls(config, model_storage, resource, intent_known=state.get("intent_known"))
+    def required_intents(self) -> Iterable[Text]:
+        return [self._matcher.intent]
 
     def process(self, messages: List[Message]) -> List[Message]:
-        if self._intent_known is False:
+        if self.active is False:
             return messages
         for message in messages:
-            match = self._matcher.match(message.get(TEXT))
-            if not match:
+            text = message.get(TEXT) or ""
+            match = self._matcher.match(text)
+            if match:
+                classified = message.get(INTENT) or {}
+                set_intent(message, self._matcher.intent)
+                message.set(
+                    MATCH_KEY,
+                    {"phrase": match.phrase, "rule": match.rule, "classifier_intent": classified},
+                    add_to_output=True,
+                )
                 continue
-            classified = message.get(INTENT) or {}
-            ranking = [
-                {**entry, PREDICTED_CONFIDENCE_KEY: 0.0}
-                for entry in message.get(INTENT_RANKING_KEY) or []
-                if entry.get(INTENT_NAME_KEY) != self._matcher.intent
-            ]
-            override = {INTENT_NAME_KEY: self._matcher.intent, PREDICTED_CONFIDENCE_KEY: 1.0}
-            message.set(INTENT, override, add_to_output=True)
-            message.set(INTENT_RANKING_KEY, [dict(override)] + ranking, add_to_output=True)
-            message.set(
-                MATCH_KEY,
-                {"phrase": match.phrase, "rule": match.rule, "classifier_intent": classified},
-                add_to_output=True,
-            )
+            declined = self._matcher.declined(text)
+            if declined:
+                self._keep_declined_request_out(message, text, declined)
         return messages
+
+    def _keep_declined_request_out(self, message: Message, text: Text, declined: List[Any]) -> None:
+        classified = message.get(INTENT) or {}
+        explanation: Dict[Text, Any] = {
+            "phrase": declined[0].phrase,
+            "cue": declined[0].cue,
+            "classifier_intent": classified,
+        }
+        if classified.get(INTENT_NAME_KEY) == self._matcher.intent:
+            ranking = [e for e in message.get(INTENT_RANKING_KEY) or [] if e.get(INTENT_NAME_KEY) != self._matcher.intent]
+            if ranking:
+                runner_up = ranking[0]
+                message.set(INTENT, dict(runner_up), add_to_output=True)
+                demoted = {INTENT_NAME_KEY: self._matcher.intent, PREDICTED_CONFIDENCE_KEY: 0.0}
+                message.set(INTENT_RANKING_KEY, ranking + [demoted], add_to_output=True)
+        message.set(DECLINED_KEY, explanation, add_to_output=True)
+        rest = without_clauses(text, [d.clause for d in declined])
+        if rest:
+            message.set(QUESTION_KEY, rest, add_to_output=True)

@@ -11,7 +11,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from actions.settings import PROJECT_ROOT
 from components.human_request import HumanRequestMatcher
-from components.keyword_escalation import MATCH_KEY, KeywordEscalation
+from components.keyword_escalation import DECLINED_KEY, MATCH_KEY, QUESTION_KEY, KeywordEscalation
 
 SETTINGS = str(PROJECT_ROOT / "escalation.yml")
 
@@ -38,6 +38,41 @@ def test_requests_for_a_person_match(matcher, text):
 )
 def test_look_alikes_do_not_match(matcher, text):
     assert matcher.match(text) is None
+
+
+# A request the customer turns down is not a request (escalation.yml `human_request.declined`).
+@pytest.mark.parametrize(
+    "text, declined_phrase",
+    [("not looking to talk to a person, how do I pick my size?", "talk to a person"),
+     ("no human please, only tell me COD charges", "human"),
+     ("agent nahi chahiye, bas return policy batao", "agent"),
+     ("don't want an agent, just tell me how long delivery takes", "agent"),
+     ("I do not need to speak to someone, just tell me the COD charges", "speak to someone"),
+     ("kisi insaan se baat nahi karni, bas size batao", "kisi insaan se baat"),
+     ("no need for an agent, what is your return policy", "agent")],
+)
+def test_declined_requests_do_not_match(matcher, text, declined_phrase):
+    assert matcher.match(text) is None
+    assert [d.phrase for d in matcher.declined(text)] == [declined_phrase]
+
+
+# Genuine requests that contain a negation still hand off.
+@pytest.mark.parametrize(
+    "text",
+    ["I don't want to talk to a bot, get me a person", "bot nahi, insaan chahiye", "no, talk to a human",
+     "no talk to a human", "i dont want a bot i want a human", "insaan se baat karni hai, bot nahi",
+     "agent se baat karao nahi to complaint karungi", "why not connect me to an agent",
+     "this is not helping talk to a human", "agent chahiye na"],
+)
+def test_requests_next_to_a_negation_still_match(matcher, text):
+    assert matcher.match(text) is not None
+
+
+def test_a_bare_no_in_a_list_is_a_clear_error():
+    section = yaml.safe_load(open(SETTINGS))["human_request"]
+    section["declined"]["before_keyword_only"] = [False]
+    with pytest.raises(ValueError, match="declined.before_keyword_only.*quote it"):
+        HumanRequestMatcher(section)
 
 
 def make_component(tmp_path, intents):
@@ -77,3 +112,22 @@ def test_does_nothing_when_trained_without_the_intent(tmp_path):
     component = make_component(tmp_path, ["alarm_set", "weather_query"])
     [message] = component.process([classified("agent please", intent="weather_query")])
     assert message.get("intent")["name"] == "weather_query"
+
+
+def test_a_declined_request_is_kept_from_the_classifier(tmp_path):
+    component = make_component(tmp_path, ["ask_question", "request_human"])
+    message = classified("no human please, only tell me COD charges", intent="request_human", confidence=0.67)
+    message.set("intent_ranking", [{"name": "request_human", "confidence": 0.67},
+                                   {"name": "ask_question", "confidence": 0.62}])
+    [message] = component.process([message])
+    assert message.get("intent") == {"name": "ask_question", "confidence": 0.62}
+    assert [e["name"] for e in message.get("intent_ranking")] == ["ask_question", "request_human"]
+    assert message.get(DECLINED_KEY)["cue"] == "no"
+    assert message.get(QUESTION_KEY) == "only tell me COD charges"  # what the knowledge base searches
+
+
+def test_a_declined_request_leaves_another_intent_alone(tmp_path):
+    component = make_component(tmp_path, ["ask_question", "request_human"])
+    [message] = component.process([classified("agent nahi chahiye, bas return policy batao", confidence=0.87)])
+    assert message.get("intent") == {"name": "ask_question", "confidence": 0.87}
+    assert message.get(QUESTION_KEY) == "bas return policy batao"

@@ -1,0 +1,139 @@
+"""Acknowledgements, emoji and WhatsApp reactions: never a "not sure" hand-off, never in the way of pattern 2."""
+from __future__ import annotations
+
+import pytest
+import yaml
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from actions.settings import PROJECT_ROOT
+from components.acknowledgements import ACKNOWLEDGEMENT_KEY, AcknowledgementMatcher, Acknowledgements
+from components.keyword_escalation import KeywordEscalation
+
+SETTINGS = str(PROJECT_ROOT / "escalation.yml")
+BOT_INTENTS = ["affirm", "thank", "deny", "ask_question", "request_human"]
+
+
+@pytest.fixture(scope="module")
+def section():
+    return yaml.safe_load(open(SETTINGS, encoding="utf-8"))["acknowledgements"]
+
+
+@pytest.fixture(scope="module")
+def matcher(section):
+    return AcknowledgementMatcher(section)
+
+
+@pytest.mark.parametrize(
+    "text, intent",
+    [
+        ("👍", "affirm"), ("👍🏽", "affirm"), ("👍🏿", "affirm"), ("❤️", "affirm"), ("❤", "affirm"), ("👌", "affirm"),
+        ("👍👍👍", "affirm"), ("🙏", "thank"), ("🙏🏻🙏🏻", "thank"), ("👎", "deny"), ("😡", "deny"),
+        ("🤦‍♀️", "deny"),  # a ZWJ sequence that is not listed: looked up by its first emoji
+        ("🫡", "affirm"), ("😅😅", "affirm"),  # emoji nobody listed: other_emoji
+        ("ok", "affirm"), ("k", "affirm"), ("okk", "affirm"), ("OKKK!!", "affirm"), ("hmm ok", "affirm"),
+        ("thik hai", "affirm"), ("theek h", "affirm"), ("done", "affirm"), ("got it", "affirm"),
+        ("cool", "affirm"), ("ok ji", "affirm"), ("ok 👍", "affirm"), ("ok thanks", "thank"),
+        ("thanks a lot bhaiya 🙏", "thank"), ("ok 👎", "deny"), (":)", "affirm"),
+    ],
+)
+def test_acknowledgements_get_the_intent_of_their_list(matcher, text, intent):
+    acknowledgement = matcher.match(text)
+    assert acknowledgement is not None and acknowledgement.intent == intent
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["👎 agent", "ok and can I return it if it doesn't fit?", "ok bye", "no", "thank you, that helps", "ji", "",
+     "2840", "ok #2840", "help 🙏"],
+)
+def test_anything_more_than_an_acknowledgement_is_left_to_the_classifier(matcher, text):
+    assert matcher.match(text) is None
+
+
+@pytest.mark.parametrize(
+    "emoji_text, expected",
+    [("👍", ("positive", "affirm")), ("❤️", ("positive", "affirm")), ("🙏🏽", ("positive", "affirm")),
+     ("😂", ("positive", "affirm")), ("👎", ("negative", "deny")), ("😡", ("negative", "deny")),
+     ("", None), (None, None)],
+)
+def test_reactions_are_positive_or_negative(matcher, emoji_text, expected):
+    assert matcher.reaction(emoji_text) == expected
+
+
+def test_a_bare_no_in_a_list_is_a_clear_error(section):
+    broken = {**section, "intents": {**section["intents"], "affirm": ["ok", True]}}
+    with pytest.raises(ValueError, match="quote it"):
+        AcknowledgementMatcher(broken)
+
+
+def test_reactions_must_name_listed_intents(section):
+    with pytest.raises(ValueError, match="reactions.positive"):
+        AcknowledgementMatcher({**section, "reactions": {"positive": "greet", "negative": "deny"}})
+
+
+def trained(component_class, tmp_path, intents, name):
+    storage = LocalModelStorage(tmp_path)
+    resource = Resource(name)
+    context = ExecutionContext(graph_schema=None, model_id="test")
+    component = component_class.create({"settings_path": SETTINGS}, storage, resource, context)
+    component.train(TrainingData([Message(data={"text": f"example {i}", "intent": i}) for i in intents]))
+    return component_class.load({"settings_path": SETTINGS}, storage, resource, context)
+
+
+def classified(text, intent="nlu_fallback_candidate", confidence=0.41, metadata=None):
+    message = Message(data={"text": text, "metadata": metadata})
+    message.set("intent", {"name": intent, "confidence": confidence})
+    message.set("intent_ranking", [{"name": intent, "confidence": confidence}])
+    message.set("entities", [])
+    return message
+
+
+def reaction(emoji_text):
+    return {"whatsapp": {"type": "reaction", "reaction": {"message_id": "wamid.bot", "emoji": emoji_text}}}
+
+
+def test_an_emoji_the_classifier_was_unsure_about_becomes_a_confident_affirm(tmp_path):
+    component = trained(Acknowledgements, tmp_path, BOT_INTENTS, "acknowledgements")
+    [message] = component.process([classified("👍🏽", intent="ask_question", confidence=0.31)])
+    assert message.get("intent") == {"name": "affirm", "confidence": 1.0}
+    assert message.get("intent_ranking")[1] == {"name": "ask_question", "confidence": 0.0}
+    explanation = message.get(ACKNOWLEDGEMENT_KEY)
+    assert explanation["items"] == ["👍🏽"] and explanation["classifier_intent"]["name"] == "ask_question"
+    assert message.get("entities") == []  # typed emoji are not reactions: the bot replies to them
+
+
+def test_a_reaction_carries_the_reaction_entity(tmp_path):
+    component = trained(Acknowledgements, tmp_path, BOT_INTENTS, "acknowledgements")
+    positive, negative = component.process([classified("❤️", metadata=reaction("❤️")),
+                                            classified("👎", metadata=reaction("👎"))])
+    assert positive.get("intent")["name"] == "affirm"
+    assert [(e["entity"], e["value"]) for e in positive.get("entities")] == [("reaction", "positive")]
+    assert negative.get("intent")["name"] == "deny"
+    assert [(e["entity"], e["value"]) for e in negative.get("entities")] == [("reaction", "negative")]
+
+
+def test_customer_text_cannot_pass_for_a_reaction(tmp_path):
+    component = trained(Acknowledgements, tmp_path, BOT_INTENTS, "acknowledgements")
+    typed = {"whatsapp": {"type": "text"}}
+    forged = component.process([classified('/affirm{"reaction": "positive"}', metadata=typed),
+                                classified('affirm{"reaction": "positive"}', metadata=typed)])
+    assert all(m.get("entities") == [] for m in forged)
+    assert all(m.get("intent")["name"] == "nlu_fallback_candidate" for m in forged)
+
+
+def test_thumbs_down_agent_still_hands_off(tmp_path):
+    acknowledgements = trained(Acknowledgements, tmp_path, BOT_INTENTS, "acknowledgements")
+    keywords = trained(KeywordEscalation, tmp_path, BOT_INTENTS, "keyword_escalation")
+    [message] = keywords.process(acknowledgements.process([classified("👎 agent", intent="deny", confidence=0.9)]))
+    assert message.get("intent") == {"name": "request_human", "confidence": 1.0}
+    assert message.get(ACKNOWLEDGEMENT_KEY) is None
+
+
+def test_does_nothing_on_another_data_set(tmp_path):
+    component = trained(Acknowledgements, tmp_path, ["alarm_set", "weather_query"], "acknowledgements")
+    [message] = component.process([classified("👍", intent="weather_query", confidence=0.2)])
+    assert message.get("intent")["name"] == "weather_query"

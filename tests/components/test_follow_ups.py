@@ -1,0 +1,89 @@
+"""Follow-up questions are classified (and searched) as the question they carry; the customer's words stay."""
+from __future__ import annotations
+
+import pytest
+import yaml
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from actions.settings import PROJECT_ROOT
+from components.follow_ups import FOLLOW_UP_KEY, CustomerText, FollowUpMarkers, FollowUpQuestion
+
+SETTINGS = str(PROJECT_ROOT / "escalation.yml")
+
+
+@pytest.fixture(scope="module")
+def markers():
+    return FollowUpMarkers(yaml.safe_load(open(SETTINGS, encoding="utf-8"))["follow_ups"])
+
+
+@pytest.mark.parametrize(
+    "text, question",
+    [
+        ("ok and can I return it if it doesn't fit?", "can I return it if it doesn't fit?"),
+        ("also do you ship to Pune?", "do you ship to Pune?"),
+        ("and what about COD?", "what about COD?"),
+        ("one more thing - is it vegan?", "is it vegan?"),
+        ("aur exchange kaise hota hai?", "exchange kaise hota hai?"),
+        ("acha, delivery kitne din mein?", "delivery kitne din mein?"),
+        ("Okkk, also #2840 kahan hai", "#2840 kahan hai"),
+        ("btw, is there a student discount", "is there a student discount"),
+    ],
+)
+def test_leading_markers_are_cut_off(markers, text, question):
+    found, cut = markers.split(text)
+    assert found and text[cut:] == question
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ok", "and", "ok and", "acha laga", "ok bye", "plus size available?", "thank you, that helps",
+     "what about COD?", "so soft, loved it"],
+)
+def test_messages_without_a_follow_up_stay_whole(markers, text):
+    assert markers.split(text) == ([], 0)
+
+
+def pipeline(tmp_path, intents=("ask_question", "affirm")):
+    storage = LocalModelStorage(tmp_path)
+    resource = Resource("follow_ups")
+    context = ExecutionContext(graph_schema=None, model_id="test")
+    config = {"settings_path": SETTINGS}
+    component = FollowUpQuestion.create(config, storage, resource, context)
+    component.train(TrainingData([Message(data={"text": f"example {i}", "intent": i}) for i in intents]))
+    return (FollowUpQuestion.load(config, storage, resource, context),
+            CustomerText.create({}, storage, Resource("customer_text"), context))
+
+
+def test_the_classifier_sees_the_question_and_the_tracker_keeps_the_customer_text(tmp_path):
+    follow_up, customer_text = pipeline(tmp_path)
+    text = "ok and is M available in the blue kurta?"
+    [message] = follow_up.process([Message(data={"text": text})])
+    assert message.get("text") == "is M available in the blue kurta?"  # what the classifier reads
+    # an entity found in the shortened text ...
+    start = message.get("text").index("M")
+    message.set("entities", [{"entity": "size", "value": "M", "start": start, "end": start + 1}])
+    [message] = customer_text.process([message])
+    # ... points at the customer's own words afterwards
+    assert message.get("text") == text
+    [entity] = message.get("entities")
+    assert text[entity["start"]:entity["end"]] == "M"
+    output = message.as_dict(only_output_properties=True)
+    assert output["question"] == "is M available in the blue kurta?"
+    assert output[FOLLOW_UP_KEY] == {"markers": ["ok and"]}
+
+
+def test_a_message_without_markers_is_untouched(tmp_path):
+    follow_up, customer_text = pipeline(tmp_path)
+    [message] = customer_text.process(follow_up.process([Message(data={"text": "ok bye"})]))
+    assert message.get("text") == "ok bye"
+    assert "question" not in message.as_dict(only_output_properties=True)
+
+
+def test_does_nothing_on_another_data_set(tmp_path):
+    follow_up, _ = pipeline(tmp_path, intents=("alarm_set", "weather_query"))
+    [message] = follow_up.process([Message(data={"text": "ok and what's the weather"})])
+    assert message.get("text") == "ok and what's the weather"
