@@ -104,6 +104,16 @@ def create_admin(args) -> None:
     print(f"Admin {login!r} created.")
 
 
+def print_rasa_jwt(args) -> None:
+    """A short-lived bearer token for looking at Rasa's HTTP API by hand (trackers, status)."""
+    from inbox.services.rasa import rasa_jwt
+
+    secret = Settings().rasa_jwt_secret
+    if secret is None:
+        sys.exit("RASA_JWT_SECRET is not set (scripts/run.sh keeps the local one in var/local.env).")
+    print(rasa_jwt(secret.get_secret_value(), lifetime_seconds=args.minutes * 60))
+
+
 def run_migrations(args) -> None:
     inbox = _inbox()
     if args.direction == "upgrade":
@@ -115,6 +125,10 @@ def run_migrations(args) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request's full URL at INFO (a Slack webhook URL is itself the secret) and
+    # httpcore its traffic at DEBUG: only their warnings reach the log.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="python -m inbox", description="Kesar Lane shared inbox")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -133,6 +147,10 @@ def main(argv: list[str] | None = None) -> None:
     admin_parser.add_argument("--team", action="append", help="team membership (repeatable)")
     admin_parser.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     admin_parser.set_defaults(handler=create_admin)
+
+    jwt_parser = commands.add_parser("rasa-jwt", help="print a bearer token for Rasa's HTTP API (RASA_JWT_SECRET)")
+    jwt_parser.add_argument("--minutes", type=int, default=15, help="how long it is valid (default 15)")
+    jwt_parser.set_defaults(handler=print_rasa_jwt)
 
     migrate_parser = commands.add_parser("migrate", help="run Alembic migrations")
     migrate_parser.add_argument("direction", choices=["upgrade", "downgrade"])

@@ -39,7 +39,7 @@ class Inbox:
             access_token=_secret(settings.whatsapp_access_token),
             http=self.http,
         )
-        self.rasa = RasaClient(base_url=settings.rasa_url, token=_secret(settings.rasa_token), http=self.http)
+        self.rasa = RasaClient(base_url=settings.rasa_url, jwt_secret=_secret(settings.rasa_jwt_secret), http=self.http)
 
     def assignment_config(self) -> AssignmentConfig:
         return self.assignment_source.current()

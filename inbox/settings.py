@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     inbox_demo_password: SecretStr | None = None
 
     rasa_url: str = "http://127.0.0.1:5005"
-    rasa_token: SecretStr | None = None
+    # Signs the short-lived JWT of the resume call; the same value as Rasa's `--jwt-secret`.
+    rasa_jwt_secret: SecretStr | None = None
     rasa_events_db_url: str = ""
     # "inline": the event-stream consumer runs as a background thread of `serve`;
     # "off": run it separately with `python -m inbox consume`.

@@ -45,6 +45,15 @@ def display_phone(whatsapp_id: str | None) -> str | None:
     return f"+{whatsapp_id}"
 
 
+def masked_sender(sender_id: str | None) -> str:
+    """For logs: '919876543210' -> '+91 98•••••210'; other ids keep their first and last three characters."""
+    if not sender_id:
+        return "-"
+    if sender_id.isdigit() and len(sender_id) >= 8:
+        return f"+{sender_id[:2]} {sender_id[2:4]}{'•' * (len(sender_id) - 7)}{sender_id[-3:]}"
+    return sender_id[:3] + "•" * max(len(sender_id) - 6, 1) + sender_id[-3:] if len(sender_id) > 6 else "•" * 6
+
+
 def insert_ignoring_duplicates(session: Session, model, values: dict, unique_columns: list[str]) -> None:
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert

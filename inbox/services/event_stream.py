@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from inbox.models import ConsumerPosition, Conversation, Handoff, KbMatch
 from inbox.schemas import HandoffRequest
-from inbox.services.conversation_store import ConversationStore, insert_ignoring_duplicates
+from inbox.services.conversation_store import ConversationStore, insert_ignoring_duplicates, masked_sender
 from inbox.services.handoffs import HandoffIntake
 from inbox.services.message_merge import MessageMerger
 
@@ -205,7 +205,7 @@ class RasaEventApplier:
             logger.warning(
                 "hand-off %s of %s has escalation_reason %r; recorded as customer_request",
                 handoff_key,
-                sender_id,
+                masked_sender(sender_id),
                 reason,
             )
             reason = "customer_request"
@@ -234,8 +234,15 @@ class RasaEventApplier:
                 }
             )
         except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}"
+                for problem in error.errors(include_input=False)  # the input may carry the phone number
+            )
             logger.error(
-                "could not read the hand-off %r of %s from the event stream: %s", handoff_key, sender_id, error
+                "could not read the hand-off %r of %s from the event stream: %s",
+                handoff_key,
+                masked_sender(sender_id),
+                problems,
             )
             return
         outcome = self.intake.accept_in_session(self.session, request, source="event_stream")
@@ -301,7 +308,9 @@ class EventStreamConsumer:
             raise  # database trouble: retry the whole batch later
         except Exception:
             # A malformed event must not block the stream behind it; it is logged for a person to look at.
-            logger.exception("broker event %s (sender %s) could not be applied; skipped", event.id, event.sender_id)
+            logger.exception(
+                "broker event %s (sender %s) could not be applied; skipped", event.id, masked_sender(event.sender_id)
+            )
 
     def _contiguous(self, position: int, events: list[BrokerEvent]) -> list[BrokerEvent]:
         """Stops before an id gap that may still fill: on PostgreSQL a lower id can commit after a
@@ -324,7 +333,9 @@ class EventStreamConsumer:
         return now - self._gap_seen[1] >= self.gap_grace
 
     def run_forever(self, stop: threading.Event) -> None:
-        logger.info("event-stream consumer started (%s)", self.source.url)
+        logger.info(
+            "event-stream consumer started (%s)", make_url(self.source.url).render_as_string(hide_password=True)
+        )
         while not stop.is_set():
             try:
                 consumed = self.run_once()

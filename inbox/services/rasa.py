@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
 import httpx
+import jwt
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 RESUME_EVENTS = [
@@ -21,6 +23,19 @@ RESUME_EVENTS = [
 ]
 
 
+# Rasa's HTTP API checks an HS256 JWT (`rasa run --jwt-secret … --jwt-method HS256`) in the
+# Authorization header; the tracker endpoints need the role "admin" (rasa/server.py, requires_auth).
+# A token lives a few minutes: one that leaks from somewhere is soon worthless, unlike a `?token=`
+# that every access log along the way keeps.
+JWT_USERNAME = "kesar-lane-inbox"
+JWT_LIFETIME_SECONDS = 300
+
+
+def rasa_jwt(secret: str, lifetime_seconds: int = JWT_LIFETIME_SECONDS) -> str:
+    payload = {"user": {"username": JWT_USERNAME, "role": "admin"}, "exp": int(time.time()) + lifetime_seconds}
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
 class RasaUnavailable(Exception):
     """Rasa could not be told; the conversation must stay with the humans."""
 
@@ -33,7 +48,7 @@ class _ServerError(Exception):
 @dataclass
 class RasaClient:
     base_url: str
-    token: str | None
+    jwt_secret: str | None  # None: Rasa runs without authentication (never in production)
     http: httpx.Client
 
     def resume_conversation(self, sender_id: str) -> None:
@@ -44,7 +59,10 @@ class RasaClient:
         except httpx.TransportError as error:
             raise RasaUnavailable(f"Rasa is not reachable at {self.base_url} ({error.__class__.__name__}).") from error
         if response.status_code in (401, 403):
-            raise RasaUnavailable(f"Rasa refused the request (HTTP {response.status_code}): check RASA_TOKEN.")
+            raise RasaUnavailable(
+                f"Rasa refused the request (HTTP {response.status_code}): check that RASA_JWT_SECRET is the "
+                "secret Rasa was started with (--jwt-secret)."
+            )
         if not response.is_success:
             raise RasaUnavailable(f"Rasa answered HTTP {response.status_code}: {response.text[:200]}")
 
@@ -55,10 +73,10 @@ class RasaClient:
         reraise=True,
     )
     def _post_events(self, sender_id: str) -> httpx.Response:
-        params = {"token": self.token} if self.token else {}
+        headers = {"Authorization": f"Bearer {rasa_jwt(self.jwt_secret)}"} if self.jwt_secret else {}
         response = self.http.post(
             f"{self.base_url.rstrip('/')}/conversations/{quote(sender_id, safe='')}/tracker/events",
-            params=params,
+            headers=headers,
             json=RESUME_EVENTS,
         )
         if response.status_code >= 500:

@@ -49,7 +49,8 @@ class SlackNotifier:
         try:
             self._send(text)
         except Exception as error:  # a lost ping must never break the inbox
-            logger.warning("Slack notification failed: %s", error)
+            # Never the error's text: httpx puts the webhook URL, which is the secret, into it.
+            logger.warning("Slack notification failed: %s", describe_failure(error))
 
     @retry(
         retry=retry_if_exception(_worth_retrying),
@@ -60,6 +61,12 @@ class SlackNotifier:
     def _send(self, text: str) -> None:
         response = self._http.post(self.webhook_url, json={"text": text})
         response.raise_for_status()
+
+
+def describe_failure(error: BaseException) -> str:
+    if isinstance(error, httpx.HTTPStatusError):
+        return f"Slack answered HTTP {error.response.status_code}"
+    return error.__class__.__name__
 
 
 def slack_link(url: str, label: str) -> str:

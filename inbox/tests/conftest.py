@@ -18,7 +18,7 @@ from inbox.models import Base
 from inbox.services import bootstrap
 from inbox.services.agents import AgentDirectory, hash_password
 from inbox.settings import INBOX_DIR, Settings
-from inbox.tests.fakes import GRAPH_TOKEN, PHONE_NUMBER_ID, FakeExternalServices
+from inbox.tests.fakes import GRAPH_TOKEN, PHONE_NUMBER_ID, RASA_JWT_SECRET, FakeExternalServices
 from inbox.tests.rasa_events import RasaBrokerTable
 from inbox.web.app import create_app
 
@@ -96,7 +96,7 @@ def settings(database_url, tmp_path, external_services, broker) -> Settings:
         whatsapp_phone_number_id=PHONE_NUMBER_ID,
         whatsapp_access_token=GRAPH_TOKEN,
         rasa_url=external_services.url,
-        rasa_token="test-rasa-token",
+        rasa_jwt_secret=RASA_JWT_SECRET,
         slack_webhook_url=f"{external_services.url}/slack",
         kb_path=Path(__file__).parent / "fixtures" / "knowledge_base.yml",
         rasa_events_db_url=broker.url,

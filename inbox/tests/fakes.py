@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import jwt
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,6 +17,7 @@ from starlette.routing import Route
 
 GRAPH_TOKEN = "test-whatsapp-token"
 PHONE_NUMBER_ID = "106540352242922"
+RASA_JWT_SECRET = "test-rasa-jwt-secret-long-enough-for-hs256"
 
 
 def free_port() -> int:
@@ -50,6 +52,19 @@ class ThreadedServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def _rasa_jwt_role(authorization: str) -> str | None:
+    """The role of a valid HS256 bearer JWT signed with RASA_JWT_SECRET, like Rasa started with
+    `--jwt-secret` checks it; None for anything else."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme != "Bearer":
+        return None
+    try:
+        payload = jwt.decode(token, RASA_JWT_SECRET, algorithms=["HS256"])
+    except jwt.InvalidTokenError:
+        return None
+    return (payload.get("user") or {}).get("role")
 
 
 @dataclass
@@ -102,10 +117,14 @@ class FakeExternalServices:
             self.rasa_requests.append(
                 {
                     "sender_id": request.path_params["sender_id"],
-                    "token": request.query_params.get("token"),
+                    "url": str(request.url),
+                    "authorization": request.headers.get("authorization", ""),
+                    "role": _rasa_jwt_role(request.headers.get("authorization", "")),
                     "events": await request.json(),
                 }
             )
+            if self.rasa_requests[-1]["role"] != "admin":  # what Rasa's requires_auth lets through
+                return JSONResponse({"reason": "NotAuthenticated"}, status_code=401)
             status = self.rasa_answers.pop(0) if self.rasa_answers else 200
             return JSONResponse({"sender_id": request.path_params["sender_id"], "events": []}, status_code=status)
 
@@ -118,6 +137,7 @@ class FakeExternalServices:
                 Route("/v21.0/{phone_number_id}/messages", graph_send, methods=["POST"]),
                 Route("/conversations/{sender_id}/tracker/events", rasa_events, methods=["POST"]),
                 Route("/slack", slack, methods=["POST"]),
+                Route("/slack/{secret_path:path}", slack, methods=["POST"]),
             ]
         )
 

@@ -388,9 +388,11 @@ def test_resolve_hands_back_to_the_bot_through_rasas_api(client, agents, inbox, 
     login(client, "anita")
     response = post_form(client, f"/conversations/{conversation_id}/resolve")
     assert response.status_code == 303
-    assert external_services.rasa_requests == [
-        {"sender_id": "91980000" + "0001", "token": "test-rasa-token", "events": RESUME_EVENTS}
+    # Authenticated with a JWT of role admin in the Authorization header: nothing secret in the URL.
+    assert [(call["sender_id"], call["role"], call["events"]) for call in external_services.rasa_requests] == [
+        ("91980000" + "0001", "admin", RESUME_EVENTS)
     ]
+    assert external_services.rasa_requests[0]["url"].endswith("/conversations/919800000001/tracker/events")
     with inbox.db.read() as session:
         conversation = session.get(Conversation, conversation_id)
         assert conversation.status == "resolved" and conversation.resolved_at is not None
@@ -408,13 +410,14 @@ def test_when_rasa_is_unreachable_the_agent_sees_why_and_the_conversation_stays_
         assert session.get(Conversation, conversation_id).status == "open"
 
 
-def test_rasa_refusing_the_token_is_explained(client, agents, inbox, external_services):
+def test_rasa_refusing_the_jwt_is_explained(client, agents, inbox, external_services):
     conversation_id = open_handoff(client)
-    external_services.rasa_answers.append(401)
+    inbox.rasa.jwt_secret = "not-the-secret-rasa-was-started-with"
     login(client, "anita")
     post_form(client, f"/conversations/{conversation_id}/resolve")
     page = client.get(f"/conversations/{conversation_id}").text
-    assert "check RASA_TOKEN" in page
+    assert "check that RASA_JWT_SECRET is the secret Rasa was started with" in page
+    assert external_services.rasa_requests[-1]["role"] is None
     with inbox.db.read() as session:
         assert session.get(Conversation, conversation_id).status == "open"
 

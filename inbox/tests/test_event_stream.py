@@ -106,12 +106,20 @@ def test_a_handoff_written_by_the_connector_when_the_bot_could_not_answer(
     broker.slot(sender, "escalation_reason", "bot_unavailable", at)
     broker.slot(sender, "escalation_topic", None, at)
     broker.slot(sender, "handoff_id", "c0ffee", at)
-    broker.slot(sender, "handoff_details", {
-        "tags": ["bot_unavailable"], "priority": "high",
-        "summary": "The bot could not answer (assistant error) — customer wrote: What is your return policy?",
-        "order_numbers": [], "delivered_to_inbox": False, "assignee": None,
-        "failed_actions": ["action_answer_question"],
-    }, at)
+    broker.slot(
+        sender,
+        "handoff_details",
+        {
+            "tags": ["bot_unavailable"],
+            "priority": "high",
+            "summary": "The bot could not answer (assistant error) — customer wrote: What is your return policy?",
+            "order_numbers": [],
+            "delivered_to_inbox": False,
+            "assignee": None,
+            "failed_actions": ["action_answer_question"],
+        },
+        at,
+    )
     broker.pause(sender, at)
     consume(inbox, broker)
 

@@ -17,7 +17,7 @@ from inbox.context import Inbox
 from inbox.services import bootstrap
 from inbox.settings import INBOX_DIR, REPO_ROOT, Settings
 from inbox.tests.conftest import BOT_TOKEN, PASSWORD, handoff_payload
-from inbox.tests.fakes import GRAPH_TOKEN, PHONE_NUMBER_ID, ThreadedServer, free_port
+from inbox.tests.fakes import GRAPH_TOKEN, PHONE_NUMBER_ID, RASA_JWT_SECRET, ThreadedServer, free_port
 from inbox.web.app import create_app
 
 pytestmark = pytest.mark.browser
@@ -110,7 +110,7 @@ def live_inbox(tmp_path, sandbox, external_services, password_hash):
         whatsapp_phone_number_id=PHONE_NUMBER_ID,
         whatsapp_access_token=GRAPH_TOKEN,
         rasa_url=external_services.url,
-        rasa_token="test-rasa-token",
+        rasa_jwt_secret=RASA_JWT_SECRET,
         slack_webhook_url=None,
         rasa_events_db_url=broker.url,
         inbox_consumer="inline",
