@@ -48,7 +48,7 @@ def main() -> int:
         f"  │  Customer (WhatsApp sandbox): {sandbox}\n"
         f"  │  Agent inbox:                 {inbox}\n"
         f"  │    logins: anita, priya, rahul (agents), admin — password: {os.environ.get('INBOX_DEMO_PASSWORD', 'see inbox log')}\n"
-        f"  │  Rasa HTTP API:               http://127.0.0.1:{os.environ.get('RASA_PORT', '5005')}/ (token in var/local.env)\n"
+        f"  │  Rasa HTTP API:               http://127.0.0.1:{os.environ.get('RASA_PORT', '5005')}/ (JWT: inbox/.venv/bin/python -m inbox rasa-jwt)\n"
         "  │ Local demo only: secrets were generated into var/local.env.\n"
         "  └──────────────────────────────────────────────────────────────────────\n",
         flush=True,

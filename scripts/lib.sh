@@ -31,11 +31,11 @@ find_python310() {
 load_environment() {
   mkdir -p "$ROOT/var"
   local env_file="$ROOT/var/local.env"
+  rnd() { "${VENV}/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))' 2>/dev/null || python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
   if [ ! -f "$env_file" ]; then
-    local rnd; rnd() { "${VENV}/bin/python" -c 'import secrets; print(secrets.token_urlsafe(24))' 2>/dev/null || python3 -c 'import secrets; print(secrets.token_urlsafe(24))'; }
     {
       echo "# Generated for the local demo by scripts/lib.sh. Delete to regenerate."
-      echo "RASA_TOKEN=$(rnd)"
+      echo "RASA_JWT_SECRET=$(rnd)"
       echo "INBOX_BOT_TOKEN=$(rnd)"
       echo "INBOX_SESSION_SECRET=$(rnd)"
       echo "INBOX_DEMO_PASSWORD=demo-$(rnd | cut -c1-8)"
@@ -45,6 +45,8 @@ load_environment() {
     } > "$env_file"
     chmod 600 "$env_file"
   fi
+  # A var/local.env written before RASA_JWT_SECRET existed (Rasa's API used a query-string token) gets one.
+  grep -q '^RASA_JWT_SECRET=' "$env_file" || echo "RASA_JWT_SECRET=$(rnd)" >> "$env_file"
   # Values already in the environment win over the generated ones.
   local line key
   while IFS= read -r line; do

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jwt
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +95,7 @@ class System:
         token = lambda: secrets.token_urlsafe(24)  # noqa: E731
         env = {k: v for k, v in os.environ.items() if not k.startswith(("INBOX_", "WHATSAPP_", "RASA_", "SANDBOX_"))}
         env.update({
-            "RASA_TOKEN": token(),
+            "RASA_JWT_SECRET": token(),
             "INBOX_BOT_TOKEN": token(),
             "INBOX_SESSION_SECRET": token(),
             "INBOX_DEMO_PASSWORD": "demo-" + token()[:10],
@@ -130,7 +131,8 @@ class System:
                                            "--port", str(ports["actions"])],
                                f"http://127.0.0.1:{ports['actions']}/health", log("actions")),
             "rasa": Service("rasa", [str(ROOT / ".venv" / "bin" / "rasa"), "run", "--enable-api",
-                                     "--auth-token", env["RASA_TOKEN"], "--port", str(ports["rasa"]),
+                                     "--jwt-secret", env["RASA_JWT_SECRET"], "--jwt-method", "HS256",
+                                     "--port", str(ports["rasa"]),
                                      "--credentials", "credentials.yml", "--endpoints", str(endpoints),
                                      "--model", "models/kesar-lane.tar.gz"],
                             f"http://127.0.0.1:{ports['rasa']}/", log("rasa")),
@@ -140,6 +142,12 @@ class System:
                                f"http://127.0.0.1:{ports['sandbox']}/sandbox/api/config", log("sandbox")),
         }
         return system
+
+    def rasa_headers(self) -> dict[str, str]:
+        """Rasa's HTTP API takes an HS256 JWT of role admin (as the inbox's resume call sends it)."""
+        token = jwt.encode({"user": {"username": "e2e-tests", "role": "admin"}, "exp": int(time.time()) + 300},
+                           self.env["RASA_JWT_SECRET"], algorithm="HS256")
+        return {"Authorization": f"Bearer {token}"}
 
     def url(self, name: str) -> str:
         return {"rasa": self.env["RASA_URL"], "inbox": self.env["INBOX_URL"],

@@ -14,7 +14,7 @@ from tests.e2e.test_patterns import KB_QUESTIONS, assert_handed_off, assert_kb_a
 
 def tracker(system, wa_id: str) -> dict:
     response = httpx.get(f"{system.url('rasa')}/conversations/{wa_id}/tracker",
-                         params={"token": system.env["RASA_TOKEN"]}, timeout=30)
+                         headers=system.rasa_headers(), timeout=30)
     response.raise_for_status()
     return response.json()
 
