@@ -97,8 +97,14 @@ def side_message_answered_this_turn(tracker: Tracker) -> bool:
 
 
 def form_is_starting(tracker: Tracker) -> bool:
-    """The form's validation runs on activation before the form is marked active."""
-    return (tracker.active_loop or {}).get("name") != FORM
+    """The customer's latest message started the form. Rasa validates on activation both with the
+    form already marked active (after this message) and not yet marked active."""
+    if (tracker.active_loop or {}).get("name") != FORM:
+        return True
+    return any(
+        event.get("event") == "active_loop" and event.get("name") == FORM
+        for event in _events_since_latest_user_message(tracker)
+    )
 
 
 def fresh_start_events(tracker: Tracker) -> List[EventType]:
@@ -123,24 +129,24 @@ class ValidateOrderStatusForm(FormValidationAction):
             return []
         if form_is_starting(tracker):
             return fresh_start_events(tracker) + await super().run(dispatcher, tracker, domain)
-        if self._is_about_something_else(tracker):
-            # Reject the form for this message so its own rule answers it or hands off. A number it
-            # carried stays noted for the agent (or completes the form when it comes back to it).
-            number = self._number_in_message(tracker)
-            kept = [SlotSet("order_number", number)] if number else []
-            return kept + [ActionExecutionRejected(FORM)]
+        if conversation.latest_intent(tracker) in order_form_settings().not_an_answer_intents:
+            # A question or a hand-off: reject the form for this message so its own rule answers it or
+            # hands off. An order number it carries ("can I return #2840?") stays noted for the agent,
+            # and completes the form when it comes back to it; a pin code or price does not count.
+            return self._reject(self._entity_number(tracker))
+        if tracker.get_slot("turn_limit_reached"):
+            # Pattern 4: the customer's next message hands off, whatever it is (a resolution signal is
+            # honoured by its rule, and the form comes back). A number in it is kept for the agent.
+            return self._reject(conversation.normalize_order_number(conversation.latest_user_text(tracker)))
         return await super().run(dispatcher, tracker, domain)
 
     @staticmethod
-    def _is_about_something_else(tracker: Tracker) -> bool:
-        if tracker.get_slot("turn_limit_reached"):
-            # Pattern 4: the customer's next message hands off, whatever it is (unless a resolution
-            # signal, which its rule honours; the form then comes back for the number).
-            return True
-        return conversation.latest_intent(tracker) in order_form_settings().not_an_answer_intents
+    def _reject(number: Optional[str]) -> List[EventType]:
+        kept = [SlotSet("order_number", number)] if number else []
+        return kept + [ActionExecutionRejected(FORM)]
 
     @staticmethod
-    def _number_in_message(tracker: Tracker) -> Optional[str]:
+    def _entity_number(tracker: Tracker) -> Optional[str]:
         for entity in (tracker.latest_message or {}).get("entities") or []:
             if entity.get("entity") == "order_number":
                 return conversation.normalize_order_number(entity.get("value"))

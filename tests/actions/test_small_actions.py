@@ -43,11 +43,13 @@ def test_order_numbers_are_normalised(raw, expected):
     assert normalize_order_number(raw) == expected
 
 
-async def test_form_accepts_a_bare_number_only_while_asking_for_it(dispatcher):
+async def test_form_accepts_a_bare_number_while_asking_for_it_or_in_an_order_question(dispatcher):
     form = ValidateOrderStatusForm()
-    asking = make_tracker([user_event("2840", "order_status")], slots={"requested_slot": "order_number"})
+    asking = make_tracker([user_event("2840", "nlu_fallback")], slots={"requested_slot": "order_number"})
     assert await form.extract_order_number(dispatcher, asking, {}) == {"order_number": "#2840"}
-    not_asking = make_tracker([user_event("2840", "order_status")])
+    order_question = make_tracker([user_event("2840 ka kya hua", "order_status")])
+    assert await form.extract_order_number(dispatcher, order_question, {}) == {"order_number": "#2840"}
+    not_asking = make_tracker([user_event("2840", "nlu_fallback")])
     assert await form.extract_order_number(dispatcher, not_asking, {}) == {}
     assert form.validate_order_number("no idea", dispatcher, asking, {}) == {"order_number": None}
 
