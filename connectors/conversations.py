@@ -1,7 +1,9 @@
 """How the connector hands messages to Rasa, inside the Rasa server process.
 
 Text and button replies go through Rasa's own `on_new_message` callback (NLU, policies,
-actions, lock store: the same path as every other channel).
+actions, lock store: the same path as every other channel). So do reactions to the bot's messages,
+as the emoji with `{"whatsapp": {"type": "reaction", ...}}` metadata, unless a human has the
+conversation.
 
 Messages the bot cannot read (image, audio, ...) are written straight into the tracker with
 the agent's processor - a `user` event and, unless a human has the conversation, the polite
@@ -43,6 +45,10 @@ class Conversations(Protocol):
     async def record_unreadable(self, message: InboundMessage, output_channel: OutputChannel) -> bool:
         """Record a message the bot cannot read; send the polite reply unless a human has
         the conversation. Returns whether the reply was sent."""
+
+    async def react(self, message: UserMessage) -> bool:
+        """Let the bot handle a reaction to one of its messages, unless a human has the conversation
+        (then nothing is recorded). No reply is expected. Returns whether the bot got it."""
 
 
 class RasaConversations:
@@ -96,6 +102,17 @@ class RasaConversations:
             # Saved before sending: the hand-off must exist even if the send fails.
             await agent.tracker_store.save(tracker)
         await message.output_channel.send_text_message(message.sender_id, self._bot_unavailable_text)
+        return True
+
+    async def react(self, message: UserMessage) -> bool:
+        # A paused conversation belongs to a person: the reaction stays in the connector's store only.
+        # (Rasa itself would record it and predict nothing; we keep it out of the transcript as well.)
+        tracker = await self._agent().tracker_store.retrieve(message.sender_id)
+        if tracker is not None and tracker.is_paused():
+            return False
+        # A positive reaction is answered with silence on purpose, so the turn is not checked for a
+        # missing answer (hand_off_if_unanswered).
+        await self._on_new_message(message)
         return True
 
     async def record_unreadable(self, message: InboundMessage, output_channel: OutputChannel) -> bool:

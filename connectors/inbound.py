@@ -31,7 +31,10 @@ class PayloadError(ValueError):
 class InboundAction(str, enum.Enum):
     CONVERSE = "converse"  # handed to Rasa as a user message
     UNREADABLE = "unreadable"  # media etc.: polite reply + kept for the agents
-    IGNORE = "ignore"  # reactions, unknown types: kept and logged only
+    # An emoji reaction: handed to Rasa as the emoji, marked as a reaction in the metadata, when it is
+    # to a message the bot sent and the bot has the conversation (connectors/processing.py).
+    REACTION = "reaction"
+    IGNORE = "ignore"  # removed reactions, unknown types: kept and logged only
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class InboundMessage:
     timestamp: str
     type: str
     action: InboundAction
-    # CONVERSE: the text Rasa parses. UNREADABLE: the text recorded in the tracker.
+    # CONVERSE: the text Rasa parses. UNREADABLE: the text recorded in the tracker. REACTION: the emoji.
     text: Optional[str] = None
     # Type-specific facts (media id, mime type, caption, reply title, ...) for the metadata.
     details: Dict[str, Any] = field(default_factory=dict)
@@ -406,10 +409,12 @@ def _parse_message(raw: Any, names: Dict[Optional[str], Optional[str]], phone_nu
 
     if head.type == "reaction":
         reaction = _model(_ReactionMessage, raw).reaction
+        emoji = (reaction.emoji or "").strip()
+        details = {"reaction": {"message_id": reaction.message_id, "emoji": reaction.emoji}}
+        if not emoji:  # the customer took a reaction back: nothing to say about that
+            return InboundMessage(**common, action=InboundAction.IGNORE, details=details)
         return InboundMessage(
-            **common,
-            action=InboundAction.IGNORE,
-            details={"reaction": {"message_id": reaction.message_id, "emoji": reaction.emoji}},
+            **common, action=InboundAction.REACTION, text=neutralise_intent_prefix(emoji), details=details
         )
 
     # unknown / unsupported / system / order / new types Meta adds later

@@ -21,8 +21,8 @@ from typing import Callable, Dict, Optional, Set
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
 from connectors.conversations import Conversations
-from connectors.inbound import InboundAction
-from connectors.store import FAILED, REPLY_OPTION_PREFIX, ClaimedMessage, WhatsAppStore
+from connectors.inbound import InboundAction, InboundMessage
+from connectors.store import DONE, FAILED, IGNORED, REPLY_OPTION_PREFIX, ClaimedMessage, WhatsAppStore
 
 logger = logging.getLogger(__name__)
 
@@ -131,22 +131,17 @@ class InboundDispatcher:
     async def _process(self, claimed: ClaimedMessage) -> Optional[ClaimedMessage]:
         """Handle one message; returns the customer's next message if it could be claimed."""
         message = claimed.message
+        state = DONE
         try:
             output_channel = self._output_channel_factory()
-            if message.action is InboundAction.CONVERSE:
+            if message.action is InboundAction.REACTION:
+                if not await self._react(message, output_channel):
+                    state = IGNORED
+            elif message.action is InboundAction.CONVERSE:
                 text = message.text or ""
                 if text.startswith(REPLY_OPTION_PREFIX):
                     text = await self._store.run(self._store.resolve_reply_option, text) or text
-                await self._conversations.deliver(
-                    UserMessage(
-                        text=text,
-                        output_channel=output_channel,
-                        sender_id=message.wa_id,
-                        input_channel=self._input_channel_name,
-                        message_id=message.message_id,
-                        metadata=message.rasa_metadata(),
-                    )
-                )
+                await self._conversations.deliver(self._user_message(message, text, output_channel))
             elif message.action is InboundAction.UNREADABLE:
                 await self._conversations.record_unreadable(message, output_channel)
         except asyncio.CancelledError:
@@ -156,10 +151,35 @@ class InboundDispatcher:
             await self._handle_failure(claimed, error)
             return None
         if not self._running:
-            await self._store.run(self._store.finish, claimed.seq, self.owner)
+            await self._store.run(self._store.finish, claimed.seq, self.owner, state=state)
             return None
         return await self._store.run(
-            self._store.finish_and_claim_next, claimed.seq, self.owner, message.wa_id, self._claim_ttl
+            self._store.finish_and_claim_next, claimed.seq, self.owner, message.wa_id, self._claim_ttl, state=state
+        )
+
+    async def _react(self, message: InboundMessage, output_channel: OutputChannel) -> bool:
+        """A reaction reaches the bot only when it is to one of the bot's own messages and the bot has
+        the conversation; returns whether it did. The bot answers a positive one with silence (a
+        resolution signal), a negative one like "no" (data/rules/chitchat.yml)."""
+        reacted_to = str((message.details.get("reaction") or {}).get("message_id") or "")
+        if not reacted_to or not await self._store.run(self._store.sent_to, reacted_to, message.wa_id):
+            logger.info("WhatsApp reaction %s from %s is to a message the bot did not send: not answered",
+                        message.message_id, message.wa_id)
+            return False
+        delivered = await self._conversations.react(self._user_message(message, message.text or "", output_channel))
+        if not delivered:
+            logger.info("WhatsApp reaction %s from %s: a person has the conversation, the bot stays out of it",
+                        message.message_id, message.wa_id)
+        return delivered
+
+    def _user_message(self, message: InboundMessage, text: str, output_channel: OutputChannel) -> UserMessage:
+        return UserMessage(
+            text=text,
+            output_channel=output_channel,
+            sender_id=message.wa_id,
+            input_channel=self._input_channel_name,
+            message_id=message.message_id,
+            metadata=message.rasa_metadata(),
         )
 
     async def _handle_failure(self, claimed: ClaimedMessage, error: Exception) -> None:

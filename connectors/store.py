@@ -2,8 +2,9 @@
 
 What it keeps:
 - every inbound message, persisted before the webhook is acknowledged, with its processing
-  state (`pending` -> `processing` -> `done` | `failed`; `ignored` for reactions and unknown
-  types). The message id is unique, which is what makes duplicate deliveries harmless.
+  state (`pending` -> `processing` -> `done` | `failed`; `ignored` for removed reactions, reactions
+  the bot does not act on, and unknown types). The message id is unique, which is what makes
+  duplicate deliveries harmless.
 - every delivery status, with its forwarding state towards the inbox (an outbox).
 - dead letters: payloads or parts of payloads that could not be read.
 - the outbound log: what was sent to whom, Meta's message id, and how the send ended (its
@@ -414,8 +415,10 @@ class WhatsAppStore:
         with self._bookkeeping.begin() as connection:
             return self._claim_next(connection, wa_id, owner, lease_seconds)
 
-    def finish_and_claim_next(self, seq: int, owner: str, wa_id: str, lease_seconds: float) -> Optional[ClaimedMessage]:
-        """Mark a message done, then claim the customer's next one.
+    def finish_and_claim_next(
+        self, seq: int, owner: str, wa_id: str, lease_seconds: float, *, state: str = DONE
+    ) -> Optional[ClaimedMessage]:
+        """Mark a message done (or `ignored`), then claim the customer's next one.
 
         Two transactions on purpose. Say another process stores this customer's next message while
         this one finishes. Either this claim, which starts after the finish is committed, sees that
@@ -423,7 +426,7 @@ class WhatsAppStore:
         sees this one finished. In a single transaction, under PostgreSQL's READ COMMITTED, both
         could miss it, and the message would wait for the next sweep.
         """
-        self.finish(seq, owner)
+        self.finish(seq, owner, state=state)
         return self.claim_next(wa_id, owner, lease_seconds)
 
     def _claim_next(self, connection: Connection, wa_id: str, owner: str, lease_seconds: float) -> Optional[ClaimedMessage]:
@@ -591,6 +594,16 @@ class WhatsAppStore:
                     "created_at": time.time(),
                 },
             )
+
+    def sent_to(self, wamid: str, recipient_id: str) -> bool:
+        """Whether the bot sent the message `wamid` to this customer (what a reaction may react to)."""
+        with self._bookkeeping.begin() as connection:
+            return connection.execute(
+                select(outbound_messages.c.id)
+                .where(outbound_messages.c.wamid == wamid)
+                .where(outbound_messages.c.recipient_id == recipient_id)
+                .limit(1)
+            ).first() is not None
 
     # --- reply options -----------------------------------------------------------------
 

@@ -3,8 +3,8 @@
 Used by the connector tests that need a real HTTP server and a process they can kill. The
 connector code is the production code; only the bot behind `on_new_message` is scripted:
 it answers "echo: <text>", "slow <seconds>" makes it think first, "menu" gets three reply
-buttons and "sizes" five options (a list message), and conversations marked
-paused (POST /test/pause/<wa_id>) get no reply, like a handed-off Rasa conversation.
+buttons and "sizes" five options (a list message), reactions are recorded without a reply, and conversations
+marked paused (POST /test/pause/<wa_id>) get no reply, like a handed-off Rasa conversation.
 The journal of what the bot saw is readable at GET /test/journal/<wa_id>.
 
     python tests/connector/host_app.py <port>     (settings from WHATSAPP_* variables)
@@ -62,6 +62,15 @@ class ScriptedConversations:
         reply = f"echo: {text}"
         await message.output_channel.send_text_message(wa_id, reply)
         self._log(wa_id, event="bot", text=reply)
+
+    async def react(self, message: UserMessage) -> bool:
+        # Like the real bot: a reaction in a handed-off conversation is not the bot's business, and
+        # the bot never replies to a reaction itself (the scripted bot records it and says nothing).
+        if message.sender_id in self.paused:
+            return False
+        self._log(message.sender_id, event="user", text=message.text, message_id=message.message_id,
+                  metadata=message.metadata)
+        return True
 
     async def record_unreadable(self, message: InboundMessage, output_channel: OutputChannel) -> bool:
         self._log(message.wa_id, event="user", text=message.text, message_id=message.message_id,

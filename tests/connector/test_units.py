@@ -53,7 +53,9 @@ def test_profile_name_is_matched_to_the_sender():
     ({"type": "button", "button": {"text": "/Track it"}}, InboundAction.CONVERSE, "Track it"),
     ({"type": "image", "image": {"id": "1", "mime_type": "image/jpeg"}}, InboundAction.UNREADABLE, "[image]"),
     ({"type": "sticker", "sticker": {"id": "2", "mime_type": "image/webp", "animated": True}}, InboundAction.UNREADABLE, "[sticker]"),
-    ({"type": "reaction", "reaction": {"message_id": "wamid.x", "emoji": "\u2764\ufe0f"}}, InboundAction.IGNORE, None),
+    ({"type": "reaction", "reaction": {"message_id": "wamid.x", "emoji": "\u2764\ufe0f"}}, InboundAction.REACTION, "\u2764\ufe0f"),
+    ({"type": "reaction", "reaction": {"message_id": "wamid.x", "emoji": ""}}, InboundAction.IGNORE, None),  # removed
+    ({"type": "reaction", "reaction": {"message_id": "wamid.x"}}, InboundAction.IGNORE, None),
     ({"type": "system", "system": {"body": "changed number"}}, InboundAction.IGNORE, None),
 ])
 def test_each_message_type_maps_to_what_the_bot_does_with_it(message, action, text):
@@ -251,6 +253,16 @@ def test_reply_options_and_dead_letters_round_trip(store):
     assert store.add_dead_letter("not JSON", b"\xff{") > 0
     store.record_outbound(recipient_id="919800000001", kind="text", request={"text": {"body": "hi"}},
                           wamid="wamid.out9", http_status=200, error_code=None, error_title=None, attempts=1)
+
+
+def test_a_reaction_may_only_be_to_a_message_the_bot_sent_to_that_customer(store):
+    store.record_outbound(recipient_id="919800000001", kind="text", request={"text": {"body": "answer"}},
+                          wamid="wamid.answer", http_status=200, error_code=None, error_title=None, attempts=1)
+    store.record_outbound(recipient_id="919800000001", kind="text", request={"text": {"body": "lost"}},
+                          wamid=None, http_status=500, error_code=1, error_title="down", attempts=5)
+    assert store.sent_to("wamid.answer", "919800000001")
+    assert not store.sent_to("wamid.answer", "919800000002")  # someone else's message
+    assert not store.sent_to("wamid.customer-own", "919800000001")  # e.g. the customer's own message
 
 
 def test_concurrent_duplicate_persists_keep_one_copy(store_url):

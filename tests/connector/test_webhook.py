@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any, Dict
 
 import pytest
 import requests
@@ -183,11 +184,11 @@ def test_unreadable_message_in_a_handed_off_conversation_gets_no_reply(host, san
 
 
 @pytest.mark.parametrize("message", [
-    {"type": "reaction", "reaction": {"message_id": "wamid.bot-reply", "emoji": "\U0001F44D"}},
+    {"type": "reaction", "reaction": {"message_id": "wamid.bot-reply", "emoji": ""}},
     {"type": "unsupported", "errors": [{"code": 131051, "title": "Message type unknown", "message": "Message type unknown"}]},
     {"type": "poll_vote_from_the_future", "poll_vote_from_the_future": {"option": 2}},
-], ids=["reaction", "unsupported", "unknown type"])
-def test_reactions_and_unknown_types_are_acknowledged_kept_and_not_answered(host, sandbox, message):
+], ids=["removed reaction", "unsupported", "unknown type"])
+def test_removed_reactions_and_unknown_types_are_acknowledged_kept_and_not_answered(host, sandbox, message):
     wa_id = new_wa_id()
     message = {"from": wa_id, "id": new_message_id(), "timestamp": "1764065702", **message}
     assert host.post(webhook(change([message]))).status_code == 200
@@ -198,6 +199,69 @@ def test_reactions_and_unknown_types_are_acknowledged_kept_and_not_answered(host
     assert texts(sandbox.wait_for_business(wa_id)) == ["echo: hello?"]
     assert [e["text"] for e in host.journal(wa_id) if e["event"] == "user"] == ["hello?"]
     assert f"WhatsApp {message['type']} message {message['id']}" in host.process.logs()
+
+
+# --- reactions -----------------------------------------------------------------------------------
+
+
+def reaction(wa_id: str, to_message_id: str, emoji: str) -> Dict[str, Any]:
+    return {"from": wa_id, "id": new_message_id(), "timestamp": "1764065702", "type": "reaction",
+            "reaction": {"message_id": to_message_id, "emoji": emoji}}
+
+
+def answered(host, sandbox, wa_id: str, text: str = "is cod available?") -> str:
+    """The customer writes, the bot answers; returns the WhatsApp id of the bot's answer."""
+    before = len(sandbox.business_messages(wa_id))
+    host.post(webhook(change([text_message(wa_id, text)])))
+    return sandbox.wait_for_business(wa_id, at_least=before + 1)[-1]["id"]
+
+
+def test_a_reaction_to_a_bot_message_reaches_the_bot_as_a_reaction_and_gets_no_reply(host, sandbox):
+    wa_id = new_wa_id()
+    bot_message = answered(host, sandbox, wa_id)
+    thumbs_up = reaction(wa_id, bot_message, "\U0001F44D\U0001F3FD")
+    host.post(webhook(change([thumbs_up])))
+    host.store.wait_for_state(thumbs_up["id"], "done")
+    seen = [e for e in host.journal(wa_id) if e["event"] == "user"][-1]
+    assert seen["text"] == "\U0001F44D\U0001F3FD" and seen["message_id"] == thumbs_up["id"]
+    whatsapp = seen["metadata"]["whatsapp"]
+    assert whatsapp["type"] == "reaction"  # only the connector can mark a message as a reaction
+    assert whatsapp["reaction"] == {"message_id": bot_message, "emoji": "\U0001F44D\U0001F3FD"}
+    assert len(sandbox.business_messages(wa_id)) == 1  # the connector adds no reply of its own
+    # the conversation goes on as usual
+    host.post(webhook(change([text_message(wa_id, "and what about returns?")])))
+    assert texts(sandbox.wait_for_business(wa_id, at_least=2))[-1] == "echo: and what about returns?"
+
+
+def test_a_reaction_to_a_message_the_bot_did_not_send_is_kept_but_not_passed_on(host, sandbox):
+    wa_id = new_wa_id()
+    answered(host, sandbox, wa_id)
+    to_own_message = reaction(wa_id, "wamid.the-customers-own-message", "\u2764\ufe0f")
+    host.post(webhook(change([to_own_message])))
+    stored = host.store.wait_for_state(to_own_message["id"], "ignored")
+    assert json.loads(stored["raw"]) == to_own_message
+    assert [e["text"] for e in host.journal(wa_id) if e["event"] == "user"] == ["is cod available?"]
+    assert "is to a message the bot did not send" in host.process.logs()
+
+
+def test_a_reaction_in_a_handed_off_conversation_goes_nowhere_near_the_bot(host, sandbox):
+    wa_id = new_wa_id()
+    bot_message = answered(host, sandbox, wa_id)
+    host.pause(wa_id)
+    thumbs_down = reaction(wa_id, bot_message, "\U0001F44E")
+    host.post(webhook(change([thumbs_down])))
+    host.store.wait_for_state(thumbs_down["id"], "ignored")
+    assert [e["text"] for e in host.journal(wa_id) if e["event"] == "user"] == ["is cod available?"]
+    assert len(sandbox.business_messages(wa_id)) == 1
+
+
+def test_a_customer_typing_a_reaction_payload_sends_text_not_a_reaction(host, sandbox):
+    wa_id = new_wa_id()
+    host.post(webhook(change([text_message(wa_id, '/affirm{"reaction": "positive"}')])))
+    sandbox.wait_for_business(wa_id)
+    [seen] = [e for e in host.journal(wa_id) if e["event"] == "user"]
+    assert seen["text"] == 'affirm{"reaction": "positive"}'  # no intent payload, no reaction metadata
+    assert seen["metadata"]["whatsapp"]["type"] == "text"
 
 
 # --- several entries and changes ---------------------------------------------------------------
