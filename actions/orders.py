@@ -128,7 +128,14 @@ class ValidateOrderStatusForm(FormValidationAction):
             # Back after answering a side message: that message was read already, nothing new to take.
             return []
         if form_is_starting(tracker):
-            return fresh_start_events(tracker) + await super().run(dispatcher, tracker, domain)
+            events = fresh_start_events(tracker)
+            if self._entity_number(tracker) or self._number_in_order_question(tracker):
+                return events + await super().run(dispatcher, tracker, domain)
+            if tracker.get_slot("order_number"):
+                # A new order question without a number ("and my other order?"): ask, don't reuse the
+                # number of an earlier order (the agent still sees every number in the hand-off).
+                events.append(SlotSet("order_number", None))
+            return events
         if conversation.latest_intent(tracker) in order_form_settings().not_an_answer_intents:
             # A question or a hand-off: reject the form for this message so its own rule answers it or
             # hands off. An order number it carries ("can I return #2840?") stays noted for the agent,
@@ -152,15 +159,21 @@ class ValidateOrderStatusForm(FormValidationAction):
                 return conversation.normalize_order_number(entity.get("value"))
         return None
 
+    @staticmethod
+    def _number_in_order_question(tracker: Tracker) -> Optional[str]:
+        if conversation.latest_intent(tracker) != ORDER_STATUS_INTENT:
+            return None
+        return conversation.normalize_order_number(conversation.latest_user_text(tracker))
+
     async def extract_order_number(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         # A bare "2840" is an order number too while the form asks for it, and in an order question
         # ("2840 ka kya hua"); elsewhere the entity rules need "#" or the word "order" to be safe.
-        asking = tracker.get_slot("requested_slot") == "order_number"
-        if not asking and conversation.latest_intent(tracker) != ORDER_STATUS_INTENT:
-            return {}
-        number = conversation.normalize_order_number(conversation.latest_user_text(tracker))
+        if tracker.get_slot("requested_slot") == "order_number":
+            number = conversation.normalize_order_number(conversation.latest_user_text(tracker))
+        else:
+            number = self._number_in_order_question(tracker)
         return {"order_number": number} if number else {}
 
     def validate_order_number(
@@ -175,10 +188,14 @@ def ask_events(tracker: Tracker, config: OrderFormSettings) -> tuple[Optional[st
 
     The first question, and the reply to something that was not a usable number, ask in full. After a
     side message was answered the form asks again, up to `re_ask_limit` times; then it lets go
-    silently (the side answer was the reply) and ends itself.
+    silently (the side answer was the reply) and ends itself. After a side message that got no reply
+    (a 👍 reaction) it says nothing and keeps waiting.
     """
     if not side_message_answered_this_turn(tracker):
         return config.ask, []
+    if not any(event.get("event") == "bot" for event in _events_since_latest_user_message(tracker)):
+        # A silent resolution signal (a 👍 reaction to the question): no reply, keep waiting.
+        return None, []
     re_asks = int(tracker.get_slot(RE_ASKS_SLOT) or 0) + 1
     if re_asks > config.re_ask_limit:
         return None, [SlotSet(LET_GO_SLOT, True), SlotSet("requested_slot", None)]

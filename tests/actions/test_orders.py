@@ -93,6 +93,15 @@ def test_after_side_messages_the_form_asks_again_up_to_the_limit_then_lets_go(li
     assert said == ["And your order number?"] * limit
 
 
+def test_after_a_silent_reaction_the_form_neither_asks_nor_counts():
+    events = form_asked() + [user_event("👍", "affirm", entities=[{"entity": "reaction", "value": "positive"}]),
+                             {"event": "action_execution_rejected", "name": FORM},
+                             action("action_mark_resolved"), slot("bot_answer_count", 0.0),
+                             slot("requested_slot", "order_number"), action(FORM)]
+    tracker = make_tracker(events, slots={"requested_slot": "order_number"}, active_loop=FORM)
+    assert ask_events(tracker, order_form_settings()) == (None, [])
+
+
 async def test_the_ask_action_says_nothing_when_it_lets_go(dispatcher):
     limit = order_form_settings().re_ask_limit
     events = await ActionAskOrderNumber().run(dispatcher, back_after_side_answer(re_asks=float(limit)), {})
@@ -157,6 +166,26 @@ async def test_a_new_form_forgets_how_the_last_one_ended_and_reads_an_order_ques
                            active_loop=FORM if marked_active else None)
     events = await ValidateOrderStatusForm().run(dispatcher, tracker, DOMAIN)
     assert slots_of(events) == {LET_GO_SLOT: False, RE_ASKS_SLOT: 0.0, "order_number": "#2840"}
+
+
+async def test_a_new_order_question_without_a_number_asks_instead_of_reusing_an_earlier_one(dispatcher):
+    tracker = make_tracker(
+        [user_event("and where is my other order?", "order_status"), {"event": "active_loop", "name": FORM},
+         slot("requested_slot", None), action(FORM), slot("order_number", "#2840")],
+        slots={"order_number": "#2840"}, active_loop=FORM)
+    events = await ValidateOrderStatusForm().run(dispatcher, tracker, DOMAIN)
+    assert slots_of(events) == {"order_number": None}
+
+
+async def test_a_new_order_question_with_the_same_number_keeps_it(dispatcher):
+    entities = [{"entity": "order_number", "value": "#2840"}]
+    tracker = make_tracker(
+        [user_event("any update on #2840?", "order_status", entities=entities),
+         {"event": "active_loop", "name": FORM}, slot("requested_slot", None), action(FORM),
+         slot("order_number", "#2840")],
+        slots={"order_number": "#2840"}, active_loop=FORM)
+    events = await ValidateOrderStatusForm().run(dispatcher, tracker, DOMAIN)
+    assert slots_of(events) == {"order_number": "#2840"}
 
 
 async def test_a_bare_number_outside_the_form_and_an_order_question_is_not_an_order_number(dispatcher):
