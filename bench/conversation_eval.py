@@ -689,12 +689,24 @@ def format_transcript(result: ConversationResult) -> str:
 
 @dataclass
 class RasaApi:
+    """Rasa's HTTP API, authenticated with a token (`--auth-token`) or an HS256 JWT (`--jwt-secret`)."""
+
     url: str
-    token: str
+    token: Optional[str] = None
+    jwt_secret: Optional[str] = None
+
+    def _auth(self) -> Tuple[Dict[str, str], Dict[str, str]]:
+        if self.jwt_secret:
+            import jwt  # PyJWT, a Rasa dependency
+
+            claims = {"user": {"username": "conversation-eval", "role": "admin"}, "exp": int(time.time()) + 300}
+            return {"Authorization": f"Bearer {jwt.encode(claims, self.jwt_secret, algorithm='HS256')}"}, {}
+        return {}, {"token": self.token or ""}
 
     def tracker_events(self, session: requests.Session, sender_id: str) -> List[Dict[str, Any]]:
-        response = session.get(f"{self.url}/conversations/{sender_id}/tracker",
-                               params={"token": self.token, "include_events": "ALL"}, timeout=30)
+        headers, params = self._auth()
+        response = session.get(f"{self.url}/conversations/{sender_id}/tracker", headers=headers,
+                               params={**params, "include_events": "ALL"}, timeout=30)
         response.raise_for_status()
         return response.json().get("events") or []
 
@@ -899,7 +911,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--start", action="store_true", help="start the whole system on free ports with --model")
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "kesar-lane.tar.gz")
     parser.add_argument("--rasa-url", default=env.get("RASA_URL", "http://127.0.0.1:5005"))
-    parser.add_argument("--rasa-token", default=env.get("RASA_TOKEN"))
+    parser.add_argument("--rasa-token", default=env.get("RASA_TOKEN"), help="Rasa started with --auth-token")
+    parser.add_argument("--rasa-jwt-secret", default=env.get("RASA_JWT_SECRET"),
+                        help="Rasa started with --jwt-secret (HS256); wins over --rasa-token")
     parser.add_argument("--webhook-url", default=env.get("WHATSAPP_WEBHOOK_URL"),
                         help="the connector's webhook (default: <rasa-url>/webhooks/whatsapp/webhook)")
     parser.add_argument("--app-secret", default=env.get("WHATSAPP_APP_SECRET"))
@@ -947,14 +961,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             data_dir = Path(tempfile.mkdtemp(prefix="conversation-eval-"))
             print(f"starting the system with {args.model} (logs in {data_dir}) ...", file=sys.stderr, flush=True)
             system = start_system(args.model, data_dir)
-            args.rasa_url, args.rasa_token = system.url("rasa"), system.env["RASA_TOKEN"]
+            args.rasa_url = system.url("rasa")
+            args.rasa_token, args.rasa_jwt_secret = system.env.get("RASA_TOKEN"), system.env.get("RASA_JWT_SECRET")
             args.app_secret, args.phone_number_id = system.env["WHATSAPP_APP_SECRET"], system.env["WHATSAPP_PHONE_NUMBER_ID"]
             args.sandbox_url, args.webhook_url = system.url("sandbox"), None
             print(f"system up after {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
-        if not args.rasa_token:
-            print("the Rasa HTTP API token is needed (--rasa-token or RASA_TOKEN) to read trackers", file=sys.stderr)
+        if not (args.rasa_token or args.rasa_jwt_secret):
+            print("reading trackers needs Rasa's HTTP API credentials: --rasa-jwt-secret / RASA_JWT_SECRET or "
+                  "--rasa-token / RASA_TOKEN", file=sys.stderr)
             return 2
-        rasa = RasaApi(args.rasa_url.rstrip("/"), args.rasa_token)
+        rasa = RasaApi(args.rasa_url.rstrip("/"), token=args.rasa_token, jwt_secret=args.rasa_jwt_secret)
         run_id = secrets.token_hex(3)
         channels = []
         if args.channel in ("rest", "both"):
