@@ -9,6 +9,8 @@ import os
 import sys
 import threading
 
+from pydantic import ValidationError
+
 from inbox import migrate
 from inbox.context import Inbox
 from inbox.services import bootstrap
@@ -34,6 +36,12 @@ def serve(args) -> None:
     inbox = Inbox(settings)
     migrate.upgrade(inbox.db)
     bootstrap.prepare(inbox)
+    if settings.inbox_env == "production" and bootstrap.demo_agents_present(inbox):
+        sys.exit(
+            "Refusing to start in production: the demo agents of the local demo (anita, priya, rahul, admin) "
+            "are still active with their shared, printed password. Deactivate them or give each its own "
+            "password, e.g. in a development start on this database."
+        )
     if settings.inbox_env == "development":
         password = bootstrap.seed_demo_agents(inbox)
         if password:
@@ -158,7 +166,11 @@ def main(argv: list[str] | None = None) -> None:
     migrate_parser.set_defaults(handler=run_migrations)
 
     args = parser.parse_args(argv)
-    args.handler(args)
+    try:
+        args.handler(args)
+    except ValidationError as error:  # a configuration Settings() refused: say why, without a traceback
+        reasons = [problem["msg"].removeprefix("Value error, ") for problem in error.errors()]
+        sys.exit("Configuration refused: " + "; ".join(reasons))
 
 
 if __name__ == "__main__":

@@ -98,6 +98,18 @@ class Agent(Base):
         return [team.name for team in self.teams]
 
 
+class AgentSession(Base):
+    """One signed-in browser. Its cookie carries a random token, only the token's SHA-256 is stored;
+    deleting the row (sign-out, password change) makes a copied cookie worthless."""
+
+    __tablename__ = "agent_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Customer(Base):
     __tablename__ = "customers"
     id: Mapped[int] = mapped_column(primary_key=True)

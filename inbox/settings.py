@@ -7,8 +7,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 INBOX_DIR = Path(__file__).resolve().parent
 REPO_ROOT = INBOX_DIR.parent
@@ -23,10 +24,12 @@ def with_psycopg_driver(url: str) -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    # hide_input_in_errors: a refused configuration must not print the database URL (password) back.
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
-    # "production" turns off the demo seed and refuses to start without real secrets.
-    inbox_env: Literal["development", "production", "test"] = "development"
+    # "production" turns off the demo seed, refuses demo credentials and starts only with real secrets.
+    # Unset means "development", except with a PostgreSQL database, where it refuses to guess.
+    inbox_env: Literal["development", "production", "test"] | None = None
     inbox_var_dir: Path = REPO_ROOT / "var"
     database_url: str = ""
 
@@ -37,7 +40,8 @@ class Settings(BaseSettings):
 
     inbox_bot_token: SecretStr | None = None
     inbox_session_secret: SecretStr | None = None
-    inbox_secure_cookies: bool = False
+    # Unset: Secure cookies in production only. Production refuses `false`.
+    inbox_secure_cookies: bool | None = None
     inbox_demo_password: SecretStr | None = None
 
     rasa_url: str = "http://127.0.0.1:5005"
@@ -63,6 +67,31 @@ class Settings(BaseSettings):
     inbox_sla_minutes: int | None = None
     inbox_business_hours: str | None = None
     inbox_sla_check_seconds: float = 15.0
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.inbox_env is None:
+            if make_url(self.resolved_database_url).get_backend_name() == "postgresql":
+                raise ValueError(
+                    "INBOX_ENV is not set but DATABASE_URL is a PostgreSQL database. Set INBOX_ENV=production "
+                    "for a real deployment (INBOX_ENV=development for a local demo on PostgreSQL); the inbox "
+                    "will not guess, because development creates demo agents with a shared password."
+                )
+            self.inbox_env = "development"
+        if self.inbox_env == "production":
+            if self.inbox_demo_password is not None:
+                raise ValueError("INBOX_DEMO_PASSWORD is set: demo credentials are refused in production. Unset it.")
+            if self.inbox_secure_cookies is False:
+                raise ValueError(
+                    "INBOX_SECURE_COOKIES=false is refused in production: the inbox is served over HTTPS there "
+                    "and its cookies are always Secure."
+                )
+        return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over HTTPS: always in production, elsewhere when INBOX_SECURE_COOKIES=true."""
+        return self.inbox_env == "production" or bool(self.inbox_secure_cookies)
 
     @cached_property
     def resolved_database_url(self) -> str:

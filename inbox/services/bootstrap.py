@@ -32,6 +32,18 @@ def has_agents(inbox) -> bool:
         return bool(session.scalar(select(func.count(Agent.id))))
 
 
+def demo_agents_present(inbox) -> bool:
+    """True while active demo agents still share the seed's one password hash (argon2 salts every
+    hash, so only `seed_demo_agents` makes two equal): their password was printed and stored in a file."""
+    with inbox.db.read() as session:
+        hashes = session.scalars(
+            select(Agent.password_hash).where(
+                Agent.login.in_([login for login, *_ in DEMO_AGENTS]), Agent.is_active.is_(True)
+            )
+        ).all()
+    return len(hashes) != len(set(hashes))
+
+
 def seed_demo_agents(inbox) -> str | None:
     """Creates the demo agents in an inbox without agents; returns the shared password (None if skipped)."""
     if has_agents(inbox):

@@ -12,7 +12,12 @@ from inbox.tests.conftest import login
 
 
 def test_create_admin_from_the_command_line(settings, client, tmp_path):
-    environment = {"DATABASE_URL": settings.database_url, "INBOX_VAR_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    environment = {
+        "DATABASE_URL": settings.database_url,
+        "INBOX_ENV": "production",  # how an operator creates production's first login
+        "INBOX_VAR_DIR": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+    }
     result = subprocess.run(
         [
             sys.executable,
@@ -79,5 +84,6 @@ def test_production_refuses_to_start_without_a_session_secret(tmp_path):
     ],
 )
 def test_database_urls_use_the_installed_postgresql_driver(given, used):
-    assert Settings(database_url=given, rasa_events_db_url=given).resolved_database_url == used
-    assert Settings(database_url=given, rasa_events_db_url=given).resolved_rasa_events_db_url == used
+    configured = Settings(inbox_env="production", database_url=given, rasa_events_db_url=given)
+    assert configured.resolved_database_url == used
+    assert configured.resolved_rasa_events_db_url == used

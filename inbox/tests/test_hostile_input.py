@@ -13,7 +13,7 @@ from sqlalchemy import select
 from inbox.models import Conversation, Message
 from inbox.services.conversation_store import find_order_numbers
 from inbox.services.event_stream import EventStreamConsumer, SqlBrokerSource
-from inbox.tests.conftest import WEDNESDAY_11AM, handoff_payload, post_handoff
+from inbox.tests.conftest import WEDNESDAY_11AM, handoff_payload, login, post_handoff
 
 WATCHDOG_SECONDS = 10  # far above the milliseconds the work takes; only a freeze reaches it
 SENDER = "919876543210"
@@ -167,3 +167,15 @@ def test_the_machine_api_takes_a_full_hand_off_but_refuses_a_huge_one(client, in
     app = create_app(inbox, run_background_workers=False)
     status, asked = anyio.run(_post_in_chunks, app, "/api/v1/handoffs", headers, HUGE_CHUNKS)
     assert status == 413 and asked <= API_BODY_LIMIT_BYTES // len(CHUNK) + 1
+
+
+def test_a_multi_megabyte_message_is_stored_whole_and_found_by_its_beginning(inbox, broker, client, agents):
+    # 2.3 MB of distinct words: PostgreSQL's tsvector of the whole text would pass its 1 MB limit.
+    huge = "saffronkurta " + " ".join(f"w{number}" for number in range(300_000))
+    broker.user(SENDER, huge, WEDNESDAY_11AM)
+    with fails_if_hung():
+        assert EventStreamConsumer(inbox, SqlBrokerSource(broker.url)).run_once() == 1
+    with inbox.db.read() as session:
+        assert session.scalars(select(Message.text)).all() == [huge]
+    login(client, "anita")
+    assert "Priya Sharma" in client.get("/conversations", params={"q": "saffronkurta"}).text

@@ -17,6 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from inbox.context import Inbox
 from inbox.services.event_stream import EventStreamConsumer, SqlBrokerSource
+from inbox.services.sessions import SESSION_LIFETIME
 from inbox.services.sla import SlaMonitor
 from inbox.settings import INBOX_DIR
 from inbox.web import routes_admin, routes_api, routes_auth, routes_conversations, routes_live, routes_reports
@@ -130,15 +131,15 @@ def create_app(inbox: Inbox, *, run_background_workers: bool = True) -> FastAPI:
         asgi_csrf,
         signing_secret=csrf_secret,
         always_protect={"/login"},
-        cookie_secure=settings.inbox_secure_cookies,
+        cookie_secure=settings.secure_cookies,
         cookie_samesite="Lax",
     )
     app.add_middleware(
         SessionMiddleware,
         secret_key=session_secret,
         session_cookie="inbox_session",
-        max_age=12 * 3600,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
         same_site="lax",
-        https_only=settings.inbox_secure_cookies,
+        https_only=settings.secure_cookies,
     )
     return app
