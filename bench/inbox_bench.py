@@ -422,7 +422,9 @@ def _flush_messages(connection: sqlite3.Connection, rows: list) -> None:
 
 
 class InboxServer:
-    def __init__(self, database: Path, port: int):
+    def __init__(
+        self, database: Path, port: int, overrides: dict[str, str] | None = None, log_name: str = "inbox_bench"
+    ):
         self.port = port
         environment = {
             **os.environ,
@@ -436,8 +438,9 @@ class InboxServer:
             "INBOX_BUSINESS_HOURS": "mon-sun 00:00-24:00",
             "INBOX_VAR_DIR": str(OUT_DIR),
             "SLACK_WEBHOOK_URL": "",
+            **(overrides or {}),
         }
-        self.log = open(OUT_DIR / "inbox_bench_server.log", "w")  # noqa: SIM115 (open while the server runs)
+        self.log = open(OUT_DIR / f"{log_name}_server.log", "w")  # noqa: SIM115 (open while the server runs)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "inbox", "serve"],
             cwd=REPO_ROOT,
