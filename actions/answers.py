@@ -1,6 +1,8 @@
 """Knowledge-base answers (intent ask_question): verbatim, or an honest hand-off.
 
-The best entry's answer is sent exactly as written in data/knowledge_base.yml when its calibrated
+The knowledge base searches the part of the message that carries the question
+(actions/conversation.question_text: without a leading "ok and" / "aur", or a declined request such
+as "agent nahi chahiye,"). The best entry's answer is sent exactly as written in data/knowledge_base.yml when its calibrated
 answer probability reaches `knowledge_base.answer_threshold` (escalation.yml); otherwise the bot says
 it isn't sure and hands off (pattern 1). Every lookup is recorded in the `kb_match` slot for the
 inbox's knowledge-base page (keys: actions/CONTRACT.md).
@@ -69,7 +71,7 @@ class ActionAnswerQuestion(Action):
     ) -> List[Dict[Text, Any]]:
         config = settings()
         kb = knowledge_base()
-        match = kb.best_match(conversation.latest_user_text(tracker))
+        match = kb.best_match(conversation.question_text(tracker))
         threshold = config.kb_answer_threshold
         if match is None or match.probability < threshold:
             logger.info("no KB answer for %s (best %s)", tracker.sender_id, match)

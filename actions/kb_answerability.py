@@ -1,61 +1,146 @@
-"""The answer probability of a knowledge-base match: "does this entry answer this question?", fitted
-from the knowledge base's own data each time it is loaded.
+"""Which knowledge-base entry answers a question, and the probability that it really does.
 
-A raw cosine score is a poor thing to compare with a threshold: "what's the GST registration number
-of your company?" scores 0.56 against the pricing entry ("prices already include GST") while some
-real pricing questions score less. So, in the spirit of the NLU's calibrated confidence
-(components/in_scope_model.py), the knowledge base turns each match into a probability learnt from
-examples of both outcomes:
+Both are learnt from the knowledge base's own data each time it is loaded, like an intent classifier
+(the NLU's components/in_scope_model.py does the same for intents):
 
-* answerable: every example question of every active entry, scored with that very question left out
-  of the index (leave-one-out), so that it looks like a new customer wording. When the best remaining
-  entry is not the question's own, the example counts as "must not answer": answering it would send
-  the wrong entry.
-* not answerable: every `not_covered` question of the entries and every question of the near-miss
-  file, each compared with the other near misses only (never with itself).
+* Entry classifier: a multinomial logistic regression whose classes are the active entries plus
+  NONE. An entry's examples are its `questions`, its title and the sentences of its answer; NONE's
+  are every `not_covered` question and every question of the near-miss file. Its input is the
+  sentence embedding joined with tf-idf weighted word (1-2) and character (2-5, within words) n-gram
+  counts: the character n-grams are what make "retrn polcy", "kese" / "kaise" and other Hinglish
+  spellings land on the right entry, the embedding carries the meaning of unseen wordings.
+* Answer probability: another logistic regression over a few features of (question, candidate
+  entry), see FEATURES, fitted on honest examples of both outcomes. The entry classifier is
+  cross-fitted (every example is scored by a classifier that never saw it); an entry question whose
+  held-out best entry is its own is "answerable", a near miss or an entry question that lands on a
+  wrong entry is "must not answer". `knowledge_base.answer_threshold` in escalation.yml is compared
+  with this probability.
 
-A logistic regression over a few features of (question, best entry) maps them to a probability
-(see FEATURES). `knowledge_base.answer_threshold` in escalation.yml is compared with it.
+Measured on bench/data/kb_dev.yml and the dev split of bench/conversations against the nearest-
+neighbour cosine it replaces: see README "Knowledge base" and bench/kb_benchmark.py.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 
-# What the probability is computed from, for a question and one candidate entry:
-#   score:      the entry's blended similarity (best text 70 %, next two 30 %)
-#   margin:     score minus the best other entry's score (a close runner-up means "not sure which")
-#   near_miss:  the question's best cosine with any near-miss question (not_covered + near_misses)
-#   contrast:   score minus near_miss: is the question closer to a known near miss than to the entry?
-#               This is what makes a designer's `not_covered` example (and wordings close to it) stop
-#               being answered.
-# Tried on bench/data/kb_dev.yml and left out because they did not help there: the share of the question's (specificity-weighted) words found in
-# the entry's texts, a tf-idf similarity blended into the score, and the USE multilingual encoder
-# (alone or concatenated with MiniLM).
-FEATURES = ("score", "margin", "near_miss", "contrast")
+NONE = -1  # class label of the near misses: "no entry answers this"
 
-REGULARISATION_C = 1.0  # inverse L2 strength; a few hundred examples, four features
+# What the answer probability is computed from, for a question and one candidate entry:
+#   log_probability: log of the classifier's probability of the candidate (NONE takes its share)
+#   log_margin:      that minus the log probability of the best other entry ("not sure which")
+#   log_none:        log probability of NONE ("looks like a known near miss")
+#   neighbours:      mean cosine similarity of the 3 nearest example texts of the candidate
+#   near_miss:       best cosine similarity with a near-miss question
+#   contrast:        neighbours minus near_miss
+FEATURES = ("log_probability", "log_margin", "log_none", "neighbours", "near_miss", "contrast")
+
+CLASSIFIER_C = 10.0  # inverse L2 strength of the entry classifier (tried 1, 10, 100 on dev)
+CALIBRATION_C = 1.0  # inverse L2 strength of the answer probability (six features)
+FOLDS = 3  # cross-fitting folds for the held-out examples the answer probability is fitted on (5: same dev figures, 60 % more load time)
+NEIGHBOURS = 3
+WORD_NGRAMS = (1, 2)
+CHAR_NGRAMS = (2, 5)
+MIN_DOCUMENT_FREQUENCY = 3  # n-grams of fewer example texts are left out: fewer weights to fit, same dev accuracy
+_FLOOR = 1e-6  # smallest probability a log is taken of
 
 
 class CalibrationError(ValueError):
-    """The knowledge base does not hold the examples the answer probability is fitted from."""
+    """The knowledge base does not hold the examples the classifier and its calibration need."""
 
 
-def feature_matrix(scores: np.ndarray, near_miss: np.ndarray, candidate: np.ndarray) -> np.ndarray:
-    """One row of FEATURES per question, for the entry `candidate[i]` of question i.
+def _normalised(text: str) -> str:
+    return " ".join(text.lower().split())
 
-    scores: (n, entries) blended entry scores; near_miss: (n,) best cosine with a near-miss question;
-    candidate: (n,) entry index.
+
+class EntryClassifier:
+    """Entry-or-NONE classifier on [sentence embedding | word tf-idf | char tf-idf]."""
+
+    def fit(self, texts: Sequence[str], vectors: np.ndarray, labels: np.ndarray) -> "EntryClassifier":
+        normalised = [_normalised(t) for t in texts]
+        # A tiny knowledge base (tests, a new brand) has too few texts to leave rare n-grams out.
+        min_df = MIN_DOCUMENT_FREQUENCY if len(texts) >= 20 * MIN_DOCUMENT_FREQUENCY else 1
+        self.vectorizers = [
+            TfidfVectorizer(ngram_range=WORD_NGRAMS, sublinear_tf=True, token_pattern=r"(?u)\b\w+\b", min_df=min_df),
+            TfidfVectorizer(analyzer="char_wb", ngram_range=CHAR_NGRAMS, sublinear_tf=True, min_df=min_df),
+        ]
+        for vectorizer in self.vectorizers:
+            vectorizer.fit(normalised)
+        self.classes = np.unique(labels)
+        self.vectors, self.labels = vectors, np.asarray(labels)
+        self.model = None
+        if len(self.classes) > 1:  # a single class needs no model: its probability is 1
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                self.model = LogisticRegression(C=CLASSIFIER_C, max_iter=2000)
+                self.model.fit(self._inputs(normalised, vectors), self.labels)
+        return self
+
+    def _inputs(self, normalised: Sequence[str], vectors: np.ndarray) -> sp.csr_matrix:
+        blocks = [sp.csr_matrix(vectors)] + [v.transform(normalised) for v in self.vectorizers]
+        return sp.hstack(blocks, format="csr")
+
+    def probabilities(self, texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+        """(n, len(self.classes)) class probabilities."""
+        if self.model is None:
+            return np.ones((len(texts), 1))
+        return self.model.predict_proba(self._inputs([_normalised(t) for t in texts], vectors))
+
+    def entry_probabilities(self, texts: Sequence[str], vectors: np.ndarray, n_entries: int) -> Tuple[np.ndarray, np.ndarray]:
+        """(n, n_entries) probability of each entry (0 for an entry the classifier never saw) and
+        (n,) the probability of NONE."""
+        found = self.probabilities(texts, vectors)
+        entries = np.zeros((len(texts), n_entries))
+        none = np.zeros(len(texts))
+        for column, label in enumerate(self.classes):
+            if label == NONE:
+                none = found[:, column]
+            else:
+                entries[:, label] = found[:, column]
+        return entries, none
+
+    def neighbours(self, vectors: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Mean cosine similarity of each vector with the NEIGHBOURS nearest examples of its candidate."""
+        similarities = vectors @ self.vectors.T
+        result = np.zeros(len(vectors))
+        for row, candidate in enumerate(candidates):
+            own = similarities[row, self.labels == candidate]
+            if len(own):
+                result[row] = np.sort(own)[-NEIGHBOURS:].mean()
+        return result
+
+    def near_miss(self, vectors: np.ndarray) -> np.ndarray:
+        """Best cosine similarity of each vector with a near-miss example."""
+        near = self.vectors[self.labels == NONE]
+        return (vectors @ near.T).max(axis=1) if len(near) else np.zeros(len(vectors))
+
+
+def feature_matrix(
+    classifier: EntryClassifier, entries: np.ndarray, none: np.ndarray, vectors: np.ndarray, candidates: np.ndarray
+) -> np.ndarray:
+    """One row of FEATURES per question, for entry `candidates[i]` of question i.
+
+    entries, none: the classifier's entry probabilities (n, entries) and NONE probability (n,) of the
+    questions (EntryClassifier.entry_probabilities); vectors: their embeddings.
     """
-    rows = np.arange(len(candidate))
-    chosen = scores[rows, candidate]
-    others = scores.copy()
-    others[rows, candidate] = -np.inf
-    runner_up = others.max(axis=1) if scores.shape[1] > 1 else np.zeros(len(rows))
-    return np.column_stack([chosen, chosen - runner_up, near_miss, chosen - near_miss])
+    rows = np.arange(len(candidates))
+    chosen = np.log(np.maximum(entries[rows, candidates], _FLOOR))
+    others = entries.copy()
+    others[rows, candidates] = 0.0
+    runner_up = np.log(np.maximum(others.max(axis=1), _FLOOR)) if entries.shape[1] > 1 else np.zeros(len(rows))
+    neighbours = classifier.neighbours(vectors, candidates)
+    near_miss = classifier.near_miss(vectors)
+    return np.column_stack([
+        chosen, chosen - runner_up, np.log(np.maximum(none, _FLOOR)), neighbours, near_miss, neighbours - near_miss,
+    ])
 
 
 @dataclass
@@ -66,7 +151,7 @@ class AnswerCalibration:
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
-    examples: Tuple[int, int]  # (answerable, not answerable) examples it was fitted on
+    examples: Tuple[int, int]  # (answerable, not answerable) held-out examples it was fitted on
 
     @classmethod
     def fit(cls, features: np.ndarray, answerable: np.ndarray) -> "AnswerCalibration":
@@ -80,10 +165,46 @@ class AnswerCalibration:
             )
         mean = features.mean(axis=0)
         scale = np.maximum(features.std(axis=0), 1e-6)
-        model = LogisticRegression(C=REGULARISATION_C, class_weight="balanced", max_iter=1000)
+        model = LogisticRegression(C=CALIBRATION_C, class_weight="balanced", max_iter=1000)
         model.fit((features - mean) / scale, answerable)
         return cls(mean, scale, model.coef_[0], float(model.intercept_[0]), (positives, negatives))
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         logits = ((features - self.mean) / self.scale) @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-logits))
+
+
+def _folds(labels: np.ndarray) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """Stratified (train, held-out) splits; classes with fewer examples than folds are spread thin."""
+    smallest = np.bincount(np.unique(labels, return_inverse=True)[1]).min()
+    splits = max(2, min(FOLDS, int(smallest)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "the least populated class has only n members"
+        return list(StratifiedKFold(splits, shuffle=True, random_state=0).split(np.zeros(len(labels)), labels))
+
+
+def fit_answerability(
+    texts: Sequence[str], vectors: np.ndarray, labels: np.ndarray, is_question: np.ndarray, n_entries: int
+) -> Tuple[EntryClassifier, AnswerCalibration]:
+    """The entry classifier on all examples and the answer probability fitted on held-out ones.
+
+    texts/vectors/labels: every example (label = entry index, or NONE for a near miss); is_question:
+    which of them are customer-style questions (entry questions and near misses; titles and answer
+    sentences train the classifier but are not examples of a customer's question).
+    """
+    labels = np.asarray(labels)
+    if not (labels == NONE).any():
+        raise CalibrationError(
+            "cannot fit the answer probability: it needs example questions an entry answers and near "
+            "misses no entry answers (found 0). Add `not_covered:` questions to an entry or a `near_misses:` file."
+        )
+    features = np.zeros((len(texts), len(FEATURES)))
+    answerable = np.zeros(len(texts), dtype=bool)
+    for train, held_out in _folds(labels):
+        fold = EntryClassifier().fit([texts[i] for i in train], vectors[train], labels[train])
+        entries, none = fold.entry_probabilities([texts[i] for i in held_out], vectors[held_out], n_entries)
+        candidates = entries.argmax(axis=1)
+        features[held_out] = feature_matrix(fold, entries, none, vectors[held_out], candidates)
+        answerable[held_out] = candidates == labels[held_out]
+    calibration = AnswerCalibration.fit(features[is_question], answerable[is_question])
+    return EntryClassifier().fit(texts, vectors, labels), calibration

@@ -28,12 +28,13 @@ from typing import Any, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import yaml
 
-from actions.kb_answerability import AnswerCalibration, CalibrationError, feature_matrix
+from actions.kb_answerability import (
+    NONE, AnswerCalibration, CalibrationError, EntryClassifier, feature_matrix, fit_answerability,
+)
 from components.sentence_encoder import DEFAULT_MODEL, load_encoder
 
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _MARKUP = re.compile(r"[*_~•]+")
-BEST_WEIGHT = 0.7  # the rest goes to the mean of the next two best texts of the same entry
 
 
 def answer_sentences(answer: str) -> List[str]:
@@ -157,7 +158,7 @@ class Match:
 
     entry_id: str
     probability: float  # calibrated P(this entry answers the question), compared with the threshold
-    similarity: float  # the blended cosine similarity it was computed from (0-1)
+    similarity: float  # mean cosine similarity of the entry's 3 nearest example texts (0-1), for people
 
 
 @dataclass
@@ -166,15 +167,14 @@ class KnowledgeBase:
     model: str = DEFAULT_MODEL
     near_misses: Tuple[str, ...] = ()  # questions no entry answers (besides the entries' not_covered)
     _encoder: Any = field(default=None, repr=False)
-    _matrix: Any = field(default=None, repr=False)  # one row per indexed text (normalised)
-    _row_entry: Any = field(default=None, repr=False)  # entry index of each row
-    _near_miss_matrix: Any = field(default=None, repr=False)  # one row per near-miss question
+    _positions: List[int] = field(default_factory=list, repr=False)  # entry index of each classifier class
+    classifier: Optional[EntryClassifier] = field(default=None, repr=False)
     calibration: Optional[AnswerCalibration] = field(default=None, repr=False)
 
     @classmethod
     def from_yaml(cls, path: str | Path, model: str = DEFAULT_MODEL, encoder: Any = None) -> "KnowledgeBase":
         """Load and validate a KB file (and its near-miss file), embed every text once, fit the
-        answer probability."""
+        entry classifier and the answer probability."""
         path = Path(path)
         document = _read_yaml(path, "knowledge base file")
         entries = parse_entries(document, str(path))
@@ -198,81 +198,39 @@ class KnowledgeBase:
             entries=list(entries), model=model, near_misses=tuple(near_misses),
             _encoder=encoder or load_encoder(model),
         )
-        kb._index()
+        kb._fit()
         return kb
 
-    def _index(self) -> None:
-        texts, owners, is_question = [], [], []
-        for position, entry in enumerate(self.entries):
-            if not entry.active:
-                continue
+    def _fit(self) -> None:
+        texts, labels, is_question = [], [], []
+        self._positions = [position for position, entry in enumerate(self.entries) if entry.active]
+        for label, position in enumerate(self._positions):
+            entry = self.entries[position]
             sentences = answer_sentences(entry.answer)
-            texts += [entry.title, *entry.questions, *sentences]
-            owners += [position] * (1 + len(entry.questions) + len(sentences))
-            is_question += [False] + [True] * len(entry.questions) + [False] * len(sentences)
+            texts += [*entry.questions, entry.title, *sentences]
+            labels += [label] * (len(entry.questions) + 1 + len(sentences))
+            is_question += [True] * len(entry.questions) + [False] * (1 + len(sentences))
+        if not texts:
+            return
         near_misses = list(dict.fromkeys(
             [q for entry in self.active_entries for q in entry.not_covered] + list(self.near_misses)
         ))
-        self._row_entry = np.asarray(owners, dtype=np.int64)
-        self._entry_positions = sorted(set(owners))
-        self._entry_rows = [np.flatnonzero(self._row_entry == i) for i in self._entry_positions]
-        if not texts:
-            self._matrix = np.zeros((0, 1), dtype=np.float32)
-            return
-        vectors = self._embed(texts + near_misses)  # one encoder call for everything
-        self._matrix, self._near_miss_matrix = vectors[: len(texts)], vectors[len(texts):]
+        texts += near_misses
+        labels += [NONE] * len(near_misses)
+        is_question += [True] * len(near_misses)
         try:
-            self._calibrate(np.flatnonzero(is_question))
+            self.classifier, self.calibration = fit_answerability(
+                texts, self.embed(texts), np.asarray(labels), np.asarray(is_question), len(self._positions)
+            )
         except CalibrationError as error:
             raise KnowledgeBaseError(str(error)) from error
 
-    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalised sentence embeddings of `texts` (one row each)."""
         vectors = self._encoder.encode(
             list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False
         )
         return np.asarray(vectors, dtype=np.float32)
-
-    # --- scoring ------------------------------------------------------------------------------
-    def _entry_scores(self, similarities: np.ndarray) -> np.ndarray:
-        """Blended score of each active entry (columns) for each row of `similarities` (questions x
-        indexed texts; -inf marks a text left out)."""
-        scores = np.empty((len(similarities), len(self._entry_rows)))
-        for column, rows in enumerate(self._entry_rows):
-            ranked = -np.sort(-similarities[:, rows], axis=1)[:, :3]
-            runners_up = ranked[:, 1:]
-            finite = np.isfinite(runners_up)
-            count = finite.sum(axis=1)
-            mean = np.where(finite, runners_up, 0.0).sum(axis=1) / np.maximum(count, 1)
-            blended = np.where(count > 0, BEST_WEIGHT * ranked[:, 0] + (1.0 - BEST_WEIGHT) * mean, ranked[:, 0])
-            scores[:, column] = np.clip(blended, 0.0, 1.0)
-        return scores
-
-    def _near_miss_similarity(self, vectors: np.ndarray, leave_out_self: bool = False) -> np.ndarray:
-        if self._near_miss_matrix is None or len(self._near_miss_matrix) == 0:
-            return np.zeros(len(vectors))
-        similarities = vectors @ self._near_miss_matrix.T
-        if leave_out_self:  # `vectors` are the near misses themselves
-            np.fill_diagonal(similarities, -np.inf)
-        best = similarities.max(axis=1)
-        return np.where(np.isfinite(best), best, 0.0)
-
-    def _calibrate(self, question_rows: np.ndarray) -> None:
-        """Fit the answer probability: entry questions left out of the index one at a time
-        (answerable when their own entry still comes first) against the near misses."""
-        questions = self._matrix[question_rows]
-        similarities = questions @ self._matrix.T
-        similarities[np.arange(len(question_rows)), question_rows] = -np.inf
-        scores = self._entry_scores(similarities)
-        candidate = scores.argmax(axis=1)
-        own = np.searchsorted(self._entry_positions, self._row_entry[question_rows])
-        features = [feature_matrix(scores, self._near_miss_similarity(questions), candidate)]
-        answerable = [candidate == own]
-        if len(self._near_miss_matrix):
-            scores = self._entry_scores(self._near_miss_matrix @ self._matrix.T)
-            near = self._near_miss_similarity(self._near_miss_matrix, leave_out_self=True)
-            features.append(feature_matrix(scores, near, scores.argmax(axis=1)))
-            answerable.append(np.zeros(len(scores), dtype=bool))
-        self.calibration = AnswerCalibration.fit(np.vstack(features), np.concatenate(answerable))
 
     # --- lookup -------------------------------------------------------------------------------
     @property
@@ -286,19 +244,20 @@ class KnowledgeBase:
         raise KeyError(f"no knowledge-base entry '{entry_id}'")
 
     def matches(self, text: str, k: int = 3) -> List[Match]:
-        """The k most similar entries, best first, each with its answer probability."""
-        if not text or not text.strip() or len(self._row_entry) == 0 or k <= 0:
+        """The k entries most likely to answer `text`, best first, each with its answer probability."""
+        if not text or not text.strip() or self.classifier is None or k <= 0:
             return []
-        vector = self._embed([text])
-        scores = self._entry_scores(vector @ self._matrix.T)
-        columns = np.arange(scores.shape[1])
-        features = feature_matrix(
-            np.repeat(scores, len(columns), axis=0), np.repeat(self._near_miss_similarity(vector), len(columns)), columns
-        )
+        n_entries = len(self._positions)
+        vector = self.embed([text])
+        entries, none = self.classifier.entry_probabilities([text], vector, n_entries)
+        # every entry is a candidate: the same question's row once per entry
+        repeat = np.zeros(n_entries, dtype=np.int64)
+        features = feature_matrix(self.classifier, entries[repeat], none[repeat], vector[repeat], np.arange(n_entries))
         probabilities = self.calibration.probability(features)
-        order = np.argsort(-scores[0], kind="stable")[:k]  # retrieval ranks; the probability decides
+        similarities = self.classifier.neighbours(vector[repeat], np.arange(n_entries))
+        order = np.argsort(-probabilities, kind="stable")[:k]
         return [
-            Match(self.entries[self._entry_positions[c]].id, float(probabilities[c]), float(scores[0, c]))
+            Match(self.entries[self._positions[c]].id, float(probabilities[c]), float(similarities[c]))
             for c in order
         ]
 

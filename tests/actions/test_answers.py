@@ -22,6 +22,18 @@ async def test_answer_is_the_entry_text_verbatim_with_its_link(kb, dispatcher, c
     assert slots_of(events)["bot_answer_count"] == 1.0
 
 
+async def test_the_question_part_of_a_declined_request_is_what_gets_answered(kb, dispatcher, config):
+    # The NLU leaves the declined request out of `question` (components/keyword_escalation.py);
+    # searched as a whole, this message is not confidently about sizing.
+    text = "not looking to talk to a person, how do I pick my size?"
+    event = user_event(text, "ask_question")
+    event["parse_data"]["question"] = "how do I pick my size?"
+    events = await ActionAnswerQuestion().run(dispatcher, make_tracker([event]), {})
+    assert dispatcher.messages[0]["text"].startswith(kb.entry("sizing").answer.rstrip("\n"))
+    assert slots_of(events)["kb_match"]["entry_id"] == "sizing"
+    assert kb.best_match(text).probability < config.kb_answer_threshold
+
+
 async def test_kb_match_records_probability_and_similarity_of_a_hand_off(kb, dispatcher, config):
     question = "what's the GST registration number of your company?"
     tracker = make_tracker([user_event(question, "ask_question")])

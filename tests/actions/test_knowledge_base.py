@@ -22,7 +22,8 @@ def write(tmp_path, text):
 def test_shipped_kb_has_14_complete_entries(kb):
     assert len(kb.entries) == 14
     for entry in kb.entries:
-        assert len(entry.questions) >= 8, entry.id
+        assert len(entry.questions) >= 30, entry.id  # the entry classifier learns from them
+        assert entry.not_covered, entry.id
         assert entry.active and entry.answer.strip()
 
 
@@ -40,6 +41,12 @@ def test_search_ranks_best_first_with_probabilities(kb):
     ("how many days does shipping take to lucknow", "shipping"),
     ("what is the chest size of a medium", "sizing"),
     ("how do i become a kesar circle vip", "loyalty_vip"),
+    # WhatsApp spellings: Hinglish, dropped letters (the character n-grams of the classifier)
+    ("cash on delivry milta hai kya", "cash_on_delivery"),
+    ("trackin link kaha hai", "order_tracking"),
+    ("exchnge krna hai size ka", "exchanges"),
+    ("size kitna lena chahiye 38 chest hai", "sizing"),
+    ("paise wapas kab milenge return ke", "returns"),
 ])
 def test_answerable_question_is_answered_with_its_entry(kb, config, question, entry_id):
     match = kb.best_match(question)
@@ -47,8 +54,27 @@ def test_answerable_question_is_answered_with_its_entry(kb, config, question, en
     assert match.probability >= config.kb_answer_threshold
 
 
+# The questions of BEHAVIOUR's follow-ups and negations, as the NLU leaves them for the knowledge base
+# (it cuts off "ok and", "aur", "one more thing -" and a declined "agent nahi chahiye,").
+@pytest.mark.parametrize("question, entry_id", [
+    ("can I return it if it doesn't fit?", "returns"),
+    ("exchange kaise hota hai?", "exchanges"),
+    ("bas return policy batao", "returns"),
+    ("only tell me COD charges", "cash_on_delivery"),
+    ("how do I pick my size?", "sizing"),
+    ("is it vegan?", "ingredients"),
+    ("delivery kitne din mein?", "shipping"),
+    ("what about COD?", "cash_on_delivery"),
+])
+def test_follow_up_and_negation_questions_get_their_answer(kb, config, question, entry_id):
+    match = kb.best_match(question)
+    assert (match.entry_id, match.probability >= config.kb_answer_threshold) == (entry_id, True)
+
+
 @pytest.mark.parametrize("question", [
     "what's the GST registration number of your company?",  # issue 12: got the pricing entry at 0.557
+    "do you have a physical store in pune",
+    "how do i reset my password",
     "how much does the linen kurta cost",  # a not_covered example of pricing_offers
     "what's the weather in mumbai today",  # a question of the near-miss file
 ])
@@ -57,18 +83,18 @@ def test_near_miss_is_handed_off(kb, config, question):
 
 
 def test_adding_a_not_covered_example_stops_answers_close_to_it(kb, config):
-    # "do you have gift cards to buy" gets the COD entry (it mentions gift cards), which does not answer it.
-    question = "do you have gift cards to buy"
+    # The shipping answer says how long delivery takes, not on which days the courier comes.
+    question = "do you deliver on weekends"
     wrong = kb.best_match(question)
-    assert wrong.entry_id == "cash_on_delivery" and wrong.probability >= config.kb_answer_threshold
+    assert wrong.entry_id == "shipping" and wrong.probability >= config.kb_answer_threshold
     entries = [
-        dataclasses.replace(e, not_covered=e.not_covered + ("which gift cards can i buy on your site",))
-        if e.id == "cash_on_delivery" else e
+        dataclasses.replace(e, not_covered=e.not_covered + ("can you deliver on a saturday or sunday",))
+        if e.id == "shipping" else e
         for e in kb.entries
     ]
     edited = KnowledgeBase.from_entries(entries, encoder=kb._encoder, near_misses=kb.near_misses)
     assert edited.best_match(question).probability < config.kb_answer_threshold
-    assert edited.best_match("is cod available on my order").probability >= config.kb_answer_threshold
+    assert edited.best_match("how many days does shipping take to lucknow").probability >= config.kb_answer_threshold
 
 
 def test_held_out_paraphrases_mostly_find_their_entry(kb):
