@@ -11,7 +11,9 @@ search and for its sentence encoding alone (the rest is the classifier and the c
 
 Works on any KB file of the schema in data/knowledge_base.yml and any eval file with
 `paraphrases: [{text, entry_id}]` and `unanswerable: [text]`. bench/data/kb_paraphrases.yml is the test
-set; bench/data/kb_dev.yml is the set choices are made on. Prints a report; writes nothing.
+set; choices are made on bench/data/kb_dev.yml and on `--conversations dev`: the single messages of
+the dev split of bench/conversations labelled with a KB answer or a low-confidence hand-off (as
+written, follow-up markers and all; the bot's NLU cuts those off first). Prints a report; writes nothing.
 """
 from __future__ import annotations
 
@@ -49,10 +51,31 @@ def outcomes(paraphrase_best, unanswerable_best, threshold):
     }
 
 
+def conversation_questions(split: str):
+    """The eval-file structure from the turns of bench/conversations' `split` that expect a KB answer
+    (paraphrases) or a low-confidence hand-off (unanswerable)."""
+    from bench.conversation_eval import load_conversations
+
+    evaluation = {"paraphrases": [], "unanswerable": []}
+    for conversation in load_conversations():
+        if conversation.split != split:
+            continue
+        for turn in conversation.turns:
+            if turn.is_reaction:
+                continue
+            if turn.expect.kind == "answer":
+                evaluation["paraphrases"].append({"text": turn.text, "entry_id": turn.expect.value})
+            elif turn.expect.is_handoff and turn.expect.value == "low_confidence":
+                evaluation["unanswerable"].append(turn.text)
+    return evaluation
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kb", default=str(settings().kb_path))
     parser.add_argument("--eval", default=str(ROOT / "bench/data/kb_paraphrases.yml"))
+    parser.add_argument("--conversations", choices=("dev", "holdout"),
+                        help="evaluate on the KB turns of this split of bench/conversations instead of --eval")
     parser.add_argument("--latency-runs", type=int, default=500)
     parser.add_argument("--similarity", action="store_true", help="threshold the nearest-example similarity instead")
     parser.add_argument("--failures", action="store_true", help="list wrong answers and unanswerable answered")
@@ -61,7 +84,11 @@ def main() -> int:
     started = time.perf_counter()
     kb = KnowledgeBase.from_yaml(args.kb, model=settings().kb_model)
     load_seconds = time.perf_counter() - started
-    evaluation = yaml.safe_load(Path(args.eval).read_text(encoding="utf-8"))
+    if args.conversations:
+        evaluation = conversation_questions(args.conversations)
+        args.eval = f"bench/conversations ({args.conversations} split)"
+    else:
+        evaluation = yaml.safe_load(Path(args.eval).read_text(encoding="utf-8"))
     paraphrases = evaluation["paraphrases"]
     unanswerable = evaluation.get("unanswerable") or []
 

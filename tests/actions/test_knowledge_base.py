@@ -100,7 +100,8 @@ def test_adding_a_not_covered_example_stops_answers_close_to_it(kb, config):
 def test_held_out_paraphrases_mostly_find_their_entry(kb):
     paraphrases = yaml.safe_load((PROJECT_ROOT / "bench/data/kb_paraphrases.yml").read_text())["paraphrases"]
     hits = sum(kb.search(p["text"], k=1)[0][0] == p["entry_id"] for p in paraphrases)
-    assert hits / len(paraphrases) >= 0.85, f"top-1 retrieval {hits}/{len(paraphrases)}"
+    # 0.857 with nearest-neighbour cosine, 0.988 with the entry classifier (issue 12)
+    assert hits / len(paraphrases) >= 0.95, f"top-1 retrieval {hits}/{len(paraphrases)}"
 
 
 def test_empty_query_finds_nothing(kb):
