@@ -30,10 +30,12 @@ import yaml
 from actions.kb_answerability import (
     FEATURES, NONE, AnswerCalibration, CalibrationError, EntryClassifier, feature_matrix, fit_answerability,
 )
+from actions.embedding_cache import EmbeddingCache
 from components.sentence_encoder import DEFAULT_MODEL, load_encoder
 
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _MARKUP = re.compile(r"[*_~•]+")
+FROM_ENVIRONMENT = "environment"  # embedding_cache default: EmbeddingCache.from_environment()
 
 
 def answer_sentences(answer: str) -> List[str]:
@@ -169,11 +171,16 @@ class KnowledgeBase:
     _positions: List[int] = field(default_factory=list, repr=False)  # entry index of each classifier class
     classifier: Optional[EntryClassifier] = field(default=None, repr=False)
     calibration: Optional[AnswerCalibration] = field(default=None, repr=False)
+    embedding_cache: Optional[EmbeddingCache] = field(default=None, repr=False)  # None: embed every start
 
     @classmethod
-    def from_yaml(cls, path: str | Path, model: str = DEFAULT_MODEL, encoder: Any = None) -> "KnowledgeBase":
-        """Load and validate a KB file (and its near-miss file), embed every text once, fit the
-        entry classifier and the answer probability."""
+    def from_yaml(
+        cls, path: str | Path, model: str = DEFAULT_MODEL, encoder: Any = None,
+        embedding_cache: Any = FROM_ENVIRONMENT,
+    ) -> "KnowledgeBase":
+        """Load and validate a KB file (and its near-miss file), embed every text once (or read its
+        embedding from the cache, actions/embedding_cache.py), fit the entry classifier and the
+        answer probability."""
         path = Path(path)
         document = _read_yaml(path, "knowledge base file")
         entries = parse_entries(document, str(path))
@@ -183,7 +190,9 @@ class KnowledgeBase:
                 raise KnowledgeBaseError(f"{path}: `near_misses` must be a file name, got {document['near_misses']!r}")
             near_path = path.parent / document["near_misses"]
             near_misses = parse_near_misses(_read_yaml(near_path, "near-miss file"), str(near_path), entries)
-        return cls.from_entries(entries, model=model, encoder=encoder, near_misses=near_misses)
+        return cls.from_entries(
+            entries, model=model, encoder=encoder, near_misses=near_misses, embedding_cache=embedding_cache
+        )
 
     @classmethod
     def from_entries(
@@ -192,10 +201,13 @@ class KnowledgeBase:
         model: str = DEFAULT_MODEL,
         encoder: Any = None,
         near_misses: Iterable[str] = (),
+        embedding_cache: Any = FROM_ENVIRONMENT,
     ) -> "KnowledgeBase":
+        if embedding_cache == FROM_ENVIRONMENT:
+            embedding_cache = EmbeddingCache.from_environment()
         kb = cls(
             entries=list(entries), model=model, near_misses=tuple(near_misses),
-            _encoder=encoder or load_encoder(model),
+            _encoder=encoder or load_encoder(model), embedding_cache=embedding_cache,
         )
         kb._fit()
         return kb
@@ -219,10 +231,15 @@ class KnowledgeBase:
         is_question += [True] * len(near_misses)
         try:
             self.classifier, self.calibration = fit_answerability(
-                texts, self.embed(texts), np.asarray(labels), np.asarray(is_question), len(self._positions)
+                texts, self._embed_examples(texts), np.asarray(labels), np.asarray(is_question), len(self._positions)
             )
         except CalibrationError as error:
             raise KnowledgeBaseError(str(error)) from error
+
+    def _embed_examples(self, texts: Sequence[str]) -> np.ndarray:
+        if self.embedding_cache is None:
+            return self.embed(texts)
+        return self.embedding_cache.embed(texts, self.model, self._encoder, self.embed)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Normalised sentence embeddings of `texts` (one row each)."""

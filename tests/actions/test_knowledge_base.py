@@ -9,6 +9,7 @@ import textwrap
 import pytest
 import yaml
 
+from actions.embedding_cache import CACHE_ENV, DEFAULT_DIRECTORY, EmbeddingCache
 from actions.knowledge_base import KnowledgeBase, KnowledgeBaseError
 from actions.settings import PROJECT_ROOT
 
@@ -173,3 +174,77 @@ def test_near_miss_file_must_list_questions(tmp_path, kb):
     """)
     with pytest.raises(KnowledgeBaseError, match=r"near.yml: `questions` must be a list of non-empty strings"):
         KnowledgeBase.from_yaml(path, encoder=kb._encoder)
+
+
+class CountingEncoder:
+    """The real encoder, remembering which texts it was asked to embed."""
+
+    def __init__(self, encoder):
+        self.encoder, self.embedded = encoder, []
+
+    def encode(self, texts, **options):
+        self.embedded += list(texts)
+        return self.encoder.encode(texts, **options)
+
+
+SMALL_KB = """
+    entries:
+      - id: returns
+        title: Returns
+        answer: Free returns within 14 days of delivery.
+        questions: [can I return it, can i send it back, return policy kya hai]
+        not_covered: [can i return it in a store]
+      - id: shipping
+        title: Shipping
+        answer: Delivery takes 4-7 days.
+        questions: [how long is delivery, when will my parcel come, {shipping_question}]
+"""
+
+
+def small_kb(tmp_path, encoder, cache, shipping_question="delivery kitne din mein"):
+    path = write(tmp_path, SMALL_KB.format(shipping_question=shipping_question))
+    return KnowledgeBase.from_yaml(path, encoder=encoder, embedding_cache=cache)
+
+
+def test_a_restart_reads_embeddings_from_the_cache_and_answers_the_same(tmp_path, kb):
+    cache = EmbeddingCache(tmp_path / "cache")
+    first = small_kb(tmp_path, CountingEncoder(kb._encoder), cache)
+    restarted_encoder = CountingEncoder(kb._encoder)
+    restarted = small_kb(tmp_path, restarted_encoder, cache)
+    uncached = small_kb(tmp_path, kb._encoder, None)
+    assert restarted_encoder.embedded == []
+    for question in ("can i send back my kurta", "how many days for delivery"):
+        assert restarted.search(question) == first.search(question) == uncached.search(question)
+
+
+def test_an_edited_question_is_embedded_again(tmp_path, kb):
+    cache = EmbeddingCache(tmp_path / "cache")
+    small_kb(tmp_path, CountingEncoder(kb._encoder), cache)
+    encoder = CountingEncoder(kb._encoder)
+    edited = small_kb(tmp_path, encoder, cache, shipping_question="parcel kab aayega")
+    assert encoder.embedded == ["parcel kab aayega"]
+    assert edited.best_match("parcel kab aayega").entry_id == "shipping"
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a numpy file", b"PK\x03\x04 cut short"])
+def test_a_corrupt_cache_file_is_embedded_again_and_rewritten(tmp_path, kb, damage):
+    cache = EmbeddingCache(tmp_path / "cache")
+    reference = small_kb(tmp_path, CountingEncoder(kb._encoder), cache)
+    cache_file = next((tmp_path / "cache").glob("*.npz"))
+    cache_file.write_bytes(damage)
+    encoder = CountingEncoder(kb._encoder)
+    recovered = small_kb(tmp_path, encoder, cache)
+    assert "can I return it" in encoder.embedded
+    assert recovered.search("can i send back my kurta") == reference.search("can i send back my kurta")
+    again = CountingEncoder(kb._encoder)
+    small_kb(tmp_path, again, cache)
+    assert again.embedded == []  # the file was rewritten whole
+
+
+def test_cache_location_comes_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "elsewhere"))
+    assert EmbeddingCache.from_environment().directory == tmp_path / "elsewhere"
+    monkeypatch.setenv(CACHE_ENV, "off")
+    assert EmbeddingCache.from_environment() is None
+    monkeypatch.delenv(CACHE_ENV)
+    assert EmbeddingCache.from_environment().directory == DEFAULT_DIRECTORY
