@@ -23,6 +23,10 @@ from inbox.tests.rasa_events import RasaBrokerTable
 from inbox.web.app import create_app
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
+# The suite states every setting it needs. scripts/test.sh runs it with the local demo's environment
+# (INBOX_DEMO_PASSWORD, DATABASE_URL, RASA_JWT_SECRET…), which must not leak into Settings().
+for _name in Settings.model_fields:
+    os.environ.pop(_name.upper(), None)
 BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
 BOT_TOKEN = "test-bot-token"
 PASSWORD = "correct-horse-battery"

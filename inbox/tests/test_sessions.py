@@ -112,13 +112,6 @@ def test_production_cookies_are_secure_only(settings, clock, agents):
         Settings(inbox_env="production", inbox_secure_cookies=False)
 
 
-@pytest.fixture
-def no_inbox_environment(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith(("INBOX_", "DATABASE_URL", "RASA_")):
-            monkeypatch.delenv(name)
-
-
 def run_inbox(*args: str, **environment: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "inbox", *args],
@@ -130,7 +123,7 @@ def run_inbox(*args: str, **environment: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_a_postgresql_start_without_inbox_env_is_refused_with_a_clear_message(no_inbox_environment, tmp_path):
+def test_a_postgresql_start_without_inbox_env_is_refused_with_a_clear_message(tmp_path):
     database_url = "postgresql+psycopg://inbox:db-password-5150@127.0.0.1:9/inbox"
     result = run_inbox("serve", DATABASE_URL=database_url, INBOX_VAR_DIR=str(tmp_path))
     assert result.returncode != 0
@@ -141,7 +134,7 @@ def test_a_postgresql_start_without_inbox_env_is_refused_with_a_clear_message(no
     assert Settings(inbox_var_dir=tmp_path).inbox_env == "development"
 
 
-def test_production_refuses_demo_credentials(no_inbox_environment, settings, clock, tmp_path):
+def test_production_refuses_demo_credentials(settings, clock, tmp_path):
     with pytest.raises(ValidationError, match="INBOX_DEMO_PASSWORD is set"):
         Settings(inbox_env="production", inbox_demo_password="demo-password")
 
