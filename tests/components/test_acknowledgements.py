@@ -38,6 +38,7 @@ def matcher(section):
         ("thik hai", "affirm"), ("theek h", "affirm"), ("done", "affirm"), ("got it", "affirm"),
         ("cool", "affirm"), ("ok ji", "affirm"), ("ok 👍", "affirm"), ("ok thanks", "thank"),
         ("thanks a lot bhaiya 🙏", "thank"), ("ok 👎", "deny"), (":)", "affirm"),
+        ("okay, no worries ji", "affirm"), ("no problem", "affirm"),
     ],
 )
 def test_acknowledgements_get_the_intent_of_their_list(matcher, text, intent):

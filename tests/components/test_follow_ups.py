@@ -31,6 +31,8 @@ def markers():
         ("acha, delivery kitne din mein?", "delivery kitne din mein?"),
         ("Okkk, also #2840 kahan hai", "#2840 kahan hai"),
         ("btw, is there a student discount", "is there a student discount"),
+        ("and one more - is express delivery available in Goa?", "is express delivery available in Goa?"),
+        ("quick question: do you ship to Goa?", "do you ship to Goa?"),
     ],
 )
 def test_leading_markers_are_cut_off(markers, text, question):
@@ -41,7 +43,7 @@ def test_leading_markers_are_cut_off(markers, text, question):
 @pytest.mark.parametrize(
     "text",
     ["ok", "and", "ok and", "acha laga", "ok bye", "plus size available?", "thank you, that helps",
-     "what about COD?", "so soft, loved it"],
+     "what about COD?", "so soft, loved it", "one more kurta in M please"],
 )
 def test_messages_without_a_follow_up_stay_whole(markers, text):
     assert markers.split(text) == ([], 0)

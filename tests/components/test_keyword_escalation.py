@@ -24,7 +24,11 @@ def matcher():
 @pytest.mark.parametrize(
     "text",
     ["human", "agent please", "AGENT!!", "agent", "speak to someone", "I want to talk to a real person pls",
-     "kisi insaan se baat karni hai", "agent se baat karao", "customer care please", "Representative."],
+     "kisi insaan se baat karni hai", "agent se baat karao", "customer care please", "Representative.",
+     # a call from the team, a person instead of the bot, "I need an agent for …", Hinglish "banda"
+     "would someone from your team call me this evening?", "put me through to your team instead of the bot",
+     "could I speak with a person about a payment?", "I need an agent to look into a wrong charge",
+     "bhai real banda bhejo"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None
@@ -34,7 +38,10 @@ def test_requests_for_a_person_match(matcher, text):
     "text",
     ["Do you sell human hair extensions?", "my travel agent wants a bulk order", "are you a human?",
      "am i talking to a real person?", "what is your return policy", "agents", "customer care number kya hai",
-     "the delivery agent was rude", ""],
+     "the delivery agent was rude", "",
+     # questions about support hours, and Hinglish bot challenges, only look like requests
+     "what are the customer care hours on saturday", "customer care ka email kya hai", "aap machine ho ya insaan?",
+     "yahan koi banda type kar raha hai kya", "is this reply automated or a real person?"],
 )
 def test_look_alikes_do_not_match(matcher, text):
     assert matcher.match(text) is None
@@ -49,7 +56,10 @@ def test_look_alikes_do_not_match(matcher, text):
      ("don't want an agent, just tell me how long delivery takes", "want an agent"),
      ("I do not need to speak to someone, just tell me the COD charges", "speak to someone"),
      ("kisi insaan se baat nahi karni, bas size batao", "kisi insaan se baat"),
-     ("no need for an agent, what is your return policy", "agent")],
+     ("no need for an agent, what is your return policy", "agent"),
+     # a bare "don't" right before the request declines it too
+     ("i dont need a human, what are the COD charges", "need a human"),
+     ("please don't connect me to a human, is the serum vegan?", "connect me to a human")],
 )
 def test_declined_requests_do_not_match(matcher, text, declined_phrase):
     assert matcher.match(text) is None
@@ -62,7 +72,7 @@ def test_declined_requests_do_not_match(matcher, text, declined_phrase):
     ["I don't want to talk to a bot, get me a person", "bot nahi, insaan chahiye", "no, talk to a human",
      "no talk to a human", "i dont want a bot i want a human", "insaan se baat karni hai, bot nahi",
      "agent se baat karao nahi to complaint karungi", "why not connect me to an agent",
-     "this is not helping talk to a human", "agent chahiye na"],
+     "this is not helping talk to a human", "agent chahiye na", "why don't you connect me to an agent"],
 )
 def test_requests_next_to_a_negation_still_match(matcher, text):
     assert matcher.match(text) is not None
