@@ -1,6 +1,6 @@
 """Assistant benchmark: full `rasa train` time (no cache), NLU parse latency, KB search latency.
 
-    .venv/bin/python bench/assistant_benchmark.py [--skip-train] [--messages 300]
+    .venv/bin/python bench/assistant_benchmark.py [--skip-train | --model PATH] [--messages 300]
 
 Run on a quiet machine: these are wall-clock figures on 2 cores. Prints a report; the trained model
 goes to a temporary directory (models/ is not touched).
@@ -82,12 +82,16 @@ def time_kb(messages):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-train", action="store_true", help="use the newest model in models/")
+    parser.add_argument("--model", type=Path, help="time parsing with this trained model (training not timed)")
     parser.add_argument("--messages", type=int, default=300)
     args = parser.parse_args()
     messages = (training_messages() * 3)[: args.messages]
 
     with tempfile.TemporaryDirectory() as tmp:
-        if args.skip_train:
+        if args.model:
+            model = args.model
+            print(f"Model: {model} (training not timed)")
+        elif args.skip_train:
             model = sorted((ROOT / "models").glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)[-1]
             print(f"Model: {model} (training not timed)")
         else:

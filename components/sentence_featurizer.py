@@ -1,4 +1,4 @@
-"""Dense sentence features from a sentence-transformers encoder (all-MiniLM-L6-v2 by default).
+"""Dense sentence features from a sentence encoder (all-MiniLM-L6-v2 by default).
 
 Each message text gets one L2-normalised embedding, added as a dense *sentence* feature of the
 `text` attribute (no per-token sequence features: the sentence encoder pools internally). Any
@@ -32,7 +32,7 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from components import onnx_encoder, sentence_encoder
+from components import onnx_encoder, sentence_encoder, use_encoder
 from components.sentence_encoder import DEFAULT_MODEL, load_encoder, resolve_model_path
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
                 "model": str(model_path),
                 "files": weights,
                 # How text becomes a vector: this module and the encoder loaders (torch or ONNX).
-                "modules": [inspect.getsource(module) for module in (sys.modules[__name__], sentence_encoder, onnx_encoder)],
+                "modules": [inspect.getsource(module) for module in (sys.modules[__name__], sentence_encoder, onnx_encoder, use_encoder)],
             }
         )
 

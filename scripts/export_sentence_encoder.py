@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from components import onnx_encoder  # noqa: E402
+from components import onnx_encoder, use_encoder  # noqa: E402
 from components.sentence_encoder import DEFAULT_MODEL, resolve_model_path  # noqa: E402
 
 FEATURIZER = "components.sentence_featurizer.SentenceEmbeddingFeaturizer"
@@ -47,6 +47,9 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     for name in models_in_use(args.config, args.settings):
+        if use_encoder.is_use_model(name):
+            print(f"  {name}: runs on numpy, nothing to export")
+            continue
         model_dir = resolve_model_path(name)
         try:
             onnx_encoder.check_supported(model_dir)

@@ -19,8 +19,9 @@ from oos_benchmark import auroc
 from components.in_scope_model import (
     EVIDENCE_KINDS,
     CalibratedIntentModel,
+    DenseViews,
+    _as_views,
     _fit_temperature,
-    _l2_normalise_rows,
     _tempered,
     confidence_from_percentile,
 )
@@ -30,21 +31,30 @@ THRESHOLD, AMBIGUITY, COVERAGE = 0.6, 0.1, 0.96
 
 def shipped_evidence(index: int, folds: int = 10) -> Dict:
     """Held-out (cross-fitted) and test evidence of the shipped model on split `index` (cached)."""
-    path = LAB_OUT / f"evidence{index}_{folds}.pkl"
+    split = load_split(index)
+    return model_evidence(index, "", split["train_dense"], split["test_dense"], folds)
+
+
+def model_evidence(index: int, name: str, train_dense: DenseViews, test_dense: DenseViews, folds: int = 10) -> Dict:
+    """Held-out and test evidence of `components.in_scope_model` on split `index` with the split's
+    sparse features and the given dense ones, one matrix or a list of views (cached under `name`;
+    "" = the shipped features)."""
+    path = LAB_OUT / f"evidence{name}{index}_{folds}.pkl"
     if path.exists():
         return read_result(path, "bench/oos_lab/evidence.py")
     split = load_split(index)
     model = CalibratedIntentModel(folds=folds)
-    dense = _l2_normalise_rows(split["train_dense"])
+    views = _as_views(train_dense)
+    model.n_views = len(views)
     blocks = [sp.csr_matrix(b) for b in split["train_blocks"]]
     model.intents = sorted(set(split["train_intents"]))
     labels = np.array([model.intents.index(intent) for intent in split["train_intents"]])
     # The same cross-fitting training runs; every HWU64 intent has many examples, so every one is held out once.
-    held_out, held_out_probabilities, held_out_labels = model._held_out_evidence(dense, blocks, labels)
+    held_out, held_out_probabilities, held_out_labels = model._held_out_evidence(views, blocks, labels)
     if len(held_out_labels) != len(labels):
         raise RuntimeError("some training examples were never held out; the lab assumes all are")
-    final = model._new_fit().fit(dense, blocks, labels).evidence(
-        _l2_normalise_rows(split["test_dense"]), [sp.csr_matrix(b) for b in split["test_blocks"]]
+    final = model._new_fit().fit(views, blocks, labels).evidence(
+        _as_views(test_dense), [sp.csr_matrix(b) for b in split["test_blocks"]]
     )
     result = {
         "intents": model.intents,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pickle
 import sys
 import tempfile
@@ -60,7 +61,7 @@ def _install_capture(captured: Dict) -> None:
         features = [cc.sentence_features(e, featurizers) for e in examples]
         self._sparse_dims = dict(sorted({o: m.shape[1] for _, parts in features for o, m in parts}.items()))
         captured["train"] = (
-            np.vstack([dense for dense, _ in features]),
+            [np.vstack(rows) for rows in zip(*(views for views, _ in features))],
             self._sparse_blocks([parts for _, parts in features]),
             [e.get("intent") for e in examples],
             [e.get("text") for e in examples],
@@ -70,10 +71,14 @@ def _install_capture(captured: Dict) -> None:
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             dense, parts = cc.sentence_features(message, list(self._config["featurizers"]))
-            if dense is not None:
+            if dense:
                 captured.setdefault("test", []).append((message.get("text"), dense, self._sparse_blocks([parts])))
         return original_process(self, messages)
 
+    # This module's `from __future__ import annotations` leaves the hints above as strings that Rasa
+    # would resolve in this module's globals, where the locally imported types are not: real types.
+    train.__annotations__ = {"training_data": TrainingData, "return": Resource}
+    process.__annotations__ = {"messages": List[Message], "return": List[Message]}
     cc.CalibratedIntentClassifier.train = train
     cc.CalibratedIntentClassifier.process = process
 
@@ -91,6 +96,8 @@ def dump(indices: List[int]) -> None:
         captured.clear()
         train_rows, test_in, test_oos = benchmark.split_data(hwu64, benchmark.SPLITS[index])
         work = Path(tempfile.mkdtemp(prefix="oos_lab_"))
+        # An empty training cache: a cached classifier would not be trained, and nothing captured.
+        os.environ["RASA_CACHE_DIRECTORY"] = str(work / "rasa_cache")
         benchmark.write_nlu_yaml(train_rows, work / "nlu.yml")
         model_path, seconds = benchmark.train_model(benchmark.SHIPPED_CONFIG, work / "nlu.yml", work, f"split{index}")
         texts = [t for t, _ in test_in] + [t for t, _ in test_oos]
@@ -98,13 +105,17 @@ def dump(indices: List[int]) -> None:
         tests = captured["test"][3:]  # parse_all warms up on the first three texts
         if [text for text, _, _ in tests] != texts:
             raise RuntimeError("captured test features are not in parse order")
-        dense, blocks, intents, train_texts = captured["train"]
+        views, blocks, intents, train_texts = captured["train"]
+        test_views = [np.vstack([d[k] for _, d, _ in tests]) for k in range(len(views))]
         result = {
-            "train_dense": dense,
+            # One matrix per dense featurizer; "*_dense" is the first (the shipped sentence encoder).
+            "train_views": views,
+            "train_dense": views[0],
             "train_blocks": [sp.csr_matrix(b) for b in blocks],
             "train_intents": intents,
             "train_texts": train_texts,
-            "test_dense": np.vstack([d for _, d, _ in tests]),
+            "test_views": test_views,
+            "test_dense": test_views[0],
             "test_blocks": [sp.vstack([b[k] for _, _, b in tests]).tocsr() for k in range(len(blocks))],
             "test_texts": texts,
             "test_gold": [i for _, i in test_in] + [None] * len(test_oos),

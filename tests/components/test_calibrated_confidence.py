@@ -95,7 +95,7 @@ def _context(node_name: str) -> ExecutionContext:
 class Pipeline:
     """The test pipeline; `classifier` can be swapped for a reloaded one."""
 
-    def __init__(self, tmp_path, intents: Dict[str, List[str]], config=None) -> None:
+    def __init__(self, tmp_path, intents: Dict[str, List[str]], config=None, encoders=("all-MiniLM-L6-v2",)) -> None:
         self.storage = LocalModelStorage(tmp_path)
         self.resource = Resource("calibrated_intent_classifier")
         self.config = {**CalibratedIntentClassifier.get_default_config(), **(config or {})}
@@ -104,9 +104,13 @@ class Pipeline:
             {**CountVectorsFeaturizer.get_default_config(), "analyzer": "char_wb", "min_ngram": 1, "max_ngram": 4},
             self.storage, Resource("char_counts"), _context("char_counts"),
         )
-        self.embedder = SentenceEmbeddingFeaturizer(
-            SentenceEmbeddingFeaturizer.get_default_config(), "sentence_embedding"
-        )
+        # One SentenceEmbeddingFeaturizer per encoder, in pipeline order (each one is a view).
+        self.embedders = [
+            SentenceEmbeddingFeaturizer(
+                {**SentenceEmbeddingFeaturizer.get_default_config(), "model_name": encoder}, f"sentence_embedding_{i}"
+            )
+            for i, encoder in enumerate(encoders)
+        ]
         self.classifier = CalibratedIntentClassifier.create(
             self.config, self.storage, self.resource, _context("calibrated")
         )
@@ -119,7 +123,8 @@ class Pipeline:
         self.tokenizer.process_training_data(training)
         self.char_counts.train(training)
         self.char_counts.process_training_data(training)
-        self.embedder.process_training_data(training)
+        for embedder in self.embedders:
+            embedder.process_training_data(training)
         self.classifier.train(training)
 
     def reload_classifier(self) -> None:
@@ -129,7 +134,10 @@ class Pipeline:
 
     def classify(self, text: str) -> Message:
         """The message as it leaves the calibrated classifier (before FallbackClassifier)."""
-        [message] = self.embedder.process(self.char_counts.process(self.tokenizer.process([Message(data={"text": text})])))
+        messages = self.char_counts.process(self.tokenizer.process([Message(data={"text": text})]))
+        for embedder in self.embedders:
+            messages = embedder.process(messages)
+        [message] = messages
         [message] = self.classifier.process([message])
         return message
 
@@ -240,3 +248,16 @@ def test_invalid_config_is_rejected_when_the_pipeline_is_built(tmp_path, bad_con
             {**CalibratedIntentClassifier.get_default_config(), **bad_config},
             LocalModelStorage(tmp_path), Resource("bad"), _context("bad"),
         )
+
+
+def test_a_second_sentence_encoder_is_used_as_a_second_view(tmp_path):
+    from components.use_encoder import USE_MODEL_NAME
+
+    pipeline = Pipeline(tmp_path, LIBRARY_INTENTS, encoders=("all-MiniLM-L6-v2", USE_MODEL_NAME))
+    assert pipeline.classifier._model.n_views == 2
+    for text, intent in IN_SCOPE_UNSEEN:
+        assert pipeline.final_intent(text) == intent
+    for text in UNRELATED:
+        assert pipeline.final_intent(text) == "nlu_fallback"
+    pipeline.reload_classifier()
+    assert pipeline.final_intent(IN_SCOPE_UNSEEN[0][0]) == IN_SCOPE_UNSEEN[0][1]

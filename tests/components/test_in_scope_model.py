@@ -126,3 +126,54 @@ def test_serving_logits_equal_the_training_feature_matrix_path():
     expected = np.asarray(fit._classifier_input(dense, [words, chars]) @ fit.coef.T) + fit.intercept
     np.testing.assert_allclose(fit.logits(dense, [words, chars]), expected, rtol=0, atol=1e-10)
     np.testing.assert_allclose(fit.logits(dense[:1], [words[:1], chars[:1]]), expected[:1], rtol=0, atol=1e-10)
+
+
+# --- several dense views (one per sentence encoder) -------------------------------------------
+
+@pytest.fixture(scope="module")
+def two_views(world):
+    train_x, train_y, test_x, test_y, oos_x = world
+    rng = np.random.default_rng(21)
+    mixing = rng.standard_normal((DIM, DIM)) / np.sqrt(DIM)
+    # A second encoder's view of the same messages: the topic seen through another linear map.
+    view = lambda points: points @ mixing + 0.1 * rng.standard_normal(points.shape)  # noqa: E731
+    return [train_x, view(train_x)], train_y, [test_x, view(test_x)], test_y, [oos_x, view(oos_x)]
+
+
+def test_a_second_view_keeps_the_calibration_promise_and_its_ranking(two_views):
+    train, train_y, test, test_y, oos = two_views
+    model = CalibratedIntentModel(threshold=THRESHOLD, in_scope_coverage=0.9).fit(train, [], train_y)
+    prediction = model.predict(test, [])
+    assert np.mean(prediction.confidence >= THRESHOLD) == pytest.approx(0.9, abs=0.03)
+    assert np.mean(np.array(model.intents)[prediction.intent_probabilities.argmax(axis=1)] == test_y) > 0.95
+    assert np.mean(model.predict(oos, []).confidence < THRESHOLD) > 0.95
+
+
+def test_the_second_views_evidence_counts(world):
+    # The first view is noise that says nothing about the topic; only the second view can tell
+    # in-scope from out-of-scope messages. If its evidence were dropped, nothing would separate them.
+    train_x, train_y, test_x, _, oos_x = world
+    rng = np.random.default_rng(5)
+    noise = lambda points: rng.standard_normal(points.shape)  # noqa: E731
+    model = CalibratedIntentModel(threshold=THRESHOLD).fit([noise(train_x), train_x], [], train_y)
+    in_scope = model.predict([noise(test_x), test_x], []).confidence
+    unseen = model.predict([noise(oos_x), oos_x], []).confidence
+    assert np.mean(in_scope[:, None] > unseen[None, :]) > 0.9
+    assert len(model.scored_kinds()) == 2 * len(EVIDENCE_KINDS)
+
+
+def test_one_view_in_a_list_is_the_single_encoder_model(world):
+    train_x, train_y, test_x, _, _ = world
+    single = CalibratedIntentModel().fit(train_x, [], train_y).predict(test_x[:50], [])
+    listed = CalibratedIntentModel().fit([train_x], [], train_y).predict([test_x[:50]], [])
+    np.testing.assert_array_equal(single.confidence, listed.confidence)
+    np.testing.assert_allclose(single.raw_probabilities, listed.raw_probabilities, rtol=0, atol=1e-12)
+
+
+def test_two_views_round_trip_and_a_missing_view_is_a_clear_error(two_views):
+    train, train_y, test, _, _ = two_views
+    model = CalibratedIntentModel().fit(train, [], train_y)
+    reloaded = CalibratedIntentModel.from_arrays(*model.to_arrays())
+    np.testing.assert_array_equal(model.predict(test, []).confidence, reloaded.predict(test, []).confidence)
+    with pytest.raises(ValueError, match="trained on 2 dense views, got 1"):
+        reloaded.predict(test[:1], [])

@@ -15,6 +15,20 @@ def featurizer():
     return SentenceEmbeddingFeaturizer(SentenceEmbeddingFeaturizer.get_default_config(), "sentence_embedding")
 
 
+@pytest.fixture(scope="module")
+def use_featurizer():
+    """The second encoder: Universal Sentence Encoder multilingual v3 (numpy, components/use_encoder.py)."""
+    from components.use_encoder import USE_MODEL_NAME
+
+    config = {**SentenceEmbeddingFeaturizer.get_default_config(), "model_name": USE_MODEL_NAME, "alias": "use"}
+    return SentenceEmbeddingFeaturizer(config, "use_embedding")
+
+
+@pytest.fixture(params=["featurizer", "use_featurizer"])
+def any_featurizer(request):
+    return request.getfixturevalue(request.param)
+
+
 def sentence_vector(message: Message) -> np.ndarray:
     _, sentence = message.get_dense_features("text")
     return sentence.features[0]
@@ -28,19 +42,19 @@ def test_each_message_gets_one_unit_length_sentence_vector(featurizer):
     assert np.linalg.norm(sentence.features) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_paraphrases_are_closer_than_unrelated_text(featurizer):
-    messages = featurizer.process(
+def test_paraphrases_are_closer_than_unrelated_text(any_featurizer):
+    messages = any_featurizer.process(
         [Message(data={"text": t}) for t in ("where is my parcel", "my package has not arrived", "play some jazz")]
     )
     parcel, package, jazz = map(sentence_vector, messages)
     assert parcel @ package > parcel @ jazz + 0.2
 
 
-def test_training_data_is_featurized_in_batches_like_single_messages(featurizer):
+def test_training_data_is_featurized_in_batches_like_single_messages(any_featurizer):
     texts = ["refund please", "hello", "how do i reset my password"]
     training = TrainingData([Message(data={"text": t, "intent": "x"}) for t in texts])
-    featurizer.process_training_data(training)
-    single = featurizer.process([Message(data={"text": "hello"})])[0]
+    any_featurizer.process_training_data(training)
+    single = any_featurizer.process([Message(data={"text": "hello"})])[0]
     np.testing.assert_allclose(sentence_vector(training.training_examples[1]), sentence_vector(single), atol=1e-5)
 
 
@@ -57,3 +71,12 @@ def test_unknown_model_name_fails_when_the_pipeline_is_loaded():
 def test_config_without_model_name_is_rejected():
     with pytest.raises(InvalidConfigException):
         SentenceEmbeddingFeaturizer({**SentenceEmbeddingFeaturizer.get_default_config(), "model_name": ""}, "x")
+
+
+def test_the_second_encoder_adds_its_own_512_dimensional_unit_vector(featurizer, use_featurizer):
+    [message] = use_featurizer.process(featurizer.process([Message(data={"text": "where is my parcel"})]))
+    dense = [f for f in message.features if f.is_dense() and f.type == "sentence" and f.attribute == "text"]
+    assert [f.features.shape for f in dense] == [(1, 384), (1, 512)]
+    assert dense[1].origin == "use"
+    assert np.linalg.norm(dense[1].features) == pytest.approx(1.0, abs=1e-5)
+
