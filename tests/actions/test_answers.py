@@ -25,9 +25,9 @@ async def test_answer_is_the_entry_text_verbatim_with_its_link(kb, dispatcher, c
 async def test_the_question_part_of_a_declined_request_is_what_gets_answered(kb, dispatcher, config):
     # The NLU leaves the declined request out of `question` (components/keyword_escalation.py);
     # searched as a whole, this message is not confidently about sizing.
-    text = "not looking to talk to a person, how do I pick my size?"
+    text = "I do not want a person right now. How do I pick my size?"
     event = user_event(text, "ask_question")
-    event["parse_data"]["question"] = "how do I pick my size?"
+    event["parse_data"]["question"] = "How do I pick my size?"
     events = await ActionAnswerQuestion().run(dispatcher, make_tracker([event]), {})
     assert dispatcher.messages[0]["text"].startswith(kb.entry("sizing").answer.rstrip("\n"))
     assert slots_of(events)["kb_match"]["entry_id"] == "sizing"

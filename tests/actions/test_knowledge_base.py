@@ -85,7 +85,7 @@ def test_near_miss_is_handed_off(kb, config, question):
 
 def test_adding_a_not_covered_example_stops_answers_close_to_it(kb, config):
     # The shipping answer says how long delivery takes, not on which days the courier comes.
-    question = "do you deliver on weekends"
+    question = "do you ship on weekends"
     wrong = kb.best_match(question)
     assert wrong.entry_id == "shipping" and wrong.probability >= config.kb_answer_threshold
     entries = [
