@@ -28,7 +28,7 @@ def matcher():
      # a call from the team, a person instead of the bot, "I need an agent for …", Hinglish "banda"
      "would someone from your team call me this evening?", "put me through to your team instead of the bot",
      "could I speak with a person about a payment?", "I need an agent to look into a wrong charge",
-     "bhai real banda bhejo"],
+     "bhai real banda bhejo", "this is going nowhere, let me talk to your team"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None
@@ -40,7 +40,7 @@ def test_requests_for_a_person_match(matcher, text):
      "am i talking to a real person?", "what is your return policy", "agents", "customer care number kya hai",
      "the delivery agent was rude", "",
      # questions about support hours, and Hinglish bot challenges, only look like requests
-     "what are the customer care hours on saturday", "customer care ka email kya hai", "aap machine ho ya insaan?",
+     "what are the customer care hours on saturday", "customer care ka email kya hai", "aap machine ho ya insaan?", "when is your team online",
      "yahan koi banda type kar raha hai kya", "is this reply automated or a real person?"],
 )
 def test_look_alikes_do_not_match(matcher, text):
