@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from rasa_sdk import Tracker
 
@@ -96,6 +96,29 @@ def question_text(tracker: Tracker) -> str:
     parse data's `question`; any other message is searched as written."""
     message = tracker.latest_message or {}
     return message.get("question") or latest_user_text(tracker)
+
+
+def previous_kb_answer(tracker: Tracker) -> Optional[Tuple[str, str]]:
+    """(question, entry id) when the bot's reply to the customer's previous message was a
+    knowledge-base answer, else None. The question is what the KB searched then (`question_text`)."""
+    latest_seen = False
+    entry_id: Optional[str] = None
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "user":
+            if not latest_seen:
+                latest_seen = True
+                continue
+            if entry_id is None:
+                return None
+            parse_data = event.get("parse_data") or {}
+            return parse_data.get("question") or event.get("text") or "", entry_id
+        if latest_seen and entry_id is None and kind == "slot" and event.get("name") == "kb_match":
+            value = event.get("value") or {}
+            if not (value.get("answered") and value.get("entry_id")):
+                return None  # that turn's last lookup handed off
+            entry_id = value["entry_id"]
+    return None
 
 
 def latest_intent(tracker: Tracker) -> Optional[str]:

@@ -42,6 +42,7 @@ class EscalationSettings:
     kb_model: str
     kb_answer_threshold: float
     kb_cite_links: bool
+    kb_follow_up_context: bool
     inbox_timeout_seconds: float
     inbox_attempts: int
     default_eta_text: str
@@ -96,6 +97,9 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
         if route.topic not in (intro["topic"] if isinstance(intro["topic"], dict) else {}):
             raise SettingsError(f"{name}: messages.intro.topic has no text for topic '{route.topic}'")
     kb_path = Path(str(_require(kb, "path", f"{name}: knowledge_base")))
+    follow_up_context = kb.get("follow_up_context", True)
+    if not isinstance(follow_up_context, bool):
+        raise SettingsError(f"{name}: knowledge_base.follow_up_context must be true or false, got {follow_up_context!r}")
     return EscalationSettings(
         source=source,
         human_request_intent=str(human.get("intent", "request_human")),
@@ -107,6 +111,7 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
         kb_model=str(kb.get("model", "all-MiniLM-L6-v2")),
         kb_answer_threshold=threshold,
         kb_cite_links=bool(kb.get("cite_links", True)),
+        kb_follow_up_context=follow_up_context,
         inbox_timeout_seconds=float(inbox.get("timeout_seconds", 2.0)),
         inbox_attempts=int(inbox.get("attempts", 2)),
         default_eta_text=str(inbox.get("default_eta_text", "soon")),

@@ -1,10 +1,15 @@
 """Knowledge-base answers are verbatim; a weak match hands off instead of guessing."""
 from __future__ import annotations
 
+import dataclasses
+
 from rasa_sdk.events import ConversationPaused
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import answers
 
 from actions.answers import ActionAnswerQuestion
-from tests.actions.conftest import make_tracker, user_event
+from tests.actions.conftest import bot_event, make_tracker, user_event
 
 
 def slots_of(events):
@@ -65,3 +70,52 @@ async def test_third_answer_reaches_the_turn_limit(kb, dispatcher):
     events = await ActionAnswerQuestion().run(dispatcher, tracker, {})
     slots = slots_of(events)
     assert slots["bot_answer_count"] == 3.0 and slots["turn_limit_reached"] is True
+
+
+async def previous_answer(question: str) -> list:
+    """The events of a turn in which the bot answered `question` from the knowledge base."""
+    first = user_event(question, "ask_question")
+    events = await ActionAnswerQuestion().run(CollectingDispatcher(), make_tracker([first]), {})
+    assert slots_of(events)["kb_match"]["answered"] is True
+    return [first, bot_event("(the entry's answer)"), *events]
+
+
+async def test_a_follow_up_about_the_previous_answer_is_answered_from_the_same_entry(kb, dispatcher, config):
+    follow_up = "is there a charge if I pay like that"
+    assert kb.best_match(follow_up).probability < config.kb_answer_threshold  # alone: not sure
+    history = await previous_answer("which payment options do you have")
+    events = await ActionAnswerQuestion().run(
+        dispatcher, make_tracker([*history, user_event(follow_up, "ask_question")]), {}
+    )
+    assert dispatcher.messages[0]["text"].startswith(kb.entry("payment_methods").answer.rstrip("\n"))
+    match = slots_of(events)["kb_match"]
+    assert match["entry_id"] == "payment_methods" and match["answered"] is True
+    assert match["context"] == "previous_question" and match["score"] >= config.kb_answer_threshold
+
+
+async def test_an_unrelated_question_after_an_answer_is_still_handed_off(kb, dispatcher):
+    history = await previous_answer("how do I choose my size")
+    events = await ActionAnswerQuestion().run(
+        dispatcher, make_tracker([*history, user_event("do you have a store in pune", "ask_question")]), {}
+    )
+    assert "not sure" in dispatcher.messages[0]["text"]
+    assert slots_of(events)["kb_match"]["answered"] is False
+    assert slots_of(events)["escalation_reason"] == "low_confidence"
+
+
+async def test_without_a_previous_answer_a_vague_follow_up_is_handed_off(kb, dispatcher):
+    history = [user_event("hi", "greet"), bot_event("Hi! I'm the Kesar Lane assistant.")]
+    events = await ActionAnswerQuestion().run(
+        dispatcher, make_tracker([*history, user_event("is there a charge if I pay like that", "ask_question")]), {}
+    )
+    assert slots_of(events)["kb_match"]["answered"] is False
+    assert "context" not in slots_of(events)["kb_match"]
+
+
+async def test_a_designer_can_turn_follow_up_context_off(kb, dispatcher, config, monkeypatch):
+    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_follow_up_context=False))
+    history = await previous_answer("which payment options do you have")
+    events = await ActionAnswerQuestion().run(
+        dispatcher, make_tracker([*history, user_event("is there a charge if I pay like that", "ask_question")]), {}
+    )
+    assert slots_of(events)["kb_match"]["answered"] is False
