@@ -57,14 +57,16 @@ class FollowUpMarkers:
         """The leading markers of `text` and the offset where its question starts (0: no marker)."""
         markers: List[str] = []
         cut = 0
+        # Tokenised once: a message of thousands of "ok and"s must not be re-read for every marker.
+        spans = word_spans(text)
+        words = [word for word, _start, _end in spans]
+        first = 0  # the first word after the markers found so far
         while True:
-            spans = word_spans(text[cut:])
-            words = [word for word, _start, _end in spans]
             marker = None
-            always = self._markers.longest_at(words, 0)
-            paused = self._before_a_pause.longest_at(words, 0)
+            always = self._markers.longest_at(words, first)
+            paused = self._before_a_pause.longest_at(words, first)
             if paused and paused[1] < len(words):
-                between = text[cut + spans[paused[1] - 1][2] : cut + spans[paused[1]][1]]
+                between = text[spans[paused[1] - 1][2] : spans[paused[1]][1]]
                 if not _PAUSE.search(between):
                     paused = None
             for found in (always, paused):
@@ -73,8 +75,8 @@ class FollowUpMarkers:
             if marker is None:
                 return markers, cut
             markers.append(marker[0])
-            end = cut + spans[marker[1] - 1][2]
-            cut = _SEPARATOR.match(text, end).end()
+            first = marker[1]
+            cut = _SEPARATOR.match(text, spans[first - 1][2]).end()
 
 
 @DefaultV1Recipe.register(

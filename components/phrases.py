@@ -95,6 +95,7 @@ class PhraseList:
             words = self._normal(tokenize(str(phrase)))
             if words:
                 self._phrases.append((str(phrase), words))
+        self._longest = max((len(needle) for _phrase, needle in self._phrases), default=0)
 
     def _normal(self, words: Sequence[str]) -> Tuple[str, ...]:
         return tuple(squeeze(w) for w in words) if self._squeezed else tuple(words)
@@ -124,11 +125,12 @@ class PhraseList:
 
     def longest_at(self, words: Sequence[str], start: int) -> Optional[Tuple[str, int]]:
         """The longest phrase that begins at `words[start]`, with the index just after it."""
-        words = self._normal(words)
+        # Only the words a phrase can reach are normalised: a long message costs no more than a short one.
+        window = self._normal(words[start : start + self._longest])
         best: Optional[Tuple[str, int]] = None
         for phrase, needle in self._phrases:
             end = start + len(needle)
-            if words[start:end] == needle and (best is None or end > best[1]):
+            if window[: len(needle)] == needle and (best is None or end > best[1]):
                 best = (phrase, end)
         return best
 

@@ -89,3 +89,23 @@ def test_does_nothing_on_another_data_set(tmp_path):
     follow_up, _ = pipeline(tmp_path, intents=("alarm_set", "weather_query"))
     [message] = follow_up.process([Message(data={"text": "ok and what's the weather"})])
     assert message.get("text") == "ok and what's the weather"
+
+
+def test_a_message_of_thousands_of_markers_is_read_once_not_once_per_marker(markers, monkeypatch):
+    # A hostile or pasted message must cost time in proportion to its length: each marker looks only at
+    # the few words a marker can span (before, every marker re-read the whole rest: 85 s CPU for 5,000).
+    from components import phrases
+
+    words_normalised = 0
+    real_squeeze = phrases.squeeze
+
+    def counting_squeeze(word):
+        nonlocal words_normalised
+        words_normalised += 1
+        return real_squeeze(word)
+
+    monkeypatch.setattr(phrases, "squeeze", counting_squeeze)
+    repeats = 2000
+    found, cut = markers.split("ok and " * repeats + "is it vegan?")
+    assert len(found) == repeats and cut == len("ok and " * repeats)
+    assert words_normalised < 20 * repeats  # linear; the old way normalised about 2 * repeats**2 words
