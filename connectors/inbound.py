@@ -11,7 +11,7 @@ import enum
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Type, TypeVar
+from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar
 
 from pydantic import BaseModel, Extra, Field, ValidationError
 
@@ -22,6 +22,15 @@ UNREADABLE_TYPES = frozenset({"image", "audio", "video", "document", "sticker", 
 MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
 
 _LEADING_SLASHES = re.compile(r"^[\s/]+")
+# Business-scoped user id (BSUID): two-letter country code, a dot, up to 128 letters and digits; a
+# parent BSUID has `ENT.` after the country code (`US.13491208655302741918`, `US.ENT.11815799212886844830`).
+BSUID_PATTERN = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
+# What Meta sends as `from` / `wa_id`: the phone number's digits.
+PHONE_PATTERN = re.compile(r"^\d{5,20}$")
+
+
+def is_bsuid(value: Optional[str]) -> bool:
+    return value is not None and BSUID_PATTERN.match(value) is not None
 
 
 class PayloadError(ValueError):
@@ -40,6 +49,8 @@ class InboundAction(str, enum.Enum):
 @dataclass(frozen=True)
 class InboundMessage:
     message_id: str
+    # The conversation key (queue key, Rasa sender_id): the customer's phone digits when known, else
+    # their BSUID. Named `wa_id` because the store, the queue and Rasa have always keyed on it.
     wa_id: str
     profile_name: Optional[str]
     phone_number_id: str
@@ -50,10 +61,15 @@ class InboundMessage:
     text: Optional[str] = None
     # Type-specific facts (media id, mime type, caption, reply title, ...) for the metadata.
     details: Dict[str, Any] = field(default_factory=dict)
+    phone: Optional[str] = None  # digits, from this webhook or remembered for the BSUID
+    user_id: Optional[str] = None  # BSUID
+    username: Optional[str] = None  # display only: a customer can change it at any time
 
     def rasa_metadata(self) -> Dict[str, Any]:
         whatsapp: Dict[str, Any] = {
-            "wa_id": self.wa_id,
+            "wa_id": self.phone,
+            "user_id": self.user_id,
+            "username": self.username,
             "profile_name": self.profile_name,
             "phone_number_id": self.phone_number_id,
             "message_id": self.message_id,
@@ -72,6 +88,8 @@ class InboundMessage:
     def from_record(cls, record: Dict[str, Any]) -> "InboundMessage":
         values = dict(record)
         values["action"] = InboundAction(values["action"])
+        if "phone" not in values:  # stored before BSUIDs: keyed by the phone
+            values["phone"] = values["wa_id"]
         return cls(**values)
 
 
@@ -80,9 +98,13 @@ class StatusUpdate:
     message_id: str
     status: str
     timestamp: str
+    # The conversation key of the recipient: the phone when known (`recipient_id`, or remembered
+    # for the BSUID), else `recipient_user_id`.
     recipient_id: str
     errors: List[Dict[str, Any]]
     raw: Dict[str, Any]  # Meta's status object as received (forwarded to the inbox as is)
+    recipient_phone: Optional[str] = None
+    recipient_user_id: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -134,10 +156,12 @@ class _Change(_Model):
 
 class _Profile(_Model):
     name: Optional[str] = None
+    username: Optional[str] = None
 
 
 class _Contact(_Model):
     wa_id: Optional[str] = None
+    user_id: Optional[str] = None
     profile: Optional[_Profile] = None
 
 
@@ -156,7 +180,10 @@ class _MessagesValue(_Model):
 
 class _MessageHead(_Model):
     id: str = Field(min_length=1)
-    sender: str = Field(alias="from", min_length=1)
+    # Either may be missing: a customer with a username may hide the phone (`from`), and payloads
+    # from before business-scoped user ids have no `from_user_id`. One of them is required.
+    sender: Optional[str] = Field(None, alias="from")
+    from_user_id: Optional[str] = None
     timestamp: str
     type: str
 
@@ -241,7 +268,8 @@ class _Status(_Model):
     id: str = Field(min_length=1)
     status: str
     timestamp: str
-    recipient_id: str
+    recipient_id: Optional[str] = None  # omitted for a customer whose phone Meta does not share
+    recipient_user_id: Optional[str] = None
     errors: List[Dict[str, Any]] = []
 
 
@@ -306,41 +334,81 @@ def _parse_change(raw_change: Any, parsed: ParsedWebhook) -> None:
         return
 
     parsed.meta_errors.extend(value.errors)
-    names = {contact.wa_id: (contact.profile.name if contact.profile else None) for contact in value.contacts}
+    contacts = list(value.contacts)
     phone_number_id = value.metadata.phone_number_id
     for raw_message in value.messages:
         try:
-            message = _parse_message(raw_message, names, phone_number_id)
+            message = _parse_message(raw_message, contacts, phone_number_id)
             parsed.messages.append(ReceivedMessage(message=message, raw=raw_message))
         except (ValidationError, PayloadError) as error:
             parsed.rejected.append(Rejected(f"unreadable message: {_short(error)}", raw_message))
     for raw_status in value.statuses:
         try:
-            status = _model(_Status, raw_status)
+            parsed.statuses.append(_parse_status(raw_status))
         except (ValidationError, PayloadError) as error:
             parsed.rejected.append(Rejected(f"unreadable status: {_short(error)}", raw_status))
-            continue
-        parsed.statuses.append(
-            StatusUpdate(
-                message_id=status.id,
-                status=status.status,
-                timestamp=status.timestamp,
-                recipient_id=status.recipient_id,
-                errors=list(status.errors),
-                raw=raw_status,
-            )
+
+
+def _parse_status(raw: Any) -> StatusUpdate:
+    status = _model(_Status, raw)
+    phone, user_id = _customer_ids(status.recipient_id, status.recipient_user_id, "recipient_id", "recipient_user_id")
+    return StatusUpdate(
+        message_id=status.id,
+        status=status.status,
+        timestamp=status.timestamp,
+        recipient_id=phone or user_id,
+        errors=list(status.errors),
+        raw=raw,
+        recipient_phone=phone,
+        recipient_user_id=user_id,
+    )
+
+
+def _customer_ids(
+    phone: Optional[str], user_id: Optional[str], phone_field: str, user_id_field: str
+) -> Tuple[Optional[str], Optional[str]]:
+    """(phone, BSUID) of a customer as Meta named them; PayloadError for none or a malformed one."""
+    phone = phone or None
+    user_id = user_id or None
+    if phone is None and user_id is None:
+        raise PayloadError(f"neither {phone_field!r} nor {user_id_field!r}: no customer to answer")
+    if phone is not None and not PHONE_PATTERN.match(phone):
+        raise PayloadError(f"{phone_field!r} is not a phone number (digits only): {phone[:40]!r}")
+    if user_id is not None and not is_bsuid(user_id):
+        raise PayloadError(
+            f"{user_id_field!r} is not a business-scoped user id (like US.13491208655302741918): {user_id[:40]!r}"
         )
+    return phone, user_id
 
 
-def _parse_message(raw: Any, names: Dict[Optional[str], Optional[str]], phone_number_id: str) -> InboundMessage:
+def _sender_contact(contacts: List[_Contact], phone: Optional[str], user_id: Optional[str]) -> Optional[_Contact]:
+    for contact in contacts:
+        if (user_id and contact.user_id == user_id) or (phone and contact.wa_id == phone):
+            return contact
+    if len(contacts) != 1:
+        return None
+    only = contacts[0]
+    contradicts = (phone and only.wa_id and only.wa_id != phone) or (user_id and only.user_id and only.user_id != user_id)
+    return None if contradicts else only
+
+
+def _parse_message(raw: Any, contacts: List[_Contact], phone_number_id: str) -> InboundMessage:
     head = _model(_MessageHead, raw)
-    profile_name = names.get(head.sender)
-    if profile_name is None and len(names) == 1:
-        profile_name = next(iter(names.values()))
+    contact = _sender_contact(contacts, head.sender, head.from_user_id)
+    phone, user_id = _customer_ids(
+        head.sender or (contact.wa_id if contact else None),
+        head.from_user_id or (contact.user_id if contact else None),
+        "from",
+        "from_user_id",
+    )
+    profile = contact.profile if contact else None
     common = dict(
         message_id=head.id,
-        wa_id=head.sender,
-        profile_name=profile_name,
+        wa_id=phone or user_id,  # the phone remembered for a BSUID may replace it (customer_identities)
+        phone=phone,
+        user_id=user_id,
+        username=(profile.username or None) if profile else None,
+        profile_name=profile.name if profile else None,
         phone_number_id=phone_number_id,
         timestamp=head.timestamp,
         type=head.type,

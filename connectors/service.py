@@ -6,6 +6,7 @@ import logging
 from typing import Optional
 
 from connectors.conversations import Conversations
+from connectors.customer_identities import CustomerIdentities
 from connectors.graph_api import GraphApiClient
 from connectors.inbound import InboundAction, ParsedWebhook, Rejected
 from connectors.output import CHANNEL_NAME, MessageSender, WhatsAppOutput
@@ -21,6 +22,7 @@ class WhatsAppService:
     def __init__(self, settings: WhatsAppSettings) -> None:
         self.settings = settings
         self.store = WhatsAppStore(settings.store_url)
+        self.identities = CustomerIdentities(self.store)  # its table is created with the store's
         self.client = GraphApiClient(settings)
         self.sender = MessageSender(self.client, self.store)
         self.dispatcher: Optional[InboundDispatcher] = None
@@ -62,6 +64,8 @@ class WhatsAppService:
 
     async def accept(self, parsed: ParsedWebhook) -> PersistOutcome:
         """Persist a webhook's contents (raises if the store is unavailable), then hand off."""
+        # Phone when known (also from earlier webhooks), else the BSUID: the conversation key.
+        parsed = await self.store.run(self.identities.resolve, parsed)
         rejected = list(parsed.rejected)
         for meta_error in parsed.meta_errors:
             logger.error(

@@ -1,0 +1,122 @@
+"""Which phone number belongs to which business-scoped user id (BSUID), remembered across webhooks.
+
+Meta identifies every customer by a BSUID (`from_user_id`, `contacts[].user_id`) and may leave the
+phone number out for customers who adopted a username. The conversation key (the queue key and
+Rasa's sender_id) is the phone when it is known, else the BSUID (`connectors/README.md`). "Known"
+includes earlier webhooks: whenever one carries both, the pair is kept here, so a customer whose
+phone later disappears from the webhooks stays in the same conversation, and statuses that carry
+only `recipient_user_id` are matched to it.
+
+A BSUID belongs to one phone number: Meta issues a new BSUID when a customer changes number.
+Usernames are display only and are not kept.
+
+The table lives in the store's database and is created with the store's other tables
+(`WhatsAppStore.create_schema`), on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Dict, Iterable, Optional, Tuple
+
+from sqlalchemy import Column, Float, Index, String, Table, select, text
+
+from connectors.inbound import ParsedWebhook, ReceivedMessage, StatusUpdate
+from connectors.privacy import mask_user_id
+from connectors.store import WhatsAppStore, metadata
+
+logger = logging.getLogger(__name__)
+
+identities = Table(
+    "wa_customer_identities",
+    metadata,  # the store's: created by WhatsAppStore.create_schema under its schema lock
+    Column("user_id", String(160), primary_key=True),  # BSUID: 2 + 1 + 4 + 128 characters at most
+    Column("phone", String(32), nullable=False),
+    Column("first_seen_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_wa_customer_identities_phone", "phone"),
+)
+
+# Text for the same reason as the store's hot inserts: one statement both databases accept.
+_UPSERT = text(
+    "INSERT INTO wa_customer_identities (user_id, phone, first_seen_at, updated_at) "
+    "VALUES (:user_id, :phone, :now, :now) "
+    "ON CONFLICT (user_id) DO UPDATE SET phone = excluded.phone, updated_at = excluded.updated_at"
+)
+
+
+class CustomerIdentities:
+    def __init__(self, store: WhatsAppStore) -> None:
+        self._store = store
+
+    # Synchronous, like the store's methods: async callers go through `store.run(...)`.
+
+    def phones_for(self, user_ids: Iterable[str]) -> Dict[str, str]:
+        wanted = sorted(set(user_ids))
+        if not wanted:
+            return {}
+        with self._store.engine.connect() as connection:
+            rows = connection.execute(
+                select(identities.c.user_id, identities.c.phone).where(identities.c.user_id.in_(wanted))
+            ).all()
+        return {row.user_id: row.phone for row in rows}
+
+    def phone_for(self, user_id: str) -> Optional[str]:
+        return self.phones_for([user_id]).get(user_id)
+
+    def remember(self, pairs: Iterable[Tuple[str, str]]) -> int:
+        """Keep (BSUID, phone) pairs; returns how many were new or changed."""
+        wanted = dict(pairs)
+        if not wanted:
+            return 0
+        known = self.phones_for(wanted)
+        changed = {user_id: phone for user_id, phone in wanted.items() if known.get(user_id) != phone}
+        if not changed:
+            return 0  # the usual case: no write per message
+        now = time.time()
+        with self._store.engine.begin() as connection:
+            for user_id, phone in changed.items():
+                if user_id in known:
+                    # Not expected (a new number gets a new BSUID); the latest word wins.
+                    logger.warning(
+                        "WhatsApp user %s now comes with phone %s (was %s)",
+                        mask_user_id(user_id), mask_user_id(phone), mask_user_id(known[user_id]),
+                    )
+                connection.execute(_UPSERT, {"user_id": user_id, "phone": phone, "now": now})
+        return len(changed)
+
+    def resolve(self, parsed: ParsedWebhook) -> ParsedWebhook:
+        """Learn the pairs a webhook carries, then key every message and status by the phone when
+        it is known, else by the BSUID (the contract's conversation key)."""
+        self.remember(
+            [(m.message.user_id, m.message.phone) for m in parsed.messages if m.message.user_id and m.message.phone]
+            + [(s.recipient_user_id, s.recipient_phone) for s in parsed.statuses if s.recipient_user_id and s.recipient_phone]
+        )
+        phone_less = [m.message.user_id for m in parsed.messages if m.message.phone is None and m.message.user_id]
+        phone_less += [s.recipient_user_id for s in parsed.statuses if s.recipient_phone is None and s.recipient_user_id]
+        phones = self.phones_for(phone_less)
+        if not phones:
+            return parsed
+        return dataclasses.replace(
+            parsed,
+            messages=[_with_phone(item, phones) for item in parsed.messages],
+            statuses=[_status_with_phone(status, phones) for status in parsed.statuses],
+        )
+
+
+def _with_phone(item: ReceivedMessage, phones: Dict[str, str]) -> ReceivedMessage:
+    message = item.message
+    phone = phones.get(message.user_id or "") if message.phone is None else None
+    if phone is None:
+        return item
+    return dataclasses.replace(item, message=dataclasses.replace(message, phone=phone, wa_id=phone))
+
+
+def _status_with_phone(status: StatusUpdate, phones: Dict[str, str]) -> StatusUpdate:
+    phone = phones.get(status.recipient_user_id or "") if status.recipient_phone is None else None
+    if phone is None:
+        return status
+    return dataclasses.replace(status, recipient_phone=phone, recipient_id=phone)
+
