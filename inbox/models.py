@@ -113,12 +113,30 @@ class AgentSession(Base):
 class Customer(Base):
     __tablename__ = "customers"
     id: Mapped[int] = mapped_column(primary_key=True)
-    # WhatsApp id (wa_id) on WhatsApp, the Rasa sender_id on other channels.
+    # The conversation key: the phone digits (wa_id) on WhatsApp when known, else the business-scoped
+    # user id (BSUID); the Rasa sender_id on other channels.
     external_id: Mapped[str] = mapped_column(String(255), unique=True)
-    name: Mapped[str | None] = mapped_column(String(255))
-    phone: Mapped[str | None] = mapped_column(String(32), index=True)
+    name: Mapped[str | None] = mapped_column(String(255))  # WhatsApp profile name
+    phone: Mapped[str | None] = mapped_column(String(32), index=True)  # display form, None when unknown
+    # WhatsApp's business-scoped user id ("US.1349…"): the address of replies when there is no phone.
+    bsuid: Mapped[str | None] = mapped_column(String(160), index=True)
+    username: Mapped[str | None] = mapped_column(String(64))  # WhatsApp username, display only (it can change)
     is_vip: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def phone_digits(self) -> str | None:
+        digits = "".join(ch for ch in self.phone or "" if ch.isdigit())
+        return digits or None
+
+    @property
+    def display_name(self) -> str:
+        """Profile name, then @username, then the phone, then the BSUID."""
+        if self.name:
+            return self.name
+        if self.username:
+            return f"@{self.username}"
+        return self.phone or self.bsuid or self.external_id
 
 
 class Conversation(Base):
@@ -238,10 +256,17 @@ class Message(Base):
     delivery_error_code: Mapped[int | None] = mapped_column(Integer)
     delivery_error: Mapped[str | None] = mapped_column(String(500))
     delivery_updated_at: Mapped[datetime | None]
+    # Our idempotency key, sent as biz_opaque_callback_data and echoed in Meta's statuses.
+    send_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    send_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None]  # when the recovery loop looks at a sending/unconfirmed reply
 
     agent: Mapped[Agent | None] = relationship(lazy="joined")
 
-    __table_args__ = (Index("ix_messages_conversation_time", "conversation_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_messages_conversation_time", "conversation_id", "created_at", "id"),
+        Index("ix_messages_delivery_due", "delivery_status", "next_attempt_at"),
+    )
 
 
 class QuickReply(Base):

@@ -23,10 +23,16 @@ def _as_utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
+CustomerId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=160)]
+
+
 class HandoffCustomer(BaseModel):
-    whatsapp_id: ShortText
+    # The phone digits (wa_id) when known, else the business-scoped user id; missing = conversation_id.
+    whatsapp_id: CustomerId | None = None
     name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)] | None = None
     phone_number_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    bsuid: CustomerId | None = None  # WhatsApp's business-scoped user id ("US.1349…"), when the message had one
+    username: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
 
 
 class TranscriptItem(BaseModel):
@@ -82,7 +88,9 @@ class WhatsAppStatus(BaseModel):
     id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     status: Annotated[str, StringConstraints(min_length=1, max_length=16)]
     timestamp: str | int | None = None
-    recipient_id: str | None = None
+    recipient_id: str | None = None  # absent for customers Meta identifies by BSUID only
+    recipient_user_id: str | None = None
+    biz_opaque_callback_data: str | None = None  # our send key, echoed by Meta
     errors: list[dict] = []
 
 

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     inbox_sla_minutes: int | None = None
     inbox_business_hours: str | None = None
     inbox_sla_check_seconds: float = 15.0
+    # Agent replies left in "Sending…" (process killed, Graph API down): how often the recovery loop
+    # looks, and how long a reply whose request timed out waits for Meta's status webhook to confirm it.
+    inbox_reply_check_seconds: float = 5.0
+    inbox_reply_confirm_seconds: float = 300.0
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from inbox.models import Conversation, ConversationTag, Customer, Message, utcnow
 from inbox.services.assignment.config import normalise_whatsapp_id
+from inbox.services.privacy import is_bsuid
 
 LIST_ROLES = {"customer", "bot", "agent"}  # notes and system lines do not change the list preview
 # Meta's limit for a WhatsApp text message. Customer text is stored whole, but anything that scans it
@@ -43,15 +44,6 @@ def display_phone(whatsapp_id: str | None) -> str | None:
     if len(whatsapp_id) == 12 and whatsapp_id.startswith("91"):
         return f"+91 {whatsapp_id[2:7]} {whatsapp_id[7:]}"
     return f"+{whatsapp_id}"
-
-
-def masked_sender(sender_id: str | None) -> str:
-    """For logs: '919876543210' -> '+91 98•••••210'; other ids keep their first and last three characters."""
-    if not sender_id:
-        return "-"
-    if sender_id.isdigit() and len(sender_id) >= 8:
-        return f"+{sender_id[:2]} {sender_id[2:4]}{'•' * (len(sender_id) - 7)}{sender_id[-3:]}"
-    return sender_id[:3] + "•" * max(len(sender_id) - 6, 1) + sender_id[-3:] if len(sender_id) > 6 else "•" * 6
 
 
 def insert_ignoring_duplicates(session: Session, model, values: dict, unique_columns: list[str]) -> None:
@@ -87,27 +79,47 @@ class ConversationStore:
         customer_external_id: str | None = None,
         customer_name: str | None = None,
         phone_number_id: str | None = None,
+        wa_id: str | None = None,
+        bsuid: str | None = None,
+        username: str | None = None,
     ) -> Conversation:
+        """`wa_id` (phone digits), `bsuid` and `username` are what the latest WhatsApp message said about
+        the customer; any of them may be missing (Meta omits the phone for users with a username)."""
+        whatsapp = channel in (None, "whatsapp")
         external_id = customer_external_id or sender_id
-        if channel in (None, "whatsapp"):
+        if whatsapp:
             external_id = normalise_whatsapp_id(external_id)
+            wa_id = normalise_whatsapp_id(wa_id) if wa_id else (None if is_bsuid(external_id) else external_id)
+            bsuid = bsuid or (external_id if is_bsuid(external_id) else None)
+        else:
+            wa_id = bsuid = username = None
         now = utcnow()
-        insert_ignoring_duplicates(
-            self.session,
-            Customer,
-            {
-                "external_id": external_id,
-                "name": customer_name,
-                "phone": display_phone(external_id) if channel in (None, "whatsapp") else None,
-                "is_vip": external_id in self.vip_customer_ids,
-                "created_at": now,
-            },
-            ["external_id"],
-        )
-        customer = self.session.scalars(select(Customer).where(Customer.external_id == external_id)).one()
+        customer = self._customer(external_id, bsuid)
+        if customer is None:
+            insert_ignoring_duplicates(
+                self.session,
+                Customer,
+                {
+                    "external_id": external_id,
+                    "name": customer_name,
+                    "phone": display_phone(wa_id),
+                    "bsuid": bsuid,
+                    "username": username,
+                    "is_vip": external_id in self.vip_customer_ids,
+                    "created_at": now,
+                },
+                ["external_id"],
+            )
+            customer = self.session.scalars(select(Customer).where(Customer.external_id == external_id)).one()
         if customer_name and customer.name != customer_name:
             customer.name = customer_name
-        if external_id in self.vip_customer_ids:
+        if username and customer.username != username:
+            customer.username = username  # usernames change; the latest one is shown
+        if bsuid and customer.bsuid != bsuid:
+            customer.bsuid = bsuid  # a BSUID changes with the phone number; the latest one is the address
+        if wa_id and display_phone(wa_id) and customer.phone != display_phone(wa_id):
+            customer.phone = display_phone(wa_id)
+        if external_id in self.vip_customer_ids or customer.external_id in self.vip_customer_ids:
             customer.is_vip = True
         insert_ignoring_duplicates(
             self.session,
@@ -132,6 +144,16 @@ class ConversationStore:
             conversation.phone_number_id = phone_number_id
         conversation.is_vip = customer.is_vip
         return conversation
+
+    def _customer(self, external_id: str, bsuid: str | None) -> Customer | None:
+        """The customer under this key, else the one already known by this BSUID (a conversation keyed
+        by the phone and a later one keyed by the BSUID are the same person)."""
+        customer = self.session.scalars(select(Customer).where(Customer.external_id == external_id)).one_or_none()
+        if customer is None and bsuid:
+            customer = self.session.scalars(
+                select(Customer).where(Customer.bsuid == bsuid).order_by(Customer.id).limit(1)
+            ).first()
+        return customer
 
     def add_message(self, conversation: Conversation, role: str, text: str, at: datetime, **fields) -> Message:
         message = Message(conversation_id=conversation.id, role=role, text=text, created_at=at, **fields)

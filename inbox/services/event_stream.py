@@ -25,9 +25,10 @@ from sqlalchemy.orm import Session
 
 from inbox.models import ConsumerPosition, Conversation, Handoff, KbMatch
 from inbox.schemas import HandoffRequest
-from inbox.services.conversation_store import ConversationStore, insert_ignoring_duplicates, masked_sender
+from inbox.services.conversation_store import ConversationStore, insert_ignoring_duplicates
 from inbox.services.handoffs import HandoffIntake
 from inbox.services.message_merge import MessageMerger
+from inbox.services.privacy import masked
 
 logger = logging.getLogger(__name__)
 
@@ -149,9 +150,13 @@ class RasaEventApplier:
         return self.store.get_or_create(
             sender_id,
             channel=data.get("input_channel"),
-            customer_external_id=whatsapp.get("wa_id"),
-            customer_name=whatsapp.get("profile_name"),
-            phone_number_id=whatsapp.get("phone_number_id"),
+            # The customer is keyed like the conversation (phone digits when known, else the BSUID);
+            # the metadata says what this message knew: wa_id may be absent, user_id is the BSUID.
+            customer_name=_text_or_none(whatsapp.get("profile_name")),
+            phone_number_id=_text_or_none(whatsapp.get("phone_number_id")),
+            wa_id=_text_or_none(whatsapp.get("wa_id")),
+            bsuid=_text_or_none(whatsapp.get("user_id")),
+            username=_text_or_none(whatsapp.get("username")),
         )
 
     def _conversation(self, sender_id: str) -> Conversation:
@@ -205,7 +210,7 @@ class RasaEventApplier:
             logger.warning(
                 "hand-off %s of %s has escalation_reason %r; recorded as customer_request",
                 handoff_key,
-                masked_sender(sender_id),
+                masked(sender_id),
                 reason,
             )
             reason = "customer_request"
@@ -219,6 +224,8 @@ class RasaEventApplier:
                     "customer": {
                         "whatsapp_id": customer.external_id,
                         "name": customer.name,
+                        "bsuid": customer.bsuid,
+                        "username": customer.username,
                         "phone_number_id": conversation.phone_number_id,
                     },
                     "reason": reason,
@@ -241,13 +248,17 @@ class RasaEventApplier:
             logger.error(
                 "could not read the hand-off %r of %s from the event stream: %s",
                 handoff_key,
-                masked_sender(sender_id),
+                masked(sender_id),
                 problems,
             )
             return
         outcome = self.intake.accept_in_session(self.session, request, source="event_stream")
         if outcome.created and outcome.slack_message:
             self.slack_messages.append(outcome.slack_message)
+
+
+def _text_or_none(value) -> str | None:
+    return str(value).strip() or None if value not in (None, "") else None
 
 
 def _as_float(value) -> float | None:
@@ -309,7 +320,7 @@ class EventStreamConsumer:
         except Exception:
             # A malformed event must not block the stream behind it; it is logged for a person to look at.
             logger.exception(
-                "broker event %s (sender %s) could not be applied; skipped", event.id, masked_sender(event.sender_id)
+                "broker event %s (sender %s) could not be applied; skipped", event.id, masked(event.sender_id)
             )
 
     def _contiguous(self, position: int, events: list[BrokerEvent]) -> list[BrokerEvent]:

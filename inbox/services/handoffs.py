@@ -83,6 +83,8 @@ class HandoffIntake:
             customer_external_id=request.customer.whatsapp_id,
             customer_name=request.customer.name,
             phone_number_id=request.customer.phone_number_id,
+            bsuid=request.customer.bsuid,
+            username=request.customer.username or None,
         )
         # Re-check under the conversation's lock: a duplicate may have committed meanwhile.
         existing = self._find(session, request.handoff_id)
@@ -228,7 +230,7 @@ class HandoffIntake:
         if not topics:
             return None
         customer = outcome.conversation.customer
-        who = slack_escape(customer.name or customer.phone or outcome.conversation.sender_id)
+        who = slack_escape(customer.display_name)
         owner = handoff.assignee.name if handoff.assignee else "nobody yet (queued)"
         summary = f" — {slack_escape(handoff.summary)}" if handoff.summary else ""
         link = slack_link(self.inbox.settings.conversation_url(handoff.conversation_id), "Open conversation")

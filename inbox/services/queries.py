@@ -142,7 +142,10 @@ class ConversationQueries:
 
     def _customer_hits(self, query: str, limit: int) -> set[int]:
         escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        matches = [Customer.name.ilike(f"%{escaped}%", escape="\\")]
+        matches = [
+            Customer.name.ilike(f"%{escaped}%", escape="\\"),
+            Customer.username.ilike(f"%{escaped.lstrip('@')}%", escape="\\"),
+        ]
         digits = re.sub(r"\D", "", query)
         if len(digits) >= 3:
             matches.append(Customer.external_id.like(f"%{digits}%"))

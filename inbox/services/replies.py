@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import logging
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from inbox.models import Agent, Conversation, Handoff, Message
+from inbox.models import Agent, Conversation, Customer, Handoff, Message
 from inbox.services.conversation_store import ConversationStore
-from inbox.services.whatsapp import WhatsAppSendError, explain_error
+from inbox.services.periodic import run_periodically
+from inbox.services.privacy import is_bsuid
+from inbox.services.whatsapp import WhatsAppSendError, WhatsAppSendUnconfirmed, explain_error
+
+logger = logging.getLogger(__name__)
 
 MAX_REPLY_LENGTH = 4096  # WhatsApp's limit for a text message body
-DELIVERY_RANK = {"sending": 0, "accepted": 1, "sent": 2, "delivered": 3, "read": 4}
+DELIVERY_RANK = {"sending": 0, "unconfirmed": 0, "accepted": 1, "sent": 2, "delivered": 3, "read": 4}
+# Waits of the recovery loop between attempts of a reply Meta certainly did not get (no connection,
+# 5xx, rate limits); after the last one the reply is marked failed with the reason (about 15 minutes
+# in all, well inside the 24-hour window). Each attempt itself tries a few times within a second or two.
+RETRY_DELAYS = [timedelta(seconds=seconds) for seconds in (30, 60, 120, 240, 480)]
+SEND_KEY_PREFIX = "kl-reply-"
 
 
 class ReplyError(ValueError):
@@ -30,6 +42,12 @@ def record_first_response(inbox, conversation: Conversation, session, at: dateti
 
 
 class AgentReplies:
+    """Sends agent replies at most once each.
+
+    `sending`: not sent yet (a retry is due at `next_attempt_at`). `unconfirmed`: an attempt is in flight
+    or its outcome is unknown; it is never POSTed again blindly, a status webhook carrying the reply's
+    `send_key` confirms it, else the recovery loop marks it failed after the confirmation window."""
+
     def __init__(self, inbox):
         self.inbox = inbox
 
@@ -41,18 +59,28 @@ class AgentReplies:
             raise ReplyError(
                 f"WhatsApp messages can have at most {MAX_REPLY_LENGTH} characters (this one has {len(text)})."
             )
+        now = self.inbox.clock()
         with self.inbox.db.write() as session:
             store = ConversationStore(session)
             conversation = store.lock(conversation_id)
             self._check_deliverable(conversation)
             message = store.add_message(
-                conversation, "agent", text, self.inbox.clock(), agent_id=agent.id, delivery_status="sending"
+                conversation,
+                "agent",
+                text,
+                now,
+                agent_id=agent.id,
+                delivery_status="sending",
+                send_key=new_send_key(),
+                # The recovery loop takes over if this request dies before its first attempt.
+                next_attempt_at=now + RETRY_DELAYS[0],
             )
             session.flush()
             message_id = message.id
-        return self._deliver(message_id)
+        return self._deliver(message_id, scheduled=False)
 
     def retry(self, message_id: int, agent: Agent) -> Message:
+        """The agent's Retry: sends a failed reply again (same send key, attempts counted afresh)."""
         with self.inbox.db.write() as session:
             message = session.get(Message, message_id)
             if message is None or message.role != "agent":
@@ -62,8 +90,45 @@ class AgentReplies:
             conversation = ConversationStore(session).lock(message.conversation_id)
             self._check_deliverable(conversation)
             message.delivery_status, message.delivery_error, message.delivery_error_code = "sending", None, None
+            message.send_key = message.send_key or new_send_key()
+            message.send_attempts = 0
+            message.next_attempt_at = self.inbox.clock() + RETRY_DELAYS[0]
             message.agent_id = agent.id
-        return self._deliver(message_id)
+        return self._deliver(message_id, scheduled=False)
+
+    def recover(self) -> int:
+        """One pass of the recovery loop: retries replies whose next attempt is due and gives up on
+        unconfirmed ones whose confirmation window passed. Returns how many replies it acted on."""
+        now = self.inbox.clock()
+        with self.inbox.db.write() as session:
+            due = session.execute(
+                select(Message.id, Message.delivery_status)
+                .where(
+                    Message.role == "agent",
+                    Message.delivery_status.in_(("sending", "unconfirmed")),
+                    Message.next_attempt_at <= now,
+                )
+                .order_by(Message.next_attempt_at)
+                .limit(100)
+            ).all()
+            store = ConversationStore(session)
+            for message_id, status in due:
+                if status == "unconfirmed":
+                    message = session.get(Message, message_id)
+                    self._fail(
+                        store,
+                        message,
+                        now,
+                        "WhatsApp did not confirm whether this reply was sent (the request timed out or was cut off). "
+                        "It may have reached the customer: check the chat before retrying.",
+                    )
+        for message_id, status in due:
+            if status == "sending":
+                self._deliver(message_id, scheduled=True)
+        return len(due)
+
+    def run_forever(self, stop: threading.Event) -> None:
+        run_periodically(self.recover, stop, self.inbox.settings.inbox_reply_check_seconds, "reply recovery")
 
     @staticmethod
     def _check_deliverable(conversation: Conversation) -> None:
@@ -75,35 +140,118 @@ class AgentReplies:
         if conversation.status != "open":
             raise ReplyError("The bot has this conversation. Replies are possible while it is handed over to the team.")
 
-    def _deliver(self, message_id: int) -> Message:
+    def _claim(self, message_id: int, scheduled: bool) -> dict | None:
+        """Marks one attempt as started (committed before the POST, so a crash mid-send leaves the
+        reply `unconfirmed`, never re-sent blindly). None when someone else has it or it is not due."""
+        now = self.inbox.clock()
+        with self.inbox.db.write() as session:
+            message = session.get(Message, message_id)
+            if message is None:
+                return None
+            ConversationStore(session).lock(message.conversation_id)
+            session.refresh(message)
+            if message.delivery_status != "sending":
+                return None
+            if scheduled and message.next_attempt_at is not None and message.next_attempt_at > now:
+                return None
+            conversation = session.get(Conversation, message.conversation_id)
+            message.delivery_status = "unconfirmed"
+            message.send_attempts = (message.send_attempts or 0) + 1
+            message.next_attempt_at = now + timedelta(seconds=self.inbox.settings.inbox_reply_confirm_seconds)
+            message.send_key = message.send_key or new_send_key()
+            return {"body": message.text, "send_key": message.send_key, **reply_address(conversation.customer)}
+
+    def _deliver(self, message_id: int, *, scheduled: bool) -> Message:
         """Calls WhatsApp outside any transaction, then records the outcome."""
+        claim = self._claim(message_id, scheduled)
+        if claim is not None:
+            try:
+                whatsapp_id, failure, unconfirmed = self.inbox.whatsapp.send_text(**claim), None, None
+            except WhatsAppSendError as error:
+                whatsapp_id, failure, unconfirmed = None, error, None
+            except WhatsAppSendUnconfirmed as error:
+                whatsapp_id, failure, unconfirmed = None, None, error
+            self._record(message_id, whatsapp_id, failure, unconfirmed)
         with self.inbox.db.read() as session:
             message = session.get(Message, message_id)
-            conversation = session.get(Conversation, message.conversation_id)
-            to, body = conversation.customer.external_id, message.text
-        try:
-            whatsapp_id, failure = self.inbox.whatsapp.send_text(to, body), None
-        except WhatsAppSendError as error:
-            whatsapp_id, failure = None, error
+            session.expunge(message)
+            return message
+
+    def _record(self, message_id, whatsapp_id, failure, unconfirmed) -> None:
         now = self.inbox.clock()
         with self.inbox.db.write() as session:
             store = ConversationStore(session)
             message = session.get(Message, message_id)
-            conversation = store.lock(message.conversation_id)
-            message.delivery_updated_at = now
-            if failure is not None:
-                message.delivery_status = "failed"
-                message.delivery_error_code = failure.code
-                message.delivery_error = failure.reason[:500]
+            store.lock(message.conversation_id)
+            session.refresh(message)
+            if message.delivery_status != "unconfirmed" or message.whatsapp_message_id:
+                return  # a status webhook with our key got here first
+            if whatsapp_id is not None:
+                mark_accepted(self.inbox, store, message, whatsapp_id, now)
+            elif unconfirmed is not None:
+                message.delivery_error = unconfirmed.reason[:500]  # shown while we wait for the status webhook
+                logger.warning(
+                    "reply %s: %s Waiting for a status webhook with its key.", message.id, unconfirmed.reason
+                )
+            elif failure.retryable and message.send_attempts < len(RETRY_DELAYS) + 1:
+                delay = RETRY_DELAYS[min(message.send_attempts - 1, len(RETRY_DELAYS) - 1)]
+                message.delivery_status = "sending"
+                message.delivery_error, message.delivery_error_code = failure.reason[:500], failure.code
+                message.next_attempt_at = now + delay
+                message.delivery_updated_at = now
+                store.touch(store.lock(message.conversation_id))
+                logger.warning(
+                    "reply %s not sent (attempt %s): %s; next attempt in %s s",
+                    message.id,
+                    message.send_attempts,
+                    failure.reason,
+                    int(delay.total_seconds()),
+                )
             else:
-                message.whatsapp_message_id = whatsapp_id
-                message.delivery_status = "accepted"
-                record_first_response(self.inbox, conversation, session, now)
-                conversation.waiting_since = None
-                if conversation.assignee_id is None and conversation.status == "open":
-                    conversation.assignee_id = message.agent_id  # whoever answers a queued conversation owns it
-            store.touch(conversation)
-        return message
+                reason = failure.reason
+                if failure.retryable:
+                    reason = f"Gave up after {message.send_attempts} attempts: {reason}"
+                self._fail(store, message, now, reason, failure.code)
+
+    @staticmethod
+    def _fail(store: ConversationStore, message: Message, now: datetime, reason: str, code: int | None = None) -> None:
+        message.delivery_status = "failed"
+        message.delivery_error_code = code
+        message.delivery_error = reason[:500]
+        message.delivery_updated_at = now
+        message.next_attempt_at = None
+        store.touch(store.lock(message.conversation_id))
+        logger.warning("reply %s failed: %s", message.id, reason)
+
+
+def new_send_key() -> str:
+    return f"{SEND_KEY_PREFIX}{uuid.uuid4().hex}"
+
+
+def reply_address(customer: Customer) -> dict:
+    """`to` = the phone when the customer has one, else `recipient` = their business-scoped user id."""
+    if customer.phone_digits:
+        return {"to": customer.phone_digits}
+    if customer.bsuid:
+        return {"recipient": customer.bsuid}
+    if is_bsuid(customer.external_id):
+        return {"recipient": customer.external_id}
+    return {"to": customer.external_id}
+
+
+def mark_accepted(inbox, store: ConversationStore, message: Message, whatsapp_id: str, now: datetime) -> None:
+    """Meta has the reply: store its id, count the first response, hand a queued conversation to the sender."""
+    conversation = store.lock(message.conversation_id)
+    message.whatsapp_message_id = whatsapp_id
+    message.delivery_status = "accepted"
+    message.delivery_error = message.delivery_error_code = None
+    message.next_attempt_at = None
+    message.delivery_updated_at = now
+    record_first_response(inbox, conversation, store.session, now)
+    conversation.waiting_since = None
+    if conversation.assignee_id is None and conversation.status == "open":
+        conversation.assignee_id = message.agent_id  # whoever answers a queued conversation owns it
+    store.touch(conversation)
 
 
 class DeliveryStatuses:
@@ -119,11 +267,29 @@ class DeliveryStatuses:
             for status in statuses:
                 message = session.scalars(select(Message).where(Message.whatsapp_message_id == status.id)).one_or_none()
                 if message is None:
+                    message = self._confirmed_by_key(store, status)
+                if message is None:
                     continue  # not sent by the inbox (e.g. a bot message)
                 matched += 1
                 if self._apply_one(message, status):
                     store.touch(store.lock(message.conversation_id))
         return matched
+
+    def _confirmed_by_key(self, store: ConversationStore, status) -> Message | None:
+        """A reply whose send timed out (no `wamid` yet) learns it from the first status that carries
+        its send key: Meta did send it, so it must not be sent again."""
+        key = status.biz_opaque_callback_data
+        if not key or not key.startswith(SEND_KEY_PREFIX):
+            return None
+        message = store.session.scalars(select(Message).where(Message.send_key == key)).one_or_none()
+        if message is None:
+            return None
+        if message.whatsapp_message_id is not None:
+            if message.whatsapp_message_id != status.id:
+                logger.warning("reply %s: a status for a second message id carries its send key", message.id)
+            return None
+        mark_accepted(self.inbox, store, message, status.id, self.inbox.clock())
+        return message
 
     def _apply_one(self, message: Message, status) -> bool:
         at = _status_time(status.timestamp) or self.inbox.clock()

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from inbox.models import Conversation, Handoff
 from inbox.services.conversation_store import ConversationStore
+from inbox.services.periodic import run_periodically
 from inbox.services.slack import slack_escape, slack_link
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class SlaMonitor:
                     now,
                 )
                 customer = conversation.customer
-                who = slack_escape(customer.name or customer.phone or conversation.sender_id)
+                who = slack_escape(customer.display_name)
                 link = slack_link(self.inbox.settings.conversation_url(conversation.id), "Open conversation")
                 messages.append(
                     f":alarm_clock: SLA breached: {who} has waited {waited} min for a first reply "
@@ -56,9 +57,4 @@ class SlaMonitor:
         return len(messages)
 
     def run_forever(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.check()
-            except Exception:
-                logger.exception("SLA check failed; retrying")
-            stop.wait(self.inbox.settings.inbox_sla_check_seconds)
+        run_periodically(self.check, stop, self.inbox.settings.inbox_sla_check_seconds, "SLA check")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 # Plain-language explanations of the Cloud API errors agents meet most often.
 KNOWN_ERRORS = {
@@ -15,6 +17,8 @@ KNOWN_ERRORS = {
     131056: "Too many messages to this customer in a short time; wait a moment and retry.",
     130429: "The business number hit its rate limit; retry in a minute.",
     131000: "WhatsApp had an internal error; retry.",
+    131016: "WhatsApp is temporarily unavailable; retry.",
+    131062: "WhatsApp cannot deliver this kind of message to a customer known only by their user id (no phone number).",
     131030: "This number is not on the allowed test-recipient list of the business account.",
     190: "The WhatsApp access token has expired or is invalid (WHATSAPP_ACCESS_TOKEN).",
     100: "WhatsApp rejected the request as invalid.",
@@ -29,16 +33,30 @@ def explain_error(code: int | None, message: str | None) -> str:
     return f"Meta error {code}: {detail}" if code else detail
 
 
+# Meta errors that say the message was not sent and a later attempt may succeed.
+RETRYABLE_ERROR_CODES = {130429, 131056, 131000, 131016}
+# Transport errors raised before the request left this machine: resending cannot double-send.
+NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
 class WhatsAppSendError(Exception):
-    def __init__(self, reason: str, code: int | None = None):
+    """Meta refused the message, or the request certainly did not reach it. `retryable`: a later
+    attempt may succeed (rate limits, 5xx, no connection)."""
+
+    def __init__(self, reason: str, code: int | None = None, *, retryable: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.code = code
+        self.retryable = retryable
 
 
-class _RetryableResponse(Exception):
-    def __init__(self, response: httpx.Response):
-        self.response = response
+class WhatsAppSendUnconfirmed(Exception):
+    """The request may have reached Meta (e.g. a read timeout): sending it again could give the customer
+    the message twice. Only a status webhook carrying our send key can tell."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -47,47 +65,60 @@ class WhatsAppClient:
     phone_number_id: str | None
     access_token: str | None
     http: httpx.Client
+    sleep: Callable[[float], None] = time.sleep  # tests pass a no-op: no wall-clock waits
+    attempts: int = 3  # quick attempts per send for errors that certainly did not send
 
     @property
     def configured(self) -> bool:
         return bool(self.phone_number_id and self.access_token)
 
-    def send_text(self, to: str, body: str) -> str:
-        """Returns Meta's message id (`wamid...`); raises WhatsAppSendError with a reason an agent can act on."""
+    def send_text(
+        self, body: str, *, to: str | None = None, recipient: str | None = None, send_key: str | None = None
+    ) -> str:
+        """Sends to a phone (`to`, digits) or, for customers WhatsApp knows only by their business-scoped
+        user id, to that id (`recipient`). `send_key` (ours, one per reply) travels as
+        `biz_opaque_callback_data` and comes back in the status webhooks.
+
+        Returns Meta's message id (`wamid...`). Raises WhatsAppSendError (not sent; `retryable` says
+        whether to try later) or WhatsAppSendUnconfirmed (maybe sent: never POST it again blindly)."""
         if not self.configured:
             raise WhatsAppSendError(
                 "WhatsApp sending is not configured (WHATSAPP_PHONE_NUMBER_ID / WHATSAPP_ACCESS_TOKEN)."
             )
-        payload = {
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": to,
-            "type": "text",
-            "text": {"preview_url": False, "body": body},
-        }
-        try:
-            response = self._post(payload)
-        except _RetryableResponse as exhausted:
-            response = exhausted.response
-        except httpx.TransportError as error:
-            raise WhatsAppSendError(f"Could not reach the WhatsApp API at {self.base_url}: {error}") from error
-        return self._message_id(response)
-
-    @retry(
-        retry=retry_if_exception(lambda error: isinstance(error, (httpx.TransportError, _RetryableResponse))),
-        stop=stop_after_attempt(3),
-        wait=wait_exponential(multiplier=0.25, max=2),
-        reraise=True,
-    )
-    def _post(self, payload: dict) -> httpx.Response:
-        response = self.http.post(
-            f"{self.base_url.rstrip('/')}/{self.phone_number_id}/messages",
-            json=payload,
-            headers={"Authorization": f"Bearer {self.access_token}"},
+        if not (to or recipient):
+            raise WhatsAppSendError("The customer has neither a phone number nor a WhatsApp user id to reply to.")
+        payload = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+        # `to` wins when both are given (Meta's rule), so only one is sent.
+        payload |= {"to": to} if to else {"recipient": recipient}
+        payload |= {"type": "text", "text": {"preview_url": False, "body": body}}
+        if send_key:
+            payload["biz_opaque_callback_data"] = send_key
+        retrying = Retrying(
+            retry=retry_if_exception(lambda error: isinstance(error, WhatsAppSendError) and error.retryable),
+            stop=stop_after_attempt(max(1, self.attempts)),
+            wait=wait_exponential(multiplier=0.25, max=2),
+            sleep=self.sleep,
+            reraise=True,
         )
-        if response.status_code >= 500:
-            raise _RetryableResponse(response)
-        return response
+        return retrying(self._post_once, payload)
+
+    def _post_once(self, payload: dict) -> str:
+        try:
+            response = self.http.post(
+                f"{self.base_url.rstrip('/')}/{self.phone_number_id}/messages",
+                json=payload,
+                headers={"Authorization": f"Bearer {self.access_token}"},
+            )
+        except NOT_SENT_ERRORS as error:
+            raise WhatsAppSendError(
+                f"Could not reach the WhatsApp API at {self.base_url} ({type(error).__name__}).", retryable=True
+            ) from error
+        except httpx.TransportError as error:
+            # Timed out or cut off after the request was written: Meta may have sent it.
+            raise WhatsAppSendUnconfirmed(
+                f"The WhatsApp API did not answer ({type(error).__name__}); the reply may or may not have been sent."
+            ) from error
+        return self._message_id(response)
 
     @staticmethod
     def _message_id(response: httpx.Response) -> str:
@@ -102,9 +133,12 @@ class WhatsAppClient:
                 raise WhatsAppSendError(
                     f"The WhatsApp API answered {response.status_code} without a message id."
                 ) from None
+        retryable = response.status_code >= 500 or response.status_code == 429
         error = body.get("error") if isinstance(body, dict) else None
         if isinstance(error, dict):
-            code = error.get("code")
+            code = error.get("code") if isinstance(error.get("code"), int) else None
             message = (error.get("error_data") or {}).get("details") or error.get("message")
-            raise WhatsAppSendError(explain_error(code, message), code=code)
-        raise WhatsAppSendError(f"The WhatsApp API answered HTTP {response.status_code}.")
+            raise WhatsAppSendError(
+                explain_error(code, message), code=code, retryable=retryable or code in RETRYABLE_ERROR_CODES
+            )
+        raise WhatsAppSendError(f"The WhatsApp API answered HTTP {response.status_code}.", retryable=retryable)

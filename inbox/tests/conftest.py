@@ -121,6 +121,7 @@ def clock() -> Clock:
 def inbox(settings, clock, external_services):
     external_services.reset()
     instance = Inbox(settings, clock=clock)
+    instance.whatsapp.sleep = lambda _seconds: None  # the quick retries of a send do not wait in tests
     bootstrap.prepare(instance)
     yield instance
     instance.close()

@@ -105,10 +105,16 @@ class FakeExternalServices:
             if self.graph_answers:
                 status, answer = self.graph_answers.pop(0)
                 return JSONResponse(answer, status_code=status)
+            # Meta's answer names a phone recipient by wa_id and a BSUID recipient by user_id.
+            contact = (
+                {"input": body["to"], "wa_id": body["to"]}
+                if "to" in body
+                else {"input": body["recipient"], "user_id": body["recipient"]}
+            )
             return JSONResponse(
                 {
                     "messaging_product": "whatsapp",
-                    "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                    "contacts": [contact],
                     "messages": [{"id": f"wamid.test{len(self.graph_requests)}"}],
                 }
             )

@@ -33,7 +33,7 @@ def test_upgrade_downgrade_upgrade(database_url):
         assert migrate.current_revision(database) is None
         migrate.upgrade(database)
         assert set(inspect(database.engine).get_table_names()) >= APP_TABLES
-        assert migrate.current_revision(database) == "0003"
+        assert migrate.current_revision(database) == "0004"
     finally:
         database.dispose()
 

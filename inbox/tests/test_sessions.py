@@ -3,7 +3,6 @@ nobody can lock `admin` out, Secure cookies and a safe INBOX_ENV in production."
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 

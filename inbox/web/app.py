@@ -17,6 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from inbox.context import Inbox
 from inbox.services.event_stream import EventStreamConsumer, SqlBrokerSource
+from inbox.services.replies import AgentReplies
 from inbox.services.sessions import SESSION_LIFETIME
 from inbox.services.sla import SlaMonitor
 from inbox.settings import INBOX_DIR
@@ -46,7 +47,8 @@ def _wants_html(request: Request) -> bool:
 
 
 class BackgroundWorkers:
-    """Threads of the `serve` process: the event-stream consumer (when inline) and the SLA monitor."""
+    """Threads of the `serve` process: the event-stream consumer (when inline), the SLA monitor and the
+    recovery loop of interrupted agent replies."""
 
     def __init__(self, inbox: Inbox):
         self.inbox = inbox
@@ -54,7 +56,10 @@ class BackgroundWorkers:
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        jobs = [("sla-monitor", SlaMonitor(self.inbox).run_forever)]
+        jobs = [
+            ("sla-monitor", SlaMonitor(self.inbox).run_forever),
+            ("reply-recovery", AgentReplies(self.inbox).run_forever),
+        ]
         if self.inbox.settings.inbox_consumer == "inline":
             source = SqlBrokerSource(self.inbox.settings.resolved_rasa_events_db_url)
             jobs.append(("event-consumer", EventStreamConsumer(self.inbox, source).run_forever))

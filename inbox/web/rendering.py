@@ -19,6 +19,7 @@ templates.env.lstrip_blocks = True
 ROLE_LABELS = {"customer": "Customer", "bot": "Bot", "agent": "Agent", "note": "Internal note", "system": "Event"}
 DELIVERY_LABELS = {
     "sending": "Sending…",
+    "unconfirmed": "Sending…",  # sent or in flight, waiting for WhatsApp to confirm
     "accepted": "Sent to WhatsApp",
     "sent": "Sent",
     "delivered": "Delivered",

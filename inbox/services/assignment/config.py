@@ -126,7 +126,11 @@ class AssignmentConfig(BaseModel):
 
 
 def normalise_whatsapp_id(value: str) -> str:
-    return "".join(ch for ch in value if ch.isdigit()) or value.strip()
+    """A phone in any notation -> its digits; a business-scoped user id ("US.1349…") stays as it is."""
+    value = value.strip()
+    if value.strip("+ -()0123456789"):
+        return value  # not a phone number (a BSUID or another channel's id)
+    return "".join(ch for ch in value if ch.isdigit()) or value
 
 
 def load_assignment_config(path: Path, overrides: EnvironmentOverrides | None = None) -> AssignmentConfig:
