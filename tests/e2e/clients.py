@@ -125,8 +125,9 @@ class InboxDB:
 class Agent:
     """An agent signed in to the inbox, posting the same forms as the browser (session cookie + CSRF)."""
 
-    def __init__(self, inbox_url: str, login: str, password: str):
-        self.http = httpx.Client(base_url=inbox_url, timeout=30)
+    def __init__(self, inbox_url: str, login: str, password: str, http: httpx.Client | None = None):
+        # `http`: a client of the caller's (tests/production passes one that trusts its proxy's certificate).
+        self.http = http or httpx.Client(base_url=inbox_url, timeout=30)
         self.http.get("/login").raise_for_status()  # sets the csrftoken cookie
         response = self._post("/login", {"login": login, "password": password})
         assert response.status_code in (302, 303), f"login failed: {response.status_code} {response.text[:300]}"

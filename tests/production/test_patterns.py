@@ -1,0 +1,36 @@
+"""The four escalation patterns and the agent loop, through the production profile: the sandbox (Meta) posts
+signed webhooks to the proxy over HTTPS, the agent works in the inbox through the proxy."""
+from __future__ import annotations
+
+from tests.e2e.test_patterns import KB_QUESTIONS, agent_takes_over_and_hands_back, assert_handed_off, assert_kb_answer
+
+
+def test_low_confidence_hands_off_and_the_agent_loop_works(customer, inbox_db, agent_login):
+    assert len(customer.say("hi")) == 1
+    assignee = assert_handed_off(customer.say("my cat knocked over the plant"))
+    assert inbox_db.wait_conversation(customer.wa_id)["reason"] == "low_confidence"
+    agent_takes_over_and_hands_back(customer, inbox_db, agent_login, assignee)
+
+
+def test_agent_please(customer, inbox_db, agent_login):
+    assert_kb_answer(customer.say(KB_QUESTIONS[0]))
+    assignee = assert_handed_off(customer.say("agent please"))
+    assert inbox_db.wait_conversation(customer.wa_id)["reason"] == "customer_request"
+    agent_takes_over_and_hands_back(customer, inbox_db, agent_login, assignee)
+
+
+def test_refund_topic_pings_slack(customer, inbox_db, agent_login, slack):
+    assignee = assert_handed_off(customer.say("I want a refund for #2812"))
+    conversation = inbox_db.wait_conversation(customer.wa_id)
+    assert (conversation["reason"], conversation["topic"]) == ("topic", "refund")
+    ping = slack.wait_for(f"/conversations/{conversation['id']}")
+    assert "#2812" in ping["text"]
+    agent_takes_over_and_hands_back(customer, inbox_db, agent_login, assignee)
+
+
+def test_fourth_unthanked_message_hands_off(customer, inbox_db, agent_login):
+    for question in KB_QUESTIONS:
+        assert_kb_answer(customer.say(question))
+    assignee = assert_handed_off(customer.say("what sizes do you have?"))
+    assert inbox_db.wait_conversation(customer.wa_id)["reason"] == "unresolved_turns"
+    agent_takes_over_and_hands_back(customer, inbox_db, agent_login, assignee)
