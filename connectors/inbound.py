@@ -394,13 +394,10 @@ def _sender_contact(contacts: List[_Contact], phone: Optional[str], user_id: Opt
 
 def _parse_message(raw: Any, contacts: List[_Contact], phone_number_id: str) -> InboundMessage:
     head = _model(_MessageHead, raw)
-    contact = _sender_contact(contacts, head.sender, head.from_user_id)
-    phone, user_id = _customer_ids(
-        head.sender or (contact.wa_id if contact else None),
-        head.from_user_id or (contact.user_id if contact else None),
-        "from",
-        "from_user_id",
-    )
+    # The sender is who the message says (a contact only names them: with several senders in one
+    # webhook, a lone contact may be someone else's).
+    phone, user_id = _customer_ids(head.sender, head.from_user_id, "from", "from_user_id")
+    contact = _sender_contact(contacts, phone, user_id)
     profile = contact.profile if contact else None
     common = dict(
         message_id=head.id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
+from connectors.inbound import is_bsuid
 from connectors.text_chunks import WHATSAPP_TEXT_LIMIT, split_text
 
 INTERACTIVE_BODY_LIMIT = 1024
@@ -39,11 +40,17 @@ class OutboundMessage:
     body: Dict[str, Any]
 
 
+def addressee(conversation_key: str) -> Dict[str, str]:
+    """`to` for a phone number, `recipient` for a business-scoped user id (a customer whose phone
+    was not known when the conversation started)."""
+    return {"recipient": conversation_key} if is_bsuid(conversation_key) else {"to": conversation_key}
+
+
 def _envelope(to: str, message_type: str, content: Dict[str, Any]) -> Dict[str, Any]:
     return {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": to,
+        **addressee(to),
         "type": message_type,
         message_type: content,
     }
@@ -72,7 +79,8 @@ def custom_message(to: str, custom: Dict[str, Any]) -> OutboundMessage:
     body = dict(custom)
     body.setdefault("messaging_product", "whatsapp")
     body.setdefault("recipient_type", "individual")
-    body.setdefault("to", to)
+    if "to" not in body and "recipient" not in body:
+        body.update(addressee(to))
     return OutboundMessage("custom", body)
 
 

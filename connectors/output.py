@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 from rasa.core.channels.channel import OutputChannel
 
+from connectors.customer_identities import CustomerIdentities
 from connectors.graph_api import OUTSIDE_SERVICE_WINDOW, GraphApiClient, SendResult
 from connectors.outbound_messages import (
     ROW_ID_LIMIT,
@@ -19,11 +20,15 @@ from connectors.outbound_messages import (
     image_message,
     text_messages,
 )
+from connectors.privacy import mask_user_id
 from connectors.store import WhatsAppStore
 
 logger = logging.getLogger(__name__)
 
 CHANNEL_NAME = "whatsapp"
+# Meta: "Business-scoped User ID recipients are not supported for this message" (e.g. one-tap,
+# zero-tap and copy-code authentication templates need a phone number).
+BSUID_NOT_SUPPORTED = 131062
 
 
 class MessageSender:
@@ -32,21 +37,55 @@ class MessageSender:
     def __init__(self, client: GraphApiClient, store: WhatsAppStore) -> None:
         self._client = client
         self._store = store
+        self._identities = CustomerIdentities(store)
 
     async def send(self, recipient_id: str, message: OutboundMessage) -> SendResult:
+        result = await self._send_and_log(recipient_id, message)
+        if result.error is not None and result.error.code == BSUID_NOT_SUPPORTED:
+            result = await self._send_to_phone_instead(recipient_id, message, result)
+        return result
+
+    async def _send_to_phone_instead(
+        self, recipient_id: str, message: OutboundMessage, failed: SendResult
+    ) -> SendResult:
+        """131062: this message cannot go to a BSUID. If the customer's phone has become known since
+        the conversation started, send it there; otherwise say clearly why it was not sent."""
+        user_id = message.body.get("recipient")
+        phone = None
+        if user_id and "to" not in message.body:
+            try:
+                phone = await self._store.run(self._identities.phone_for, str(user_id))
+            except Exception:
+                logger.exception("Could not look up a phone number for %s", mask_user_id(recipient_id))
+        if phone is None:
+            logger.error(
+                "WhatsApp %s message to %s not sent: code %s (%s) - this kind of message cannot be sent to a "
+                "business-scoped user id and the customer's phone number is not known. Reach them with a "
+                "message type that allows BSUID recipients (text, interactive, most templates).",
+                message.kind, mask_user_id(recipient_id), BSUID_NOT_SUPPORTED, failed.error.title,
+            )
+            return failed
+        logger.warning(
+            "WhatsApp %s message to %s: code %s (BSUID recipient not supported for it); sending it to the "
+            "customer's phone %s instead",
+            message.kind, mask_user_id(recipient_id), BSUID_NOT_SUPPORTED, mask_user_id(phone),
+        )
+        return await self._send_and_log(recipient_id, OutboundMessage(message.kind, {**message.body, "to": phone}))
+
+    async def _send_and_log(self, recipient_id: str, message: OutboundMessage) -> SendResult:
         result = await self._client.send(message.body)
-        if not result.ok and result.error is not None:
+        if not result.ok and result.error is not None and result.error.code != BSUID_NOT_SUPPORTED:
             error = result.error
             if error.code == OUTSIDE_SERVICE_WINDOW:
                 logger.error(
                     "WhatsApp %s message to %s not sent: code %s (%s) - the customer's last message is "
                     "more than 24 hours old, only an approved template can reach them now. %s",
-                    message.kind, recipient_id, error.code, error.title, error.details or "",
+                    message.kind, mask_user_id(recipient_id), error.code, error.title, error.details or "",
                 )
             else:
                 logger.error(
                     "WhatsApp %s message to %s not sent after %d attempt(s): HTTP %s, code %s (%s). %s",
-                    message.kind, recipient_id, result.attempts, result.http_status,
+                    message.kind, mask_user_id(recipient_id), result.attempts, result.http_status,
                     error.code, error.title, error.details or "",
                 )
         try:
@@ -62,7 +101,7 @@ class MessageSender:
                 attempts=result.attempts,
             )
         except Exception:  # the message went out (or not) either way; don't fail the turn
-            logger.exception("Could not write the outbound log entry for %s", recipient_id)
+            logger.exception("Could not write the outbound log entry for %s", mask_user_id(recipient_id))
         return result
 
     async def reply_id_for(self, payload: str, limit: int) -> str:
@@ -135,7 +174,9 @@ class WhatsAppOutput(OutputChannel):
 
     async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
         if not isinstance(json_message, dict):
-            logger.error("Custom WhatsApp message for %s is not a JSON object: %r", recipient_id, json_message)
+            logger.error(
+                "Custom WhatsApp message for %s is not a JSON object: %r", mask_user_id(recipient_id), json_message
+            )
             return
         await self._send_all(recipient_id, [custom_message(recipient_id, json_message)])
 

@@ -12,9 +12,21 @@ from typing import Any, Dict, Optional
 
 from aiohttp import web
 
-from whatsapp_sandbox.graph_errors import MEDIA_TYPES, GraphError, validate_send
+from whatsapp_sandbox.graph_errors import MEDIA_TYPES, GraphError, addressee, validate_send
 from whatsapp_sandbox.settings import SandboxSettingError, SandboxSettings
-from whatsapp_sandbox.state import BUSINESS, CUSTOMER, FAILURE_MODES, Failure, SandboxState
+from whatsapp_sandbox.state import (
+    BSUID,
+    BUSINESS,
+    COUNTRY,
+    CUSTOMER,
+    FAILURE_MODES,
+    USERNAME,
+    Failure,
+    SandboxCustomer,
+    SandboxState,
+    new_user_id,
+    user_id_for_phone,
+)
 from whatsapp_sandbox.webhooks import WebhookSender, new_media_id, new_message_id
 
 logger = logging.getLogger("whatsapp_sandbox")
@@ -37,6 +49,8 @@ def create_app(settings: SandboxSettings) -> web.Application:
     app[TASKS] = set()
     app.router.add_post(r"/{version:v\d+\.\d+}/{phone_number_id}/messages", send_message)
     app.router.add_get("/sandbox/api/config", get_config)
+    app.router.add_get("/sandbox/api/customers", list_customers)
+    app.router.add_post("/sandbox/api/customers", create_customer)
     app.router.add_post("/sandbox/api/customers/{wa_id}/messages", customer_writes)
     app.router.add_get("/sandbox/api/messages", list_messages)
     app.router.add_get("/sandbox/api/failures", get_failures)
@@ -95,19 +109,33 @@ async def send_message(request: web.Request) -> web.Response:
         return _graph_error(_simulated_error(failure))
     try:
         message_type = validate_send(payload)
+        field, address = addressee(payload)
     except GraphError as error:
         return _graph_error(error)
+    if field == "to":
+        customer = _phone_customer(state, address)
+        contact = {"input": payload["to"], "wa_id": address}
+    else:
+        customer = state.customers.get(address)
+        if customer is None:
+            return _graph_error(GraphError(
+                400, 100, "Invalid parameter",
+                f"Param 'recipient' is not a WhatsApp user of this business: {address[:140]!r}.",
+            ))
+        contact = {"input": address, "user_id": address}  # no wa_id for a BSUID send, like Meta
 
-    wa_id = payload["to"].lstrip("+")
     message_id = new_message_id()
-    await state.add(wa_id, BUSINESS, message_id, message_type, payload)
-    _background(app, _report_statuses(app, message_id, wa_id, failure))
+    await state.add(customer, BUSINESS, message_id, message_type, payload)
+    _background(app, _report_statuses(app, message_id, customer, field == "to", failure))
     return web.json_response(
-        {
-            "messaging_product": "whatsapp",
-            "contacts": [{"input": payload["to"], "wa_id": wa_id}],
-            "messages": [{"id": message_id}],
-        }
+        {"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": message_id}]}
+    )
+
+
+def _phone_customer(state: SandboxState, phone: str) -> SandboxCustomer:
+    """A phone number's customer; one is made up (with a BSUID) the first time a number is used."""
+    return state.customer_with_phone(phone) or state.add_customer(
+        SandboxCustomer(user_id=user_id_for_phone(phone), phone=phone)
     )
 
 
@@ -119,14 +147,16 @@ def _simulated_error(failure: Failure) -> GraphError:
     return GraphError.known(failure.code or 131047, http_status=400)
 
 
-async def _report_statuses(app: web.Application, message_id: str, wa_id: str, failure: Optional[Failure]) -> None:
+async def _report_statuses(
+    app: web.Application, message_id: str, customer: SandboxCustomer, sent_to_phone: bool, failure: Optional[Failure]
+) -> None:
     settings, state, webhooks = app[SETTINGS], app[STATE], app[WEBHOOKS]
     if failure is not None:  # accepted, then failed asynchronously (e.g. 131047)
         error = GraphError.known(failure.code or 131047)
         await asyncio.sleep(settings.status_delays[0] if settings.status_delays else 0.05)
         errors = [{"code": error.code, "title": error.title, "message": error.title, "error_data": {"details": error.details}}]
         await state.update(message_id, status="failed")
-        await webhooks.post(webhooks.status(message_id, wa_id, "failed", errors))
+        await webhooks.post(webhooks.status(message_id, customer, "failed", errors, sent_to_phone=sent_to_phone))
         return
     if settings.status_delays is None:
         await state.update(message_id, status="sent")
@@ -135,7 +165,7 @@ async def _report_statuses(app: web.Application, message_id: str, wa_id: str, fa
     for status, delay in zip(("sent", "delivered", "read"), settings.status_delays):
         await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
         await state.update(message_id, status=status)
-        await webhooks.post(webhooks.status(message_id, wa_id, status))
+        await webhooks.post(webhooks.status(message_id, customer, status, sent_to_phone=sent_to_phone))
 
 
 # --- the customer's side ---------------------------------------------------------------------
@@ -145,20 +175,32 @@ async def customer_writes(request: web.Request) -> web.Response:
     """Turns what a customer does into a signed webhook to the connector."""
     app = request.app
     state, webhooks = app[STATE], app[WEBHOOKS]
-    wa_id = request.match_info["wa_id"]
-    if not WA_ID.match(wa_id):
-        return web.json_response({"error": "wa_id must be 7 to 15 digits"}, status=400)
+    chat_id = request.match_info["wa_id"]
     try:
         body = await request.json()
         message = _customer_message(body)
-    except (ValueError, TypeError, KeyError) as error:
+        username = _username(body.get("username"))
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
         return web.json_response({"error": f"bad customer message: {error}"}, status=400)
+    if WA_ID.match(chat_id):
+        customer = _phone_customer(state, chat_id)
+    elif BSUID.match(chat_id) and chat_id in state.customers:
+        customer = state.customers[chat_id]
+    else:
+        return web.json_response(
+            {"error": "the customer is a phone number of 7 to 15 digits, or the user_id of a customer created with "
+                      "POST /sandbox/api/customers"},
+            status=404 if BSUID.match(chat_id) else 400,
+        )
+    if body.get("profile_name"):
+        customer.profile_name = str(body["profile_name"])[:100]
+    if username:  # usernames can change at any time
+        customer.username = username
     message_id = str(body.get("message_id") or new_message_id())
-    message = {"from": wa_id, "id": message_id, "timestamp": str(int(time.time())), **message}
-    profile_name = str(body.get("profile_name") or "Sandbox Customer")[:100]
-    payload = webhooks.customer_message(wa_id, profile_name, message)
+    message = {"id": message_id, "timestamp": str(int(time.time())), **message}
+    payload = webhooks.customer_message(customer, message)
 
-    await state.add(wa_id, CUSTOMER, message_id, message["type"], message)
+    await state.add(customer, CUSTOMER, message_id, message["type"], payload["entry"][0]["changes"][0]["value"]["messages"][0])
     status = await webhooks.post(payload)
     await state.update(message_id, webhook_status=status)
     redelivering = status != 200
@@ -167,7 +209,50 @@ async def customer_writes(request: web.Request) -> web.Response:
             await state.update(message_id, webhook_status=result)
 
         webhooks.redeliver_later(payload, remember)
-    return web.json_response({"message_id": message_id, "webhook_status": status, "redelivering": redelivering})
+    return web.json_response({"message_id": message_id, "webhook_status": status, "redelivering": redelivering,
+                              "customer": customer.as_json()})
+
+
+def _username(value: Any) -> Optional[str]:
+    if value in (None, ""):
+        return None
+    username = str(value).lstrip("@")
+    if not USERNAME.match(username):
+        raise ValueError("username: 3 to 35 letters, digits, periods or underscores, with at least one letter")
+    return username
+
+
+async def create_customer(request: web.Request) -> web.Response:
+    """A WhatsApp user: `{"username": "priya.k", "profile_name": "Priya"}` makes one without a phone
+    number (a new BSUID, `country` default IN); with `"phone"` the phone's customer gets the username,
+    and `"share_phone": false` makes Meta leave the phone out of their webhooks."""
+    state = request.app[STATE]
+    try:
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise ValueError("body must be a JSON object")
+        username = _username(body.get("username"))
+        phone = str(body["phone"]).lstrip("+") if body.get("phone") else None
+        if phone is not None and not WA_ID.match(phone):
+            raise ValueError("phone must be 7 to 15 digits")
+        country = str(body.get("country") or "IN")
+        if not COUNTRY.match(country):
+            raise ValueError("country must be a two-letter code like IN")
+        if phone is None and username is None:
+            raise ValueError("a customer without a phone number needs a username")
+    except (ValueError, TypeError) as error:
+        return web.json_response({"error": f"bad customer: {error}"}, status=400)
+    customer = _phone_customer(state, phone) if phone else state.add_customer(
+        SandboxCustomer(user_id=new_user_id(country), phone=None)
+    )
+    customer.username = username or customer.username
+    customer.profile_name = str(body.get("profile_name") or customer.profile_name)[:100]
+    customer.share_phone = bool(body.get("share_phone", True))
+    return web.json_response(customer.as_json(), status=201)
+
+
+async def list_customers(request: web.Request) -> web.Response:
+    return web.json_response({"customers": [c.as_json() for c in request.app[STATE].customers.values()]})
 
 
 def _customer_message(body: Dict[str, Any]) -> Dict[str, Any]:

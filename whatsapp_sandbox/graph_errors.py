@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 TEXT_LIMIT = 4096
 INTERACTIVE_BODY_LIMIT = 1024
@@ -35,6 +35,10 @@ KNOWN_ERRORS: Dict[int, tuple] = {
     130429: ("Rate limit hit", "Cloud API message throughput has been reached."),
     131000: ("Something went wrong", "Message failed to send due to an unknown error."),
     131026: ("Message undeliverable", "Unable to deliver message to this customer."),
+    131062: (
+        "Business-scoped User ID recipients are not supported for this message.",
+        "This message type cannot be sent to a business-scoped user id; send it to the phone number.",
+    ),
     131047: (
         "Re-engagement message",
         "Message failed to send because more than 24 hours have passed since the customer last replied to this number.",
@@ -77,6 +81,22 @@ def invalid(details: str) -> GraphError:
 
 
 _PHONE = re.compile(r"^\+?\d{7,15}$")
+_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
+
+
+def addressee(payload: Any) -> Tuple[str, str]:
+    """("to", phone digits) or ("recipient", BSUID); `to` wins when both are given, like Meta."""
+    to = payload.get("to") if isinstance(payload, dict) else None
+    if to is not None:
+        if not isinstance(to, str) or not _PHONE.match(to):
+            raise invalid("Param 'to' must be the customer's phone number (7 to 15 digits).")
+        return "to", to.lstrip("+")
+    recipient = payload.get("recipient") if isinstance(payload, dict) else None
+    if recipient is None:
+        raise invalid("Param 'to' (a phone number) or 'recipient' (a business-scoped user id) is required.")
+    if not isinstance(recipient, str) or not _BSUID.match(recipient):
+        raise invalid("Param 'recipient' must be a business-scoped user id, like US.13491208655302741918.")
+    return "recipient", recipient
 
 
 def validate_send(payload: Any) -> str:
@@ -85,9 +105,7 @@ def validate_send(payload: Any) -> str:
         raise invalid("The request body must be a JSON object.")
     if payload.get("messaging_product") != "whatsapp":
         raise invalid("The parameter messaging_product is required and must be 'whatsapp'.")
-    to = payload.get("to")
-    if not isinstance(to, str) or not _PHONE.match(to):
-        raise invalid("Param 'to' must be the customer's phone number (7 to 15 digits).")
+    addressee(payload)
     message_type = payload.get("type", "text")
     if message_type not in SUPPORTED_TYPES:
         raise invalid(f"Param 'type' must be one of {', '.join(SUPPORTED_TYPES)}.")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
+import secrets
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -13,11 +16,58 @@ BUSINESS = "business"  # sent by the business (bot or agent) through the Graph A
 
 FAILURE_MODES = ("http_429", "http_500", "meta_error", "failed_status")
 
+# Meta's formats: BSUID = two-letter country code, a dot, up to 128 letters and digits (parent BSUIDs
+# have `ENT.` after the country); usernames are letters, digits, periods and underscores.
+BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
+USERNAME = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9._]{3,35}$")
+COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def new_user_id(country: str) -> str:
+    return f"{country}.{10**19 + secrets.randbelow(9 * 10**19)}"
+
+
+def user_id_for_phone(phone: str) -> str:
+    """The same BSUID for a phone number on every run (the country taken from the number)."""
+    import phonenumbers  # pinned for connectors/privacy.py
+
+    try:
+        country = phonenumbers.region_code_for_number(phonenumbers.parse("+" + phone, None)) or "ZZ"
+    except phonenumbers.NumberParseException:
+        country = "ZZ"
+    digest = int(hashlib.sha256(phone.encode("ascii")).hexdigest(), 16)
+    return f"{country}.{10**19 + digest % (9 * 10**19)}"
+
+
+@dataclass
+class SandboxCustomer:
+    """A WhatsApp user. `user_id` is their business-scoped user id (BSUID); `phone` is None for a
+    customer created with a username only. `share_phone` False: a customer with a username whose
+    phone Meta leaves out of webhooks although the sandbox knows it."""
+
+    user_id: str
+    phone: Optional[str]
+    username: Optional[str] = None
+    profile_name: str = "Sandbox Customer"
+    share_phone: bool = True
+
+    @property
+    def chat_id(self) -> str:
+        """How the sandbox's log and page name this customer's chat: the phone, else the BSUID."""
+        return self.phone or self.user_id
+
+    @property
+    def shared_phone(self) -> Optional[str]:
+        return self.phone if self.share_phone else None
+
+    def as_json(self) -> Dict[str, Any]:
+        return {**asdict(self), "wa_id": self.shared_phone, "chat_id": self.chat_id}
+
 
 @dataclass
 class LoggedMessage:
     seq: int
-    wa_id: str
+    wa_id: str  # the customer's chat id: their phone, or their BSUID when they have none
     direction: str
     id: str
     type: str
@@ -25,6 +75,7 @@ class LoggedMessage:
     at: float  # wall-clock time the sandbox received (business) or sent (customer) it
     status: Optional[str] = None  # business: sent / delivered / read / failed
     webhook_status: Optional[int] = None  # customer: what the connector answered
+    user_id: Optional[str] = None  # the customer's BSUID
 
     def as_json(self) -> Dict[str, Any]:
         return asdict(self)
@@ -37,7 +88,10 @@ class Failure:
 
 
 def _matches(message: LoggedMessage, wa_id: Optional[str], direction: Optional[str]) -> bool:
-    return (wa_id is None or message.wa_id == wa_id) and (direction is None or message.direction == direction)
+    """`wa_id` filters by the customer's phone or BSUID, either names their chat."""
+    return (wa_id is None or wa_id in (message.wa_id, message.user_id)) and (
+        direction is None or message.direction == direction
+    )
 
 
 @dataclass(eq=False)
@@ -63,16 +117,32 @@ class SandboxState:
     send_attempts: int = 0  # every call of the send endpoint, failed or not
     _waiters: Set[_Waiter] = field(default_factory=set)
     _by_id: Dict[str, LoggedMessage] = field(default_factory=dict)
+    # Customers by BSUID, and the BSUIDs of phone numbers. Kept by `reset` (like phones in a drawer).
+    customers: Dict[str, SandboxCustomer] = field(default_factory=dict)
+    _user_id_of_phone: Dict[str, str] = field(default_factory=dict)
 
-    async def add(self, wa_id: str, direction: str, message_id: str, message_type: str, content: Dict[str, Any]) -> LoggedMessage:
+    def add_customer(self, customer: SandboxCustomer) -> SandboxCustomer:
+        self.customers[customer.user_id] = customer
+        if customer.phone:
+            self._user_id_of_phone[customer.phone] = customer.user_id
+        return customer
+
+    def customer_with_phone(self, phone: str) -> Optional[SandboxCustomer]:
+        user_id = self._user_id_of_phone.get(phone)
+        return self.customers.get(user_id) if user_id else None
+
+    async def add(
+        self, customer: SandboxCustomer, direction: str, message_id: str, message_type: str, content: Dict[str, Any]
+    ) -> LoggedMessage:
         logged = LoggedMessage(
             seq=len(self.messages) + 1,
-            wa_id=wa_id,
+            wa_id=customer.chat_id,
             direction=direction,
             id=message_id,
             type=message_type,
             content=content,
             at=time.time(),
+            user_id=customer.user_id,
         )
         self.messages.append(logged)
         self._by_id[message_id] = logged

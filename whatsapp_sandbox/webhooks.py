@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 import aiohttp
 
 from whatsapp_sandbox.settings import SandboxSettings
+from whatsapp_sandbox.state import SandboxCustomer
 
 logger = logging.getLogger(__name__)
 
@@ -64,24 +65,53 @@ class WebhookSender:
             "entry": [{"id": self._settings.business_account_id, "changes": [{"value": value, "field": "messages"}]}],
         }
 
-    def customer_message(self, wa_id: str, profile_name: str, message: Dict[str, Any]) -> Dict[str, Any]:
-        return self._envelope(
-            {"contacts": [{"profile": {"name": profile_name}, "wa_id": wa_id}], "messages": [message]}
-        )
+    def customer_message(self, customer: SandboxCustomer, message: Dict[str, Any]) -> Dict[str, Any]:
+        """Like Meta since business-scoped user ids: `from_user_id` and `contacts[].user_id` always,
+        `from` and `contacts[].wa_id` only when the customer's phone is shared, `profile.username`
+        when they have one."""
+        profile: Dict[str, Any] = {"name": customer.profile_name}
+        if customer.username:
+            profile["username"] = customer.username
+        contact: Dict[str, Any] = {"profile": profile}
+        sender: Dict[str, Any] = {}
+        if customer.shared_phone:
+            contact["wa_id"] = sender["from"] = customer.shared_phone
+        contact["user_id"] = sender["from_user_id"] = customer.user_id
+        return self._envelope({"contacts": [contact], "messages": [{**sender, **message}]})
 
-    def status(self, message_id: str, wa_id: str, status: str, errors: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
-        status_object: Dict[str, Any] = {
-            "id": message_id,
-            "status": status,
-            "timestamp": str(int(time.time())),
-            "recipient_id": wa_id,
-        }
+    def status(
+        self,
+        message_id: str,
+        customer: SandboxCustomer,
+        status: str,
+        errors: Optional[List[Dict[str, Any]]] = None,
+        *,
+        sent_to_phone: bool = True,
+    ) -> Dict[str, Any]:
+        """A status like Meta's: `recipient_id` (the phone) only when the message was sent to the
+        phone or the customer shares it, `recipient_user_id` except on a failed send to a phone;
+        `contacts` on sent/delivered/read, with the username on delivered/read."""
+        phone = customer.phone if sent_to_phone else customer.shared_phone
+        status_object: Dict[str, Any] = {"id": message_id, "status": status, "timestamp": str(int(time.time()))}
+        if phone:
+            status_object["recipient_id"] = phone
+        if status != "failed" or not sent_to_phone:
+            status_object["recipient_user_id"] = customer.user_id
         if status in ("sent", "delivered"):
-            status_object["conversation"] = {"id": hashlib.md5(wa_id.encode()).hexdigest(), "origin": {"type": "service"}}
+            conversation_id = hashlib.md5(customer.user_id.encode()).hexdigest()
+            status_object["conversation"] = {"id": conversation_id, "origin": {"type": "service"}}
             status_object["pricing"] = {"billable": False, "pricing_model": "PMP", "category": "service"}
         if errors:
             status_object["errors"] = errors
-        return self._envelope({"statuses": [status_object]})
+        value: Dict[str, Any] = {"statuses": [status_object]}
+        if status != "failed":
+            contact: Dict[str, Any] = {"user_id": customer.user_id}
+            if phone:
+                contact["wa_id"] = phone
+            if customer.username and status in ("delivered", "read"):
+                contact["profile"] = {"username": customer.username}
+            value["contacts"] = [contact]
+        return self._envelope(value)
 
     async def post(self, payload: Dict[str, Any]) -> Optional[int]:
         """Post once; returns the connector's HTTP status, or None if it was unreachable."""

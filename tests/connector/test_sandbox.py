@@ -22,9 +22,13 @@ from tests.connector.support import (
     texts,
     wait_until,
 )
-from whatsapp_sandbox.state import BUSINESS, CUSTOMER, SandboxState
+from whatsapp_sandbox.state import BUSINESS, CUSTOMER, SandboxCustomer, SandboxState, user_id_for_phone
 
 GRAPH_TOKEN = {"Authorization": f"Bearer {SECRETS['WHATSAPP_ACCESS_TOKEN']}"}
+
+
+def _customer(phone):
+    return SandboxCustomer(user_id=user_id_for_phone(phone), phone=phone)
 
 
 def send(stack, body, headers=GRAPH_TOKEN, phone_number_id=SECRETS["WHATSAPP_PHONE_NUMBER_ID"]):
@@ -180,14 +184,14 @@ def test_customer_page_shows_replies_as_text_and_taps_buttons(stack, host):
 
 async def test_a_long_poll_is_answered_by_its_own_customers_message_only():
     state = SandboxState()
-    await state.add("919800000001", CUSTOMER, "wamid.in1", "text", {"text": {"body": "hi"}})
+    await state.add(_customer("919800000001"), CUSTOMER, "wamid.in1", "text", {"text": {"body": "hi"}})
     poll = asyncio.create_task(state.wait_for(1, "919800000001", BUSINESS, timeout=5))
     await asyncio.sleep(0.05)
-    await state.add("919800000002", BUSINESS, "wamid.other", "text", {"text": {"body": "not for you"}})
+    await state.add(_customer("919800000002"), BUSINESS, "wamid.other", "text", {"text": {"body": "not for you"}})
     await state.update("wamid.in1", status="read")
     await asyncio.sleep(0.05)
     assert not poll.done()
-    await state.add("919800000001", BUSINESS, "wamid.out1", "text", {"text": {"body": "hello!"}})
+    await state.add(_customer("919800000001"), BUSINESS, "wamid.out1", "text", {"text": {"body": "hello!"}})
     [reply] = await asyncio.wait_for(poll, 1)
     assert (reply.id, reply.seq) == ("wamid.out1", 3)
 

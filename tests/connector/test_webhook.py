@@ -91,7 +91,7 @@ def test_customer_metadata_reaches_the_bot(host, sandbox):
     [event] = [e for e in host.journal(wa_id) if e["event"] == "user"]
     assert event["message_id"] == message["id"]
     assert event["metadata"] == {"whatsapp": {
-        "wa_id": wa_id, "profile_name": "Anjali Rao", "phone_number_id": PHONE_NUMBER_ID,
+        "wa_id": wa_id, "user_id": None, "username": None, "profile_name": "Anjali Rao", "phone_number_id": PHONE_NUMBER_ID,
         "message_id": message["id"], "type": "text", "timestamp": message["timestamp"]}}
 
 
