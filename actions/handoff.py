@@ -22,6 +22,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import conversation
 from actions.inbox_client import HandoffAccepted, HandoffFailed, InboxClient
+from actions.privacy import mask_text, masked
 from actions.settings import EscalationSettings, settings
 from components.phrases import tokenize
 
@@ -84,6 +85,14 @@ def summary(tracker: Tracker, escalation: Escalation, config: EscalationSettings
     return line[:500]
 
 
+def customer(tracker: Tracker) -> Dict[str, Any]:
+    """The inbox's customer block; the phone (wa_id) may be absent for WhatsApp users Meta identifies by
+    their business-scoped user id (then `whatsapp_id` is the conversation id, i.e. that id)."""
+    metadata = conversation.whatsapp_metadata(tracker)
+    extra = {"bsuid": metadata.get("user_id"), "username": metadata.get("username")}
+    return {**conversation.customer(tracker), **{key: value for key, value in extra.items() if value}}
+
+
 def build_payload(
     tracker: Tracker, escalation: Escalation, handoff_id: str, config: EscalationSettings
 ) -> Dict[str, Any]:
@@ -91,7 +100,7 @@ def build_payload(
         "handoff_id": handoff_id,
         "conversation_id": tracker.sender_id,
         "channel": tracker.get_latest_input_channel() or "rest",
-        "customer": conversation.customer(tracker),
+        "customer": customer(tracker),
         "reason": escalation.reason,
         "topic": escalation.topic,
         "tags": escalation.tags,
@@ -138,11 +147,15 @@ async def hand_off(
         try:
             accepted = await client.create_handoff(payload)
         except HandoffFailed as error:
-            logger.error("hand-off %s not accepted by the inbox (%s); pausing anyway", handoff_id, error.reason)
+            logger.error(
+                "hand-off %s not accepted by the inbox (%s); pausing anyway", handoff_id, mask_text(error.reason)
+            )
+    # The customer's id in full only at DEBUG (issue 13: no phone numbers in INFO logs).
     logger.info(
         "hand-off %s: conversation=%s reason=%s topic=%s delivered=%s",
-        handoff_id, tracker.sender_id, escalation.reason, escalation.topic, accepted is not None,
+        handoff_id, masked(tracker.sender_id), escalation.reason, escalation.topic, accepted is not None,
     )
+    logger.debug("hand-off %s: conversation=%s", handoff_id, tracker.sender_id)
     dispatcher.utter_message(text=customer_message(config, escalation, accepted))
     details = {
         "tags": escalation.tags,

@@ -15,6 +15,8 @@ from typing import Any, Dict, Optional
 import aiohttp
 from aiohttp_retry import ExponentialRetry, RetryClient
 
+from actions.privacy import mask_text
+
 logger = logging.getLogger(__name__)
 
 HANDOFF_PATH = "/api/v1/handoffs"
@@ -24,6 +26,7 @@ class HandoffFailed(RuntimeError):
     """The inbox did not accept the hand-off; `reason` is safe to log."""
 
     def __init__(self, reason: str, status: Optional[int] = None) -> None:
+        reason = mask_text(reason)  # the inbox's answer may echo the customer's phone number back
         super().__init__(reason)
         self.reason = reason
         self.status = status
