@@ -126,7 +126,11 @@ async def send_message(request: web.Request) -> web.Response:
 
     message_id = new_message_id()
     await state.add(customer, BUSINESS, message_id, message_type, payload)
-    _background(app, _report_statuses(app, message_id, customer, field == "to", failure))
+    callback_data = payload.get("biz_opaque_callback_data")
+    _background(app, _report_statuses(
+        app, message_id, customer, failure,
+        sent_to_phone=field == "to", callback_data=str(callback_data) if callback_data is not None else None,
+    ))
     return web.json_response(
         {"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": message_id}]}
     )
@@ -148,15 +152,16 @@ def _simulated_error(failure: Failure) -> GraphError:
 
 
 async def _report_statuses(
-    app: web.Application, message_id: str, customer: SandboxCustomer, sent_to_phone: bool, failure: Optional[Failure]
+    app: web.Application, message_id: str, customer: SandboxCustomer, failure: Optional[Failure], **status_fields: Any
 ) -> None:
+    """`status_fields`: `sent_to_phone` and `callback_data` of WebhookSender.status."""
     settings, state, webhooks = app[SETTINGS], app[STATE], app[WEBHOOKS]
     if failure is not None:  # accepted, then failed asynchronously (e.g. 131047)
         error = GraphError.known(failure.code or 131047)
         await asyncio.sleep(settings.status_delays[0] if settings.status_delays else 0.05)
         errors = [{"code": error.code, "title": error.title, "message": error.title, "error_data": {"details": error.details}}]
         await state.update(message_id, status="failed")
-        await webhooks.post(webhooks.status(message_id, customer, "failed", errors, sent_to_phone=sent_to_phone))
+        await webhooks.post(webhooks.status(message_id, customer, "failed", errors, **status_fields))
         return
     if settings.status_delays is None:
         await state.update(message_id, status="sent")
@@ -165,7 +170,7 @@ async def _report_statuses(
     for status, delay in zip(("sent", "delivered", "read"), settings.status_delays):
         await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
         await state.update(message_id, status=status)
-        await webhooks.post(webhooks.status(message_id, customer, status, sent_to_phone=sent_to_phone))
+        await webhooks.post(webhooks.status(message_id, customer, status, **status_fields))
 
 
 # --- the customer's side ---------------------------------------------------------------------

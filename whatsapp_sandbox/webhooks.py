@@ -87,6 +87,7 @@ class WebhookSender:
         errors: Optional[List[Dict[str, Any]]] = None,
         *,
         sent_to_phone: bool = True,
+        callback_data: Optional[str] = None,
     ) -> Dict[str, Any]:
         """A status like Meta's: `recipient_id` (the phone) only when the message was sent to the
         phone or the customer shares it, `recipient_user_id` except on a failed send to a phone;
@@ -101,6 +102,8 @@ class WebhookSender:
             conversation_id = hashlib.md5(customer.user_id.encode()).hexdigest()
             status_object["conversation"] = {"id": conversation_id, "origin": {"type": "service"}}
             status_object["pricing"] = {"billable": False, "pricing_model": "PMP", "category": "service"}
+        if callback_data is not None:  # the sender's `biz_opaque_callback_data`, echoed like Meta
+            status_object["biz_opaque_callback_data"] = callback_data
         if errors:
             status_object["errors"] = errors
         value: Dict[str, Any] = {"statuses": [status_object]}

@@ -208,3 +208,32 @@ async def test_a_long_poll_with_nothing_new_times_out_empty_and_reset_ends_polls
     await state.reset()
     assert await asyncio.wait_for(poll, 1) == []
     assert not state._waiters  # nothing left behind
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is needed for the page test")
+def test_customer_page_chats_as_a_customer_without_a_phone_number(stack, host):
+    username = f"kavya.{new_wa_id()[-6:]}"
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page()
+            page.goto(stack["sandbox_url"] + "/")
+            page.fill("#wa-id", "")
+            page.fill("#username", username)
+            page.check("#no-phone")
+            page.click("#customer-form button[type=submit]")
+            page.locator("#customer-ids", has_text="BSUID IN.").wait_for(timeout=15000)
+            user_id = page.input_value("#wa-id")
+            assert user_id.startswith("IN.") and f"@{username}" in page.inner_text("#customer-ids")
+            page.fill("#text", "hello from a username")
+            page.press("#text", "Enter")
+            page.locator(".bubble.business", has_text="echo: hello from a username").wait_for(timeout=15000)
+        finally:
+            browser.close()
+
+    [user_turn] = [e for e in host.journal(user_id) if e["event"] == "user"]
+    assert user_turn["metadata"]["whatsapp"]["wa_id"] is None
+    assert user_turn["metadata"]["whatsapp"]["username"] == username

@@ -23,6 +23,17 @@ class Customer:
         self.name = name
         self.seen = 0  # seq of the last business message already returned
 
+    @classmethod
+    def without_phone(cls, sandbox_url: str, username: str, name: str = "Meera Kapoor") -> "Customer":
+        """A WhatsApp user with a username and no phone number: the sandbox gives them a business-scoped
+        user id (BSUID), which then names their chat (`wa_id` here) in the sandbox and the inbox."""
+        response = httpx.post(f"{sandbox_url}/sandbox/api/customers",
+                              json={"username": username, "profile_name": name}, timeout=10)
+        response.raise_for_status()
+        customer = cls(sandbox_url, response.json()["user_id"], name)
+        customer.username = username
+        return customer
+
     def send(self, text: str, message_id: str | None = None) -> dict:
         body = {"text": text, "profile_name": self.name}
         if message_id:

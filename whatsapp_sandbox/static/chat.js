@@ -4,7 +4,9 @@
 
 const api = "/sandbox/api";
 const el = (id) => document.getElementById(id);
-let chat = null; // {waId, profileName, lastSeq, generation}
+let chat = null; // {waId (a phone, or the BSUID of a customer without one), profileName, username, lastSeq}
+const PHONE = /^\d{7,15}$/;
+const BSUID = /^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$/;
 let generation = 0;
 
 function node(tag, className, text) {
@@ -135,7 +137,7 @@ async function post(body) {
     const response = await fetch(`${api}/customers/${encodeURIComponent(chat.waId)}/messages`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ profile_name: chat.profileName, ...body }),
+      body: JSON.stringify({ profile_name: chat.profileName, ...(chat.username ? { username: chat.username } : {}), ...body }),
     });
     const result = await response.json();
     if (!response.ok) {
@@ -173,15 +175,44 @@ async function poll(myGeneration) {
   }
 }
 
-function openChat(event) {
+async function createPhoneLessCustomer(username, profileName) {
+  const response = await fetch(`${api}/customers`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username, profile_name: profileName }),
+  });
+  const result = await response.json();
+  if (!response.ok) throw new Error(result.error || `Sandbox answered HTTP ${response.status}`);
+  return result;
+}
+
+async function openChat(event) {
   if (event) event.preventDefault();
-  const waId = el("wa-id").value.trim();
-  if (!/^\d{7,15}$/.test(waId)) {
-    notice("The customer number is 7 to 15 digits with country code, e.g. 919876543210.");
+  const profileName = el("profile-name").value.trim() || "Sandbox Customer";
+  const username = el("username").value.trim().replace(/^@/, "");
+  let waId = el("wa-id").value.trim();
+  let ids = "";
+  if (el("no-phone").checked && !BSUID.test(waId)) {
+    if (!username) {
+      notice("A customer without a phone number needs a username, e.g. priya.k.");
+      return;
+    }
+    try {
+      const customer = await createPhoneLessCustomer(username, profileName);
+      waId = customer.user_id;
+      el("wa-id").value = waId; // reopening this chat later: the same customer
+    } catch (error) {
+      notice(String(error.message || error));
+      return;
+    }
+  } else if (!PHONE.test(waId) && !BSUID.test(waId)) {
+    notice("The customer number is 7 to 15 digits with country code, e.g. 919876543210 (or tick No phone number).");
     return;
   }
+  ids = BSUID.test(waId) ? `No phone number · @${username || "?"} · BSUID ${waId}` : (username ? `@${username}` : "");
   generation += 1;
-  chat = { waId, profileName: el("profile-name").value.trim() || "Sandbox Customer", lastSeq: 0 };
+  chat = { waId, profileName, username, lastSeq: 0 };
+  el("customer-ids").textContent = ids;
   el("messages").replaceChildren();
   el("text").disabled = false;
   el("send").disabled = false;
