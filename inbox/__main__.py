@@ -15,6 +15,7 @@ from inbox import migrate
 from inbox.context import Inbox
 from inbox.services import bootstrap
 from inbox.services.agents import AgentDirectory, AgentError
+from inbox.services.privacy import install_masking_filter
 from inbox.settings import Settings
 
 
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     # httpcore its traffic at DEBUG: only their warnings reach the log.
     for chatty in ("httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    install_masking_filter()  # phone numbers and BSUIDs masked at INFO and above
     parser = argparse.ArgumentParser(prog="python -m inbox", description="Kesar Lane shared inbox")
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -63,22 +63,38 @@ class MaskingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.INFO:
             return True
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string is logging's own problem to report
-            return True
-        cleaned = mask_text(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
+        # The arguments are masked one by one, not the formatted message: formatters such as uvicorn's
+        # access log read `record.args` themselves.
+        if isinstance(record.msg, str):
+            record.msg = mask_text(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_masked_arg(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: _masked_arg(value) for key, value in record.args.items()}
         if record.exc_info and not record.exc_text:
-            record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
-        elif record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
             record.exc_text = mask_text(record.exc_text)
         return True
 
 
-def install_masking_filter(logger: logging.Logger | None = None) -> None:
-    """Adds the filter to every handler of the root logger (once)."""
-    for handler in (logger or logging.getLogger()).handlers:
-        if not any(isinstance(existing, MaskingFilter) for existing in handler.filters):
-            handler.addFilter(MaskingFilter())
+def _masked_arg(arg):
+    if isinstance(arg, bool | int | float) or arg is None:
+        return arg  # numbers keep their type for %d; phone numbers are never logged as ints
+    text = str(arg)
+    cleaned = mask_text(text)
+    return arg if cleaned == text else cleaned
+
+
+# Loggers with handlers of their own: the root (basicConfig) and uvicorn's (its access log has the
+# query string, e.g. a phone number typed into search).
+HANDLER_LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def install_masking_filter() -> None:
+    """Adds the filter to every handler of those loggers (once each). Call after logging is configured
+    (uvicorn configures its own at start-up)."""
+    for name in HANDLER_LOGGERS:
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(existing, MaskingFilter) for existing in handler.filters):
+                handler.addFilter(MaskingFilter())

@@ -1,6 +1,7 @@
 """Secrets never reach the inbox's log (issue 13, item 3): a real `python -m inbox serve` is started
 with a secret in every setting that has one, a hand-off pings Slack, an agent replies and resolves
-(the resume call to Rasa), and its whole output is searched for each secret."""
+(the resume call to Rasa), a customer known only by a BSUID is answered, and its whole output is
+searched for each secret and for full phone numbers and BSUIDs (masked at INFO and above)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ EVENTS_DB_PASSWORD = "events-db-password-8181"
 BOT_TOKEN = "log-test-bot-token-7373"
 SESSION_SECRET = "log-test-session-secret-6464646464"
 PHONE = "919876543210"
+BSUID = "US.13491208655302741918"
 
 
 def wait_for(condition, what: str, seconds: float = 30.0):
@@ -110,6 +112,17 @@ def test_no_secret_reaches_the_log_over_start_up_hand_off_slack_reply_and_resolv
         assert agent.post("/login", data={**form, "login": "anita", "password": PASSWORD}).status_code == 303
         agent.post(f"/conversations/{conversation_id}/reply", data={**form, "text": "Checking your refund now."})
         assert agent.post(f"/conversations/{conversation_id}/resolve", data=form).status_code == 303
+        # A customer known only by a business-scoped user id: hand-off, a refused reply (logged), search.
+        bsuid_handoff = handoff_payload(
+            handoff_id="hf_log_bsuid", conversation_id=BSUID, customer={"bsuid": BSUID, "username": "kesar.fan"}
+        )
+        bsuid_conversation = httpx.post(f"{url}/api/v1/handoffs", json=bsuid_handoff, headers=bot).json()
+        external_services.graph_answers.append((400, {"error": {"code": 131047, "message": "Re-engagement"}}))
+        reply = {**form, "text": "Hello there"}
+        agent.post(f"/conversations/{bsuid_conversation['inbox_conversation_id']}/reply", data=reply)
+        # The access log has the query string: a number typed into search is masked there.
+        assert agent.get("/conversations", params={"q": PHONE}).status_code == 200
+        assert agent.get("/conversations", params={"q": BSUID}).status_code == 200
     wait_for(lambda: external_services.slack_messages, "the Slack ping")
     assert [call["role"] for call in external_services.rasa_requests] == ["admin"]
     assert external_services.graph_requests, "the reply went out"
@@ -118,6 +131,9 @@ def test_no_secret_reaches_the_log_over_start_up_hand_off_slack_reply_and_resolv
     # The log is not empty of what matters: the consumer's start, each request, the database.
     assert "event-stream consumer started (postgresql+psycopg://rasa:***@" in log
     assert f"/conversations/{conversation_id}/resolve" in log
+    assert "q=%2B91+98%E2%80%A2" in log or "+91 98•••••210" in log  # the search was logged, masked
+    assert "reply" in log and "failed" in log and "24-hour window" in log
+    assert any(body["body"].get("recipient") == BSUID for body in external_services.graph_requests)
     secrets = {
         "Slack webhook path": SLACK_PATH_SECRET,
         "events database password": EVENTS_DB_PASSWORD,
@@ -128,6 +144,8 @@ def test_no_secret_reaches_the_log_over_start_up_hand_off_slack_reply_and_resolv
         "WhatsApp access token": GRAPH_TOKEN,
         "agent password": PASSWORD,
         "full phone number": PHONE,
+        "phone number as shown": "98765 43210",
+        "business-scoped user id": BSUID,
     }
     leaked = {name for name, value in secrets.items() if value in log}
     assert leaked == set(), log

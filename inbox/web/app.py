@@ -17,6 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from inbox.context import Inbox
 from inbox.services.event_stream import EventStreamConsumer, SqlBrokerSource
+from inbox.services.privacy import install_masking_filter
 from inbox.services.replies import AgentReplies
 from inbox.services.sessions import SESSION_LIFETIME
 from inbox.services.sla import SlaMonitor
@@ -77,6 +78,7 @@ class BackgroundWorkers:
 def create_app(inbox: Inbox, *, run_background_workers: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        install_masking_filter()  # uvicorn has configured its loggers by now
         workers = BackgroundWorkers(inbox)
         if run_background_workers:
             workers.start()
