@@ -137,15 +137,19 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright i
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def _launch(playwright):
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync"])
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is needed for the page test")
 def test_customer_page_shows_replies_as_text_and_taps_buttons(stack, host):
     wa_id = new_wa_id()
     hostile = '<img src=x onerror="window.__owned=1">'
     with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"])
+        browser = _launch(playwright)
         try:
             page = browser.new_page()
             page.goto(stack["sandbox_url"] + "/")
@@ -214,10 +218,7 @@ async def test_a_long_poll_with_nothing_new_times_out_empty_and_reset_ends_polls
 def test_customer_page_chats_as_a_customer_without_a_phone_number(stack, host):
     username = f"kavya.{new_wa_id()[-6:]}"
     with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"])
+        browser = _launch(playwright)
         try:
             page = browser.new_page()
             page.goto(stack["sandbox_url"] + "/")
