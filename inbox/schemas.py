@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -90,7 +90,8 @@ class WhatsAppStatus(BaseModel):
     timestamp: str | int | None = None
     recipient_id: str | None = None  # absent for customers Meta identifies by BSUID only
     recipient_user_id: str | None = None
-    biz_opaque_callback_data: str | None = None  # our send key, echoed by Meta
+    # Our send key, echoed by Meta; any other shape is ignored rather than refusing the batch.
+    biz_opaque_callback_data: Any = None
     errors: list[dict] = []
 
 

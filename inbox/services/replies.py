@@ -279,7 +279,7 @@ class DeliveryStatuses:
         """A reply whose send timed out (no `wamid` yet) learns it from the first status that carries
         its send key: Meta did send it, so it must not be sent again."""
         key = status.biz_opaque_callback_data
-        if not key or not key.startswith(SEND_KEY_PREFIX):
+        if not isinstance(key, str) or not key.startswith(SEND_KEY_PREFIX):
             return None
         message = store.session.scalars(select(Message).where(Message.send_key == key)).one_or_none()
         if message is None:
