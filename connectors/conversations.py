@@ -25,7 +25,13 @@ from typing import Any, Awaitable, Callable, Optional, Protocol
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
 from connectors.inbound import InboundMessage
-from connectors.unanswered_turns import bot_unavailable_message, find_unanswered_turn, handoff_events
+from connectors.privacy import mask_user_id
+from connectors.unanswered_turns import (
+    bot_unavailable_message,
+    find_unanswered_turn,
+    hand_off_unprocessed,
+    handoff_events,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +51,11 @@ class Conversations(Protocol):
     async def record_unreadable(self, message: InboundMessage, output_channel: OutputChannel) -> bool:
         """Record a message the bot cannot read; send the polite reply unless a human has
         the conversation. Returns whether the reply was sent."""
+
+    async def hand_off_unprocessed(self, message: UserMessage, error: str) -> None:
+        """The message could not be handled within the retry budget: record it, hand the conversation
+        off (bot_unavailable) and tell the customer (connectors/unanswered_turns.py). Raises if the
+        tracker cannot be written; the customer is told anyway."""
 
     async def react(self, message: UserMessage) -> bool:
         """Let the bot handle a reaction to one of its messages, unless a human has the conversation
@@ -93,7 +104,7 @@ class RasaConversations:
             logger.error(
                 "The bot did not answer message %s of %s (actions run: %s); the action server may be "
                 "down. Telling the customer and handing the conversation to the inbox.",
-                message.message_id, message.sender_id, ", ".join(turn.failed_actions) or "none",
+                message.message_id, mask_user_id(message.sender_id), ", ".join(turn.failed_actions) or "none",
             )
             active_loop = (tracker.active_loop or {}).get("name")
             tracker.update_with_events(
@@ -103,6 +114,16 @@ class RasaConversations:
             await agent.tracker_store.save(tracker)
         await message.output_channel.send_text_message(message.sender_id, self._bot_unavailable_text)
         return True
+
+    async def hand_off_unprocessed(self, message: UserMessage, error: str) -> None:
+        try:
+            tell = await hand_off_unprocessed(self._agent(), message, self._bot_unavailable_text, error)
+        except Exception:
+            # Nothing in the tracker yet; the customer still hears (once: the output channel's key).
+            await message.output_channel.send_text_message(message.sender_id, self._bot_unavailable_text)
+            raise
+        if tell:
+            await message.output_channel.send_text_message(message.sender_id, self._bot_unavailable_text)
 
     async def react(self, message: UserMessage) -> bool:
         # A paused conversation belongs to a person: the reaction stays in the connector's store only.

@@ -1,7 +1,8 @@
 """Sending messages through the WhatsApp Cloud API (`POST <base>/<phone_number_id>/messages`).
 
-Retries use aiohttp-retry with exponential back-off on HTTP 429, 5xx, network errors and
-Meta's throttling/transient error codes. Everything else (131047 outside the 24-hour window,
+Retries use aiohttp-retry with exponential back-off on HTTP 429, 5xx, a refused connection and
+Meta's throttling/transient error codes. A timeout or a connection dropped after the request went
+out is not retried: the message may have been sent (see connectors/send_keys.py). Everything else (131047 outside the 24-hour window,
 invalid parameters, ...) is returned at once as a `MetaError`: retrying would not help.
 """
 
@@ -16,6 +17,7 @@ from typing import Any, Dict, Optional
 import aiohttp
 from aiohttp_retry import ExponentialRetry, RetryClient
 
+from connectors.privacy import mask_user_id
 from connectors.settings import WhatsAppSettings
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,9 @@ class SendResult:
     http_status: Optional[int]
     error: Optional[MetaError]
     attempts: int
+    # The request may have reached Meta but no answer came back (read timeout, connection dropped):
+    # the customer may have the message. Such a send is never repeated (connectors/send_keys.py).
+    uncertain: bool = False
 
     @property
     def ok(self) -> bool:
@@ -103,7 +108,8 @@ class GraphApiClient:
             if response.status == 429 or response.status >= 500 or error.retriable:
                 logger.warning(
                     "WhatsApp send attempt %d to %s failed (HTTP %s, code %s: %s); will retry",
-                    counter["attempts"], payload.get("to"), response.status, error.code, error.title,
+                    counter["attempts"], mask_user_id(payload.get("to") or payload.get("recipient")),
+                    response.status, error.code, error.title,
                 )
                 return False
             return True
@@ -115,7 +121,9 @@ class GraphApiClient:
             factor=2.0,
             statuses=set(),
             retry_all_server_errors=False,  # decided in response_is_final, with the body read
-            exceptions={aiohttp.ClientConnectionError, asyncio.TimeoutError},
+            # Only errors that prove the request never reached Meta: Meta has no idempotency key, so
+            # re-POSTing after a read timeout could give the customer the message twice.
+            exceptions={aiohttp.ClientConnectorError},
             evaluate_response_callback=response_is_final,
         )
         try:
@@ -127,12 +135,24 @@ class GraphApiClient:
             ) as response:
                 body = await _read_json(response)
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except aiohttp.ClientConnectorError as error:
             return SendResult(
                 wamid=None,
                 http_status=None,
                 error=MetaError(code=None, title=f"connection failed: {error!r}"),
                 attempts=counter["attempts"],
+            )
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            logger.error(
+                "WhatsApp send to %s: no answer from Meta (%r); it may have been sent, so it is not repeated",
+                mask_user_id(payload.get("to") or payload.get("recipient")), error,
+            )
+            return SendResult(
+                wamid=None,
+                http_status=None,
+                error=MetaError(code=None, title=f"no answer, outcome unknown: {error!r}"),
+                attempts=counter["attempts"],
+                uncertain=True,
             )
         attempts = counter["attempts"]
         if status >= 400:

@@ -12,22 +12,40 @@ restart), after another process's claim ran out, or while the model was not load
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
+import time
 import uuid
-from typing import Callable, Dict, Optional, Set
+from typing import Awaitable, Callable, Dict, Optional, Set
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
 from connectors.conversations import Conversations
 from connectors.inbound import InboundAction, InboundMessage
-from connectors.store import DONE, FAILED, IGNORED, REPLY_OPTION_PREFIX, ClaimedMessage, WhatsAppStore
+from connectors.privacy import mask_user_id
+from connectors.settings import MAX_RETRY_PAUSE_SECONDS
+from connectors.store import (
+    DONE,
+    FAILED,
+    HANDED_OFF,
+    IGNORED,
+    REPLY_OPTION_PREFIX,
+    ClaimedMessage,
+    WhatsAppStore,
+)
+from connectors.text_chunks import WHATSAPP_TEXT_LIMIT
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3  # a message that fails (or kills the process) this often is parked as failed
-RETRY_PAUSE_SECONDS = 1.0
+# A message claimed this often without ever being finished killed its process each time (or the
+# process was killed while handling it): it is not handled again but handed off.
+MAX_CLAIMS = 5
+# Customer text reaches Rasa/spaCy cut to what WhatsApp itself allows; the store keeps it whole.
+CUSTOMER_TEXT_LIMIT = WHATSAPP_TEXT_LIMIT
+
+OutputChannelFactory = Callable[..., OutputChannel]  # (turn_key=None) -> a fresh output channel
 
 
 def new_owner_id() -> str:
@@ -39,13 +57,17 @@ class InboundDispatcher:
         self,
         store: WhatsAppStore,
         conversations: Conversations,
-        output_channel_factory: Callable[[], OutputChannel],
+        output_channel_factory: OutputChannelFactory,
         *,
         input_channel_name: str,
         claim_ttl_seconds: float,
         sweep_interval_seconds: float,
         max_concurrent_customers: int = 8,
         owner: Optional[str] = None,
+        retry_budget_seconds: float = 300.0,
+        retry_first_pause_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._store = store
         self._conversations = conversations
@@ -62,6 +84,10 @@ class InboundDispatcher:
         self._background: Set[asyncio.Task] = set()
         self._running = False
         self._waiting_for_bot_logged = False
+        self._retry_budget = retry_budget_seconds
+        self._retry_first_pause = retry_first_pause_seconds
+        self._clock = clock  # injectable: the retry tests run minutes of back-off in no time
+        self._sleep = sleep
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -121,7 +147,7 @@ class InboundDispatcher:
         except asyncio.CancelledError:
             raise
         except Exception:  # a store failure: the sweep brings the customer back
-            logger.exception("WhatsApp queue of %s stopped; it will be retried", wa_id)
+            logger.exception("WhatsApp queue of %s stopped; it will be retried", mask_user_id(wa_id))
         finally:
             self._customer_tasks.pop(wa_id, None)
             self._woken_again.discard(wa_id)
@@ -129,33 +155,109 @@ class InboundDispatcher:
                 self._sweep_now.set()  # room again: take a waiting customer without waiting for the timer
 
     async def _process(self, claimed: ClaimedMessage) -> Optional[ClaimedMessage]:
-        """Handle one message; returns the customer's next message if it could be claimed."""
+        """Handle one message; returns the customer's next message if it could be claimed.
+
+        A failure (tracker store or lock store down, a Rasa error) is retried while the message stays
+        claimed, so the customer's later messages wait behind it in order; pauses double from
+        `retry_first_pause_seconds` up to 30 s, for `retry_budget_seconds` in all. Then the customer
+        is told the bot is unavailable and the conversation is handed off (`_give_up`).
+        """
         message = claimed.message
-        state = DONE
-        try:
-            output_channel = self._output_channel_factory()
-            if message.action is InboundAction.REACTION:
-                if not await self._react(message, output_channel):
-                    state = IGNORED
-            elif message.action is InboundAction.CONVERSE:
-                text = message.text or ""
-                if text.startswith(REPLY_OPTION_PREFIX):
-                    text = await self._store.run(self._store.resolve_reply_option, text) or text
-                await self._conversations.deliver(self._user_message(message, text, output_channel))
-            elif message.action is InboundAction.UNREADABLE:
-                await self._conversations.record_unreadable(message, output_channel)
-        except asyncio.CancelledError:
-            await self._give_back(claimed, "stopped while handling")
-            raise
-        except Exception as error:
-            await self._handle_failure(claimed, error)
+        failures = 0
+        first_failure: Optional[float] = None
+        state: Optional[str] = DONE
+        description: Optional[str] = None
+        while True:
+            if claimed.attempts > MAX_CLAIMS:
+                description = f"claimed {claimed.attempts} times without finishing"
+                state = await self._give_up(claimed, description)
+                break
+            try:
+                state = await self._handle(message)
+                break
+            except asyncio.CancelledError:
+                await self._give_back(claimed, "stopped while handling")
+                raise
+            except Exception as error:
+                failures += 1
+                now = self._clock()
+                first_failure = now if first_failure is None else first_failure
+                description = f"{type(error).__name__}: {error}"
+                remaining = self._retry_budget - (now - first_failure)
+                if remaining <= 0:
+                    logger.error(
+                        "Giving up on WhatsApp message %s from %s after %d failures over %.0f s: %s",
+                        message.message_id, mask_user_id(message.wa_id), failures, now - first_failure,
+                        description, exc_info=error,
+                    )
+                    state = await self._give_up(claimed, description)
+                    break
+                pause = min(MAX_RETRY_PAUSE_SECONDS, self._retry_first_pause * 2 ** (failures - 1), remaining)
+                logger.warning(
+                    "Handling WhatsApp message %s from %s failed (%d so far); retrying in %.1f s: %s",
+                    message.message_id, mask_user_id(message.wa_id), failures, pause, description,
+                    exc_info=error if failures == 1 else None,
+                )
+                await self._sleep(pause)
+                if not self._running:
+                    await self._give_back(claimed, description)
+                    return None
+        if state is None:  # stopped while giving up: another process (or a restart) finishes it
             return None
         if not self._running:
-            await self._store.run(self._store.finish, claimed.seq, self.owner, state=state)
+            await self._store.run(self._store.finish, claimed.seq, self.owner, state=state, error=description)
             return None
         return await self._store.run(
-            self._store.finish_and_claim_next, claimed.seq, self.owner, message.wa_id, self._claim_ttl, state=state
+            self._store.finish_and_claim_next, claimed.seq, self.owner, message.wa_id, self._claim_ttl,
+            state=state, error=description,
         )
+
+    async def _handle(self, message: InboundMessage) -> str:
+        output_channel = self._output_channel_factory(turn_key=message.message_id)
+        if message.action is InboundAction.REACTION:
+            return DONE if await self._react(message, output_channel) else IGNORED
+        if message.action is InboundAction.CONVERSE:
+            text = capped(message.text or "")
+            if text.startswith(REPLY_OPTION_PREFIX):
+                text = await self._store.run(self._store.resolve_reply_option, text) or text
+            await self._conversations.deliver(self._user_message(message, text, output_channel))
+        elif message.action is InboundAction.UNREADABLE:
+            await self._conversations.record_unreadable(
+                dataclasses.replace(message, text=capped(message.text or "")), output_channel
+            )
+        return DONE
+
+    async def _give_up(self, claimed: ClaimedMessage, description: str) -> Optional[str]:
+        """The honest fallback: `messages.bot_unavailable` to the customer and a hand-off in the
+        tracker (connectors/unanswered_turns.py). Writing the hand-off is retried every 30 s for as
+        long as it takes (the customer's next messages wait, in order); the customer is told once,
+        at the first try, whether or not the tracker could be written (the outbound log keeps a
+        retry from telling them again). Returns None if the dispatcher stopped meanwhile."""
+        message = claimed.message
+        if message.action is InboundAction.REACTION:
+            return FAILED  # nobody waits for an answer to a reaction
+        text = capped(message.text or "")
+        tries = 0
+        while self._running:
+            tries += 1
+            output_channel = self._output_channel_factory(turn_key=f"{message.message_id}/bot_unavailable")
+            try:
+                await self._conversations.hand_off_unprocessed(
+                    self._user_message(message, text, output_channel), description
+                )
+                return HANDED_OFF
+            except asyncio.CancelledError:
+                await self._give_back(claimed, "stopped while handing off")
+                raise
+            except Exception as error:
+                logger.error(
+                    "Could not hand off WhatsApp message %s from %s (try %d); trying again in %.0f s: %s: %s",
+                    message.message_id, mask_user_id(message.wa_id), tries, MAX_RETRY_PAUSE_SECONDS,
+                    type(error).__name__, error,
+                )
+                await self._sleep(MAX_RETRY_PAUSE_SECONDS)
+        await self._give_back(claimed, description)
+        return None
 
     async def _react(self, message: InboundMessage, output_channel: OutputChannel) -> bool:
         """A reaction reaches the bot only when it is to one of the bot's own messages and the bot has
@@ -164,12 +266,12 @@ class InboundDispatcher:
         reacted_to = str((message.details.get("reaction") or {}).get("message_id") or "")
         if not reacted_to or not await self._store.run(self._store.sent_to, reacted_to, message.wa_id):
             logger.info("WhatsApp reaction %s from %s is to a message the bot did not send: not answered",
-                        message.message_id, message.wa_id)
+                        message.message_id, mask_user_id(message.wa_id))
             return False
         delivered = await self._conversations.react(self._user_message(message, message.text or "", output_channel))
         if not delivered:
             logger.info("WhatsApp reaction %s from %s: a person has the conversation, the bot stays out of it",
-                        message.message_id, message.wa_id)
+                        message.message_id, mask_user_id(message.wa_id))
         return delivered
 
     def _user_message(self, message: InboundMessage, text: str, output_channel: OutputChannel) -> UserMessage:
@@ -181,23 +283,6 @@ class InboundDispatcher:
             message_id=message.message_id,
             metadata=message.rasa_metadata(),
         )
-
-    async def _handle_failure(self, claimed: ClaimedMessage, error: Exception) -> None:
-        message = claimed.message
-        description = f"{type(error).__name__}: {error}"
-        if claimed.attempts >= MAX_ATTEMPTS:
-            logger.error(
-                "Giving up on WhatsApp message %s from %s after %d attempts: %s",
-                message.message_id, message.wa_id, claimed.attempts, description, exc_info=error,
-            )
-            await self._store.run(self._store.finish, claimed.seq, self.owner, state=FAILED, error=description)
-            return
-        logger.warning(
-            "Handling WhatsApp message %s from %s failed (attempt %d of %d), retrying: %s",
-            message.message_id, message.wa_id, claimed.attempts, MAX_ATTEMPTS, description, exc_info=error,
-        )
-        await asyncio.sleep(RETRY_PAUSE_SECONDS * claimed.attempts)
-        await self._store.run(self._store.release, claimed.seq, self.owner, description)
 
     async def _give_back(self, claimed: ClaimedMessage, reason: str) -> None:
         try:
@@ -261,3 +346,9 @@ class InboundDispatcher:
                 raise
             except Exception:
                 logger.exception("Renewing WhatsApp message claims failed")
+
+
+def capped(text: str) -> str:
+    """Customer text as Rasa may see it: at most WhatsApp's own 4,096 characters (a hostile 3 MB
+    message would otherwise fail in the NLU pipeline on every attempt)."""
+    return text if len(text) <= CUSTOMER_TEXT_LIMIT else text[:CUSTOMER_TEXT_LIMIT]

@@ -10,7 +10,9 @@ from connectors.customer_identities import CustomerIdentities
 from connectors.graph_api import GraphApiClient
 from connectors.inbound import InboundAction, ParsedWebhook, Rejected
 from connectors.output import CHANNEL_NAME, MessageSender, WhatsAppOutput
+from connectors.privacy import mask_user_id
 from connectors.processing import InboundDispatcher
+from connectors.send_keys import CALLBACK_FIELD, keyed_sender
 from connectors.settings import WhatsAppSettings
 from connectors.status_forwarding import StatusForwarder
 from connectors.store import PersistOutcome, WhatsAppStore
@@ -42,6 +44,8 @@ class WhatsAppService:
             claim_ttl_seconds=self.settings.claim_ttl_seconds,
             sweep_interval_seconds=self.settings.sweep_interval_seconds,
             max_concurrent_customers=self.settings.max_concurrent_customers,
+            retry_budget_seconds=self.settings.retry_budget_seconds,
+            retry_first_pause_seconds=self.settings.retry_first_pause_seconds,
         )
         self.dispatcher.start()
         if self.settings.inbox_url and self.settings.inbox_bot_token:
@@ -59,8 +63,10 @@ class WhatsAppService:
         await self.client.close()
         self.store.close()
 
-    def output_channel(self) -> WhatsAppOutput:
-        return WhatsAppOutput(self.sender)
+    def output_channel(self, turn_key: Optional[str] = None) -> WhatsAppOutput:
+        """A fresh output channel; with `turn_key` (the customer message being handled) its sends
+        are keyed, so a retried turn does not send what already went out (connectors/send_keys.py)."""
+        return WhatsAppOutput(keyed_sender(self.sender, self.store, turn_key, self.settings.send_settle_seconds))
 
     async def accept(self, parsed: ParsedWebhook) -> PersistOutcome:
         """Persist a webhook's contents (raises if the store is unavailable), then hand off."""
@@ -91,13 +97,14 @@ class WhatsAppService:
                     details = error_data.get("details", "") if isinstance(error_data, dict) else ""
                     logger.error(
                         "WhatsApp message %s to %s failed: code %s (%s) %s",
-                        status.message_id, status.recipient_id, error.get("code"), error.get("title"), details,
+                        status.message_id, mask_user_id(status.recipient_id), error.get("code"),
+                        error.get("title"), details,
                     )
         for message in outcome.new_messages:
             if message.action is InboundAction.IGNORE:
                 logger.info(
                     "WhatsApp %s message %s from %s kept but not answered%s",
-                    message.type, message.message_id, message.wa_id,
+                    message.type, message.message_id, mask_user_id(message.wa_id),
                     f" ({message.details})" if message.details else "",
                 )
             elif self.dispatcher is not None:
@@ -106,4 +113,19 @@ class WhatsAppService:
             logger.info("Ignored %d duplicate WhatsApp message delivery(ies)", outcome.duplicates)
         if outcome.new_statuses and self.forwarder is not None:
             self.forwarder.wake()
+        await self._settle_send_keys(parsed)
         return outcome
+
+    async def _settle_send_keys(self, parsed: ParsedWebhook) -> None:
+        """A status echoing our key proves Meta has that message (settles an `unknown` send)."""
+        keyed = [
+            (str(status.raw[CALLBACK_FIELD]), status.message_id)
+            for status in parsed.statuses
+            if isinstance(status.raw.get(CALLBACK_FIELD), str) and status.status != "failed"
+        ]
+        if not keyed:
+            return
+        try:
+            await self.store.run(self.store.settle_send_keys_from_statuses, keyed)
+        except Exception:  # bookkeeping only; the status itself is stored
+            logger.exception("Could not settle %d WhatsApp send key(s) from statuses", len(keyed))

@@ -10,6 +10,8 @@ from rasa.shared.exceptions import RasaException
 
 DEFAULT_API_BASE_URL = "https://graph.facebook.com/v21.0"
 DEFAULT_STORE_URL = "sqlite:///var/whatsapp.db"
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_RETRY_PAUSE_SECONDS = 30.0
 
 REQUIRED_VARIABLES = (
     "WHATSAPP_VERIFY_TOKEN",
@@ -51,6 +53,16 @@ class WhatsAppSettings:
     # Customers one process serves at a time. A process that is full leaves new messages in the
     # store for a process with room, so Sanic workers share the load whichever receives the webhook.
     max_concurrent_customers: int = 8
+    # Largest webhook body read (Meta's payloads are at most 3 MB); larger ones get 413 unread.
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # A message whose handling fails (tracker store, lock store, Rasa error) is retried with pauses
+    # doubling from the first one up to MAX_RETRY_PAUSE_SECONDS, for this long in all; then the
+    # customer is told the bot is unavailable and the conversation is handed off.
+    retry_budget_seconds: float = 300.0
+    retry_first_pause_seconds: float = 1.0
+    # A reply whose send had no answer (timeout, crash) is not sent again before this long has passed
+    # without a status from Meta for it (connectors/send_keys.py).
+    send_settle_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "WhatsAppSettings":
@@ -86,6 +98,10 @@ class WhatsAppSettings:
             claim_ttl_seconds=_positive_float(env, "WHATSAPP_CLAIM_TTL_SECONDS", 15.0),
             sweep_interval_seconds=_positive_float(env, "WHATSAPP_SWEEP_INTERVAL_SECONDS", 0.25),
             max_concurrent_customers=_positive_int(env, "WHATSAPP_MAX_CONCURRENT_CUSTOMERS", 8),
+            max_body_bytes=_positive_int(env, "WHATSAPP_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            retry_budget_seconds=_positive_float(env, "WHATSAPP_RETRY_BUDGET_SECONDS", 300.0),
+            retry_first_pause_seconds=_positive_float(env, "WHATSAPP_RETRY_FIRST_PAUSE_SECONDS", 1.0),
+            send_settle_seconds=_positive_float(env, "WHATSAPP_SEND_SETTLE_SECONDS", 60.0),
         )
 
     @property

@@ -22,6 +22,14 @@ def signature_is_valid(app_secret: str, body: bytes, header_value: Optional[str]
     return hmac.compare_digest(expected, received)
 
 
+def signature_header_is_well_formed(header_value: Optional[str]) -> bool:
+    """Cheap check before the body is read: a request without a plausible header is refused unread."""
+    if not header_value or not header_value.startswith(_PREFIX):
+        return False
+    digest = header_value[len(_PREFIX):].strip()
+    return len(digest) == 64 and digest.isascii() and all(c in "0123456789abcdefABCDEF" for c in digest)
+
+
 def verify_token_matches(expected: str, received: Optional[str]) -> bool:
     """Constant-time comparison for the GET handshake's `hub.verify_token`."""
     if received is None:

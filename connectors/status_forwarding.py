@@ -4,6 +4,12 @@ Statuses are already in the store when the webhook is acknowledged; this task po
 `POST $INBOX_URL/api/v1/whatsapp/statuses` in batches, and when the inbox is down or answers
 an error it tries again later with growing pauses (up to 5 minutes), for as long as it
 takes. Delivery is at least once: the inbox may see a status twice after a crash.
+
+A batch the inbox refuses for its content (400, 409, 413, 415, 422) is split in halves and each half
+sent on its own, down to single statuses; a single status still refused is kept as a dead letter
+with the inbox's reason (`forward_state = rejected`), and everything after it goes on. Refusals
+that are about the connection rather than the content (401/403/404: wrong URL or token; 408, 429,
+5xx, no answer) keep the batch and retry it later, so fixing the setting delivers everything.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import List, Optional
+from dataclasses import dataclass
+from typing import List, Optional, Union
 
 import aiohttp
 
@@ -24,6 +31,17 @@ BATCH_SIZE = 100
 MAX_RETRY_PAUSE_SECONDS = 300.0
 REQUEST_TIMEOUT_SECONDS = 5.0
 IDLE_CHECK_SECONDS = 30.0
+# The inbox read the statuses and refused them: retrying the same batch would be refused forever.
+CONTENT_REFUSALS = frozenset({400, 409, 413, 415, 422})
+
+
+@dataclass(frozen=True)
+class Refused:
+    http_status: int
+    detail: str
+
+
+_Answer = Union[bool, Refused]  # True: accepted; False: try again later; Refused: the content
 
 
 class StatusForwarder:
@@ -77,23 +95,46 @@ class StatusForwarder:
             batch = await self._store.run(self._store.statuses_due, BATCH_SIZE)
             if not batch:
                 break
-            if not await self._post(batch):
-                pause = min(MAX_RETRY_PAUSE_SECONDS, 2.0 ** max(status.attempts for status in batch))
+            postponed = await self._forward(batch)
+            if postponed:
+                pause = min(MAX_RETRY_PAUSE_SECONDS, 2.0 ** max(status.attempts for status in postponed))
                 self._not_before = time.time() + pause
-                await self._store.run(self._store.postpone_forwarding, [s.id for s in batch], pause)
+                await self._store.run(self._store.postpone_forwarding, [s.id for s in postponed], pause)
                 return pause
-            await self._store.run(self._store.mark_forwarded, [s.id for s in batch])
         next_time = await self._store.run(self._store.next_forward_time)
         return IDLE_CHECK_SECONDS if next_time is None else max(0.05, min(IDLE_CHECK_SECONDS, next_time - time.time()))
 
-    async def _post(self, batch: List[StatusToForward]) -> bool:
+    async def _forward(self, batch: List[StatusToForward]) -> List[StatusToForward]:
+        """Posts a batch (halves of it when the inbox refuses its content); returns what must wait."""
+        answer = await self._post(batch)
+        if answer is True:
+            await self._store.run(self._store.mark_forwarded, [s.id for s in batch])
+            return []
+        if answer is False:
+            return batch
+        if len(batch) == 1:
+            reason = f"inbox refused the status: HTTP {answer.http_status} {answer.detail}"
+            logger.error("WhatsApp status %s kept as a dead letter: %s", batch[0].id, reason)
+            await self._store.run(self._store.reject_forwarding, batch[0].id, reason)
+            return []
+        middle = len(batch) // 2
+        for index, half in enumerate((batch[:middle], batch[middle:])):
+            postponed = await self._forward(half)
+            if postponed:
+                return postponed + (batch[middle:] if index == 0 else [])
+        return []
+
+    async def _post(self, batch: List[StatusToForward]) -> _Answer:
         assert self._session is not None
         try:
             async with self._session.post(self._url, json={"statuses": [s.raw for s in batch]}) as response:
                 if response.status < 300:
                     return True
                 detail = (await response.text(errors="replace"))[:300]
-                log = logger.error if response.status in (401, 403, 404, 422) else logger.warning
+                if response.status in CONTENT_REFUSALS:
+                    logger.warning("Inbox refused %d WhatsApp status(es): HTTP %s %s", len(batch), response.status, detail)
+                    return Refused(response.status, detail)
+                log = logger.error if response.status in (401, 403, 404) else logger.warning
                 log(
                     "Inbox refused %d WhatsApp status(es): HTTP %s %s; will retry later",
                     len(batch), response.status, detail,

@@ -2,7 +2,7 @@
 
 What it keeps:
 - every inbound message, persisted before the webhook is acknowledged, with its processing
-  state (`pending` -> `processing` -> `done` | `failed`; `ignored` for removed reactions, reactions
+  state (`pending` -> `processing` -> `done` | `handed_off` | `failed`; `ignored` for removed reactions, reactions
   the bot does not act on, and unknown types). The message id is unique, which is what makes
   duplicate deliveries harmless.
 - every delivery status, with its forwarding state towards the inbox (an outbox).
@@ -33,7 +33,7 @@ import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -58,6 +58,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import QueuePool
 
 from connectors.inbound import InboundAction, InboundMessage, ReceivedMessage, Rejected, StatusUpdate
+from connectors.privacy import mask_user_id
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +66,13 @@ PENDING = "pending"
 PROCESSING = "processing"
 DONE = "done"
 FAILED = "failed"
+HANDED_OFF = "handed_off"  # could not be handled within the retry budget: bot_unavailable + hand-off
 IGNORED = "ignored"
 
 FORWARD_PENDING = "pending"
 FORWARD_DONE = "forwarded"
 FORWARD_SKIPPED = "skipped"  # no inbox configured
+FORWARD_REJECTED = "rejected"  # the inbox refused it for its content: kept as a dead letter
 
 REPLY_OPTION_PREFIX = "opt:"
 
@@ -137,6 +140,24 @@ outbound_messages = Table(
     Column("error_title", Text),
     Column("attempts", Integer, nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+# Keys of our outbound messages (connectors/send_keys.py): a key is POSTed to Meta at most once
+# unless Meta is known not to have it.
+SEND_SENDING = "sending"  # written before the POST; a crash leaves it here (outcome unknown)
+SEND_SENT = "sent"
+SEND_FAILED = "failed"  # Meta answered an error, or was never reached: may be sent again
+SEND_UNKNOWN = "unknown"  # timed out / dropped after the request went out: never re-sent automatically
+
+send_keys = Table(
+    "wa_send_keys",
+    metadata,
+    Column("key", String(512), primary_key=True),
+    Column("recipient_id", String(128), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("wamid", String(255)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
 )
 
 reply_options = Table(
@@ -219,6 +240,9 @@ class _HotStatements:
             conflict_on=["message_id", "status"],
         )
         self.insert_outbound = outbound_messages.insert()
+        self.insert_send_key = _insert_unless_present(
+            send_keys, ["key", "recipient_id", "state", "created_at", "updated_at"], conflict_on=["key"]
+        )
         self.oldest_unfinished = (
             select(t.seq, t.state, t.claimed_by, t.lease_until, t.attempts, t.record)
             .where(t.wa_id == bindparam("b_wa_id"), t.state.in_((PENDING, PROCESSING)))
@@ -416,7 +440,8 @@ class WhatsAppStore:
             return self._claim_next(connection, wa_id, owner, lease_seconds)
 
     def finish_and_claim_next(
-        self, seq: int, owner: str, wa_id: str, lease_seconds: float, *, state: str = DONE
+        self, seq: int, owner: str, wa_id: str, lease_seconds: float, *, state: str = DONE,
+        error: Optional[str] = None,
     ) -> Optional[ClaimedMessage]:
         """Mark a message done (or `ignored`), then claim the customer's next one.
 
@@ -426,7 +451,7 @@ class WhatsAppStore:
         sees this one finished. In a single transaction, under PostgreSQL's READ COMMITTED, both
         could miss it, and the message would wait for the next sweep.
         """
-        self.finish(seq, owner, state=state)
+        self.finish(seq, owner, state=state, error=error)
         return self.claim_next(wa_id, owner, lease_seconds)
 
     def _claim_next(self, connection: Connection, wa_id: str, owner: str, lease_seconds: float) -> Optional[ClaimedMessage]:
@@ -445,7 +470,7 @@ class WhatsAppStore:
         if row.state == PROCESSING and row.claimed_by != owner:
             logger.warning(
                 "Taking over WhatsApp message seq=%s of %s: the claim of %s ran out",
-                row.seq, wa_id, row.claimed_by,
+                row.seq, mask_user_id(wa_id), row.claimed_by,
             )
         claimed = connection.execute(
             self._statements.claim,
@@ -543,6 +568,17 @@ class WhatsAppStore:
                 .values(forward_state=FORWARD_DONE, forwarded_at=time.time())
             )
 
+    def reject_forwarding(self, status_id: int, reason: str) -> None:
+        """The inbox will never take this status: stop offering it, keep it as a dead letter."""
+        with self.engine.begin() as connection:
+            raw = connection.execute(select(statuses.c.raw).where(statuses.c.id == status_id)).scalar()
+            connection.execute(
+                update(statuses).where(statuses.c.id == status_id).values(forward_state=FORWARD_REJECTED)
+            )
+            connection.execute(
+                dead_letters.insert().values(received_at=time.time(), reason=reason, body=(raw or "").encode("utf-8"))
+            )
+
     def postpone_forwarding(self, ids: Iterable[int], delay_seconds: float) -> None:
         ids = list(ids)
         with self._bookkeeping.begin() as connection:
@@ -604,6 +640,64 @@ class WhatsAppStore:
                 .where(outbound_messages.c.recipient_id == recipient_id)
                 .limit(1)
             ).first() is not None
+
+    # --- send keys ---------------------------------------------------------------------
+
+    def claim_send_key(
+        self, key: str, recipient_id: str, settle_seconds: float
+    ) -> Optional[Tuple[str, Optional[str], float]]:
+        """None: go ahead and send (the key is now `sending`). Otherwise (state, wamid, wait) of the
+        earlier send, which must not be repeated now. A `sending`/`unknown` key is checked for
+        `settle_seconds`: Meta reports a message it has within seconds (a status echoing the key
+        marks it `sent`); after that without one, Meta does not have it and it may be sent again
+        (`wait` says how long is left)."""
+        now = time.time()
+        t = send_keys.c
+        with self._bookkeeping.begin() as connection:
+            inserted = connection.execute(
+                self._statements.insert_send_key,
+                {"key": key, "recipient_id": recipient_id, "state": SEND_SENDING, "created_at": now, "updated_at": now},
+            ).rowcount
+            if inserted == 1:
+                return None
+            retaken = connection.execute(
+                update(send_keys)
+                .where(t.key == key)
+                .where(
+                    (t.state == SEND_FAILED)
+                    | (t.state.in_((SEND_SENDING, SEND_UNKNOWN)) & (t.updated_at <= now - settle_seconds))
+                )
+                .values(state=SEND_SENDING, updated_at=now)
+            ).rowcount
+            if retaken == 1:
+                return None
+            row = connection.execute(select(t.state, t.wamid, t.updated_at).where(t.key == key)).first()
+            if row is None:
+                return None
+            return row.state, row.wamid, max(0.0, row.updated_at + settle_seconds - now)
+
+    def settle_send_key(self, key: str, wamid: Optional[str], uncertain: bool) -> None:
+        state = SEND_SENT if wamid else (SEND_UNKNOWN if uncertain else SEND_FAILED)
+        with self._bookkeeping.begin() as connection:
+            connection.execute(
+                update(send_keys).where(send_keys.c.key == key).values(state=state, wamid=wamid, updated_at=time.time())
+            )
+
+    def settle_send_keys_from_statuses(self, keyed: Sequence[Tuple[str, str]]) -> int:
+        """(key, wamid) pairs from status webhooks: Meta has these messages, whatever we thought."""
+        settled = 0
+        with self._bookkeeping.begin() as connection:
+            for key, wamid in keyed:
+                settled += connection.execute(
+                    update(send_keys)
+                    .where(send_keys.c.key == key, send_keys.c.state.in_((SEND_SENDING, SEND_UNKNOWN, SEND_FAILED)))
+                    .values(state=SEND_SENT, wamid=wamid, updated_at=time.time())
+                ).rowcount
+        return settled
+
+    def send_key_state(self, key: str) -> Optional[str]:
+        with self._bookkeeping.begin() as connection:
+            return connection.execute(select(send_keys.c.state).where(send_keys.c.key == key)).scalar()
 
     # --- reply options -----------------------------------------------------------------
 

@@ -12,6 +12,10 @@ turn after Rasa has handled it. If nothing was said and the conversation is not 
   the hand-off up from Rasa's event stream (inbox/README.md, "Event stream"), so this works
   without the action server and without the connector knowing the inbox.
 
+The same fallback ends a message the connector could not get handled at all within its retry
+budget (tracker store, lock store or Rasa failing for minutes, connectors/processing.py):
+`hand_off_unprocessed` records the customer's message if the tracker lacks it, then the hand-off.
+
 The event contract is the one in actions/CONTRACT.md.
 """
 
@@ -22,6 +26,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
+from rasa.core.channels.channel import UserMessage
 from rasa.shared.core.events import (
     ActionExecuted,
     ActiveLoop,
@@ -33,6 +38,8 @@ from rasa.shared.core.events import (
     SlotSet,
     UserUttered,
 )
+
+from connectors.privacy import mask_user_id
 
 logger = logging.getLogger(__name__)
 
@@ -110,3 +117,33 @@ def handoff_events(turn: UnansweredTurn, customer_message: str, *, active_loop: 
         events += [ActiveLoop(None), SlotSet("requested_slot", None)]
     events.append(ConversationPaused())
     return events
+
+
+async def hand_off_unprocessed(agent: Any, message: UserMessage, customer_message: str, error: str) -> bool:
+    """Writes the customer's message (unless the tracker has it) and the `bot_unavailable` hand-off
+    into the tracker, under the conversation's lock. Raises when the lock or tracker store still
+    fails (the caller tries again). Returns whether the customer should be told: not when a person
+    already has the conversation (they will answer; the message is in the transcript now)."""
+    async with agent.lock_store.lock(message.sender_id):
+        tracker = await agent.tracker_store.get_or_create_tracker(message.sender_id)
+        if not any(isinstance(e, UserUttered) and e.message_id == message.message_id for e in tracker.events):
+            tracker.update(
+                UserUttered(
+                    text=message.text,
+                    input_channel=message.input_channel,
+                    message_id=message.message_id,
+                    metadata=message.metadata,
+                )
+            )
+        paused = tracker.is_paused()
+        if not paused:
+            turn = UnansweredTurn(user_text=message.text or "", failed_actions=[])
+            active_loop = (tracker.active_loop or {}).get("name")
+            tracker.update_with_events(handoff_events(turn, customer_message, active_loop=active_loop), agent.domain)
+        await agent.tracker_store.save(tracker)
+    logger.error(
+        "Message %s of %s could not be handled (%s); %s",
+        message.message_id, mask_user_id(message.sender_id), error,
+        "recorded for the person who has the conversation" if paused else "handed off as bot_unavailable",
+    )
+    return not paused

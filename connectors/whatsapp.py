@@ -14,6 +14,7 @@ from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
+from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
@@ -23,7 +24,12 @@ from connectors.inbound import PayloadError, parse_webhook
 from connectors.output import CHANNEL_NAME
 from connectors.service import WhatsAppService
 from connectors.settings import WhatsAppSettings
-from connectors.signature import SIGNATURE_HEADER, signature_is_valid, verify_token_matches
+from connectors.signature import (
+    SIGNATURE_HEADER,
+    signature_header_is_well_formed,
+    signature_is_valid,
+    verify_token_matches,
+)
 from connectors.store import StoreClosed
 
 logger = logging.getLogger(__name__)
@@ -94,21 +100,38 @@ class WhatsAppInput(InputChannel):
             logger.warning("WhatsApp webhook verification refused (mode=%r)", mode)
             return response.text("verification failed", status=403)
 
-        @webhook.route("/webhook", methods=["POST"])
+        # A streaming route: the body is read here, at most `max_body_bytes` of it, and only once the
+        # signature header looks right (Sanic would otherwise buffer up to its 100 MB default first).
+        @webhook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
-            body = request.body or b""
-            if not signature_is_valid(settings.app_secret, body, request.headers.get(SIGNATURE_HEADER)):
+            limit = settings.max_body_bytes
+            # Also caps what Sanic drains of a body we refuse unread: beyond it the connection is closed.
+            request.stream.request_max_size = limit
+            signature = request.headers.get(SIGNATURE_HEADER)
+            if not signature_header_is_well_formed(signature):
+                logger.warning("Refused a WhatsApp webhook without a valid %s header", SIGNATURE_HEADER)
+                return response.json({"error": "missing or invalid signature"}, status=403)
+            body = await _read_body(request, limit)
+            if body is None:
+                logger.warning("Refused a WhatsApp webhook larger than %d bytes (WHATSAPP_MAX_BODY_BYTES)", limit)
+                return response.json({"error": f"body larger than {limit} bytes"}, status=413)
+            if not signature_is_valid(settings.app_secret, body, signature):
                 logger.warning("Refused a WhatsApp webhook without a valid %s header", SIGNATURE_HEADER)
                 return response.json({"error": "missing or invalid signature"}, status=403)
             try:
                 parsed = parse_webhook(body)
             except PayloadError as error:
                 return await _keep_dead_letter(service, str(error), body)
+            except RecursionError:
+                # Nested deeper than Python's JSON reader goes: signed, so Meta would redeliver a 500 for days.
+                return await _keep_dead_letter(service, "body is JSON nested too deeply to read", body)
             try:
                 await service.accept(parsed)
             except StoreClosed:
                 logger.warning("Shutting down: answered a WhatsApp webhook 503, so Meta delivers it again later")
                 return response.json({"error": "shutting down"}, status=503)
+            except RecursionError:
+                return await _keep_dead_letter(service, "a part of the body is nested too deeply to store", body)
             except Exception:
                 # Not persisted: let Meta deliver it again rather than lose it.
                 logger.exception("Could not store a WhatsApp webhook; answering 503 so Meta retries")
@@ -116,6 +139,24 @@ class WhatsAppInput(InputChannel):
             return response.text("EVENT_RECEIVED")
 
         return webhook
+
+
+async def _read_body(request: Request, limit: int) -> Optional[bytes]:
+    """The whole body, or None as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    try:
+        while True:
+            chunk = await request.stream.read()
+            if chunk is None:
+                return bytes(body)
+            body += chunk
+            if len(body) > limit:
+                return None
+    except PayloadTooLarge:
+        return None
 
 
 async def _keep_dead_letter(service: WhatsAppService, reason: str, body: bytes) -> HTTPResponse:

@@ -28,6 +28,7 @@ from connectors.inbound import InboundMessage  # noqa: E402
 from connectors.settings import WhatsAppSettings  # noqa: E402
 from connectors.whatsapp import WhatsAppInput  # noqa: E402
 
+BOT_UNAVAILABLE_REPLY = "Sorry, something went wrong; a teammate will reply."
 MENUS = {
     "menu": ("Did that answer your question?", [("Yes", "/affirm"), ("No", "/deny"), ("Talk to a human", "/request_human")]),
     "sizes": ("Which size?", [(size, f'/inform{{"size": "{size}"}}') for size in ("XS", "S", "M", "L", "XL")]),
@@ -71,6 +72,13 @@ class ScriptedConversations:
         self._log(message.sender_id, event="user", text=message.text, message_id=message.message_id,
                   metadata=message.metadata)
         return True
+
+    async def hand_off_unprocessed(self, message: UserMessage, error: str) -> None:
+        # Like RasaConversations: the message could not be handled for minutes; tell, hand off.
+        self._log(message.sender_id, event="handoff", text=message.text, message_id=message.message_id, error=error)
+        if message.sender_id not in self.paused:
+            self.paused.add(message.sender_id)
+            await message.output_channel.send_text_message(message.sender_id, BOT_UNAVAILABLE_REPLY)
 
     async def record_unreadable(self, message: InboundMessage, output_channel: OutputChannel) -> bool:
         self._log(message.wa_id, event="user", text=message.text, message_id=message.message_id,

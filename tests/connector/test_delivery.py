@@ -77,10 +77,13 @@ def test_a_slow_customer_does_not_hold_up_another(host, sandbox):
 
 
 def test_a_message_acknowledged_before_a_crash_is_answered_after_restart(run_dir, stack, sandbox):
-    """Kill -9 the connector while it is stuck replying (Meta answers 500), restart it."""
+    """Kill -9 the connector while it is stuck replying (Meta answers 500), restart it. The reply
+    whose send the crash cut short is sent again once Meta has reported no such message for the
+    settle time (1 s here, 60 s by default)."""
     port = free_port()
     store_path = run_dir / "crash-store.db"
-    slow_retries = {"WHATSAPP_SEND_ATTEMPTS": "8", "WHATSAPP_SEND_BACKOFF_SECONDS": "1"}
+    slow_retries = {"WHATSAPP_SEND_ATTEMPTS": "8", "WHATSAPP_SEND_BACKOFF_SECONDS": "1",
+                    "WHATSAPP_SEND_SETTLE_SECONDS": "1"}
     process = start_host(run_dir, "crash-host", port, stack["sandbox_url"], store_path, **slow_retries)
     host = Host(process, port, store_path)
     wa_id = new_wa_id()

@@ -52,10 +52,9 @@ class ScriptedRasa:
         store = self.agent.tracker_store
         tracker = await store.get_or_create_tracker(message.sender_id)
         events: List[Event] = [user(message.text, message.message_id)]
-        if not tracker.is_paused():
-            events += self.next_turn
-        tracker.update_with_events(events, DOMAIN)
-        for event in self.next_turn:
+        turn = [] if tracker.is_paused() else self.next_turn  # a paused conversation: Rasa says nothing
+        tracker.update_with_events(events + turn, DOMAIN)
+        for event in turn:
             if isinstance(event, BotUttered):
                 await message.output_channel.send_text_message(message.sender_id, event.text)
         await store.save(tracker)

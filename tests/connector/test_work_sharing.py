@@ -71,7 +71,7 @@ def process(url: str, name: str, handled: list, *, max_customers: int, sweep_sec
     store = WhatsAppStore(url)
     bot = GatedBot(name, handled)
     dispatcher = InboundDispatcher(
-        store, bot, CollectingOutputChannel, input_channel_name="whatsapp", claim_ttl_seconds=30,
+        store, bot, lambda turn_key=None: CollectingOutputChannel(), input_channel_name="whatsapp", claim_ttl_seconds=30,
         sweep_interval_seconds=sweep_seconds, max_concurrent_customers=max_customers, owner=name,
     )
     return store, bot, dispatcher

@@ -1,0 +1,299 @@
+"""Short outages lose nothing (issue 13, item 6).
+
+The real dispatcher, store (SQLite and PostgreSQL), output channel, keyed sender, RasaConversations
+and Rasa's in-memory tracker and lock stores; the tracker store can be switched "down" (every call
+raises, as a PostgreSQL that refuses connections would). Only the NLU/policy part of Rasa's turn is
+scripted, and Meta is a recording sender. The retry pauses run on an injected clock: minutes of
+back-off take no wall-clock time, and no test depends on a timing margin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Dict, List, Optional
+
+import pytest
+from rasa.core.channels.channel import UserMessage
+from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.shared.core.events import BotUttered, ConversationPaused, UserUttered
+
+from actions.settings import settings
+from connectors.conversations import RasaConversations
+from connectors.graph_api import SendResult
+from connectors.outbound_messages import OutboundMessage
+from connectors.output import WhatsAppOutput
+from connectors.processing import CUSTOMER_TEXT_LIMIT, MAX_CLAIMS, InboundDispatcher
+from connectors.send_keys import CALLBACK_FIELD, KeyedSender, keyed_sender
+from connectors.store import DONE, HANDED_OFF, WhatsAppStore
+from connectors.unanswered_turns import bot_unavailable_message
+from tests.connector.support import text_message
+from tests.connector.test_unanswered_turns import ANSWERED, DOMAIN, ScriptedRasa
+from tests.connector.test_work_sharing import persist
+
+pytestmark = pytest.mark.asyncio
+
+CUSTOMER = "919812345210"
+BOT_UNAVAILABLE = bot_unavailable_message(settings())
+
+
+class FakeClock:
+    """Monotonic time that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: List[float] = []
+        self.on_tick: List[Any] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        for callback in self.on_tick:
+            callback(self.now)
+        await asyncio.sleep(0)
+
+
+class FlakyTrackerStore(InMemoryTrackerStore):
+    """Rasa's in-memory tracker store that can be "down", or fail its next saves."""
+
+    def __init__(self) -> None:
+        super().__init__(DOMAIN)
+        self.down = False
+        self.failing_saves = 0
+
+    async def retrieve(self, sender_id: str) -> Any:
+        if self.down:
+            raise ConnectionError("tracker store unavailable")
+        return await super().retrieve(sender_id)
+
+    async def save(self, tracker: Any) -> None:
+        if self.down:
+            raise ConnectionError("tracker store unavailable")
+        if self.failing_saves:
+            self.failing_saves -= 1
+            raise ConnectionError("tracker store went away during the save")
+        await super().save(tracker)
+
+
+class Meta:
+    """Records what reaches the customer; `uncertain` answers the next sends with no answer."""
+
+    def __init__(self) -> None:
+        self.delivered: List[Dict[str, Any]] = []
+        self.uncertain = 0
+
+    async def send(self, recipient_id: str, message: OutboundMessage) -> SendResult:
+        self.delivered.append(message.body)  # whether or not the answer comes back, Meta has it
+        if self.uncertain:
+            self.uncertain -= 1
+            return SendResult(wamid=None, http_status=None, error=None, attempts=1, uncertain=True)
+        return SendResult(wamid=f"wamid.OUT{len(self.delivered)}", http_status=200, error=None, attempts=1)
+
+    async def reply_id_for(self, payload: str, limit: int) -> str:
+        return payload
+
+    def texts(self, wa_id: str = CUSTOMER) -> List[str]:
+        return [body["text"]["body"] for body in self.delivered if body.get("to") == wa_id]
+
+
+class Rig:
+    def __init__(self, store: WhatsAppStore, budget: float = 300.0) -> None:
+        self.store = store
+        self.clock = FakeClock()
+        self.meta = Meta()
+        self.rasa = ScriptedRasa()
+        self.tracker_store = FlakyTrackerStore()
+        self.rasa.agent.tracker_store = self.tracker_store
+        self.rasa.next_turn = ANSWERED
+        self.conversations = RasaConversations(self.rasa.app, self.rasa.on_new_message, BOT_UNAVAILABLE)
+        self.dispatcher = InboundDispatcher(
+            store, self.conversations, self.output_channel, input_channel_name="whatsapp",
+            claim_ttl_seconds=30, sweep_interval_seconds=60, owner="test",
+            retry_budget_seconds=budget, retry_first_pause_seconds=1.0,
+            clock=self.clock, sleep=self.clock.sleep,
+        )
+
+    def output_channel(self, turn_key: Optional[str] = None) -> WhatsAppOutput:
+        return WhatsAppOutput(keyed_sender(self.meta, self.store, turn_key, settle_seconds=60))
+
+    def outage_until(self, seconds: float) -> None:
+        """The tracker store is down from now until the clock reaches `seconds`."""
+        self.tracker_store.down = True
+
+        def tick(now: float) -> None:
+            if now >= seconds:
+                self.tracker_store.down = False
+
+        self.clock.on_tick.append(tick)
+
+    async def customer_writes(self, *texts: str) -> List[str]:
+        messages = [text_message(CUSTOMER, text) for text in texts]
+        persist(self.store, *messages)
+        self.dispatcher.wake(CUSTOMER)
+        return [message["id"] for message in messages]
+
+    async def settled(self, message_ids: List[str]) -> None:
+        """Waits (on the condition, not a clock) until every message is finished."""
+        for _ in range(20_000):
+            rows = [self.state(message_id) for message_id in message_ids]
+            if all(state not in ("pending", "processing") for state in rows):
+                return
+            await asyncio.sleep(0.001)
+        raise AssertionError(f"messages never finished: {rows}")
+
+    def state(self, message_id: str) -> str:
+        from sqlalchemy import select
+
+        from connectors.store import inbound_messages
+
+        with self.store.engine.connect() as connection:
+            return connection.execute(
+                select(inbound_messages.c.state).where(inbound_messages.c.message_id == message_id)
+            ).scalar()
+
+    async def tracker(self) -> Any:
+        return await InMemoryTrackerStore.retrieve(self.tracker_store, CUSTOMER)
+
+
+@pytest.fixture
+async def rig(store_url: str):
+    store = WhatsAppStore(store_url)
+    store.create_schema()
+    rig = Rig(store)
+    rig.dispatcher.start()
+    yield rig
+    await rig.dispatcher.stop()
+    store.close()
+
+
+async def test_a_20_second_tracker_store_outage_delays_answers_but_loses_none(rig):
+    rig.outage_until(20)
+    ids = await rig.customer_writes("what is your return policy", "and for sale items?")
+    await rig.settled(ids)
+
+    # Both answered exactly once, in order, nobody handed off.
+    assert rig.meta.texts() == ["Free returns within 14 days."] * 2
+    assert [rig.state(message_id) for message_id in ids] == [DONE, DONE]
+    tracker = await rig.tracker()
+    assert [e.text for e in tracker.events if isinstance(e, UserUttered)] == [
+        "what is your return policy", "and for sale items?"]
+    assert not tracker.is_paused()
+    # Pauses double from 1 s; the second message never ran before the first was done.
+    assert rig.clock.sleeps == [1, 2, 4, 8, 16]
+
+
+async def test_an_outage_longer_than_the_budget_ends_in_one_honest_reply_and_a_handoff(rig):
+    rig.outage_until(400)  # five minutes of retries, then the hand-off waits for the tracker store too
+    ids = await rig.customer_writes("where is my order 5176", "hello??")
+    await rig.settled(ids)
+
+    # Told once, although the hand-off could only be written at 400 s (after 4 tries 30 s apart).
+    assert rig.meta.texts() == [BOT_UNAVAILABLE]
+    assert rig.state(ids[0]) == HANDED_OFF
+    assert rig.state(ids[1]) == DONE  # reached Rasa after the hand-off: a person has it now
+    retries = rig.clock.sleeps[: rig.clock.sleeps.index(30) + 9]
+    assert sum(retries) == 300 and max(retries) == 30  # 1, 2, 4, 8, 16, then every 30 s
+    tracker = await rig.tracker()
+    assert tracker.is_paused() and tracker.get_slot("escalation_reason") == "bot_unavailable"
+    assert [e.text for e in tracker.events if isinstance(e, UserUttered)] == ["where is my order 5176", "hello??"]
+    assert sum(isinstance(e, ConversationPaused) for e in tracker.events) == 1
+    assert [e.text for e in tracker.events if isinstance(e, BotUttered)] == [BOT_UNAVAILABLE]
+
+
+async def test_a_turn_retried_after_its_reply_went_out_does_not_send_it_again(rig):
+    rig.tracker_store.failing_saves = 1  # the reply is sent, then saving the turn fails
+    ids = await rig.customer_writes("what is your return policy")
+    await rig.settled(ids)
+
+    assert rig.meta.texts() == ["Free returns within 14 days."]
+    assert rig.state(ids[0]) == DONE
+    assert rig.clock.sleeps == [1]
+    sent = rig.meta.delivered[0]
+    assert sent[CALLBACK_FIELD] == f"{ids[0]}:0"  # our key travels with the message
+
+
+async def test_a_message_that_kept_killing_its_process_is_handed_off_not_handled_again(rig):
+    [message_id] = await rig.customer_writes("a message that crashes the bot")
+    await rig.settled([message_id])
+    # Simulate MAX_CLAIMS crashes: the row was claimed that often and never finished.
+    from sqlalchemy import update
+
+    from connectors.store import inbound_messages
+
+    [second] = [text_message(CUSTOMER, "crash me")]
+    persist(rig.store, second)
+    with rig.store.engine.begin() as connection:
+        connection.execute(update(inbound_messages).where(inbound_messages.c.message_id == second["id"])
+                           .values(attempts=MAX_CLAIMS))
+    rig.dispatcher.wake(CUSTOMER)
+    await rig.settled([second["id"]])
+
+    assert rig.state(second["id"]) == HANDED_OFF
+    assert rig.meta.texts() == ["Free returns within 14 days.", BOT_UNAVAILABLE]
+
+
+async def test_customer_text_reaches_rasa_capped_and_stays_whole_in_the_store(rig):
+    seen: List[str] = []
+    original = rig.rasa.on_new_message
+
+    async def recording(message: UserMessage) -> None:
+        seen.append(message.text)
+        await original(message)
+
+    rig.conversations._on_new_message = recording
+    long_text = "my order " + "x" * 3_000_000
+    [message_id] = await rig.customer_writes(long_text)
+    await rig.settled([message_id])
+
+    assert [len(text) for text in seen] == [CUSTOMER_TEXT_LIMIT]
+    assert seen[0] == long_text[:CUSTOMER_TEXT_LIMIT]
+    from sqlalchemy import select
+
+    from connectors.store import inbound_messages
+
+    with rig.store.engine.connect() as connection:
+        raw = connection.execute(
+            select(inbound_messages.c.raw).where(inbound_messages.c.message_id == message_id)
+        ).scalar()
+    assert long_text in raw
+
+
+# --- the keyed sender on its own ------------------------------------------------------------
+
+
+async def test_a_send_with_no_answer_is_not_repeated_until_checked(store_url):
+    store = WhatsAppStore(store_url)
+    store.create_schema()
+    meta = Meta()
+    meta.uncertain = 1
+    waited: List[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        waited.append(seconds)
+
+    message = OutboundMessage("text", {"to": CUSTOMER, "type": "text", "text": {"body": "Your order ships today."}})
+    try:
+        first = KeyedSender(meta, store, "wamid.IN1", settle_seconds=60, sleep=no_wait)
+        assert (await first.send(CUSTOMER, message)).uncertain
+        assert store.send_key_state("wamid.IN1:0") == "unknown"
+
+        # The turn is retried at once: the reply may be on the customer's phone, so not again.
+        retry = KeyedSender(meta, store, "wamid.IN1", settle_seconds=60, sleep=no_wait)
+        await retry.send(CUSTOMER, message)
+        assert len(meta.delivered) == 1 and len(waited) == 1 and 0 < waited[0] <= 60
+
+        # Meta's status echoes our key: it has the message; a later retry skips it for good.
+        assert store.settle_send_keys_from_statuses([("wamid.IN1:0", "wamid.OUT1")]) == 1
+        await KeyedSender(meta, store, "wamid.IN1", settle_seconds=0, sleep=no_wait).send(CUSTOMER, message)
+        assert len(meta.delivered) == 1
+
+        # No status within the settle time: Meta does not have it, so it is sent again.
+        meta.uncertain = 1
+        await KeyedSender(meta, store, "wamid.IN2", settle_seconds=60, sleep=no_wait).send(CUSTOMER, message)
+        await KeyedSender(meta, store, "wamid.IN2", settle_seconds=0, sleep=no_wait).send(CUSTOMER, message)
+        assert len(meta.delivered) == 3
+        assert store.send_key_state("wamid.IN2:0") == "sent"
+    finally:
+        store.close()
