@@ -272,3 +272,27 @@ def test_customer_text_that_tries_to_run_script_is_shown_as_text(page, live_inbo
     )
     assert page.locator("#transcript img, #panel img, .rows img").count() == 0
     assert page.evaluate("window.__xss") is None
+
+
+def test_a_customer_without_a_phone_number_is_shown_by_username_and_answered(page, live_inbox, sandbox):
+    customer = httpx.post(f"{sandbox}/sandbox/api/customers", json={"username": "kesar.fan", "profile_name": ""}).json()
+    bsuid = customer["user_id"]
+    answer = hand_off(
+        live_inbox,
+        handoff_id="hf_no_phone",
+        conversation_id=bsuid,
+        customer={"whatsapp_id": bsuid, "name": None, "bsuid": bsuid, "username": "kesar.fan"},
+    )
+    sign_in(page)
+    row = page.locator(f'li.row[data-conversation-id="{answer["inbox_conversation_id"]}"]')
+    expect(row.locator(".customer")).to_contain_text("@kesar.fan")
+    row.click()
+    expect(page.locator("#panel h2")).to_contain_text("@kesar.fan")
+    expect(page.locator("#panel")).to_contain_text("No phone number shared")
+    page.locator("#reply-text").fill("Hi! Checking your refund now.")
+    page.get_by_role("button", name="Send to customer").click()
+    expect(page.locator(".msg-agent .delivery").last).to_contain_text("Sent")
+    # The sandbox got it addressed to the BSUID ("recipient"), as WhatsApp would deliver it.
+    messages = httpx.get(f"{sandbox}/sandbox/api/messages", params={"wa_id": bsuid, "direction": "business"}).json()
+    assert messages["messages"][-1]["content"]["text"]["body"] == "Hi! Checking your refund now."
+    assert page.console_errors == []
