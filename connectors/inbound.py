@@ -15,6 +15,8 @@ from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar
 
 from pydantic import BaseModel, Extra, Field, ValidationError
 
+from connectors.privacy import mask_user_id
+
 WHATSAPP_OBJECT = "whatsapp_business_account"
 MESSAGES_FIELD = "messages"
 
@@ -27,6 +29,10 @@ _LEADING_SLASHES = re.compile(r"^[\s/]+")
 BSUID_PATTERN = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
 # What Meta sends as `from` / `wa_id`: the phone number's digits.
 PHONE_PATTERN = re.compile(r"^\d{5,20}$")
+# The store's customer id columns are 64 characters (connectors/store.py). Meta's BSUIDs are about 23
+# (`US.` + 20 digits) although its format allows 131: a longer one is a dead letter, not a 503 loop
+# on PostgreSQL. Widening the columns (with an ALTER for existing databases) would lift this.
+MAX_CUSTOMER_ID_LENGTH = 64
 
 
 def is_bsuid(value: Optional[str]) -> bool:
@@ -372,11 +378,18 @@ def _customer_ids(
     user_id = user_id or None
     if phone is None and user_id is None:
         raise PayloadError(f"neither {phone_field!r} nor {user_id_field!r}: no customer to answer")
+    # The offending value is masked in the reason (it is logged); the dead letter keeps it whole.
     if phone is not None and not PHONE_PATTERN.match(phone):
-        raise PayloadError(f"{phone_field!r} is not a phone number (digits only): {phone[:40]!r}")
+        raise PayloadError(f"{phone_field!r} is not a phone number (digits only): {mask_user_id(phone)!r}")
     if user_id is not None and not is_bsuid(user_id):
         raise PayloadError(
-            f"{user_id_field!r} is not a business-scoped user id (like US.13491208655302741918): {user_id[:40]!r}"
+            f"{user_id_field!r} is not a business-scoped user id (like US.13491208655302741918): "
+            f"{mask_user_id(user_id)!r}"
+        )
+    if user_id is not None and len(user_id) > MAX_CUSTOMER_ID_LENGTH:
+        raise PayloadError(
+            f"{user_id_field!r} is longer than the {MAX_CUSTOMER_ID_LENGTH} characters the connector's store "
+            f"keeps ({len(user_id)}): {mask_user_id(user_id)!r}"
         )
     return phone, user_id
 

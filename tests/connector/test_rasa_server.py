@@ -30,7 +30,7 @@ from tests.connector.support import (
 
 RASA_TOKEN = "connector-test-token"
 UNREADABLE_REPLY_START = "Thanks! I can only read text for now"
-CONTRACT_KEYS = {"wa_id", "profile_name", "phone_number_id", "message_id", "type", "timestamp"}
+CONTRACT_KEYS = {"wa_id", "user_id", "username", "profile_name", "phone_number_id", "message_id", "type", "timestamp"}
 
 
 def newest_model() -> Optional[Path]:
@@ -117,6 +117,8 @@ def test_a_customer_message_is_answered_and_carries_whatsapp_metadata(rasa):
     assert set(whatsapp) == CONTRACT_KEYS
     assert (whatsapp["wa_id"], whatsapp["profile_name"], whatsapp["phone_number_id"], whatsapp["message_id"]) == (
         wa_id, "Priya Sharma", PHONE_NUMBER_ID, sent["message_id"])
+    # Meta sends every customer's business-scoped user id (the sandbox makes one per number).
+    assert whatsapp["user_id"] == sent["customer"]["user_id"] and whatsapp["username"] is None
     assert user_event["input_channel"] == "whatsapp" and user_event["message_id"] == sent["message_id"]
 
 

@@ -19,7 +19,7 @@ import requests
 
 from connectors.customer_identities import CustomerIdentities
 from connectors.graph_api import MetaError, SendResult
-from connectors.inbound import InboundMessage, parse_webhook
+from connectors.inbound import MAX_CUSTOMER_ID_LENGTH, InboundMessage, parse_webhook
 from connectors.outbound_messages import custom_message, text_messages
 from connectors.output import MessageSender
 from connectors.store import WhatsAppStore
@@ -95,7 +95,7 @@ def test_a_parent_bsuid_is_a_bsuid():
 
 
 @pytest.mark.parametrize("garbage", [
-    "13491208655302741918",  # no country code
+    "98765432109876543210",  # no country code
     "in.13491208655302741918",  # country code in lower case
     "IN.",  # nothing after the dot
     "IN.1349-1208",  # not alphanumeric
@@ -107,6 +107,14 @@ def test_a_malformed_bsuid_is_a_dead_letter_with_a_clear_reason(garbage):
     assert parsed.messages == []
     [rejected] = parsed.rejected
     assert "'from_user_id' is not a business-scoped user id" in rejected.reason
+    assert garbage not in rejected.reason  # masked: the reason is logged
+
+
+def test_a_bsuid_too_long_for_the_store_is_a_dead_letter_not_a_database_error():
+    longest = "IN." + "7" * (MAX_CUSTOMER_ID_LENGTH - 3)
+    assert parse_webhook(customer_text("hi", phone=None, user_id=longest)).messages[0].message.wa_id == longest
+    [rejected] = parse_webhook(customer_text("hi", phone=None, user_id=longest + "7")).rejected
+    assert "longer than the 64 characters the connector's store keeps" in rejected.reason
 
 
 def test_a_message_from_nobody_is_a_dead_letter():
@@ -162,6 +170,17 @@ def test_a_customer_whose_phone_disappears_stays_in_the_same_conversation(store)
     store.persist_webhook([later], [], [], forward_statuses=False)
     claimed = store.claim_next(PHONE, "test-owner", 10)
     assert claimed is not None and claimed.message.text == "still there?"
+
+
+def test_the_longest_accepted_bsuid_fits_every_store_column(store):
+    user_id = "IN." + str(time.time_ns()) + "8" * (MAX_CUSTOMER_ID_LENGTH - 3 - len(str(time.time_ns())))
+    parsed = CustomerIdentities(store).resolve(parse_webhook(customer_text("hi", phone=None, user_id=user_id)))
+    statuses = CustomerIdentities(store).resolve(parse_webhook(delivered_status("wamid.long", user_id=user_id)))
+    store.persist_webhook(parsed.messages, statuses.statuses, [], forward_statuses=False)
+    store.record_outbound(recipient_id=user_id, kind="text", request={"recipient": user_id}, wamid="wamid.l",
+                          http_status=200, error_code=None, error_title=None, attempts=1)
+    assert store.claim_next(user_id, "test-owner", 10).message.user_id == user_id
+    assert store.sent_to("wamid.l", user_id)
 
 
 def test_a_customer_never_seen_with_a_phone_is_keyed_by_the_bsuid_and_their_statuses_match(store):
