@@ -211,3 +211,17 @@ def test_a_connection_that_never_opened_is_retried_at_once_a_read_timeout_never(
     with pytest.raises(Exception, match="may or may not have been sent"):
         inbox.whatsapp.send_text("hi", to="919800000001", send_key="kl-reply-y")
     assert len(script.bodies) == 1
+
+
+def test_replies_an_older_inbox_left_sending_are_resolved_after_the_upgrade(client, agents, inbox, clock):
+    from inbox import migrate
+
+    use_graph(inbox, GraphScript(read_timeout()))
+    send_reply(client, inbox)
+    migrate.downgrade(inbox.db, "0003")  # the reply is "sending" as before issue 13, with no schedule
+    migrate.upgrade(inbox.db)
+    assert the_reply(inbox).delivery_status == "unconfirmed"
+    clock.advance(days=3650)  # past the migration's time (it ran on the wall clock, the test's is in 2026)
+    AgentReplies(inbox).recover()
+    reply = the_reply(inbox)
+    assert reply.delivery_status == "failed" and "did not confirm" in reply.delivery_error

@@ -6,8 +6,11 @@ Revises: 0003
 Create Date: 2026-12-01
 """
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from alembic import op
+from inbox.models import UTCDateTime
 
 revision = "0004"
 down_revision = "0003"
@@ -25,9 +28,24 @@ def upgrade() -> None:
     # A unique index rather than a constraint: SQLite cannot add a UNIQUE column.
     op.create_index("ix_messages_send_key", "messages", ["send_key"], unique=True)
     op.create_index("ix_messages_delivery_due", "messages", ["delivery_status", "next_attempt_at"])
+    # Replies an older inbox left in "Sending…" may or may not have reached the customer: the recovery
+    # loop shows them as failed with that reason (unless a status confirms them), instead of never.
+    messages = sa.table(
+        "messages",
+        sa.column("role", sa.String),
+        sa.column("delivery_status", sa.String),
+        sa.column("next_attempt_at", UTCDateTime()),
+    )
+    op.execute(
+        messages.update()
+        .where(messages.c.role == "agent", messages.c.delivery_status == "sending")
+        .values(delivery_status="unconfirmed", next_attempt_at=datetime.now(UTC))
+    )
 
 
 def downgrade() -> None:
+    messages = sa.table("messages", sa.column("delivery_status", sa.String))
+    op.execute(messages.update().where(messages.c.delivery_status == "unconfirmed").values(delivery_status="sending"))
     op.drop_index("ix_messages_delivery_due", table_name="messages")
     op.drop_index("ix_messages_send_key", table_name="messages")
     # Plain DROP COLUMN (SQLite >= 3.35): a batch copy of `messages` would lose the FTS triggers.
