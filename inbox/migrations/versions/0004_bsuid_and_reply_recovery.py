@@ -28,8 +28,8 @@ def upgrade() -> None:
     # A unique index rather than a constraint: SQLite cannot add a UNIQUE column.
     op.create_index("ix_messages_send_key", "messages", ["send_key"], unique=True)
     op.create_index("ix_messages_delivery_due", "messages", ["delivery_status", "next_attempt_at"])
-    # Replies an older inbox left in "Sending…" may or may not have reached the customer: the recovery
-    # loop shows them as failed with that reason (unless a status confirms them), instead of never.
+    # Replies an older inbox left in "Sending…" may or may not have reached the customer (they have no
+    # send key a status could match): the recovery loop shows them as failed with that reason.
     messages = sa.table(
         "messages",
         sa.column("role", sa.String),
