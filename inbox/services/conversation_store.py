@@ -119,7 +119,7 @@ class ConversationStore:
             customer.bsuid = bsuid  # a BSUID changes with the phone number; the latest one is the address
         if wa_id and display_phone(wa_id) and customer.phone != display_phone(wa_id):
             customer.phone = display_phone(wa_id)
-        if external_id in self.vip_customer_ids or customer.external_id in self.vip_customer_ids:
+        if self.vip_customer_ids & {external_id, customer.external_id, customer.phone_digits}:
             customer.is_vip = True
         insert_ignoring_duplicates(
             self.session,

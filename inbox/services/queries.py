@@ -149,6 +149,8 @@ class ConversationQueries:
         digits = re.sub(r"\D", "", query)
         if len(digits) >= 3:
             matches.append(Customer.external_id.like(f"%{digits}%"))
+            # A customer keyed by their BSUID whose phone became known later.
+            matches.append(func.replace(func.replace(Customer.phone, " ", ""), "+", "").like(f"%{digits}%"))
         customers = select(Customer.id).where(or_(*matches)).limit(limit * 4)
         rows = self.session.scalars(
             select(Conversation.id)

@@ -130,3 +130,15 @@ def test_a_handoff_from_the_stream_keeps_the_bsuid_and_username(inbox, broker):
         conversation = session.scalars(select(Conversation).where(Conversation.sender_id == BSUID)).one()
         assert conversation.status == "open"
         assert (conversation.customer.bsuid, conversation.customer.username) == (BSUID, "kesar.fan")
+
+
+def test_search_finds_a_bsuid_customer_by_username_and_by_a_phone_learnt_later(client, agents, inbox, broker):
+    user_event(broker, BSUID, "hi", T0, user_id=BSUID, username="kesar.fan")
+    consume(inbox, broker)
+    with inbox.db.write() as session:  # the phone became known later (e.g. the customer shared it)
+        session.scalars(select(Customer)).one().phone = "+91 98765 43210"
+        conversation_id = session.scalars(select(Conversation.id)).one()
+    login(client, "anita")
+    for query in ("@kesar", "kesar.fan", "98765 43210", PHONE):
+        listing = client.get("/conversations", params={"view": "all", "q": query}).text
+        assert f'data-conversation-id="{conversation_id}"' in listing, query
