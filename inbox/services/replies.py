@@ -115,6 +115,10 @@ class AgentReplies:
             for message_id, status in due:
                 if status == "unconfirmed":
                     message = session.get(Message, message_id)
+                    store.lock(message.conversation_id)  # a status webhook may be confirming it right now
+                    session.refresh(message)
+                    if message.delivery_status != "unconfirmed":
+                        continue
                     self._fail(
                         store,
                         message,
