@@ -12,6 +12,7 @@ import threading
 import time
 
 import httpx
+import jwt
 import pytest
 
 from tests.e2e.harness import ROOT
@@ -63,6 +64,16 @@ def test_rest_channel_is_absent_at_rasa_itself(production):
     response = httpx.post(production.url("rasa") + "/webhooks/rest/webhook",
                           json={"sender": "919600000002", "message": "/restart"}, timeout=30)
     assert response.status_code == 404
+
+
+def test_rasa_http_api_needs_a_jwt_signed_with_the_secret(production):
+    """Even from inside the machine: no query-string token, no JWT of another secret."""
+    url = f"{production.url('rasa')}/conversations/919600000003/tracker"
+    forged = jwt.encode({"user": {"username": "x", "role": "admin"}}, "not-the-secret-" + "x" * 32, algorithm="HS256")
+    for request in ({}, {"params": {"token": production.env["RASA_JWT_SECRET"]}},
+                    {"headers": {"Authorization": f"Bearer {forged}"}}):
+        assert httpx.get(url, timeout=30, **request).status_code == 401, request
+    assert httpx.get(url, headers=production.rasa_headers(), timeout=30).status_code == 200
 
 
 def test_every_service_listens_on_127_0_0_1_only(production):
