@@ -297,3 +297,59 @@ async def test_a_send_with_no_answer_is_not_repeated_until_checked(store_url):
         assert store.send_key_state("wamid.IN2:0") == "sent"
     finally:
         store.close()
+
+
+# --- the Graph API client: no retry when the request may have reached Meta ------------------
+
+
+async def test_a_send_that_gets_no_answer_is_not_posted_again():
+    from aiohttp import web
+
+    from connectors.graph_api import GraphApiClient
+    from connectors.settings import WhatsAppSettings
+
+    hits: List[Dict[str, Any]] = []
+    never = asyncio.Event()
+
+    async def swallow(request: web.Request) -> web.Response:
+        hits.append(await request.json())
+        await never.wait()  # Meta took the message and the answer never comes back
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/v21.0/{phone}/messages", swallow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    settings = WhatsAppSettings(
+        verify_token="v", app_secret="s", access_token="t", phone_number_id="1",
+        api_base_url=f"http://127.0.0.1:{port}/v21.0", send_attempts=5, send_backoff_seconds=0.01,
+        send_timeout_seconds=0.5,  # the server never answers, so any timeout ends the wait
+    )
+    client = GraphApiClient(settings)
+    try:
+        result = await client.send({"messaging_product": "whatsapp", "to": CUSTOMER, "type": "text",
+                                    "text": {"body": "Your order ships today."}})
+        assert result.uncertain and not result.ok
+        assert len(hits) == 1  # 5 attempts allowed, but a second POST could be a second message
+    finally:
+        never.set()
+        await client.close()
+        await runner.cleanup()
+
+
+async def test_the_outage_settings_come_from_the_environment():
+    from connectors.settings import InvalidSettingError, WhatsAppSettings
+
+    base = {"WHATSAPP_VERIFY_TOKEN": "v", "WHATSAPP_APP_SECRET": "s", "WHATSAPP_ACCESS_TOKEN": "t",
+            "WHATSAPP_PHONE_NUMBER_ID": "1"}
+    defaults = WhatsAppSettings.from_env(base)
+    assert (defaults.retry_budget_seconds, defaults.retry_first_pause_seconds, defaults.max_body_bytes,
+            defaults.send_settle_seconds) == (300.0, 1.0, 4 * 1024 * 1024, 60.0)
+    tuned = WhatsAppSettings.from_env({**base, "WHATSAPP_RETRY_BUDGET_SECONDS": "600",
+                                       "WHATSAPP_MAX_BODY_BYTES": "1000000"})
+    assert (tuned.retry_budget_seconds, tuned.max_body_bytes) == (600.0, 1_000_000)
+    with pytest.raises(InvalidSettingError, match="WHATSAPP_RETRY_BUDGET_SECONDS"):
+        WhatsAppSettings.from_env({**base, "WHATSAPP_RETRY_BUDGET_SECONDS": "five minutes"})
