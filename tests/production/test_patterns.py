@@ -2,6 +2,9 @@
 signed webhooks to the proxy over HTTPS, the agent works in the inbox through the proxy."""
 from __future__ import annotations
 
+import httpx
+
+from tests.e2e.clients import Customer
 from tests.e2e.test_patterns import KB_QUESTIONS, agent_takes_over_and_hands_back, assert_handed_off, assert_kb_answer
 
 
@@ -33,4 +36,15 @@ def test_fourth_unthanked_message_hands_off(customer, inbox_db, agent_login):
         assert_kb_answer(customer.say(question))
     assignee = assert_handed_off(customer.say("what sizes do you have?"))
     assert inbox_db.wait_conversation(customer.wa_id)["reason"] == "unresolved_turns"
+    agent_takes_over_and_hands_back(customer, inbox_db, agent_login, assignee)
+
+
+def test_customer_with_a_username_and_no_phone_number(production, inbox_db, agent_login):
+    """Meta's business-scoped user id (BSUID) only: hand-off, the agent's reply and the bot again, through the proxy."""
+    created = httpx.post(production.url("sandbox") + "/sandbox/api/customers",
+                         json={"username": "kiran.prod", "profile_name": "Kiran"}, timeout=30)
+    assert created.status_code == 201, created.text
+    assert created.json()["phone"] is None
+    customer = Customer(production.url("sandbox"), created.json()["user_id"], "Kiran")
+    assignee = assert_handed_off(customer.say("agent please"))
     agent_takes_over_and_hands_back(customer, inbox_db, agent_login, assignee)
