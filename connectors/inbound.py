@@ -33,6 +33,9 @@ PHONE_PATTERN = re.compile(r"^\d{5,20}$")
 # (`US.` + 20 digits) although its format allows 131: a longer one is a dead letter, not a 503 loop
 # on PostgreSQL. Widening the columns (with an ALTER for existing databases) would lift this.
 MAX_CUSTOMER_ID_LENGTH = 64
+# A username is display only: one that does not look like one (spaces, control characters, longer
+# than the inbox keeps) is left out rather than shown, and the message still goes through.
+USERNAME_PATTERN = re.compile(r"^[^\s\x00-\x1f\x7f]{1,64}$")
 
 
 def is_bsuid(value: Optional[str]) -> bool:
@@ -394,6 +397,11 @@ def _customer_ids(
     return phone, user_id
 
 
+def _username(value: Optional[str]) -> Optional[str]:
+    value = (value or "").lstrip("@")
+    return value if USERNAME_PATTERN.match(value) else None
+
+
 def _sender_contact(contacts: List[_Contact], phone: Optional[str], user_id: Optional[str]) -> Optional[_Contact]:
     for contact in contacts:
         if (user_id and contact.user_id == user_id) or (phone and contact.wa_id == phone):
@@ -417,7 +425,7 @@ def _parse_message(raw: Any, contacts: List[_Contact], phone_number_id: str) -> 
         wa_id=phone or user_id,  # the phone remembered for a BSUID may replace it (customer_identities)
         phone=phone,
         user_id=user_id,
-        username=(profile.username or None) if profile else None,
+        username=_username(profile.username if profile else None),
         profile_name=profile.name if profile else None,
         phone_number_id=phone_number_id,
         timestamp=head.timestamp,

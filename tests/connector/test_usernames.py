@@ -89,6 +89,14 @@ def test_a_message_without_a_phone_is_keyed_by_the_bsuid_and_carries_the_usernam
     assert received.message.text == "hi"
 
 
+@pytest.mark.parametrize("username, kept", [
+    ("priya.k", "priya.k"), ("@priya_k", "priya_k"), ("priya k", None), ("x" * 65, None), ("a\u0000b", None), ("", None),
+])
+def test_a_username_that_does_not_look_like_one_is_left_out_and_the_message_goes_through(username, kept):
+    [received] = parse_webhook(customer_text("hi", phone=None, username=username)).messages
+    assert received.message.username == kept
+
+
 def test_a_parent_bsuid_is_a_bsuid():
     [received] = parse_webhook(customer_text("hi", phone=None, user_id=PARENT_BSUID)).messages
     assert received.message.wa_id == PARENT_BSUID
