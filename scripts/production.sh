@@ -66,6 +66,7 @@ fi
 for url in DATABASE_URL RASA_EVENTS_DB_URL WHATSAPP_STORE_URL; do
   case "${!url:-postgresql}" in postgresql*) ;; *) problems+=("$url must be a PostgreSQL URL (postgresql://… or postgresql+psycopg://…)") ;; esac
 done
+case "${INBOX_PUBLIC_URL:-https://}" in https://*) ;; *) problems+=("INBOX_PUBLIC_URL must start with https:// (the inbox's cookies are Secure in production)") ;; esac
 [ -f "$RASA_MODEL" ] || problems+=("no trained model at $RASA_MODEL (RASA_MODEL; bash scripts/train.sh makes models/kesar-lane.tar.gz)")
 [ -x "$PROXY_NGINX" ] || problems+=("nginx not found (apt-get install nginx-light, or set PROXY_NGINX)")
 [ -x "$VENV/bin/honcho" ] && [ -x "$INBOX_VENV/bin/python" ] || problems+=("environments missing: run bash scripts/setup.sh first")

@@ -239,10 +239,11 @@ def test_demo_credentials_and_missing_settings_are_refused(production):
         ["bash", "scripts/production.sh", "--check"], cwd=ROOT, capture_output=True, text=True,
         env={**production.env, "PROXY_RUN_DIR": str(production.data_dir / "check"), **env})
     assert run().returncode == 0
-    refused = run(INBOX_DEMO_PASSWORD="demo-1234", WHATSAPP_ACCESS_TOKEN="sandbox-abc", ACTION_SERVER_TOKEN="short")
+    refused = run(INBOX_DEMO_PASSWORD="demo-1234", WHATSAPP_ACCESS_TOKEN="sandbox-abc", ACTION_SERVER_TOKEN="short",
+                  INBOX_PUBLIC_URL="http://support.example.com")
     assert refused.returncode == 2
     for reason in ("INBOX_DEMO_PASSWORD is set", "WHATSAPP_ACCESS_TOKEN is the local sandbox's",
-                   "ACTION_SERVER_TOKEN is shorter than 32"):
+                   "ACTION_SERVER_TOKEN is shorter than 32", "INBOX_PUBLIC_URL must start with https://"):
         assert reason in refused.stderr, refused.stderr
     missing = run(REDIS_PASSWORD="", DATABASE_URL="", PROXY_TLS_KEY="")
     assert missing.returncode == 2
