@@ -387,3 +387,30 @@ def test_customer_webhooks_look_like_metas(sandbox):
     assert "from" not in logged["content"] and logged["content"]["from_user_id"] == user_id
     assert logged["user_id"] == user_id and logged["wa_id"] == user_id
     assert json.dumps(logged["content"]).count(user_id) == 1
+
+
+def test_sandbox_statuses_are_shaped_like_metas():
+    from whatsapp_sandbox.settings import SandboxSettings
+    from whatsapp_sandbox.state import SandboxCustomer
+    from whatsapp_sandbox.webhooks import WebhookSender
+
+    webhooks = WebhookSender(SandboxSettings(app_secret="s", access_token="t", phone_number_id=PHONE_NUMBER_ID))
+    phone_less = SandboxCustomer(user_id=BSUID, phone=None, username="priya.k")
+    phone_customer = SandboxCustomer(user_id=PARENT_BSUID, phone=PHONE)
+
+    def value(customer, status, **fields):
+        return json.loads(json.dumps(webhooks.status("wamid.s", customer, status, **fields)))["entry"][0]["changes"][0]["value"]
+
+    delivered = value(phone_less, "delivered", sent_to_phone=False, callback_data="key:0")
+    [status] = delivered["statuses"]
+    assert "recipient_id" not in status and status["recipient_user_id"] == BSUID
+    assert status["biz_opaque_callback_data"] == "key:0"
+    assert delivered["contacts"] == [{"user_id": BSUID, "profile": {"username": "priya.k"}}]
+    assert "profile" not in value(phone_less, "sent", sent_to_phone=False)["contacts"][0]  # username on delivered/read
+    # A send to a phone: both ids; when it failed, no recipient_user_id and no contacts (like Meta).
+    [sent] = value(phone_customer, "sent")["statuses"]
+    assert (sent["recipient_id"], sent["recipient_user_id"]) == (PHONE, PARENT_BSUID)
+    failed = value(phone_customer, "failed", errors=[{"code": 131047}])
+    assert "recipient_user_id" not in failed["statuses"][0] and "contacts" not in failed
+    # Parsed by the connector: matched to the phone's conversation.
+    assert [s.recipient_id for s in parse_webhook(encode(webhooks.status("wamid.t", phone_customer, "read"))).statuses] == [PHONE]
