@@ -29,10 +29,6 @@ _LEADING_SLASHES = re.compile(r"^[\s/]+")
 BSUID_PATTERN = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
 # What Meta sends as `from` / `wa_id`: the phone number's digits.
 PHONE_PATTERN = re.compile(r"^\d{5,20}$")
-# The store's customer id columns are 64 characters (connectors/store.py). Meta's BSUIDs are about 23
-# (`US.` + 20 digits) although its format allows 131: a longer one is a dead letter, not a 503 loop
-# on PostgreSQL. Widening the columns (with an ALTER for existing databases) would lift this.
-MAX_CUSTOMER_ID_LENGTH = 64
 # A username is display only: one that does not look like one (spaces, control characters, longer
 # than the inbox keeps) is left out rather than shown, and the message still goes through.
 USERNAME_PATTERN = re.compile(r"^[^\s\x00-\x1f\x7f]{1,64}$")
@@ -388,11 +384,6 @@ def _customer_ids(
         raise PayloadError(
             f"{user_id_field!r} is not a business-scoped user id (like US.13491208655302741918): "
             f"{mask_user_id(user_id)!r}"
-        )
-    if user_id is not None and len(user_id) > MAX_CUSTOMER_ID_LENGTH:
-        raise PayloadError(
-            f"{user_id_field!r} is longer than the {MAX_CUSTOMER_ID_LENGTH} characters the connector's store "
-            f"keeps ({len(user_id)}): {mask_user_id(user_id)!r}"
         )
     return phone, user_id
 

@@ -75,6 +75,11 @@ FORWARD_SKIPPED = "skipped"  # no inbox configured
 FORWARD_REJECTED = "rejected"  # the inbox refused it for its content: kept as a dead letter
 
 REPLY_OPTION_PREFIX = "opt:"
+# A customer id: phone digits, or a business-scoped user id (Meta: up to `CC.ENT.` + 128 characters).
+CUSTOMER_ID_LENGTH = 160
+# Columns created narrower by earlier versions; widened in place on PostgreSQL (SQLite ignores lengths).
+_WIDENED_ID_COLUMNS = (("wa_inbound_messages", "wa_id"), ("wa_statuses", "recipient_id"),
+                       ("wa_outbound_messages", "recipient_id"), ("wa_send_keys", "recipient_id"))
 
 metadata = MetaData()
 
@@ -83,7 +88,7 @@ inbound_messages = Table(
     metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),
     Column("message_id", String(255), nullable=False, unique=True),
-    Column("wa_id", String(64), nullable=False),
+    Column("wa_id", String(CUSTOMER_ID_LENGTH), nullable=False),
     Column("type", String(32), nullable=False),
     Column("state", String(16), nullable=False),
     Column("record", Text, nullable=False),  # InboundMessage.to_record() as JSON
@@ -104,7 +109,7 @@ statuses = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("message_id", String(255), nullable=False),
     Column("status", String(32), nullable=False),
-    Column("recipient_id", String(64), nullable=False),
+    Column("recipient_id", String(CUSTOMER_ID_LENGTH), nullable=False),
     Column("timestamp", String(32), nullable=False),
     Column("errors", Text, nullable=False),  # JSON list
     Column("raw", Text, nullable=False),  # Meta's status object as received
@@ -131,7 +136,7 @@ outbound_messages = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("wamid", String(255), index=True),
-    Column("recipient_id", String(64), nullable=False),
+    Column("recipient_id", String(CUSTOMER_ID_LENGTH), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("request", Text, nullable=False),
     Column("state", String(16), nullable=False),  # sent | failed
@@ -153,7 +158,7 @@ send_keys = Table(
     "wa_send_keys",
     metadata,
     Column("key", String(512), primary_key=True),
-    Column("recipient_id", String(128), nullable=False),
+    Column("recipient_id", String(CUSTOMER_ID_LENGTH), nullable=False),
     Column("state", String(16), nullable=False),
     Column("wamid", String(255)),
     Column("created_at", Float, nullable=False),
@@ -338,6 +343,17 @@ class WhatsAppStore:
             elif connection.dialect.name == "postgresql":
                 connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)" % _SCHEMA_LOCK_KEY)
             metadata.create_all(connection, checkfirst=True)
+            if connection.dialect.name == "postgresql":
+                for table, column in _WIDENED_ID_COLUMNS:
+                    width = connection.execute(
+                        text("SELECT character_maximum_length FROM information_schema.columns "
+                             "WHERE table_schema = current_schema() AND table_name = :t AND column_name = :c"),
+                        {"t": table, "c": column},
+                    ).scalar()
+                    if width is not None and width < CUSTOMER_ID_LENGTH:  # metadata only: no table rewrite
+                        connection.exec_driver_sql(
+                            f"ALTER TABLE {table} ALTER COLUMN {column} TYPE VARCHAR({CUSTOMER_ID_LENGTH})"
+                        )
             connection.commit()
 
     async def run(self, method: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:

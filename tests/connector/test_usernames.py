@@ -19,7 +19,7 @@ import requests
 
 from connectors.customer_identities import CustomerIdentities
 from connectors.graph_api import MetaError, SendResult
-from connectors.inbound import MAX_CUSTOMER_ID_LENGTH, InboundMessage, parse_webhook
+from connectors.inbound import InboundMessage, parse_webhook
 from connectors.outbound_messages import custom_message, text_messages
 from connectors.output import MessageSender
 from connectors.store import WhatsAppStore
@@ -118,13 +118,6 @@ def test_a_malformed_bsuid_is_a_dead_letter_with_a_clear_reason(garbage):
     assert garbage not in rejected.reason  # masked: the reason is logged
 
 
-def test_a_bsuid_too_long_for_the_store_is_a_dead_letter_not_a_database_error():
-    longest = "IN." + "7" * (MAX_CUSTOMER_ID_LENGTH - 3)
-    assert parse_webhook(customer_text("hi", phone=None, user_id=longest)).messages[0].message.wa_id == longest
-    [rejected] = parse_webhook(customer_text("hi", phone=None, user_id=longest + "7")).rejected
-    assert "longer than the 64 characters the connector's store keeps" in rejected.reason
-
-
 def test_a_message_from_nobody_is_a_dead_letter():
     parsed = parse_webhook(customer_text("hi", phone=None, user_id=None))
     [rejected] = parsed.rejected
@@ -180,15 +173,42 @@ def test_a_customer_whose_phone_disappears_stays_in_the_same_conversation(store)
     assert claimed is not None and claimed.message.text == "still there?"
 
 
-def test_the_longest_accepted_bsuid_fits_every_store_column(store):
-    user_id = "IN." + str(time.time_ns()) + "8" * (MAX_CUSTOMER_ID_LENGTH - 3 - len(str(time.time_ns())))
+def _longest_bsuid() -> str:
+    """Meta's format at its longest: a parent BSUID with 128 characters after `US.ENT.`."""
+    stamp = str(time.time_ns())
+    return "US.ENT." + stamp + "9" * (128 - len(stamp))
+
+
+def _keep_everything_of(store, user_id: str) -> None:
     parsed = CustomerIdentities(store).resolve(parse_webhook(customer_text("hi", phone=None, user_id=user_id)))
-    statuses = CustomerIdentities(store).resolve(parse_webhook(delivered_status("wamid.long", user_id=user_id)))
+    statuses = CustomerIdentities(store).resolve(parse_webhook(delivered_status("wamid.l" + user_id[-12:], user_id=user_id)))
     store.persist_webhook(parsed.messages, statuses.statuses, [], forward_statuses=False)
-    store.record_outbound(recipient_id=user_id, kind="text", request={"recipient": user_id}, wamid="wamid.l",
+    store.record_outbound(recipient_id=user_id, kind="text", request={"recipient": user_id}, wamid="wamid.o" + user_id[-12:],
                           http_status=200, error_code=None, error_title=None, attempts=1)
     assert store.claim_next(user_id, "test-owner", 10).message.user_id == user_id
-    assert store.sent_to("wamid.l", user_id)
+    assert store.sent_to("wamid.o" + user_id[-12:], user_id)
+
+
+def test_the_longest_bsuid_fits_every_store_column(store):
+    _keep_everything_of(store, _longest_bsuid())
+
+
+def test_a_postgresql_store_with_the_old_64_character_columns_is_widened_at_start(store_url):
+    if not store_url.startswith("postgresql"):
+        pytest.skip("SQLite does not enforce column lengths")
+    old = WhatsAppStore(store_url)
+    old.create_schema()
+    with old.engine.begin() as connection:
+        for table, column in (("wa_inbound_messages", "wa_id"), ("wa_statuses", "recipient_id"),
+                              ("wa_outbound_messages", "recipient_id")):
+            connection.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE VARCHAR(64)")
+    old.close()
+    upgraded = WhatsAppStore(store_url)
+    upgraded.create_schema()
+    try:
+        _keep_everything_of(upgraded, _longest_bsuid())
+    finally:
+        upgraded.close()
 
 
 def test_a_customer_never_seen_with_a_phone_is_keyed_by_the_bsuid_and_their_statuses_match(store):
