@@ -7,11 +7,14 @@ intent sets (HWU64); there these components do nothing, so its figures measure t
 
 Config of every such component:
     settings_path: path of escalation.yml (default: "escalation.yml", relative to the working dir).
+    Left at the default, the ESCALATION_SETTINGS environment variable wins, as it does for the action
+    server and the WhatsApp connector, so all three read the same file.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Text
 
@@ -25,6 +28,16 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_SETTINGS_PATH = "escalation.yml"
+SETTINGS_ENV = "ESCALATION_SETTINGS"
+
+
+def settings_path(configured: Text) -> Text:
+    """config.yml's `settings_path`; at its default, ESCALATION_SETTINGS (if set) names the file instead."""
+    if configured == DEFAULT_SETTINGS_PATH:
+        return os.environ.get(SETTINGS_ENV) or configured
+    return configured
+
 
 def load_section(settings_path: Text, section: Text, component: Text) -> Dict[Text, Any]:
     """One section of escalation.yml, or an error that says which file and section is missing."""
@@ -33,8 +46,8 @@ def load_section(settings_path: Text, section: Text, component: Text) -> Dict[Te
         settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError as error:
         raise FileNotFoundError(
-            f"{component}: escalation settings not found at '{path}'. Set `settings_path` in "
-            "config.yml or run Rasa from the project root."
+            f"{component}: escalation settings not found at '{path}'. Set {SETTINGS_ENV} or `settings_path` "
+            "in config.yml, or run Rasa from the project root."
         ) from error
     found = settings.get(section)
     if not isinstance(found, dict):
@@ -63,7 +76,7 @@ class DesignerListComponent(GraphComponent):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        return {"settings_path": "escalation.yml"}
+        return {"settings_path": DEFAULT_SETTINGS_PATH}
 
     def __init__(
         self,
@@ -75,7 +88,7 @@ class DesignerListComponent(GraphComponent):
         self._config = config
         self._model_storage = model_storage
         self._resource = resource
-        self.configure(load_section(config["settings_path"], self.SECTION, type(self).__name__))
+        self.configure(load_section(settings_path(config["settings_path"]), self.SECTION, type(self).__name__))
         self.active = active
 
     def configure(self, section: Dict[Text, Any]) -> None:

@@ -5,5 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 load_environment
+# Values config.yml states twice must agree (a clear error instead of a silently moved threshold).
+"$VENV/bin/python" scripts/check_config.py
 say "Training the model if the training data changed"
 "$VENV/bin/rasa" train --fixed-model-name kesar-lane --out models "$@"

@@ -137,6 +137,23 @@ def test_environment_overrides_time_zone_sla_and_business_hours():
         load_assignment_config(INBOX_DIR / "config" / "assignment.yml", EnvironmentOverrides(business_hours="weekdays"))
 
 
+def test_environment_settings_that_win_over_the_file_are_logged_at_start_up(caplog):
+    overrides = EnvironmentOverrides(sla_minutes=15, business_hours="mon-sun 00:00-24:00")
+    with caplog.at_level("WARNING"):
+        AssignmentConfigSource(INBOX_DIR / "config" / "assignment.yml", overrides)
+    logged = [record.getMessage() for record in caplog.records]
+    assert any("INBOX_BUSINESS_HOURS='mon-sun 00:00-24:00' wins over business_hours" in line for line in logged)
+    assert any("INBOX_SLA_MINUTES=15 wins over sla.first_response_minutes 5" in line for line in logged)
+    assert not any("INBOX_TIMEZONE" in line for line in logged)  # not set: the file's time zone is used
+
+
+def test_the_hours_have_no_second_source_in_code(tmp_path):
+    path = tmp_path / "assignment.yml"
+    path.write_text("rules:\n  - rule: queue\n")
+    with pytest.raises(ValueError, match="timezone[\\s\\S]*business_hours|business_hours[\\s\\S]*timezone"):
+        load_assignment_config(path)
+
+
 def _touch_later(path):
     """A new modification time, as an editor's save would give."""
     stat = path.stat()

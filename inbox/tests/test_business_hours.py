@@ -1,13 +1,15 @@
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from inbox.services.assignment.config import AssignmentConfig
+from inbox.services.assignment.config import load_assignment_config
 from inbox.services.business_hours import parse_hours
+from inbox.settings import INBOX_DIR
 
 IST = ZoneInfo("Asia/Kolkata")
-HOURS = AssignmentConfig().business_hours_calendar()  # Mon–Sat 09:00–21:00 Asia/Kolkata
+TEAM_LEADS_FILE = load_assignment_config(INBOX_DIR / "config" / "assignment.yml")  # the hours' one source
+HOURS = TEAM_LEADS_FILE.business_hours_calendar()  # Mon–Sat 09:00–21:00 Asia/Kolkata
 
 
 def ist(*args) -> datetime:
@@ -52,7 +54,7 @@ def test_deadlines_are_said_the_way_a_customer_reads_them(deadline, now, expecte
 
 
 def test_holidays_are_closed():
-    config = AssignmentConfig(holidays=["2026-11-26"])
+    config = TEAM_LEADS_FILE.model_copy(update={"holidays": [date(2026, 11, 26)]})
     hours = config.business_hours_calendar()
     assert hours.next_opening(ist(2026, 11, 25, 22, 0)) == ist(2026, 11, 27, 9, 0)
 
@@ -64,9 +66,9 @@ def test_bad_hours_are_refused_with_a_clear_message(spec):
 
 
 def test_a_team_open_around_the_clock_is_never_closed():
-    config = AssignmentConfig(
-        business_hours={day: "00:00-24:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-    )
+    config = TEAM_LEADS_FILE.model_copy(update={
+        "business_hours": {day: "00:00-24:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    })
     hours = config.business_hours_calendar()
     assert hours.is_open(ist(2026, 11, 29, 23, 59, 59))
     assert hours.add_business_minutes(ist(2026, 11, 29, 23, 58), 5) == ist(2026, 11, 30, 0, 3)

@@ -141,3 +141,22 @@ def test_a_declined_request_leaves_another_intent_alone(tmp_path):
     [message] = component.process([classified("agent nahi chahiye, bas return policy batao", confidence=0.87)])
     assert message.get("intent") == {"name": "ask_question", "confidence": 0.87}
     assert message.get(QUESTION_KEY) == "bas return policy batao"
+
+
+def test_escalation_settings_env_names_the_file_like_for_the_actions(tmp_path, monkeypatch):
+    # config.yml leaves settings_path at its default: ESCALATION_SETTINGS then picks the designer's file.
+    document = yaml.safe_load(open(SETTINGS))
+    document["human_request"]["phrases"].append("bring the boss")
+    edited = tmp_path / "escalation.yml"
+    edited.write_text(yaml.safe_dump(document, allow_unicode=True))
+    monkeypatch.setenv("ESCALATION_SETTINGS", str(edited))
+    storage = LocalModelStorage(tmp_path)
+    context = ExecutionContext(graph_schema=None, model_id="test")
+    component = KeywordEscalation.create(KeywordEscalation.get_default_config(), storage, Resource("k"), context)
+    component.train(TrainingData([Message(data={"text": f"example {i}", "intent": i})
+                                  for i in ["ask_question", "request_human"]]))
+    [message] = component.process([classified("bring the boss")])
+    assert message.get("intent")["name"] == "request_human"
+    monkeypatch.delenv("ESCALATION_SETTINGS")
+    default = KeywordEscalation.create(KeywordEscalation.get_default_config(), storage, Resource("k2"), context)
+    assert default._matcher.match("bring the boss") is None

@@ -59,10 +59,9 @@ class SlaSpec(BaseModel):
 class AssignmentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    timezone: str = "Asia/Kolkata"
-    business_hours: dict[str, str | None] = Field(
-        default_factory=lambda: {day: "09:00-21:00" for day in WEEKDAYS[:6]} | {"sun": "closed"}
-    )
+    # No code defaults for the hours: inbox/config/assignment.yml is their one source.
+    timezone: str
+    business_hours: dict[str, str | None]
     holidays: list[date] = Field(default_factory=list)
     sla: SlaSpec = Field(default_factory=SlaSpec)
     teams: list[str] = Field(default_factory=list)
@@ -110,6 +109,22 @@ class AssignmentConfig(BaseModel):
             changes["business_hours"] = weekly_hours(overrides.business_hours)
         return self.model_validate(self.model_dump() | changes) if changes else self
 
+    def overridden(self, overrides: EnvironmentOverrides | None) -> list[str]:
+        """One line per environment setting that wins over this (YAML) config, for the start-up log."""
+        if overrides is None:
+            return []
+        lines = []
+        if overrides.timezone and overrides.timezone != self.timezone:
+            lines.append(f"INBOX_TIMEZONE={overrides.timezone} wins over timezone {self.timezone}")
+        if overrides.sla_minutes and overrides.sla_minutes != self.sla.first_response_minutes:
+            lines.append(
+                f"INBOX_SLA_MINUTES={overrides.sla_minutes} wins over sla.first_response_minutes "
+                f"{self.sla.first_response_minutes}"
+            )
+        if overrides.business_hours and weekly_hours(overrides.business_hours) != self.business_hours:
+            lines.append(f"INBOX_BUSINESS_HOURS={overrides.business_hours!r} wins over business_hours {self.business_hours}")
+        return lines
+
     def business_hours_calendar(self) -> BusinessHours:
         weekly = {index: parse_hours(self.business_hours.get(day)) for index, day in enumerate(WEEKDAYS)}
         return BusinessHours(ZoneInfo(self.timezone), weekly, set(self.holidays))
@@ -133,11 +148,18 @@ def normalise_whatsapp_id(value: str) -> str:
     return "".join(ch for ch in value if ch.isdigit()) or value
 
 
-def load_assignment_config(path: Path, overrides: EnvironmentOverrides | None = None) -> AssignmentConfig:
+def load_assignment_config(
+    path: Path, overrides: EnvironmentOverrides | None = None, *, log_overrides: bool = False
+) -> AssignmentConfig:
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
-    return AssignmentConfig.model_validate(data).with_overrides(overrides)
+    config = AssignmentConfig.model_validate(data)
+    if log_overrides:
+        # The team lead edits the YAML; say when the environment silently wins over it.
+        for line in config.overridden(overrides):
+            logger.warning("%s: %s (environment setting; unset it to use the file)", path, line)
+    return config.with_overrides(overrides)
 
 
 class AssignmentConfigSource:
@@ -149,7 +171,7 @@ class AssignmentConfigSource:
         self.path = path
         self._overrides = overrides
         self._lock = threading.Lock()
-        self._config = load_assignment_config(path, self._overrides)  # fail fast at start-up
+        self._config = load_assignment_config(path, self._overrides, log_overrides=True)  # fail fast at start-up
         self._mtime = path.stat().st_mtime
         self._checked_at = monotonic_time.monotonic()
 
