@@ -31,6 +31,7 @@ from connectors.unanswered_turns import (
     find_unanswered_turn,
     hand_off_unprocessed,
     handoff_events,
+    turn_is_recorded,
 )
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ class Conversations(Protocol):
 
     async def deliver(self, message: UserMessage) -> None:
         """Let the bot handle a user message (it replies through the message's output channel)."""
+
+    async def deliver_again(self, message: UserMessage) -> None:
+        """`deliver` after it failed: if the tracker already holds the message (the turn was saved and
+        something failed after it, e.g. releasing the lock), only check the turn was answered."""
 
     async def record_unreadable(self, message: InboundMessage, output_channel: OutputChannel) -> bool:
         """Record a message the bot cannot read; send the polite reply unless a human has
@@ -88,6 +93,14 @@ class RasaConversations:
     async def deliver(self, message: UserMessage) -> None:
         await self._on_new_message(message)
         await self.hand_off_if_unanswered(message)
+
+    async def deliver_again(self, message: UserMessage) -> None:
+        tracker = await self._agent().tracker_store.retrieve(message.sender_id)
+        if tracker is not None and turn_is_recorded(tracker.events, message.message_id):
+            # Running it again would count the message twice (e.g. towards the unanswered-turns limit).
+            await self.hand_off_if_unanswered(message)
+            return
+        await self.deliver(message)
 
     async def hand_off_if_unanswered(self, message: UserMessage) -> bool:
         """Returns whether the turn had gone unanswered (and was handed off now)."""

@@ -86,6 +86,7 @@ class InboundDispatcher:
         self._waiting_for_bot_logged = False
         self._retry_budget = retry_budget_seconds
         self._retry_first_pause = retry_first_pause_seconds
+        self._background_failures = FailureLog()
         self._clock = clock  # injectable: the retry tests run minutes of back-off in no time
         self._sleep = sleep
 
@@ -173,7 +174,7 @@ class InboundDispatcher:
                 state = await self._give_up(claimed, description)
                 break
             try:
-                state = await self._handle(message)
+                state = await self._handle(message, retry=failures > 0)
                 break
             except asyncio.CancelledError:
                 await self._give_back(claimed, "stopped while handling")
@@ -204,15 +205,35 @@ class InboundDispatcher:
                     return None
         if state is None:  # stopped while giving up: another process (or a restart) finishes it
             return None
-        if not self._running:
-            await self._store.run(self._store.finish, claimed.seq, self.owner, state=state, error=description)
-            return None
-        return await self._store.run(
-            self._store.finish_and_claim_next, claimed.seq, self.owner, message.wa_id, self._claim_ttl,
-            state=state, error=description,
-        )
+        return await self._finish(claimed, state, description)
 
-    async def _handle(self, message: InboundMessage) -> str:
+    async def _finish(self, claimed: ClaimedMessage, state: str, error: Optional[str]) -> Optional[ClaimedMessage]:
+        """Marks the message finished, then claims the customer's next one. The store may be down right
+        now (it can share the PostgreSQL the turn just waited for): finishing is retried until it
+        works, because a handled message left `processing` would be handled a second time."""
+        message = claimed.message
+        failures = 0
+        while True:
+            try:
+                await self._store.run(self._store.finish, claimed.seq, self.owner, state=state, error=error)
+                break
+            except Exception as store_error:
+                if not self._running:
+                    raise
+                failures += 1
+                pause = min(MAX_RETRY_PAUSE_SECONDS, self._retry_first_pause * 2 ** (failures - 1))
+                logger.warning(
+                    "Could not mark WhatsApp message %s of %s %s (%d so far); retrying in %.1f s: %s: %s",
+                    message.message_id, mask_user_id(message.wa_id), state, failures, pause,
+                    type(store_error).__name__, store_error,
+                )
+                await self._sleep(pause)
+        if not self._running:
+            return None
+        # A separate transaction after the finish (see WhatsAppStore.finish_and_claim_next).
+        return await self._store.run(self._store.claim_next, message.wa_id, self.owner, self._claim_ttl)
+
+    async def _handle(self, message: InboundMessage, retry: bool = False) -> str:
         output_channel = self._output_channel_factory(turn_key=message.message_id)
         if message.action is InboundAction.REACTION:
             return DONE if await self._react(message, output_channel) else IGNORED
@@ -220,7 +241,8 @@ class InboundDispatcher:
             text = capped(message.text or "")
             if text.startswith(REPLY_OPTION_PREFIX):
                 text = await self._store.run(self._store.resolve_reply_option, text) or text
-            await self._conversations.deliver(self._user_message(message, text, output_channel))
+            deliver = self._conversations.deliver_again if retry else self._conversations.deliver
+            await deliver(self._user_message(message, text, output_channel))
         elif message.action is InboundAction.UNREADABLE:
             await self._conversations.record_unreadable(
                 dataclasses.replace(message, text=capped(message.text or "")), output_channel
@@ -326,10 +348,11 @@ class InboundDispatcher:
                     logger.log(logging.INFO if first else logging.DEBUG,
                                "Picked up persisted WhatsApp messages of %d customer(s)", woken)
                 first = False
+                self._background_failures.recovered("Looking for unhandled WhatsApp messages")
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception("Looking for unhandled WhatsApp messages failed")
+                self._background_failures.failed("Looking for unhandled WhatsApp messages")
             try:
                 await asyncio.wait_for(self._sweep_now.wait(), timeout=self._sweep_interval)
             except asyncio.TimeoutError:
@@ -342,10 +365,38 @@ class InboundDispatcher:
                 continue
             try:
                 await self._store.run(self._store.renew_claims, self.owner, self._claim_ttl)
+                self._background_failures.recovered("Renewing WhatsApp message claims")
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception("Renewing WhatsApp message claims failed")
+                self._background_failures.failed("Renewing WhatsApp message claims")
+
+
+class FailureLog:
+    """A background loop that fails every 0.25 s while the store is down logs the first failure with
+    its traceback, then one line a minute, and one line when it works again."""
+
+    REPEAT_SECONDS = 60.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._failing: Dict[str, float] = {}  # what -> when it was last logged
+        self._counts: Dict[str, int] = {}
+
+    def failed(self, what: str) -> None:
+        now = self._clock()
+        self._counts[what] = self._counts.get(what, 0) + 1
+        if what not in self._failing:
+            logger.exception("%s failed; retrying", what)
+        elif now - self._failing[what] >= self.REPEAT_SECONDS:
+            logger.error("%s still failing (%d attempts so far)", what, self._counts[what])
+        else:
+            return
+        self._failing[what] = now
+
+    def recovered(self, what: str) -> None:
+        if self._failing.pop(what, None) is not None:
+            logger.warning("%s works again after %d failed attempts", what, self._counts.pop(what, 0))
 
 
 def capped(text: str) -> str:

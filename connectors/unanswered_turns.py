@@ -86,6 +86,11 @@ def find_unanswered_turn(events: Sequence[Event], message_id: Optional[str], pau
     return UnansweredTurn(user_text=events[start].text or "", failed_actions=actions)
 
 
+def turn_is_recorded(events: Sequence[Event], message_id: Optional[str]) -> bool:
+    """Whether the tracker holds the customer message `message_id` (Rasa saves a turn whole, at its end)."""
+    return any(isinstance(event, UserUttered) and event.message_id == message_id for event in events)
+
+
 def bot_unavailable_message(escalation_settings: Any) -> str:
     template = escalation_settings.messages["bot_unavailable"]
     return str(template).format(eta=escalation_settings.default_eta_text).strip()
@@ -126,7 +131,7 @@ async def hand_off_unprocessed(agent: Any, message: UserMessage, customer_messag
     already has the conversation (they will answer; the message is in the transcript now)."""
     async with agent.lock_store.lock(message.sender_id):
         tracker = await agent.tracker_store.get_or_create_tracker(message.sender_id)
-        if not any(isinstance(e, UserUttered) and e.message_id == message.message_id for e in tracker.events):
+        if not turn_is_recorded(tracker.events, message.message_id):
             tracker.update(
                 UserUttered(
                     text=message.text,

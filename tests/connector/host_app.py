@@ -64,6 +64,9 @@ class ScriptedConversations:
         await message.output_channel.send_text_message(wa_id, reply)
         self._log(wa_id, event="bot", text=reply)
 
+    async def deliver_again(self, message: UserMessage) -> None:
+        await self.deliver(message)
+
     async def react(self, message: UserMessage) -> bool:
         # Like the real bot: a reaction in a handed-off conversation is not the bot's business, and
         # the bot never replies to a reaction itself (the scripted bot records it and says nothing).

@@ -156,6 +156,13 @@ class Rig:
     async def tracker(self) -> Any:
         return await InMemoryTrackerStore.retrieve(self.tracker_store, CUSTOMER)
 
+    async def each_answered_once(self, *texts: str) -> Any:
+        """Each message answered exactly once and in the tracker exactly once, in order."""
+        assert self.meta.texts() == ["Free returns within 14 days."] * len(texts)
+        tracker = await self.tracker()
+        assert [e.text for e in tracker.events if isinstance(e, UserUttered)] == list(texts)
+        return tracker
+
 
 @pytest.fixture
 async def rig(store_url: str):
@@ -174,11 +181,8 @@ async def test_a_20_second_tracker_store_outage_delays_answers_but_loses_none(ri
     await rig.settled(ids)
 
     # Both answered exactly once, in order, nobody handed off.
-    assert rig.meta.texts() == ["Free returns within 14 days."] * 2
+    tracker = await rig.each_answered_once("what is your return policy", "and for sale items?")
     assert [rig.state(message_id) for message_id in ids] == [DONE, DONE]
-    tracker = await rig.tracker()
-    assert [e.text for e in tracker.events if isinstance(e, UserUttered)] == [
-        "what is your return policy", "and for sale items?"]
     assert not tracker.is_paused()
     # Pauses double from 1 s; the second message never ran before the first was done.
     assert rig.clock.sleeps == [1, 2, 4, 8, 16]
@@ -353,3 +357,66 @@ async def test_the_outage_settings_come_from_the_environment():
     assert (tuned.retry_budget_seconds, tuned.max_body_bytes) == (600.0, 1_000_000)
     with pytest.raises(InvalidSettingError, match="WHATSAPP_RETRY_BUDGET_SECONDS"):
         WhatsAppSettings.from_env({**base, "WHATSAPP_RETRY_BUDGET_SECONDS": "five minutes"})
+
+
+async def test_a_handled_message_is_marked_done_even_if_the_store_blinks_at_that_moment(rig):
+    real_finish = rig.store.finish
+    failures = {"left": 2}
+
+    def flaky_finish(*args, **kwargs):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionError("connector store unavailable")
+        return real_finish(*args, **kwargs)
+
+    rig.store.finish = flaky_finish
+    ids = await rig.customer_writes("what is your return policy", "and for sale items?")
+    await rig.settled(ids)
+
+    # Handled once each (not again because the first stayed `processing`), in order.
+    await rig.each_answered_once("what is your return policy", "and for sale items?")
+    assert rig.clock.sleeps == [1, 2]
+
+
+async def test_a_turn_that_failed_after_rasa_saved_it_is_not_run_again(rig):
+    # Rasa saved the turn, then releasing the conversation lock failed (Redis timing out).
+    original = rig.conversations._on_new_message
+    failures = {"left": 1}
+
+    async def save_then_fail(message: UserMessage) -> None:
+        await original(message)
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionError("Timeout reading from socket (releasing the lock)")
+
+    rig.conversations._on_new_message = save_then_fail
+    ids = await rig.customer_writes("what is your return policy", "and for sale items?")
+    await rig.settled(ids)
+
+    # Counted once: a second run would have made the next message look like a further unthanked turn.
+    tracker = await rig.each_answered_once("what is your return policy", "and for sale items?")
+    assert not tracker.is_paused()
+
+
+async def test_a_background_loop_failing_every_quarter_second_logs_once_a_minute(caplog):
+    from connectors.processing import FailureLog
+
+    clock = FakeClock()
+    log = FailureLog(clock)
+    with caplog.at_level("WARNING", logger="connectors.processing"):
+        for _ in range(4 * 150):  # 150 s of a sweep failing every 0.25 s
+            try:
+                raise ConnectionError("connector store unavailable")
+            except ConnectionError:
+                log.failed("Looking for unhandled WhatsApp messages")
+            clock.now += 0.25
+        log.recovered("Looking for unhandled WhatsApp messages")
+        log.recovered("Looking for unhandled WhatsApp messages")
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines == [
+        "Looking for unhandled WhatsApp messages failed; retrying",
+        "Looking for unhandled WhatsApp messages still failing (241 attempts so far)",
+        "Looking for unhandled WhatsApp messages still failing (481 attempts so far)",
+        "Looking for unhandled WhatsApp messages works again after 600 failed attempts",
+    ]
+    assert caplog.records[0].exc_info is not None  # the first one carries the traceback
