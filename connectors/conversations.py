@@ -98,7 +98,10 @@ class RasaConversations:
         tracker = await self._agent().tracker_store.retrieve(message.sender_id)
         if tracker is not None and turn_is_recorded(tracker.events, message.message_id):
             # Running it again would count the message twice (e.g. towards the unanswered-turns limit).
-            await self.hand_off_if_unanswered(message)
+            # Answered turns (the usual case) need no lock: a lock left behind by the failure would
+            # otherwise hold this up until it expires.
+            if find_unanswered_turn(list(tracker.events), message.message_id, tracker.is_paused()) is not None:
+                await self.hand_off_if_unanswered(message)
             return
         await self.deliver(message)
 
