@@ -28,7 +28,6 @@ from components.phrases import tokenize
 
 logger = logging.getLogger(__name__)
 
-PRIORITY_ORDER = ("low", "normal", "high", "urgent")
 _SUMMARY_LABELS = {
     "low_confidence": "Bot was not confident it could answer",
     "customer_request": "Customer asked for a person",

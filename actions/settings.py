@@ -9,13 +9,14 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from actions.handoff_contract import priorities, reasons_made_here
 from components.phrases import PhraseList
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_ENV = "ESCALATION_SETTINGS"
 
-REASONS = ("low_confidence", "customer_request", "topic", "unresolved_turns")
-PRIORITIES = ("low", "normal", "high", "urgent")
+REASONS = reasons_made_here()  # contracts/handoff.yml
+PRIORITIES = priorities()
 
 
 class SettingsError(ValueError):

@@ -7,11 +7,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from inbox.services.handoff_contract import PRIORITIES, REASONS
+
 HandoffKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 # The four escalation patterns, plus `bot_unavailable`: the bot failed to answer at all (e.g. its
 # action server was down) and the WhatsApp connector handed off instead of staying silent.
-Reason = Literal["low_confidence", "customer_request", "topic", "unresolved_turns", "bot_unavailable"]
-Priority = Literal["low", "normal", "high", "urgent"]
+Reason = Literal[REASONS]  # contracts/handoff.yml
+Priority = Literal[PRIORITIES]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 

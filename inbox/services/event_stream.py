@@ -26,14 +26,13 @@ from sqlalchemy.orm import Session
 from inbox.models import ConsumerPosition, Conversation, Handoff, KbMatch
 from inbox.schemas import HandoffRequest
 from inbox.services.conversation_store import ConversationStore, insert_ignoring_duplicates
+from inbox.services.handoff_contract import HANDOFF_SLOTS, PRIORITIES, REASONS
 from inbox.services.handoffs import HandoffIntake
 from inbox.services.message_merge import MessageMerger
 from inbox.services.privacy import masked
 
 logger = logging.getLogger(__name__)
 
-HANDOFF_SLOTS = ("handoff_id", "escalation_reason", "escalation_topic", "handoff_details")
-VALID_REASONS = {"low_confidence", "customer_request", "topic", "unresolved_turns", "bot_unavailable"}
 
 
 @dataclass
@@ -206,7 +205,7 @@ class RasaEventApplier:
             return
         details = state.get("handoff_details") if isinstance(state.get("handoff_details"), dict) else {}
         reason = state.get("escalation_reason")
-        if reason not in VALID_REASONS:
+        if reason not in REASONS:
             logger.warning(
                 "hand-off %s of %s has escalation_reason %r; recorded as customer_request",
                 handoff_key,
@@ -232,7 +231,7 @@ class RasaEventApplier:
                     "topic": state.get("escalation_topic"),
                     "tags": [str(tag) for tag in details.get("tags") or []],
                     "priority": details.get("priority")
-                    if details.get("priority") in {"low", "normal", "high", "urgent"}
+                    if details.get("priority") in PRIORITIES
                     else "normal",
                     "summary": (details.get("summary") or None) and str(details["summary"])[:500],
                     "order_numbers": [str(number) for number in details.get("order_numbers") or []],

@@ -14,17 +14,9 @@ from inbox.schemas import AssigneeOut, HandoffRequest, HandoffResponse
 from inbox.services.assignment.engine import Assignment, AssignmentEngine
 from inbox.services.assignment.rules import AssignmentDecision
 from inbox.services.conversation_store import ConversationStore, insert_ignoring_duplicates
+from inbox.services.handoff_contract import REASON_LABELS
 from inbox.services.message_merge import MessageMerger
 from inbox.services.slack import slack_escape, slack_link
-
-REASON_LABELS = {
-    "low_confidence": "Bot unsure",
-    "customer_request": "Customer asked for a person",
-    "topic": "Topic",
-    "unresolved_turns": "Not resolved after 3 answers",
-    "bot_unavailable": "Bot error (could not answer)",
-    "unknown": "Unknown reason",
-}
 
 
 class HandoffConflict(Exception):

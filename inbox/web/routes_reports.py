@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from inbox.models import Agent
-from inbox.services.handoffs import REASON_LABELS
+from inbox.services.handoff_contract import REASON_LABELS, REASONS
 from inbox.services.knowledge_base import KnowledgeBaseUsage
 from inbox.services.metrics import DashboardMetrics
 from inbox.web.auth import current_agent, inbox_of
@@ -26,7 +26,7 @@ def dashboard(request: Request, agent: CurrentAgent, days: int = 7):
     with inbox.db.read() as session:
         report = DashboardMetrics(session, inbox.assignment_engine().hours, inbox.clock()).report(days)
     chart = stacked_bar_chart(
-        [(bar.day.strftime("%d %b"), bar.counts) for bar in report.daily], series=list(REASON_LABELS)[:4]
+        [(bar.day.strftime("%d %b"), bar.counts) for bar in report.daily], series=list(REASONS)
     )
     return render(
         request,

@@ -122,7 +122,8 @@ class AssignmentConfig(BaseModel):
                 f"{self.sla.first_response_minutes}"
             )
         if overrides.business_hours and weekly_hours(overrides.business_hours) != self.business_hours:
-            lines.append(f"INBOX_BUSINESS_HOURS={overrides.business_hours!r} wins over business_hours {self.business_hours}")
+            hours = overrides.business_hours
+            lines.append(f"INBOX_BUSINESS_HOURS={hours!r} wins over business_hours {self.business_hours}")
         return lines
 
     def business_hours_calendar(self) -> BusinessHours:
