@@ -1,5 +1,13 @@
-"""Behaviour-preserving speed-ups for Rasa 3.6 internals, installed when the WhatsApp channel loads
-(so in the Rasa server process; they then serve every channel, REST included).
+"""Behaviour-preserving speed-ups for Rasa 3.6 internals: an explicit start-up step of the Rasa server.
+
+Start Rasa through this module instead of the `rasa` command (Procfile, scripts/run.sh):
+
+    .venv/bin/python -m connectors.rasa_speedups run --enable-api …   # Rasa's own arguments follow
+
+It installs the speed-ups, prints one line saying whether they are on, then runs Rasa's command line
+in the same process, so they serve every channel. RASA_SPEEDUPS=0 turns them off (Rasa then runs
+exactly as shipped); they are also off on any Rasa version other than the one they were tested on.
+Measured in README.md, "Speed-ups".
 
 Action-response validation. Rasa 3.6 checks every action-server response with
 `jsonschema.validate(result, RemoteAction.action_response_format_spec())`. That call first
@@ -18,34 +26,48 @@ traced graph, which costs about half as much as running the graph: about 0.8 ms 
 TED calls per customer message. Once the graph exists, the speed-up calls it directly (the
 signature's concrete function: the same graph, the same inputs and outputs), skipping the matching.
 
-Only installed on the Rasa version it was written against; on any other version Rasa is left
-as it is (and a warning says so).
 """
 from __future__ import annotations
 
 import copy
 import logging
+import os
+import sys
 from typing import Any, Dict, Optional, Text
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_RASA_PREFIX = "3.6."
+# The speed-ups replace Rasa internals, so they run only on the exact version their tests passed on
+# (requirements.lock pins it). Upgrading Rasa: run tests/connector/test_rasa_speedups.py and
+# tests/integration/test_model_speedups.py on the new version, then change this.
+TESTED_RASA_VERSION = "3.6.21"
+SWITCH_ENV = "RASA_SPEEDUPS"
 _INSTALLED_FLAG = "_kesar_lane_speedup_installed"
 
 
-def install() -> bool:
-    """Installs the speed-ups once per process; returns whether they are active."""
+def install(environ: Optional[Dict[str, str]] = None, rasa_version: Optional[str] = None) -> str:
+    """Installs the speed-ups once per process unless switched off; returns the line that says which."""
     import rasa
 
-    if not rasa.__version__.startswith(SUPPORTED_RASA_PREFIX):
-        logger.warning(
-            "Rasa %s: action-response validation and model predictions left as Rasa does them "
-            "(speed-ups written for %sx)", rasa.__version__, SUPPORTED_RASA_PREFIX,
-        )
-        return False
+    environ = os.environ if environ is None else environ
+    rasa_version = rasa_version or rasa.__version__
+    if environ.get(SWITCH_ENV, "1").strip() == "0":
+        return f"Rasa speed-ups: off ({SWITCH_ENV}=0)"
+    if rasa_version != TESTED_RASA_VERSION:
+        return f"Rasa speed-ups: off (Rasa {rasa_version} is not the tested {TESTED_RASA_VERSION})"
     install_cached_action_validator()
     install_direct_model_predictions()
-    return True
+    return f"Rasa speed-ups: on (Rasa {rasa_version}; {SWITCH_ENV}=0 turns them off)"
+
+
+def main() -> None:
+    """`python -m connectors.rasa_speedups <rasa arguments>`: the speed-ups, then Rasa's command line."""
+    # Rasa has not set up logging yet, so the one line goes straight to stderr.
+    print(install(), file=sys.stderr, flush=True)
+    from rasa.__main__ import main as rasa_main
+
+    sys.argv = ["rasa", *sys.argv[1:]]
+    rasa_main()
 
 
 def install_direct_model_predictions() -> None:
@@ -148,3 +170,7 @@ class EventDiscriminatingValidator:
             if validator is None or not validator.is_valid(event):
                 return False
         return True
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,6 @@ from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from connectors import rasa_speedups
 from connectors.conversations import Conversations, RasaConversations
 from connectors.inbound import PayloadError, parse_webhook
 from connectors.output import CHANNEL_NAME
@@ -50,7 +49,6 @@ class WhatsAppInput(InputChannel):
                 "the connector reads WHATSAPP_* environment variables"
             )
         settings = WhatsAppSettings.from_env()
-        rasa_speedups.install()  # we are inside the Rasa server process
         return cls(settings)
 
     def __init__(

@@ -115,3 +115,29 @@ def test_the_quick_check_agrees_with_rasas_schema_on_every_event_kind_and_mutati
     assert disagreements == []
     # Both verdicts occur plenty, so agreement is not agreement on one answer.
     assert sum(rasa for rasa, _ in verdicts) > 100 and sum(not rasa for rasa, _ in verdicts) > 100
+
+
+# An explicit start-up step: on only on the tested Rasa version, off with RASA_SPEEDUPS=0.
+def test_the_start_up_step_says_whether_the_speed_ups_are_on(monkeypatch):
+    monkeypatch.setattr(rasa_speedups, "install_cached_action_validator", lambda: None)
+    monkeypatch.setattr(rasa_speedups, "install_direct_model_predictions", lambda: None)
+    tested = rasa_speedups.TESTED_RASA_VERSION
+    assert rasa_speedups.install({}, tested).startswith("Rasa speed-ups: on")
+    assert rasa_speedups.install({"RASA_SPEEDUPS": "0"}, tested) == "Rasa speed-ups: off (RASA_SPEEDUPS=0)"
+    assert "not the tested" in rasa_speedups.install({}, "3.6.22")
+
+
+def test_switched_off_rasa_is_left_as_shipped(monkeypatch):
+    def must_not_run():
+        raise AssertionError("installed although switched off")
+
+    monkeypatch.setattr(rasa_speedups, "install_cached_action_validator", must_not_run)
+    monkeypatch.setattr(rasa_speedups, "install_direct_model_predictions", must_not_run)
+    rasa_speedups.install({"RASA_SPEEDUPS": "0"}, rasa_speedups.TESTED_RASA_VERSION)
+    rasa_speedups.install({}, "3.6.20")
+
+
+def test_the_tested_version_is_the_locked_one():
+    import rasa
+
+    assert rasa.__version__ == rasa_speedups.TESTED_RASA_VERSION
