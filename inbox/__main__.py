@@ -74,11 +74,14 @@ def serve(args) -> None:
 
 
 def consume(_args) -> None:
-    from inbox.services.event_stream import EventStreamConsumer, SqlBrokerSource
+    from inbox.services.event_stream_rabbitmq import event_stream_consumer
 
     inbox = _inbox()
     migrate.upgrade(inbox.db)
-    consumer = EventStreamConsumer(inbox, SqlBrokerSource(inbox.settings.resolved_rasa_events_db_url))
+    try:
+        consumer = event_stream_consumer(inbox)
+    except ValueError as error:
+        sys.exit(str(error))
     stop = threading.Event()
     try:
         consumer.run_forever(stop)

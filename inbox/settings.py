@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     # "off": run it separately with `python -m inbox consume`.
     inbox_consumer: Literal["inline", "off"] = "inline"
     inbox_consumer_poll_seconds: float = 0.5
+    # Which event broker Rasa publishes to (its endpoints' `event_broker`): "sql" reads RASA_EVENTS_DB_URL;
+    # "rabbitmq" consumes RABBITMQ_QUEUE at RABBITMQ_URL (services/event_stream_rabbitmq.py).
+    inbox_event_broker: Literal["sql", "rabbitmq"] = "sql"
+    rabbitmq_url: SecretStr | None = None
+    rabbitmq_queue: str = "kesar_inbox_events"
 
     whatsapp_access_token: SecretStr | None = None
     whatsapp_phone_number_id: str | None = None

@@ -5,7 +5,8 @@
 #   inbox/.venv    Python 3.11+: the inbox with modern pins (inbox/scripts/setup_env.sh).
 #   build/spacy/   the project's own spaCy pipeline (scripts/build_spacy_pipeline.py).
 #   build/encoders/ the sentence encoder exported to ONNX (scripts/export_sentence_encoder.py).
-#   nginx-light, redis-server, openssl (apt): the production profile's proxy and lock store.
+#   nginx-light, redis-server, openssl (apt): the production profile's proxy and lock store;
+#   rabbitmq-server (apt): the cluster profile's event stream (deploy/cluster/, tests/cluster).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -33,11 +34,13 @@ TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" scripts/build_spacy_pipeline.py
 say "Exporting the sentence encoder to ONNX (skipped when up to date)"
 "$VENV/bin/python" scripts/export_sentence_encoder.py 2> >(grep -v -i "warn\|opset9\|^\s*$" >&2)
 
-# The production profile's proxy and lock store (scripts/production.sh, tests/production), from Debian.
-if ! command -v nginx >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
-  say "Installing nginx, Redis and openssl with apt-get (production profile and its tests)"
-  [ "$(id -u)" = 0 ] || die "nginx-light, redis-server and openssl are missing; install them with apt-get (needs root)"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light redis-server openssl
+# The production profile's proxy and lock store (scripts/production.sh, tests/production) and the cluster
+# profile's RabbitMQ (scripts/cluster.sh, tests/cluster), from Debian.
+if ! command -v nginx >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1 \
+   || [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+  say "Installing nginx, Redis, openssl and RabbitMQ with apt-get (production and cluster profiles and their tests)"
+  [ "$(id -u)" = 0 ] || die "nginx-light, redis-server, openssl or rabbitmq-server is missing; install them with apt-get (needs root)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light redis-server openssl rabbitmq-server
 fi
 
 say "Setting up the inbox environment"

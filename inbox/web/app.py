@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from inbox.context import Inbox
-from inbox.services.event_stream import EventStreamConsumer, SqlBrokerSource
+from inbox.services.event_stream_rabbitmq import event_stream_consumer
 from inbox.services.privacy import install_masking_filter
 from inbox.services.replies import AgentReplies
 from inbox.services.sessions import SESSION_LIFETIME
@@ -62,8 +62,7 @@ class BackgroundWorkers:
             ("reply-recovery", AgentReplies(self.inbox).run_forever),
         ]
         if self.inbox.settings.inbox_consumer == "inline":
-            source = SqlBrokerSource(self.inbox.settings.resolved_rasa_events_db_url)
-            jobs.append(("event-consumer", EventStreamConsumer(self.inbox, source).run_forever))
+            jobs.append(("event-consumer", event_stream_consumer(self.inbox).run_forever))
         for name, target in jobs:
             thread = threading.Thread(target=target, args=(self.stop,), name=name, daemon=True)
             thread.start()
