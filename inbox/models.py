@@ -300,3 +300,31 @@ class ConsumerPosition(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MediaFile(Base):
+    """What a message carries besides text: a photo, document, voice note… (downloaded from the Graph
+    API into content-addressed storage), a location or contact cards (`details`), or an agent's
+    attachment. `state`: pending / retrying (the fetcher's work item, due at `next_attempt_at`),
+    stored, failed (`last_error` says why; shown to the agent), none (nothing to download)."""
+
+    __tablename__ = "media_files"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), unique=True)
+    direction: Mapped[str] = mapped_column(String(8))  # in (customer) / out (agent)
+    kind: Mapped[str] = mapped_column(String(16))  # image audio video document sticker location contacts
+    whatsapp_media_id: Mapped[str | None] = mapped_column(String(128))
+    declared_mime: Mapped[str | None] = mapped_column(String(128))  # what Meta (or the browser) said
+    mime: Mapped[str | None] = mapped_column(String(128))  # what the bytes are (sniffed)
+    filename: Mapped[str | None] = mapped_column(String(255))
+    caption: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))  # storage key
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_media_files_due", "state", "next_attempt_at"),)

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     # looks, and how long a reply whose request timed out waits for Meta's status webhook to confirm it.
     inbox_reply_check_seconds: float = 5.0
     inbox_reply_confirm_seconds: float = 300.0
+    # Media (services/media.py): where files live (`local`: content-addressed under INBOX_MEDIA_DIR,
+    # default <var>/media), how often the fetcher looks for downloads due, the largest file accepted.
+    inbox_media_storage: Literal["local"] = "local"
+    inbox_media_dir: Path | None = None
+    inbox_media_check_seconds: float = 0.25
+    inbox_media_max_bytes: int = 100 * 1024 * 1024
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -21,6 +21,7 @@ APP_TABLES = {
     "kb_matches",
     "consumer_positions",
     "agent_sessions",
+    "media_files",
 }
 
 
@@ -33,7 +34,7 @@ def test_upgrade_downgrade_upgrade(database_url):
         assert migrate.current_revision(database) is None
         migrate.upgrade(database)
         assert set(inspect(database.engine).get_table_names()) >= APP_TABLES
-        assert migrate.current_revision(database) == "0004"
+        assert migrate.current_revision(database) == "0005"
     finally:
         database.dispose()
 
