@@ -76,6 +76,10 @@ def outage(production, service: str, during) -> float:
     return time.monotonic()
 
 
+def described(service: str) -> str:
+    return "postgres shut down" if service == "postgres-stopped" else f"{service} frozen"
+
+
 def report(capsys, line: str) -> None:
     with capsys.disabled():
         print(f"\n[outage figures] {line}")
@@ -110,7 +114,7 @@ def test_customer_messages_during_a_20_s_outage_are_each_answered_once(service, 
     handed_off = [r for r in replies if HONEST_HANDOFF.search(r) or BOT_UNAVAILABLE in r]
     lost = max(0, len(questions) - len(replies))
     duplicated = max(0, len(replies) - len(questions))
-    report(capsys, f"{service} frozen {OUTAGE_SECONDS} s mid-conversation: {len(questions)} customer messages, "
+    report(capsys, f"{described(service)} {OUTAGE_SECONDS} s mid-conversation: {len(questions)} customer messages, "
                    f"{len(answered)} answered + {len(handed_off)} handed off, {lost} lost, {duplicated} duplicated; "
                    f"last reply {recovered:.1f} s after the resume")
     assert (lost, duplicated) == (0, 0), replies
@@ -143,7 +147,7 @@ def test_an_agent_reply_during_a_20_s_outage_reaches_the_customer_once(service, 
     thread.join(timeout=120)
 
     copies = received.count(text)
-    report(capsys, f"{service} frozen {OUTAGE_SECONDS} s during an agent reply: reached the customer {copies} time(s), "
+    report(capsys, f"{described(service)} {OUTAGE_SECONDS} s during an agent reply: reached the customer {copies} time(s), "
                    f"{len(received) - copies} other message(s); {recovered:.1f} s after the resume; "
                    f"agent's request: {'ok' if not errors else repr(errors[0])[:200]}")
     assert received == [text], received
