@@ -250,8 +250,10 @@ class Message(Base):
     # Where the message came from; both may be set when the two paths carried the same message.
     rasa_event_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     from_transcript: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Outbound agent replies only.
+    # Meta's id: of an agent reply, or of a customer's message (for read receipts and typing).
     whatsapp_message_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # An agent reply sent as an approved template: {"name", "language", "values"} (text = the rendered body).
+    template: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     delivery_status: Mapped[str | None] = mapped_column(String(16))  # sending/accepted/sent/delivered/read/failed
     delivery_error_code: Mapped[int | None] = mapped_column(Integer)
     delivery_error: Mapped[str | None] = mapped_column(String(500))
