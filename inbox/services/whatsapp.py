@@ -12,6 +12,8 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 # Plain-language explanations of the Cloud API errors agents meet most often.
 KNOWN_ERRORS = {
     131047: "The 24-hour window has closed: the customer has to message us first (or we send an approved template).",
+    132000: "The template's parameters do not match the approved template (check inbox/config/templates.yml).",
+    132001: "WhatsApp does not know this template in this language (check inbox/config/templates.yml).",
     131026: "The message could not be delivered (the number may not be on WhatsApp, or the customer blocked us).",
     131051: "WhatsApp does not support this message type.",
     131056: "Too many messages to this customer in a short time; wait a moment and retry.",
@@ -81,6 +83,40 @@ class WhatsAppClient:
 
         Returns Meta's message id (`wamid...`). Raises WhatsAppSendError (not sent; `retryable` says
         whether to try later) or WhatsAppSendUnconfirmed (maybe sent: never POST it again blindly)."""
+        content = {"type": "text", "text": {"preview_url": False, "body": body}}
+        return self._send(content, to=to, recipient=recipient, send_key=send_key)
+
+    def send_template(
+        self, template: dict, *, to: str | None = None, recipient: str | None = None, send_key: str | None = None
+    ) -> str:
+        """An approved template (`template`: the Cloud API object with name, language, components);
+        the only message WhatsApp delivers once the customer's 24-hour window has closed."""
+        return self._send({"type": "template", "template": template}, to=to, recipient=recipient, send_key=send_key)
+
+    def mark_read(self, message_id: str, *, typing: bool = False) -> None:
+        """Blue ticks for the customer's message `message_id` (and the earlier ones); `typing` also shows
+        "typing…" (up to 25 s or until our reply). Tried once: a missed tick is not worth a retry."""
+        if not self.configured:
+            raise WhatsAppSendError("WhatsApp sending is not configured.")
+        payload = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}
+        if typing:
+            payload["typing_indicator"] = {"type": "text"}
+        try:
+            response = self.http.post(self._messages_url, json=payload, headers=self._headers)
+        except httpx.TransportError as error:
+            raise WhatsAppSendError(f"Could not reach the WhatsApp API ({type(error).__name__}).") from error
+        if not response.is_success:
+            self._message_id(response)  # raises WhatsAppSendError with Meta's reason
+
+    @property
+    def _messages_url(self) -> str:
+        return f"{self.base_url.rstrip('/')}/{self.phone_number_id}/messages"
+
+    @property
+    def _headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+    def _send(self, content: dict, *, to: str | None, recipient: str | None, send_key: str | None) -> str:
         if not self.configured:
             raise WhatsAppSendError(
                 "WhatsApp sending is not configured (WHATSAPP_PHONE_NUMBER_ID / WHATSAPP_ACCESS_TOKEN)."
@@ -90,7 +126,7 @@ class WhatsAppClient:
         payload = {"messaging_product": "whatsapp", "recipient_type": "individual"}
         # `to` wins when both are given (Meta's rule), so only one is sent.
         payload |= {"to": to} if to else {"recipient": recipient}
-        payload |= {"type": "text", "text": {"preview_url": False, "body": body}}
+        payload |= content
         if send_key:
             payload["biz_opaque_callback_data"] = send_key
         retrying = Retrying(
@@ -104,11 +140,7 @@ class WhatsAppClient:
 
     def _post_once(self, payload: dict) -> str:
         try:
-            response = self.http.post(
-                f"{self.base_url.rstrip('/')}/{self.phone_number_id}/messages",
-                json=payload,
-                headers={"Authorization": f"Bearer {self.access_token}"},
-            )
+            response = self.http.post(self._messages_url, json=payload, headers=self._headers)
         except NOT_SENT_ERRORS as error:
             raise WhatsAppSendError(
                 f"Could not reach the WhatsApp API at {self.base_url} ({type(error).__name__}).", retryable=True
