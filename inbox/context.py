@@ -12,7 +12,9 @@ from inbox.models import utcnow
 from inbox.services.assignment.config import AssignmentConfig, AssignmentConfigSource, EnvironmentOverrides
 from inbox.services.assignment.engine import AssignmentEngine
 from inbox.services.rasa import RasaClient
+from inbox.services.read_receipts import ReadReceipts, load_read_receipt_config
 from inbox.services.slack import SlackNotifier
+from inbox.services.templates import load_templates
 from inbox.services.whatsapp import WhatsAppClient
 from inbox.settings import Settings
 
@@ -39,6 +41,9 @@ class Inbox:
             access_token=_secret(settings.whatsapp_access_token),
             http=self.http,
         )
+        # Checked at start-up: a mistake stops the inbox with the file, line and field.
+        self.templates = load_templates()
+        self.read_receipts = ReadReceipts(self, load_read_receipt_config())
         self.rasa = RasaClient(base_url=settings.rasa_url, jwt_secret=_secret(settings.rasa_jwt_secret), http=self.http)
 
     def assignment_config(self) -> AssignmentConfig:

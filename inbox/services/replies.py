@@ -13,6 +13,8 @@ from inbox.models import Agent, Conversation, Customer, Handoff, Message
 from inbox.services.conversation_store import ConversationStore
 from inbox.services.periodic import run_periodically
 from inbox.services.privacy import is_bsuid
+from inbox.services.service_window import service_window
+from inbox.services.templates import TemplateError
 from inbox.services.whatsapp import WhatsAppSendError, WhatsAppSendUnconfirmed, explain_error
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,19 @@ class AgentReplies:
     def __init__(self, inbox):
         self.inbox = inbox
 
+    def send_template(self, conversation_id: int, agent: Agent, template_key: str, values: list[str]) -> Message:
+        """An approved template (inbox/config/templates.yml) with the agent's parameter values: the way
+        to reach a customer whose 24-hour window has closed. Stored with its rendered text."""
+        template = self.inbox.templates.get(template_key)
+        if template is None:
+            raise ReplyError("There is no such template (inbox/config/templates.yml).")
+        try:
+            values = template.check_values(values)
+        except TemplateError as error:
+            raise ReplyError(str(error)) from None
+        spec = {"name": template.name, "language": template.language, "values": values}
+        return self._store_and_deliver(conversation_id, agent, template.render(values), template=spec)
+
     def send(self, conversation_id: int, agent: Agent, text: str) -> Message:
         text = text.strip()
         if not text:
@@ -59,16 +74,22 @@ class AgentReplies:
             raise ReplyError(
                 f"WhatsApp messages can have at most {MAX_REPLY_LENGTH} characters (this one has {len(text)})."
             )
+        return self._store_and_deliver(conversation_id, agent, text)
+
+    def _store_and_deliver(self, conversation_id: int, agent: Agent, text: str, template: dict | None = None):
         now = self.inbox.clock()
         with self.inbox.db.write() as session:
             store = ConversationStore(session)
             conversation = store.lock(conversation_id)
             self._check_deliverable(conversation)
+            if template is None:
+                self._check_window(session, conversation_id, now)
             message = store.add_message(
                 conversation,
                 "agent",
                 text,
                 now,
+                template=template,
                 agent_id=agent.id,
                 delivery_status="sending",
                 send_key=new_send_key(),
@@ -89,6 +110,8 @@ class AgentReplies:
                 raise ReplyError("Only a failed reply can be sent again.")
             conversation = ConversationStore(session).lock(message.conversation_id)
             self._check_deliverable(conversation)
+            if message.template is None:
+                self._check_window(session, conversation.id, self.inbox.clock())
             message.delivery_status, message.delivery_error, message.delivery_error_code = "sending", None, None
             message.send_key = message.send_key or new_send_key()
             message.send_attempts = 0
@@ -135,6 +158,17 @@ class AgentReplies:
         run_periodically(self.recover, stop, self.inbox.settings.inbox_reply_check_seconds, "reply recovery")
 
     @staticmethod
+    def _check_window(session, conversation_id: int, now: datetime) -> None:
+        """Free text after the 24-hour window would only come back as WhatsApp's 131047. When the inbox
+        has no customer message at all it cannot know the window, and lets WhatsApp decide."""
+        window = service_window(session, conversation_id, now)
+        if window.closes_at is not None and not window.is_open:
+            raise ReplyError(
+                "The customer's 24-hour window has closed, so WhatsApp only delivers an approved template. "
+                "Pick one under 'Send a template'; the customer's answer opens the window again."
+            )
+
+    @staticmethod
     def _check_deliverable(conversation: Conversation) -> None:
         if conversation.channel != "whatsapp":
             raise ReplyError(
@@ -163,14 +197,18 @@ class AgentReplies:
             message.send_attempts = (message.send_attempts or 0) + 1
             message.next_attempt_at = now + timedelta(seconds=self.inbox.settings.inbox_reply_confirm_seconds)
             message.send_key = message.send_key or new_send_key()
-            return {"body": message.text, "send_key": message.send_key, **reply_address(conversation.customer)}
+            claim = {"send_key": message.send_key, **reply_address(conversation.customer)}
+            if message.template:  # re-sent as the same template, never as free text
+                return claim | {"template": template_payload(self.inbox, message.template)}
+            return claim | {"body": message.text}
 
     def _deliver(self, message_id: int, *, scheduled: bool) -> Message:
         """Calls WhatsApp outside any transaction, then records the outcome."""
         claim = self._claim(message_id, scheduled)
         if claim is not None:
             try:
-                whatsapp_id, failure, unconfirmed = self.inbox.whatsapp.send_text(**claim), None, None
+                send = self.inbox.whatsapp.send_template if "template" in claim else self.inbox.whatsapp.send_text
+                whatsapp_id, failure, unconfirmed = send(**claim), None, None
             except WhatsAppSendError as error:
                 whatsapp_id, failure, unconfirmed = None, error, None
             except WhatsAppSendUnconfirmed as error:
@@ -226,6 +264,17 @@ class AgentReplies:
         message.next_attempt_at = None
         store.touch(store.lock(message.conversation_id))
         logger.warning("reply %s failed: %s", message.id, reason)
+
+
+def template_payload(inbox, spec: dict) -> dict:
+    """The Graph API template object of a stored template reply."""
+    template = inbox.templates.get(f"{spec['name']}:{spec['language']}")
+    if template is not None:
+        return template.graph_payload(list(spec["values"]))
+    # Removed from templates.yml since: send what was stored (WhatsApp says whether it still exists).
+    parameters = [{"type": "text", "text": value} for value in spec["values"]]
+    payload = {"name": spec["name"], "language": {"code": spec["language"]}}
+    return payload | ({"components": [{"type": "body", "parameters": parameters}]} if parameters else {})
 
 
 def new_send_key() -> str:
