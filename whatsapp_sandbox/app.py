@@ -12,6 +12,7 @@ from typing import Any, Dict, Optional
 
 from aiohttp import web
 
+from whatsapp_sandbox import window as sandbox_window
 from whatsapp_sandbox.graph_errors import MEDIA_TYPES, GraphError, addressee, validate_send
 from whatsapp_sandbox.settings import SandboxSettingError, SandboxSettings
 from whatsapp_sandbox.state import (
@@ -58,6 +59,7 @@ def create_app(settings: SandboxSettings) -> web.Application:
     app.router.add_delete("/sandbox/api/failures", clear_failures)
     app.router.add_get("/sandbox/api/stats", get_stats)
     app.router.add_post("/sandbox/api/reset", reset)
+    sandbox_window.install(app)  # 24-hour window, templates, read receipts, typing
     app.router.add_get("/", chat_page)
     app.router.add_static("/static/", STATIC_DIR)
     app.on_startup.append(_start)
@@ -103,6 +105,10 @@ async def send_message(request: web.Request) -> web.Response:
         payload = await request.json()
     except ValueError:
         return _graph_error(GraphError(400, 100, "Invalid parameter", "The request body is not valid JSON."))
+    answered = await sandbox_window.status_call(app, payload)  # read receipts and "typing…"
+    if answered is not None:
+        state.send_attempts -= 1  # counted in the window's status_calls, not as a message send
+        return answered
 
     failure = state.take_failure()
     if failure is not None and failure.mode != "failed_status":
@@ -124,8 +130,16 @@ async def send_message(request: web.Request) -> web.Response:
             ))
         contact = {"input": address, "user_id": address}  # no wa_id for a BSUID send, like Meta
 
+    try:
+        outside_window = sandbox_window.check_send(app, customer, message_type, payload)
+    except GraphError as error:
+        return _graph_error(error)
+    if outside_window is not None and failure is None:
+        failure = Failure(mode="failed_status", code=outside_window)  # accepted, then failed: like Meta
+
     message_id = new_message_id()
-    await state.add(customer, BUSINESS, message_id, message_type, payload)
+    logged = await state.add(customer, BUSINESS, message_id, message_type, payload)
+    sandbox_window.business_sent(app, customer, logged, payload)
     callback_data = payload.get("biz_opaque_callback_data")
     _background(app, _report_statuses(
         app, message_id, customer, failure,
@@ -205,7 +219,8 @@ async def customer_writes(request: web.Request) -> web.Response:
     message = {"id": message_id, "timestamp": str(int(time.time())), **message}
     payload = webhooks.customer_message(customer, message)
 
-    await state.add(customer, CUSTOMER, message_id, message["type"], payload["entry"][0]["changes"][0]["value"]["messages"][0])
+    logged = await state.add(customer, CUSTOMER, message_id, message["type"], payload["entry"][0]["changes"][0]["value"]["messages"][0])
+    sandbox_window.customer_wrote(app, customer, logged)
     status = await webhooks.post(payload)
     await state.update(message_id, webhook_status=status)
     redelivering = status != 200

@@ -76,6 +76,7 @@ class LoggedMessage:
     status: Optional[str] = None  # business: sent / delivered / read / failed
     webhook_status: Optional[int] = None  # customer: what the connector answered
     user_id: Optional[str] = None  # the customer's BSUID
+    text: Optional[str] = None  # business: what the phone shows of a template (its approved body, filled)
 
     def as_json(self) -> Dict[str, Any]:
         return asdict(self)
@@ -178,6 +179,9 @@ class SandboxState:
         finally:
             self._waiters.discard(waiter)
         return self.select(after, wa_id, direction)
+
+    def find(self, message_id: str) -> Optional[LoggedMessage]:
+        return self._by_id.get(message_id)
 
     def take_failure(self) -> Optional[Failure]:
         return self.failures.popleft() if self.failures else None

@@ -170,7 +170,9 @@ async def test_image_by_url(channel):
 
 async def test_custom_json_is_sent_as_written(channel):
     wa_id = new_wa_id()
-    custom = {"type": "template", "template": {"name": "order_shipped", "language": {"code": "en_IN"}}}
+    # A template the business has (inbox/config/templates.yml): the sandbox refuses unknown ones like Meta.
+    custom = {"type": "template", "template": {"name": "support_follow_up", "language": {"code": "en"},
+              "components": [{"type": "body", "parameters": [{"type": "text", "text": "Priya"}]}]}}
     await channel.output.send_custom_json(wa_id, custom)
     [message] = channel.sent(wa_id)
     assert message["template"] == custom["template"] and message["to"] == wa_id

@@ -89,7 +89,8 @@ function renderBusiness(bubble, message) {
     }
     if (image.caption) bubble.append(node("span", "", image.caption));
   } else if (message.type === "template") {
-    bubble.append(node("span", "", `[template ${(content.template || {}).name}]`));
+    // The approved body with its parameters, as the phone shows it (whatsapp_sandbox/window.py).
+    bubble.append(node("span", "", message.text || `[template ${(content.template || {}).name}]`));
   } else {
     bubble.append(node("pre", "", JSON.stringify(content[message.type], null, 2)));
   }
@@ -103,7 +104,14 @@ function render(message) {
   } else {
     renderBusiness(bubble, message);
   }
-  bubble.append(node("span", "meta", timeOf(message.at)));
+  const meta = node("span", "meta", timeOf(message.at));
+  if (message.direction === "customer") {
+    // Grey ticks: delivered to the business; blue: the business read it (its read receipt).
+    const ticks = node("span", `ticks ${message.status || "sent"}`, message.status === "sent" ? " ✓" : " ✓✓");
+    ticks.dataset.ticks = message.status || "sent";
+    meta.append(ticks);
+  }
+  bubble.append(meta);
   const list = el("messages");
   list.append(bubble);
   list.scrollTop = list.scrollHeight;
@@ -175,6 +183,29 @@ async function poll(myGeneration) {
   }
 }
 
+// Blue ticks and "typing…": the sandbox's presence of this chat, every 600 ms while it is open.
+async function watchPresence(myGeneration) {
+  while (chat && myGeneration === generation) {
+    try {
+      const response = await fetch(`${api}/customers/${encodeURIComponent(chat.waId)}/presence`);
+      const presence = await response.json();
+      if (myGeneration !== generation) return;
+      el("typing").hidden = !presence.typing;
+      for (const [id, status] of Object.entries(presence.statuses || {})) {
+        const ticks = document.querySelector(`.bubble[data-id="${CSS.escape(id)}"] .ticks`);
+        if (ticks && status && ticks.dataset.ticks !== status) {
+          ticks.dataset.ticks = status;
+          ticks.className = `ticks ${status}`;
+          ticks.textContent = status === "sent" ? " ✓" : " ✓✓";
+        }
+      }
+    } catch (_) {
+      // the message poll reports a lost sandbox
+    }
+    await new Promise((resolve) => setTimeout(resolve, 600));
+  }
+}
+
 async function createPhoneLessCustomer(username, profileName) {
   const response = await fetch(`${api}/customers`, {
     method: "POST",
@@ -218,7 +249,9 @@ async function openChat(event) {
   el("send").disabled = false;
   el("text").focus();
   notice("");
+  el("typing").hidden = true;
   poll(generation);
+  watchPresence(generation);
 }
 
 async function init() {
