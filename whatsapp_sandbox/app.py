@@ -12,6 +12,7 @@ from typing import Any, Dict, Optional
 
 from aiohttp import web
 
+from whatsapp_sandbox import media as sandbox_media
 from whatsapp_sandbox import window as sandbox_window
 from whatsapp_sandbox.graph_errors import MEDIA_TYPES, GraphError, addressee, validate_send
 from whatsapp_sandbox.settings import SandboxSettingError, SandboxSettings
@@ -28,7 +29,7 @@ from whatsapp_sandbox.state import (
     new_user_id,
     user_id_for_phone,
 )
-from whatsapp_sandbox.webhooks import WebhookSender, new_media_id, new_message_id
+from whatsapp_sandbox.webhooks import WebhookSender, new_message_id
 
 logger = logging.getLogger("whatsapp_sandbox")
 
@@ -43,7 +44,8 @@ TASKS = web.AppKey("tasks", set)
 
 
 def create_app(settings: SandboxSettings) -> web.Application:
-    app = web.Application(client_max_size=8 * 1024 * 1024)
+    # Large enough for a 100 MB document upload (Meta's limit) and a customer's photo as base64.
+    app = web.Application(client_max_size=140 * 1024 * 1024)
     app[SETTINGS] = settings
     app[STATE] = SandboxState()
     app[WEBHOOKS] = WebhookSender(settings)
@@ -60,6 +62,7 @@ def create_app(settings: SandboxSettings) -> web.Application:
     app.router.add_get("/sandbox/api/stats", get_stats)
     app.router.add_post("/sandbox/api/reset", reset)
     sandbox_window.install(app)  # 24-hour window, templates, read receipts, typing
+    sandbox_media.install(app, _token_refused)
     app.router.add_get("/", chat_page)
     app.router.add_static("/static/", STATIC_DIR)
     app.on_startup.append(_start)
@@ -82,6 +85,12 @@ def _background(app: web.Application, coroutine: Any) -> None:
     task = asyncio.create_task(coroutine)
     app[TASKS].add(task)
     task.add_done_callback(app[TASKS].discard)
+
+
+def _token_refused(request: web.Request) -> Optional[web.Response]:
+    if request.headers.get("Authorization") != f"Bearer {request.app[SETTINGS].access_token}":
+        return _graph_error(GraphError(401, 190, "Invalid OAuth access token - Cannot parse access token"))
+    return None
 
 
 def _graph_error(error: GraphError) -> web.Response:
@@ -118,6 +127,9 @@ async def send_message(request: web.Request) -> web.Response:
         field, address = addressee(payload)
     except GraphError as error:
         return _graph_error(error)
+    media_error = sandbox_media.check_media_reference(app, message_type, payload)
+    if media_error is not None:
+        return _graph_error(media_error)
     if field == "to":
         customer = _phone_customer(state, address)
         contact = {"input": payload["to"], "wa_id": address}
@@ -197,7 +209,7 @@ async def customer_writes(request: web.Request) -> web.Response:
     chat_id = request.match_info["wa_id"]
     try:
         body = await request.json()
-        message = _customer_message(body)
+        message = _customer_message(body, app)
         username = _username(body.get("username"))
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         return web.json_response({"error": f"bad customer message: {error}"}, status=400)
@@ -275,7 +287,7 @@ async def list_customers(request: web.Request) -> web.Response:
     return web.json_response({"customers": [c.as_json() for c in request.app[STATE].customers.values()]})
 
 
-def _customer_message(body: Dict[str, Any]) -> Dict[str, Any]:
+def _customer_message(body: Dict[str, Any], app: web.Application) -> Dict[str, Any]:
     if not isinstance(body, dict):
         raise ValueError("body must be a JSON object")
     if "text" in body:
@@ -300,7 +312,7 @@ def _customer_message(body: Dict[str, Any]) -> Dict[str, Any]:
         media_type = media.get("type", "image")
         if media_type not in MEDIA_TYPES:
             raise ValueError(f"media.type must be one of {', '.join(MEDIA_TYPES)}")
-        content = {"id": new_media_id(), "mime_type": media.get("mime_type", "image/jpeg"), "sha256": "sandbox"}
+        content = sandbox_media.customer_media(app, media)
         for optional in ("caption", "filename"):
             if media.get(optional):
                 content[optional] = str(media[optional])

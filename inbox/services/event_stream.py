@@ -28,6 +28,7 @@ from inbox.schemas import HandoffRequest
 from inbox.services.conversation_store import ConversationStore, insert_ignoring_duplicates
 from inbox.services.handoff_contract import HANDOFF_SLOTS, PRIORITIES, REASONS
 from inbox.services.handoffs import HandoffIntake
+from inbox.services.media import record_inbound
 from inbox.services.message_merge import MessageMerger
 from inbox.services.privacy import masked
 
@@ -164,6 +165,9 @@ class RasaEventApplier:
     def _customer_message(self, event: BrokerEvent, sender_id: str, at: datetime) -> None:
         conversation = self._conversation_for_user_event(sender_id, event.data)
         stored = self.merger.add_from_event(conversation, "customer", describe_user_message(event.data), at, event.id)
+        if stored is not None:  # a photo, document, location…: the fetcher downloads it (services/media.py)
+            self.session.flush()
+            record_inbound(self.session, stored, event.data, self.inbox.clock())
         if stored is not None and conversation.status == "open" and conversation.waiting_since is None:
             conversation.waiting_since = at  # the agent owes an answer again
 

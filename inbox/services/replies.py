@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from inbox.models import Agent, Conversation, Customer, Handoff, Message
 from inbox.services.conversation_store import ConversationStore
+from inbox.services.media import send_claimed
 from inbox.services.periodic import run_periodically
 from inbox.services.privacy import is_bsuid
 from inbox.services.service_window import service_window
@@ -207,8 +208,10 @@ class AgentReplies:
         claim = self._claim(message_id, scheduled)
         if claim is not None:
             try:
-                send = self.inbox.whatsapp.send_template if "template" in claim else self.inbox.whatsapp.send_text
-                whatsapp_id, failure, unconfirmed = send(**claim), None, None
+                if "template" in claim:
+                    whatsapp_id, failure, unconfirmed = self.inbox.whatsapp.send_template(**claim), None, None
+                else:
+                    whatsapp_id, failure, unconfirmed = send_claimed(self.inbox, message_id, claim), None, None
             except WhatsAppSendError as error:
                 whatsapp_id, failure, unconfirmed = None, error, None
             except WhatsAppSendUnconfirmed as error:

@@ -8,6 +8,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from inbox.services.media import INLINE_TYPES, human_size
 from inbox.settings import INBOX_DIR
 from inbox.web.auth import inbox_of
 
@@ -95,3 +96,5 @@ def redirect(url: str) -> RedirectResponse:
 
 templates.env.filters["duration"] = short_duration
 templates.env.globals["local_time"] = local_time
+templates.env.globals["human_size"] = human_size
+templates.env.globals["inline_media_types"] = INLINE_TYPES

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from inbox.models import Agent, Conversation, Handoff, QuickReply
 from inbox.services.agent_actions import ActionError, InternalNotes, Reassignment, Tagging, VipFlag, team_options
+from inbox.services.media import media_for
 from inbox.services.queries import VIEWS, ConversationQueries
 from inbox.services.replies import AgentReplies, ReplyError
 from inbox.services.resolution import ResolveAndHandBack, ResolveError
@@ -56,11 +57,13 @@ def conversation_context(request: Request, agent: Agent, conversation_id: int) -
             raise HTTPException(404, "There is no such conversation.")
         queries = ConversationQueries(session)
         handoff = session.get(Handoff, conversation.current_handoff_id) if conversation.current_handoff_id else None
+        messages = queries.transcript(conversation_id)
         return {
             "agent": agent,
             "conversation": conversation,
             "customer": conversation.customer,
-            "messages": queries.transcript(conversation_id),
+            "messages": messages,
+            "media": media_for(session, [message.id for message in messages]),  # photos, locations… by message id
             "tags": queries.tags_for([conversation_id]).get(conversation_id, []),
             "handoff": handoff,
             "breached": conversation.sla_breached(inbox.clock()),
