@@ -79,15 +79,24 @@ function renderBusiness(bubble, message) {
     bubble.append(choices);
   } else if (message.type === "image") {
     const image = content.image || {};
-    if (isWebLink(image.link)) {
-      const img = node("img");
+    const source = isWebLink(image.link) ? image.link : image.id ? `${api}/media/${encodeURIComponent(image.id)}` : null;
+    if (source) {  // sent by id: the file the business uploaded (whatsapp_sandbox/media.py)
+      const img = node("img", "sent-image");
       img.alt = image.caption || "image";
-      img.src = image.link;
+      img.src = source;
       bubble.append(img);
     } else {
       bubble.append(node("span", "", "[image]"));
     }
     if (image.caption) bubble.append(node("span", "", image.caption));
+  } else if (message.type === "document") {
+    const doc = content.document || {};
+    const link = node("a", "sent-document", `📄 ${doc.filename || "document"}`);
+    link.href = doc.id ? `${api}/media/${encodeURIComponent(doc.id)}` : (isWebLink(doc.link) ? doc.link : "#");
+    link.target = "_blank";
+    link.rel = "noopener";
+    bubble.append(link);
+    if (doc.caption) bubble.append(node("span", "", doc.caption));
   } else if (message.type === "template") {
     // The approved body with its parameters, as the phone shows it (whatsapp_sandbox/window.py).
     bubble.append(node("span", "", message.text || `[template ${(content.template || {}).name}]`));
@@ -269,11 +278,26 @@ async function init() {
     el("text").value = "";
     post({ text });
   });
-  el("send-photo").addEventListener("click", () => {
-    if (!chat) return;
-    const caption = window.prompt("Caption for the (simulated) photo:", "");
-    if (caption === null) return;
-    post({ media: { type: "image", caption, mime_type: "image/jpeg" } });
+  // The phone's attachment button: the chosen file goes to the sandbox's media store, and the
+  // webhook carries its media id like Meta's (the inbox then downloads it with the access token).
+  el("send-photo").addEventListener("click", () => { if (chat) el("send-file").click(); });
+  el("send-file").addEventListener("change", () => {
+    const file = el("send-file").files[0];
+    el("send-file").value = "";
+    if (!file || !chat) return;
+    const reader = new FileReader();
+    reader.onload = () => {
+      const data = String(reader.result).split(",")[1] || "";
+      const mime = file.type || "application/octet-stream";
+      const type = mime.startsWith("image/") ? "image" : mime.startsWith("audio/") ? "audio" : mime.startsWith("video/") ? "video" : "document";
+      const caption = el("text").value.trim();
+      el("text").value = "";
+      post({ media: { type, mime_type: mime, data_base64: data, ...(type === "document" ? { filename: file.name } : {}), ...(caption ? { caption } : {}) } });
+    };
+    reader.readAsDataURL(file);
+  });
+  el("send-location").addEventListener("click", () => {
+    if (chat) post({ location: { latitude: 12.9716, longitude: 77.5946, name: "Kesar Lane, MG Road", address: "MG Road, Bengaluru" } });
   });
   el("list-picker-close").addEventListener("click", () => { el("list-picker").hidden = true; });
 }
