@@ -25,6 +25,7 @@ from rasa.core.channels.channel import OutputChannel, UserMessage
 from connectors.conversations import Conversations
 from connectors.inbound import InboundAction, InboundMessage
 from connectors.privacy import mask_user_id
+from connectors.read_receipts import NoReadReceipts
 from connectors.settings import MAX_RETRY_PAUSE_SECONDS
 from connectors.store import (
     DONE,
@@ -89,6 +90,7 @@ class InboundDispatcher:
         self._background_failures = FailureLog()
         self._clock = clock  # injectable: the retry tests run minutes of back-off in no time
         self._sleep = sleep
+        self.read_receipts = NoReadReceipts()  # blue ticks and "typing…" (set by connectors/service.py)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -242,11 +244,13 @@ class InboundDispatcher:
             if text.startswith(REPLY_OPTION_PREFIX):
                 text = await self._store.run(self._store.resolve_reply_option, text) or text
             deliver = self._conversations.deliver_again if retry else self._conversations.deliver
-            await deliver(self._user_message(message, text, output_channel))
+            async with self.read_receipts.while_answering(message.message_id, message.wa_id, output_channel):
+                await deliver(self._user_message(message, text, output_channel))
         elif message.action is InboundAction.UNREADABLE:
-            await self._conversations.record_unreadable(
-                dataclasses.replace(message, text=capped(message.text or "")), output_channel
-            )
+            async with self.read_receipts.while_answering(message.message_id, message.wa_id, output_channel):
+                await self._conversations.record_unreadable(
+                    dataclasses.replace(message, text=capped(message.text or "")), output_channel
+                )
         return DONE
 
     async def _give_up(self, claimed: ClaimedMessage, description: str) -> Optional[str]:

@@ -12,6 +12,7 @@ from connectors.inbound import InboundAction, ParsedWebhook, Rejected
 from connectors.output import CHANNEL_NAME, MessageSender, WhatsAppOutput
 from connectors.privacy import mask_user_id
 from connectors.processing import InboundDispatcher
+from connectors.read_receipts import ReadReceipts, tracker_paused
 from connectors.send_keys import CALLBACK_FIELD, keyed_sender
 from connectors.settings import WhatsAppSettings
 from connectors.status_forwarding import StatusForwarder
@@ -47,6 +48,7 @@ class WhatsAppService:
             retry_budget_seconds=self.settings.retry_budget_seconds,
             retry_first_pause_seconds=self.settings.retry_first_pause_seconds,
         )
+        self.dispatcher.read_receipts = ReadReceipts.from_env(self.client, tracker_paused(conversations))
         self.dispatcher.start()
         if self.settings.inbox_url and self.settings.inbox_bot_token:
             self.forwarder = StatusForwarder(self.store, self.settings.inbox_url, self.settings.inbox_bot_token)
