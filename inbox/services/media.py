@@ -53,7 +53,7 @@ OUTBOUND_TYPES = {"image/jpeg": ("image", 5 * 1024 * 1024), "image/png": ("image
                   "application/pdf": ("document", 100 * 1024 * 1024)}  # fmt: skip
 # Waits between download attempts: quick at first (a blip), then hourly; about a day in all, well
 # inside the 7 days Meta keeps a webhook's media id.
-RETRY_DELAYS = [timedelta(seconds=s) for s in (2, 10, 30, 120, 600, 1800, 3600, 3600, 3600, 3600, 3600, 7200, 7200, 7200, 7200, 7200, 7200, 7200, 7200, 7200, 7200)]  # fmt: skip
+RETRY_DELAYS = [timedelta(seconds=s) for s in (2, 10, 30, 120, 600, 1800, *[3600] * 5, *[7200] * 10)]  # 25.7 h
 # How long one claimed download may take before another pass may try it again (a crash mid-download).
 CLAIM_SECONDS = 300
 
@@ -248,7 +248,9 @@ class MediaFetcher:
             row.declared_mime = row.declared_mime or downloaded.declared_mime
             row.state, row.next_attempt_at, row.last_error = "stored", None, None
             if not _consistent(kind, mime):
-                row.last_error = f"WhatsApp said {row.declared_mime or 'nothing'}, the content is {mime}: not shown inline."
+                row.last_error = (
+                    f"WhatsApp said {row.declared_mime or 'nothing'}, the content is {mime}: not shown inline."
+                )
             self._touch(session, row)
 
     def _download(self, graph_id: str) -> Downloaded:
@@ -263,12 +265,17 @@ class MediaFetcher:
             raise MediaError("WhatsApp gave no download URL for this media.")
         declared_size = info.get("file_size")
         if isinstance(declared_size, int) and declared_size > limit:
-            raise MediaError(f"The file is {human_size(declared_size)}, over the {human_size(limit)} limit.", permanent=True)
+            raise MediaError(
+                f"The file is {human_size(declared_size)}, over the {human_size(limit)} limit.", permanent=True
+            )
         chunks, total = [], 0
         try:
             with client.http.stream("GET", url, headers=headers, timeout=60.0) as response:
                 if response.status_code != 200:
-                    raise MediaError(f"Download answered HTTP {response.status_code}.", permanent=response.status_code in (401, 403, 404))
+                    raise MediaError(
+                        f"Download answered HTTP {response.status_code}.",
+                        permanent=response.status_code in (401, 403, 404),
+                    )
                 for chunk in response.iter_bytes():
                     total += len(chunk)
                     if total > limit:  # stop reading: the rest never reaches memory or disk
@@ -291,7 +298,9 @@ class MediaFetcher:
             error = response.json().get("error") or {}
         except ValueError:
             error = {}
-        detail = (error.get("error_data") or {}).get("details") or error.get("message") or f"HTTP {response.status_code}"
+        detail = (
+            (error.get("error_data") or {}).get("details") or error.get("message") or f"HTTP {response.status_code}"
+        )
         # 400/404: the id is unknown or expired (Meta keeps a webhook's media 7 days); retrying cannot help.
         raise MediaError(f"WhatsApp could not find this media: {detail}", permanent=response.status_code in (400, 404))
 
@@ -306,7 +315,13 @@ class MediaFetcher:
             else:
                 row.state = "retrying"
                 row.next_attempt_at = now + RETRY_DELAYS[row.attempts - 1]
-                logger.warning("media %s: %s; attempt %s in %s", row.id, error.reason, row.attempts + 1, RETRY_DELAYS[row.attempts - 1])
+                logger.warning(
+                    "media %s: %s; attempt %s in %s",
+                    row.id,
+                    error.reason,
+                    row.attempts + 1,
+                    RETRY_DELAYS[row.attempts - 1],
+                )
             self._touch(session, row)
 
     @staticmethod
@@ -357,9 +372,7 @@ def send_attachment(inbox, conversation_id: int, agent, data: bytes, filename: s
         raise AttachmentError("Choose a photo (JPEG or PNG) or a PDF to send.")
     mime = sniff(data)
     if mime not in OUTBOUND_TYPES:
-        raise AttachmentError(
-            f"WhatsApp takes photos as JPEG or PNG and documents here as PDF; this file is {mime}."
-        )
+        raise AttachmentError(f"WhatsApp takes photos as JPEG or PNG and documents here as PDF; this file is {mime}.")
     kind, limit = OUTBOUND_TYPES[mime]
     if len(data) > limit:
         raise AttachmentError(f"WhatsApp takes {kind}s up to {human_size(limit)}; this one is {human_size(len(data))}.")
@@ -381,9 +394,19 @@ def send_attachment(inbox, conversation_id: int, agent, data: bytes, filename: s
         session.flush()
         session.add(
             MediaFile(
-                message_id=message.id, direction="out", kind=kind, declared_mime=mime, mime=mime,
-                filename=safe_name, caption=caption or None, size=len(data), sha256=sha256, state="stored",
-                attempts=0, details={}, created_at=now,
+                message_id=message.id,
+                direction="out",
+                kind=kind,
+                declared_mime=mime,
+                mime=mime,
+                filename=safe_name,
+                caption=caption or None,
+                size=len(data),
+                sha256=sha256,
+                state="stored",
+                attempts=0,
+                details={},
+                created_at=now,
             )  # fmt: skip
         )
         message_id = message.id

@@ -21,7 +21,9 @@ def upload(client: WhatsAppClient, data: bytes, mime: str, filename: str) -> str
             timeout=httpx.Timeout(60.0, connect=2.0),
         )
     except (httpx.TransportError, *NOT_SENT_ERRORS) as error:
-        raise WhatsAppSendError(f"Could not upload the file to WhatsApp ({type(error).__name__}).", retryable=True) from error
+        raise WhatsAppSendError(
+            f"Could not upload the file to WhatsApp ({type(error).__name__}).", retryable=True
+        ) from error
     try:
         body = response.json()
     except ValueError:
@@ -53,7 +55,9 @@ def send_media(
     """Uploads, then sends an `image` or `document` message; returns Meta's message id. Raises like
     WhatsAppClient.send_text (WhatsAppSendError / WhatsAppSendUnconfirmed)."""
     if not client.configured:
-        raise WhatsAppSendError("WhatsApp sending is not configured (WHATSAPP_PHONE_NUMBER_ID / WHATSAPP_ACCESS_TOKEN).")
+        raise WhatsAppSendError(
+            "WhatsApp sending is not configured (WHATSAPP_PHONE_NUMBER_ID / WHATSAPP_ACCESS_TOKEN)."
+        )
     if not (to or recipient):
         raise WhatsAppSendError("The customer has neither a phone number nor a WhatsApp user id to reply to.")
     retrying = Retrying(

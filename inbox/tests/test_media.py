@@ -89,7 +89,9 @@ def stream_user_event(inbox, broker, message: dict, at=WEDNESDAY_11AM) -> None:
     if kind in ("location", "contacts"):
         whatsapp[kind] = details
     else:
-        whatsapp["media"] = {k: v for k, v in details.items() if k in ("id", "mime_type", "sha256", "caption", "filename")}
+        whatsapp["media"] = {
+            k: v for k, v in details.items() if k in ("id", "mime_type", "sha256", "caption", "filename")
+        }
     named = details if isinstance(details, dict) else {}
     label = " ".join(p for p in (f"[{kind}]", named.get("filename"), named.get("caption")) if p)
     broker.publish(CUSTOMER, {"event": "user", "timestamp": at.timestamp(), "text": label,
@@ -117,7 +119,12 @@ def test_a_customer_photo_is_downloaded_checked_and_shown_with_its_caption(media
     assert MediaFetcher(media_inbox).run_once() == 1
 
     media = only_media(media_inbox)
-    assert (media.state, media.mime, media.size, media.declared_mime) == ("stored", "image/png", len(photo), "image/jpeg")
+    assert (media.state, media.mime, media.size, media.declared_mime) == (
+        "stored",
+        "image/png",
+        len(photo),
+        "image/jpeg",
+    )
     assert storage_for(media_inbox).path(media.sha256).read_bytes() == photo  # content-addressed: <dir>/ab/cd/<sha256>
     assert storage_for(media_inbox).path(media.sha256).parent.name == media.sha256[2:4]
     page = transcript(agent_client, media_inbox)
@@ -139,7 +146,9 @@ def test_media_are_for_signed_in_agents_only(media_inbox, broker, sandbox, clien
 
 
 def test_a_failed_download_is_retried_and_shown_meanwhile(media_inbox, broker, sandbox, agent_client, clock):
-    stream_user_event(media_inbox, broker, customer_sends(sandbox, "document", PDF, "application/pdf", filename="invoice.pdf"))
+    stream_user_event(
+        media_inbox, broker, customer_sends(sandbox, "document", PDF, "application/pdf", filename="invoice.pdf")
+    )
     httpx.post(f"{sandbox}/sandbox/api/media-failures", json={"count": 1}).raise_for_status()
     MediaFetcher(media_inbox).run_once()
     media = only_media(media_inbox)
@@ -169,7 +178,9 @@ def test_an_expired_media_id_is_shown_as_failed_with_a_try_again(media_inbox, br
 
 
 def test_a_voice_note_gets_a_player(media_inbox, broker, sandbox, agent_client):
-    stream_user_event(media_inbox, broker, customer_sends(sandbox, "audio", b"OggS" + b"\x00" * 60, "audio/ogg; codecs=opus"))
+    stream_user_event(
+        media_inbox, broker, customer_sends(sandbox, "audio", b"OggS" + b"\x00" * 60, "audio/ogg; codecs=opus")
+    )
     MediaFetcher(media_inbox).run_once()
     media = only_media(media_inbox)
     assert media.mime == "audio/ogg"
@@ -191,7 +202,9 @@ def test_an_svg_with_script_posing_as_a_photo_is_never_rendered_inline(media_inb
 
 
 def test_html_declared_as_png_is_an_attachment(media_inbox, broker, sandbox, agent_client):
-    stream_user_event(media_inbox, broker, customer_sends(sandbox, "document", b"<html><script>x()</script></html>", "image/png"))
+    stream_user_event(
+        media_inbox, broker, customer_sends(sandbox, "document", b"<html><script>x()</script></html>", "image/png")
+    )
     MediaFetcher(media_inbox).run_once()
     served = agent_client.get(f"/media/{only_media(media_inbox).id}")
     assert served.headers["content-type"] == "application/octet-stream"
@@ -210,7 +223,11 @@ def test_a_location_and_a_contact_card(media_inbox, broker, agent_client):
     location = {"id": "wamid.loc", "type": "location",
                 "location": {"latitude": 12.9716, "longitude": 77.5946, "name": "Kesar Lane store", "address": "MG Road"}}  # fmt: skip
     stream_user_event(media_inbox, broker, location)
-    contact = {"id": "wamid.card", "type": "contacts", "contacts": [{"name": "Ravi Kumar", "phones": ["+91 98450 12345"]}]}
+    contact = {
+        "id": "wamid.card",
+        "type": "contacts",
+        "contacts": [{"name": "Ravi Kumar", "phones": ["+91 98450 12345"]}],
+    }
     stream_user_event(media_inbox, broker, contact, at=WEDNESDAY_11AM + timedelta(seconds=5))
     page = transcript(agent_client, media_inbox)
     assert "https://www.openstreetmap.org/?mlat=12.9716&amp;mlon=77.5946" in page and "Kesar Lane store" in page
@@ -221,7 +238,9 @@ def test_a_location_and_a_contact_card(media_inbox, broker, agent_client):
 def _open_conversation(agent_client) -> int:
     from inbox.tests.conftest import BOT_TOKEN, handoff_payload
 
-    answer = agent_client.post("/api/v1/handoffs", json=handoff_payload(), headers={"Authorization": f"Bearer {BOT_TOKEN}"})
+    answer = agent_client.post(
+        "/api/v1/handoffs", json=handoff_payload(), headers={"Authorization": f"Bearer {BOT_TOKEN}"}
+    )
     return answer.json()["inbox_conversation_id"]
 
 
@@ -239,13 +258,18 @@ def _attach(agent_client, conversation_id: int, name: str, data: bytes, mime: st
 
 
 def _business_messages(sandbox: str) -> list[dict]:
-    return httpx.get(f"{sandbox}/sandbox/api/messages", params={"wa_id": CUSTOMER, "direction": "business"}).json()["messages"]
+    return httpx.get(f"{sandbox}/sandbox/api/messages", params={"wa_id": CUSTOMER, "direction": "business"}).json()[
+        "messages"
+    ]
 
 
 def test_an_agent_sends_a_photo_and_a_pdf_uploaded_and_sent_by_id(media_inbox, sandbox, agent_client):
     conversation_id = _open_conversation(agent_client)
     before = len(_business_messages(sandbox))
-    assert _attach(agent_client, conversation_id, "new-zip.png", png(), "image/png", "The replacement zip").status_code == 200
+    assert (
+        _attach(agent_client, conversation_id, "new-zip.png", png(), "image/png", "The replacement zip").status_code
+        == 200
+    )
     assert _attach(agent_client, conversation_id, "return label.pdf", PDF, "application/pdf").status_code == 200
 
     image, document = _business_messages(sandbox)[before:]
@@ -268,7 +292,9 @@ def test_an_agent_sends_a_photo_and_a_pdf_uploaded_and_sent_by_id(media_inbox, s
         ("huge.png", png() + b"\x00" * (5 * 1024 * 1024), "image/png", "up to 5.0 MB"),
     ],
 )
-def test_an_attachment_whatsapp_would_refuse_is_refused_before_upload(media_inbox, sandbox, agent_client, name, data, mime, reason):
+def test_an_attachment_whatsapp_would_refuse_is_refused_before_upload(
+    media_inbox, sandbox, agent_client, name, data, mime, reason
+):
     conversation_id = _open_conversation(agent_client)
     before = len(_business_messages(sandbox))
     answer = _attach(agent_client, conversation_id, name, data, mime)

@@ -10,11 +10,10 @@ import time
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 from playwright.sync_api import expect
 
 from inbox.settings import REPO_ROOT
-import pytest
-
 from inbox.tests import sandbox_server
 from inbox.tests.browser.test_agent_browser import browser, hand_off, live_inbox, page, sign_in  # noqa: F401
 from inbox.tests.test_media import PDF, png
@@ -41,7 +40,9 @@ def _customer_photo(sandbox_url: str, caption: str) -> dict:
     body = {"media": {"type": "image", "mime_type": "image/jpeg", "caption": caption,
                       "data_base64": base64.b64encode(png(320, 200)).decode()}}  # fmt: skip
     sent = httpx.post(f"{sandbox_url}/sandbox/api/customers/{CUSTOMER}/messages", json=body).json()
-    messages = httpx.get(f"{sandbox_url}/sandbox/api/messages", params={"wa_id": CUSTOMER, "direction": "customer"}).json()
+    messages = httpx.get(
+        f"{sandbox_url}/sandbox/api/messages", params={"wa_id": CUSTOMER, "direction": "customer"}
+    ).json()
     return next(m["content"] for m in messages["messages"] if m["id"] == sent["message_id"])
 
 
@@ -63,7 +64,9 @@ def test_a_customer_photo_arrives_live_and_opens_large(page, live_inbox, sandbox
     expect(preview).to_be_visible()
     page.wait_for_function("(img) => img.complete && img.naturalWidth === 320", arg=preview.element_handle())
     elapsed = time.monotonic() - started
-    print(f"\ncustomer photo: user event on the stream -> preview shown in the agent's browser: {elapsed * 1000:.0f} ms")
+    print(
+        f"\ncustomer photo: user event on the stream -> preview shown in the agent's browser: {elapsed * 1000:.0f} ms"
+    )
     expect(page.locator("#transcript .msg-customer").last).to_contain_text("the zip on my jacket broke")
     page.screenshot(path=str(SCREENSHOTS / "media-customer-photo.png"))
 
