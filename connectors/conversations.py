@@ -24,10 +24,10 @@ from typing import Any, Awaitable, Callable, Optional, Protocol
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
+from connectors.handoff_contract import bot_unavailable_message
 from connectors.inbound import InboundMessage
 from connectors.privacy import mask_user_id
 from connectors.unanswered_turns import (
-    bot_unavailable_message,
     find_unanswered_turn,
     hand_off_unprocessed,
     handoff_events,
@@ -77,9 +77,7 @@ class RasaConversations:
         self._app = app
         self._on_new_message = on_new_message
         if bot_unavailable_text is None:
-            from actions.settings import settings  # escalation.yml: the designer's messages
-
-            bot_unavailable_text = bot_unavailable_message(settings())
+            bot_unavailable_text = bot_unavailable_message()  # escalation.yml: the designer's message
         self._bot_unavailable_text = bot_unavailable_text
 
     def _agent(self) -> Any:

@@ -16,7 +16,8 @@ The same fallback ends a message the connector could not get handled at all with
 budget (tracker store, lock store or Rasa failing for minutes, connectors/processing.py):
 `hand_off_unprocessed` records the customer's message if the tracker lacks it, then the hand-off.
 
-The event contract is the one in actions/CONTRACT.md.
+The event contract is the one in actions/CONTRACT.md; its reasons and event order are in
+contracts/handoff.yml (tests/connector/test_handoff_contract.py checks this module against it).
 """
 
 from __future__ import annotations
@@ -89,11 +90,6 @@ def find_unanswered_turn(events: Sequence[Event], message_id: Optional[str], pau
 def turn_is_recorded(events: Sequence[Event], message_id: Optional[str]) -> bool:
     """Whether the tracker holds the customer message `message_id` (Rasa saves a turn whole, at its end)."""
     return any(isinstance(event, UserUttered) and event.message_id == message_id for event in events)
-
-
-def bot_unavailable_message(escalation_settings: Any) -> str:
-    template = escalation_settings.messages["bot_unavailable"]
-    return str(template).format(eta=escalation_settings.default_eta_text).strip()
 
 
 def handoff_events(turn: UnansweredTurn, customer_message: str, *, active_loop: Optional[str]) -> List[Event]:

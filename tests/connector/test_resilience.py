@@ -17,15 +17,14 @@ from rasa.core.channels.channel import UserMessage
 from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.shared.core.events import BotUttered, ConversationPaused, UserUttered
 
-from actions.settings import settings
 from connectors.conversations import RasaConversations
 from connectors.graph_api import SendResult
+from connectors.handoff_contract import bot_unavailable_message
 from connectors.outbound_messages import OutboundMessage
 from connectors.output import WhatsAppOutput
 from connectors.processing import CUSTOMER_TEXT_LIMIT, MAX_CLAIMS, InboundDispatcher
 from connectors.send_keys import CALLBACK_FIELD, KeyedSender, keyed_sender
 from connectors.store import DONE, HANDED_OFF, WhatsAppStore
-from connectors.unanswered_turns import bot_unavailable_message
 from tests.connector.support import text_message
 from tests.connector.test_unanswered_turns import ANSWERED, DOMAIN, ScriptedRasa
 from tests.connector.test_work_sharing import persist
@@ -33,7 +32,7 @@ from tests.connector.test_work_sharing import persist
 pytestmark = pytest.mark.asyncio
 
 CUSTOMER = "919812345210"
-BOT_UNAVAILABLE = bot_unavailable_message(settings())
+BOT_UNAVAILABLE = bot_unavailable_message()
 
 
 class FakeClock:

@@ -23,10 +23,10 @@ from rasa.shared.core.events import (
     UserUttered,
 )
 
-from actions.settings import PROJECT_ROOT, SettingsError, parse_settings, settings
 from connectors.conversations import RasaConversations
+from connectors.handoff_contract import PROJECT_ROOT, bot_unavailable_message
 from connectors.output import WhatsAppOutput
-from connectors.unanswered_turns import bot_unavailable_message, find_unanswered_turn
+from connectors.unanswered_turns import find_unanswered_turn
 
 DOMAIN = Domain.load(str(PROJECT_ROOT / "domain.yml"))
 
@@ -91,9 +91,10 @@ async def test_silent_turn_gets_honest_reply_and_is_handed_off(rasa, conversatio
     rasa.next_turn = ACTION_SERVER_DOWN
     channel = await say(conversations, "what is your return policy", "wamid.1")
 
-    expected = bot_unavailable_message(settings())
+    expected = bot_unavailable_message()
     assert texts(channel) == [expected]
-    assert "technical problem" in expected and settings().default_eta_text in expected
+    designer = yaml.safe_load((PROJECT_ROOT / "escalation.yml").read_text())
+    assert "technical problem" in expected and designer["inbox"]["default_eta_text"] in expected
     tracker = await rasa.agent.tracker_store.retrieve("919800000001")
     assert tracker.is_paused()
     assert tracker.get_slot("escalation_reason") == "bot_unavailable"
@@ -158,12 +159,14 @@ def test_unanswered_turn_lists_what_rasa_tried():
     assert turn.failed_actions == ["order_status_form", "action_handoff"]
 
 
-def test_missing_designer_message_fails_at_start_up():
+def test_missing_designer_message_fails_at_start_up(tmp_path, monkeypatch):
     document = yaml.safe_load((PROJECT_ROOT / "escalation.yml").read_text())
     broken = copy.deepcopy(document)
     del broken["messages"]["bot_unavailable"]
-    with pytest.raises(SettingsError, match="bot_unavailable"):
-        parse_settings(broken, PROJECT_ROOT / "escalation.yml")
+    (tmp_path / "escalation.yml").write_text(yaml.safe_dump(broken, allow_unicode=True))
+    monkeypatch.setenv("ESCALATION_SETTINGS", str(tmp_path / "escalation.yml"))  # like the actions and the NLU
+    with pytest.raises(ValueError, match="messages.bot_unavailable"):
+        RasaConversations(app=SimpleNamespace(ctx=SimpleNamespace()), on_new_message=None)
 
 
 async def test_a_turn_that_sent_a_reply_is_not_looked_up_at_all():
