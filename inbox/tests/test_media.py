@@ -341,3 +341,29 @@ def test_an_attachment_without_the_csrf_token_is_refused(media_inbox, sandbox, a
     except TypeError:  # asgi-csrf 0.11 + python-multipart 0.0.34 fail parsing the body: refused all the same
         pass
     assert len(_business_messages(sandbox)) == before
+
+
+def test_the_sandbox_plays_metas_media_endpoints(sandbox):
+    """The Graph calls the inbox relies on, as Meta answers them: token-protected, expiring URLs; uploads
+    checked against Meta's types and sizes; sends by id only for uploaded files."""
+    from inbox.tests.fakes import GRAPH_TOKEN, PHONE_NUMBER_ID
+
+    token = {"Authorization": f"Bearer {GRAPH_TOKEN}"}
+    media_id = customer_sends(sandbox, "image", png(), "image/png")["image"]["id"]
+    assert httpx.get(f"{sandbox}/v21.0/{media_id}").json()["error"]["code"] == 190  # no token
+    info = httpx.get(f"{sandbox}/v21.0/{media_id}", headers=token).json()
+    assert (info["mime_type"], info["file_size"], info["id"]) == ("image/png", len(png()), media_id)
+    assert httpx.get(info["url"]).status_code == 401  # the download URL needs the token too
+    assert httpx.get(info["url"], headers=token).content == png()
+
+    upload = f"{sandbox}/v21.0/{PHONE_NUMBER_ID}/media"
+    form = {"messaging_product": "whatsapp", "type": "image/svg+xml"}
+    refused = httpx.post(upload, data=form, files={"file": ("x.svg", SVG_WITH_SCRIPT, "image/svg+xml")}, headers=token)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == 131053
+    big = png() + b"\x00" * (5 * 1024 * 1024)
+    form["type"] = "image/png"
+    refused = httpx.post(upload, data=form, files={"file": ("big.png", big, "image/png")}, headers=token)
+    assert refused.json()["error"]["code"] == 131053
+    send = {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "image", "image": {"id": "123456789"}}
+    refused = httpx.post(f"{sandbox}/v21.0/{PHONE_NUMBER_ID}/messages", json=send, headers=token)
+    assert refused.json()["error"]["code"] == 131053  # not an uploaded file
