@@ -37,9 +37,10 @@ def render(env: dict[str, str]) -> str:
     return text
 
 
-def main() -> None:
+def main(render_function=render) -> None:
+    """Renders with `render_function` (deploy/cluster/render_lb.py passes its own) and writes nginx.conf."""
     try:
-        text = render(dict(os.environ))
+        text = render_function(dict(os.environ))
     except ValueError as error:
         sys.exit(str(error))
     run_dir = Path(os.environ["PROXY_RUN_DIR"])

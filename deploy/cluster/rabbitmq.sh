@@ -27,6 +27,8 @@ default_permissions.write = .*
 loopback_users = none
 log.console = true
 log.console.level = warning
+# The standby inbox consumer is refused the queue every second by design (exclusive consumer); not an error.
+log.channel.level = critical
 log.file = false
 CONF
 : > "$RABBITMQ_DIR/enabled_plugins.erl"; echo '[].' > "$RABBITMQ_DIR/enabled_plugins.erl"

@@ -27,6 +27,8 @@ from pika.exceptions import AMQPError, ChannelClosedByBroker
 from inbox.services.event_stream import BrokerEvent, EventStreamConsumer, RasaEventApplier, SqlBrokerSource
 
 logger = logging.getLogger(__name__)
+# pika logs every failed connection attempt with a traceback; the consumer says once that it is retrying.
+logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 # Rasa 3.6 PikaEventBroker's exchange (rasa.core.brokers.pika.RABBITMQ_EXCHANGE): fanout, not durable.
 RASA_EXCHANGE = "rasa-exchange"
@@ -78,23 +80,25 @@ class RabbitMQConsumer(EventStreamConsumer):
 
     def run_forever(self, stop: threading.Event) -> None:
         logger.info("event-stream consumer started (%s)", self.describe())
-        standing_by = False
+        reported = None  # what was last logged, so a standby or an outage is reported once, not every second
         while not stop.is_set():
             try:
                 self._consume(stop)
+                reported = None
             except ChannelClosedByBroker as error:
                 if error.reply_code != ACCESS_REFUSED:
                     logger.warning("RabbitMQ closed the channel (%s); reconnecting", error.reply_text)
-                elif not standing_by:
+                elif reported != "standby":
                     logger.info("another consumer holds %s; standing by", self.queue)
-                standing_by = error.reply_code == ACCESS_REFUSED
+                reported = "standby" if error.reply_code == ACCESS_REFUSED else None
             except AMQPError as error:
-                logger.warning("RabbitMQ unavailable (%r); retrying", error)
-                standing_by = False
+                if reported != "down":
+                    logger.warning("RabbitMQ unavailable (%r); retrying every %s s", error, self.retry_seconds)
+                reported = "down"
             except Exception:
                 # e.g. the inbox database is down: the batch was not acknowledged and comes back
                 logger.exception("event-stream consumer failed; retrying")
-                standing_by = False
+                reported = None
             stop.wait(self.retry_seconds)
 
     def declare(self, channel) -> None:
@@ -112,7 +116,9 @@ class RabbitMQConsumer(EventStreamConsumer):
             pending: list[tuple[int, bytes]] = []
             deliveries = channel.consume(self.queue, exclusive=True, inactivity_timeout=self.idle_seconds)
             for method, _properties, body in deliveries:
-                self.consuming.set()
+                if not self.consuming.is_set():
+                    logger.info("consuming %s", self.queue)
+                    self.consuming.set()
                 if method is not None:
                     pending.append((method.delivery_tag, body))
                 if pending and (method is None or len(pending) >= self.batch_size):
