@@ -12,9 +12,11 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, Optional
 
 import aiohttp
+import yaml
 from aiohttp_retry import ExponentialRetry, RetryClient
 
 from connectors.privacy import mask_user_id
@@ -22,11 +24,12 @@ from connectors.settings import WhatsAppSettings
 
 logger = logging.getLogger(__name__)
 
-# Meta error codes worth another try after a pause (throttling or temporary trouble):
-# 1 API unknown, 2 API service, 4 app call limit, 80007 WABA rate limit,
-# 130429 throughput limit, 131000 something went wrong, 131016 service unavailable,
-# 131056 too many messages to the same customer.
-RETRIABLE_META_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131056})
+# What is retried is the retry policy both senders share (contracts/graph_api.yml): 429, 5xx, and
+# Meta's throttling or temporary-trouble codes.
+_POLICY_FILE = Path(__file__).resolve().parent.parent / "contracts" / "graph_api.yml"
+_RETRY_POLICY = yaml.safe_load(_POLICY_FILE.read_text(encoding="utf-8"))["retry"]
+RETRIABLE_HTTP_STATUSES = frozenset(_RETRY_POLICY["http_statuses"])
+RETRIABLE_META_CODES = frozenset(_RETRY_POLICY["meta_error_codes"])
 OUTSIDE_SERVICE_WINDOW = 131047
 
 _CODE_PREFIX = re.compile(r"^\(#\d+\)\s*")
@@ -105,7 +108,7 @@ class GraphApiClient:
             if response.status < 400:
                 return True
             error = MetaError.from_response(response.status, body)
-            if response.status == 429 or response.status >= 500 or error.retriable:
+            if response.status in RETRIABLE_HTTP_STATUSES or response.status >= 500 or error.retriable:
                 logger.warning(
                     "WhatsApp send attempt %d to %s failed (HTTP %s, code %s: %s); will retry",
                     counter["attempts"], mask_user_id(payload.get("to") or payload.get("recipient")),

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
+import yaml
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 # Plain-language explanations of the Cloud API errors agents meet most often.
@@ -35,8 +37,12 @@ def explain_error(code: int | None, message: str | None) -> str:
     return f"Meta error {code}: {detail}" if code else detail
 
 
-# Meta errors that say the message was not sent and a later attempt may succeed.
-RETRYABLE_ERROR_CODES = {130429, 131056, 131000, 131016}
+# What is retried is the retry policy both senders share (contracts/graph_api.yml): 429, 5xx, and Meta
+# errors that say the message was not sent and a later attempt may succeed.
+_POLICY_FILE = Path(__file__).resolve().parents[2] / "contracts" / "graph_api.yml"
+_RETRY_POLICY = yaml.safe_load(_POLICY_FILE.read_text(encoding="utf-8"))["retry"]
+RETRYABLE_HTTP_STATUSES = frozenset(_RETRY_POLICY["http_statuses"])
+RETRYABLE_ERROR_CODES = frozenset(_RETRY_POLICY["meta_error_codes"])
 # Transport errors raised before the request left this machine: resending cannot double-send.
 NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -165,7 +171,7 @@ class WhatsAppClient:
                 raise WhatsAppSendError(
                     f"The WhatsApp API answered {response.status_code} without a message id."
                 ) from None
-        retryable = response.status_code >= 500 or response.status_code == 429
+        retryable = response.status_code >= 500 or response.status_code in RETRYABLE_HTTP_STATUSES
         error = body.get("error") if isinstance(body, dict) else None
         if isinstance(error, dict):
             code = error.get("code") if isinstance(error.get("code"), int) else None
