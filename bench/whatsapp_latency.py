@@ -208,7 +208,7 @@ def start_services(args: argparse.Namespace) -> Services:
         if not args.endpoints and (project / "actions" / "__init__.py").exists():
             launch("actions", [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(actions_port)],
                    {}, f"http://127.0.0.1:{actions_port}/health", 120)
-        launch("rasa", [sys.executable, "-m", "connectors.rasa_speedups", "run", "--model", str(model), "--port", str(rasa_port),
+        launch("rasa", [sys.executable, "-m", "connectors.rasa_start", "run", "--model", str(model), "--port", str(rasa_port),
                         "--credentials", str(work / "credentials.yml"), "--endpoints", str(endpoints)],
                {"WHATSAPP_API_BASE_URL": f"{services.sandbox_url}/v21.0",
                 "WHATSAPP_STORE_URL": args.store_url or f"sqlite:///{work / 'whatsapp.db'}"},

@@ -1,13 +1,9 @@
 """Behaviour-preserving speed-ups for Rasa 3.6 internals: an explicit start-up step of the Rasa server.
 
-Start Rasa through this module instead of the `rasa` command (Procfile, scripts/run.sh):
-
-    .venv/bin/python -m connectors.rasa_speedups run --enable-api …   # Rasa's own arguments follow
-
-It installs the speed-ups, prints one line saying whether they are on, then runs Rasa's command line
-in the same process, so they serve every channel. RASA_SPEEDUPS=0 turns them off (Rasa then runs
-exactly as shipped); they are also off on any Rasa version other than the one they were tested on.
-Measured in README.md, "Speed-ups".
+Installed by the Rasa start-up step `python -m connectors.rasa_start run …` (Procfile), in the Rasa
+server process before Rasa starts, so they serve every channel. RASA_SPEEDUPS=0 turns them off (Rasa
+then runs exactly as shipped); they are also off on any Rasa version other than the one they were
+tested on. Measured in README.md.
 
 Action-response validation. Rasa 3.6 checks every action-server response with
 `jsonschema.validate(result, RemoteAction.action_response_format_spec())`. That call first
@@ -32,7 +28,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import sys
 from typing import Any, Dict, Optional, Text
 
 logger = logging.getLogger(__name__)
@@ -58,16 +53,6 @@ def install(environ: Optional[Dict[str, str]] = None, rasa_version: Optional[str
     install_cached_action_validator()
     install_direct_model_predictions()
     return f"Rasa speed-ups: on (Rasa {rasa_version}; {SWITCH_ENV}=0 turns them off)"
-
-
-def main() -> None:
-    """`python -m connectors.rasa_speedups <rasa arguments>`: the speed-ups, then Rasa's command line."""
-    # Rasa has not set up logging yet, so the one line goes straight to stderr.
-    print(install(), file=sys.stderr, flush=True)
-    from rasa.__main__ import main as rasa_main
-
-    sys.argv = ["rasa", *sys.argv[1:]]
-    rasa_main()
 
 
 def install_direct_model_predictions() -> None:
@@ -172,5 +157,7 @@ class EventDiscriminatingValidator:
         return True
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the entry of a few commits ago; connectors.rasa_start is the one to use
+    from connectors.rasa_start import main
+
     main()

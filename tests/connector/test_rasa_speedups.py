@@ -141,3 +141,23 @@ def test_the_tested_version_is_the_locked_one():
     import rasa
 
     assert rasa.__version__ == rasa_speedups.TESTED_RASA_VERSION
+
+
+def test_known_third_party_warnings_are_quiet_and_others_are_not(monkeypatch):
+    import warnings
+
+    from connectors import rasa_start
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert rasa_start.quiet_known_warnings({}) == len(rasa_start.KNOWN_WARNINGS)
+        warnings.warn_explicit("declare_namespace", DeprecationWarning, "x.py", 1, module="pkg_resources")
+        warnings.warn_explicit("LooseVersion", DeprecationWarning, "x.py", 1, module="sanic_cors.extension")
+        warnings.warn_explicit("ours", DeprecationWarning, "x.py", 1, module="connectors.whatsapp")
+        warnings.warn_explicit("a user warning", UserWarning, "x.py", 1, module="pkg_resources")
+    assert [str(w.message) for w in caught] == ["ours", "a user warning"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert rasa_start.quiet_known_warnings({"RASA_QUIET_WARNINGS": "0"}) == 0
+        warnings.warn_explicit("declare_namespace", DeprecationWarning, "x.py", 1, module="pkg_resources")
+    assert len(caught) == 1

@@ -130,7 +130,7 @@ class System:
             "actions": Service("actions", [venv_python, "-m", "rasa_sdk", "--actions", "actions",
                                            "--port", str(ports["actions"])],
                                f"http://127.0.0.1:{ports['actions']}/health", log("actions")),
-            "rasa": Service("rasa", [venv_python, "-m", "connectors.rasa_speedups", "run", "--enable-api",
+            "rasa": Service("rasa", [venv_python, "-m", "connectors.rasa_start", "run", "--enable-api",
                                      "--jwt-secret", env["RASA_JWT_SECRET"], "--jwt-method", "HS256",
                                      "--port", str(ports["rasa"]),
                                      "--credentials", "credentials.yml", "--endpoints", str(endpoints),

@@ -1,0 +1,75 @@
+"""The Rasa server's explicit start-up steps, then Rasa's own command line in the same process.
+
+    .venv/bin/python -m connectors.rasa_start run --enable-api …   # Rasa's own arguments follow
+
+1. Known third-party warnings are silenced (KNOWN_WARNINGS): deprecation notices that libraries Rasa
+   3.6 pins print at every start-up, with the source lines they quote. None is ours to fix, and they
+   buried the lines that matter. RASA_QUIET_WARNINGS=0 shows them again; any other warning still shows.
+2. The speed-ups of connectors/rasa_speedups.py are installed (RASA_SPEEDUPS=0: Rasa as shipped), and
+   one line says whether they are on.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from typing import List, Tuple, Type
+
+# (category, module the warning is attributed to: a regex matched from the start of its name).
+# PyparsingDeprecationWarning (matplotlib, packaging) is a DeprecationWarning too.
+KNOWN_WARNINGS: List[Tuple[Type[Warning], str]] = [
+    (DeprecationWarning, r"pkg_resources\b"),             # declare_namespace('mpl_toolkits'), ('ruamel')
+    (DeprecationWarning, r"rasa\.shared\.utils\.validation$"),  # "pkg_resources is deprecated as an API"
+    (DeprecationWarning, r"sanic_cors\b"),                # distutils LooseVersion
+    (DeprecationWarning, r"tensorflow\b"),                # jax.xla_computation
+    (DeprecationWarning, r"(matplotlib|packaging)\b"),    # pyparsing camelCase names
+    (DeprecationWarning, r"(typer|spacy\.cli)\b"),        # click 9 deprecations
+]
+QUIET_ENV = "RASA_QUIET_WARNINGS"
+
+
+def quiet_known_warnings(environ=None) -> int:
+    """Installs the filters unless switched off; returns how many."""
+    environ = os.environ if environ is None else environ
+    if environ.get(QUIET_ENV, "1").strip() == "0":
+        return 0
+
+    def add_ours() -> None:  # in front of the others (an identical filter moves to the front)
+        for category, module in KNOWN_WARNINGS:
+            warnings.filterwarnings("ignore", category=category, module=module)
+
+    # Both put filters in front of ours when they run: Sanic at import ("once" for every
+    # DeprecationWarning), Rasa when its command line starts ("once" for every UserWarning, which
+    # pyparsing's deprecations also are). So ours go first, again after Sanic's import, and again
+    # after Rasa's step.
+    add_ours()
+    import rasa.utils.common
+    import sanic.app  # noqa: F401
+
+    rasa_filters = rasa.utils.common._filter_warnings
+
+    def rasa_then_ours(*args, **kwargs):
+        rasa_filters(*args, **kwargs)
+        add_ours()
+
+    if not getattr(rasa_filters, "_ours_follow", False):
+        rasa_then_ours._ours_follow = True
+        rasa.utils.common._filter_warnings = rasa_then_ours
+    add_ours()
+    return len(KNOWN_WARNINGS)
+
+
+def main() -> None:
+    quiet_known_warnings()
+    from connectors import rasa_speedups
+
+    # Rasa has not set up logging yet, so the one line goes straight to stderr.
+    print(rasa_speedups.install(), file=sys.stderr, flush=True)
+    from rasa.__main__ import main as rasa_main
+
+    sys.argv = ["rasa", *sys.argv[1:]]
+    rasa_main()
+
+
+if __name__ == "__main__":
+    main()
