@@ -43,9 +43,34 @@ class Escalation:
     priority: str = "normal"
 
 
+NLU_FALLBACK = "nlu_fallback"
+
+
+def _confident_topic_among_topics(tracker: Tracker, config: EscalationSettings) -> Optional[str]:
+    """The top intent when the NLU fell back only because two pattern-3 topics were too close to call.
+
+    FallbackClassifier answers nlu_fallback both below its threshold and when the top two intents are
+    within its ambiguity_threshold. "box dirty and crushed 😡" (complaint vs urgent_problem) is the
+    second kind: a person is due either way, so the first topic routes it instead of low_confidence.
+    The fallback entry's confidence is the threshold (Rasa sets it so); the top intent must reach it.
+    """
+    ranking = (tracker.latest_message or {}).get("intent_ranking") or []
+    fallback = next((e for e in ranking if e.get("name") == NLU_FALLBACK), None)
+    ranked = [e for e in ranking if e.get("name") != NLU_FALLBACK]
+    if fallback is None or len(ranked) < 2:
+        return None
+    first, second = ranked[0], ranked[1]
+    if first.get("name") in config.topics and second.get("name") in config.topics:
+        if float(first.get("confidence") or 0.0) >= float(fallback.get("confidence") or 1.0):
+            return first.get("name")
+    return None
+
+
 def decide_escalation(tracker: Tracker, config: EscalationSettings, reason: Optional[str] = None) -> Escalation:
     """Which pattern fired, from the latest message and the slots (an explicit `reason` wins)."""
     intent = conversation.latest_intent(tracker)
+    if intent == NLU_FALLBACK:
+        intent = _confident_topic_among_topics(tracker, config) or intent
     route = config.topics.get(intent or "")
     if reason is None:
         if intent == config.human_request_intent:

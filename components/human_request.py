@@ -64,7 +64,7 @@ class HumanRequestMatcher:
             return None
         for clause in clauses(text or ""):
             for phrase, start, end in self._phrases.occurrences(clause):
-                if self._declining_cue(clause, start, end, keyword=False) is None:
+                if self._declining_cue(clause, start, end, keyword=self._keyword_led(clause, start)) is None:
                     return HumanRequestMatch(phrase=phrase, rule="phrase")
         keywords = [w for w in words if w in self._short_keywords]
         if keywords and all(w in self._short_keywords or w in self._fillers for w in words):
@@ -78,7 +78,7 @@ class HumanRequestMatcher:
         found = []
         for span in clause_spans(text or ""):
             clause = tokenize(text[span[0] : span[1]])
-            requests = [(p, s, e, False) for p, s, e in self._phrases.occurrences(clause)]
+            requests = [(p, s, e, self._keyword_led(clause, s)) for p, s, e in self._phrases.occurrences(clause)]
             requests += [(w, i, i + 1, True) for i, w in enumerate(clause) if w in self._short_keywords]
             for phrase, start, end, keyword in requests:
                 cue = self._declining_cue(clause, start, end, keyword=keyword)
@@ -86,6 +86,11 @@ class HumanRequestMatcher:
                     found.append(DeclinedRequest(phrase=phrase, cue=cue, clause=span))
                     break
         return found
+
+    def _keyword_led(self, words: Sequence[str], start: int) -> bool:
+        """A phrase that starts with a short keyword ("human needed", "agent please") is declined like the
+        keyword itself: "no human needed, what's COD?" is not a request, "no talk to a human" still is."""
+        return words[start] in self._short_keywords
 
     def _declining_cue(self, words: Sequence[str], start: int, end: int, keyword: bool) -> Optional[str]:
         """The cue right before or right after words[start:end] that declines it, else None."""

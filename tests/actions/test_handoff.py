@@ -169,6 +169,31 @@ def test_reason_follows_the_pattern(config, intent, slots, expected):
     assert (escalation.reason, escalation.topic) == expected
 
 
+def fallback_tracker(ranking):
+    event = user_event("packaging was filthy and the box came crushed 😡", "nlu_fallback", confidence=0.6)
+    event["parse_data"]["intent_ranking"] = [{"name": "nlu_fallback", "confidence": 0.6}] + [
+        {"name": name, "confidence": confidence} for name, confidence in ranking
+    ]
+    return make_tracker([event])
+
+
+# FallbackClassifier also falls back when the top two intents are close; two close topics still need a
+# person, and the first one routes it. Anything else stays an honest low_confidence hand-off.
+@pytest.mark.parametrize(
+    "ranking, expected",
+    [
+        ([("complaint", 0.71), ("urgent_problem", 0.66), ("ask_question", 0.1)], ("topic", "complaint")),
+        ([("urgent_problem", 0.64), ("request_refund", 0.6)], ("topic", "urgent")),
+        ([("complaint", 0.55), ("urgent_problem", 0.5)], ("low_confidence", None)),  # below the threshold
+        ([("complaint", 0.71), ("ask_question", 0.66)], ("low_confidence", None)),  # a topic against a question
+        ([("ask_question", 0.71), ("complaint", 0.66)], ("low_confidence", None)),
+    ],
+)
+def test_two_close_topics_route_to_the_first(config, ranking, expected):
+    escalation = decide_escalation(fallback_tracker(ranking), config)
+    assert (escalation.reason, escalation.topic) == expected
+
+
 @pytest.mark.parametrize(
     "reason, intent, slots, wording",
     [

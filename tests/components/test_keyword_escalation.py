@@ -28,7 +28,9 @@ def matcher():
      # a call from the team, a person instead of the bot, "I need an agent for …", Hinglish "banda"
      "would someone from your team call me this evening?", "put me through to your team instead of the bot",
      "could I speak with a person about a payment?", "I need an agent to look into a wrong charge",
-     "bhai real banda bhejo", "this is going nowhere, let me talk to your team"],
+     "bhai real banda bhejo", "this is going nowhere, let me talk to your team",
+     # shouted or clipped, alone or inside a longer message
+     "PERSON NEEDED HERE!!", "hi?? agent required urgently", "parcel lost, need human", "REFUND ISSUE. AGENT PLS"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None
@@ -41,7 +43,10 @@ def test_requests_for_a_person_match(matcher, text):
      "the delivery agent was rude", "",
      # questions about support hours, and Hinglish bot challenges, only look like requests
      "what are the customer care hours on saturday", "customer care ka email kya hai", "aap machine ho ya insaan?", "when is your team online",
-     "yahan koi banda type kar raha hai kya", "is this reply automated or a real person?"],
+     "yahan koi banda type kar raha hai kya", "is this reply automated or a real person?",
+     # "am I <verb>ing with a real person?" is a question about the bot, whatever the verb
+     "am I speaking with a real human?", "r u a real person", "texting an actual human here or what",
+     "kya meri kisi insaan se baat ho rahi hai?"],
 )
 def test_look_alikes_do_not_match(matcher, text):
     assert matcher.match(text) is None
@@ -51,7 +56,7 @@ def test_look_alikes_do_not_match(matcher, text):
 @pytest.mark.parametrize(
     "text, declined_phrase",
     [("not looking to talk to a person, how do I pick my size?", "talk to a person"),
-     ("no human please, only tell me COD charges", "human"),
+     ("no human please, only tell me COD charges", "human please"),
      ("agent nahi chahiye, bas return policy batao", "agent"),
      ("don't want an agent, just tell me how long delivery takes", "want an agent"),
      ("I do not need to speak to someone, just tell me the COD charges", "speak to someone"),
@@ -59,7 +64,10 @@ def test_look_alikes_do_not_match(matcher, text):
      ("no need for an agent, what is your return policy", "agent"),
      # a bare "don't" right before the request declines it too
      ("i dont need a human, what are the COD charges", "need a human"),
-     ("please don't connect me to a human, is the serum vegan?", "connect me to a human")],
+     ("please don't connect me to a human, is the serum vegan?", "connect me to a human"),
+     # a phrase that starts with a keyword is declined like the keyword
+     ("no agent needed, do you ship to Pune?", "agent needed"),
+     ("agent pls nahi, bas size chart bhejo", "agent pls")],
 )
 def test_declined_requests_do_not_match(matcher, text, declined_phrase):
     assert matcher.match(text) is None
