@@ -76,6 +76,14 @@ def test_rasa_http_api_needs_a_jwt_signed_with_the_secret(production):
     assert httpx.get(url, headers=production.rasa_headers(), timeout=30).status_code == 200
 
 
+def test_rasa_refuses_bodies_over_its_own_limit_even_from_inside(production):
+    """Behind the proxy's limits, Rasa's own listener is capped too (SANIC_REQUEST_MAX_SIZE, 8 MiB)."""
+    response = httpx.post(f"{production.url('rasa')}/conversations/919600000004/tracker/events",
+                          content=b"[" + b" " * (9 * 1024 * 1024) + b"]", headers=production.rasa_headers(),
+                          timeout=60)
+    assert response.status_code == 413
+
+
 def test_every_service_listens_on_127_0_0_1_only(production):
     sockets = listening_sockets(production.profile_pids())
     ports = {port for _, port in sockets}
