@@ -31,6 +31,7 @@ from inbox.services.handoffs import HandoffIntake
 from inbox.services.media import record_inbound
 from inbox.services.message_merge import MessageMerger
 from inbox.services.privacy import masked
+from inbox.services.read_receipts import remember_customer_message_id
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,8 @@ class RasaEventApplier:
     def _customer_message(self, event: BrokerEvent, sender_id: str, at: datetime) -> None:
         conversation = self._conversation_for_user_event(sender_id, event.data)
         stored = self.merger.add_from_event(conversation, "customer", describe_user_message(event.data), at, event.id)
+        if stored is not None:  # its WhatsApp id: blue ticks and "typing…" (services/read_receipts.py)
+            remember_customer_message_id(self.session, stored, event.data)
         if stored is not None:  # a photo, document, location…: the fetcher downloads it (services/media.py)
             self.session.flush()
             record_inbound(self.session, stored, event.data, self.inbox.clock())

@@ -55,3 +55,46 @@ def _aware(value) -> datetime | None:
         return None
     parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+SOURCE_LABELS = {
+    "customer_first_name": "customer's first name",
+    "order_number": "order number",
+    "agent_first_name": "your first name",
+    "none": "type it",
+}
+
+
+def composer_window(inbox, session: Session, conversation, agent) -> dict:
+    """What the composer shows: the window (state open / closed / unknown, closes_at for the live
+    countdown, measured on the server's clock) and, when closed, the templates with their values
+    filled from the conversation."""
+    now = inbox.clock()
+    window = service_window(session, conversation.id, now)
+    state = "unknown" if window.closes_at is None else ("open" if window.is_open else "closed")
+    templates = []
+    if state == "closed":
+        from inbox.services.templates import fill_values
+
+        for template in inbox.templates.values():
+            values = fill_values(
+                template,
+                customer_name=conversation.customer.name,
+                order_numbers=conversation.order_numbers,
+                agent_first_name=agent.first_name,
+            )
+            templates.append(
+                {
+                    "key": template.key,
+                    "label": template.label,
+                    "language": template.language,
+                    "category": template.category,
+                    "body": template.body,
+                    "rendered": template.render(values),
+                    "fields": [
+                        {"value": value, "source": SOURCE_LABELS[parameter.source]}
+                        for value, parameter in zip(values, template.parameters, strict=True)
+                    ],
+                }
+            )
+    return {"window": window, "window_state": state, "window_templates": templates, "server_now": now}

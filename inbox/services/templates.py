@@ -128,7 +128,8 @@ def _template(path: Path, index: int, entry) -> Template:
 
     def fail(field: str, problem: str):
         line = entry.key_lines.get(field, entry.line)
-        raise TemplateConfigError(f"{path} line {line}: template {index} ({entry.get('name', '?')}), {field}: {problem}")
+        name = entry.get("name", "?")
+        raise TemplateConfigError(f"{path} line {line}: template {index} ({name}), {field}: {problem}")
 
     unknown = sorted(set(entry) - {"name", "language", "category", "label", "body", "parameters"})
     if unknown:

@@ -102,6 +102,8 @@ class FakeExternalServices:
             )
             if request.headers.get("authorization") != f"Bearer {GRAPH_TOKEN}":
                 return JSONResponse({"error": {"code": 190, "message": "Invalid OAuth access token"}}, status_code=401)
+            if "status" in body:  # a read receipt / typing indicator: Meta answers {"success": true}
+                return JSONResponse({"success": True})
             if self.graph_answers:
                 status, answer = self.graph_answers.pop(0)
                 return JSONResponse(answer, status_code=status)

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -100,10 +101,15 @@ def inbox_process(tmp_path, external_services, password_hash):
             process.wait(timeout=15)
 
 
+def _written_now() -> list[dict]:
+    """The customer wrote just now (a real clock runs here): their 24-hour window is open."""
+    return [{"role": "customer", "text": "I want a refund for #2812", "timestamp": datetime.now(UTC).isoformat()}]
+
+
 def test_no_secret_reaches_the_log_over_start_up_hand_off_slack_reply_and_resolve(inbox_process, external_services):
     url, log_path = inbox_process
     bot = {"Authorization": f"Bearer {BOT_TOKEN}"}
-    handoff = httpx.post(f"{url}/api/v1/handoffs", json=handoff_payload(conversation_id=PHONE), headers=bot)
+    handoff = httpx.post(f"{url}/api/v1/handoffs", json=handoff_payload(conversation_id=PHONE, transcript=_written_now()), headers=bot)
     assert handoff.status_code == 201, handoff.text
     conversation_id = handoff.json()["inbox_conversation_id"]
     with httpx.Client(base_url=url, timeout=30, follow_redirects=False) as agent:
@@ -114,7 +120,10 @@ def test_no_secret_reaches_the_log_over_start_up_hand_off_slack_reply_and_resolv
         assert agent.post(f"/conversations/{conversation_id}/resolve", data=form).status_code == 303
         # A customer known only by a business-scoped user id: hand-off, a refused reply (logged), search.
         bsuid_handoff = handoff_payload(
-            handoff_id="hf_log_bsuid", conversation_id=BSUID, customer={"bsuid": BSUID, "username": "kesar.fan"}
+            handoff_id="hf_log_bsuid",
+            conversation_id=BSUID,
+            customer={"bsuid": BSUID, "username": "kesar.fan"},
+            transcript=_written_now(),
         )
         bsuid_conversation = httpx.post(f"{url}/api/v1/handoffs", json=bsuid_handoff, headers=bot).json()
         external_services.graph_answers.append((400, {"error": {"code": 131047, "message": "Re-engagement"}}))

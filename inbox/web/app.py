@@ -23,7 +23,7 @@ from inbox.services.replies import AgentReplies
 from inbox.services.sessions import SESSION_LIFETIME
 from inbox.services.sla import SlaMonitor
 from inbox.settings import INBOX_DIR
-from inbox.web import routes_admin, routes_api, routes_auth, routes_conversations, routes_live, routes_media, routes_reports
+from inbox.web import routes_admin, routes_api, routes_auth, routes_conversations, routes_live, routes_media, routes_reports, routes_window
 from inbox.web.auth import LoginRateLimiter, NotAllowed, NotAuthenticated
 from inbox.web.rendering import is_htmx, redirect, render
 
@@ -97,7 +97,7 @@ def create_app(inbox: Inbox, *, run_background_workers: bool = True) -> FastAPI:
     app.state.inbox = inbox
     app.state.login_limiter = LoginRateLimiter()
 
-    for module in (routes_auth, routes_conversations, routes_api, routes_admin, routes_reports, routes_live, routes_media):
+    for module in (routes_auth, routes_conversations, routes_api, routes_admin, routes_reports, routes_live, routes_media, routes_window):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(INBOX_DIR / "static")), name="static")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, HTTPException, Request
 from sqlalchemy import select
 
 from inbox.models import Agent, Conversation, Handoff, QuickReply
@@ -14,6 +14,7 @@ from inbox.services.media import media_for
 from inbox.services.queries import VIEWS, ConversationQueries
 from inbox.services.replies import AgentReplies, ReplyError
 from inbox.services.resolution import ResolveAndHandBack, ResolveError
+from inbox.services.service_window import composer_window
 from inbox.web.auth import current_agent, inbox_of
 from inbox.web.rendering import is_htmx, push_flash, redirect, render
 
@@ -73,6 +74,7 @@ def conversation_context(request: Request, agent: Agent, conversation_id: int) -
                 {"shortcut": reply.shortcut, "text": reply.text}
                 for reply in session.scalars(select(QuickReply).order_by(QuickReply.shortcut))
             ],
+            **composer_window(inbox, session, conversation, agent),  # 24-hour window, templates
         }
 
 
@@ -104,9 +106,16 @@ def conversation_list_fragment(
 
 @router.get("/conversations/{conversation_id}")
 def conversation_page(
-    request: Request, agent: CurrentAgent, conversation_id: int, view: str | None = None, q: str | None = None
+    request: Request,
+    agent: CurrentAgent,
+    conversation_id: int,
+    background: BackgroundTasks,
+    view: str | None = None,
+    q: str | None = None,
 ):
     context = list_context(request, agent, _view(view), None, q) | conversation_context(request, agent, conversation_id)
+    # Blue ticks for the customer, if the team wants them (inbox/config/read_receipts.yml); after the page.
+    background.add_task(inbox_of(request).read_receipts.on_open, conversation_id)
     drafts = request.session.pop("drafts", None)  # text of a reply or note that failed, kept for the agent
     if isinstance(drafts, dict) and drafts.get("conversation_id") == conversation_id:
         context |= {key: value for key, value in drafts.items() if key in ("reply_draft", "note_draft")}
@@ -154,6 +163,7 @@ def reply(request: Request, agent: CurrentAgent, conversation_id: int, text: Ann
     if message.delivery_status == "failed":
         # Stored and shown in the transcript with its reason; the text stays in the box for a retry.
         return _after_action(request, agent, conversation_id, f"Not delivered: {message.delivery_error}", text)
+    inbox.read_receipts.reply_sent(conversation_id)  # WhatsApp hid "typing…" with the reply
     return _after_action(request, agent, conversation_id)
 
 
