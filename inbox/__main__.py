@@ -19,8 +19,19 @@ from inbox.services.privacy import install_masking_filter
 from inbox.settings import Settings
 
 
+def _build(settings: Settings) -> Inbox:
+    """The inbox, or a clean stop naming the file, line and field of a mistake in config/*.yml."""
+    from inbox.services.read_receipts import ReadReceiptConfigError
+    from inbox.services.templates import TemplateConfigError
+
+    try:
+        return Inbox(settings)
+    except (TemplateConfigError, ReadReceiptConfigError) as error:
+        sys.exit(f"The inbox cannot start: {error}")
+
+
 def _inbox() -> Inbox:
-    return Inbox(Settings())
+    return _build(Settings())
 
 
 def serve(args) -> None:
@@ -34,7 +45,7 @@ def serve(args) -> None:
         settings.inbox_port = args.port
     if args.host:
         settings.inbox_host = args.host
-    inbox = Inbox(settings)
+    inbox = _build(settings)
     migrate.upgrade(inbox.db)
     bootstrap.prepare(inbox)
     if settings.inbox_env == "production" and bootstrap.demo_agents_present(inbox):

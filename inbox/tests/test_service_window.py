@@ -240,3 +240,17 @@ def test_a_mistake_in_read_receipts_yml_is_refused(tmp_path):
     path.write_text("default:\n  mark_read_on_open: maybe\n", encoding="utf-8")
     with pytest.raises(ReadReceiptConfigError, match="default.mark_read_on_open"):
         load_read_receipt_config(path)
+
+
+def test_the_inbox_refuses_to_start_with_a_broken_templates_file(settings, monkeypatch, tmp_path):
+    from inbox import __main__ as cli
+    from inbox import context
+
+    broken = write(tmp_path, "templates:\n  - name: hello\n    language: english\n    category: UTILITY\n    body: hi\n")
+    monkeypatch.setattr(context, "load_templates", lambda: load_templates(broken))
+    with pytest.raises(SystemExit) as stopped:
+        cli._build(settings)
+    assert str(stopped.value) == (
+        f"The inbox cannot start: {broken} line 3: template 1 (hello), language: "
+        "must be a language code such as en, en_US or hi, got 'english'"
+    )
