@@ -57,6 +57,7 @@ def test_a_closed_window_offers_only_templates_and_the_template_reaches_the_phon
     expect(page.locator("#reply-form")).to_have_count(0)  # no free text: WhatsApp would refuse it (131047)
 
     page.locator("#template-key").select_option("order_update:en")
+    expect(page.locator('.template-fields[data-template="support_follow_up:en"]')).to_be_hidden()  # only the chosen one
     fields = page.locator('.template-fields[data-template="order_update:en"]')
     values = fields.locator("input[name=value]")
     expect(values).to_have_count(3)
