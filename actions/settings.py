@@ -133,10 +133,24 @@ def load_settings(path: Optional[Path] = None) -> EscalationSettings:
     return parse_settings(document, path)
 
 
-@lru_cache(maxsize=1)
+# The last valid escalation.yml the action server re-read while running (actions/kb_reload.py).
+_reloaded: Optional[EscalationSettings] = None
+
+
 def settings() -> EscalationSettings:
-    """The process-wide settings (read on first use)."""
+    """The process-wide settings (read on first use; replaced by a live reload of the action server)."""
+    return _reloaded or _settings_at_start()
+
+
+@lru_cache(maxsize=1)
+def _settings_at_start() -> EscalationSettings:
     return load_settings()
+
+
+def use_reloaded(config: EscalationSettings) -> None:
+    """From now on settings() is `config` (one assignment: a reader sees the old or the new whole)."""
+    global _reloaded
+    _reloaded = config
 
 
 @lru_cache(maxsize=1)
