@@ -330,3 +330,52 @@ class MediaFile(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_media_files_due", "state", "next_attempt_at"),)
+
+
+class CsatSurvey(Base):
+    """The satisfaction question after a resolve (services/csat.py): one per resolved hand-off.
+    `status`: asked (buttons sent, no answer yet) / answered / skipped (`skip_reason` says why) /
+    failed (WhatsApp refused the question)."""
+
+    __tablename__ = "csat_surveys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id", ondelete="SET NULL"), unique=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
+    reason: Mapped[str | None] = mapped_column(String(32))  # the hand-off's reason (pattern)
+    topic: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    skip_reason: Mapped[str | None] = mapped_column(String(200))
+    token: Mapped[str] = mapped_column(String(32), unique=True)  # in the button ids: csat:<token>:<rating>
+    asked_at: Mapped[datetime] = mapped_column(index=True)
+    whatsapp_message_id: Mapped[str | None] = mapped_column(String(128))
+    rating: Mapped[str | None] = mapped_column(String(16))  # great / okay / not_good
+    score: Mapped[int | None] = mapped_column(Integer)  # 3 / 2 / 1
+    answered_at: Mapped[datetime | None]
+    comment: Mapped[str | None] = mapped_column(Text)
+    comment_until: Mapped[datetime | None]  # the customer's next message until then is the comment
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # a "Not good" for the team lead
+    flag_cleared_at: Mapped[datetime | None]
+    flag_cleared_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+
+    conversation: Mapped[Conversation] = relationship(lazy="joined")
+    agent: Mapped[Agent | None] = relationship(lazy="joined", foreign_keys=[agent_id])
+
+
+class Snooze(Base):
+    """A conversation parked by an agent (status `snoozed`) until `until` or, when `until` is None,
+    until the customer writes. `woke_at`/`woke_by` (time / customer / agent) once it came back."""
+
+    __tablename__ = "snoozes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    woke_at: Mapped[datetime | None]
+    woke_by: Mapped[str | None] = mapped_column(String(16))
+
+    conversation: Mapped[Conversation] = relationship(lazy="joined")
+    agent: Mapped[Agent | None] = relationship(lazy="joined")
+
+    __table_args__ = (Index("ix_snoozes_due", "woke_at", "until"),)
