@@ -11,7 +11,7 @@ import enum
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
 
 from pydantic import BaseModel, Extra, Field, ValidationError
 
@@ -411,7 +411,7 @@ def _parse_message(raw: Any, contacts: List[_Contact], phone_number_id: str) -> 
     phone, user_id = _customer_ids(head.sender, head.from_user_id, "from", "from_user_id")
     contact = _sender_contact(contacts, phone, user_id)
     profile = contact.profile if contact else None
-    common = dict(
+    common: Dict[str, Any] = dict(
         message_id=head.id,
         wa_id=phone or user_id,  # the phone remembered for a BSUID may replace it (customer_identities)
         phone=phone,
@@ -422,83 +422,111 @@ def _parse_message(raw: Any, contacts: List[_Contact], phone_number_id: str) -> 
         timestamp=head.timestamp,
         type=head.type,
     )
+    # unknown / unsupported / system / order / new types Meta adds later: ignored, with their errors
+    parse = _PARSERS.get(head.type, _parse_other)
+    return parse(raw, common)
 
-    if head.type == "text":
-        body = _model(_TextMessage, raw).text.body
-        return InboundMessage(**common, action=InboundAction.CONVERSE, text=neutralise_intent_prefix(body))
 
-    if head.type == "interactive":
-        interactive = _model(_InteractiveMessage, raw).interactive
-        choice = interactive.button_reply or interactive.list_reply
-        if choice is None:  # e.g. a WhatsApp Flow reply (`nfm_reply`): not handled by this bot
-            return InboundMessage(**common, action=InboundAction.IGNORE, details={"interactive_type": interactive.type})
-        # A reply's id is the payload our bot put on the button: intents pass as is.
-        return InboundMessage(
-            **common,
-            action=InboundAction.CONVERSE,
-            text=choice.id,
-            details={"reply": {"id": choice.id, "title": choice.title}},
-        )
+# One parser per message type: (the raw message, the fields every message has) -> InboundMessage.
+_Parser = Callable[[Dict[str, Any], Dict[str, Any]], InboundMessage]
 
-    if head.type == "button":  # quick-reply button of a template message
-        button = _model(_TemplateButtonMessage, raw).button
-        payload = button.payload or neutralise_intent_prefix(button.text)
-        return InboundMessage(
-            **common,
-            action=InboundAction.CONVERSE,
-            text=payload,
-            details={"reply": {"id": button.payload, "title": button.text}},
-        )
 
-    if head.type in MEDIA_TYPES:
-        if not isinstance(raw.get(head.type), dict):
-            raise PayloadError(f"{head.type} message without a {head.type!r} object")
-        media = _model(_Media, raw[head.type])
-        details = {"media": {k: v for k, v in media.dict().items() if v is not None}}
-        label = " ".join(part for part in (f"[{head.type}]", media.filename, media.caption) if part)
-        return InboundMessage(**common, action=InboundAction.UNREADABLE, text=label, details=details)
+def _parse_text(raw: Dict[str, Any], common: Dict[str, Any]) -> InboundMessage:
+    body = _model(_TextMessage, raw).text.body
+    return InboundMessage(**common, action=InboundAction.CONVERSE, text=neutralise_intent_prefix(body))
 
-    if head.type == "location":
-        if not isinstance(raw.get("location"), dict):
-            raise PayloadError("location message without a 'location' object")
-        location = _model(_Location, raw["location"])
-        place = ", ".join(part for part in (location.name, location.address) if part)
-        label = f"[location] {place} ({location.latitude}, {location.longitude})".replace("  ", " ")
-        details = {"location": {k: v for k, v in location.dict().items() if v is not None}}
-        return InboundMessage(**common, action=InboundAction.UNREADABLE, text=label, details=details)
 
-    if head.type == "contacts":
-        shared = _model(_ContactsMessage, raw).contacts
-        people = [
-            {
-                "name": contact.name.formatted_name if contact.name else None,
-                "phones": [phone.phone for phone in contact.phones if phone.phone],
-            }
-            for contact in shared
-        ]
-        names_text = ", ".join(person["name"] or "?" for person in people)
-        return InboundMessage(
-            **common,
-            action=InboundAction.UNREADABLE,
-            text=f"[contacts] {names_text}".strip(),
-            details={"contacts": people},
-        )
+def _parse_interactive(raw: Dict[str, Any], common: Dict[str, Any]) -> InboundMessage:
+    interactive = _model(_InteractiveMessage, raw).interactive
+    choice = interactive.button_reply or interactive.list_reply
+    if choice is None:  # e.g. a WhatsApp Flow reply (`nfm_reply`): not handled by this bot
+        return InboundMessage(**common, action=InboundAction.IGNORE, details={"interactive_type": interactive.type})
+    # A reply's id is the payload our bot put on the button: intents pass as is.
+    return InboundMessage(
+        **common,
+        action=InboundAction.CONVERSE,
+        text=choice.id,
+        details={"reply": {"id": choice.id, "title": choice.title}},
+    )
 
-    if head.type == "reaction":
-        reaction = _model(_ReactionMessage, raw).reaction
-        emoji = (reaction.emoji or "").strip()
-        details = {"reaction": {"message_id": reaction.message_id, "emoji": reaction.emoji}}
-        if not emoji:  # the customer took a reaction back: nothing to say about that
-            return InboundMessage(**common, action=InboundAction.IGNORE, details=details)
-        return InboundMessage(
-            **common, action=InboundAction.REACTION, text=neutralise_intent_prefix(emoji), details=details
-        )
 
-    # unknown / unsupported / system / order / new types Meta adds later
+def _parse_template_button(raw: Dict[str, Any], common: Dict[str, Any]) -> InboundMessage:
+    button = _model(_TemplateButtonMessage, raw).button  # quick-reply button of a template message
+    payload = button.payload or neutralise_intent_prefix(button.text)
+    return InboundMessage(
+        **common,
+        action=InboundAction.CONVERSE,
+        text=payload,
+        details={"reply": {"id": button.payload, "title": button.text}},
+    )
+
+
+def _object_of_type(raw: Dict[str, Any], kind: str) -> Dict[str, Any]:
+    if not isinstance(raw.get(kind), dict):
+        raise PayloadError(f"{kind} message without a {kind!r} object")
+    return raw[kind]
+
+
+def _parse_media(raw: Dict[str, Any], common: Dict[str, Any]) -> InboundMessage:
+    kind = common["type"]
+    media = _model(_Media, _object_of_type(raw, kind))
+    details = {"media": {k: v for k, v in media.dict().items() if v is not None}}
+    label = " ".join(part for part in (f"[{kind}]", media.filename, media.caption) if part)
+    return InboundMessage(**common, action=InboundAction.UNREADABLE, text=label, details=details)
+
+
+def _parse_location(raw: Dict[str, Any], common: Dict[str, Any]) -> InboundMessage:
+    location = _model(_Location, _object_of_type(raw, "location"))
+    place = ", ".join(part for part in (location.name, location.address) if part)
+    label = f"[location] {place} ({location.latitude}, {location.longitude})".replace("  ", " ")
+    details = {"location": {k: v for k, v in location.dict().items() if v is not None}}
+    return InboundMessage(**common, action=InboundAction.UNREADABLE, text=label, details=details)
+
+
+def _parse_contacts(raw: Dict[str, Any], common: Dict[str, Any]) -> InboundMessage:
+    shared = _model(_ContactsMessage, raw).contacts
+    people = [
+        {
+            "name": contact.name.formatted_name if contact.name else None,
+            "phones": [phone.phone for phone in contact.phones if phone.phone],
+        }
+        for contact in shared
+    ]
+    names_text = ", ".join(person["name"] or "?" for person in people)
+    return InboundMessage(
+        **common,
+        action=InboundAction.UNREADABLE,
+        text=f"[contacts] {names_text}".strip(),
+        details={"contacts": people},
+    )
+
+
+def _parse_reaction(raw: Dict[str, Any], common: Dict[str, Any]) -> InboundMessage:
+    reaction = _model(_ReactionMessage, raw).reaction
+    emoji = (reaction.emoji or "").strip()
+    details = {"reaction": {"message_id": reaction.message_id, "emoji": reaction.emoji}}
+    if not emoji:  # the customer took a reaction back: nothing to say about that
+        return InboundMessage(**common, action=InboundAction.IGNORE, details=details)
+    text = neutralise_intent_prefix(emoji)
+    return InboundMessage(**common, action=InboundAction.REACTION, text=text, details=details)
+
+
+def _parse_other(raw: Dict[str, Any], common: Dict[str, Any]) -> InboundMessage:
     details: Dict[str, Any] = {}
     if isinstance(raw.get("errors"), list):
         details["errors"] = raw["errors"]
     return InboundMessage(**common, action=InboundAction.IGNORE, details=details)
+
+
+_PARSERS: Dict[str, _Parser] = {
+    "text": _parse_text,
+    "interactive": _parse_interactive,
+    "button": _parse_template_button,
+    **{kind: _parse_media for kind in MEDIA_TYPES},
+    "location": _parse_location,
+    "contacts": _parse_contacts,
+    "reaction": _parse_reaction,
+}
 
 
 def neutralise_intent_prefix(text: str) -> str:
