@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import delete, select, update
 
 from inbox.models import Agent, Conversation, ConversationTag, Customer, Team
 from inbox.services.conversation_store import ConversationStore, normalise_tag
+
+if TYPE_CHECKING:  # a type only: inbox.context imports the services
+    from inbox.context import Inbox
 
 MAX_NOTE_LENGTH = 10_000
 
@@ -17,7 +22,7 @@ class ActionError(ValueError):
 class InternalNotes:
     """Notes are for the team only: stored as 'note' messages, never sent to the customer."""
 
-    def __init__(self, inbox):
+    def __init__(self, inbox: Inbox):
         self.inbox = inbox
 
     def add(self, conversation_id: int, agent: Agent, text: str) -> None:
@@ -32,7 +37,7 @@ class InternalNotes:
 
 
 class Tagging:
-    def __init__(self, inbox):
+    def __init__(self, inbox: Inbox):
         self.inbox = inbox
 
     def add(self, conversation_id: int, raw_tags: str) -> list[str]:
@@ -59,7 +64,7 @@ class Tagging:
 
 
 class VipFlag:
-    def __init__(self, inbox):
+    def __init__(self, inbox: Inbox):
         self.inbox = inbox
 
     def set(self, conversation_id: int, is_vip: bool) -> None:
@@ -76,7 +81,7 @@ class VipFlag:
 class Reassignment:
     """Assignment by hand: to an agent, to a team's queue, or back to the unassigned queue."""
 
-    def __init__(self, inbox):
+    def __init__(self, inbox: Inbox):
         self.inbox = inbox
 
     def assign(self, conversation_id: int, actor: Agent, agent_id: int | None, team_id: int | None) -> None:
@@ -105,7 +110,7 @@ class Reassignment:
 
 
 class AgentPresence:
-    def __init__(self, inbox):
+    def __init__(self, inbox: Inbox):
         self.inbox = inbox
 
     def set_status(self, agent_id: int, status: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
@@ -10,6 +11,9 @@ from inbox.models import Agent
 from inbox.services.agents import AgentDirectory, hash_password
 from inbox.services.handoffs import team_by_name
 from inbox.services.quick_replies import seed_quick_replies
+
+if TYPE_CHECKING:  # a type only: inbox.context imports the services
+    from inbox.context import Inbox
 
 DEMO_AGENTS = [
     # login, name, pronoun, role, teams
@@ -20,19 +24,19 @@ DEMO_AGENTS = [
 ]
 
 
-def prepare(inbox) -> None:
+def prepare(inbox: Inbox) -> None:
     with inbox.db.write() as session:
         for name in sorted(inbox.assignment_config().team_names):
             team_by_name(session, name)
         seed_quick_replies(session, inbox.settings.inbox_quick_replies_seed)
 
 
-def has_agents(inbox) -> bool:
+def has_agents(inbox: Inbox) -> bool:
     with inbox.db.read() as session:
         return bool(session.scalar(select(func.count(Agent.id))))
 
 
-def demo_agents_present(inbox) -> bool:
+def demo_agents_present(inbox: Inbox) -> bool:
     """True while active demo agents still share the seed's one password hash (argon2 salts every
     hash, so only `seed_demo_agents` makes two equal): their password was printed and stored in a file."""
     with inbox.db.read() as session:
@@ -44,7 +48,7 @@ def demo_agents_present(inbox) -> bool:
     return len(hashes) != len(set(hashes))
 
 
-def seed_demo_agents(inbox) -> str | None:
+def seed_demo_agents(inbox: Inbox) -> str | None:
     """Creates the demo agents in an inbox without agents; returns the shared password (None if skipped)."""
     if has_agents(inbox):
         return None

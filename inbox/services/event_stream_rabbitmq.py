@@ -20,11 +20,15 @@ import hashlib
 import json
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 import pika
 from pika.exceptions import AMQPError, ChannelClosedByBroker
 
 from inbox.services.event_stream import BrokerEvent, EventStreamConsumer, RasaEventApplier, SqlBrokerSource
+
+if TYPE_CHECKING:  # a type only: inbox.context imports the services
+    from inbox.context import Inbox
 
 logger = logging.getLogger(__name__)
 # pika logs every failed connection attempt with a traceback; the consumer says once that it is retrying.
@@ -57,7 +61,7 @@ class RabbitMQConsumer(EventStreamConsumer):
 
     def __init__(
         self,
-        inbox,
+        inbox: Inbox,
         url: str,
         queue: str,
         *,
@@ -146,7 +150,7 @@ class RabbitMQConsumer(EventStreamConsumer):
         channel.basic_ack(last_tag, multiple=True)
 
 
-def event_stream_consumer(inbox) -> EventStreamConsumer:
+def event_stream_consumer(inbox: Inbox) -> EventStreamConsumer:
     """The consumer of the configured broker (INBOX_EVENT_BROKER: sql, the default, or rabbitmq)."""
     settings = inbox.settings
     if settings.inbox_event_broker == "rabbitmq":

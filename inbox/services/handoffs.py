@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +18,9 @@ from inbox.services.conversation_store import ConversationStore, insert_ignoring
 from inbox.services.handoff_contract import REASON_LABELS
 from inbox.services.message_merge import MessageMerger
 from inbox.services.slack import slack_escape, slack_link
+
+if TYPE_CHECKING:  # a type only: inbox.context imports the services
+    from inbox.context import Inbox
 
 
 class HandoffConflict(Exception):
@@ -40,7 +44,7 @@ def team_by_name(session: Session, name: str | None) -> Team | None:
 
 
 class HandoffIntake:
-    def __init__(self, inbox):
+    def __init__(self, inbox: Inbox):
         self.inbox = inbox
 
     # -- entry points -----------------------------------------------------------------------

@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import filetype
 from sqlalchemy import select
@@ -33,6 +33,9 @@ from sqlalchemy import select
 from inbox.models import Conversation, MediaFile, Message
 from inbox.services.conversation_store import ConversationStore
 from inbox.services.periodic import run_periodically
+
+if TYPE_CHECKING:  # a type only: inbox.context imports the services
+    from inbox.context import Inbox
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +115,7 @@ class LocalMediaStorage:
         return self._file(sha256).read_bytes()
 
 
-def storage_for(inbox) -> MediaStorage:
+def storage_for(inbox: Inbox) -> MediaStorage:
     settings = inbox.settings
     existing = getattr(inbox, "_media_storage", None)
     if existing is None:
@@ -196,7 +199,7 @@ class Downloaded:
 class MediaFetcher:
     """Downloads customers' media through the Graph API; a work item per file, retried with backoff."""
 
-    def __init__(self, inbox):
+    def __init__(self, inbox: Inbox):
         self.inbox = inbox
         self.storage = storage_for(inbox)
 
@@ -339,7 +342,7 @@ def _consistent(kind: str, mime: str) -> bool:
     return True  # a document may be anything; it is served as an attachment unless inline-safe
 
 
-def retry_now(inbox, media_file_id: int) -> None:
+def retry_now(inbox: Inbox, media_file_id: int) -> None:
     """The agent's "Try again" on a failed download."""
     with inbox.db.write() as session:
         row = session.get(MediaFile, media_file_id)
@@ -361,7 +364,7 @@ class AttachmentError(ValueError):
     """The attachment cannot be sent; the message says why (shown to the agent)."""
 
 
-def send_attachment(inbox, conversation_id: int, agent, data: bytes, filename: str | None, caption: str):
+def send_attachment(inbox: Inbox, conversation_id: int, agent, data: bytes, filename: str | None, caption: str):
     """Stores an agent's photo or PDF and sends it like a text reply: same send key, delivery statuses,
     retries and in-doubt recovery (services/replies.py); the file is uploaded to the Graph API media
     endpoint and sent by id at each attempt."""
@@ -424,7 +427,7 @@ def _safe_filename(name: str | None, mime: str) -> str:
     return base
 
 
-def send_claimed(inbox, message_id: int, claim: dict) -> str:
+def send_claimed(inbox: Inbox, message_id: int, claim: dict) -> str:
     """Sends a claimed reply (replies.AgentReplies._deliver): text, or the message's attachment."""
     with inbox.db.read() as session:
         media = session.scalars(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from sqlalchemy import delete, func, select
 
 from inbox.models import QuickReply
+
+if TYPE_CHECKING:  # a type only: inbox.context imports the services
+    from inbox.context import Inbox
 
 SHORTCUT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
@@ -18,7 +22,7 @@ class QuickReplyError(ValueError):
 
 
 class QuickReplyBook:
-    def __init__(self, inbox):
+    def __init__(self, inbox: Inbox):
         self.inbox = inbox
 
     def save(self, reply_id: int | None, shortcut: str, text: str) -> None:

@@ -11,6 +11,7 @@ import logging
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -19,6 +20,9 @@ from sqlalchemy import select
 from inbox.models import Conversation, Message, Team
 from inbox.services.whatsapp import WhatsAppSendError
 from inbox.settings import INBOX_DIR
+
+if TYPE_CHECKING:  # a type only: inbox.context imports the services
+    from inbox.context import Inbox
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +73,7 @@ def remember_customer_message_id(session, message: Message, event_data: dict) ->
 class ReadReceipts:
     """One per inbox process: remembers what it marked read and when it last passed typing on."""
 
-    def __init__(self, inbox, config: ReadReceiptConfig):
+    def __init__(self, inbox: Inbox, config: ReadReceiptConfig):
         self.inbox = inbox
         self.config = config
         self._lock = threading.Lock()

@@ -6,6 +6,7 @@ import logging
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -17,6 +18,9 @@ from inbox.services.privacy import is_bsuid
 from inbox.services.service_window import service_window
 from inbox.services.templates import TemplateError
 from inbox.services.whatsapp import WhatsAppSendError, WhatsAppSendUnconfirmed, explain_error
+
+if TYPE_CHECKING:  # a type only: inbox.context imports the services
+    from inbox.context import Inbox
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +37,7 @@ class ReplyError(ValueError):
     """The reply cannot be sent; the message says why (shown to the agent, text kept)."""
 
 
-def record_first_response(inbox, conversation: Conversation, session, at: datetime) -> None:
+def record_first_response(inbox: Inbox, conversation: Conversation, session, at: datetime) -> None:
     if conversation.first_response_at is not None or conversation.status != "open":
         return
     conversation.first_response_at = at
@@ -51,7 +55,7 @@ class AgentReplies:
     or its outcome is unknown; it is never POSTed again blindly, a status webhook carrying the reply's
     `send_key` confirms it, else the recovery loop marks it failed after the confirmation window."""
 
-    def __init__(self, inbox):
+    def __init__(self, inbox: Inbox):
         self.inbox = inbox
 
     def send_template(self, conversation_id: int, agent: Agent, template_key: str, values: list[str]) -> Message:
@@ -269,7 +273,7 @@ class AgentReplies:
         logger.warning("reply %s failed: %s", message.id, reason)
 
 
-def template_payload(inbox, spec: dict) -> dict:
+def template_payload(inbox: Inbox, spec: dict) -> dict:
     """The Graph API template object of a stored template reply."""
     template = inbox.templates.get(f"{spec['name']}:{spec['language']}")
     if template is not None:
@@ -295,7 +299,7 @@ def reply_address(customer: Customer) -> dict:
     return {"to": customer.external_id}
 
 
-def mark_accepted(inbox, store: ConversationStore, message: Message, whatsapp_id: str, now: datetime) -> None:
+def mark_accepted(inbox: Inbox, store: ConversationStore, message: Message, whatsapp_id: str, now: datetime) -> None:
     """Meta has the reply: store its id, count the first response, hand a queued conversation to the sender."""
     conversation = store.lock(message.conversation_id)
     message.whatsapp_message_id = whatsapp_id
@@ -313,7 +317,7 @@ def mark_accepted(inbox, store: ConversationStore, message: Message, whatsapp_id
 class DeliveryStatuses:
     """Applies Meta's status objects (forwarded by the connector) to the replies the inbox sent."""
 
-    def __init__(self, inbox):
+    def __init__(self, inbox: Inbox):
         self.inbox = inbox
 
     def apply(self, statuses) -> int:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from inbox.models import Agent, Conversation, Handoff
 from inbox.services.conversation_store import ConversationStore
 from inbox.services.rasa import RasaUnavailable
+
+if TYPE_CHECKING:  # a type only: inbox.context imports the services
+    from inbox.context import Inbox
 
 
 class ResolveError(Exception):
@@ -12,7 +17,7 @@ class ResolveError(Exception):
 
 
 class ResolveAndHandBack:
-    def __init__(self, inbox):
+    def __init__(self, inbox: Inbox):
         self.inbox = inbox
 
     def resolve(self, conversation_id: int, agent: Agent) -> None:

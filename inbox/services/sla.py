@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -12,11 +13,14 @@ from inbox.services.conversation_store import ConversationStore
 from inbox.services.periodic import run_periodically
 from inbox.services.slack import slack_escape, slack_link
 
+if TYPE_CHECKING:  # a type only: inbox.context imports the services
+    from inbox.context import Inbox
+
 logger = logging.getLogger(__name__)
 
 
 class SlaMonitor:
-    def __init__(self, inbox):
+    def __init__(self, inbox: Inbox):
         self.inbox = inbox
 
     def check(self) -> int:
