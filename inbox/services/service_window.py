@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from inbox.models import Message
+
+if TYPE_CHECKING:  # a type only: inbox.context imports the services
+    from inbox.context import Inbox
 
 WINDOW = timedelta(hours=24)
 
@@ -65,7 +69,7 @@ SOURCE_LABELS = {
 }
 
 
-def composer_window(inbox, session: Session, conversation, agent) -> dict:
+def composer_window(inbox: Inbox, session: Session, conversation, agent) -> dict:
     """What the composer shows: the window (state open / closed / unknown, closes_at for the live
     countdown, measured on the server's clock) and, when closed, the templates with their values
     filled from the conversation."""
