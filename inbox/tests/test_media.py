@@ -367,3 +367,12 @@ def test_the_sandbox_plays_metas_media_endpoints(sandbox):
     send = {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "image", "image": {"id": "123456789"}}
     refused = httpx.post(f"{sandbox}/v21.0/{PHONE_NUMBER_ID}/messages", json=send, headers=token)
     assert refused.json()["error"]["code"] == 131053  # not an uploaded file
+
+
+def test_a_photo_whose_bytes_are_audio_is_offered_as_a_download(media_inbox, broker, sandbox, agent_client):
+    stream_user_event(media_inbox, broker, customer_sends(sandbox, "image", b"OggS" + b"\x00" * 60, "image/jpeg"))
+    MediaFetcher(media_inbox).run_once()
+    media = only_media(media_inbox)
+    page = transcript(agent_client, media_inbox)
+    assert media.mime == "audio/ogg" and "<img" not in page and f"/media/{media.id}?download=1" in page
+    assert "the content is audio/ogg" in page
