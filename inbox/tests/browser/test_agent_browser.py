@@ -5,8 +5,6 @@ customer text that tries to run script stays text."""
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +15,8 @@ from inbox.context import Inbox
 from inbox.services import bootstrap
 from inbox.settings import INBOX_DIR, REPO_ROOT, Settings
 from inbox.tests.conftest import BOT_TOKEN, PASSWORD, handoff_payload
-from inbox.tests.fakes import GRAPH_TOKEN, PHONE_NUMBER_ID, RASA_JWT_SECRET, ThreadedServer, free_port
+from inbox.tests.fakes import GRAPH_TOKEN, PHONE_NUMBER_ID, RASA_JWT_SECRET, ThreadedServer
+from inbox.tests.sandbox_server import running_sandbox
 from inbox.web.app import create_app
 
 pytestmark = pytest.mark.browser
@@ -51,38 +50,8 @@ from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402  (af
 @pytest.fixture(scope="module")
 def sandbox():
     """The project's WhatsApp sandbox (Graph-API compatible), started as its README says."""
-    port = free_port()
-    environment = {
-        **os.environ,
-        "WHATSAPP_APP_SECRET": "browser-test-secret",
-        "WHATSAPP_ACCESS_TOKEN": GRAPH_TOKEN,
-        "WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
-        "SANDBOX_PORT": str(port),
-        "SANDBOX_STATUS_DELAYS": "off",
-        # No Rasa connector in these tests; customer messages reach the inbox through the event stream.
-        "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/webhooks/whatsapp/webhook",
-    }
-    process = subprocess.Popen(
-        [str(SANDBOX_PYTHON), "-m", "whatsapp_sandbox"],
-        cwd=REPO_ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{url}/sandbox/api/config", timeout=1).raise_for_status()
-            break
-        except httpx.HTTPError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"the sandbox did not start: {process.stderr.read().decode()[-2000:]}") from None
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    with running_sandbox() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
