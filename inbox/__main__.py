@@ -21,12 +21,13 @@ from inbox.settings import Settings
 
 def _build(settings: Settings) -> Inbox:
     """The inbox, or a clean stop naming the file, line and field of a mistake in config/*.yml."""
+    from inbox.services.csat import CsatConfigError
     from inbox.services.read_receipts import ReadReceiptConfigError
     from inbox.services.templates import TemplateConfigError
 
     try:
         return Inbox(settings)
-    except (TemplateConfigError, ReadReceiptConfigError) as error:
+    except (TemplateConfigError, ReadReceiptConfigError, CsatConfigError) as error:
         sys.exit(f"The inbox cannot start: {error}")
 
 

@@ -11,6 +11,7 @@ from inbox.db import Database
 from inbox.models import utcnow
 from inbox.services.assignment.config import AssignmentConfig, AssignmentConfigSource, EnvironmentOverrides
 from inbox.services.assignment.engine import AssignmentEngine
+from inbox.services.csat import load_csat_config
 from inbox.services.rasa import RasaClient
 from inbox.services.read_receipts import ReadReceipts, load_read_receipt_config
 from inbox.services.slack import SlackNotifier
@@ -44,6 +45,7 @@ class Inbox:
         # Checked at start-up: a mistake stops the inbox with the file, line and field.
         self.templates = load_templates()
         self.read_receipts = ReadReceipts(self, load_read_receipt_config())
+        self.csat_config = load_csat_config()
         self.rasa = RasaClient(base_url=settings.rasa_url, jwt_secret=_secret(settings.rasa_jwt_secret), http=self.http)
 
     def assignment_config(self) -> AssignmentConfig:

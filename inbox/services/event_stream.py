@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from inbox.models import ConsumerPosition, Conversation, Handoff, KbMatch
 from inbox.schemas import HandoffRequest
+from inbox.services import csat, snooze
 from inbox.services.conversation_store import ConversationStore, insert_ignoring_duplicates
 from inbox.services.handoff_contract import HANDOFF_SLOTS, PRIORITIES, REASONS
 from inbox.services.handoffs import HandoffIntake
@@ -171,6 +172,9 @@ class RasaEventApplier:
         if stored is not None:  # a photo, document, location…: the fetcher downloads it (services/media.py)
             self.session.flush()
             record_inbound(self.session, stored, event.data, self.inbox.clock())
+        if stored is not None:  # a snoozed conversation comes back; a CSAT answer or comment is recorded
+            snooze.on_customer_message(self.inbox, self.session, conversation, at)
+            csat.on_customer_message(self.session, conversation, event.data, at)
         if stored is not None and conversation.status == "open" and conversation.waiting_since is None:
             conversation.waiting_since = at  # the agent owes an answer again
 

@@ -99,6 +99,13 @@ class WhatsAppClient:
         the only message WhatsApp delivers once the customer's 24-hour window has closed."""
         return self._send({"type": "template", "template": template}, to=to, recipient=recipient, send_key=send_key)
 
+    def send_interactive(
+        self, interactive: dict, *, to: str | None = None, recipient: str | None = None, send_key: str | None = None
+    ) -> str:
+        """An `interactive` object (e.g. reply buttons: type `button`, body, action.buttons)."""
+        content = {"type": "interactive", "interactive": interactive}
+        return self._send(content, to=to, recipient=recipient, send_key=send_key)
+
     def mark_read(self, message_id: str, *, typing: bool = False) -> None:
         """Blue ticks for the customer's message `message_id` (and the earlier ones); `typing` also shows
         "typing…" (up to 25 s or until our reply). Tried once: a missed tick is not worth a retry."""

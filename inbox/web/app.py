@@ -16,14 +16,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from inbox.context import Inbox
+from inbox.services.auto_resolve import AutoResolver
 from inbox.services.event_stream_rabbitmq import event_stream_consumer
 from inbox.services.media import MediaFetcher
 from inbox.services.privacy import install_masking_filter
 from inbox.services.replies import AgentReplies
 from inbox.services.sessions import SESSION_LIFETIME
 from inbox.services.sla import SlaMonitor
+from inbox.services.snooze import Snoozing
 from inbox.settings import INBOX_DIR
-from inbox.web import routes_admin, routes_api, routes_auth, routes_conversations, routes_live, routes_media, routes_reports, routes_window
+from inbox.web import (
+    routes_admin,
+    routes_api,
+    routes_auth,
+    routes_conversations,
+    routes_follow_ups,
+    routes_live,
+    routes_media,
+    routes_reports,
+    routes_window,
+)
 from inbox.web.auth import LoginRateLimiter, NotAllowed, NotAuthenticated
 from inbox.web.rendering import is_htmx, redirect, render
 
@@ -62,6 +74,8 @@ class BackgroundWorkers:
             ("sla-monitor", SlaMonitor(self.inbox).run_forever),
             ("reply-recovery", AgentReplies(self.inbox).run_forever),
             ("media-fetcher", MediaFetcher(self.inbox).run_forever),
+            ("snooze-wake", Snoozing(self.inbox).run_forever),
+            ("auto-resolve", AutoResolver(self.inbox).run_forever),
         ]
         if self.inbox.settings.inbox_consumer == "inline":
             jobs.append(("event-consumer", event_stream_consumer(self.inbox).run_forever))
@@ -97,7 +111,8 @@ def create_app(inbox: Inbox, *, run_background_workers: bool = True) -> FastAPI:
     app.state.inbox = inbox
     app.state.login_limiter = LoginRateLimiter()
 
-    for module in (routes_auth, routes_conversations, routes_api, routes_admin, routes_reports, routes_live, routes_media, routes_window):
+    routers = (routes_auth, routes_conversations, routes_api, routes_admin, routes_reports, routes_live, routes_media)
+    for module in (*routers, routes_window, routes_follow_ups):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(INBOX_DIR / "static")), name="static")
 

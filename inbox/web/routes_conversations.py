@@ -10,11 +10,13 @@ from sqlalchemy import select
 
 from inbox.models import Agent, Conversation, Handoff, QuickReply
 from inbox.services.agent_actions import ActionError, InternalNotes, Reassignment, Tagging, VipFlag, team_options
+from inbox.services.csat import CsatSurveys
 from inbox.services.media import media_for
 from inbox.services.queries import VIEWS, ConversationQueries
 from inbox.services.replies import AgentReplies, ReplyError
 from inbox.services.resolution import ResolveAndHandBack, ResolveError
 from inbox.services.service_window import composer_window
+from inbox.services.snooze import open_snooze
 from inbox.web.auth import current_agent, inbox_of
 from inbox.web.rendering import is_htmx, push_flash, redirect, render
 
@@ -67,6 +69,7 @@ def conversation_context(request: Request, agent: Agent, conversation_id: int) -
             "media": media_for(session, [message.id for message in messages]),  # photos, locations… by message id
             "tags": queries.tags_for([conversation_id]).get(conversation_id, []),
             "handoff": handoff,
+            "snooze": open_snooze(session, conversation_id) if conversation.status == "snoozed" else None,
             "breached": conversation.sla_breached(inbox.clock()),
             "agents": list(session.scalars(select(Agent).where(Agent.is_active.is_(True)).order_by(Agent.name))),
             "teams": team_options(session),
@@ -232,4 +235,5 @@ def resolve(request: Request, agent: CurrentAgent, conversation_id: int):
         ResolveAndHandBack(inbox_of(request)).resolve(conversation_id, agent)
     except ResolveError as error:
         return _after_action(request, agent, conversation_id, str(error))
+    CsatSurveys(inbox_of(request)).after_resolve(conversation_id)  # "How did we do?" (config/csat.yml)
     return _after_action(request, agent, conversation_id)

@@ -10,6 +10,7 @@ from inbox.models import Agent
 from inbox.services.handoff_contract import REASON_LABELS, REASONS
 from inbox.services.knowledge_base import KnowledgeBaseUsage
 from inbox.services.metrics import DashboardMetrics
+from inbox.services.team_metrics import csat_report, headline
 from inbox.web.auth import current_agent, inbox_of
 from inbox.web.charts import stacked_bar_chart
 from inbox.web.rendering import render
@@ -25,13 +26,24 @@ def dashboard(request: Request, agent: CurrentAgent, days: int = 7):
     inbox = inbox_of(request)
     with inbox.db.read() as session:
         report = DashboardMetrics(session, inbox.assignment_engine().hours, inbox.clock()).report(days)
+        tz = inbox.assignment_engine().hours.tz
+        csat = csat_report(session, report.since, inbox.clock(), tz)
+        month = headline(session, inbox.clock(), tz)
     chart = stacked_bar_chart(
         [(bar.day.strftime("%d %b"), bar.counts) for bar in report.daily], series=list(REASONS)
     )
     return render(
         request,
         "dashboard.html",
-        {"agent": agent, "report": report, "periods": PERIODS, "chart": chart, "reason_labels": REASON_LABELS},
+        {
+            "agent": agent,
+            "report": report,
+            "periods": PERIODS,
+            "chart": chart,
+            "reason_labels": REASON_LABELS,
+            "csat": csat,
+            "headline": month,
+        },
     )
 
 
