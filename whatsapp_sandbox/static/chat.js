@@ -91,7 +91,7 @@ function renderBusiness(bubble, message) {
     if (image.caption) bubble.append(node("span", "", image.caption));
   } else if (message.type === "document") {
     const doc = content.document || {};
-    const link = node("a", "sent-document", `📄 ${doc.filename || "document"}`);
+    const link = node("a", "sent-document", `Document: ${doc.filename || "document"}`);
     link.href = doc.id ? `${api}/media/${encodeURIComponent(doc.id)}` : (isWebLink(doc.link) ? doc.link : "#");
     link.target = "_blank";
     link.rel = "noopener";
@@ -108,7 +108,15 @@ function renderBusiness(bubble, message) {
 function render(message) {
   const bubble = node("div", `bubble ${message.direction}`);
   bubble.dataset.id = message.id;
-  if (message.direction === "customer") {
+  const own = (message.content || {}).image;
+  if (message.direction === "customer" && message.type === "image" && own && own.sha256 !== "sandbox") {
+    // The customer's own photo, kept by the sandbox (whatsapp_sandbox/media.py).
+    const img = node("img", "sent-image");
+    img.alt = own.caption || "photo";
+    img.src = `${api}/media/${encodeURIComponent(own.id)}`;
+    bubble.append(img);
+    if (own.caption) bubble.append(node("span", "", own.caption));
+  } else if (message.direction === "customer") {
     bubble.append(node("span", "", customerText(message)));
   } else {
     renderBusiness(bubble, message);

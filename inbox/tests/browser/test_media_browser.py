@@ -108,3 +108,31 @@ def test_an_agent_sends_a_pdf_that_arrives_on_the_customers_phone(page, live_inb
     finally:
         phone.close()
     assert page.console_errors == []
+
+
+def test_the_customer_sends_a_photo_and_a_location_from_the_phone_page(browser, sandbox):  # noqa: F811
+    from inbox.tests.fakes import GRAPH_TOKEN
+
+    phone = browser.new_page(base_url=sandbox)
+    try:
+        phone.goto("/")
+        phone.locator("#wa-id").fill("919811122233")
+        phone.get_by_role("button", name="Open chat").click()
+        phone.locator("#text").fill("the broken zip")  # the caption
+        phone.locator("#send-file").set_input_files(
+            files=[{"name": "zip.png", "mimeType": "image/png", "buffer": png(120, 80)}]
+        )
+        photo = phone.locator(".bubble.customer img.sent-image").last
+        expect(photo).to_be_visible()
+        phone.get_by_role("button", name="Location").click()
+        expect(phone.locator(".bubble.customer").last).to_contain_text("[location]")
+        phone.screenshot(path=str(SCREENSHOTS / "media-sandbox-customer-photo.png"))
+    finally:
+        phone.close()
+    sent = httpx.get(f"{sandbox}/sandbox/api/messages", params={"wa_id": "919811122233", "direction": "customer"})
+    image, location = sent.json()["messages"][-2:]
+    assert image["content"]["image"]["caption"] == "the broken zip" and location["type"] == "location"
+    # Meta's way: the webhook's media id -> a URL that needs the access token -> the bytes.
+    token = {"Authorization": f"Bearer {GRAPH_TOKEN}"}
+    info = httpx.get(f"{sandbox}/v21.0/{image['content']['image']['id']}", headers=token).json()
+    assert httpx.get(info["url"], headers=token).content == png(120, 80)
