@@ -232,6 +232,8 @@ class _Media(_Model):
     sha256: Optional[str] = None
     caption: Optional[str] = None
     filename: Optional[str] = None
+    voice: Optional[bool] = None  # audio recorded in WhatsApp (a voice note), not a shared audio file
+    animated: Optional[bool] = None  # stickers
 
 
 class _Location(_Model):

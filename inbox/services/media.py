@@ -174,6 +174,7 @@ def record_inbound(session, message: Message, event: dict, now: datetime) -> Med
         row.declared_mime = _short(media.get("mime_type"), 128)
         row.filename = _short(media.get("filename"), 255)
         row.caption = media.get("caption") if isinstance(media.get("caption"), str) else None
+        row.details = {flag: True for flag in ("voice", "animated") if media.get(flag) is True}
         if row.whatsapp_media_id:
             row.state, row.next_attempt_at = "pending", now
         else:

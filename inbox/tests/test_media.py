@@ -90,7 +90,7 @@ def stream_user_event(inbox, broker, message: dict, at=WEDNESDAY_11AM) -> None:
         whatsapp[kind] = details
     else:
         whatsapp["media"] = {
-            k: v for k, v in details.items() if k in ("id", "mime_type", "sha256", "caption", "filename")
+            k: v for k, v in details.items() if k in ("id", "mime_type", "sha256", "caption", "filename", "voice")
         }
     named = details if isinstance(details, dict) else {}
     label = " ".join(p for p in (f"[{kind}]", named.get("filename"), named.get("caption")) if p)
@@ -178,13 +178,14 @@ def test_an_expired_media_id_is_shown_as_failed_with_a_try_again(media_inbox, br
 
 
 def test_a_voice_note_gets_a_player(media_inbox, broker, sandbox, agent_client):
-    stream_user_event(
-        media_inbox, broker, customer_sends(sandbox, "audio", b"OggS" + b"\x00" * 60, "audio/ogg; codecs=opus")
-    )
+    message = customer_sends(sandbox, "audio", b"OggS" + b"\x00" * 60, "audio/ogg; codecs=opus")
+    message["audio"]["voice"] = True  # recorded in WhatsApp: Meta marks voice notes
+    stream_user_event(media_inbox, broker, message)
     MediaFetcher(media_inbox).run_once()
     media = only_media(media_inbox)
     assert media.mime == "audio/ogg"
-    assert f'<audio controls preload="metadata" src="/media/{media.id}">' in transcript(agent_client, media_inbox)
+    page = transcript(agent_client, media_inbox)
+    assert f'<audio controls preload="metadata" src="/media/{media.id}">' in page and "Voice note" in page
 
 
 def test_an_svg_with_script_posing_as_a_photo_is_never_rendered_inline(media_inbox, broker, sandbox, agent_client):

@@ -107,6 +107,15 @@ def test_record_round_trip_keeps_everything():
     assert restored.rasa_metadata()["whatsapp"]["media"] == {"id": "9", "mime_type": "image/png", "caption": "bill"}
 
 
+def test_a_voice_note_is_marked_as_one_for_the_inbox():
+    note = {"from": "919800000001", "id": "wamid.v", "timestamp": "1", "type": "audio",
+            "audio": {"id": "7", "mime_type": "audio/ogg; codecs=opus", "sha256": "abc", "voice": True}}
+    [received] = parse_webhook(encode(webhook(change([note])))).messages
+    assert received.message.text == "[audio]"
+    assert received.message.rasa_metadata()["whatsapp"]["media"] == {
+        "id": "7", "mime_type": "audio/ogg; codecs=opus", "sha256": "abc", "voice": True}
+
+
 # --- text splitting ----------------------------------------------------------------------
 
 
