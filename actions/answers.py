@@ -19,7 +19,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions import conversation
+from actions import conversation, kb_reload
 from actions.handoff import hand_off
 from actions.knowledge_base import KnowledgeBase, Match
 from actions.resolution import count_answer
@@ -35,20 +35,23 @@ FOLLOW_UP_CANDIDATES = 3
 # next to nothing for every entry (measured: "do you have a store in pune" 0.00 for all three).
 FOLLOW_UP_MIN_PROBABILITY = 0.05
 
-_kb: Optional[KnowledgeBase] = None
-_kb_lock = threading.Lock()
+_started = False
+_start_lock = threading.Lock()
 
 
 def knowledge_base() -> KnowledgeBase:
-    """Loaded and embedded once per action-server process."""
-    global _kb
-    with _kb_lock:
-        if _kb is None:
-            limit_blas_threads_for_serving()  # the action server answers one short question at a time
-            config = settings()
-            _kb = KnowledgeBase.from_yaml(config.kb_path, model=config.kb_model)
-            logger.info("knowledge base loaded: %d entries from %s", len(_kb.entries), config.kb_path)
-        return _kb
+    """The knowledge base this process serves: loaded and embedded once, then reloaded live when
+    data/knowledge_base.yml or escalation.yml changes (actions/kb_reload.py). Callers take it once per
+    action, so one answer never mixes two versions."""
+    global _started
+    if not _started:
+        with _start_lock:
+            if not _started:
+                limit_blas_threads_for_serving()  # the action server answers one short question at a time
+                kb_reload.ESCALATION.check()
+                kb_reload.WATCHER.start()
+                _started = True
+    return kb_reload.KNOWLEDGE_BASE.value()
 
 
 # Embed the knowledge base when the action server starts (rasa-sdk imports this module at start-up),

@@ -5,6 +5,8 @@ token behind it. This launcher serves the same app (rasa_sdk.endpoint.create_app
 - binds ACTION_SERVER_HOST (default 127.0.0.1);
 - refuses every request except GET /health without the shared secret in the X-Action-Token header
   (ACTION_SERVER_TOKEN; Rasa sends it from deploy/endpoints.production.yml `headers:`), compared in constant time;
+- serves POST /kb/explain and GET /kb/status for the inbox (actions/kb_explain.py), token required;
+  `--dev` (the local demo's Procfile) requires the token only there, as Rasa's dev endpoints send none;
 - caps request bodies (ACTION_SERVER_MAX_BODY_BYTES, default 8 MiB: a whole tracker of a long conversation
   fits many times over; Sanic's own default is 100 MB).
 
@@ -25,7 +27,10 @@ MIN_TOKEN_LENGTH = 32
 logger = logging.getLogger(__name__)
 
 
-def create_app(token: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, actions_package: str = "actions"):
+def create_app(
+    token: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, actions_package: str = "actions",
+    protect_actions: bool = True,
+):
     from sanic import response
     from rasa_sdk.endpoint import create_app as create_sdk_app
 
@@ -34,9 +39,16 @@ def create_app(token: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, actions
     app.config.REQUEST_MAX_SIZE = max_body_bytes
     expected = token.encode()
 
+    from actions.kb_explain import routes as kb_routes
+
+    for method, path, handler in kb_routes():  # POST /kb/explain, GET /kb/status (actions/CONTRACT.md)
+        app.add_route(handler, path, methods=[method], name=path.strip("/").replace("/", "_"))
+
     @app.middleware("request")
     async def require_token(request):
         if request.path == "/health" and request.method == "GET":
+            return None
+        if not protect_actions and not request.path.startswith("/kb/"):
             return None
         given = (request.headers.get(TOKEN_HEADER) or "").encode()
         if not hmac.compare_digest(given, expected):
@@ -51,6 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m actions.server", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=os.environ.get("ACTION_SERVER_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("ACTION_SERVER_PORT", "5055")))
+    parser.add_argument(
+        "--dev", action="store_true",
+        help="local demo (Procfile): Rasa's action calls need no token, only the /kb endpoints do",
+    )
     args = parser.parse_args(argv)
     token = os.environ.get("ACTION_SERVER_TOKEN", "")
     if len(token) < MIN_TOKEN_LENGTH:
@@ -62,8 +78,9 @@ def main(argv: list[str] | None = None) -> None:
 
     utils.configure_colored_logging("INFO")
     utils.update_sanic_log_level()
-    app = create_app(token, max_body)
-    logger.info("Action server on http://%s:%s (token required)", args.host, args.port)
+    app = create_app(token, max_body, protect_actions=not args.dev)
+    logger.info("Action server on http://%s:%s (token required%s)", args.host, args.port,
+                " for /kb only" if args.dev else "")
     app.run(args.host, args.port, workers=utils.number_of_sanic_workers(), access_log=False)
 
 

@@ -47,6 +47,8 @@ load_environment() {
   fi
   # A var/local.env written before RASA_JWT_SECRET existed (Rasa's API used a query-string token) gets one.
   grep -q '^RASA_JWT_SECRET=' "$env_file" || echo "RASA_JWT_SECRET=$(rnd)" >> "$env_file"
+  # The inbox's "Test answer" and knowledge-base status call the action server with this (issue 17).
+  grep -q '^ACTION_SERVER_TOKEN=' "$env_file" || echo "ACTION_SERVER_TOKEN=$(rnd)" >> "$env_file"
   # Values already in the environment win over the generated ones.
   local line key
   while IFS= read -r line; do
