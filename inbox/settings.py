@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     slack_webhook_url: SecretStr | None = None
 
     kb_path: Path = REPO_ROOT / "data" / "knowledge_base.yml"
+    # The action server's /kb endpoints (Test answer, knowledge-base status; actions/CONTRACT.md):
+    # ACTION_SERVER_URL (Rasa's action endpoint, a trailing /webhook is dropped), else 127.0.0.1 on
+    # ACTION_SERVER_PORT; ACTION_SERVER_TOKEN is its X-Action-Token.
+    action_server_url: str = ""
+    action_server_port: int = 5055
+    action_server_token: SecretStr | None = None
+    # Test-answer questions per agent per minute (each one runs the NLU and the KB search).
+    inbox_kb_test_per_minute: int = 20
     inbox_assignment_config: Path = INBOX_DIR / "config" / "assignment.yml"
     inbox_quick_replies_seed: Path = INBOX_DIR / "config" / "quick_replies.yml"
     # Override the YAML's time zone / SLA target / business hours ("mon-sun 00:00-24:00") without editing it.
@@ -135,6 +143,11 @@ class Settings(BaseSettings):
         secret_file.write_text(secret)
         secret_file.chmod(0o600)
         return secret
+
+    @cached_property
+    def action_server_base_url(self) -> str:
+        url = (self.action_server_url or f"http://127.0.0.1:{self.action_server_port}").rstrip("/")
+        return url.removesuffix("/webhook")
 
     def conversation_url(self, conversation_id: int) -> str:
         return f"{self.public_url}/conversations/{conversation_id}"

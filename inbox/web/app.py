@@ -31,6 +31,7 @@ from inbox.web import (
     routes_auth,
     routes_conversations,
     routes_follow_ups,
+    routes_kb,
     routes_live,
     routes_media,
     routes_reports,
@@ -112,7 +113,7 @@ def create_app(inbox: Inbox, *, run_background_workers: bool = True) -> FastAPI:
     app.state.login_limiter = LoginRateLimiter()
 
     routers = (routes_auth, routes_conversations, routes_api, routes_admin, routes_reports, routes_live, routes_media)
-    for module in (*routers, routes_window, routes_follow_ups):
+    for module in (*routers, routes_window, routes_follow_ups, routes_kb):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(INBOX_DIR / "static")), name="static")
 
