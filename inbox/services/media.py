@@ -215,6 +215,10 @@ class MediaFetcher:
 
     def _claim_due(self) -> list[int]:
         now = self.inbox.clock()
+        due = select(MediaFile.id).where(MediaFile.state.in_(("pending", "retrying")), MediaFile.next_attempt_at <= now)
+        with self.inbox.db.read() as session:  # cheap look first: a write would take SQLite's lock 4 times a second
+            if session.scalar(due.limit(1)) is None:
+                return []
         with self.inbox.db.write() as session:
             rows = list(
                 session.scalars(
