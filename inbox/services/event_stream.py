@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, select
@@ -33,6 +34,9 @@ from inbox.services.media import record_inbound
 from inbox.services.message_merge import MessageMerger
 from inbox.services.privacy import masked
 from inbox.services.read_receipts import remember_customer_message_id
+
+if TYPE_CHECKING:  # a type only: inbox.context imports the services
+    from inbox.context import Inbox
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +127,7 @@ def describe_bot_message(data: dict) -> str | None:
 
 
 class RasaEventApplier:
-    def __init__(self, inbox, session: Session):
+    def __init__(self, inbox: Inbox, session: Session):
         self.inbox = inbox
         self.session = session
         self.store = ConversationStore(session, inbox.assignment_config().vip_customers)
@@ -283,7 +287,7 @@ class EventStreamConsumer:
 
     def __init__(
         self,
-        inbox,
+        inbox: Inbox,
         source: SqlBrokerSource,
         *,
         batch_size: int = 200,

@@ -10,11 +10,14 @@ data/knowledge_base.yml and escalation.yml it serves, and why a saved edit was n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from inbox.services.rasa import rasa_jwt
+
+if TYPE_CHECKING:  # a type only: inbox.context imports the services
+    from inbox.context import Inbox
 
 MAX_QUESTION_CHARS = 500  # a WhatsApp question, not an essay; the action server takes up to 2,000
 TOKEN_HEADER = "X-Action-Token"
@@ -86,7 +89,7 @@ class KbLiveClient:
         return response.json()
 
 
-def kb_live_client(inbox) -> KbLiveClient:
+def kb_live_client(inbox: Inbox) -> KbLiveClient:
     settings = inbox.settings
 
     def secret(value):

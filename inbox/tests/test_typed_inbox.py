@@ -21,15 +21,9 @@ def _callables(module):
             yield from (member for member in vars(value).values() if inspect.isfunction(member))
 
 
-# Typed as soon as the work in progress on them lands (issue 14 item 6).
-NOT_YET = {"inbox.services.event_stream"}
-
-
 def test_services_take_a_typed_inbox():
     untyped = []
     for info in pkgutil.walk_packages(inbox.services.__path__, "inbox.services."):
-        if info.name in NOT_YET:
-            continue
         module = importlib.import_module(info.name)
         for function in _callables(module):
             if "inbox" not in inspect.signature(function).parameters:
