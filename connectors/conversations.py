@@ -57,6 +57,10 @@ class Conversations(Protocol):
         """Record a message the bot cannot read; send the polite reply unless a human has
         the conversation. Returns whether the reply was sent."""
 
+    async def record_survey_answer(self, message: InboundMessage, role: str, output_channel: OutputChannel) -> None:
+        """Record a CSAT answer or comment (connectors/satisfaction.py) in the tracker with
+        `{"whatsapp": {"csat": role, ...}}` metadata, predicting nothing and replying nothing."""
+
     async def hand_off_unprocessed(self, message: UserMessage, error: str) -> None:
         """The message could not be handled within the retry budget: record it, hand the conversation
         off (bot_unavailable) and tell the customer (connectors/unanswered_turns.py). Raises if the
@@ -149,6 +153,22 @@ class RasaConversations:
         # missing answer (hand_off_if_unanswered).
         await self._on_new_message(message)
         return True
+
+    async def record_survey_answer(self, message: InboundMessage, role: str, output_channel: OutputChannel) -> None:
+        from rasa.shared.core.events import UserUttered
+
+        agent = self._agent()
+        metadata = message.rasa_metadata()
+        metadata["whatsapp"]["csat"] = role
+        async with agent.lock_store.lock(message.wa_id):
+            processor = agent.processor
+            tracker = await processor.fetch_tracker_and_update_session(message.wa_id, output_channel, metadata)
+            tracker.update(
+                UserUttered(
+                    text=message.text, input_channel=output_channel.name(), message_id=message.message_id, metadata=metadata
+                )
+            )
+            await processor.save_tracker(tracker)
 
     async def record_unreadable(self, message: InboundMessage, output_channel: OutputChannel) -> bool:
         from rasa.shared.core.events import BotUttered, UserUttered

@@ -24,6 +24,7 @@ from rasa.core.channels.channel import OutputChannel, UserMessage
 
 from connectors.conversations import Conversations
 from connectors.inbound import InboundAction, InboundMessage
+from connectors.satisfaction import is_survey_tap, recorded_text, survey_role
 from connectors.privacy import mask_user_id
 from connectors.read_receipts import NoReadReceipts
 from connectors.settings import MAX_RETRY_PAUSE_SECONDS
@@ -176,7 +177,7 @@ class InboundDispatcher:
                 state = await self._give_up(claimed, description)
                 break
             try:
-                state = await self._handle(message, retry=failures > 0)
+                state = await self._handle(message, retry=failures > 0, seq=claimed.seq)
                 break
             except asyncio.CancelledError:
                 await self._give_back(claimed, "stopped while handling")
@@ -235,10 +236,16 @@ class InboundDispatcher:
         # A separate transaction after the finish (see WhatsAppStore.finish_and_claim_next).
         return await self._store.run(self._store.claim_next, message.wa_id, self.owner, self._claim_ttl)
 
-    async def _handle(self, message: InboundMessage, retry: bool = False) -> str:
+    async def _handle(self, message: InboundMessage, retry: bool = False, seq: Optional[int] = None) -> str:
         output_channel = self._output_channel_factory(turn_key=message.message_id)
         if message.action is InboundAction.REACTION:
             return DONE if await self._react(message, output_channel) else IGNORED
+        role = await self._survey_role(message, seq)
+        if role is not None:  # a CSAT answer or comment: for the inbox, never for NLU (connectors/satisfaction.py)
+            await self._conversations.record_survey_answer(
+                dataclasses.replace(message, text=capped(recorded_text(message, role))), role, output_channel
+            )
+            return DONE
         if message.action is InboundAction.CONVERSE:
             text = capped(message.text or "")
             if text.startswith(REPLY_OPTION_PREFIX):
@@ -252,6 +259,13 @@ class InboundDispatcher:
                     dataclasses.replace(message, text=capped(message.text or "")), output_channel
                 )
         return DONE
+
+    async def _survey_role(self, message: InboundMessage, seq: Optional[int]) -> Optional[str]:
+        if is_survey_tap(message):
+            return survey_role(message, None)
+        if message.type != "text" or seq is None:
+            return None
+        return survey_role(message, await self._store.run(self._store.previous_message, message.wa_id, seq))
 
     async def _give_up(self, claimed: ClaimedMessage, description: str) -> Optional[str]:
         """The honest fallback: `messages.bot_unavailable` to the customer and a hand-off in the

@@ -508,6 +508,14 @@ class WhatsAppStore:
             attempts=row.attempts + 1,
         )
 
+    def previous_message(self, wa_id: str, seq: int) -> Optional[InboundMessage]:
+        """The customer's message stored just before `seq` (a CSAT comment follows a CSAT tap)."""
+        t = inbound_messages.c
+        query = select(t.record).where(t.wa_id == wa_id, t.seq < seq).order_by(t.seq.desc()).limit(1)
+        with self._bookkeeping.begin() as connection:
+            row = connection.execute(query).first()
+        return InboundMessage.from_record(json.loads(row.record)) if row else None
+
     def finish(self, seq: int, owner: str, *, state: str = DONE, error: Optional[str] = None) -> bool:
         with self._bookkeeping.begin() as connection:
             return self._finish(connection, seq, owner, state, error)

@@ -53,7 +53,8 @@
     var panel = document.getElementById("panel");
     // Do not pull the panel away from under an agent who is typing in it.
     if (panel && !panel.contains(document.activeElement)) {
-      htmx.ajax("GET", panel.dataset.refreshUrl, { target: "#panel", swap: "outerHTML" });
+      // Its own source element: a request from the same element as the transcript's would be dropped.
+      htmx.ajax("GET", panel.dataset.refreshUrl, { source: panel, target: "#panel", swap: "outerHTML" });
     }
   }, 150);
 

@@ -83,6 +83,11 @@ class ScriptedConversations:
             self.paused.add(message.sender_id)
             await message.output_channel.send_text_message(message.sender_id, BOT_UNAVAILABLE_REPLY)
 
+    async def record_survey_answer(self, message: InboundMessage, role: str, output_channel: OutputChannel) -> None:
+        metadata = message.rasa_metadata()
+        metadata["whatsapp"]["csat"] = role
+        self._log(message.wa_id, event="user", text=message.text, message_id=message.message_id, metadata=metadata)
+
     async def record_unreadable(self, message: InboundMessage, output_channel: OutputChannel) -> bool:
         self._log(message.wa_id, event="user", text=message.text, message_id=message.message_id,
                   metadata=message.rasa_metadata())
