@@ -3,7 +3,7 @@
 # sets up the environments, validates the training data, trains if needed, runs the Rasa story tests,
 # the NLU cross-validation summary, the inbox suites (SQLite, PostgreSQL, browser), pytest for
 # actions/components/connector/integration, the end-to-end and fault tests with every service
-# running, and the production profile behind its proxy. Every stage runs; the summary says which failed.
+# running, the production profile behind its proxy, and the cluster profile under faults. Every stage runs; the summary says which failed.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -44,11 +44,14 @@ stage stories "$RASA" test core --stories tests/ --model models/kesar-lane.tar.g
 stage nlu-cross-validation bash scripts/nlu_cross_validation.sh
 # The inbox suite first: it installs Debian's chromium, which the sandbox page test also drives.
 stage inbox bash inbox/scripts/test.sh
-stage pytest "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/production
+stage pytest "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/production \
+  --ignore=tests/cluster
 # End-to-end: Rasa, action server, inbox and sandbox as real processes, driven by signed webhooks.
 stage e2e "$VENV/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
 # The production profile (scripts/production.sh) behind nginx, PostgreSQL and Redis, attacked from outside.
 stage production "$VENV/bin/python" -m pytest tests/production -q -p no:cacheprovider
+# The cluster profile (deploy/cluster/): two Rasa instances behind nginx, RabbitMQ, chaos while 16 customers chat.
+stage cluster "$VENV/bin/python" -m pytest tests/cluster -q -p no:cacheprovider
 
 echo
 say "Stages passed: ${PASSED[*]:-none}"
