@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from inbox.models import Conversation, Message
 from inbox.services.conversation_store import ConversationStore
@@ -43,7 +43,8 @@ class AutoResolver:
         cutoff = self.inbox.clock() - timedelta(hours=hours)
         last = (
             select(Message.conversation_id, Message.role, func.max(Message.created_at).label("at"))
-            .where(Message.role.in_(("agent", "customer")))
+            # A reply that failed did not reach the customer: it does not count as the agent's answer.
+            .where(or_(Message.role == "customer", and_(Message.role == "agent", Message.delivery_status != "failed")))
             .group_by(Message.conversation_id, Message.role)
             .subquery()
         )

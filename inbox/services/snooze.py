@@ -80,6 +80,11 @@ class Snoozing:
                 conversation = ConversationStore(session).lock(conversation_id)
                 if conversation.status == "snoozed":
                     wake_in_session(session, conversation, now, "the snooze time has come", "time", self._tz)
+                else:  # back by another way meanwhile (e.g. a new hand-off re-opened it)
+                    for snooze in session.scalars(
+                        select(Snooze).where(Snooze.conversation_id == conversation_id, Snooze.woke_at.is_(None))
+                    ):
+                        snooze.woke_at, snooze.woke_by = now, "other"
         return len(due)
 
     def run_forever(self, stop: threading.Event) -> None:
@@ -131,7 +136,10 @@ def follow_ups(session: Session, now: datetime, tz) -> dict:
     waiting for the customer."""
     end_of_today = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     rows = session.scalars(
-        select(Snooze).where(Snooze.woke_at.is_(None)).order_by(Snooze.until.is_(None), Snooze.until, Snooze.id)
+        select(Snooze)
+        .join(Conversation, Conversation.id == Snooze.conversation_id)
+        .where(Snooze.woke_at.is_(None), Conversation.status == "snoozed")
+        .order_by(Snooze.until.is_(None), Snooze.until, Snooze.id)
     ).all()
     today = [row for row in rows if row.until is not None and row.until < end_of_today]
     later = [row for row in rows if row.until is not None and row.until >= end_of_today]

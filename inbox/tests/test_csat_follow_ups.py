@@ -279,3 +279,18 @@ def test_the_dashboard_shows_the_bots_headline_numbers_for_the_month(inbox, brok
     assert '<p class="big" id="bot-median">2 s</p>' in page  # nearest-rank median of 2 s and 4 s
     assert '<p class="big" id="month-containment">50.0%</p>' in page
     assert '<p class="big" id="answers-handed-off">50.0%</p>' in page
+
+
+def test_a_new_hand_off_on_a_snoozed_conversation_takes_it_off_the_follow_ups(inbox, broker, clock, client, agents):
+    conversation_id = handed_off(inbox, broker, clock, hours_ago=0)
+    login(client, "anita")
+    post_form(client, f"/conversations/{conversation_id}/snooze", {"until": "3h"})
+    assert 'class="badge snoozed"' in client.get("/conversations?view=all").text
+    clock.advance(minutes=10)
+    broker.handoff(SENDER, "hf_second", clock.now)
+    consume(inbox, broker)
+    assert conversation(inbox, conversation_id).status == "open"
+    assert f"/conversations/{conversation_id}" not in client.get("/follow-ups").text
+    clock.advance(hours=3)
+    assert Snoozing(inbox).wake_due() == 1  # closes the left-over snooze without a second "Back" line
+    assert not any(line.startswith("Back from snooze") for line in system_lines(inbox, conversation_id))
