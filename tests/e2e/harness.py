@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -118,16 +119,25 @@ class System:
             "INBOX_ENV": "development",
             "INBOX_BUSINESS_HOURS": "mon-sun 00:00-24:00",
             "SLACK_WEBHOOK_URL": slack_url,
-            "KB_PATH": str(ROOT / "data" / "knowledge_base.yml"),
+            # A copy of the knowledge base and escalation.yml that a test may edit while the system runs
+            # (the action server reloads them, actions/kb_reload.py).
+            "KB_PATH": str(data_dir / "data" / "knowledge_base.yml"),
+            "ESCALATION_SETTINGS": str(data_dir / "escalation.yml"),
+            "KB_RELOAD_SECONDS": "0.5",
+            "ACTION_SERVER_TOKEN": secrets.token_urlsafe(32),
             "TF_CPP_MIN_LOG_LEVEL": "3", "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
             "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
             "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         })
+        (data_dir / "data").mkdir(exist_ok=True)
+        shutil.copy(ROOT / "escalation.yml", data_dir / "escalation.yml")
+        for name in ("knowledge_base.yml", "kb_near_misses.yml"):
+            shutil.copy(ROOT / "data" / name, data_dir / "data" / name)
         venv_python = str(ROOT / ".venv" / "bin" / "python")
         system = cls(data_dir=data_dir, env=env, slack_url=slack_url)
         log = lambda name: data_dir / f"{name}.log"  # noqa: E731
         system.services = {
-            "actions": Service("actions", [venv_python, "-m", "rasa_sdk", "--actions", "actions",
+            "actions": Service("actions", [venv_python, "-m", "actions.server", "--dev",
                                            "--port", str(ports["actions"])],
                                f"http://127.0.0.1:{ports['actions']}/health", log("actions")),
             "rasa": Service("rasa", [venv_python, "-m", "connectors.rasa_start", "run", "--enable-api",
