@@ -86,10 +86,18 @@ class Settings(BaseSettings):
     inbox_reply_confirm_seconds: float = 300.0
     # Media (services/media.py): where files live (`local`: content-addressed under INBOX_MEDIA_DIR,
     # default <var>/media), how often the fetcher looks for downloads due, the largest file accepted.
-    inbox_media_storage: Literal["local"] = "local"
+    inbox_media_storage: Literal["local", "s3"] = "local"
     inbox_media_dir: Path | None = None
     inbox_media_check_seconds: float = 0.25
     inbox_media_max_bytes: int = 100 * 1024 * 1024
+    # `s3` (services/media_storage.py): bucket, endpoint URL for MinIO/R2/Ceph (empty: AWS), region,
+    # key prefix, server-side encryption to ask for (e.g. AES256; empty: the bucket's default).
+    # Credentials only from the standard AWS_* variables, never here.
+    inbox_media_s3_bucket: str | None = None
+    inbox_media_s3_endpoint: str | None = None
+    inbox_media_s3_region: str | None = None
+    inbox_media_s3_prefix: str = "media/"
+    inbox_media_s3_sse: str | None = None
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

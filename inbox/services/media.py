@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import filetype
 from sqlalchemy import select
 
 from inbox.models import Conversation, MediaFile, Message
 from inbox.services.conversation_store import ConversationStore
+from inbox.services.media_storage import LocalMediaStorage, MediaStorage, build_storage  # noqa: F401 (re-exported)
 from inbox.services.periodic import run_periodically
 
 if TYPE_CHECKING:  # a type only: inbox.context imports the services
@@ -73,53 +72,11 @@ class MediaError(Exception):
 # --- storage -------------------------------------------------------------------------------------
 
 
-class MediaStorage(Protocol):
-    """Where media bytes live, keyed by their SHA-256 (hex). A second backend (S3-compatible, for
-    several inbox machines) implements the same three calls; see inbox/README.md "Media storage"."""
-
-    def put(self, sha256: str, data: bytes, content_type: str) -> None: ...
-
-    def path(self, sha256: str) -> Path | None:
-        """A local file to serve, or None when the backend streams (`read`)."""
-
-    def read(self, sha256: str) -> bytes: ...
-
-
-class LocalMediaStorage:
-    def __init__(self, root: Path):
-        self.root = Path(root)
-
-    def _file(self, sha256: str) -> Path:
-        if len(sha256) != 64 or any(ch not in "0123456789abcdef" for ch in sha256):
-            raise ValueError("not a sha256 hex digest")
-        return self.root / sha256[:2] / sha256[2:4] / sha256
-
-    def put(self, sha256: str, data: bytes, content_type: str) -> None:
-        target = self._file(sha256)
-        if target.exists():
-            return  # same bytes, same name: nothing to write
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Written whole then renamed: a reader never sees half a file.
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, target)
-
-    def path(self, sha256: str) -> Path | None:
-        target = self._file(sha256)
-        return target if target.exists() else None
-
-    def read(self, sha256: str) -> bytes:
-        return self._file(sha256).read_bytes()
-
-
 def storage_for(inbox: Inbox) -> MediaStorage:
-    settings = inbox.settings
+    """The inbox's media storage (services/media_storage.py: local disk or S3-compatible), built once."""
     existing = getattr(inbox, "_media_storage", None)
     if existing is None:
-        existing = LocalMediaStorage(settings.inbox_media_dir or settings.inbox_var_dir / "media")
+        existing = build_storage(inbox.settings)
         inbox._media_storage = existing
     return existing
 

@@ -9,14 +9,16 @@ cannot run script or reach the inbox's origin.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, StreamingResponse
 
 from inbox.models import Agent, MediaFile, Message
 from inbox.services.media import AttachmentError, inline_allowed, retry_now, send_attachment, storage_for
+from inbox.services.media_storage import MediaMissing
 from inbox.services.replies import ReplyError
 from inbox.web.auth import current_agent, inbox_of
 
@@ -25,6 +27,7 @@ from inbox.web.auth import current_agent, inbox_of
 UPLOAD_LIMIT_BYTES = 16 * 1024 * 1024 + 64 * 1024
 MEDIA_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"
 
+logger = logging.getLogger(__name__)
 router = APIRouter(max_body_size=UPLOAD_LIMIT_BYTES)
 CurrentAgent = Annotated[Agent, Depends(current_agent)]
 
@@ -51,7 +54,14 @@ def media_file(request: Request, agent: CurrentAgent, media_id: int, download: b
     path = storage.path(media.sha256)
     if path is not None:
         return FileResponse(path, media_type=content_type, headers=headers)
-    return Response(storage.read(media.sha256), media_type=content_type, headers=headers)
+    try:  # S3: streamed through the inbox (services/media_storage.py says why not a presigned URL)
+        chunks = storage.stream(media.sha256)
+    except MediaMissing:
+        logger.warning("media %s: its bytes are missing from the storage", media_id)
+        raise HTTPException(404, "This file is recorded but its bytes are missing from the media storage.") from None
+    if media.size is not None:
+        headers["Content-Length"] = str(media.size)
+    return StreamingResponse(chunks, media_type=content_type, headers=headers)
 
 
 @router.post("/media/{media_id}/retry")
