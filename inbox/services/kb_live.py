@@ -66,7 +66,9 @@ class KbLiveClient:
         except httpx.TransportError as error:
             raise KbLiveError(f"Rasa is not reachable at {self.rasa_url} ({error.__class__.__name__}).") from error
         if response.status_code in (401, 403):
-            raise KbLiveError("Rasa refused the request: check that RASA_JWT_SECRET is the secret Rasa was started with.")
+            raise KbLiveError(
+                "Rasa refused the request: check that RASA_JWT_SECRET is the secret Rasa was started with."
+            )
         if not response.is_success:
             raise KbLiveError(f"Rasa answered HTTP {response.status_code}.")
         return response.json()

@@ -35,7 +35,9 @@ def _allowed(request: Request, agent: Agent) -> bool:
 
 
 @router.post("/knowledge-base/test")
-def test_answer(request: Request, agent: CurrentAgent, question: Annotated[str, Form(max_length=4 * MAX_QUESTION_CHARS)] = ""):
+def test_answer(
+    request: Request, agent: CurrentAgent, question: Annotated[str, Form(max_length=4 * MAX_QUESTION_CHARS)] = ""
+):
     result, error, status = None, None, 200
     if not _allowed(request, agent):
         error, status = TOO_MANY, 429
