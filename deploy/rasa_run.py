@@ -7,7 +7,19 @@ secret = os.environ.get("RASA_JWT_SECRET", "")
 if not secret:
     sys.exit("RASA_JWT_SECRET is not set: Rasa's HTTP API would run without authentication.")
 
-from rasa.__main__ import main  # noqa: E402  (after the check: importing Rasa takes seconds)
+# Run as a script (deploy/ is sys.path[0]): the project root must be importable for the channel and the
+# speed-ups, as it is for `python -m` in the local Procfile.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# The same explicit start-up steps as the local Procfile (connectors/rasa_start.py): known third-party
+# warnings silenced, the tested speed-ups installed (RASA_SPEEDUPS=0 turns them off), one line says which.
+from connectors import rasa_speedups  # noqa: E402  (after the check: importing Rasa takes seconds)
+from connectors.rasa_start import quiet_known_warnings  # noqa: E402
+
+quiet_known_warnings()
+print(rasa_speedups.install(), file=sys.stderr, flush=True)
+
+from rasa.__main__ import main  # noqa: E402
 
 sys.argv = ["rasa", "run", *sys.argv[1:], "--jwt-secret", secret, "--jwt-method", "HS256"]
 main()

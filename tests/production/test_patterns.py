@@ -48,3 +48,9 @@ def test_customer_with_a_username_and_no_phone_number(production, inbox_db, agen
     customer = Customer(production.url("sandbox"), created.json()["user_id"], "Kiran")
     assignee = assert_handed_off(customer.say("agent please"))
     agent_takes_over_and_hands_back(customer, inbox_db, agent_login, assignee)
+
+
+def test_rasa_starts_with_the_tested_speed_ups(production):
+    """The production launcher takes the same explicit start-up step as the local Procfile."""
+    log = (production.data_dir / "profile.log").read_text()
+    assert "Rasa speed-ups: on (Rasa 3.6.21" in log
