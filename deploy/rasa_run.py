@@ -21,5 +21,6 @@ print(rasa_speedups.install(), file=sys.stderr, flush=True)
 
 from rasa.__main__ import main  # noqa: E402
 
-sys.argv = ["rasa", "run", *sys.argv[1:], "--jwt-secret", secret, "--jwt-method", "HS256"]
+# `=`: a secret starting with "-" (token_urlsafe makes one in 32) would otherwise read as an option.
+sys.argv = ["rasa", "run", *sys.argv[1:], f"--jwt-secret={secret}", "--jwt-method", "HS256"]
 main()
