@@ -177,7 +177,9 @@ class InboundDispatcher:
                 state = await self._give_up(claimed, description)
                 break
             try:
-                state = await self._handle(message, retry=failures > 0, seq=claimed.seq)
+                # A message claimed before (its process died or gave it back) may already be in Rasa's
+                # tracker: then only its answer is checked, the turn is not run a second time.
+                state = await self._handle(message, retry=failures > 0 or claimed.attempts > 1, seq=claimed.seq)
                 break
             except asyncio.CancelledError:
                 await self._give_back(claimed, "stopped while handling")

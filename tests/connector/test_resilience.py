@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 from rasa.core.channels.channel import UserMessage
 from rasa.core.tracker_store import InMemoryTrackerStore
-from rasa.shared.core.events import BotUttered, ConversationPaused, UserUttered
+from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationPaused, UserUttered
 
 from connectors.conversations import RasaConversations
 from connectors.graph_api import SendResult
@@ -395,6 +395,38 @@ async def test_a_turn_that_failed_after_rasa_saved_it_is_not_run_again(rig):
     # Counted once: a second run would have made the next message look like a further unthanked turn.
     tracker = await rig.each_answered_once("what is your return policy", "and for sale items?")
     assert not tracker.is_paused()
+
+
+async def test_a_turn_run_by_a_process_killed_before_marking_it_done_is_not_run_again(rig, caplog):
+    # Another Rasa instance claimed the message, ran the turn (reply sent, tracker saved) and was
+    # SIGKILLed before marking it done (tests/cluster/test_chaos.py found this).
+    message = text_message(CUSTOMER, "what is your return policy")
+    message_id = message["id"]
+    persist(rig.store, message)
+    claimed = rig.store.claim_next(CUSTOMER, "rasa1", 15)
+    assert claimed is not None and claimed.message.message_id == message_id
+    await rig.conversations.deliver(UserMessage(
+        "what is your return policy", rig.output_channel(turn_key=message_id), sender_id=CUSTOMER,
+        input_channel="whatsapp", message_id=message_id, metadata=claimed.message.rasa_metadata(),
+    ))
+    from sqlalchemy import update
+
+    from connectors.store import inbound_messages
+
+    with rig.store.engine.begin() as connection:  # its 15 s lease has run out
+        connection.execute(update(inbound_messages).where(inbound_messages.c.message_id == message_id)
+                           .values(lease_until=0))
+    rig.rasa.next_turn = [ActionExecuted("action_answer_question"), BotUttered("a second run"),
+                          ActionExecuted("action_listen")]
+
+    rig.dispatcher.wake(CUSTOMER)
+    await rig.settled([message_id])
+
+    assert "Taking over WhatsApp message" in caplog.text
+    assert rig.state(message_id) == DONE
+    # One reply on the phone, and the turn once in the tracker (so once in the inbox's transcript).
+    tracker = await rig.each_answered_once("what is your return policy")
+    assert [e.text for e in tracker.events if isinstance(e, BotUttered)] == ["Free returns within 14 days."]
 
 
 async def test_a_background_loop_failing_every_quarter_second_logs_once_a_minute(caplog):
