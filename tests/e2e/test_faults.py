@@ -9,7 +9,7 @@ import uuid
 
 import httpx
 
-from tests.e2e.test_patterns import KB_QUESTIONS, assert_handed_off, assert_kb_answer
+from tests.e2e.test_patterns import KB_QUESTIONS, assert_handed_off, assert_kb_answer, hand_back
 
 
 def tracker(system, wa_id: str) -> dict:
@@ -80,8 +80,7 @@ def test_rasa_restart_keeps_history_and_paused_state(healthy, new_customer, inbo
     assert tracker(healthy, handed_off.wa_id)["paused"] is True
 
     agent = agent_login(inbox_db.query("select login from agents where id = ?", conversation["assignee_id"])[0][0])
-    agent.resolve(conversation["id"])
-    inbox_db.wait_conversation(handed_off.wa_id, status="resolved")
+    hand_back(agent, handed_off, inbox_db, conversation["id"])
     assert_kb_answer(handed_off.say(KB_QUESTIONS[0]))
 
 
@@ -138,8 +137,7 @@ def test_paused_conversation_still_paused_after_session_expiry(healthy, customer
     assert state["paused"] is True
 
     agent = agent_login(inbox_db.query("select login from agents where id = ?", conversation["assignee_id"])[0][0])
-    agent.resolve(conversation["id"])
-    inbox_db.wait_conversation(customer.wa_id, status="resolved")
+    hand_back(agent, customer, inbox_db, conversation["id"])
     assert_kb_answer(customer.say(KB_QUESTIONS[0]))
 
 
@@ -174,6 +172,5 @@ def test_action_server_down_gets_an_honest_reply_and_a_handoff(healthy, customer
     agent = agent_login(login)
     agent.reply(conversation["id"], "Sorry about that! Free returns within 14 days.")
     assert customer.replies(1, timeout=20) == ["Sorry about that! Free returns within 14 days."]
-    agent.resolve(conversation["id"])
-    inbox_db.wait_conversation(customer.wa_id, status="resolved")
+    hand_back(agent, customer, inbox_db, conversation["id"])
     assert_kb_answer(customer.say(KB_QUESTIONS[1]))

@@ -3,6 +3,7 @@ and inbox; then the agent takes over and hands back."""
 from __future__ import annotations
 
 import re
+import time
 
 from tests.e2e.clients import Agent, Customer, InboxDB
 
@@ -18,6 +19,16 @@ def assert_handed_off(replies: list[str]) -> str:
     assert match, replies[0]
     assert "transferring" not in replies[0].lower()
     return match.group(1)
+
+
+CSAT_QUESTION = "Thanks for talking to us! How did our team do?"  # inbox/config/csat.yml
+
+
+def hand_back(agent: Agent, customer: Customer, inbox_db: InboxDB, conversation_id: int) -> None:
+    """The agent resolves; the customer gets the satisfaction question (three reply buttons)."""
+    agent.resolve(conversation_id)
+    inbox_db.wait_conversation(customer.wa_id, status="resolved")
+    assert customer.replies(1, timeout=20) == [CSAT_QUESTION]
 
 
 def assert_kb_answer(replies: list[str]) -> None:
@@ -41,8 +52,7 @@ def agent_takes_over_and_hands_back(customer: Customer, inbox_db: InboxDB, agent
     assert customer.replies(1, timeout=20) == ["Hi, this is a person. Looking into it now."]
 
     # Resolved in the inbox: the bot answers again.
-    agent.resolve(conversation["id"])
-    inbox_db.wait_conversation(customer.wa_id, status="resolved")
+    hand_back(agent, customer, inbox_db, conversation["id"])
     assert_kb_answer(customer.say("what is your return policy?"))
 
 
@@ -94,3 +104,37 @@ def test_fourth_message_after_three_unthanked_answers_hands_off(customer, inbox_
     conversation = inbox_db.wait_conversation(customer.wa_id)
     assert conversation["reason"] == "unresolved_turns"
     agent_takes_over_and_hands_back(customer, inbox_db, agent_login, assignee)
+
+
+def test_a_not_good_rating_after_resolve_is_recorded_and_never_starts_a_complaint(customer, inbox_db, agent_login):
+    """The satisfaction buttons on the phone, a tap on "😞 Not good" and an angry comment: both reach the
+    inbox (flagged for the team lead) and the bot neither answers them nor hands off again."""
+    assignee = assert_handed_off(customer.say("agent please"))
+    conversation = inbox_db.wait_conversation(customer.wa_id)
+    login = inbox_db.query("select login, name from agents where id = ?", conversation["assignee_id"])[0]
+    assert login["name"].startswith(assignee)
+    agent: Agent = agent_login(login["login"])
+    agent.reply(conversation["id"], "Your refund has started.")
+    assert customer.replies(1, timeout=20) == ["Your refund has started."]
+    hand_back(agent, customer, inbox_db, conversation["id"])
+
+    [question] = customer.business_messages()[-1:]
+    buttons = question["content"]["interactive"]["action"]["buttons"]
+    not_good = next(button["reply"] for button in buttons if button["reply"]["title"] == "😞 Not good")
+    customer.http.post(f"/sandbox/api/customers/{customer.wa_id}/messages",
+                       json={"reply": {"id": not_good["id"], "title": not_good["title"]}}).raise_for_status()
+    customer.send("Terrible, I want to complain, the agent was rude")
+    assert customer.silence(5) == []  # no answer, no complaint hand-off
+
+    def survey():
+        rows = inbox_db.query("select * from csat_surveys where conversation_id = ?", conversation["id"])
+        return rows[0] if rows and rows[0]["comment"] else None
+
+    deadline = time.monotonic() + 20
+    while (row := survey()) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert row is not None, "the answer did not reach the inbox"
+    assert (row["rating"], row["flagged"], row["comment"]) == ("not_good", 1, "Terrible, I want to complain, the agent was rude")
+    assert len(inbox_db.handoffs(conversation["id"])) == 1
+    assert inbox_db.wait_conversation(customer.wa_id, status="resolved")
+    assert_kb_answer(customer.say("what is your return policy?"))  # the bot answers the next question
