@@ -13,12 +13,17 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
+
 def upgrade() -> None:
     op.create_table(
         "csat_surveys",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("conversation_id", sa.Integer(), sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("handoff_id", sa.Integer(), sa.ForeignKey("handoffs.id", ondelete="SET NULL"), nullable=True, unique=True),
+        sa.Column(
+            "conversation_id", sa.Integer(), sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+        ),
+        sa.Column(
+            "handoff_id", sa.Integer(), sa.ForeignKey("handoffs.id", ondelete="SET NULL"), nullable=True, unique=True
+        ),
         sa.Column("agent_id", sa.Integer(), sa.ForeignKey("agents.id", ondelete="SET NULL"), nullable=True),
         sa.Column("reason", sa.String(32), nullable=True),
         sa.Column("topic", sa.String(32), nullable=True),
@@ -42,7 +47,9 @@ def upgrade() -> None:
     op.create_table(
         "snoozes",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("conversation_id", sa.Integer(), sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "conversation_id", sa.Integer(), sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("agent_id", sa.Integer(), sa.ForeignKey("agents.id", ondelete="SET NULL"), nullable=True),
         sa.Column("until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -51,6 +58,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_snoozes_conversation_id", "snoozes", ["conversation_id"])
     op.create_index("ix_snoozes_due", "snoozes", ["woke_at", "until"])
+
 
 def downgrade() -> None:
     op.drop_table("snoozes")
