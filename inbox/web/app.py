@@ -12,13 +12,14 @@ from asgi_csrf import asgi_csrf
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from inbox.context import Inbox
 from inbox.services.auto_resolve import AutoResolver
 from inbox.services.event_stream_rabbitmq import event_stream_consumer
-from inbox.services.media import MediaFetcher
+from inbox.services.media import MediaFetcher, storage_for
 from inbox.services.privacy import install_masking_filter
 from inbox.services.replies import AgentReplies
 from inbox.services.sessions import SESSION_LIFETIME
@@ -26,6 +27,7 @@ from inbox.services.sla import SlaMonitor
 from inbox.services.snooze import Snoozing
 from inbox.settings import INBOX_DIR
 from inbox.web import (
+    database_down,
     routes_admin,
     routes_api,
     routes_auth,
@@ -38,6 +40,7 @@ from inbox.web import (
     routes_window,
 )
 from inbox.web.auth import LoginRateLimiter, NotAllowed, NotAuthenticated
+from inbox.web.multipart_csrf import MultipartCsrf
 from inbox.web.rendering import is_htmx, redirect, render
 
 logger = logging.getLogger(__name__)
@@ -95,6 +98,7 @@ def create_app(inbox: Inbox, *, run_background_workers: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         install_masking_filter()  # uvicorn has configured its loggers by now
+        storage_for(inbox)  # a misconfigured media storage (S3 bucket, credentials) stops start-up, clearly
         workers = BackgroundWorkers(inbox)
         if run_background_workers:
             workers.start()
@@ -124,6 +128,9 @@ def create_app(inbox: Inbox, *, run_background_workers: bool = True) -> FastAPI:
         # htmx follows HX-Redirect: an expired session inside the page lands on the login form.
         headers = {"HX-Redirect": "/login"} if is_htmx(request) else None
         return JSONResponse({"detail": "Sign in first."}, status_code=401, headers=headers)
+
+    # The database down: a clear 503 that hands the composer's text back (web/database_down.py).
+    app.add_exception_handler(DBAPIError, database_down.database_unavailable)
 
     @app.exception_handler(NotAllowed)
     async def _not_allowed(request: Request, _error: NotAllowed):
@@ -158,6 +165,8 @@ def create_app(inbox: Inbox, *, run_background_workers: bool = True) -> FastAPI:
         cookie_secure=settings.secure_cookies,
         cookie_samesite="Lax",
     )
+    # In front of asgi-csrf: multipart posts (the attachment form) with or without JavaScript.
+    app.add_middleware(MultipartCsrf, signing_secret=csrf_secret)
     app.add_middleware(
         SessionMiddleware,
         secret_key=session_secret,
