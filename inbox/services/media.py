@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from inbox.models import Conversation, MediaFile, Message
 from inbox.services.conversation_store import ConversationStore
-from inbox.services.media_storage import LocalMediaStorage, MediaStorage, build_storage  # noqa: F401 (re-exported)
+from inbox.services.media_storage import MediaStorage, build_storage
 from inbox.services.periodic import run_periodically
 
 if TYPE_CHECKING:  # a type only: inbox.context imports the services
