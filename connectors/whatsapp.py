@@ -18,6 +18,7 @@ from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from connectors import broker_logs
 from connectors.conversations import Conversations, RasaConversations
 from connectors.inbound import PayloadError, parse_webhook
 from connectors.output import CHANNEL_NAME
@@ -57,6 +58,7 @@ class WhatsAppInput(InputChannel):
         conversations_factory: Optional[ConversationsFactory] = None,
     ) -> None:
         self.settings = settings
+        broker_logs.install()  # Rasa's event broker logs failed events whole: mask the customer in them
         self.service = WhatsAppService(settings)
         # Rasa's agent by default; a host without Rasa (tests) passes its own.
         self._conversations_factory: ConversationsFactory = conversations_factory or RasaConversations
