@@ -108,3 +108,18 @@ def test_a_live_poll_while_the_database_is_down_leaves_the_screen_alone(client, 
     assert answer.status_code == 503
     assert answer.headers["hx-reswap"] == "none"
     assert answer.json() == {"detail": "The inbox database is unavailable. Nothing was changed; try again in a moment."}
+
+
+def test_an_attachment_without_javascript_while_the_database_is_down_keeps_the_caption(
+    client, open_conversation, cut_database
+):
+    cut_database()
+    answer = client.post(
+        f"/conversations/{open_conversation}/attachment",
+        data={"csrftoken": csrf_cookie(client), "caption": TEXT},
+        files={"file": ("zip.png", b"\x89PNG\r\n\x1a\n", "image/png")},
+        headers={"Accept": "text/html"},
+    )
+    assert answer.status_code == 503
+    assert "your file was not sent; its caption is kept below, choose the file again" in answer.text
+    assert f'value="{ESCAPED}"' in answer.text and "Choose the file again" in answer.text

@@ -20,13 +20,17 @@ from inbox.web.rendering import is_htmx, templates
 
 logger = logging.getLogger(__name__)
 
-MESSAGE = "The inbox database is unavailable — your {what} was not {done}; it is kept below, try again."
-# The composer's posts whose typed text comes back: path pattern -> (field, what, done, box).
+UNAVAILABLE = "The inbox database is unavailable — "
+# The composer's posts whose typed text comes back: path pattern -> (field, message, box).
+KEPT = "it is kept below, try again."
 COMPOSER_POSTS = {
-    re.compile(r"^/conversations/(\d+)/reply$"): ("text", "reply", "sent", "reply"),
-    re.compile(r"^/conversations/(\d+)/notes$"): ("text", "note", "saved", "note"),
-    re.compile(r"^/conversations/(\d+)/attachment$"): ("caption", "file", "sent", "attachment"),
-}
+    re.compile(r"^/conversations/(\d+)/reply$"): ("text", f"your reply was not sent; {KEPT}", "reply"),
+    re.compile(r"^/conversations/(\d+)/notes$"): ("text", f"your note was not saved; {KEPT}", "note"),
+    re.compile(r"^/conversations/(\d+)/attachment$"): (
+        "caption", "your file was not sent; its caption is kept below, choose the file again and try again.",
+        "attachment",
+    ),
+}  # fmt: skip
 
 
 def is_database_down(error: BaseException) -> bool:
@@ -50,10 +54,10 @@ async def database_unavailable(request: Request, error: DBAPIError):
         if "text/html" in request.headers.get("accept", "") and not is_htmx(request):
             return _page(request, {"detail": detail, "composer": None}, headers)
         return JSONResponse({"detail": detail}, status_code=503, headers=headers)
-    conversation_id, (field, what, done, box) = composer
+    conversation_id, (field, message, box) = composer
     text = await _form_value(request, field)
     context = {
-        "detail": MESSAGE.format(what=what, done=done),
+        "detail": UNAVAILABLE + message,
         "composer": box,
         "conversation_id": conversation_id,
         "text": text,
