@@ -99,6 +99,8 @@ class RasaConversations:
     async def deliver_again(self, message: UserMessage) -> None:
         tracker = await self._agent().tracker_store.retrieve(message.sender_id)
         if tracker is not None and turn_is_recorded(tracker.events, message.message_id):
+            logger.info("WhatsApp message %s of %s is already in Rasa's tracker (a failure or a stopped process came "
+                        "after its turn): not run again", message.message_id, mask_user_id(message.sender_id))
             # Running it again would count the message twice (e.g. towards the unanswered-turns limit).
             # Answered turns (the usual case) need no lock: a lock left behind by the failure would
             # otherwise hold this up until it expires.

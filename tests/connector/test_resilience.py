@@ -10,6 +10,7 @@ back-off take no wall-clock time, and no test depends on a timing margin.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Dict, List, Optional
 
 import pytest
@@ -398,6 +399,7 @@ async def test_a_turn_that_failed_after_rasa_saved_it_is_not_run_again(rig):
 
 
 async def test_a_turn_run_by_a_process_killed_before_marking_it_done_is_not_run_again(rig, caplog):
+    caplog.set_level(logging.INFO, logger="connectors.conversations")
     # Another Rasa instance claimed the message, ran the turn (reply sent, tracker saved) and was
     # SIGKILLed before marking it done (tests/cluster/test_chaos.py found this).
     message = text_message(CUSTOMER, "what is your return policy")
@@ -423,6 +425,7 @@ async def test_a_turn_run_by_a_process_killed_before_marking_it_done_is_not_run_
     await rig.settled([message_id])
 
     assert "Taking over WhatsApp message" in caplog.text
+    assert "already in Rasa's tracker" in caplog.text  # tells the operator why it was not run again
     assert rig.state(message_id) == DONE
     # One reply on the phone, and the turn once in the tracker (so once in the inbox's transcript).
     tracker = await rig.each_answered_once("what is your return policy")
