@@ -10,6 +10,11 @@ only `recipient_user_id` are matched to it.
 A BSUID belongs to one phone number: Meta issues a new BSUID when a customer changes number.
 Usernames are display only and are not kept.
 
+A customer first seen without a phone is keyed by the BSUID, and that key sticks
+(`wa_bsuid_keyed_customers`): when their phone turns up later (shared, or back in Meta's contact book)
+it is carried in the metadata, but switching the key would start a new conversation in Rasa and the
+inbox, with the hand-off and the transcript left behind under the old one.
+
 The table lives in the store's database and is created with the store's other tables
 (`WhatsAppStore.create_schema`), on SQLite and PostgreSQL alike.
 """
@@ -19,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, Iterable, Optional, Set, Tuple
 
 from sqlalchemy import Column, Float, Index, String, Table, select, text
 
@@ -37,6 +42,20 @@ identities = Table(
     Column("first_seen_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Index("ix_wa_customer_identities_phone", "phone"),
+)
+
+# Customers whose conversation is keyed by their BSUID because their first message came without a
+# phone; the key stays when a phone appears later.
+bsuid_keyed = Table(
+    "wa_bsuid_keyed_customers",
+    metadata,
+    Column("user_id", String(160), primary_key=True),
+    Column("first_seen_at", Float, nullable=False),
+)
+
+_KEEP_BSUID_KEY = text(
+    "INSERT INTO wa_bsuid_keyed_customers (user_id, first_seen_at) VALUES (:user_id, :now) "
+    "ON CONFLICT (user_id) DO NOTHING"
 )
 
 # Text for the same reason as the store's hot inserts: one statement both databases accept.
@@ -57,6 +76,10 @@ class CustomerIdentities:
     def __init__(self, store: WhatsAppStore) -> None:
         self._store = store
         self._known: Dict[str, str] = {}
+        # Which BSUIDs keep their own key. A "no" is cached only once the phone is known: from then on
+        # no process makes the BSUID the key (only a message with no phone, known or given, does).
+        self._bsuid_keyed: Set[str] = set()
+        self._phone_keyed: Set[str] = set()
 
     # Synchronous, like the store's methods: async callers go through `store.run(...)`.
 
@@ -105,9 +128,36 @@ class CustomerIdentities:
             self._keep(user_id, phone)
         return len(changed)
 
+    def keyed_by_bsuid(self, user_ids: Iterable[str]) -> Set[str]:
+        """The BSUIDs among `user_ids` whose conversation is keyed by the BSUID itself."""
+        wanted = set(user_ids)
+        unknown = sorted(wanted - self._bsuid_keyed - self._phone_keyed)
+        if unknown:
+            with self._store.engine.connect() as connection:
+                found = set(connection.execute(
+                    select(bsuid_keyed.c.user_id).where(bsuid_keyed.c.user_id.in_(unknown))
+                ).scalars())
+            if len(self._bsuid_keyed) + len(self._phone_keyed) >= CACHE_SIZE:
+                self._bsuid_keyed.clear()  # simple bound, as for the phones
+                self._phone_keyed.clear()
+            self._bsuid_keyed |= found
+            self._phone_keyed |= {user_id for user_id in unknown if user_id not in found and user_id in self._known}
+        return wanted & self._bsuid_keyed
+
+    def keep_bsuid_keys(self, user_ids: Iterable[str]) -> None:
+        new = sorted(set(user_ids) - self._bsuid_keyed)
+        if not new:
+            return
+        now = time.time()
+        with self._store.engine.begin() as connection:
+            for user_id in new:
+                connection.execute(_KEEP_BSUID_KEY, {"user_id": user_id, "now": now})
+        self._bsuid_keyed.update(new)
+
     def resolve(self, parsed: ParsedWebhook) -> ParsedWebhook:
         """Learn the pairs a webhook carries, then key every message and status by the phone when
-        it is known, else by the BSUID (the contract's conversation key)."""
+        it is known, else by the BSUID (the contract's conversation key); a customer first seen
+        without a phone keeps the BSUID key."""
         self.remember(
             [(m.message.user_id, m.message.phone) for m in parsed.messages if m.message.user_id and m.message.phone]
             + [(s.recipient_user_id, s.recipient_phone) for s in parsed.statuses if s.recipient_user_id and s.recipient_phone]
@@ -115,21 +165,31 @@ class CustomerIdentities:
         phone_less = [m.message.user_id for m in parsed.messages if m.message.phone is None and m.message.user_id]
         phone_less += [s.recipient_user_id for s in parsed.statuses if s.recipient_phone is None and s.recipient_user_id]
         phones = self.phones_for(phone_less)
-        if not phones:
+        self.keep_bsuid_keys(
+            m.message.user_id for m in parsed.messages
+            if m.message.phone is None and m.message.user_id and m.message.user_id not in phones
+        )
+        senders = [m.message.user_id for m in parsed.messages if m.message.user_id]
+        own_key = self.keyed_by_bsuid(senders) if senders else set()
+        if not phones and not own_key:
             return parsed
         return dataclasses.replace(
             parsed,
-            messages=[_with_phone(item, phones) for item in parsed.messages],
+            messages=[_keyed(item, phones, own_key) for item in parsed.messages],
             statuses=[_status_with_phone(status, phones) for status in parsed.statuses],
         )
 
 
-def _with_phone(item: ReceivedMessage, phones: Dict[str, str]) -> ReceivedMessage:
+def _keyed(item: ReceivedMessage, phones: Dict[str, str], own_key: Set[str]) -> ReceivedMessage:
     message = item.message
-    phone = phones.get(message.user_id or "") if message.phone is None else None
-    if phone is None:
+    phone = message.phone or phones.get(message.user_id or "")
+    if message.user_id in own_key:
+        key = message.user_id  # first seen without a phone: the BSUID stays the key
+    else:
+        key = phone or message.wa_id
+    if (key, phone) == (message.wa_id, message.phone):
         return item
-    return dataclasses.replace(item, message=dataclasses.replace(message, phone=phone, wa_id=phone))
+    return dataclasses.replace(item, message=dataclasses.replace(message, phone=phone, wa_id=key))
 
 
 def _status_with_phone(status: StatusUpdate, phones: Dict[str, str]) -> StatusUpdate:

@@ -224,6 +224,34 @@ def test_a_customer_never_seen_with_a_phone_is_keyed_by_the_bsuid_and_their_stat
     assert (status.recipient_id, status.recipient_phone) == ("919811112222", "919811112222")
 
 
+def test_a_customer_first_seen_without_a_phone_keeps_the_bsuid_conversation_when_the_phone_appears(store):
+    """Switching to the phone key would start a new conversation in Rasa and the inbox; the phone is
+    carried in the metadata instead, and every process agrees."""
+    user_id = "IN.88" + str(time.time_ns())[-10:]
+    identities = CustomerIdentities(store)
+    first = _resolved(identities, customer_text("hi", phone=None, user_id=user_id, username="meera.j")).messages[0].message
+    assert first.wa_id == user_id
+
+    later = _resolved(identities, customer_text("my number is shared now", phone="919822223333", user_id=user_id))
+    message = later.messages[0].message
+    assert message.wa_id == user_id
+    assert message.rasa_metadata()["whatsapp"]["wa_id"] == "919822223333"
+
+    another_process = CustomerIdentities(store)
+    again = _resolved(another_process, customer_text("and again", phone=None, user_id=user_id)).messages[0].message
+    assert (again.wa_id, again.phone) == (user_id, "919822223333")
+
+
+def test_a_phone_customer_is_never_moved_to_the_bsuid_key(store):
+    user_id = "IN.99" + str(time.time_ns())[-10:]
+    identities = CustomerIdentities(store)
+    assert _resolved(identities, customer_text("hi", phone="919833334444", user_id=user_id)).messages[0].message.wa_id \
+        == "919833334444"
+    hidden = _resolved(CustomerIdentities(store), customer_text("phone hidden now", phone=None, user_id=user_id))
+    assert hidden.messages[0].message.wa_id == "919833334444"
+    assert identities.keyed_by_bsuid([user_id]) == set()
+
+
 # --- replies ---------------------------------------------------------------------------------
 
 
