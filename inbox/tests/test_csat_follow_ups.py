@@ -110,6 +110,13 @@ def test_resolve_asks_with_three_reply_buttons_and_a_tap_is_recorded_against_age
     assert "1 / 1" in page.split('id="csat-by-reason"')[1].split("</table>")[0]  # answered / asked
     with inbox.db.read() as session:
         survey_id = session.scalars(select(CsatSurvey.id)).one()
+    # Only a team lead (admin) clears a flag: Anita sees no button, and the POST is refused with why.
+    assert "Mark seen" not in page and "For the team lead" in page
+    refused = post_form(client, f"/csat/{survey_id}/seen")
+    assert refused.status_code == 403 and "Only a team lead" in refused.json()["detail"]
+    assert "The refund took three messages to start" in client.get("/dashboard").text.split('id="csat-flagged"')[1]
+    login(client, "admin")
+    assert "Mark seen" in client.get("/dashboard").text
     assert post_form(client, f"/csat/{survey_id}/seen").status_code == 303
     assert "The refund took three messages to start" not in client.get("/dashboard").text.split('id="csat-flagged"')[1]
 

@@ -73,7 +73,12 @@ def follow_ups_page(request: Request, agent: CurrentAgent):
 
 @router.post("/csat/{survey_id}/seen")
 def csat_seen(request: Request, agent: CurrentAgent, survey_id: int):
-    """The team lead has looked at a 'Not good' answer: it leaves the dashboard's list."""
+    """The team lead has looked at a 'Not good' answer: it leaves the dashboard's list. Team leads
+    are the inbox's admins (agents.role); an agent must not clear a flag about their own work."""
+    if not agent.is_admin:
+        raise HTTPException(
+            403, "Only a team lead (an admin) can mark a \"Not good\" answer seen; it stays on the dashboard for them."
+        )
     inbox = inbox_of(request)
     with inbox.db.write() as session:
         survey = session.get(CsatSurvey, survey_id)
