@@ -13,8 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,6 +22,7 @@ from inbox.services.conversation_store import ConversationStore
 from inbox.services.replies import new_send_key, reply_address
 from inbox.services.service_window import service_window
 from inbox.services.whatsapp import WhatsAppSendError, WhatsAppSendUnconfirmed
+from inbox.services.yaml_config import load_yaml_model
 from inbox.settings import INBOX_DIR
 
 if TYPE_CHECKING:  # a type only: inbox.context imports the services
@@ -58,14 +58,7 @@ class CsatConfig(BaseModel):
 
 
 def load_csat_config(path: Path = DEFAULT_CSAT_PATH) -> CsatConfig:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return CsatConfig.model_validate(data)
-    except (OSError, yaml.YAMLError) as error:
-        raise CsatConfigError(f"{path}: {error}") from error
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise CsatConfigError(f"{path}: {problems}") from error
+    return load_yaml_model(path, CsatConfig, CsatConfigError)
 
 
 def button_payload(config: CsatConfig, token: str) -> dict:

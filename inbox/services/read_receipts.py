@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from inbox.models import Conversation, Message, Team
 from inbox.services.whatsapp import WhatsAppSendError
+from inbox.services.yaml_config import load_yaml_model
 from inbox.settings import INBOX_DIR
 
 if TYPE_CHECKING:  # a type only: inbox.context imports the services
@@ -51,14 +51,7 @@ class ReadReceiptConfigError(ValueError):
 
 
 def load_read_receipt_config(path: Path = DEFAULT_READ_RECEIPTS_PATH) -> ReadReceiptConfig:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return ReadReceiptConfig.model_validate(data)
-    except (OSError, yaml.YAMLError) as error:
-        raise ReadReceiptConfigError(f"{path}: {error}") from error
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise ReadReceiptConfigError(f"{path}: {problems}") from error
+    return load_yaml_model(path, ReadReceiptConfig, ReadReceiptConfigError)
 
 
 def remember_customer_message_id(session, message: Message, event_data: dict) -> None:
@@ -141,7 +134,9 @@ class ReadReceipts:
         except WhatsAppSendError as error:
             logger.warning(
                 "conversation %s: could not mark the customer's message read%s: %s",
-                conversation_id, " with typing" if typing else "", error.reason,
+                conversation_id,
+                " with typing" if typing else "",
+                error.reason,
             )
             return "failed"
         return "typing" if typing else "marked"

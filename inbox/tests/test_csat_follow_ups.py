@@ -162,20 +162,21 @@ def test_ask_false_sends_nothing(inbox, broker, clock, client, agents, external_
 
 
 @pytest.mark.parametrize(
-    ("text", "field"),
+    ("text", "where"),
     [
-        ("buttons:\n  great: 'A title far longer than twenty'\n  okay: x\n  not_good: y\n", "buttons.great"),
-        ("ask: true\nquestion: ''\n", "question"),
-        ("comment_minutes: -1\n", "comment_minutes"),
-        ("asks: true\n", "asks"),
+        ("buttons:\n  great: 'A title far longer than twenty'\n  okay: x\n  not_good: y\n", "line 2: buttons.great"),
+        ("ask: true\nquestion: ''\n", "line 2: question"),
+        ("comment_minutes: -1\n", "line 1: comment_minutes"),
+        ("ask: true\n\nasks: true\n", "line 3: asks"),
+        ("ask: [yes\n", "not valid YAML"),
     ],
 )
-def test_a_mistake_in_csat_yml_names_the_file_and_field(tmp_path, text, field):
+def test_a_mistake_in_csat_yml_names_the_file_line_and_field(tmp_path, text, where):
     path = tmp_path / "csat.yml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(CsatConfigError) as error:
         load_csat_config(path)
-    assert str(path) in str(error.value) and field in str(error.value)
+    assert str(error.value).startswith(f"{path}: ") and where in str(error.value)
 
 
 def test_the_shipped_csat_yml_is_valid_and_asks():

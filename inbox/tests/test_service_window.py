@@ -238,7 +238,7 @@ def test_the_shipped_configuration_is_valid():
 def test_a_mistake_in_read_receipts_yml_is_refused(tmp_path):
     path = tmp_path / "read_receipts.yml"
     path.write_text("default:\n  mark_read_on_open: maybe\n", encoding="utf-8")
-    with pytest.raises(ReadReceiptConfigError, match="default.mark_read_on_open"):
+    with pytest.raises(ReadReceiptConfigError, match="line 2: default.mark_read_on_open"):
         load_read_receipt_config(path)
 
 

@@ -14,7 +14,6 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from inbox.models import Agent
-
 from inbox.tests.browser.test_agent_browser import browser, hand_off, live_inbox, page, sign_in  # noqa: F401
 from inbox.tests.browser.test_media_browser import sandbox  # noqa: F401
 from inbox.tests.browser.test_window_browser import SCREENSHOTS, open_handoff
