@@ -353,7 +353,25 @@ def test_the_project_set_is_valid_large_mixed_and_covers_every_entry(project_con
     assert 0.15 <= holdout / len(conversations) <= 0.25
 
 
-def test_no_customer_message_is_copied_from_the_training_data_or_other_benchmarks(project_conversations):
+@pytest.fixture(scope="module")
+def holdout2_conversations():
+    return ce.load_conversations(ce.HOLDOUT2_DIR, fixed_split=ce.HOLDOUT2_SPLIT)
+
+
+def test_the_second_holdout_is_its_own_split_and_stays_out_of_the_main_set(project_conversations, holdout2_conversations):
+    conversations = holdout2_conversations
+    assert len(conversations) >= 60
+    assert sum(c.language in ("hinglish", "mixed") for c in conversations) >= len(conversations) / 3
+    assert {c.split for c in conversations} == {ce.HOLDOUT2_SPLIT}
+    assert not {c.id for c in conversations} & {c.id for c in project_conversations}
+    main_metrics = ce.metrics_by_split([])
+    assert ce.HOLDOUT2_SPLIT not in main_metrics
+    args = ce.parse_args(["--split", ce.HOLDOUT2_SPLIT])
+    assert args.split == ce.HOLDOUT2_SPLIT
+
+
+def test_no_customer_message_is_copied_from_the_training_data_or_other_benchmarks(project_conversations,
+                                                                                  holdout2_conversations):
     normalise = lambda text: " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())  # noqa: E731
     sources = [*ROOT.glob("data/**/*.yml"), *ROOT.glob("bench/data/*.yml"), ROOT / "tests" / "test_stories.yml"]
     known = set()
@@ -362,6 +380,6 @@ def test_no_customer_message_is_copied_from_the_training_data_or_other_benchmark
             match = re.match(r"""\s*-?\s*(?:[\w]+:\s*)?["']?(.+?)["']?\s*$""", line)
             if match:
                 known.add(normalise(match.group(1)))
-    copied = [(c.id, t.text) for c in project_conversations for t in c.turns
+    copied = [(c.id, t.text) for c in [*project_conversations, *holdout2_conversations] for t in c.turns
               if t.text and len(t.text.split()) >= 4 and normalise(t.text) in known]
     assert copied == []
