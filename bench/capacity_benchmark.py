@@ -230,6 +230,31 @@ def report(results: List[Dict[str, Any]], args: argparse.Namespace, idle: Dict[i
     return "\n".join(lines)
 
 
+def markdown(results: List[Dict[str, Any]], idle: Dict[int, Dict[str, float]]) -> str:
+    """The capacity and CPU tables for bench/README_cluster.md."""
+    lines = ["| Rasa instances | customers | msg/s (rounds) | p50 / p95 ms | CPU ms/msg, deployment (+ sandbox, load "
+             "generator) | msg/s per core | cores for 100 / 1,000 msg/s | load average during the run |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        cpu, size = r["cpu_ms_per_message"], sizing(r["cpu_ms_per_message"]["deployment"])
+        rounds = ", ".join(f"{value:.1f}" for value in r["round_throughputs_msg_s"])
+        lines.append(f"| {r['instances']} | {r['customers']} | **{r['throughput_msg_s']:.1f}** ({rounds}) | "
+                     f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f} | **{cpu['deployment']:.1f}** ({cpu['with_rig']:.1f}) | "
+                     f"{size['msg_s_per_core']:.1f} | {size['cores_100']:.1f} / {size['cores_1000']:.0f} | "
+                     f"{r['load_average']['min']:.2f}–{r['load_average']['max']:.2f} |")
+    groups = sorted({g for r in results for g in r["cpu_ms_per_message"]["by_group"]},
+                    key=lambda g: (g in RIG, -results[0]["cpu_ms_per_message"]["by_group"].get(g, 0)))
+    lines += ["", "| CPU ms per message | " + " | ".join(f"{r['instances']} × Rasa, {r['customers']}" for r in results)
+              + " |", "| --- |" + " --- |" * len(results)]
+    for group in groups:
+        lines.append(f"| {group} | " + " | ".join(
+            f"{r['cpu_ms_per_message']['by_group'].get(group, 0.0):.1f}" for r in results) + " |")
+    for count, groups_idle in idle.items():
+        lines.append(f"| idle, {count} instance(s) (cores) | "
+                     f"{sum(v for g, v in groups_idle.items() if g not in RIG):.2f} |" + " |" * (len(results) - 1))
+    return "\n".join(lines)
+
+
 def plot(results: List[Dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -321,10 +346,13 @@ def main() -> None:
     text = report(results, args, idle)
     print()
     print(text)
+    table = markdown(results, idle)
+    print("\n" + table)
     plot(results, Path(args.plot))
     out = Path(args.json_out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"results": results, "idle_cores": idle, "report": text, "args": vars(args),
+    out.write_text(json.dumps({"results": results, "idle_cores": idle, "report": text, "markdown": table,
+                               "args": vars(args),
                                "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}, indent=2))
     print(f"\n  plot: {args.plot}\n  JSON: {out}\n  cluster logs: {data_dir}")
 
