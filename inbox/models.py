@@ -334,8 +334,8 @@ class MediaFile(Base):
 
 class CsatSurvey(Base):
     """The satisfaction question after a resolve (services/csat.py): one per resolved hand-off.
-    `status`: asked (buttons sent, no answer yet) / answered / skipped (`skip_reason` says why) /
-    failed (WhatsApp refused the question)."""
+    `status`: sending / unconfirmed (on its way, see below) / asked (WhatsApp has it, no answer yet) /
+    answered / skipped (`skip_reason` says why) / failed (refused or unconfirmed: `skip_reason`)."""
 
     __tablename__ = "csat_surveys"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -357,9 +357,16 @@ class CsatSurvey(Base):
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # a "Not good" for the team lead
     flag_cleared_at: Mapped[datetime | None]
     flag_cleared_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    # Sent like an agent reply (services/replies.py): `sending` (an attempt due at `next_attempt_at`),
+    # `unconfirmed` (in flight or outcome unknown: never POSTed again), then asked / failed / skipped.
+    send_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    send_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None]
 
     conversation: Mapped[Conversation] = relationship(lazy="joined")
     agent: Mapped[Agent | None] = relationship(lazy="joined", foreign_keys=[agent_id])
+
+    __table_args__ = (Index("ix_csat_surveys_delivery_due", "status", "next_attempt_at"),)
 
 
 class Snooze(Base):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from inbox.models import Conversation, CsatSurvey, Handoff
 from inbox.services.conversation_store import ConversationStore
-from inbox.services.replies import new_send_key, reply_address
+from inbox.services.periodic import run_periodically
+from inbox.services.replies import RETRY_DELAYS, new_send_key, reply_address
 from inbox.services.service_window import service_window
 from inbox.services.whatsapp import WhatsAppSendError, WhatsAppSendUnconfirmed
 from inbox.services.yaml_config import load_yaml_model
@@ -86,6 +88,11 @@ def parse_tap(event_data: dict) -> CsatTap | None:
 
 
 class CsatSurveys:
+    """Sends each question at most once, like an agent reply (services/replies.py): retried with the
+    same send key only when WhatsApp certainly did not get it; after a timeout or a cut-off request
+    it waits for a status webhook carrying the key and is never POSTed again. An attempt due after
+    the customer's 24-hour window closed is skipped instead."""
+
     def __init__(self, inbox: Inbox, config: CsatConfig | None = None):
         self.inbox = inbox
         self.config = config or inbox.csat_config
@@ -110,20 +117,52 @@ class CsatSurveys:
                 topic=handoff.topic,
                 token=secrets.token_hex(8),
                 asked_at=now,
-                status="asked",
+                status="sending",
+                send_key=new_send_key(),
+                # The recovery loop takes over if this request dies before its first attempt.
+                next_attempt_at=now + RETRY_DELAYS[0],
             )
+            session.add(survey)
             skip = self._skip_reason(session, conversation, now)
             if skip:
-                survey.status, survey.skip_reason = "skipped", skip
-            session.add(survey)
+                self._skip(session, conversation, survey, skip, now)
             session.flush()
-            survey_id, address = survey.id, reply_address(conversation.customer)
-            if skip:
-                ConversationStore(session).add_message(
-                    conversation, "system", f"Satisfaction question not sent: {skip}", now
-                )
-                return survey
-        return self._send(survey_id, address)
+            survey_id = survey.id
+        return self._deliver(survey_id, scheduled=False)
+
+    def recover(self) -> int:
+        """One pass of the recovery loop (run with the agent replies'): due retries are sent, and
+        questions still unconfirmed after the confirmation window are recorded failed, not re-sent."""
+        now = self.inbox.clock()
+        with self.inbox.db.write() as session:
+            due = session.execute(
+                select(CsatSurvey.id, CsatSurvey.status)
+                .where(CsatSurvey.status.in_(("sending", "unconfirmed")), CsatSurvey.next_attempt_at <= now)
+                .order_by(CsatSurvey.next_attempt_at)
+                .limit(100)
+            ).all()
+            for survey_id, status in due:
+                if status != "unconfirmed":
+                    continue
+                survey = session.get(CsatSurvey, survey_id)
+                conversation = ConversationStore(session).lock(survey.conversation_id)  # a status may confirm it now
+                session.refresh(survey)
+                if survey.status == "unconfirmed":
+                    self._fail(
+                        session,
+                        conversation,
+                        survey,
+                        "WhatsApp did not confirm whether it was sent (the request timed out or was cut off); "
+                        "it is not sent again, so the customer never gets it twice.",
+                        now,
+                    )
+        for survey_id, status in due:
+            if status == "sending":
+                self._deliver(survey_id, scheduled=True)
+        return len(due)
+
+    def run_forever(self, stop: threading.Event) -> None:
+        run_periodically(self.recover, stop, self.inbox.settings.inbox_reply_check_seconds, "CSAT recovery")
 
     def _skip_reason(self, session: Session, conversation: Conversation, now: datetime) -> str | None:
         if conversation.channel != "whatsapp":
@@ -133,32 +172,105 @@ class CsatSurveys:
             return "the customer's 24-hour window has closed (only templates reach them)."
         return None
 
-    def _send(self, survey_id: int, address: dict) -> CsatSurvey:
-        with self.inbox.db.read() as session:
-            token = session.get(CsatSurvey, survey_id).token
-        try:
-            wamid, failure = (
-                self.inbox.whatsapp.send_interactive(
-                    button_payload(self.config, token), send_key=new_send_key(), **address
-                ),
-                None,
-            )
-        except (WhatsAppSendError, WhatsAppSendUnconfirmed) as error:
-            wamid, failure = None, error.reason
+    def _claim(self, survey_id: int, scheduled: bool) -> dict | None:
+        """Marks one attempt as started, committed before the POST (a crash mid-send leaves it
+        `unconfirmed`, never re-sent blindly). None when it is not due, taken, or skipped now."""
         now = self.inbox.clock()
         with self.inbox.db.write() as session:
             survey = session.get(CsatSurvey, survey_id)
             conversation = ConversationStore(session).lock(survey.conversation_id)
-            if failure:
-                survey.status, survey.skip_reason = "failed", failure[:200]
-                text = f"Satisfaction question not sent: {failure}"
-            else:
-                survey.whatsapp_message_id = wamid
-                text = f"Satisfaction question sent: {self.config.question}"
-            ConversationStore(session).add_message(conversation, "system", text, now)
-            session.flush()
+            session.refresh(survey)
+            if survey.status != "sending":
+                return None
+            if scheduled and survey.next_attempt_at is not None and survey.next_attempt_at > now:
+                return None
+            skip = self._skip_reason(session, conversation, now)
+            if skip is None and conversation.status != "resolved":
+                skip = "the conversation was handed over to the team again before it could go."
+            if skip:
+                self._skip(session, conversation, survey, skip, now)
+                return None
+            survey.status = "unconfirmed"
+            survey.send_attempts = (survey.send_attempts or 0) + 1
+            survey.next_attempt_at = now + timedelta(seconds=self.inbox.settings.inbox_reply_confirm_seconds)
+            return {
+                "interactive": button_payload(self.config, survey.token),
+                "send_key": survey.send_key,
+                **reply_address(conversation.customer),
+            }
+
+    def _deliver(self, survey_id: int, *, scheduled: bool) -> CsatSurvey:
+        """Calls WhatsApp outside any transaction, then records the outcome."""
+        claim = self._claim(survey_id, scheduled)
+        if claim is not None:
+            wamid = failure = unconfirmed = None
+            try:
+                wamid = self.inbox.whatsapp.send_interactive(**claim)
+            except WhatsAppSendError as error:
+                failure = error
+            except WhatsAppSendUnconfirmed as error:
+                unconfirmed = error
+            self._record(survey_id, wamid, failure, unconfirmed)
+        with self.inbox.db.read() as session:
+            survey = session.get(CsatSurvey, survey_id)
             session.expunge(survey)
             return survey
+
+    def _record(self, survey_id, wamid, failure, unconfirmed) -> None:
+        now = self.inbox.clock()
+        with self.inbox.db.write() as session:
+            survey = session.get(CsatSurvey, survey_id)
+            conversation = ConversationStore(session).lock(survey.conversation_id)
+            session.refresh(survey)
+            if survey.status != "unconfirmed" or survey.whatsapp_message_id:
+                return  # a status webhook with our key (or the customer's tap) got here first
+            if wamid is not None:
+                mark_asked(session, conversation, survey, wamid, self.config.question, now)
+            elif unconfirmed is not None:
+                logger.warning("CSAT question %s: %s Waiting for a status with its key.", survey.id, unconfirmed.reason)
+            elif failure.retryable and survey.send_attempts < len(RETRY_DELAYS) + 1:
+                delay = RETRY_DELAYS[survey.send_attempts - 1]
+                survey.status, survey.next_attempt_at = "sending", now + delay
+                logger.warning(
+                    "CSAT question %s not sent (attempt %s): %s; next attempt in %s s",
+                    survey.id, survey.send_attempts, failure.reason, int(delay.total_seconds()),
+                )  # fmt: skip
+            else:
+                reason = failure.reason
+                if failure.retryable:
+                    reason = f"gave up after {survey.send_attempts} attempts: {reason}"
+                self._fail(session, conversation, survey, reason, now)
+
+    @staticmethod
+    def _skip(session: Session, conversation: Conversation, survey: CsatSurvey, why: str, now: datetime) -> None:
+        survey.status, survey.skip_reason, survey.next_attempt_at = "skipped", why, None
+        ConversationStore(session).add_message(conversation, "system", f"Satisfaction question not sent: {why}", now)
+
+    @staticmethod
+    def _fail(session: Session, conversation: Conversation, survey: CsatSurvey, why: str, now: datetime) -> None:
+        survey.status, survey.skip_reason, survey.next_attempt_at = "failed", why[:200], None
+        ConversationStore(session).add_message(conversation, "system", f"Satisfaction question not sent: {why}", now)
+        logger.warning("CSAT question %s failed: %s", survey.id, why)
+
+
+def mark_asked(
+    session: Session, conversation: Conversation, survey: CsatSurvey, wamid: str, question: str, now: datetime
+) -> None:
+    survey.status, survey.whatsapp_message_id, survey.next_attempt_at = "asked", wamid, None
+    ConversationStore(session).add_message(conversation, "system", f"Satisfaction question sent: {question}", now)
+
+
+def confirm_by_key(inbox: Inbox, session: Session, key: str, wamid: str) -> bool:
+    """A delivery status carrying a question's send key (replies.DeliveryStatuses): WhatsApp did send
+    it, so a question waiting in doubt (or given up on) is recorded as asked. True when the key is one."""
+    survey = session.scalars(select(CsatSurvey).where(CsatSurvey.send_key == key)).one_or_none()
+    if survey is None:
+        return False
+    conversation = ConversationStore(session).lock(survey.conversation_id)
+    session.refresh(survey)
+    if survey.whatsapp_message_id is None and survey.status in ("unconfirmed", "failed"):
+        mark_asked(session, conversation, survey, wamid, inbox.csat_config.question, inbox.clock())
+    return True
 
 
 def on_customer_message(session: Session, conversation: Conversation, event_data: dict, at: datetime) -> bool:

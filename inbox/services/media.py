@@ -332,6 +332,7 @@ def send_attachment(inbox: Inbox, conversation_id: int, agent, data: bytes, file
     endpoint and sent by id at each attempt."""
     from inbox.services.replies import RETRY_DELAYS as REPLY_RETRY_DELAYS
     from inbox.services.replies import AgentReplies, new_send_key
+    from inbox.services.snooze import wake_for_reply
 
     if not data:
         raise AttachmentError("Choose a photo (JPEG or PNG) or a PDF to send.")
@@ -351,6 +352,7 @@ def send_attachment(inbox: Inbox, conversation_id: int, agent, data: bytes, file
     with inbox.db.write() as session:
         store = ConversationStore(session)
         conversation = store.lock(conversation_id)
+        wake_for_reply(inbox, session, conversation, agent, now)
         AgentReplies._check_deliverable(conversation)
         message = store.add_message(
             conversation, "agent", caption or f"[{kind}] {safe_name}", now, agent_id=agent.id,

@@ -16,6 +16,7 @@ from inbox.services.media import send_claimed
 from inbox.services.periodic import run_periodically
 from inbox.services.privacy import is_bsuid
 from inbox.services.service_window import service_window
+from inbox.services.snooze import wake_for_reply
 from inbox.services.templates import TemplateError
 from inbox.services.whatsapp import WhatsAppSendError, WhatsAppSendUnconfirmed, explain_error
 
@@ -86,6 +87,7 @@ class AgentReplies:
         with self.inbox.db.write() as session:
             store = ConversationStore(session)
             conversation = store.lock(conversation_id)
+            wake_for_reply(self.inbox, session, conversation, agent, now)
             self._check_deliverable(conversation)
             if template is None:
                 self._check_window(session, conversation_id, now)
@@ -114,6 +116,7 @@ class AgentReplies:
             if message.delivery_status != "failed":
                 raise ReplyError("Only a failed reply can be sent again.")
             conversation = ConversationStore(session).lock(message.conversation_id)
+            wake_for_reply(self.inbox, session, conversation, agent, self.inbox.clock())
             self._check_deliverable(conversation)
             if message.template is None:
                 self._check_window(session, conversation.id, self.inbox.clock())
@@ -343,6 +346,9 @@ class DeliveryStatuses:
             return None
         message = store.session.scalars(select(Message).where(Message.send_key == key)).one_or_none()
         if message is None:
+            from inbox.services.csat import confirm_by_key  # a satisfaction question's key (csat imports this)
+
+            confirm_by_key(self.inbox, store.session, key, status.id)
             return None
         if message.whatsapp_message_id is not None:
             if message.whatsapp_message_id != status.id:

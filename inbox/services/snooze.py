@@ -118,6 +118,14 @@ def wake_in_session(session: Session, conversation: Conversation, now: datetime,
     ConversationStore(session).add_message(conversation, "system", f"Back from snooze ({why}), for {owner}.", now)
 
 
+def wake_for_reply(inbox: Inbox, session: Session, conversation: Conversation, agent: Agent, now: datetime) -> None:
+    """An agent writes to the customer of a snoozed conversation: that ends the snooze (what the
+    agent expects), with the usual line in the transcript before their message."""
+    if conversation.status == "snoozed":
+        why = f"{agent.name} wrote to the customer"
+        wake_in_session(session, conversation, now, why, "agent", inbox.assignment_engine().hours.tz)
+
+
 def _active(session: Session, agent_id: int) -> bool:
     agent = session.get(Agent, agent_id)
     return agent is not None and agent.is_active

@@ -226,6 +226,27 @@ def test_snooze_until_the_customer_replies_wakes_on_their_message(inbox, broker,
     assert "Back from snooze (the customer wrote)" in system_lines(inbox, conversation_id)[-1]
 
 
+def test_a_reply_to_a_snoozed_conversation_is_sent_and_wakes_it(
+    inbox, broker, clock, client, agents, external_services
+):
+    conversation_id = handed_off(inbox, broker, clock, hours_ago=0)
+    login(client, "anita")
+    assert post_form(client, f"/conversations/{conversation_id}/snooze", {"until": "3h"}).status_code == 303
+    page = client.get(f"/conversations/{conversation_id}").text
+    assert "Snoozed: sending a reply wakes this conversation." in page and 'id="reply-text"' in page
+    clock.advance(minutes=5)
+    response = post_form(client, f"/conversations/{conversation_id}/reply", {"text": "Found it: it ships today"})
+    assert response.status_code == 303
+    assert graph_bodies(external_services)[-1]["text"]["body"] == "Found it: it ships today"
+    back = conversation(inbox, conversation_id)
+    assert back.status == "open" and back.first_response_at == clock.now
+    assert system_lines(inbox, conversation_id)[-1] == "Back from snooze (Anita Desai wrote to the customer), for Anita Desai."
+    assert f"/conversations/{conversation_id}" not in client.get("/follow-ups").text
+    assert Snoozing(inbox).wake_due() == 0  # the snooze is over: its time does not wake it twice
+    clock.advance(hours=3)
+    assert Snoozing(inbox).wake_due() == 0
+
+
 def test_snooze_refuses_a_time_in_the_past(inbox, broker, clock, client, agents):
     conversation_id = handed_off(inbox, broker, clock, hours_ago=0)
     login(client, "anita")

@@ -36,7 +36,7 @@ def test_upgrade_downgrade_upgrade(database_url):
         assert migrate.current_revision(database) is None
         migrate.upgrade(database)
         assert set(inspect(database.engine).get_table_names()) >= APP_TABLES
-        assert migrate.current_revision(database) == "0007"
+        assert migrate.current_revision(database) == "0008"
     finally:
         database.dispose()
 

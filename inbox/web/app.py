@@ -18,6 +18,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from inbox.context import Inbox
 from inbox.services.auto_resolve import AutoResolver
+from inbox.services.csat import CsatSurveys
 from inbox.services.event_stream_rabbitmq import event_stream_consumer
 from inbox.services.media import MediaFetcher, storage_for
 from inbox.services.privacy import install_masking_filter
@@ -77,6 +78,7 @@ class BackgroundWorkers:
         jobs = [
             ("sla-monitor", SlaMonitor(self.inbox).run_forever),
             ("reply-recovery", AgentReplies(self.inbox).run_forever),
+            ("csat-recovery", CsatSurveys(self.inbox).run_forever),
             ("media-fetcher", MediaFetcher(self.inbox).run_forever),
             ("snooze-wake", Snoozing(self.inbox).run_forever),
             ("auto-resolve", AutoResolver(self.inbox).run_forever),

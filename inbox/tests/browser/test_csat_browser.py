@@ -118,4 +118,15 @@ def test_a_conversation_snoozed_until_the_customer_replies_wakes_on_their_messag
     expect(page.get_by_role("button", name="Resolve and hand back to bot")).to_be_visible()
     page.goto("/follow-ups")
     expect(page.locator("#follow-ups-on-reply")).to_contain_text("None.")
+
+    # Snoozed again; answering from the reply box sends the reply and wakes the conversation.
+    page.goto(f"/conversations/{conversation_id}")
+    page.locator("#snooze-until").select_option("1h")
+    page.get_by_role("button", name="Snooze", exact=True).click()
+    expect(page.locator("#snoozed-reply-hint")).to_be_visible()
+    page.locator("#reply-text").fill("Thanks, the replacement ships today.")
+    page.get_by_role("button", name="Send to customer").click()
+    expect(page.locator("#transcript")).to_contain_text("Back from snooze (Anita Desai wrote to the customer)")
+    expect(page.locator(".msg-agent").last.locator(".delivery")).to_contain_text("Sent to WhatsApp")
+    expect(page.locator("section.snooze")).to_contain_text("Snooze")
     assert page.console_errors == []
