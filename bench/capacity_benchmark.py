@@ -343,14 +343,15 @@ def main() -> None:
                 results.append(result)
     finally:
         cluster.stop_all()
+    out = Path(args.json_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"results": results, "idle_cores": idle}, indent=2))  # kept if a report step fails
     text = report(results, args, idle)
     print()
     print(text)
     table = markdown(results, idle)
     print("\n" + table)
     plot(results, Path(args.plot))
-    out = Path(args.json_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"results": results, "idle_cores": idle, "report": text, "markdown": table,
                                "args": vars(args),
                                "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}, indent=2))
