@@ -15,7 +15,13 @@ _ORDER_DIGITS = re.compile(r"(\d{3,10})")
 
 
 def normalize_order_number(value: Any) -> Optional[str]:
-    """'order #2840', '# 2840', 'order no 2840', '2840' -> '#2840'; None if there is no number."""
+    """'order #2840', '# 2840', 'order no 2840', '2840' -> '#2840'; None if there is no number.
+
+    Writes a value in canonical form; it does not decide what an order number is. That is defined once,
+    by the NLU's patterns (nlp/entity_patterns.yml): `order_numbers` below reads the entities Rasa
+    extracted. Only the order form applies this to the customer's raw text, where a bare "2840" is
+    an answer because the form asked for it (actions/orders.py).
+    """
     if value is None:
         return None
     match = _ORDER_DIGITS.search(str(value))

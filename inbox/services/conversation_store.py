@@ -16,20 +16,7 @@ from inbox.services.assignment.config import normalise_whatsapp_id
 from inbox.services.privacy import is_bsuid
 
 LIST_ROLES = {"customer", "bot", "agent"}  # notes and system lines do not change the list preview
-# Meta's limit for a WhatsApp text message. Customer text is stored whole, but anything that scans it
-# (order numbers, the search index) reads at most this many characters.
-PROCESSING_TEXT_LIMIT = 4096
-# Every quantifier is bounded, so a match attempt costs a constant number of steps and a scan is
-# linear in the text. (Unbounded `\s*` runs in a row backtrack cubically: "my order" + 3,000 spaces
-# + "x" held the GIL and the database write lock for a minute.)
-ORDER_NUMBER_PATTERN = re.compile(
-    r"(?:#\s?|\border\s{0,3}(?:no\.?|number|id)?\s{0,3}[:#]?\s{0,3})(\d{3,10})\b", re.IGNORECASE
-)
 TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
-
-
-def find_order_numbers(text: str) -> list[str]:
-    return [f"#{number}" for number in ORDER_NUMBER_PATTERN.findall((text or "")[:PROCESSING_TEXT_LIMIT])]
 
 
 def normalise_tag(raw: str) -> str | None:
@@ -160,8 +147,6 @@ class ConversationStore:
         self.session.add(message)
         if role in LIST_ROLES:
             self.note_list_message(conversation, role, text, at)
-        if role == "customer":
-            self.remember_order_numbers(conversation, find_order_numbers(text))
         self.touch(conversation)
         return message
 
@@ -172,6 +157,7 @@ class ConversationStore:
             conversation.last_message_role = role
 
     def remember_order_numbers(self, conversation: Conversation, numbers: Iterable[str]) -> None:
+        """Numbers found by Rasa's NLU or the action server (services/order_numbers.py), never read from text here."""
         known = list(conversation.order_numbers or [])
         new = [number for number in numbers if number not in known]
         if new:

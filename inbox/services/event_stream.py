@@ -32,6 +32,7 @@ from inbox.services.handoff_contract import HANDOFF_SLOTS, PRIORITIES, REASONS
 from inbox.services.handoffs import HandoffIntake
 from inbox.services.media import record_inbound
 from inbox.services.message_merge import MessageMerger
+from inbox.services.order_numbers import ORDER_NUMBER_ENTITY, canonical_order_number, order_numbers_in_user_event
 from inbox.services.privacy import masked
 from inbox.services.read_receipts import remember_customer_message_id
 
@@ -171,6 +172,8 @@ class RasaEventApplier:
     def _customer_message(self, event: BrokerEvent, sender_id: str, at: datetime) -> None:
         conversation = self._conversation_for_user_event(sender_id, event.data)
         stored = self.merger.add_from_event(conversation, "customer", describe_user_message(event.data), at, event.id)
+        if stored is not None:  # the numbers Rasa's NLU found in it (nlp/entity_patterns.yml)
+            self.store.remember_order_numbers(conversation, order_numbers_in_user_event(event.data))
         if stored is not None:  # its WhatsApp id: blue ticks and "typing…" (services/read_receipts.py)
             remember_customer_message_id(self.session, stored, event.data)
         if stored is not None:  # a photo, document, location…: the fetcher downloads it (services/media.py)
@@ -189,7 +192,11 @@ class RasaEventApplier:
 
     def _slot(self, event: BrokerEvent, sender_id: str, at: datetime) -> None:
         name, value = event.data.get("name"), event.data.get("value")
-        if name in HANDOFF_SLOTS:
+        if name == ORDER_NUMBER_ENTITY:  # the order form's answer: a bare "2840" counts once the form asked
+            number = canonical_order_number(value)
+            if number:
+                self.store.remember_order_numbers(self._conversation(sender_id), [number])
+        elif name in HANDOFF_SLOTS:
             conversation = self._conversation(sender_id)
             conversation.tracker_state = {**(conversation.tracker_state or {}), name: value}
         elif name == "kb_match" and isinstance(value, dict):

@@ -31,7 +31,18 @@ class RasaBrokerTable:
             )
             return cursor.lastrowid
 
-    def user(self, sender_id: str, text: str | None, at: datetime, name: str | None = "Priya Sharma", **extra) -> int:
+    def user(
+        self,
+        sender_id: str,
+        text: str | None,
+        at: datetime,
+        name: str | None = "Priya Sharma",
+        *,
+        order_numbers: tuple[str, ...] = (),
+        **extra,
+    ) -> int:
+        """`order_numbers`: spans of `text` that Rasa's NLU tagged `order_number` (as the real
+        pipeline would for nlp/entity_patterns.yml), published in parse_data.entities."""
         metadata = {
             "whatsapp": {
                 "wa_id": sender_id,
@@ -49,7 +60,11 @@ class RasaBrokerTable:
                 "timestamp": at.timestamp(),
                 "metadata": metadata,
                 "text": text,
-                "parse_data": {"intent": {"name": "greet", "confidence": 0.9}, "entities": [], "text": text},
+                "parse_data": {
+                    "intent": {"name": "greet", "confidence": 0.9},
+                    "entities": order_entities(text, order_numbers),
+                    "text": text,
+                },
                 "input_channel": "whatsapp",
                 "message_id": f"m{int(at.timestamp() * 1000)}",
                 **extra,
@@ -125,3 +140,20 @@ class RasaBrokerTable:
             at,
         )
         self.pause(sender_id, at)
+
+
+def order_entities(text: str | None, spans: tuple[str, ...]) -> list[dict]:
+    """Entities the way Rasa's SpacyEntityExtractor reports them: the matched span is the value."""
+    entities = []
+    for span in spans:
+        start = (text or "").index(span)
+        entities.append(
+            {
+                "entity": "order_number",
+                "start": start,
+                "end": start + len(span),
+                "value": span,
+                "extractor": "SpacyEntityExtractor",
+            }
+        )
+    return entities

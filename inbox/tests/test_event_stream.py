@@ -65,7 +65,7 @@ def test_a_conversation_the_bot_handled_alone_is_mirrored_as_handled_by_the_bot(
 def test_a_handoff_whose_call_never_arrived_is_created_from_the_slots_and_the_pause(
     inbox, broker, agents, client, external_services
 ):
-    broker.user("919876543210", "I want a refund for #2812", T0)
+    broker.user("919876543210", "I want a refund for #2812", T0, order_numbers=("#2812",))
     broker.handoff("919876543210", "hf_stream_only", T0 + timedelta(seconds=1))
     consume(inbox, broker)
     conversation, messages = transcript(inbox)
@@ -283,7 +283,9 @@ from rasa.core.brokers.sql import SQLEventBroker
 from rasa.shared.core.events import UserUttered, BotUttered, SlotSet, ConversationPaused
 broker = SQLEventBroker(db={str(database)!r})
 events = [
-    UserUttered("Where is my order #3001?", metadata={{"whatsapp": {{"wa_id": "919811112222", "profile_name": "Arjun"}}}},
+    UserUttered("Where is my order #3001?",
+                entities=[{{"entity": "order_number", "start": 12, "end": 23, "value": "order #3001"}}],
+                metadata={{"whatsapp": {{"wa_id": "919811112222", "profile_name": "Arjun"}}}},
                 input_channel="whatsapp", timestamp={T0.timestamp()}),
     BotUttered("Let me check.", timestamp={T0.timestamp() + 1}),
     SlotSet("escalation_reason", "customer_request", timestamp={T0.timestamp() + 2}),

@@ -21,7 +21,7 @@ SENDER = "919876543210"
 def handed_off(inbox, broker, clock, *, hours_ago: float = 1) -> int:
     """Priya wrote `hours_ago` hours before the clock's now and the bot handed her over."""
     at = clock.now - timedelta(hours=hours_ago)
-    broker.user(SENDER, "My kurta from order #2812 came torn", at)
+    broker.user(SENDER, "My kurta from order #2812 came torn", at, order_numbers=("order #2812",))
     broker.handoff(SENDER, "hf_window", at + timedelta(seconds=1))
     consume(inbox, broker)
     with inbox.db.read() as session:
