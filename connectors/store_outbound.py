@@ -1,0 +1,155 @@
+"""The outbound side of the WhatsApp store: the log of what was sent, the send keys that keep a reply
+from being POSTed twice (connectors/send_keys.py), and reply options (button payloads too long for
+WhatsApp's id field, stored under a short key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+
+from connectors.store_schema import (
+    REPLY_OPTION_PREFIX,
+    SEND_FAILED,
+    SEND_SENDING,
+    SEND_SENT,
+    SEND_UNKNOWN,
+    dumps,
+    insert_unless_present,
+    outbound_messages,
+    reply_options,
+    send_keys,
+)
+
+# Built once: parameters are bound per execution (see connectors/store.py, "hot statements").
+_INSERT_OUTBOUND = outbound_messages.insert()
+_INSERT_SEND_KEY = insert_unless_present(
+    send_keys, ["key", "recipient_id", "state", "created_at", "updated_at"], conflict_on=["key"]
+)
+
+
+class OutboundLog:
+    """Part of `WhatsAppStore` (connectors/store.py), which provides the engines."""
+
+    engine: Engine
+    _bookkeeping: Engine
+    _insert: Callable[..., Any]  # the dialect's insert (on-conflict support)
+
+    def record_outbound(
+        self,
+        *,
+        recipient_id: str,
+        kind: str,
+        request: Dict[str, Any],
+        wamid: Optional[str],
+        http_status: Optional[int],
+        error_code: Optional[int],
+        error_title: Optional[str],
+        attempts: int,
+    ) -> None:
+        with self._bookkeeping.begin() as connection:
+            connection.execute(
+                _INSERT_OUTBOUND,
+                {
+                    "wamid": wamid,
+                    "recipient_id": recipient_id,
+                    "kind": kind,
+                    "request": dumps(request),
+                    "state": "sent" if wamid else "failed",
+                    "http_status": http_status,
+                    "error_code": error_code,
+                    "error_title": error_title,
+                    "attempts": attempts,
+                    "created_at": time.time(),
+                },
+            )
+
+    def sent_to(self, wamid: str, recipient_id: str) -> bool:
+        """Whether the bot sent the message `wamid` to this customer (what a reaction may react to)."""
+        with self._bookkeeping.begin() as connection:
+            return connection.execute(
+                select(outbound_messages.c.id)
+                .where(outbound_messages.c.wamid == wamid)
+                .where(outbound_messages.c.recipient_id == recipient_id)
+                .limit(1)
+            ).first() is not None
+
+    # --- send keys ---------------------------------------------------------------------
+
+    def claim_send_key(
+        self, key: str, recipient_id: str, settle_seconds: float
+    ) -> Optional[Tuple[str, Optional[str], float]]:
+        """None: go ahead and send (the key is now `sending`). Otherwise (state, wamid, wait) of the
+        earlier send, which must not be repeated now. A `sending`/`unknown` key is checked for
+        `settle_seconds`: Meta reports a message it has within seconds (a status echoing the key
+        marks it `sent`); after that without one, Meta does not have it and it may be sent again
+        (`wait` says how long is left)."""
+        now = time.time()
+        t = send_keys.c
+        with self._bookkeeping.begin() as connection:
+            inserted = connection.execute(
+                _INSERT_SEND_KEY,
+                {"key": key, "recipient_id": recipient_id, "state": SEND_SENDING, "created_at": now, "updated_at": now},
+            ).rowcount
+            if inserted == 1:
+                return None
+            retaken = connection.execute(
+                update(send_keys)
+                .where(t.key == key)
+                .where(
+                    (t.state == SEND_FAILED)
+                    | (t.state.in_((SEND_SENDING, SEND_UNKNOWN)) & (t.updated_at <= now - settle_seconds))
+                )
+                .values(state=SEND_SENDING, updated_at=now)
+            ).rowcount
+            if retaken == 1:
+                return None
+            row = connection.execute(select(t.state, t.wamid, t.updated_at).where(t.key == key)).first()
+            if row is None:
+                return None
+            return row.state, row.wamid, max(0.0, row.updated_at + settle_seconds - now)
+
+    def settle_send_key(self, key: str, wamid: Optional[str], uncertain: bool) -> None:
+        state = SEND_SENT if wamid else (SEND_UNKNOWN if uncertain else SEND_FAILED)
+        with self._bookkeeping.begin() as connection:
+            connection.execute(
+                update(send_keys).where(send_keys.c.key == key).values(state=state, wamid=wamid, updated_at=time.time())
+            )
+
+    def settle_send_keys_from_statuses(self, keyed: Sequence[Tuple[str, str]]) -> int:
+        """(key, wamid) pairs from status webhooks: Meta has these messages, whatever we thought."""
+        settled = 0
+        with self._bookkeeping.begin() as connection:
+            for key, wamid in keyed:
+                settled += connection.execute(
+                    update(send_keys)
+                    .where(send_keys.c.key == key, send_keys.c.state.in_((SEND_SENDING, SEND_UNKNOWN, SEND_FAILED)))
+                    .values(state=SEND_SENT, wamid=wamid, updated_at=time.time())
+                ).rowcount
+        return settled
+
+    def send_key_state(self, key: str) -> Optional[str]:
+        with self._bookkeeping.begin() as connection:
+            return connection.execute(select(send_keys.c.state).where(send_keys.c.key == key)).scalar()
+
+    # --- reply options -----------------------------------------------------------------
+
+    def remember_reply_option(self, payload: str) -> str:
+        key = REPLY_OPTION_PREFIX + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+        with self.engine.begin() as connection:
+            connection.execute(
+                self._insert(reply_options)
+                .values(key=key, payload=payload, created_at=time.time())
+                .on_conflict_do_nothing(index_elements=["key"])
+            )
+        return key
+
+    def resolve_reply_option(self, key: str) -> Optional[str]:
+        with self._bookkeeping.begin() as connection:
+            return connection.execute(
+                select(reply_options.c.payload).where(reply_options.c.key == key)
+            ).scalar()
