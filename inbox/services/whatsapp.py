@@ -142,14 +142,17 @@ class WhatsAppClient:
         payload |= content
         if send_key:
             payload["biz_opaque_callback_data"] = send_key
-        retrying = Retrying(
+        return self.retrying()(self._post_once, payload)
+
+    def retrying(self) -> Retrying:
+        """The quick in-request retries of one Graph call: only failures that certainly did not send."""
+        return Retrying(
             retry=retry_if_exception(lambda error: isinstance(error, WhatsAppSendError) and error.retryable),
             stop=stop_after_attempt(max(1, self.attempts)),
             wait=wait_exponential(multiplier=0.25, max=2),
             sleep=self.sleep,
             reraise=True,
         )
-        return retrying(self._post_once, payload)
 
     def _post_once(self, payload: dict) -> str:
         try:

@@ -4,7 +4,6 @@ send the message by the returned media id. Errors are the text replies' (service
 from __future__ import annotations
 
 import httpx
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from inbox.services.whatsapp import NOT_SENT_ERRORS, WhatsAppClient, WhatsAppSendError, explain_error
 
@@ -60,14 +59,7 @@ def send_media(
         )
     if not (to or recipient):
         raise WhatsAppSendError("The customer has neither a phone number nor a WhatsApp user id to reply to.")
-    retrying = Retrying(
-        retry=retry_if_exception(lambda error: isinstance(error, WhatsAppSendError) and error.retryable),
-        stop=stop_after_attempt(max(1, client.attempts)),
-        wait=wait_exponential(multiplier=0.25, max=2),
-        sleep=client.sleep,
-        reraise=True,
-    )
-    media_id = retrying(upload, client, data, mime, filename or "attachment")
+    media_id = client.retrying()(upload, client, data, mime, filename or "attachment")
     content: dict = {"id": media_id}
     if caption:
         content["caption"] = caption
@@ -78,4 +70,4 @@ def send_media(
     payload |= {"type": kind, kind: content}
     if send_key:
         payload["biz_opaque_callback_data"] = send_key
-    return retrying(client._post_once, payload)
+    return client.retrying()(client._post_once, payload)
