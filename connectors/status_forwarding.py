@@ -73,6 +73,9 @@ class StatusForwarder:
 
     async def _run(self) -> None:
         while True:
+            # Cleared before looking, not after: a wake() that arrives while forward_due() is
+            # still reading the store must not be lost (it would wait for the idle check).
+            self._wakeup.clear()
             try:
                 pause = await self.forward_due()
             except asyncio.CancelledError:
@@ -80,7 +83,6 @@ class StatusForwarder:
             except Exception:
                 logger.exception("Forwarding WhatsApp statuses to the inbox failed")
                 pause = 5.0
-            self._wakeup.clear()
             try:
                 await asyncio.wait_for(self._wakeup.wait(), timeout=pause)
             except asyncio.TimeoutError:

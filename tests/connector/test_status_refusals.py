@@ -98,3 +98,39 @@ async def test_a_refused_status_becomes_a_dead_letter_and_the_rest_are_forwarded
         await forwarder.stop()
         inbox.server.shutdown()
         store.close()
+
+
+async def test_a_status_stored_while_the_forwarder_is_looking_is_not_left_for_the_idle_check(store_url):
+    """A wake() that lands while forward_due() is still reading the store used to be lost, so the
+    status waited for the 30-second idle check (seen in CI on a loaded machine)."""
+    store = WhatsAppStore(store_url)
+    store.create_schema()
+    inbox = PickyInbox()
+    reading = threading.Event()
+    release = threading.Event()
+    original = store.next_forward_time
+
+    def slow_next_forward_time():
+        answer = original()  # nothing pending yet: the forwarder will choose the idle pause
+        reading.set()
+        release.wait(10)
+        return answer
+
+    store.next_forward_time = slow_next_forward_time  # type: ignore[method-assign]
+    forwarder = StatusForwarder(store, inbox.url, "token")
+    forwarder.start()
+    try:
+        while not reading.is_set():  # the forwarder found nothing and is about to pick its pause
+            await asyncio.sleep(0.002)
+        parsed = parse_webhook(encode(webhook(change(statuses=[status("wamid.WHILE")]))))
+        store.persist_webhook(parsed.messages, parsed.statuses, parsed.rejected, forward_statuses=True)
+        forwarder.wake()
+        store.next_forward_time = original  # type: ignore[method-assign]
+        release.set()
+        await settled(store)
+        assert inbox.accepted == ["wamid.WHILE"]
+    finally:
+        release.set()
+        await forwarder.stop()
+        inbox.server.shutdown()
+        store.close()
