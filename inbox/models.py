@@ -335,7 +335,8 @@ class MediaFile(Base):
 class CsatSurvey(Base):
     """The satisfaction question after a resolve (services/csat.py): one per resolved hand-off.
     `status`: sending / unconfirmed (on its way, see below) / asked (WhatsApp has it, no answer yet) /
-    answered / skipped (`skip_reason` says why) / failed (refused or unconfirmed: `skip_reason`)."""
+    answered / skipped (`skip_reason` says why) / failed (refused or unconfirmed: `skip_reason`) /
+    undelivered (WhatsApp took it, then sent a `failed` status: Meta's reason in `skip_reason`)."""
 
     __tablename__ = "csat_surveys"
     id: Mapped[int] = mapped_column(primary_key=True)

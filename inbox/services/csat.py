@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from inbox.models import Conversation, CsatSurvey, Handoff
 from inbox.services.conversation_store import ConversationStore
 from inbox.services.periodic import run_periodically
-from inbox.services.replies import RETRY_DELAYS, new_send_key, reply_address
+from inbox.services.replies import RETRY_DELAYS, SEND_KEY_PREFIX, delivery_failure, new_send_key, reply_address
 from inbox.services.service_window import service_window
 from inbox.services.whatsapp import WhatsAppSendError, WhatsAppSendUnconfirmed
 from inbox.services.yaml_config import load_yaml_model
@@ -260,16 +260,34 @@ def mark_asked(
     ConversationStore(session).add_message(conversation, "system", f"Satisfaction question sent: {question}", now)
 
 
-def confirm_by_key(inbox: Inbox, session: Session, key: str, wamid: str) -> bool:
-    """A delivery status carrying a question's send key (replies.DeliveryStatuses): WhatsApp did send
-    it, so a question waiting in doubt (or given up on) is recorded as asked. True when the key is one."""
+def apply_question_status(inbox: Inbox, session: Session, status) -> bool:
+    """Meta's status webhook for a satisfaction question, found by its send key (Meta echoes the
+    `biz_opaque_callback_data` in every status of the message). Any status proves WhatsApp took the
+    question, so one left in doubt (or given up on as unconfirmed) is recorded asked. A `failed` status
+    means WhatsApp took it but could not deliver it: the survey becomes `undelivered` with Meta's reason
+    and a line in the transcript; it is not sent again and is not counted as asked (the dashboard shows
+    it apart from the response rate). True when the status was a question's."""
+    key = status.biz_opaque_callback_data
+    if not isinstance(key, str) or not key.startswith(SEND_KEY_PREFIX):
+        return False
     survey = session.scalars(select(CsatSurvey).where(CsatSurvey.send_key == key)).one_or_none()
     if survey is None:
         return False
     conversation = ConversationStore(session).lock(survey.conversation_id)
     session.refresh(survey)
-    if survey.whatsapp_message_id is None and survey.status in ("unconfirmed", "failed"):
-        mark_asked(session, conversation, survey, wamid, inbox.csat_config.question, inbox.clock())
+    now = inbox.clock()
+    in_doubt = survey.whatsapp_message_id is None and survey.status in ("unconfirmed", "failed")
+    if status.status == "failed":
+        if survey.status == "asked" or in_doubt:  # an answer, a skip or an earlier failure stays as it is
+            code, reason = delivery_failure(status)
+            survey.whatsapp_message_id = survey.whatsapp_message_id or status.id
+            survey.status, survey.skip_reason, survey.next_attempt_at = "undelivered", reason[:200], None
+            ConversationStore(session).add_message(
+                conversation, "system", f"Satisfaction question not delivered: {reason}", now
+            )
+            logger.warning("CSAT question %s not delivered (Meta error %s)", survey.id, code)
+    elif in_doubt:
+        mark_asked(session, conversation, survey, status.id, inbox.csat_config.question, now)
     return True
 
 

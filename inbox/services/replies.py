@@ -324,6 +324,8 @@ class DeliveryStatuses:
         self.inbox = inbox
 
     def apply(self, statuses) -> int:
+        from inbox.services.csat import apply_question_status  # csat imports this module
+
         matched = 0
         with self.inbox.db.write() as session:
             store = ConversationStore(session)
@@ -332,7 +334,9 @@ class DeliveryStatuses:
                 if message is None:
                     message = self._confirmed_by_key(store, status)
                 if message is None:
-                    continue  # not sent by the inbox (e.g. a bot message)
+                    # A satisfaction question's status (by its send key), else not sent by the inbox (a bot message).
+                    matched += apply_question_status(self.inbox, session, status)
+                    continue
                 matched += 1
                 if self._apply_one(message, status):
                     store.touch(store.lock(message.conversation_id))
@@ -346,10 +350,7 @@ class DeliveryStatuses:
             return None
         message = store.session.scalars(select(Message).where(Message.send_key == key)).one_or_none()
         if message is None:
-            from inbox.services.csat import confirm_by_key  # a satisfaction question's key (csat imports this)
-
-            confirm_by_key(self.inbox, store.session, key, status.id)
-            return None
+            return None  # perhaps a satisfaction question's key (apply)
         if message.whatsapp_message_id is not None:
             if message.whatsapp_message_id != status.id:
                 logger.warning("reply %s: a status for a second message id carries its send key", message.id)
@@ -362,14 +363,8 @@ class DeliveryStatuses:
         if status.status == "failed":
             if message.delivery_status in ("delivered", "read"):
                 return False
-            error = status.errors[0] if status.errors else {}
-            details = (
-                (error.get("error_data") or {}).get("details") if isinstance(error.get("error_data"), dict) else None
-            )
-            code = error.get("code") if isinstance(error.get("code"), int) else None
+            message.delivery_error_code, message.delivery_error = delivery_failure(status)
             message.delivery_status = "failed"
-            message.delivery_error_code = code
-            message.delivery_error = explain_error(code, details or error.get("message") or error.get("title"))[:500]
             message.delivery_updated_at = at
             return True
         new_rank = DELIVERY_RANK.get(status.status)
@@ -379,6 +374,14 @@ class DeliveryStatuses:
         message.delivery_error = message.delivery_error_code = None
         message.delivery_updated_at = at
         return True
+
+
+def delivery_failure(status) -> tuple[int | None, str]:
+    """Meta's error code of a `failed` status and the explanation agents are shown (at most 500 chars)."""
+    error = status.errors[0] if status.errors else {}
+    details = (error.get("error_data") or {}).get("details") if isinstance(error.get("error_data"), dict) else None
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    return code, explain_error(code, details or error.get("message") or error.get("title"))[:500]
 
 
 def _status_time(raw) -> datetime | None:

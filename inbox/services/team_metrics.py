@@ -15,6 +15,9 @@ from inbox.models import Conversation, CsatSurvey, Handoff, KbMatch, Message
 from inbox.services.metrics import percentile
 
 SENT = ("asked", "answered")  # the customer saw the question
+# The question never reached the customer: refused or never confirmed (failed), or WhatsApp took it
+# and then reported it could not deliver it (undelivered). Shown apart, not in the response rate.
+NOT_DELIVERED = ("failed", "undelivered")
 
 
 @dataclass
@@ -53,6 +56,7 @@ class CsatRow:
 class CsatReport:
     total: CsatRow
     skipped: int
+    not_delivered: list[CsatSurvey]  # in the period, latest first, with the reason (skip_reason)
     by_agent: list[CsatRow]
     by_reason: list[CsatRow]
     by_week: list[CsatRow]
@@ -68,7 +72,7 @@ def csat_report(session: Session, since: datetime, now: datetime, tz, weeks: int
     total, by_agent, by_reason = CsatRow("All"), {}, {}
     by_week = {week_start + timedelta(weeks=offset): None for offset in range(weeks)}
     weekly: dict[datetime, CsatRow] = {}
-    skipped = 0
+    skipped, not_delivered = 0, []
     for survey in surveys:
         week = (survey.asked_at.astimezone(tz) - timedelta(days=survey.asked_at.astimezone(tz).weekday())).replace(
             hour=0, minute=0, second=0, microsecond=0
@@ -78,6 +82,8 @@ def csat_report(session: Session, since: datetime, now: datetime, tz, weeks: int
         if survey.asked_at < since:
             continue
         skipped += survey.status == "skipped"
+        if survey.status in NOT_DELIVERED:
+            not_delivered.append(survey)
         total.add(survey)
         name = survey.agent.name if survey.agent else "(no agent)"
         by_agent.setdefault(name, CsatRow(name)).add(survey)
@@ -92,6 +98,7 @@ def csat_report(session: Session, since: datetime, now: datetime, tz, weeks: int
     return CsatReport(
         total=total,
         skipped=skipped,
+        not_delivered=sorted(not_delivered, key=lambda survey: survey.asked_at, reverse=True),
         by_agent=sorted(by_agent.values(), key=lambda row: row.label),
         by_reason=sorted(by_reason.values(), key=lambda row: -row.sent),
         by_week=[weekly.get(week) or CsatRow(f"Week of {week:%d %b}") for week in by_week],
