@@ -5,11 +5,17 @@
 1. Known third-party warnings are silenced (KNOWN_WARNINGS): deprecation notices that libraries Rasa
    3.6 pins print at every start-up, with the source lines they quote. None is ours to fix, and they
    buried the lines that matter. RASA_QUIET_WARNINGS=0 shows them again; any other warning still shows.
-2. The speed-ups of connectors/rasa_speedups.py are installed (RASA_SPEEDUPS=0: Rasa as shipped), and
+2. SQL errors hide their statement parameters (hide_sql_parameters): when PostgreSQL goes away
+   mid-statement, SQLAlchemy's error text, which Rasa's SQL tracker store and SQL event broker log,
+   would otherwise carry the parameters (sender ids, customers' phone numbers, their messages).
+3. The speed-ups of connectors/rasa_speedups.py are installed (RASA_SPEEDUPS=0: Rasa as shipped), and
    one line says whether they are on.
+
+deploy/rasa_run.py (the production and cluster profiles) runs the same steps (`start_up_steps`).
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
@@ -59,12 +65,37 @@ def quiet_known_warnings(environ=None) -> int:
     return len(KNOWN_WARNINGS)
 
 
-def main() -> None:
+def hide_sql_parameters() -> None:
+    """Every SQLAlchemy engine created in this process defaults to `hide_parameters=True`: Rasa's SQL
+    tracker store and SQL event broker (which calls `sqlalchemy.create_engine` with nothing else) then
+    log "[SQL parameters hidden due to hide_parameters=True]" instead of the sender id and the events.
+    Only engines created after this step are covered, which is every engine Rasa creates."""
+    import sqlalchemy
+
+    create_engine = sqlalchemy.create_engine
+    if getattr(create_engine, "_hides_parameters", False):
+        return
+
+    @functools.wraps(create_engine)
+    def create_engine_hiding_parameters(*args, **kwargs):
+        kwargs.setdefault("hide_parameters", True)
+        return create_engine(*args, **kwargs)
+
+    create_engine_hiding_parameters._hides_parameters = True
+    sqlalchemy.create_engine = create_engine_hiding_parameters
+
+
+def start_up_steps() -> None:
     quiet_known_warnings()
+    hide_sql_parameters()
     from connectors import rasa_speedups
 
     # Rasa has not set up logging yet, so the one line goes straight to stderr.
     print(rasa_speedups.install(), file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    start_up_steps()
     from rasa.__main__ import main as rasa_main
 
     sys.argv = ["rasa", *sys.argv[1:]]

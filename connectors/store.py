@@ -143,7 +143,7 @@ class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
     def _create_engine(self, sqlite_synchronous: str) -> Engine:
         assert sqlite_synchronous in ("FULL", "NORMAL")
         if not self.is_sqlite:
-            return create_engine(self.url, pool_pre_ping=True, future=True)
+            return create_engine(self.url, pool_pre_ping=True, future=True, hide_parameters=True)
         database = self.url.database
         if database and database != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
@@ -152,6 +152,7 @@ class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
             future=True,
             poolclass=QueuePool,
             pool_size=2,
+            hide_parameters=True,  # errors must not carry customer ids or texts into the log
             connect_args={"check_same_thread": False, "timeout": 10},
         )
 

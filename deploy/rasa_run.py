@@ -12,12 +12,11 @@ if not secret:
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # The same explicit start-up steps as the local Procfile (connectors/rasa_start.py): known third-party
-# warnings silenced, the tested speed-ups installed (RASA_SPEEDUPS=0 turns them off), one line says which.
-from connectors import rasa_speedups  # noqa: E402  (after the check: importing Rasa takes seconds)
-from connectors.rasa_start import quiet_known_warnings  # noqa: E402
+# warnings silenced, SQL parameters kept out of the tracker store's errors, the tested speed-ups installed
+# (RASA_SPEEDUPS=0 turns them off), one line says which.
+from connectors.rasa_start import start_up_steps  # noqa: E402  (after the check: importing Rasa takes seconds)
 
-quiet_known_warnings()
-print(rasa_speedups.install(), file=sys.stderr, flush=True)
+start_up_steps()
 
 from rasa.__main__ import main  # noqa: E402
 

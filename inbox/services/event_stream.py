@@ -61,7 +61,7 @@ class SqlBrokerSource:
             self._sqlite_path = Path(parsed.database or "")
             # Read-only: never create or change the file Rasa owns.
             url = f"sqlite:///file:{self._sqlite_path}?mode=ro&uri=true"
-        self.engine = create_engine(url, pool_pre_ping=True)
+        self.engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
         self.table = Table(
             "events",
             MetaData(),
