@@ -19,6 +19,7 @@ import hmac
 import logging
 import os
 import sys
+import warnings
 
 TOKEN_HEADER = "X-Action-Token"
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -59,6 +60,14 @@ def create_app(
     return app
 
 
+def quiet_start_up() -> None:
+    """sanic_cors's distutils deprecation notice (two lines at every start) is not ours to fix. Filtered
+    after Sanic's import, which puts its own "once" filter for every DeprecationWarning in front."""
+    import sanic  # noqa: F401
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"sanic_cors\b")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m actions.server", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=os.environ.get("ACTION_SERVER_HOST", "127.0.0.1"))
@@ -74,10 +83,13 @@ def main(argv: list[str] | None = None) -> None:
                  "(the same value Rasa sends, deploy/endpoints.production.yml).")
     max_body = int(os.environ.get("ACTION_SERVER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
 
+    quiet_start_up()
     from rasa_sdk import utils
 
     utils.configure_colored_logging("INFO")
     utils.update_sanic_log_level()
+    # One line per registered action (nine at every start) buried the lines that matter.
+    logging.getLogger("rasa_sdk.executor").setLevel(logging.WARNING)
     app = create_app(token, max_body, protect_actions=not args.dev)
     logger.info("Action server on http://%s:%s (token required%s)", args.host, args.port,
                 " for /kb only" if args.dev else "")

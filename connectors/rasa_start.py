@@ -30,6 +30,7 @@ KNOWN_WARNINGS: List[Tuple[Type[Warning], str]] = [
     (DeprecationWarning, r"tensorflow\b"),                # jax.xla_computation
     (DeprecationWarning, r"(matplotlib|packaging)\b"),    # pyparsing camelCase names
     (DeprecationWarning, r"(typer|spacy\.cli)\b"),        # click 9 deprecations
+    (DeprecationWarning, r"rasa\.core\.tracker_store$"),  # SQLAlchemy's "Calling URL() directly is deprecated"
 ]
 QUIET_ENV = "RASA_QUIET_WARNINGS"
 

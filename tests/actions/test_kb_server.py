@@ -121,3 +121,13 @@ def test_each_process_reloads_an_edited_knowledge_base_and_reports_a_broken_one(
         assert now["version"] == serving and "`title` must be a non-empty string" in now["error"]["message"]
         assert now["error"]["line"] == broken.splitlines().index("  - id: gift_wrap") + 1
         assert explain(url, "do you gift wrap orders?").json()["matches"][0]["entry_id"] == "gift_wrap"
+
+
+def test_start_up_prints_what_matters_without_third_party_noise(system):
+    """Issue 14 item 7: no sanic_cors deprecation notice and no line per registered action at start-up."""
+    for log in sorted(system["root"].glob("server-*.log")):
+        text = log.read_text(errors="replace")
+        assert "Action server on http://127.0.0.1:" in text, text
+        assert "knowledge base loaded" in text, text
+        assert "DeprecationWarning" not in text, text
+        assert "Registered function" not in text, text
