@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from alembic import command
 from alembic.config import Config
 
@@ -13,8 +15,23 @@ def alembic_config() -> Config:
     return Config(str(INBOX_DIR / "alembic.ini"))
 
 
+logger = logging.getLogger(__name__)
+
+
 def upgrade(database: Database, revision: str = "head") -> None:
-    _run(database, command.upgrade, revision)
+    """One line when the schema changed, none when it was already current: Alembic's own INFO lines
+    (two at every start, one more per migration with its whole docstring) buried the start-up."""
+    alembic_logger = logging.getLogger("alembic")
+    level = alembic_logger.level
+    alembic_logger.setLevel(logging.WARNING)
+    try:
+        before = current_revision(database)
+        _run(database, command.upgrade, revision)
+        after = current_revision(database)
+    finally:
+        alembic_logger.setLevel(level)
+    if after != before:
+        logger.info("Database schema upgraded from %s to %s", before or "empty", after)
 
 
 def downgrade(database: Database, revision: str) -> None:

@@ -70,3 +70,17 @@ def test_full_text_search_objects_exist_per_dialect(database_url):
             assert "ix_messages_search" in {index["name"] for index in inspector.get_indexes("messages")}
     finally:
         database.dispose()
+
+
+def test_start_up_says_once_that_the_schema_changed_and_nothing_when_it_is_current(database_url, caplog):
+    database = Database(database_url)
+    try:
+        migrate.downgrade(database, "0006")
+        caplog.clear()
+        with caplog.at_level("INFO"):
+            migrate.upgrade(database)
+            migrate.upgrade(database)  # the next start: already current
+        lines = [(record.name, record.getMessage()) for record in caplog.records]
+        assert lines == [("inbox.migrate", "Database schema upgraded from 0006 to 0008")]
+    finally:
+        database.dispose()
