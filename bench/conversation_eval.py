@@ -48,6 +48,10 @@ HOLDOUT_BUCKETS = 5  # sha256(id) % 5 == 0 -> hold-out: a fifth, fixed before an
 # A second hold-out written in session 7, after five of the first one's conversations informed fixes.
 # Its own folder (not globbed with the main set), so `--split all` stays what it was.
 HOLDOUT2_SPLIT, HOLDOUT2_DIR = "holdout2", CONVERSATIONS_DIR / "holdout_v2"
+# A third one written in session 8 (issue 12), after v2's nine failures informed fixes; same rules.
+HOLDOUT3_SPLIT, HOLDOUT3_DIR = "holdout3", CONVERSATIONS_DIR / "holdout_v3"
+# Separate hold-out folders by split name: each is run alone with `--split <name>`, never part of `all`.
+SEPARATE_HOLDOUTS = {HOLDOUT2_SPLIT: HOLDOUT2_DIR, HOLDOUT3_SPLIT: HOLDOUT3_DIR}
 SPLITS = ("dev", "holdout", "all")
 TARGETS = {"conversations_right": 0.97, "needless_handoffs": 0.02, "wrong_kb_answers": 0.01}
 # Reply kinds in the order one of them becomes the turn's outcome when the bot sent several messages
@@ -617,7 +621,8 @@ def compute_metrics(results: Iterable[ConversationResult]) -> Dict[str, Any]:
 
 
 def metrics_by_split(results: Sequence[ConversationResult]) -> Dict[str, Dict[str, Any]]:
-    splits = [HOLDOUT2_SPLIT] if results and all(r.split == HOLDOUT2_SPLIT for r in results) else list(SPLITS)
+    separate = {r.split for r in results} & set(SEPARATE_HOLDOUTS)
+    splits = sorted(separate) if results and all(r.split in SEPARATE_HOLDOUTS for r in results) else list(SPLITS)
     return {split: compute_metrics(r for r in results if split == "all" or r.split == split) for split in splits}
 
 
@@ -914,9 +919,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--channel", choices=("rest", "whatsapp", "both"), default="both")
-    parser.add_argument("--split", choices=(*SPLITS, HOLDOUT2_SPLIT), default="all",
-                        help="which conversations to run (dev for tuning; holdout only to report; holdout2: "
-                             "the separate set in bench/conversations/holdout_v2/, only to report)")
+    parser.add_argument("--split", choices=(*SPLITS, *SEPARATE_HOLDOUTS), default="all",
+                        help="which conversations to run (dev for tuning; holdout only to report; holdout2 / "
+                             "holdout3: the separate sets in bench/conversations/holdout_v2/ and holdout_v3/, "
+                             "only to report)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these conversation ids")
     parser.add_argument("--conversations", type=Path, default=CONVERSATIONS_DIR)
     parser.add_argument("--start", action="store_true", help="start the whole system on free ports with --model")
@@ -949,8 +955,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     vocabulary = Vocabulary.from_project(conversations_dir=args.conversations)
     try:
-        if args.split == HOLDOUT2_SPLIT:
-            conversations = load_conversations(HOLDOUT2_DIR, vocabulary, fixed_split=HOLDOUT2_SPLIT)
+        if args.split in SEPARATE_HOLDOUTS:
+            conversations = load_conversations(SEPARATE_HOLDOUTS[args.split], vocabulary, fixed_split=args.split)
         else:
             conversations = load_conversations(args.conversations, vocabulary)
     except LabelError as error:
@@ -965,7 +971,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"unknown conversation ids: {sorted(unknown)}", file=sys.stderr)
             return 2
         conversations = [c for c in conversations if c.id in args.only]
-    if args.split not in ("all", HOLDOUT2_SPLIT):
+    if args.split not in ("all", *SEPARATE_HOLDOUTS):
         conversations = [c for c in conversations if c.split == args.split]
 
     system = None
