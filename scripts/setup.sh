@@ -27,6 +27,12 @@ if [ "$(cat "$VENV/.requirements.sha" 2>/dev/null)" != "$(requirements_stamp)" ]
 else
   say ".venv is up to date"
 fi
+# The project's one WhatsApp Cloud API client (whatsapp_cloud/), editable: the connector runs this
+# checkout's code. The inbox's environment gets it too (inbox/scripts/setup_env.sh).
+if [ "$(cat "$VENV/.whatsapp_cloud.sha" 2>/dev/null)" != "$(sha256sum whatsapp_cloud/pyproject.toml | cut -d' ' -f1)" ]; then
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps -e whatsapp_cloud
+  sha256sum whatsapp_cloud/pyproject.toml | cut -d' ' -f1 > "$VENV/.whatsapp_cloud.sha"
+fi
 
 say "Building the spaCy pipeline (skipped when up to date)"
 TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" scripts/build_spacy_pipeline.py

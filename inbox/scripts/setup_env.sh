@@ -42,6 +42,15 @@ if [[ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]]; then
 else
   echo "$venv is up to date"
 fi
+# The project's one WhatsApp Cloud API client (../whatsapp_cloud, shared with the connector), editable.
+client="$(dirname "$inbox_dir")/whatsapp_cloud"
+client_wanted="$(sha256sum "$client/pyproject.toml" | cut -d' ' -f1)"
+if [[ "$(cat "$venv/.whatsapp_cloud.sha256" 2>/dev/null || true)" != "$client_wanted" ]]; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$client"
+  "$venv/bin/python" -m pip check
+  echo "$client_wanted" > "$venv/.whatsapp_cloud.sha256"
+  echo "Installed whatsapp_cloud into $venv"
+fi
 
 if [[ "${1:-}" == "--with-browser" ]] && ! command -v chromium >/dev/null 2>&1; then
   echo "Installing Debian's chromium for the browser tests"
