@@ -7,9 +7,10 @@ from typing import Any, Dict, List, Text
 from urllib.parse import urlparse
 
 from rasa.core.channels.channel import OutputChannel
+from whatsapp_cloud import BSUID_NOT_SUPPORTED, OUTSIDE_SERVICE_WINDOW, SendResult
 
 from connectors.customer_identities import CustomerIdentities
-from connectors.graph_api import OUTSIDE_SERVICE_WINDOW, GraphApiClient, SendResult
+from connectors.graph_api import GraphApiClient
 from connectors.outbound_messages import (
     ROW_ID_LIMIT,
     Choice,
@@ -26,9 +27,8 @@ from connectors.store import WhatsAppStore
 logger = logging.getLogger(__name__)
 
 CHANNEL_NAME = "whatsapp"
-# Meta: "Business-scoped User ID recipients are not supported for this message" (e.g. one-tap,
-# zero-tap and copy-code authentication templates need a phone number).
-BSUID_NOT_SUPPORTED = 131062
+# BSUID_NOT_SUPPORTED (131062), Meta: "Business-scoped User ID recipients are not supported for this
+# message" (e.g. one-tap, zero-tap and copy-code authentication templates need a phone number).
 
 
 class MessageSender:

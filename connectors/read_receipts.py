@@ -14,7 +14,9 @@ import asyncio
 import logging
 import os
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Mapping, Optional, Set
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Optional, Set
+
+from whatsapp_cloud import read_payload
 
 from connectors.graph_api import GraphApiClient
 from connectors.privacy import mask_user_id
@@ -22,13 +24,6 @@ from connectors.privacy import mask_user_id
 logger = logging.getLogger(__name__)
 
 DEFAULT_TYPING_AFTER_SECONDS = 1.0
-
-
-def read_payload(message_id: str, typing: bool) -> Dict[str, Any]:
-    payload: Dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}
-    if typing:
-        payload["typing_indicator"] = {"type": "text"}
-    return payload
 
 
 class NoReadReceipts:

@@ -26,7 +26,8 @@ import asyncio
 import logging
 from typing import Awaitable, Callable, Optional
 
-from connectors.graph_api import SendResult
+from whatsapp_cloud import SEND_KEY_FIELD, SendResult
+
 from connectors.outbound_messages import OutboundMessage
 from connectors.output import MessageSender
 from connectors.privacy import mask_user_id
@@ -34,7 +35,7 @@ from connectors.store import SEND_SENT, WhatsAppStore
 
 logger = logging.getLogger(__name__)
 
-CALLBACK_FIELD = "biz_opaque_callback_data"  # Meta: at most 512 characters, echoed in statuses
+CALLBACK_FIELD = SEND_KEY_FIELD  # biz_opaque_callback_data; Meta: at most 512 characters, echoed in statuses
 MAX_KEY_LENGTH = 512
 DEFAULT_SETTLE_SECONDS = 60.0
 
