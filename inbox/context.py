@@ -12,6 +12,7 @@ from inbox.models import utcnow
 from inbox.services.assignment.config import AssignmentConfig, AssignmentConfigSource, EnvironmentOverrides
 from inbox.services.assignment.engine import AssignmentEngine
 from inbox.services.csat import load_csat_config
+from inbox.services.privacy import masked
 from inbox.services.rasa import RasaClient
 from inbox.services.read_receipts import ReadReceipts, load_read_receipt_config
 from inbox.services.slack import SlackNotifier
@@ -41,6 +42,10 @@ class Inbox:
             phone_number_id=settings.whatsapp_phone_number_id,
             access_token=_secret(settings.whatsapp_access_token),
             http=self.http,
+            attempts=3,  # quick attempts per send for failures that certainly did not send
+            backoff_seconds=0.25,  # then 0.5, 1, at most 2 s: an agent is waiting
+            max_backoff_seconds=2.0,
+            mask=masked,
         )
         # Checked at start-up: a mistake stops the inbox with the file, line and field.
         self.templates = load_templates()

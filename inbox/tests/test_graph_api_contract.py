@@ -3,11 +3,11 @@ retry policy says so (the connector's test checks the bot's replies against the 
 
 from __future__ import annotations
 
-import httpx
 import pytest
 import yaml
+from whatsapp_cloud.core import answer_result, raise_for_result
 
-from inbox.services.whatsapp import WhatsAppClient, WhatsAppSendError
+from inbox.services.whatsapp import WhatsAppSendError
 from inbox.settings import REPO_ROOT
 
 POLICY = yaml.safe_load((REPO_ROOT / "contracts" / "graph_api.yml").read_text())["retry"]
@@ -16,7 +16,7 @@ POLICY = yaml.safe_load((REPO_ROOT / "contracts" / "graph_api.yml").read_text())
 def failure(status: int, code: int | None = None) -> WhatsAppSendError:
     body = {"error": {"code": code, "message": "x"}} if code is not None else {}
     with pytest.raises(WhatsAppSendError) as raised:
-        WhatsAppClient._message_id(httpx.Response(status, json=body))
+        raise_for_result(answer_result(status, body, attempts=1))
     return raised.value
 
 
