@@ -12,6 +12,10 @@ from whatsapp_cloud import (
 )
 
 __all__ = [
-    "KNOWN_ERRORS", "NOT_SENT_ERRORS", "WhatsAppClient", "WhatsAppSendError", "WhatsAppSendUnconfirmed",
+    "KNOWN_ERRORS",
+    "NOT_SENT_ERRORS",
+    "WhatsAppClient",
+    "WhatsAppSendError",
+    "WhatsAppSendUnconfirmed",
     "explain_error",
 ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any, Iterator, List
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -48,26 +49,36 @@ class AsyncFlaky(httpx.AsyncHTTPTransport):
 class Harness:
     """One client (sync or async) driven synchronously; `sleeps` records the pauses it asked for."""
 
-    def __init__(self, kind: str, base_url: str, *, attempts: int = 4, timeout: float = 5.0,
-                 refused_connections: int = 0) -> None:
+    def __init__(
+        self, kind: str, base_url: str, *, attempts: int = 4, timeout: float = 5.0, refused_connections: int = 0
+    ) -> None:
         self.kind = kind
-        self.sleeps: List[float] = []
+        self.sleeps: list[float] = []
         failures = ConnectFailures(refused_connections)
-        common = dict(base_url=base_url, phone_number_id="1234", access_token="token", attempts=attempts,
-                      backoff_seconds=0.5, max_backoff_seconds=1.5)
+        common = dict(
+            base_url=base_url,
+            phone_number_id="1234",
+            access_token="token",
+            attempts=attempts,
+            backoff_seconds=0.5,
+            max_backoff_seconds=1.5,
+        )
         if kind == "sync":
             self.client: Any = WhatsAppClient(
-                **common, sleep=self.sleeps.append,
+                **common,
+                sleep=self.sleeps.append,
                 http=httpx.Client(timeout=httpx.Timeout(timeout), transport=SyncFlaky(failures)),
             )
             self._loop = None
         else:
+
             async def sleep(seconds: float) -> None:
                 self.sleeps.append(seconds)
 
             self._loop = asyncio.new_event_loop()
             self.client = AsyncWhatsAppClient(
-                **common, sleep=sleep,
+                **common,
+                sleep=sleep,
                 http=httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=AsyncFlaky(failures)),
             )
 
@@ -94,7 +105,7 @@ def graph() -> Iterator[FakeGraph]:
 
 @pytest.fixture(params=["sync", "async"])
 def make_client(request):
-    made: List[Harness] = []
+    made: list[Harness] = []
 
     def make(base_url: str, **options: Any) -> Harness:
         made.append(Harness(request.param, base_url, **options))

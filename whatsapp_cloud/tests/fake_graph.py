@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 HOLD = "hold"  # scripted answer: keep the request open until the test releases it
 
 
 class FakeGraph:
     def __init__(self) -> None:
-        self.script: List[Any] = []  # (status, body) or HOLD; when empty: a sent message
-        self.requests: List[Tuple[str, Any]] = []
+        self.script: list[Any] = []  # (status, body) or HOLD; when empty: a sent message
+        self.requests: list[tuple[str, Any]] = []
         self.released = threading.Event()
         self._received = threading.Condition()
         fake = self
@@ -34,8 +34,12 @@ class FakeGraph:
                     fake.released.wait()
                     return
                 if answer is None:
-                    answer = (200, {"messages": [{"id": f"wamid.{len(fake.requests)}"}]}
-                              if self.path.endswith("/messages") else {"id": f"media.{len(fake.requests)}"})
+                    answer = (
+                        200,
+                        {"messages": [{"id": f"wamid.{len(fake.requests)}"}]}
+                        if self.path.endswith("/messages")
+                        else {"id": f"media.{len(fake.requests)}"},
+                    )
                 status, payload = answer
                 data = json.dumps(payload).encode()
                 self.send_response(status)
@@ -53,7 +57,7 @@ class FakeGraph:
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
-    def bodies(self) -> List[Dict[str, Any]]:
+    def bodies(self) -> list[dict[str, Any]]:
         return [body for path, body in self.requests if path.endswith("/messages")]
 
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> None:
@@ -67,8 +71,8 @@ class FakeGraph:
         self.server.server_close()
 
 
-def meta_error(code: int, message: str = "x", status: int = 400, details: Optional[str] = None) -> Tuple[int, Any]:
-    error: Dict[str, Any] = {"code": code, "message": message}
+def meta_error(code: int, message: str = "x", status: int = 400, details: str | None = None) -> tuple[int, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
     if details:
         error["error_data"] = {"details": details}
     return status, {"error": error}

@@ -20,8 +20,16 @@ from whatsapp_cloud import (
 TEXT = {"messaging_product": "whatsapp", "to": "919812345210", "type": "text", "text": {"body": "Hello"}}
 
 
-@pytest.mark.parametrize("failure", [(429, {}), (500, {"error": {"message": "oops"}}), (503, "busy"),
-                                     meta_error(130429, "rate limit"), meta_error(131056, "pair rate limit")])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        (429, {}),
+        (500, {"error": {"message": "oops"}}),
+        (503, "busy"),
+        meta_error(130429, "rate limit"),
+        meta_error(131056, "pair rate limit"),
+    ],
+)
 def test_throttling_and_server_errors_are_tried_again(graph, make_client, failure):
     client = make_client(graph.base_url)
     graph.script = [failure, failure]
@@ -107,8 +115,7 @@ def test_a_customer_known_only_by_their_user_id_gets_it_as_recipient(graph, make
 
 def test_the_send_key_travels_as_biz_opaque_callback_data(graph, make_client):
     client = make_client(graph.base_url)
-    client.send_template({"name": "order_update", "language": {"code": "en"}}, to="919812345210",
-                         send_key="reply:42")
+    client.send_template({"name": "order_update", "language": {"code": "en"}}, to="919812345210", send_key="reply:42")
     client.send_text("No key", to="919812345210")
     keyed, plain = graph.bodies()
     assert SEND_KEY_FIELD == "biz_opaque_callback_data" and keyed[SEND_KEY_FIELD] == "reply:42"
@@ -131,8 +138,15 @@ def test_mark_read_with_typing_is_tried_once(graph, make_client):
 def test_a_document_is_uploaded_then_sent_by_its_media_id(graph, make_client):
     client = make_client(graph.base_url)
     graph.script = [(503, {})]  # the upload is tried again; nothing reached the customer yet
-    wamid = client.send_media(kind="document", data=b"%PDF-1.4", mime="application/pdf", filename="invoice.pdf",
-                              caption="Your invoice", send_key="reply:7", recipient="US.1349")
+    wamid = client.send_media(
+        kind="document",
+        data=b"%PDF-1.4",
+        mime="application/pdf",
+        filename="invoice.pdf",
+        caption="Your invoice",
+        send_key="reply:7",
+        recipient="US.1349",
+    )
     paths = [path for path, _ in graph.requests]
     assert paths == ["/v21.0/1234/media", "/v21.0/1234/media", "/v21.0/1234/messages"] and wamid == "wamid.3"
     [message] = graph.bodies()

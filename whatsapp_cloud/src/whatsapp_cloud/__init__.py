@@ -26,8 +26,21 @@ from whatsapp_cloud.core import (
 from whatsapp_cloud.sync_client import WhatsAppClient
 
 __all__ = [
-    "AsyncWhatsAppClient", "BSUID_NOT_SUPPORTED", "KNOWN_ERRORS", "NOT_SENT_ERRORS", "OUTSIDE_SERVICE_WINDOW",
-    "RETRY_POLICY", "RETRYABLE_HTTP_STATUSES", "RETRYABLE_META_CODES", "SEND_KEY_FIELD", "MetaError",
-    "SendResult", "WhatsAppClient", "WhatsAppSendError", "WhatsAppSendUnconfirmed", "explain_error",
-    "message_payload", "read_payload",
+    "AsyncWhatsAppClient",
+    "BSUID_NOT_SUPPORTED",
+    "KNOWN_ERRORS",
+    "NOT_SENT_ERRORS",
+    "OUTSIDE_SERVICE_WINDOW",
+    "RETRY_POLICY",
+    "RETRYABLE_HTTP_STATUSES",
+    "RETRYABLE_META_CODES",
+    "SEND_KEY_FIELD",
+    "MetaError",
+    "SendResult",
+    "WhatsAppClient",
+    "WhatsAppSendError",
+    "WhatsAppSendUnconfirmed",
+    "explain_error",
+    "message_payload",
+    "read_payload",
 ]

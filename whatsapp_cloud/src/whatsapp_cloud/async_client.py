@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Dict, Optional
+from typing import Any
 
 import httpx
 from tenacity import AsyncRetrying
@@ -23,7 +24,7 @@ class AsyncWhatsAppClient(core.Endpoint):
     timeout_seconds: float = 5.0  # each phase of one attempt (connect, write, read)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     mask: core.Mask = core.default_mask  # customer ids in log lines
-    http: Optional[httpx.AsyncClient] = None  # made on first use, inside the running event loop
+    http: httpx.AsyncClient | None = None  # made on first use, inside the running event loop
 
     def _http(self) -> httpx.AsyncClient:
         if self.http is None:
@@ -37,7 +38,7 @@ class AsyncWhatsAppClient(core.Endpoint):
 
     # --- never raising: what happened ------------------------------------------------------------
 
-    async def send(self, payload: Dict[str, Any]) -> SendResult:
+    async def send(self, payload: dict[str, Any]) -> SendResult:
         """POSTs one message payload, retried per the policy; returns what happened."""
         attempts = itertools.count(1)
 
@@ -46,7 +47,7 @@ class AsyncWhatsAppClient(core.Endpoint):
 
         return await self.retrying(result=True)(attempt)
 
-    async def _post_once(self, payload: Dict[str, Any], attempt: int) -> SendResult:
+    async def _post_once(self, payload: dict[str, Any], attempt: int) -> SendResult:
         try:
             response = await self._http().post(self.messages_url, json=payload, headers=self.headers)
         except httpx.TransportError as error:
@@ -57,33 +58,60 @@ class AsyncWhatsAppClient(core.Endpoint):
         return result
 
     def retrying(self, *, result: bool = False) -> AsyncRetrying:
-        return AsyncRetrying(**core.retry_settings(
-            attempts=self.attempts, backoff_seconds=self.backoff_seconds,
-            max_backoff_seconds=self.max_backoff_seconds, sleep=self.sleep, on_result=result,
-        ))
+        return AsyncRetrying(
+            **core.retry_settings(
+                attempts=self.attempts,
+                backoff_seconds=self.backoff_seconds,
+                max_backoff_seconds=self.max_backoff_seconds,
+                sleep=self.sleep,
+                on_result=result,
+            )
+        )
 
     # --- raising: Meta's message id, or WhatsAppSendError / WhatsAppSendUnconfirmed ---------------
 
-    async def deliver(self, payload: Dict[str, Any]) -> str:
+    async def deliver(self, payload: dict[str, Any]) -> str:
         if not self.configured:
             raise WhatsAppSendError(NOT_CONFIGURED)
         return core.raise_for_result(await self.send(payload))
 
-    async def send_text(self, body: str, *, to: Optional[str] = None, recipient: Optional[str] = None,
-                        send_key: Optional[str] = None) -> str:
+    async def send_text(
+        self, body: str, *, to: str | None = None, recipient: str | None = None, send_key: str | None = None
+    ) -> str:
         return await self._deliver(core.text_content(body), to, recipient, send_key)
 
-    async def send_template(self, template: Dict[str, Any], *, to: Optional[str] = None,
-                            recipient: Optional[str] = None, send_key: Optional[str] = None) -> str:
+    async def send_template(
+        self,
+        template: dict[str, Any],
+        *,
+        to: str | None = None,
+        recipient: str | None = None,
+        send_key: str | None = None,
+    ) -> str:
         return await self._deliver(core.template_content(template), to, recipient, send_key)
 
-    async def send_interactive(self, interactive: Dict[str, Any], *, to: Optional[str] = None,
-                               recipient: Optional[str] = None, send_key: Optional[str] = None) -> str:
+    async def send_interactive(
+        self,
+        interactive: dict[str, Any],
+        *,
+        to: str | None = None,
+        recipient: str | None = None,
+        send_key: str | None = None,
+    ) -> str:
         return await self._deliver(core.interactive_content(interactive), to, recipient, send_key)
 
-    async def send_media(self, *, kind: str, data: bytes, mime: str, filename: Optional[str],
-                         caption: Optional[str], send_key: Optional[str], to: Optional[str] = None,
-                         recipient: Optional[str] = None) -> str:
+    async def send_media(
+        self,
+        *,
+        kind: str,
+        data: bytes,
+        mime: str,
+        filename: str | None,
+        caption: str | None,
+        send_key: str | None,
+        to: str | None = None,
+        recipient: str | None = None,
+    ) -> str:
         if not self.configured:
             raise WhatsAppSendError(NOT_CONFIGURED)
         core.message_payload({}, to=to, recipient=recipient)  # no addressee: refused before uploading
@@ -111,8 +139,9 @@ class AsyncWhatsAppClient(core.Endpoint):
         if not response.is_success:
             core.raise_for_result(core.answer_result(response.status_code, core.read_body(response), 1))
 
-    async def _deliver(self, content: Dict[str, Any], to: Optional[str], recipient: Optional[str],
-                       send_key: Optional[str]) -> str:
+    async def _deliver(
+        self, content: dict[str, Any], to: str | None, recipient: str | None, send_key: str | None
+    ) -> str:
         if not self.configured:
             raise WhatsAppSendError(NOT_CONFIGURED)
         return await self.deliver(core.message_payload(content, to=to, recipient=recipient, send_key=send_key))

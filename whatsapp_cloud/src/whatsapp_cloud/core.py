@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any
 
 import httpx
 import yaml
@@ -29,7 +30,7 @@ logger = logging.getLogger("whatsapp_cloud")
 # --- the retry policy ------------------------------------------------------------------------------
 
 POLICY_FILE = Path(__file__).resolve().parent / "graph_api.yml"
-RETRY_POLICY: Dict[str, Any] = yaml.safe_load(POLICY_FILE.read_text(encoding="utf-8"))["retry"]
+RETRY_POLICY: dict[str, Any] = yaml.safe_load(POLICY_FILE.read_text(encoding="utf-8"))["retry"]
 RETRYABLE_HTTP_STATUSES = frozenset(RETRY_POLICY["http_statuses"])
 RETRY_ALL_5XX = bool(RETRY_POLICY["all_5xx"])
 RETRYABLE_META_CODES = frozenset(RETRY_POLICY["meta_error_codes"])
@@ -43,12 +44,10 @@ BSUID_NOT_SUPPORTED = 131062  # this message type cannot go to a business-scoped
 SEND_KEY_FIELD = "biz_opaque_callback_data"  # ours, at most 512 characters, echoed in status webhooks
 
 
-def retryable_answer(http_status: int, code: Optional[int]) -> bool:
+def retryable_answer(http_status: int, code: int | None) -> bool:
     """Whether an error answer of Meta means "not sent, a later attempt may succeed"."""
     return (
-        http_status in RETRYABLE_HTTP_STATUSES
-        or (RETRY_ALL_5XX and http_status >= 500)
-        or code in RETRYABLE_META_CODES
+        http_status in RETRYABLE_HTTP_STATUSES or (RETRY_ALL_5XX and http_status >= 500) or code in RETRYABLE_META_CODES
     )
 
 
@@ -71,7 +70,7 @@ KNOWN_ERRORS = {
 }
 
 
-def explain_error(code: Optional[int], message: Optional[str]) -> str:
+def explain_error(code: int | None, message: str | None) -> str:
     explanation = KNOWN_ERRORS.get(code or -1)
     detail = message or "unknown error"
     if explanation:
@@ -84,12 +83,12 @@ _CODE_PREFIX = re.compile(r"^\(#\d+\)\s*")
 
 @dataclass(frozen=True)
 class MetaError:
-    code: Optional[int]
+    code: int | None
     title: str
-    details: Optional[str] = None
+    details: str | None = None
 
     @classmethod
-    def from_response(cls, http_status: int, body: Any) -> "MetaError":
+    def from_response(cls, http_status: int, body: Any) -> MetaError:
         error = body.get("error") if isinstance(body, dict) else None
         if not isinstance(error, dict):
             return cls(code=None, title=f"HTTP {http_status}", details=str(body)[:500] if body else None)
@@ -112,9 +111,9 @@ class MetaError:
 
 @dataclass(frozen=True)
 class SendResult:
-    wamid: Optional[str]
-    http_status: Optional[int]
-    error: Optional[MetaError]
+    wamid: str | None
+    http_status: int | None
+    error: MetaError | None
     attempts: int
     # The request may have reached Meta but no answer came back: the customer may have the message.
     uncertain: bool = False
@@ -133,7 +132,10 @@ def answer_result(http_status: int, body: Any, attempts: int) -> SendResult:
         if wamid is not None:
             return SendResult(wamid=wamid, http_status=http_status, error=None, attempts=attempts)
         return SendResult(
-            None, http_status, MetaError(None, "response without a message id", str(body)[:500]), attempts,
+            None,
+            http_status,
+            MetaError(None, "response without a message id", str(body)[:500]),
+            attempts,
             reason=f"The WhatsApp API answered {http_status} without a message id.",
         )
     error = MetaError.from_response(http_status, body)
@@ -153,16 +155,24 @@ def transport_result(error: httpx.TransportError, attempts: int, base_url: str) 
     name = type(error).__name__
     if isinstance(error, NOT_SENT_ERRORS):
         return SendResult(
-            None, None, MetaError(None, f"connection failed: {error!r}"), attempts, retryable=True,
+            None,
+            None,
+            MetaError(None, f"connection failed: {error!r}"),
+            attempts,
+            retryable=True,
             reason=f"Could not reach the WhatsApp API at {base_url} ({name}).",
         )
     return SendResult(
-        None, None, MetaError(None, f"no answer, outcome unknown: {error!r}"), attempts, uncertain=True,
+        None,
+        None,
+        MetaError(None, f"no answer, outcome unknown: {error!r}"),
+        attempts,
+        uncertain=True,
         reason=f"The WhatsApp API did not answer ({name}); the reply may or may not have been sent.",
     )
 
 
-def message_id(body: Any) -> Optional[str]:
+def message_id(body: Any) -> str | None:
     if not isinstance(body, dict):
         return None
     messages = body.get("messages")
@@ -186,7 +196,7 @@ class WhatsAppSendError(Exception):
     """Meta refused the message, or the request certainly did not reach it. `retryable`: a later
     attempt may succeed (rate limits, 5xx, no connection)."""
 
-    def __init__(self, reason: str, code: Optional[int] = None, *, retryable: bool = False):
+    def __init__(self, reason: str, code: int | None = None, *, retryable: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.code = code
@@ -208,9 +218,7 @@ def raise_for_result(result: SendResult) -> str:
         return str(result.wamid)
     if result.uncertain:
         raise WhatsAppSendUnconfirmed(result.reason)
-    raise WhatsAppSendError(
-        result.reason, code=result.error.code if result.error else None, retryable=result.retryable
-    )
+    raise WhatsAppSendError(result.reason, code=result.error.code if result.error else None, retryable=result.retryable)
 
 
 # --- where to send -------------------------------------------------------------------------------
@@ -219,8 +227,8 @@ def raise_for_result(result: SendResult) -> str:
 @dataclass
 class Endpoint:
     base_url: str  # e.g. https://graph.facebook.com/v21.0 (or the sandbox, which speaks the same API)
-    phone_number_id: Optional[str]
-    access_token: Optional[str]
+    phone_number_id: str | None
+    access_token: str | None
 
     @property
     def configured(self) -> bool:
@@ -235,7 +243,7 @@ class Endpoint:
         return f"{self.base_url.rstrip('/')}/{self.phone_number_id}/media"
 
     @property
-    def headers(self) -> Dict[str, str]:
+    def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token}"}
 
 
@@ -245,15 +253,18 @@ NOT_CONFIGURED = "WhatsApp sending is not configured (WHATSAPP_PHONE_NUMBER_ID /
 
 
 def message_payload(
-    content: Dict[str, Any], *, to: Optional[str] = None, recipient: Optional[str] = None,
-    send_key: Optional[str] = None,
-) -> Dict[str, Any]:
+    content: dict[str, Any],
+    *,
+    to: str | None = None,
+    recipient: str | None = None,
+    send_key: str | None = None,
+) -> dict[str, Any]:
     """A message to a phone (`to`, digits) or, for a customer WhatsApp knows only by their
     business-scoped user id, to that id (`recipient`); `to` wins when both are given (Meta's rule), so
     only one is sent. `send_key` travels as `biz_opaque_callback_data` and comes back in statuses."""
     if not (to or recipient):
         raise WhatsAppSendError("The customer has neither a phone number nor a WhatsApp user id to reply to.")
-    payload: Dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+    payload: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
     payload.update({"to": to} if to else {"recipient": recipient})
     payload.update(content)
     if send_key:
@@ -261,26 +272,26 @@ def message_payload(
     return payload
 
 
-def text_content(body: str) -> Dict[str, Any]:
+def text_content(body: str) -> dict[str, Any]:
     return {"type": "text", "text": {"preview_url": False, "body": body}}
 
 
-def template_content(template: Dict[str, Any]) -> Dict[str, Any]:
+def template_content(template: dict[str, Any]) -> dict[str, Any]:
     """An approved template (name, language, components): the only message WhatsApp delivers once the
     customer's 24-hour window has closed."""
     return {"type": "template", "template": template}
 
 
-def interactive_content(interactive: Dict[str, Any]) -> Dict[str, Any]:
+def interactive_content(interactive: dict[str, Any]) -> dict[str, Any]:
     """An `interactive` object (e.g. reply buttons: type `button`, body, action.buttons)."""
     return {"type": "interactive", "interactive": interactive}
 
 
 def media_content(
-    kind: str, media_id: str, *, caption: Optional[str] = None, filename: Optional[str] = None
-) -> Dict[str, Any]:
+    kind: str, media_id: str, *, caption: str | None = None, filename: str | None = None
+) -> dict[str, Any]:
     """An `image` or `document` sent by the id of an uploaded file."""
-    content: Dict[str, Any] = {"id": media_id}
+    content: dict[str, Any] = {"id": media_id}
     if caption:
         content["caption"] = caption
     if kind == "document" and filename:
@@ -288,10 +299,10 @@ def media_content(
     return {"type": kind, kind: content}
 
 
-def read_payload(message_id: str, typing: bool = False) -> Dict[str, Any]:
+def read_payload(message_id: str, typing: bool = False) -> dict[str, Any]:
     """Blue ticks for the customer's message (and the earlier ones); `typing` also shows "typing…"
     (up to 25 s or until our reply)."""
-    payload: Dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}
+    payload: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}
     if typing:
         payload["typing_indicator"] = {"type": "text"}
     return payload
@@ -301,7 +312,7 @@ def read_payload(message_id: str, typing: bool = False) -> Dict[str, Any]:
 UPLOAD_TIMEOUT = httpx.Timeout(60.0, connect=2.0)
 
 
-def upload_request(endpoint: Endpoint, data: bytes, mime: str, filename: str) -> Dict[str, Any]:
+def upload_request(endpoint: Endpoint, data: bytes, mime: str, filename: str) -> dict[str, Any]:
     """The arguments of `POST <base>/<phone-number-id>/media` (multipart) besides its URL."""
     return dict(
         data={"messaging_product": "whatsapp", "type": mime},
@@ -330,35 +341,40 @@ def upload_transport_error(error: httpx.TransportError) -> WhatsAppSendError:
     return WhatsAppSendError(f"Could not upload the file to WhatsApp ({type(error).__name__}).", retryable=True)
 
 
-def default_mask(value: Optional[str]) -> str:
+def default_mask(value: str | None) -> str:
     """For log lines: the last three characters of a customer id, nothing more."""
     text = str(value or "")
     return "\u2022" * max(0, min(len(text), 12) - 3) + text[-3:] if text else "-"
 
 
-Mask = Callable[[Optional[str]], str]
+Mask = Callable[[str | None], str]
 
 
-def log_attempt(result: SendResult, payload: Dict[str, Any], mask: Mask) -> None:
+def log_attempt(result: SendResult, payload: dict[str, Any], mask: Mask) -> None:
     who = mask(payload.get("to") or payload.get("recipient"))
     if result.retryable and result.http_status is not None:
         error = result.error
         logger.warning(
             "WhatsApp send attempt %d to %s failed (HTTP %s, code %s: %s); retryable",
-            result.attempts, who, result.http_status, error.code if error else None, error.title if error else "",
+            result.attempts,
+            who,
+            result.http_status,
+            error.code if error else None,
+            error.title if error else "",
         )
     elif result.retryable:
         logger.warning("WhatsApp send attempt %d to %s: %s; retryable", result.attempts, who, result.reason)
     elif result.uncertain:
         logger.error(
             "WhatsApp send to %s: no answer from Meta (%s); it may have been sent, so it is not repeated",
-            who, result.error.title if result.error else "",
+            who,
+            result.error.title if result.error else "",
         )
 
 
 def retry_settings(
     *, attempts: int, backoff_seconds: float, max_backoff_seconds: float, sleep: Any, on_result: bool
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """tenacity's arguments for one Graph call (Retrying or AsyncRetrying): `attempts` in all, pauses
     of `backoff_seconds`, doubling, at most `max_backoff_seconds`, slept by the caller's `sleep`.
     Retried: a retryable SendResult (`on_result`) or a retryable WhatsAppSendError; nothing else."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
+from typing import Any
 
 import httpx
 from tenacity import Retrying
@@ -25,12 +26,12 @@ class WhatsAppClient(core.Endpoint):
 
     # --- never raising: what happened ------------------------------------------------------------
 
-    def send(self, payload: Dict[str, Any]) -> SendResult:
+    def send(self, payload: dict[str, Any]) -> SendResult:
         """POSTs one message payload, retried per the policy; returns what happened."""
         attempts = itertools.count(1)
         return self.retrying(result=True)(lambda: self._post_once(payload, next(attempts)))
 
-    def _post_once(self, payload: Dict[str, Any], attempt: int) -> SendResult:
+    def _post_once(self, payload: dict[str, Any], attempt: int) -> SendResult:
         try:
             response = self.http.post(self.messages_url, json=payload, headers=self.headers)
         except httpx.TransportError as error:
@@ -43,34 +44,62 @@ class WhatsAppClient(core.Endpoint):
     def retrying(self, *, result: bool = False) -> Retrying:
         """The quick retries of one Graph call: of a retryable SendResult (`result=True`) or of a
         retryable WhatsAppSendError. Attempts, pauses and sleep are the caller's."""
-        return Retrying(**core.retry_settings(
-            attempts=self.attempts, backoff_seconds=self.backoff_seconds,
-            max_backoff_seconds=self.max_backoff_seconds, sleep=self.sleep, on_result=result,
-        ))
+        return Retrying(
+            **core.retry_settings(
+                attempts=self.attempts,
+                backoff_seconds=self.backoff_seconds,
+                max_backoff_seconds=self.max_backoff_seconds,
+                sleep=self.sleep,
+                on_result=result,
+            )
+        )
 
     # --- raising: Meta's message id, or WhatsAppSendError / WhatsAppSendUnconfirmed ---------------
 
-    def deliver(self, payload: Dict[str, Any]) -> str:
+    def deliver(self, payload: dict[str, Any]) -> str:
         if not self.configured:
             raise WhatsAppSendError(NOT_CONFIGURED)
         return core.raise_for_result(self.send(payload))
 
-    def send_text(self, body: str, *, to: Optional[str] = None, recipient: Optional[str] = None,
-                  send_key: Optional[str] = None) -> str:
+    def send_text(
+        self, body: str, *, to: str | None = None, recipient: str | None = None, send_key: str | None = None
+    ) -> str:
         """Returns Meta's message id (`wamid...`). Raises WhatsAppSendError (not sent; `retryable` says
         whether to try later) or WhatsAppSendUnconfirmed (maybe sent: never POST it again blindly)."""
         return self._deliver(core.text_content(body), to, recipient, send_key)
 
-    def send_template(self, template: Dict[str, Any], *, to: Optional[str] = None,
-                      recipient: Optional[str] = None, send_key: Optional[str] = None) -> str:
+    def send_template(
+        self,
+        template: dict[str, Any],
+        *,
+        to: str | None = None,
+        recipient: str | None = None,
+        send_key: str | None = None,
+    ) -> str:
         return self._deliver(core.template_content(template), to, recipient, send_key)
 
-    def send_interactive(self, interactive: Dict[str, Any], *, to: Optional[str] = None,
-                         recipient: Optional[str] = None, send_key: Optional[str] = None) -> str:
+    def send_interactive(
+        self,
+        interactive: dict[str, Any],
+        *,
+        to: str | None = None,
+        recipient: str | None = None,
+        send_key: str | None = None,
+    ) -> str:
         return self._deliver(core.interactive_content(interactive), to, recipient, send_key)
 
-    def send_media(self, *, kind: str, data: bytes, mime: str, filename: Optional[str], caption: Optional[str],
-                   send_key: Optional[str], to: Optional[str] = None, recipient: Optional[str] = None) -> str:
+    def send_media(
+        self,
+        *,
+        kind: str,
+        data: bytes,
+        mime: str,
+        filename: str | None,
+        caption: str | None,
+        send_key: str | None,
+        to: str | None = None,
+        recipient: str | None = None,
+    ) -> str:
         """Uploads the file, then sends an `image` or `document` message by its media id."""
         if not self.configured:
             raise WhatsAppSendError(NOT_CONFIGURED)
@@ -92,15 +121,15 @@ class WhatsAppClient(core.Endpoint):
         if not self.configured:
             raise WhatsAppSendError("WhatsApp sending is not configured.")
         try:
-            response = self.http.post(self.messages_url, json=core.read_payload(message_id, typing), headers=self.headers)
+            response = self.http.post(
+                self.messages_url, json=core.read_payload(message_id, typing), headers=self.headers
+            )
         except httpx.TransportError as error:
             raise WhatsAppSendError(f"Could not reach the WhatsApp API ({type(error).__name__}).") from error
         if not response.is_success:
             core.raise_for_result(core.answer_result(response.status_code, core.read_body(response), 1))
 
-    def _deliver(self, content: Dict[str, Any], to: Optional[str], recipient: Optional[str],
-                 send_key: Optional[str]) -> str:
+    def _deliver(self, content: dict[str, Any], to: str | None, recipient: str | None, send_key: str | None) -> str:
         if not self.configured:
             raise WhatsAppSendError(NOT_CONFIGURED)
         return self.deliver(core.message_payload(content, to=to, recipient=recipient, send_key=send_key))
-
