@@ -17,7 +17,7 @@ from whatsapp_cloud.core import NOT_CONFIGURED, SendResult, WhatsAppSendError
 
 
 @dataclass
-class AsyncWhatsAppClient(core.Endpoint):
+class AsyncWhatsAppClient(core.Endpoint, core.MessageMethods):
     attempts: int = 3  # attempts per send for failures the policy retries
     backoff_seconds: float = 0.25  # first pause; doubles each time
     max_backoff_seconds: float = 2.0
@@ -75,31 +75,6 @@ class AsyncWhatsAppClient(core.Endpoint):
             raise WhatsAppSendError(NOT_CONFIGURED)
         return core.raise_for_result(await self.send(payload))
 
-    async def send_text(
-        self, body: str, *, to: str | None = None, recipient: str | None = None, send_key: str | None = None
-    ) -> str:
-        return await self._deliver(core.text_content(body), to, recipient, send_key)
-
-    async def send_template(
-        self,
-        template: dict[str, Any],
-        *,
-        to: str | None = None,
-        recipient: str | None = None,
-        send_key: str | None = None,
-    ) -> str:
-        return await self._deliver(core.template_content(template), to, recipient, send_key)
-
-    async def send_interactive(
-        self,
-        interactive: dict[str, Any],
-        *,
-        to: str | None = None,
-        recipient: str | None = None,
-        send_key: str | None = None,
-    ) -> str:
-        return await self._deliver(core.interactive_content(interactive), to, recipient, send_key)
-
     async def send_media(
         self,
         *,
@@ -138,10 +113,3 @@ class AsyncWhatsAppClient(core.Endpoint):
             raise WhatsAppSendError(f"Could not reach the WhatsApp API ({type(error).__name__}).") from error
         if not response.is_success:
             core.raise_for_result(core.answer_result(response.status_code, core.read_body(response), 1))
-
-    async def _deliver(
-        self, content: dict[str, Any], to: str | None, recipient: str | None, send_key: str | None
-    ) -> str:
-        if not self.configured:
-            raise WhatsAppSendError(NOT_CONFIGURED)
-        return await self.deliver(core.message_payload(content, to=to, recipient=recipient, send_key=send_key))

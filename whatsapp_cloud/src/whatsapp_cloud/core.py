@@ -247,6 +247,47 @@ class Endpoint:
         return {"Authorization": f"Bearer {self.access_token}"}
 
 
+class MessageMethods:
+    """send_text / send_template / send_interactive for both clients: each builds the payload and hands
+    it to the client's `deliver` (awaitable in the asynchronous client). They return Meta's message id
+    (`wamid...`) or raise WhatsAppSendError (not sent; `retryable` says whether to try later) or
+    WhatsAppSendUnconfirmed (maybe sent: never POST it again blindly)."""
+
+    configured: bool
+    deliver: Callable[[dict[str, Any]], Any]
+
+    def send_text(
+        self, body: str, *, to: str | None = None, recipient: str | None = None, send_key: str | None = None
+    ) -> Any:
+        return self._deliver(text_content(body), to, recipient, send_key)
+
+    def send_template(
+        self,
+        template: dict[str, Any],
+        *,
+        to: str | None = None,
+        recipient: str | None = None,
+        send_key: str | None = None,
+    ) -> Any:
+        """An approved template: the only message WhatsApp delivers once the 24-hour window has closed."""
+        return self._deliver(template_content(template), to, recipient, send_key)
+
+    def send_interactive(
+        self,
+        interactive: dict[str, Any],
+        *,
+        to: str | None = None,
+        recipient: str | None = None,
+        send_key: str | None = None,
+    ) -> Any:
+        return self._deliver(interactive_content(interactive), to, recipient, send_key)
+
+    def _deliver(self, content: dict[str, Any], to: str | None, recipient: str | None, send_key: str | None) -> Any:
+        if not self.configured:
+            raise WhatsAppSendError(NOT_CONFIGURED)
+        return self.deliver(message_payload(content, to=to, recipient=recipient, send_key=send_key))
+
+
 # --- payloads ---------------------------------------------------------------------------------------
 
 NOT_CONFIGURED = "WhatsApp sending is not configured (WHATSAPP_PHONE_NUMBER_ID / WHATSAPP_ACCESS_TOKEN)."

@@ -16,7 +16,7 @@ from whatsapp_cloud.core import NOT_CONFIGURED, SendResult, WhatsAppSendError
 
 
 @dataclass
-class WhatsAppClient(core.Endpoint):
+class WhatsAppClient(core.Endpoint, core.MessageMethods):
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=httpx.Timeout(5.0, connect=2.0)))
     sleep: Callable[[float], None] = time.sleep  # tests pass a no-op: no wall-clock waits
     attempts: int = 3  # attempts per send for failures the policy retries
@@ -61,33 +61,6 @@ class WhatsAppClient(core.Endpoint):
             raise WhatsAppSendError(NOT_CONFIGURED)
         return core.raise_for_result(self.send(payload))
 
-    def send_text(
-        self, body: str, *, to: str | None = None, recipient: str | None = None, send_key: str | None = None
-    ) -> str:
-        """Returns Meta's message id (`wamid...`). Raises WhatsAppSendError (not sent; `retryable` says
-        whether to try later) or WhatsAppSendUnconfirmed (maybe sent: never POST it again blindly)."""
-        return self._deliver(core.text_content(body), to, recipient, send_key)
-
-    def send_template(
-        self,
-        template: dict[str, Any],
-        *,
-        to: str | None = None,
-        recipient: str | None = None,
-        send_key: str | None = None,
-    ) -> str:
-        return self._deliver(core.template_content(template), to, recipient, send_key)
-
-    def send_interactive(
-        self,
-        interactive: dict[str, Any],
-        *,
-        to: str | None = None,
-        recipient: str | None = None,
-        send_key: str | None = None,
-    ) -> str:
-        return self._deliver(core.interactive_content(interactive), to, recipient, send_key)
-
     def send_media(
         self,
         *,
@@ -128,8 +101,3 @@ class WhatsAppClient(core.Endpoint):
             raise WhatsAppSendError(f"Could not reach the WhatsApp API ({type(error).__name__}).") from error
         if not response.is_success:
             core.raise_for_result(core.answer_result(response.status_code, core.read_body(response), 1))
-
-    def _deliver(self, content: dict[str, Any], to: str | None, recipient: str | None, send_key: str | None) -> str:
-        if not self.configured:
-            raise WhatsAppSendError(NOT_CONFIGURED)
-        return self.deliver(core.message_payload(content, to=to, recipient=recipient, send_key=send_key))
