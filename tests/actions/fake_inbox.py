@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -15,7 +14,8 @@ class FakeInbox:
 
     mode: str = "assigned"  # assigned | queued | fail_then_assign | down_500 | slow | bad_json | unauthorized | incomplete
     token: str = "bot-secret"
-    delay_seconds: float = 5.0
+    # "slow" never answers until released (at stop): only the bot's own timeout can end its wait.
+    released: asyncio.Event = field(default_factory=asyncio.Event)
     requests: List[Dict[str, Any]] = field(default_factory=list)
     headers: List[Dict[str, str]] = field(default_factory=list)
     _runner: Optional[web.AppRunner] = None
@@ -30,7 +30,7 @@ class FakeInbox:
         if self.mode == "down_500" or (self.mode == "fail_then_assign" and len(self.requests) == 1):
             return web.json_response({"detail": "database is locked"}, status=503)
         if self.mode == "slow":
-            await asyncio.sleep(self.delay_seconds)
+            await self.released.wait()
         if self.mode == "bad_json":
             return web.Response(text="<html>oops</html>", status=200, content_type="text/html")
         if self.mode == "incomplete":
@@ -79,5 +79,6 @@ class FakeInbox:
         return self
 
     async def stop(self) -> None:
+        self.released.set()
         if self._runner:
             await self._runner.cleanup()

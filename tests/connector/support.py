@@ -253,7 +253,10 @@ class RecordingInbox:
 
     def __init__(self) -> None:
         self.requests: List[Dict[str, Any]] = []
-        self.fail_next = 0  # answer 503 to this many requests first
+        # message id -> how many more requests carrying its status get a 503. Per status, not per request:
+        # a request of an earlier test's statuses, still being forwarded, must not use up the failures.
+        self.fail_statuses: Dict[str, int] = {}
+        self.hold: Optional[threading.Event] = None  # when set: every request waits until the event is set
         self._lock = threading.Lock()
         inbox = self
 
@@ -261,12 +264,18 @@ class RecordingInbox:
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
+                hold = inbox.hold
+                if hold is not None:
+                    hold.wait(60)
+                payload = json.loads(body)
+                ids = {status.get("id") for status in payload.get("statuses", [])}
                 with inbox._lock:
-                    failing = inbox.fail_next > 0
+                    failing = any(inbox.fail_statuses.get(message_id, 0) > 0 for message_id in ids)
                     if failing:
-                        inbox.fail_next -= 1
+                        for message_id in ids & set(inbox.fail_statuses):
+                            inbox.fail_statuses[message_id] -= 1
                     inbox.requests.append({"path": self.path, "authorization": self.headers.get("Authorization"),
-                                           "json": json.loads(body), "answered": 503 if failing else 200})
+                                           "json": payload, "answered": 503 if failing else 200})
                 self.send_response(503 if failing else 200)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()

