@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
+from whatsapp_cloud.core import message_payload
+
 from connectors.inbound import is_bsuid
 from connectors.text_chunks import WHATSAPP_TEXT_LIMIT, split_text
 
@@ -47,13 +49,8 @@ def addressee(conversation_key: str) -> Dict[str, str]:
 
 
 def _envelope(to: str, message_type: str, content: Dict[str, Any]) -> Dict[str, Any]:
-    return {
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        **addressee(to),
-        "type": message_type,
-        message_type: content,
-    }
+    # The one Graph API client's payload builder (whatsapp_cloud), as the inbox's sends use.
+    return message_payload({"type": message_type, message_type: content}, **addressee(to))
 
 
 def text_messages(to: str, text: str) -> List[OutboundMessage]:
