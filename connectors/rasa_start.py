@@ -1,6 +1,7 @@
 """The Rasa server's explicit start-up steps, then Rasa's own command line in the same process.
 
     .venv/bin/python -m connectors.rasa_start run --enable-api …   # Rasa's own arguments follow
+    .venv/bin/python -m connectors.rasa_start train …              # scripts/train.sh: steps 1 and 2 only
 
 1. Known third-party warnings are silenced (KNOWN_WARNINGS): deprecation notices that libraries Rasa
    3.6 pins print at every start-up, with the source lines they quote. None is ours to fix, and they
@@ -86,9 +87,11 @@ def hide_sql_parameters() -> None:
     sqlalchemy.create_engine = create_engine_hiding_parameters
 
 
-def start_up_steps() -> None:
+def start_up_steps(serving: bool = True) -> None:
     quiet_known_warnings()
     hide_sql_parameters()
+    if not serving:  # e.g. `train` (scripts/train.sh): the speed-ups are for serving, and say nothing there
+        return
     from connectors import rasa_speedups
 
     # Rasa has not set up logging yet, so the one line goes straight to stderr.
@@ -96,7 +99,7 @@ def start_up_steps() -> None:
 
 
 def main() -> None:
-    start_up_steps()
+    start_up_steps(serving=sys.argv[1:2] == ["run"])
     from rasa.__main__ import main as rasa_main
 
     sys.argv = ["rasa", *sys.argv[1:]]

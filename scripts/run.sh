@@ -9,7 +9,7 @@ cd "$ROOT"
 
 bash scripts/setup.sh
 load_environment
-bash scripts/train.sh
+bash scripts/train.sh --quiet  # one line when the model is up to date; `bash scripts/train.sh` shows it all
 # Local demo: the support team is "open" around the clock so a hand-off is assigned to a named agent
 # whatever the hour. DEMO_REAL_HOURS=1 keeps the business hours of inbox/config/assignment.yml
 # (outside them the customer is told when the team is back, and the conversation waits in Unassigned).
