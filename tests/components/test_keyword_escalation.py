@@ -168,3 +168,38 @@ def test_escalation_settings_env_names_the_file_like_for_the_actions(tmp_path, m
     monkeypatch.delenv("ESCALATION_SETTINGS")
     default = KeywordEscalation.create(KeywordEscalation.get_default_config(), storage, Resource("k2"), context)
     assert default._matcher.match("bring the boss") is None
+
+
+# A name of the team ("customer care", "customer support") is a request only when the message asks for
+# contact or is little more than the name (escalation.yml `human_request.team_names`, `asking_words`).
+@pytest.mark.parametrize(
+    "text",
+    ["customer care se baat karni hai", "connect me to customer care", "customer care please!!",
+     "pls transfer me to customer service", "I want customer support right now", "customer care executive chahiye",
+     "put me through to the support team", "mujhe helpline wale se baat karwao", "hand me over to customer care",
+     "customer care wale ko bulao yaar", "Representative."],
+)
+def test_a_team_name_with_a_request_still_hands_off(matcher, text):
+    assert matcher.match(text) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["is customer care open on sundays?", "until when does customer support answer on weekdays",
+     "customer service ka phone number batao", "support team ka mail id?", "how do I contact customer care",
+     "do you have a helpline in hindi"],
+)
+def test_a_question_about_the_team_is_not_a_request(matcher, text):
+    assert matcher.match(text) is None
+
+
+def test_a_declined_team_name_is_declined(matcher):
+    assert matcher.match("customer care se baat nahi karni, bas exchange ka process batao") is None
+    assert [d.phrase for d in matcher.declined("customer care se baat nahi karni, bas exchange ka process batao")] \
+        == ["customer care"]
+
+
+def test_team_names_need_asking_words():
+    section = yaml.safe_load(open(SETTINGS))["human_request"]
+    with pytest.raises(ValueError, match="asking_words"):
+        HumanRequestMatcher({**section, "asking_words": []})
