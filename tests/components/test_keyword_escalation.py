@@ -151,6 +151,23 @@ def test_a_declined_request_leaves_another_intent_alone(tmp_path):
     assert message.get(QUESTION_KEY) == "bas return policy batao"
 
 
+def test_a_declined_request_is_no_close_runner_up(tmp_path):
+    # The classifier put the question first and the declined request right behind it: left there, the
+    # two would be within FallbackClassifier's ambiguity threshold (0.1) and the question handed off.
+    component = make_component(tmp_path, ["ask_question", "request_human"])
+    message = classified("no need to talk to an agent, just tell me the exchange policy", confidence=0.69)
+    message.set("intent_ranking", [{"name": "ask_question", "confidence": 0.69},
+                                   {"name": "request_human", "confidence": 0.68},
+                                   {"name": "complaint", "confidence": 0.2}])
+    [message] = component.process([message])
+    assert message.get("intent") == {"name": "ask_question", "confidence": 0.69}
+    assert message.get("intent_ranking") == [{"name": "ask_question", "confidence": 0.69},
+                                             {"name": "complaint", "confidence": 0.2},
+                                             {"name": "request_human", "confidence": 0.0}]
+    assert message.get(DECLINED_KEY)["phrase"] == "talk to an agent"
+    assert message.get(QUESTION_KEY) == "just tell me the exchange policy"
+
+
 def test_escalation_settings_env_names_the_file_like_for_the_actions(tmp_path, monkeypatch):
     # config.yml leaves settings_path at its default: ESCALATION_SETTINGS then picks the designer's file.
     document = yaml.safe_load(open(SETTINGS))
