@@ -18,8 +18,15 @@ customer text can never look like one. A reaction gets the `reactions` intents o
 an entity `reaction` (`positive` or `negative`), which the rules in data/rules/chitchat.yml use to
 answer a positive reaction silently.
 
+An acknowledgement may also lead a short remark that is not a question (escalation.yml
+`acknowledgements.with_a_remark`): what the customer will do next ("great, will email", "theek hai,
+chart dekh ke order kar dungi": `plans`), or why a topic is dropped ("never mind, found the tracking
+sms", "chhodo, parcel aa gaya": `endings`, which end the order form). Such a message gets the lead's
+intent, unless it is a question or the classifier read a hand-off intent (`keep_intents`); requests for
+a person are still forced by KeywordEscalation, which runs after this component.
+
 The parse data says what happened: `acknowledgement: {"intent", "items", "classifier_intent",
-"reaction"}`.
+"reaction"}`, plus `"remark"` and `"rule"` (`plan` or `ending`) for a lead with a remark.
 """
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from components.designer_lists import DesignerListComponent, set_intent
+from components.follow_ups import CUSTOMER_TEXT_KEY
 from components.phrases import PhraseList, phrase_strings, squeeze, tokenize
 
 # Parse-data key that explains an acknowledgement (shown by `rasa shell nlu`, read by tests).
@@ -60,6 +68,45 @@ def is_reaction(message: Message) -> bool:
 class Acknowledgement:
     intent: str
     items: List[str]  # the listed words, phrases and emoji found, in order
+    remark: str = ""  # with_a_remark: the words after the lead
+    rule: str = ""  # with_a_remark: "plan" or "ending"
+
+
+class RemarkRules:
+    """`acknowledgements.with_a_remark`: a leading acknowledgement plus a short remark that is no question."""
+
+    def __init__(self, section: Dict[str, Any], intents: List[str]) -> None:
+        where = "escalation.yml: acknowledgements.with_a_remark"
+        plans = section.get("plans") or {}
+        endings = section.get("endings") or {}
+        self.plan_intents = [str(i) for i in plans.get("intents") or []]
+        self._plan_cues = PhraseList(phrase_strings(plans.get("cues"), f"{where}.plans.cues"))
+        self._plan_endings = tuple(phrase_strings(plans.get("word_endings"), f"{where}.plans.word_endings"))
+        self.ending_intent = str(endings.get("intent") or "")
+        self._ending_leads = PhraseList(phrase_strings(endings.get("leads"), f"{where}.endings.leads"), squeezed=True)
+        self._question_starts = PhraseList(phrase_strings(section.get("question_starts"), f"{where}.question_starts"))
+        self._question_words = {w for q in phrase_strings(section.get("question_words"), f"{where}.question_words")
+                                for w in tokenize(q)}
+        self.keep_intents = set(phrase_strings(section.get("keep_intents"), f"{where}.keep_intents"))
+        self.max_words = int(section.get("max_words") or 12)
+        for intent in [*self.plan_intents, *([self.ending_intent] if self.ending_intent else [])]:
+            if intent not in intents:
+                raise ValueError(f"{where}: {intent!r} must be one of the acknowledgement intents {', '.join(intents)}")
+        if self._ending_leads and not self.ending_intent:
+            raise ValueError(f"{where}.endings needs an `intent`")
+
+    def is_question(self, text: str, remark: List[str]) -> bool:
+        return ("?" in text or self._question_starts.longest_at(remark, 0) is not None
+                or any(w in self._question_words for w in remark))
+
+    def is_plan(self, remark: List[str]) -> bool:
+        """A cue ("will", "i'll", "gonna") or a first-person future verb ("kar dungi", "dekh lunga")."""
+        if self._plan_cues.find(remark):
+            return True
+        return any(w.endswith(e) and len(w) > len(e) for w in remark for e in self._plan_endings)
+
+    def ending_lead(self, words: List[str], start: int) -> Optional[Tuple[str, int]]:
+        return self._ending_leads.longest_at(words, start)
 
 
 class AcknowledgementMatcher:
@@ -91,6 +138,8 @@ class AcknowledgementMatcher:
             raise ValueError(f"{where}.other_emoji must be one of {', '.join(self.intents)}")
         self._fillers = {squeeze(w) for f in phrase_strings(section.get("filler_words"), f"{where}.filler_words")
                          for w in tokenize(f)}
+        remarks = section.get("with_a_remark")
+        self.remarks: Optional[RemarkRules] = RemarkRules(remarks, self.intents) if remarks else None
         reactions = section.get("reactions") or {}
         self.reaction_intents = {POSITIVE: reactions.get(POSITIVE), NEGATIVE: reactions.get(NEGATIVE)}
         for polarity, intent in self.reaction_intents.items():
@@ -114,11 +163,7 @@ class AcknowledgementMatcher:
         words = tokenize(rest)
         position = 0
         while position < len(words):
-            best = None
-            for intent, phrases in self._phrases.items():
-                hit = phrases.longest_at(words, position)
-                if hit and (best is None or hit[1] > best[1]):
-                    best = (hit[0], hit[1], intent)
+            best = self._listed_at(words, position)
             if best is not None:
                 found.append((best[0], best[2]))
                 position = best[1]
@@ -130,6 +175,55 @@ class AcknowledgementMatcher:
             return None
         intent = min((i for _, i in found), key=self.intents.index)
         return Acknowledgement(intent=intent, items=[item for item, _ in found])
+
+    def _listed_at(self, words: List[str], position: int) -> Optional[Tuple[str, int, str]]:
+        """(phrase, end, intent) of the longest listed word or phrase at words[position], else None."""
+        best = None
+        for intent, phrases in self._phrases.items():
+            hit = phrases.longest_at(words, position)
+            if hit and (best is None or hit[1] > best[1]):
+                best = (hit[0], hit[1], intent)
+        return best
+
+    def match_with_remark(self, text: Optional[str], classifier_intent: str = "") -> Optional[Acknowledgement]:
+        """A leading acknowledgement (or a form ending) plus a short remark that is no question:
+        "great, will email" (plan), "never mind, found the tracking sms" (ending)."""
+        rules = self.remarks
+        text = text or ""
+        if rules is None or classifier_intent in rules.keep_intents:
+            return None
+        for item in emoji.emoji_list(text):
+            intent = self._emoji_intent(item["emoji"])
+            if intent is None or intent == self.reaction_intents[NEGATIVE]:
+                return None  # a negative or unknown emoji: not a plain acknowledgement
+        for symbol, _ in self._symbols:
+            text = text.replace(symbol, " ")
+        words = tokenize(emoji.replace_emoji(text, " "))
+        position, lead, ending = 0, [], None
+        while position < len(words):
+            hit = rules.ending_lead(words, position)
+            if hit is not None:
+                ending, position = hit[0], hit[1]
+                break
+            best = self._listed_at(words, position)
+            if best is not None:
+                lead.append((best[0], best[2]))
+                position = best[1]
+            elif squeeze(words[position]) in self._fillers and not lead:
+                position += 1
+            else:
+                break
+        remark = words[position:]
+        if not remark or len(remark) > rules.max_words or rules.is_question(text, remark):
+            return None
+        if ending is not None:
+            return Acknowledgement(intent=rules.ending_intent, items=[ending], remark=" ".join(remark), rule="ending")
+        if not lead:
+            return None
+        intent = min((i for _, i in lead), key=self.intents.index)
+        if intent in rules.plan_intents and rules.is_plan(remark):
+            return Acknowledgement(intent=intent, items=[i for i, _ in lead], remark=" ".join(remark), rule="plan")
+        return None
 
     def _emoji_intent(self, symbol: str) -> Optional[str]:
         key = emoji_key(symbol)
@@ -180,8 +274,14 @@ class Acknowledgements(DesignerListComponent, IntentClassifier):
             else:
                 acknowledgement = self._matcher.match(text)
                 if acknowledgement is None:
+                    # FollowUpQuestion may have cut "great," off the text; the remark rules read it all.
+                    acknowledgement = self._matcher.match_with_remark(
+                        message.get(CUSTOMER_TEXT_KEY) or text, classified.get("name") or "")
+                if acknowledgement is None:
                     continue
                 set_intent(message, acknowledgement.intent)
                 explanation = {"intent": acknowledgement.intent, "items": acknowledgement.items}
+                if acknowledgement.rule:
+                    explanation.update(remark=acknowledgement.remark, rule=acknowledgement.rule)
             message.set(ACKNOWLEDGEMENT_KEY, {**explanation, "classifier_intent": classified}, add_to_output=True)
         return messages

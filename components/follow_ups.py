@@ -6,7 +6,9 @@ marker. Two components of config.yml, both reading `follow_ups` in escalation.ym
 
 - `FollowUpQuestion`, first in the pipeline, cuts the leading markers off the text the rest of the
   pipeline classifies (and the knowledge base searches): `markers` always, `markers_before_a_pause`
-  only when punctuation follows them ("acha, delivery…" but not "acha laga"). Something must be left.
+  only when punctuation follows them ("acha, delivery…" but not "acha laga"), and a leading clause
+  with one of the `asides` ("i dont have the number right now, what's the return window?", "number
+  baad me deti hu, pehle batao…"). Something must be left.
 - `CustomerText`, last before FallbackClassifier, puts the customer's own words back as the message
   text (so the tracker, the inbox transcript and `rasa shell nlu` show what was written) and moves the
   entity offsets back onto them.
@@ -30,16 +32,17 @@ from rasa.shared.nlu.training_data.message import Message
 
 from components.designer_lists import DesignerListComponent
 from components.keyword_escalation import QUESTION_KEY
-from components.phrases import PhraseList, phrase_strings, word_spans
+from components.phrases import PhraseList, clause_spans, phrase_strings, word_spans
 
 # Parse-data key naming the markers that were cut off.
 FOLLOW_UP_KEY = "follow_up"
 # Where FollowUpQuestion keeps the customer's own text for CustomerText (not part of the parse data).
-_CUSTOMER_TEXT = "follow_up_customer_text"
+_CUSTOMER_TEXT = CUSTOMER_TEXT_KEY = "follow_up_customer_text"
 _CUT_AT = "follow_up_cut_at"
 # What may separate a marker from the question: spaces and punctuation ("one more thing - is it…").
 _SEPARATOR = re.compile(r"[\s,.;:!…\-–—]*")
 _PAUSE = re.compile(r"[,.;:!…\-–—]")
+_DIGITS = re.compile(r"\d{3,}")
 
 
 class FollowUpMarkers:
@@ -52,6 +55,24 @@ class FollowUpMarkers:
         self._before_a_pause = PhraseList(
             phrase_strings(section.get("markers_before_a_pause"), f"{where}.markers_before_a_pause"), squeezed=True
         )
+        self._asides = PhraseList(phrase_strings(section.get("asides"), f"{where}.asides"))
+
+    def _aside_at(self, text: str, spans: List[tuple], words: List[str], first: int):
+        """(phrase, index of the first word after the clause) when the clause that starts at words[first]
+        is an aside ("i dont have the number right now, …") and another clause follows it; else None."""
+        if not self._asides or first >= len(words):
+            return None
+        start = spans[first][1]
+        clause = next(((s, e) for s, e in clause_spans(text) if s <= start < e), None)
+        if clause is None:
+            return None
+        end = next((i for i in range(first, len(words)) if spans[i][1] >= clause[1]), len(words))
+        if end >= len(words):
+            return None
+        if any(_DIGITS.search(word) for word in words[first:end]):
+            return None  # "dont have the number 4821, …" carries the number: nothing is cut
+        phrase = self._asides.find(words[first:end])
+        return (phrase, end) if phrase else None
 
     def split(self, text: str) -> tuple[List[str], int]:
         """The leading markers of `text` and the offset where its question starts (0: no marker)."""
@@ -72,6 +93,8 @@ class FollowUpMarkers:
             for found in (always, paused):
                 if found and found[1] < len(words) and (marker is None or found[1] > marker[1]):
                     marker = found
+            if marker is None:
+                marker = self._aside_at(text, spans, words, first)
             if marker is None:
                 return markers, cut
             markers.append(marker[0])

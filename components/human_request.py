@@ -13,7 +13,7 @@ MAX_GAP_WORDS = 2
 @dataclass(frozen=True)
 class HumanRequestMatch:
     phrase: str
-    rule: str  # "phrase" or "short_keyword"
+    rule: str  # "phrase", "team_name" or "short_keyword"
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,13 @@ class DeclinedRequest:
 class HumanRequestMatcher:
     """Decides whether a message asks for a person.
 
-    Three lists, in this order: `not_requests` veto ("human hair", "travel agent"); `phrases` match
-    anywhere ("speak to someone"); `short_keywords` match only when every other word of the message is
-    a filler word ("agent please", "HUMAN!!"), so a keyword inside a real question never hands off.
+    Four lists, in this order: `not_requests` veto ("human hair", "travel agent"); `phrases` match
+    anywhere ("speak to someone"); `team_names` ("customer care", "customer support") only name the
+    team, so they match when the message also asks for contact (`asking_words`: "connect me to customer
+    care", "customer care se baat karni hai") or their clause is little more than the name ("customer
+    care please!!"), never in a question about the team ("is customer care open on saturday?");
+    `short_keywords` match only when every other word of the message is a filler word ("agent please",
+    "HUMAN!!"), so a keyword inside a real question never hands off.
 
     A phrase or keyword that the customer declines in the same clause ("not looking to talk to a
     person", "agent nahi chahiye") does not count: `declined` lists the cues. A message with one
@@ -46,6 +50,10 @@ class HumanRequestMatcher:
 
         self._not_requests = PhraseList(words("not_requests"))
         self._phrases = PhraseList(words("phrases"))
+        self._team_names = PhraseList(words("team_names"))
+        self._asking_words = PhraseList(words("asking_words"))
+        if self._team_names and not self._asking_words:
+            raise ValueError(f"{where}.team_names needs `asking_words` (what turns a name into a request)")
         self._short_keywords = {w for k in words("short_keywords") for w in tokenize(k)}
         self._fillers = {w for f in words("filler_words") for w in tokenize(f)}
         if not self._phrases and not self._short_keywords:
@@ -66,6 +74,12 @@ class HumanRequestMatcher:
             for phrase, start, end in self._phrases.occurrences(clause):
                 if self._declining_cue(clause, start, end, keyword=self._keyword_led(clause, start)) is None:
                     return HumanRequestMatch(phrase=phrase, rule="phrase")
+        asks = self._asking_words.find(words) is not None
+        for clause in clauses(text or ""):
+            for name, start, end in self._team_names.occurrences(clause):
+                alone = all(w in self._fillers for w in clause[:start] + clause[end:])
+                if (asks or alone) and self._declining_cue(clause, start, end, keyword=False) is None:
+                    return HumanRequestMatch(phrase=name, rule="team_name")
         keywords = [w for w in words if w in self._short_keywords]
         if keywords and all(w in self._short_keywords or w in self._fillers for w in words):
             return HumanRequestMatch(phrase=keywords[0], rule="short_keyword")
@@ -79,6 +93,7 @@ class HumanRequestMatcher:
         for span in clause_spans(text or ""):
             clause = tokenize(text[span[0] : span[1]])
             requests = [(p, s, e, self._keyword_led(clause, s)) for p, s, e in self._phrases.occurrences(clause)]
+            requests += [(p, s, e, False) for p, s, e in self._team_names.occurrences(clause)]
             requests += [(w, i, i + 1, True) for i, w in enumerate(clause) if w in self._short_keywords]
             for phrase, start, end, keyword in requests:
                 cue = self._declining_cue(clause, start, end, keyword=keyword)

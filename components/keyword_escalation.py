@@ -7,9 +7,10 @@ so rules hand off at any moment — also in the middle of a form. "Do you sell h
 is vetoed by `not_requests` and left to the classifier.
 
 A request the customer turns down ("not looking to talk to a person, how do I pick my size?", "agent
-nahi chahiye, bas return policy batao": `human_request.declined`) is never forced, and when the
-classifier still ranked `request_human` first, the next intent of its ranking takes its place, with
-its own (lower) confidence. The parse data explains both (`human_request_match`,
+nahi chahiye, bas return policy batao": `human_request.declined`) is never forced, and `request_human`
+leaves the classifier's ranking (it goes last, at 0.0): ranked first, the next intent takes its place
+with its own (lower) confidence; ranked lower, it no longer counts as the close runner-up that makes
+FallbackClassifier call the message ambiguous. The parse data explains both (`human_request_match`,
 `human_request_declined`), and `question` holds the rest of the message for the knowledge base.
 
 Config: `settings_path` (see components/designer_lists.py). The word lists are read when the model is
@@ -76,13 +77,17 @@ class KeywordEscalation(DesignerListComponent, IntentClassifier):
             "cue": declined[0].cue,
             "classifier_intent": classified,
         }
-        if classified.get(INTENT_NAME_KEY) == self._matcher.intent:
-            ranking = [e for e in message.get(INTENT_RANKING_KEY) or [] if e.get(INTENT_NAME_KEY) != self._matcher.intent]
-            if ranking:
-                runner_up = ranking[0]
-                message.set(INTENT, dict(runner_up), add_to_output=True)
-                demoted = {INTENT_NAME_KEY: self._matcher.intent, PREDICTED_CONFIDENCE_KEY: 0.0}
-                message.set(INTENT_RANKING_KEY, ranking + [demoted], add_to_output=True)
+        full_ranking = message.get(INTENT_RANKING_KEY) or []
+        ranking = [e for e in full_ranking if e.get(INTENT_NAME_KEY) != self._matcher.intent]
+        if ranking and len(ranking) < len(full_ranking):
+            if classified.get(INTENT_NAME_KEY) == self._matcher.intent:
+                message.set(INTENT, dict(ranking[0]), add_to_output=True)
+            # Ranked lower, the declined request is no rival of the intent that stays either: as a
+            # close runner-up ("no need to talk to an agent, just tell me the exchange policy":
+            # ask_question 0.69, request_human 0.68) FallbackClassifier would call the message
+            # ambiguous and hand it off.
+            demoted = {INTENT_NAME_KEY: self._matcher.intent, PREDICTED_CONFIDENCE_KEY: 0.0}
+            message.set(INTENT_RANKING_KEY, ranking + [demoted], add_to_output=True)
         message.set(DECLINED_KEY, explanation, add_to_output=True)
         rest = without_clauses(text, [d.clause for d in declined])
         if rest:

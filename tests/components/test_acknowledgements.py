@@ -138,3 +138,51 @@ def test_does_nothing_on_another_data_set(tmp_path):
     component = trained(Acknowledgements, tmp_path, ["alarm_set", "weather_query"], "acknowledgements")
     [message] = component.process([classified("👍", intent="weather_query", confidence=0.2)])
     assert message.get("intent")["name"] == "weather_query"
+
+
+# An acknowledgement leading a remark that is no question (escalation.yml `acknowledgements.with_a_remark`).
+@pytest.mark.parametrize(
+    "text, intent, rule",
+    [("cool, I'll mail the team on monday", "affirm", "plan"), ("ok will check the chart and come back", "affirm", "plan"),
+     ("thanks, gonna order the blue one tonight", "thank", "plan"), ("thik hai, kal payment kar dungi", "affirm", "plan"),
+     ("acha, main size chart dekh lunga", "affirm", "plan"), ("got it, let me measure first 👍", "affirm", "plan"),
+     ("nvm, the courier just called me", "deny", "ending"), ("rehne do bhai, parcel mil gaya", "deny", "ending"),
+     ("leave it, I got the sms with the link", "deny", "ending")],
+)
+def test_an_acknowledgement_with_a_plan_or_a_reason_keeps_its_intent(matcher, text, intent, rule):
+    found = matcher.match_with_remark(text)
+    assert (found.intent, found.rule) == (intent, rule)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ok, will it fit a 38 chest", "great, will you ship to guwahati?", "theek hai, exchange kab tak hoga",
+     "ok and what about cod", "ok my parcel is still not here", "never mind, where is my refund?",
+     "ok 👎 will check", "fine, what's the fee", "never mind", "ok",
+     "ok great, I will order once you tell me which fabric is cooler for summer and whether it shrinks"],
+)
+def test_questions_and_other_remarks_are_left_to_the_classifier(matcher, text):
+    assert matcher.match_with_remark(text) is None
+
+
+def test_a_hand_off_intent_is_never_turned_into_an_acknowledgement(matcher):
+    assert matcher.match_with_remark("ok I will wait for my money back then") is not None
+    assert matcher.match_with_remark("ok I will wait for my money back then", "request_refund") is None
+    assert matcher.match_with_remark("forget it, you people are hopeless", "complaint") is None
+
+
+def test_remark_intents_must_be_acknowledgement_intents(section):
+    remarks = {**section["with_a_remark"], "plans": {**section["with_a_remark"]["plans"], "intents": ["greet"]}}
+    with pytest.raises(ValueError, match="greet"):
+        AcknowledgementMatcher({**section, "with_a_remark": remarks})
+
+
+def test_a_plan_becomes_affirm_and_a_request_inside_it_still_hands_off(tmp_path):
+    acknowledgements = trained(Acknowledgements, tmp_path, BOT_INTENTS, "acknowledgements")
+    keywords = trained(KeywordEscalation, tmp_path, BOT_INTENTS, "keyword_escalation")
+    plan, request = keywords.process(acknowledgements.process([
+        classified("great, will drop them an email", intent="ask_question", confidence=0.62),
+        classified("ok, I will talk to a human then", intent="affirm", confidence=0.7)]))
+    assert plan.get("intent") == {"name": "affirm", "confidence": 1.0}
+    assert plan.get(ACKNOWLEDGEMENT_KEY)["rule"] == "plan"
+    assert request.get("intent") == {"name": "request_human", "confidence": 1.0}

@@ -109,3 +109,24 @@ def test_a_message_of_thousands_of_markers_is_read_once_not_once_per_marker(mark
     found, cut = markers.split("ok and " * repeats + "is it vegan?")
     assert len(found) == repeats and cut == len("ok and " * repeats)
     assert words_normalised < 20 * repeats  # linear; the old way normalised about 2 * repeats**2 words
+
+
+# A leading clause that only puts the order number off (escalation.yml `follow_ups.asides`).
+@pytest.mark.parametrize(
+    "text, question",
+    [("I don't have the order number on me, do you ship to Shillong?", "do you ship to Shillong?"),
+     ("order number abhi nahi hai mere paas, exchange free hai kya?", "exchange free hai kya?"),
+     ("will send the number in a bit. btw is cod available above 5000?", "is cod available above 5000?"),
+     ("can't find the order number. also how long is the return window", "how long is the return window")],
+)
+def test_an_aside_about_the_order_number_is_cut_off(markers, text, question):
+    assert text[markers.split(text)[1]:] == question
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I don't have the number", "dont have the order number 58231, where is it", "number baad me bhejti hu",
+     "i dont have the number right now but can you check by phone", "👍", "", "!!", "ok and"],
+)
+def test_an_aside_alone_or_with_the_number_stays_whole(markers, text):
+    assert markers.split(text)[1] == 0

@@ -151,6 +151,23 @@ def test_a_declined_request_leaves_another_intent_alone(tmp_path):
     assert message.get(QUESTION_KEY) == "bas return policy batao"
 
 
+def test_a_declined_request_is_no_close_runner_up(tmp_path):
+    # The classifier put the question first and the declined request right behind it: left there, the
+    # two would be within FallbackClassifier's ambiguity threshold (0.1) and the question handed off.
+    component = make_component(tmp_path, ["ask_question", "request_human"])
+    message = classified("no need to talk to an agent, just tell me the exchange policy", confidence=0.69)
+    message.set("intent_ranking", [{"name": "ask_question", "confidence": 0.69},
+                                   {"name": "request_human", "confidence": 0.68},
+                                   {"name": "complaint", "confidence": 0.2}])
+    [message] = component.process([message])
+    assert message.get("intent") == {"name": "ask_question", "confidence": 0.69}
+    assert message.get("intent_ranking") == [{"name": "ask_question", "confidence": 0.69},
+                                             {"name": "complaint", "confidence": 0.2},
+                                             {"name": "request_human", "confidence": 0.0}]
+    assert message.get(DECLINED_KEY)["phrase"] == "talk to an agent"
+    assert message.get(QUESTION_KEY) == "just tell me the exchange policy"
+
+
 def test_escalation_settings_env_names_the_file_like_for_the_actions(tmp_path, monkeypatch):
     # config.yml leaves settings_path at its default: ESCALATION_SETTINGS then picks the designer's file.
     document = yaml.safe_load(open(SETTINGS))
@@ -168,3 +185,38 @@ def test_escalation_settings_env_names_the_file_like_for_the_actions(tmp_path, m
     monkeypatch.delenv("ESCALATION_SETTINGS")
     default = KeywordEscalation.create(KeywordEscalation.get_default_config(), storage, Resource("k2"), context)
     assert default._matcher.match("bring the boss") is None
+
+
+# A name of the team ("customer care", "customer support") is a request only when the message asks for
+# contact or is little more than the name (escalation.yml `human_request.team_names`, `asking_words`).
+@pytest.mark.parametrize(
+    "text",
+    ["customer care se baat karni hai", "connect me to customer care", "customer care please!!",
+     "pls transfer me to customer service", "I want customer support right now", "customer care executive chahiye",
+     "put me through to the support team", "mujhe helpline wale se baat karwao", "hand me over to customer care",
+     "customer care wale ko bulao yaar", "Representative."],
+)
+def test_a_team_name_with_a_request_still_hands_off(matcher, text):
+    assert matcher.match(text) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["is customer care open on sundays?", "until when does customer support answer on weekdays",
+     "customer service ka phone number batao", "support team ka mail id?", "how do I contact customer care",
+     "do you have a helpline in hindi"],
+)
+def test_a_question_about_the_team_is_not_a_request(matcher, text):
+    assert matcher.match(text) is None
+
+
+def test_a_declined_team_name_is_declined(matcher):
+    assert matcher.match("customer care se baat nahi karni, bas exchange ka process batao") is None
+    assert [d.phrase for d in matcher.declined("customer care se baat nahi karni, bas exchange ka process batao")] \
+        == ["customer care"]
+
+
+def test_team_names_need_asking_words():
+    section = yaml.safe_load(open(SETTINGS))["human_request"]
+    with pytest.raises(ValueError, match="asking_words"):
+        HumanRequestMatcher({**section, "asking_words": []})
