@@ -3,7 +3,6 @@ API tests (the browser tests use the real WhatsApp sandbox)."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,16 +13,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
+from tests.free_ports import free_port  # noqa: F401  (re-exported to the suites)
 
 GRAPH_TOKEN = "test-whatsapp-token"
 PHONE_NUMBER_ID = "106540352242922"
 RASA_JWT_SECRET = "test-rasa-jwt-secret-long-enough-for-hs256"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ThreadedServer:

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from tests.free_ports import free_port as free_test_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "deploy" / "cluster" / "rabbitmq.sh"
@@ -18,19 +19,7 @@ INSTALLED = Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists()
 
 def free_port() -> int:
     """A free port whose Erlang neighbours (port + 20000, + 20001, see rabbitmq.sh) are free as well."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        base = port + 20000 if port + 20001 < 65536 else port - 20000
-        neighbours = [base, base + 1]
-        try:
-            for neighbour in neighbours:
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", neighbour))
-            return port
-        except OSError:
-            continue
+    return free_test_port(erlang_neighbours=True)
 
 
 class RabbitMQServer:

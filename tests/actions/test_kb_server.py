@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,12 @@ import pytest
 
 from actions.settings import PROJECT_ROOT
 from tests.actions.test_kb_live import GIFT_WRAP, ask
+from tests.free_ports import free_port
 
 TOKEN = "t" * 40
 START_TIMEOUT_SECONDS = 180  # loading the encoder and fitting the KB on a busy 2-core machine
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(condition, what, timeout=START_TIMEOUT_SECONDS):

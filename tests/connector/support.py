@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from typing import Any, Callable, Dict, List, Optional
 import requests
 
 from tests import sqlite_readonly
+from tests.free_ports import free_port  # noqa: F401  (re-exported to the suites)
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST_APP = Path(__file__).with_name("host_app.py")
@@ -49,10 +49,6 @@ def new_message_id() -> str:
     return f"wamid.TEST{os.getpid()}x{next(_message_ids)}x{time.time_ns()}"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def sign(body: bytes, secret: str = APP_SECRET) -> str:

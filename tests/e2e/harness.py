@@ -6,7 +6,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -14,18 +13,9 @@ from pathlib import Path
 
 import jwt
 import requests
+from tests.free_ports import free_port  # noqa: F401  (re-exported to the suites)
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_PORTS = {5005, 5055, 8080, 8090}
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in DEFAULT_PORTS:
-            return port
 
 
 @dataclass
