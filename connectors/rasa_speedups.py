@@ -15,6 +15,14 @@ once, and checks each event against the schema of its own event name rather than
 the same `ValidationError` as before (jsonschema's `best_match` on Rasa's own schema, with Rasa's
 explanation appended), so valid and invalid responses are treated exactly as before.
 
+Event streaming from the SQL tracker store. Before saving a turn, Rasa 3.6's `TrackerStore.stream_events`
+works out which events are new by loading the stored tracker again — every event row of the session, parsed from
+JSON, deserialised and replayed into a `DialogueStateTracker` — only to take the length of its event list. For
+`SQLTrackerStore` that length is the number of rows its own session query returns (Rasa's `_additional_events`
+counts the same query when it stores the turn right after). The speed-up counts those rows instead of loading
+them: the same events are published, in the same order, before the same insert. (Rasa's retrieve returns no
+tracker when the store has no domain; then the shipped path runs.)
+
 Model predictions (TED, and DIET or ResponseSelector where configured). Rasa 3.6 wraps each
 model's predict step in a `tf.function` with a shape-free input signature, and calls that function
 on every prediction. Each call first matches its inputs against the signature to pick the one
@@ -52,6 +60,7 @@ def install(environ: Optional[Dict[str, str]] = None, rasa_version: Optional[str
         return f"Rasa speed-ups: off (Rasa {rasa_version} is not the tested {TESTED_RASA_VERSION})"
     install_cached_action_validator()
     install_direct_model_predictions()
+    install_counted_sql_event_streaming()
     return f"Rasa speed-ups: on (Rasa {rasa_version}; {SWITCH_ENV}=0 turns them off)"
 
 
@@ -76,6 +85,31 @@ def install_direct_model_predictions() -> None:
     RasaModel._rasa_predict = _rasa_predict
     setattr(RasaModel, _INSTALLED_FLAG, True)
     logger.debug("Rasa model predictions call their traced graph directly")
+
+
+def install_counted_sql_event_streaming() -> None:
+    """SQLTrackerStore streams a turn's new events after counting the stored ones, not loading them."""
+    import itertools
+
+    from rasa.core.tracker_store import SQLTrackerStore
+
+    if getattr(SQLTrackerStore, _INSTALLED_FLAG, False):
+        return
+    shipped = SQLTrackerStore.stream_events
+
+    async def stream_events(self: SQLTrackerStore, tracker: Any) -> None:
+        if self.event_broker is None or not self.domain:
+            return await shipped(self, tracker)
+        with self.session_scope() as session:
+            stored = self._event_query(session, tracker.sender_id, fetch_events_from_all_sessions=False).count()
+        # Rasa: TrackerEventDiffEngine.event_difference(stored tracker, tracker), i.e. the events past the
+        # stored tracker's length, which is this count (0 when nothing is stored: Rasa's retrieve gives None).
+        new_events = list(itertools.islice(tracker.events, stored, len(tracker.events)))
+        await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
+
+    SQLTrackerStore.stream_events = stream_events
+    setattr(SQLTrackerStore, _INSTALLED_FLAG, True)
+    logger.debug("SQLTrackerStore streams new events after counting the stored ones")
 
 
 def install_cached_action_validator() -> None:

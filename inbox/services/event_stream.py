@@ -135,6 +135,35 @@ class RasaEventApplier:
         self.merger = MessageMerger(session, self.store)
         self.intake = HandoffIntake(inbox)
         self.slack_messages: list[str] = []
+        # Conversations this transaction has locked, by sender: a second event of the same conversation in
+        # the batch reloads the row (1 query) instead of finding and locking it again (3 queries). A lock
+        # taken inside a savepoint that is rolled back is released, so `forget_locks` empties it then.
+        self._locked: dict[str, int] = {}
+
+    @staticmethod
+    def changes_anything(event: BrokerEvent) -> bool:
+        """False for the events `apply` ignores (actions, featurisations, sessions, slots the inbox does
+        not keep, bot events without text...): most of a turn's events. The consumer skips them without
+        opening a savepoint for them. (Pure: it reads only the event.)"""
+        data = event.data
+        kind = data.get("event")
+        if not (event.sender_id or data.get("sender_id")):
+            return False
+        if kind in ("user", "pause"):
+            return True
+        if kind == "bot":
+            return bool(describe_bot_message(data))
+        if kind == "slot":
+            name = data.get("name")
+            return (
+                name == ORDER_NUMBER_ENTITY
+                or name in HANDOFF_SLOTS
+                or (name == "kb_match" and isinstance(data.get("value"), dict))
+            )
+        return False
+
+    def forget_locks(self) -> None:
+        self._locked.clear()
 
     def apply(self, event: BrokerEvent) -> None:
         data = event.data
@@ -154,7 +183,7 @@ class RasaEventApplier:
 
     def _conversation_for_user_event(self, sender_id: str, data: dict) -> Conversation:
         whatsapp = (data.get("metadata") or {}).get("whatsapp") or {}
-        return self.store.get_or_create(
+        conversation = self.store.get_or_create(
             sender_id,
             channel=data.get("input_channel"),
             # The customer is keyed like the conversation (phone digits when known, else the BSUID);
@@ -165,9 +194,28 @@ class RasaEventApplier:
             bsuid=_text_or_none(whatsapp.get("user_id")),
             username=_text_or_none(whatsapp.get("username")),
         )
+        self._locked[sender_id] = conversation.id  # get_or_create locked it (find_by_sender)
+        return conversation
+
+    def _find_locked(self, sender_id: str) -> Conversation | None:
+        """`store.find_by_sender`, without locking again a row this transaction already holds."""
+        conversation_id = self._locked.get(sender_id)
+        if conversation_id is not None:
+            # Fresh from the database as after a lock (the row cannot have changed: this transaction holds it).
+            conversation = self.session.get(Conversation, conversation_id, populate_existing=self.store.is_postgresql)
+            if conversation is not None:
+                return conversation
+        conversation = self.store.find_by_sender(sender_id)
+        if conversation is not None:
+            self._locked[sender_id] = conversation.id
+        return conversation
 
     def _conversation(self, sender_id: str) -> Conversation:
-        return self.store.find_by_sender(sender_id) or self.store.get_or_create(sender_id, channel=None)
+        conversation = self._find_locked(sender_id)
+        if conversation is None:
+            conversation = self.store.get_or_create(sender_id, channel=None)
+            self._locked[sender_id] = conversation.id
+        return conversation
 
     def _customer_message(self, event: BrokerEvent, sender_id: str, at: datetime) -> None:
         conversation = self._conversation_for_user_event(sender_id, event.data)
@@ -218,7 +266,7 @@ class RasaEventApplier:
 
     def _pause(self, sender_id: str, at: datetime) -> None:
         """A pause after the hand-off slots: create the hand-off unless the HTTP call already did."""
-        conversation = self.store.find_by_sender(sender_id)
+        conversation = self._find_locked(sender_id)
         state = (conversation.tracker_state or {}) if conversation else {}
         handoff_key = state.get("handoff_id")
         if conversation is None or not handoff_key:
@@ -333,12 +381,15 @@ class EventStreamConsumer:
         return len(events)
 
     def _apply_one(self, session: Session, applier: RasaEventApplier, event: BrokerEvent) -> None:
+        if not applier.changes_anything(event):
+            return  # no savepoint (two round trips) for an event that changes nothing
         try:
             with session.begin_nested():
                 applier.apply(event)
         except OperationalError:
             raise  # database trouble: retry the whole batch later
         except Exception:
+            applier.forget_locks()  # the savepoint's rollback released the row locks taken in it
             # A malformed event must not block the stream behind it; it is logged for a person to look at.
             logger.exception(
                 "broker event %s (sender %s) could not be applied; skipped", event.id, masked(event.sender_id)

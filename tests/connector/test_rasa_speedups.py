@@ -121,6 +121,7 @@ def test_the_quick_check_agrees_with_rasas_schema_on_every_event_kind_and_mutati
 def test_the_start_up_step_says_whether_the_speed_ups_are_on(monkeypatch):
     monkeypatch.setattr(rasa_speedups, "install_cached_action_validator", lambda: None)
     monkeypatch.setattr(rasa_speedups, "install_direct_model_predictions", lambda: None)
+    monkeypatch.setattr(rasa_speedups, "install_counted_sql_event_streaming", lambda: None)
     tested = rasa_speedups.TESTED_RASA_VERSION
     assert rasa_speedups.install({}, tested).startswith("Rasa speed-ups: on")
     assert rasa_speedups.install({"RASA_SPEEDUPS": "0"}, tested) == "Rasa speed-ups: off (RASA_SPEEDUPS=0)"
@@ -133,6 +134,7 @@ def test_switched_off_rasa_is_left_as_shipped(monkeypatch):
 
     monkeypatch.setattr(rasa_speedups, "install_cached_action_validator", must_not_run)
     monkeypatch.setattr(rasa_speedups, "install_direct_model_predictions", must_not_run)
+    monkeypatch.setattr(rasa_speedups, "install_counted_sql_event_streaming", must_not_run)
     rasa_speedups.install({"RASA_SPEEDUPS": "0"}, rasa_speedups.TESTED_RASA_VERSION)
     rasa_speedups.install({}, "3.6.20")
 
