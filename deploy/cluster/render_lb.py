@@ -20,6 +20,12 @@ import render_proxy  # noqa: E402
 # A refused connection marks the instance down for this long, so a dead instance costs one failed connect
 # per interval instead of one per request.
 FAIL_TIMEOUT = "5s"
+# Idle connections to the instances that nginx keeps open for the next request (per worker and upstream), instead
+# of opening a new one for every webhook, status, action call and inbox API call. Closed after 4 s idle: before
+# the backends drop them (uvicorn and the action servers' Sanic after 5 s, Rasa after 120 s), so nginx never sends
+# a request on a connection the backend is closing.
+UPSTREAM_KEEPALIVE = 16
+UPSTREAM_KEEPALIVE_TIMEOUT = "4s"
 INTERNAL = {"rasa": "LB_RASA_PORT", "inbox": "LB_INBOX_PORT", "actions": "LB_ACTIONS_PORT"}
 INSTANCES = {"rasa": "RASA_PORTS", "inbox": "INBOX_PORTS", "actions": "ACTION_SERVER_PORTS"}
 
@@ -34,7 +40,8 @@ def ports(env: dict[str, str], name: str) -> list[str]:
 def upstream(name: str, instance_ports: list[str]) -> str:
     servers = "".join(f"        server 127.0.0.1:{port} max_fails=1 fail_timeout={FAIL_TIMEOUT};\n"
                       for port in instance_ports)
-    return f"    upstream {name} {{\n{servers}    }}\n"
+    keepalive = f"        keepalive {UPSTREAM_KEEPALIVE};\n        keepalive_timeout {UPSTREAM_KEEPALIVE_TIMEOUT};\n"
+    return f"    upstream {name} {{\n{servers}{keepalive}    }}\n"
 
 
 def render(env: dict[str, str]) -> str:

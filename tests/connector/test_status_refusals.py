@@ -25,6 +25,7 @@ class PickyInbox:
 
     def __init__(self) -> None:
         self.accepted: List[str] = []
+        self.accepted_batches: List[List[str]] = []
         self.refused_batches = 0
         inbox = self
 
@@ -37,6 +38,7 @@ class PickyInbox:
                     inbox.refused_batches += 1
                 else:
                     inbox.accepted.extend(ids)
+                    inbox.accepted_batches.append(ids)
                 self.send_response(422 if refused else 200)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
@@ -131,6 +133,48 @@ async def test_a_status_stored_while_the_forwarder_is_looking_is_not_left_for_th
         assert inbox.accepted == ["wamid.WHILE"]
     finally:
         release.set()
+        await forwarder.stop()
+        inbox.server.shutdown()
+        store.close()
+
+
+async def test_statuses_arriving_together_reach_the_inbox_in_one_request_in_order(store_url):
+    """A reply's sent/delivered/read (and other customers' statuses of the same moment) are gathered after the
+    first one wakes the forwarder: one request to the inbox instead of one each."""
+    store = WhatsAppStore(store_url)
+    store.create_schema()
+    inbox = PickyInbox()
+    gathering, gathered = asyncio.Event(), asyncio.Event()
+
+    async def gather(seconds: float) -> None:
+        gathering.set()
+        await gathered.wait()
+
+    looked = threading.Event()
+    original = store.next_forward_time
+
+    def next_forward_time():
+        looked.set()
+        return original()
+
+    store.next_forward_time = next_forward_time  # type: ignore[method-assign]
+    forwarder = StatusForwarder(store, inbox.url, "token", sleep=gather)
+    forwarder.start()
+    ids = [f"wamid.TOGETHER{i}" for i in range(3)]
+    try:
+        while not looked.is_set():  # its first look found nothing: from now on a wake() starts a gathering
+            await asyncio.sleep(0.002)
+        for index, message_id in enumerate(ids):
+            parsed = parse_webhook(encode(webhook(change(statuses=[status(message_id)]))))
+            store.persist_webhook(parsed.messages, parsed.statuses, parsed.rejected, forward_statuses=True)
+            forwarder.wake()
+            if index == 0:
+                await gathering.wait()  # the first status woke the forwarder; the others arrive while it gathers
+        gathered.set()
+        await settled(store)
+        assert inbox.accepted_batches == [ids]
+    finally:
+        gathered.set()
         await forwarder.stop()
         inbox.server.shutdown()
         store.close()
