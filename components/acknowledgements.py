@@ -25,6 +25,9 @@ sms", "chhodo, parcel aa gaya": `endings`, which end the order form). Such a mes
 intent, unless it is a question or the classifier read a hand-off intent (`keep_intents`); requests for
 a person are still forced by KeywordEscalation, which runs after this component.
 
+When the classifier itself ranks two of the `plans` intents first and second (affirm and thank), the
+runner-up is no rival for FallbackClassifier's ambiguity test: both are the same resolution signal.
+
 The parse data says what happened: `acknowledgement: {"intent", "items", "classifier_intent",
 "reaction"}`, plus `"remark"` and `"rule"` (`plan` or `ending`) for a lead with a remark.
 """
@@ -37,7 +40,9 @@ from typing import Any, Dict, Iterable, List, Optional, Text, Tuple
 import emoji
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.classifiers.classifier import IntentClassifier
-from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
+from rasa.shared.nlu.constants import (
+    ENTITIES, INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT,
+)
 from rasa.shared.nlu.training_data.message import Message
 
 from components.designer_lists import DesignerListComponent, set_intent
@@ -255,6 +260,26 @@ class Acknowledgements(DesignerListComponent, IntentClassifier):
     def required_intents(self) -> Iterable[Text]:
         return self._matcher.intents
 
+    def _no_rival_of_the_same_kind(self, message: Message) -> None:
+        """The classifier's first two intents are both acknowledgements that may carry a remark
+        (`with_a_remark.plans.intents`: affirm, thank): "ok thanks, trying it on now" at affirm 0.68 and
+        thank 0.59 is one decision, a resolution signal, not an ambiguous message for FallbackClassifier's
+        `ambiguity_threshold` to hand off. The runner-up leaves the ranking (last, at 0.0), as a declined
+        request does in KeywordEscalation; the first intent and its confidence stay as classified, so a
+        low confidence still falls back."""
+        remarks = self._matcher.remarks
+        kinds = set(remarks.plan_intents) if remarks else set()
+        ranking = message.get(INTENT_RANKING_KEY) or []
+        if len(ranking) < 2 or not kinds:
+            return
+        first, second = ranking[0], ranking[1]
+        if first.get(INTENT_NAME_KEY) not in kinds or second.get(INTENT_NAME_KEY) not in kinds:
+            return
+        if first.get(INTENT_NAME_KEY) != (message.get(INTENT) or {}).get(INTENT_NAME_KEY):
+            return
+        demoted = {**second, PREDICTED_CONFIDENCE_KEY: 0.0}
+        message.set(INTENT_RANKING_KEY, [first] + ranking[2:] + [demoted], add_to_output=True)
+
     def process(self, messages: List[Message]) -> List[Message]:
         if self.active is False:
             return messages
@@ -278,6 +303,7 @@ class Acknowledgements(DesignerListComponent, IntentClassifier):
                     acknowledgement = self._matcher.match_with_remark(
                         message.get(CUSTOMER_TEXT_KEY) or text, classified.get("name") or "")
                 if acknowledgement is None:
+                    self._no_rival_of_the_same_kind(message)
                     continue
                 set_intent(message, acknowledgement.intent)
                 explanation = {"intent": acknowledgement.intent, "items": acknowledgement.items}

@@ -186,3 +186,45 @@ def test_a_plan_becomes_affirm_and_a_request_inside_it_still_hands_off(tmp_path)
     assert plan.get("intent") == {"name": "affirm", "confidence": 1.0}
     assert plan.get(ACKNOWLEDGEMENT_KEY)["rule"] == "plan"
     assert request.get("intent") == {"name": "request_human", "confidence": 1.0}
+
+
+def ranked(text, *ranking):
+    message = Message(data={"text": text})
+    message.set("intent", {"name": ranking[0][0], "confidence": ranking[0][1]})
+    message.set("intent_ranking", [{"name": name, "confidence": confidence} for name, confidence in ranking])
+    message.set("entities", [])
+    return message
+
+
+def test_affirm_and_thank_are_no_rivals_for_the_ambiguity_test(tmp_path):
+    """Session 9: "…, trying it on now" ranked affirm 0.68 and thank 0.59 was handed off by
+    FallbackClassifier's ambiguity threshold (gap < 0.1), though both are the same resolution signal."""
+    component = trained(Acknowledgements, tmp_path, BOT_INTENTS, "acknowledgements")
+    [message] = component.process([
+        ranked("ok thanks, trying it on right now", ("affirm", 0.68), ("thank", 0.59), ("deny", 0.19))])
+    assert message.get("intent") == {"name": "affirm", "confidence": 0.68}  # as classified
+    assert [(e["name"], e["confidence"]) for e in message.get("intent_ranking")] == [
+        ("affirm", 0.68), ("deny", 0.19), ("thank", 0.0)]
+    assert message.get(ACKNOWLEDGEMENT_KEY) is None
+
+
+@pytest.mark.parametrize(
+    "ranking",
+    [
+        (("affirm", 0.66), ("deny", 0.61)),  # yes or no: a real ambiguity, left to FallbackClassifier
+        (("thank", 0.64), ("ask_question", 0.6)),  # thanks, or a question: left alone
+        (("ask_question", 0.7), ("affirm", 0.65), ("thank", 0.6)),
+    ],
+)
+def test_other_close_runner_ups_are_left_alone(tmp_path, ranking):
+    component = trained(Acknowledgements, tmp_path, BOT_INTENTS, "acknowledgements")
+    [message] = component.process([ranked("sure thing, trying it on right now", *ranking)])
+    assert [(e["name"], e["confidence"]) for e in message.get("intent_ranking")] == list(ranking)
+
+
+def test_a_request_after_thanks_still_hands_off(tmp_path):
+    acknowledgements = trained(Acknowledgements, tmp_path, BOT_INTENTS, "acknowledgements")
+    keywords = trained(KeywordEscalation, tmp_path, BOT_INTENTS, "keyword_escalation")
+    [message] = keywords.process(acknowledgements.process([
+        ranked("thanks, now connect me to an agent", ("thank", 0.64), ("affirm", 0.6))]))
+    assert message.get("intent") == {"name": "request_human", "confidence": 1.0}
