@@ -131,7 +131,9 @@ class System:
                                            "--port", str(ports["actions"])],
                                f"http://127.0.0.1:{ports['actions']}/health", log("actions")),
             "rasa": Service("rasa", [venv_python, "-m", "connectors.rasa_start", "run", "--enable-api",
-                                     "--jwt-secret", env["RASA_JWT_SECRET"], "--jwt-method", "HS256",
+                                     # `=`: a secret may start with "-" (token_urlsafe), which argparse
+                                     # would take for an option.
+                                     f"--jwt-secret={env['RASA_JWT_SECRET']}", "--jwt-method", "HS256",
                                      "--port", str(ports["rasa"]),
                                      "--credentials", "credentials.yml", "--endpoints", str(endpoints),
                                      "--model", "models/kesar-lane.tar.gz"],
