@@ -157,10 +157,14 @@ class System:
                 "actions": f"http://127.0.0.1:{self.env['ACTION_SERVER_PORT']}"}[name]
 
     def start_all(self) -> None:
-        for service in self.services.values():  # start all at once, then wait: Rasa's start-up dominates
-            service.start(self.env)
-        for service in self.services.values():
-            service.wait_up()
+        try:
+            for service in self.services.values():  # start all at once, then wait: Rasa's start-up dominates
+                service.start(self.env)
+            for service in self.services.values():
+                service.wait_up()
+        except BaseException:
+            self.stop_all()  # one service that cannot start leaves none of the others running
+            raise
 
     def stop(self, name: str) -> None:
         self.services[name].stop()
