@@ -41,11 +41,11 @@ import emoji
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.nlu.constants import (
-    ENTITIES, INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT,
+    ENTITIES, INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT,
 )
 from rasa.shared.nlu.training_data.message import Message
 
-from components.designer_lists import DesignerListComponent, set_intent
+from components.designer_lists import DesignerListComponent, demote_intent, set_intent
 from components.follow_ups import CUSTOMER_TEXT_KEY
 from components.phrases import PhraseList, phrase_strings, squeeze, tokenize
 
@@ -272,13 +272,9 @@ class Acknowledgements(DesignerListComponent, IntentClassifier):
         ranking = message.get(INTENT_RANKING_KEY) or []
         if len(ranking) < 2 or not kinds:
             return
-        first, second = ranking[0], ranking[1]
-        if first.get(INTENT_NAME_KEY) not in kinds or second.get(INTENT_NAME_KEY) not in kinds:
-            return
-        if first.get(INTENT_NAME_KEY) != (message.get(INTENT) or {}).get(INTENT_NAME_KEY):
-            return
-        demoted = {**second, PREDICTED_CONFIDENCE_KEY: 0.0}
-        message.set(INTENT_RANKING_KEY, [first] + ranking[2:] + [demoted], add_to_output=True)
+        first, second = ranking[0].get(INTENT_NAME_KEY), ranking[1].get(INTENT_NAME_KEY)
+        if first in kinds and second in kinds and first == (message.get(INTENT) or {}).get(INTENT_NAME_KEY):
+            demote_intent(message, second)
 
     def process(self, messages: List[Message]) -> List[Message]:
         if self.active is False:

@@ -67,6 +67,19 @@ def set_intent(message: Message, intent: Text, confidence: float = 1.0) -> None:
     message.set(INTENT_RANKING_KEY, [dict(chosen)] + others, add_to_output=True)
 
 
+def demote_intent(message: Message, intent: Text) -> bool:
+    """`intent` leaves the contest: last in the ranking at 0.0, so it is no close runner-up for
+    FallbackClassifier's ambiguity test (the parse data still shows it was ranked). The message's intent is
+    not touched. False when `intent` is not in the ranking or nothing else is."""
+    ranking = message.get(INTENT_RANKING_KEY) or []
+    others = [entry for entry in ranking if entry.get(INTENT_NAME_KEY) != intent]
+    if not others or len(others) == len(ranking):
+        return False
+    demoted = [{**entry, PREDICTED_CONFIDENCE_KEY: 0.0} for entry in ranking if entry.get(INTENT_NAME_KEY) == intent]
+    message.set(INTENT_RANKING_KEY, others + demoted, add_to_output=True)
+    return True
+
+
 class DesignerListComponent(GraphComponent):
     """Subclasses set SECTION and STATE_FILE, read their section in `configure` and name the intents
     they need in `required_intents`; `active` is False when the training data lacks one of them."""

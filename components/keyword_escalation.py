@@ -23,10 +23,10 @@ from typing import Any, Dict, Iterable, List, Text
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.classifiers.classifier import IntentClassifier
-from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from components.designer_lists import DesignerListComponent, set_intent
+from components.designer_lists import DesignerListComponent, demote_intent, set_intent
 from components.human_request import HumanRequestMatcher
 from components.phrases import without_clauses
 
@@ -77,17 +77,11 @@ class KeywordEscalation(DesignerListComponent, IntentClassifier):
             "cue": declined[0].cue,
             "classifier_intent": classified,
         }
-        full_ranking = message.get(INTENT_RANKING_KEY) or []
-        ranking = [e for e in full_ranking if e.get(INTENT_NAME_KEY) != self._matcher.intent]
-        if ranking and len(ranking) < len(full_ranking):
-            if classified.get(INTENT_NAME_KEY) == self._matcher.intent:
-                message.set(INTENT, dict(ranking[0]), add_to_output=True)
-            # Ranked lower, the declined request is no rival of the intent that stays either: as a
-            # close runner-up ("no need to talk to an agent, just tell me the exchange policy":
-            # ask_question 0.69, request_human 0.68) FallbackClassifier would call the message
-            # ambiguous and hand it off.
-            demoted = {INTENT_NAME_KEY: self._matcher.intent, PREDICTED_CONFIDENCE_KEY: 0.0}
-            message.set(INTENT_RANKING_KEY, ranking + [demoted], add_to_output=True)
+        # Ranked lower, the declined request is no rival of the intent that stays either: as a close
+        # runner-up ("no need to talk to an agent, just tell me the exchange policy": ask_question 0.69,
+        # request_human 0.68) FallbackClassifier would call the message ambiguous and hand it off.
+        if demote_intent(message, self._matcher.intent) and classified.get(INTENT_NAME_KEY) == self._matcher.intent:
+            message.set(INTENT, dict(message.get(INTENT_RANKING_KEY)[0]), add_to_output=True)
         message.set(DECLINED_KEY, explanation, add_to_output=True)
         rest = without_clauses(text, [d.clause for d in declined])
         if rest:
