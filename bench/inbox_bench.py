@@ -16,7 +16,6 @@ import json
 import os
 import random
 import re
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -31,6 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from inbox import migrate  # noqa: E402
+from tests.free_ports import free_port  # noqa: E402  (also imported by inbox_bomb_bench.py)
 from inbox.db import Database  # noqa: E402
 from inbox.services.agents import hash_password  # noqa: E402
 
@@ -199,12 +199,6 @@ def insert_sql(table: str, columns: tuple[str, ...]) -> str:
 def sqlite_time(moment: datetime) -> str:
     """SQLAlchemy's storage format for DateTime on SQLite (naive UTC)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- seeding ------------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ import os
 import platform
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,15 +42,12 @@ from typing import Any, Dict, List, Optional
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.free_ports import free_port  # noqa: E402
+
 TARGETS = {"p50_ms": 60.0, "p95_ms": 120.0, "throughput": 40.0, "overhead": 1.3}
 REPLY_TIMEOUT_SECONDS = 20
 _customer_numbers = count(1)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: List[float], share: float) -> float:
