@@ -143,8 +143,8 @@ class RasaEventApplier:
     @staticmethod
     def changes_anything(event: BrokerEvent) -> bool:
         """False for the events `apply` ignores (actions, featurisations, sessions, slots the inbox does
-        not keep, bot events without text...): most of a turn's events. The consumer skips them without
-        opening a savepoint for them. (Pure: it reads only the event.)"""
+        not keep, bot events without text...): most of a turn's events. `apply` ignores exactly these, and the
+        consumer skips them without opening a savepoint. (Pure: it reads only the event.)"""
         data = event.data
         kind = data.get("event")
         if not (event.sender_id or data.get("sender_id")):
@@ -166,11 +166,11 @@ class RasaEventApplier:
         self._locked.clear()
 
     def apply(self, event: BrokerEvent) -> None:
+        if not self.changes_anything(event):  # the one place that says which events are ignored
+            return
         data = event.data
         sender_id = event.sender_id or data.get("sender_id")
         kind = data.get("event")
-        if not sender_id or kind not in {"user", "bot", "slot", "pause"}:
-            return
         at = event_time(data, self.inbox.clock())
         if kind == "user":
             self._customer_message(event, sender_id, at)
