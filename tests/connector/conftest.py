@@ -4,6 +4,8 @@
 - `host`: the connector in a Sanic server (tests/connector/host_app.py) with a scripted bot,
   sending through the sandbox and forwarding statuses to `inbox` (a recording HTTP server).
 Each test uses its own customer numbers, so one set of processes serves the whole session.
+- `rasa`: a real `rasa run` with this connector, the sandbox and the action server
+  (tests/connector/rasa_server.py), started once for the session's Rasa tests.
 - `store_url`: a fresh, empty database for the WhatsApp store, once on SQLite and once on
   PostgreSQL (a new database on the server in TEST_POSTGRES_URL; scripts/test.sh starts one and
   sets WHATSAPP_REQUIRE_POSTGRES=1, so in CI a missing server fails instead of skipping).
@@ -21,6 +23,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
+from tests.connector.rasa_server import RasaServer, running_rasa
 from tests.connector.support import (
     Host,
     Process,
@@ -58,6 +61,12 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("connector")
+
+
+@pytest.fixture(scope="session")
+def rasa(run_dir: Path) -> Iterator[RasaServer]:
+    with running_rasa(run_dir) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

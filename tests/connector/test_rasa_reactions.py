@@ -1,18 +1,17 @@
 """WhatsApp reactions and emoji against a real `rasa run` with the connector, the action server and the
-sandbox (the `rasa` fixture of test_rasa_server.py: the shipped model, or RASA_MODEL)."""
+sandbox (the session's `rasa` fixture, tests/connector/rasa_server.py: the shipped model, or RASA_MODEL)."""
 
 from __future__ import annotations
 
 from typing import Any, Dict, List
 
 from tests.connector.support import new_wa_id, wait_until
-from tests.connector.test_rasa_server import rasa  # noqa: F401  (the module's running Rasa)
 
 THUMBS_UP, THUMBS_DOWN = "\U0001F44D", "\U0001F44E"
 GLAD_TO_HELP = "Great! Anything else I can help with?"
 
 
-def slot_values(rasa, wa_id: str) -> Dict[str, Any]:  # noqa: F811
+def slot_values(rasa, wa_id: str) -> Dict[str, Any]:
     """The conversation's slots as its events set them."""
     values: Dict[str, Any] = {}
     for event in rasa.tracker_events(wa_id):
@@ -21,20 +20,20 @@ def slot_values(rasa, wa_id: str) -> Dict[str, Any]:  # noqa: F811
     return values
 
 
-def ask(rasa, wa_id: str, text: str) -> List[Dict[str, Any]]:  # noqa: F811
+def ask(rasa, wa_id: str, text: str) -> List[Dict[str, Any]]:
     """The customer writes; returns the bot's messages once its answer arrived."""
     before = len(rasa.sandbox.business_messages(wa_id))
     rasa.sandbox.customer_says(wa_id, text=text)
     return rasa.sandbox.wait_for_business(wa_id, at_least=before + 1, timeout=30)
 
 
-def react(rasa, wa_id: str, to_message_id: str, emoji: str) -> str:  # noqa: F811
+def react(rasa, wa_id: str, to_message_id: str, emoji: str) -> str:
     sent = rasa.sandbox.customer_says(
         wa_id, message={"type": "reaction", "reaction": {"message_id": to_message_id, "emoji": emoji}})
     return sent["message_id"]
 
 
-def handled(rasa, wa_id: str, message_id: str) -> List[Dict[str, Any]]:  # noqa: F811
+def handled(rasa, wa_id: str, message_id: str) -> List[Dict[str, Any]]:
     """The tracker's events from the customer's message `message_id` on, once the turn is saved."""
     def turn() -> Any:
         events = rasa.tracker_events(wa_id)
@@ -47,7 +46,7 @@ def handled(rasa, wa_id: str, message_id: str) -> List[Dict[str, Any]]:  # noqa:
     return found
 
 
-def test_a_thumbs_up_reaction_to_an_answer_resets_the_count_without_a_reply(rasa):  # noqa: F811
+def test_a_thumbs_up_reaction_to_an_answer_resets_the_count_without_a_reply(rasa):
     wa_id = new_wa_id()
     [answer] = ask(rasa, wa_id, "is cod available?")
     assert wait_until(lambda: slot_values(rasa, wa_id).get("bot_answer_count") == 1.0, timeout=10)
@@ -64,7 +63,7 @@ def test_a_thumbs_up_reaction_to_an_answer_resets_the_count_without_a_reply(rasa
     assert len(rasa.sandbox.business_messages(wa_id)) == 1
 
 
-def test_a_thumbs_down_reaction_is_answered_like_no(rasa):  # noqa: F811
+def test_a_thumbs_down_reaction_is_answered_like_no(rasa):
     wa_id = new_wa_id()
     [answer] = ask(rasa, wa_id, "do you ship to dubai?")
     react(rasa, wa_id, answer["id"], THUMBS_DOWN)
@@ -72,7 +71,7 @@ def test_a_thumbs_down_reaction_is_answered_like_no(rasa):  # noqa: F811
     assert replies[-1]["content"]["text"]["body"].startswith("Sorry about that.")
 
 
-def test_a_typed_thumbs_up_gets_a_short_reply_and_is_not_handed_off(rasa):  # noqa: F811
+def test_a_typed_thumbs_up_gets_a_short_reply_and_is_not_handed_off(rasa):
     wa_id = new_wa_id()
     ask(rasa, wa_id, "is cod available?")
     replies = ask(rasa, wa_id, THUMBS_UP)
@@ -80,7 +79,7 @@ def test_a_typed_thumbs_up_gets_a_short_reply_and_is_not_handed_off(rasa):  # no
     assert slot_values(rasa, wa_id).get("escalation_reason") is None
 
 
-def test_a_reaction_to_the_customers_own_message_is_not_passed_to_the_bot(rasa):  # noqa: F811
+def test_a_reaction_to_the_customers_own_message_is_not_passed_to_the_bot(rasa):
     wa_id = new_wa_id()
     question = rasa.sandbox.customer_says(wa_id, text="is cod available?")
     rasa.sandbox.wait_for_business(wa_id, timeout=30)

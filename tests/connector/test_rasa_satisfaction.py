@@ -1,16 +1,15 @@
-"""A CSAT tap against a real `rasa run` (the `rasa` fixture of test_rasa_server.py): "😞 Not good" and
+"""A CSAT tap against a real `rasa run` (the session's `rasa` fixture, tests/connector/rasa_server.py): "😞 Not good" and
 the comment after it are in the tracker for the inbox, and the bot neither answers nor hands off."""
 
 from __future__ import annotations
 
 from tests.connector.support import new_wa_id, wait_until
 from tests.connector.test_rasa_reactions import ask
-from tests.connector.test_rasa_server import rasa  # noqa: F401  (the module's running Rasa)
 
 TOKEN = "0123456789abcdef"
 
 
-def test_a_not_good_tap_and_its_comment_reach_the_tracker_but_not_the_bot(rasa):  # noqa: F811
+def test_a_not_good_tap_and_its_comment_reach_the_tracker_but_not_the_bot(rasa):
     wa_id = new_wa_id()
     answers = ask(rasa, wa_id, "is cod available?")
     sent = rasa.sandbox.customer_says(

@@ -1,109 +1,15 @@
-"""The connector inside a real `rasa run`, with the sandbox as Meta and the action server.
-
-Uses the newest model in models/ (or RASA_MODEL) and the project in RASA_PROJECT_DIR (default:
-the repository root, whose actions/ package runs as the action server). The credentials file
-is written here (rest + this connector) and the endpoints file names only the action server,
-so the test keeps its trackers in memory and never touches var/.
-"""
+"""The connector inside a real `rasa run`, with the sandbox as Meta and the action server (the session's
+`rasa` fixture, tests/connector/rasa_server.py)."""
 
 from __future__ import annotations
 
-import os
-import sys
-import time
-from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
-
-import pytest
 import requests
 
-from tests.connector.support import (
-    PHONE_NUMBER_ID,
-    ROOT,
-    Process,
-    SandboxClient,
-    free_port,
-    new_wa_id,
-    python_env,
-    wait_until,
-)
+from tests.connector.rasa_server import RASA_TOKEN
+from tests.connector.support import PHONE_NUMBER_ID, new_wa_id, wait_until
 
-RASA_TOKEN = "connector-test-token"
 UNREADABLE_REPLY_START = "Thanks! I can only read text for now"
 CONTRACT_KEYS = {"wa_id", "user_id", "username", "profile_name", "phone_number_id", "message_id", "type", "timestamp"}
-
-
-def newest_model() -> Optional[Path]:
-    configured = os.environ.get("RASA_MODEL")
-    if configured:
-        return Path(configured)
-    # The model scripts/train.sh produces; other files in models/ may be experiments.
-    model = ROOT / "models" / "kesar-lane.tar.gz"
-    return model if model.exists() else None
-
-
-class RasaServer:
-    def __init__(self, url: str, sandbox: SandboxClient) -> None:
-        self.url = url
-        self.sandbox = sandbox
-
-    def tracker_events(self, sender_id: str) -> List[Dict[str, Any]]:
-        answer = requests.get(f"{self.url}/conversations/{sender_id}/tracker", params={"token": RASA_TOKEN}, timeout=10)
-        answer.raise_for_status()
-        return answer.json()["events"]
-
-    def user_events(self, sender_id: str) -> List[Dict[str, Any]]:
-        return [event for event in self.tracker_events(sender_id) if event["event"] == "user"]
-
-    def saved_tracker(self, sender_id: str) -> List[Dict[str, Any]]:
-        """Events once the turn is saved (replies go out just before Rasa saves the tracker)."""
-        def turn_saved() -> Optional[List[Dict[str, Any]]]:
-            events = self.tracker_events(sender_id)
-            has_user_turn = any(event["event"] == "user" for event in events)
-            return events if has_user_turn and events[-1]["event"] in ("action", "bot") else None
-        return wait_until(turn_saved) or self.tracker_events(sender_id)
-
-
-@pytest.fixture(scope="module")
-def rasa(run_dir: Path) -> Iterator[RasaServer]:
-    model = newest_model()
-    if model is None or not model.exists():
-        pytest.fail("no trained model: run `bash scripts/train.sh` (the test command does) or set RASA_MODEL")
-    project = Path(os.environ.get("RASA_PROJECT_DIR", ROOT))
-    rasa_port, sandbox_port, actions_port = free_port(), free_port(), free_port()
-    credentials = run_dir / "credentials.yml"
-    credentials.write_text("rest:\nconnectors.whatsapp.WhatsAppInput:\n")
-    endpoints = run_dir / "endpoints.yml"
-    endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n')
-
-    started: List[Process] = []
-    try:
-        sandbox_process = Process("e2e-sandbox", [sys.executable, "-m", "whatsapp_sandbox"], python_env(
-            SANDBOX_PORT=str(sandbox_port),
-            SANDBOX_WEBHOOK_URL=f"http://127.0.0.1:{rasa_port}/webhooks/whatsapp/webhook",
-            SANDBOX_STATUS_DELAYS="0.02,0.05,0.1"), run_dir)
-        started.append(sandbox_process.start(f"http://127.0.0.1:{sandbox_port}/sandbox/api/config"))
-        if (project / "actions" / "__init__.py").exists():
-            actions = Process("e2e-actions", [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(actions_port)],
-                              python_env(PYTHONPATH=f"{project}{os.pathsep}{ROOT}"), run_dir, cwd=project)
-            started.append(actions.start(f"http://127.0.0.1:{actions_port}/health", timeout=120))
-        server = Process("e2e-rasa", [
-            sys.executable, "-m", "rasa", "run", "--enable-api", "--auth-token", RASA_TOKEN, "--model", str(model),
-            "--credentials", str(credentials), "--endpoints", str(endpoints), "--port", str(rasa_port)],
-            python_env(
-                PYTHONPATH=f"{ROOT}{os.pathsep}{project}",
-                WHATSAPP_API_BASE_URL=f"http://127.0.0.1:{sandbox_port}/v21.0",
-                WHATSAPP_STORE_URL=f"sqlite:///{run_dir / 'e2e-store.db'}",
-            ), run_dir, cwd=project)
-        started.append(server.start(f"http://127.0.0.1:{rasa_port}/webhooks/whatsapp/", timeout=300))
-        rasa_url = f"http://127.0.0.1:{rasa_port}"
-        # "up" is not "model loaded": wait until Rasa reports a model.
-        assert wait_until(lambda: requests.get(f"{rasa_url}/status", params={"token": RASA_TOKEN}, timeout=5)
-                          .json().get("model_id"), timeout=120)
-        yield RasaServer(rasa_url, SandboxClient(f"http://127.0.0.1:{sandbox_port}"))
-    finally:
-        for process in reversed(started):
-            process.stop()
 
 
 def test_a_customer_message_is_answered_and_carries_whatsapp_metadata(rasa):
@@ -150,9 +56,10 @@ def test_a_handed_off_conversation_stays_silent_even_for_slash_commands(rasa):
     rasa.sandbox.customer_says(wa_id, media={"type": "image", "caption": "see"})
     rasa.sandbox.customer_says(wa_id, text="/restart")
     assert wait_until(lambda: [e["text"] for e in rasa.user_events(wa_id)][-2:] == ["[image] see", "restart"], timeout=30)
-    time.sleep(1.0)
+    # Rasa saves a turn's tracker after its actions ran, so once both messages are in the saved tracker a
+    # reply would be there too: nothing after the last user event means nothing was predicted or sent.
+    assert rasa.tracker_events(wa_id)[-1]["event"] == "user"
     assert len(rasa.sandbox.business_messages(wa_id)) == answered
-    assert rasa.tracker_events(wa_id)[-1]["event"] == "user"  # still paused: nothing predicted after
 
 
 def test_rasa_http_api_can_send_proactively_on_whatsapp(rasa):
