@@ -41,23 +41,37 @@ from typing import Any, Dict, Optional, Text
 logger = logging.getLogger(__name__)
 
 # The speed-ups replace Rasa internals, so they run only on the exact version their tests passed on
-# (requirements.lock pins it). Upgrading Rasa: run tests/connector/test_rasa_speedups.py and
-# tests/integration/test_model_speedups.py on the new version, then change this.
+# (requirements.lock pins it). Upgrading Rasa: run tests/connector/test_rasa_speedups.py,
+# tests/integration/test_model_speedups.py and tests/connector/test_pika_broker.py (connectors/pika_broker.py
+# is gated on this version too) on the new version, then change this.
 TESTED_RASA_VERSION = "3.6.21"
 SWITCH_ENV = "RASA_SPEEDUPS"
 _INSTALLED_FLAG = "_kesar_lane_speedup_installed"
+
+
+def off_reason(switch_env: str, environ: Optional[Dict[str, str]] = None,
+               rasa_version: Optional[str] = None) -> Optional[str]:
+    """Why a change to Rasa's internals must stay off: its switch is 0, or this is not the Rasa it was tested on.
+    None: it may run. (connectors/pika_broker.py asks the same with its own switch.)"""
+    import rasa
+
+    environ = os.environ if environ is None else environ
+    rasa_version = rasa_version or rasa.__version__
+    if environ.get(switch_env, "1").strip() == "0":
+        return f"{switch_env}=0"
+    if rasa_version != TESTED_RASA_VERSION:
+        return f"Rasa {rasa_version} is not the tested {TESTED_RASA_VERSION}"
+    return None
 
 
 def install(environ: Optional[Dict[str, str]] = None, rasa_version: Optional[str] = None) -> str:
     """Installs the speed-ups once per process unless switched off; returns the line that says which."""
     import rasa
 
-    environ = os.environ if environ is None else environ
+    reason = off_reason(SWITCH_ENV, environ, rasa_version)
+    if reason is not None:
+        return f"Rasa speed-ups: off ({reason})"
     rasa_version = rasa_version or rasa.__version__
-    if environ.get(SWITCH_ENV, "1").strip() == "0":
-        return f"Rasa speed-ups: off ({SWITCH_ENV}=0)"
-    if rasa_version != TESTED_RASA_VERSION:
-        return f"Rasa speed-ups: off (Rasa {rasa_version} is not the tested {TESTED_RASA_VERSION})"
     install_cached_action_validator()
     install_direct_model_predictions()
     install_counted_sql_event_streaming()

@@ -1,0 +1,283 @@
+"""The cluster profile's RabbitMQ event broker (connectors/pika_broker.py, deploy/cluster/endpoints.cluster.yml)
+against a real rabbitmq-server: what Rasa publishes while RabbitMQ is down, restarting or not yet routing reaches
+the queue afterwards, once each and in order per conversation, and the log says what happened without a
+customer's number or words.
+
+The broker is built from the cluster endpoints file the way Rasa builds it, so `RASA_PIKA_RETRY=0` (Rasa's own
+PikaEventBroker) runs the same scenarios on the shipped broker: the first two tests then fail (events never arrive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Callable, List
+
+import aio_pika
+import pytest
+import rasa.shared.core.events  # noqa: F401  (pika.py reaches it as an attribute of rasa.shared)
+from rasa.core.brokers.broker import EventBroker
+from rasa.core.brokers.pika import PikaEventBroker
+from rasa.utils.endpoints import read_endpoint_config
+
+from connectors.pika_broker import SWITCH_ENV, RetryingPikaEventBroker, off_reason
+from inbox.tests.rabbitmq_server import INSTALLED, RabbitMQServer
+
+ROOT = Path(__file__).resolve().parents[2]
+ENDPOINTS = ROOT / "deploy" / "cluster" / "endpoints.cluster.yml"
+needs_rabbitmq = pytest.mark.skipif(not INSTALLED, reason="rabbitmq-server is not installed (apt-get install "
+                                                          "rabbitmq-server)")
+# Customer data that must never reach a log line at INFO or above.
+SECRET_BITS = ("4111", "MG Road", "Asha", "9812345", "98123")
+
+
+@pytest.fixture(scope="module")
+def rabbitmq(tmp_path_factory):
+    if not INSTALLED:
+        pytest.skip("rabbitmq-server is not installed")
+    server = RabbitMQServer(tmp_path_factory.mktemp("rabbitmq") / "node")
+    server.start()
+    yield server
+    server.stop()
+
+
+_names = iter(range(1, 1000))
+
+
+async def cluster_broker(server: RabbitMQServer, monkeypatch, **extra) -> tuple[EventBroker, str]:
+    """The event broker of deploy/cluster/endpoints.cluster.yml, created as Rasa creates it, with a queue and
+    exchange of the test's own."""
+    number = next(_names)
+    values = {"RABBITMQ_HOST": "127.0.0.1", "RABBITMQ_PORT": str(server.port), "RABBITMQ_USER": server.user,
+              "RABBITMQ_PASSWORD": server.password}
+    for name in set(re.findall(r"\$\{(\w+)\}", ENDPOINTS.read_text())):
+        monkeypatch.setenv(name, values.get(name, "unused-in-this-test"))
+    config = read_endpoint_config(str(ENDPOINTS), "event_broker")
+    queue = f"test_events_{number}"
+    config.kwargs.update(queues=[queue], exchange_name=f"test-exchange-{number}", retry_interval_seconds=0.2,
+                         **extra)
+    broker = await EventBroker.create(config)
+    return broker, queue
+
+
+def user_event(sender: str, number: int) -> dict:
+    """A customer's message as Rasa streams it (number, name and words are personal data)."""
+    return {"sender_id": sender, "event": "user", "timestamp": 1764600000.0 + number,
+            "text": f"message {number}: my card ends 4111 and I live at 12 MG Road",
+            "parse_data": {"intent": {"name": "inform", "confidence": 0.9}},
+            "metadata": {"whatsapp": {"wa_id": sender, "profile_name": "Asha"}}}
+
+
+def body(event: dict) -> bytes:
+    return json.dumps(event).encode("utf-8")
+
+
+async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 90) -> None:
+    """Polls `condition`; the timeout only turns a hang into a failure."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        await asyncio.sleep(0.05)
+
+
+class Reader:
+    """Reads the test's queue as the inbox's consumer does (a fresh connection per read, acknowledging each)."""
+
+    def __init__(self, server: RabbitMQServer, queue: str):
+        self.server, self.queue = server, queue
+        self.bodies: List[bytes] = []
+
+    async def read_until(self, expected: List[bytes], timeout: float = 60) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        connection = await aio_pika.connect(self.server.url)
+        try:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(self.queue, durable=True)  # as Rasa declares it
+            while not set(expected) <= set(self.bodies):
+                message = await queue.get(fail=False)
+                if message is None:
+                    if loop.time() > deadline:
+                        missing = [json.loads(b)["timestamp"] for b in expected if b not in self.bodies]
+                        raise AssertionError(f"events never reached RabbitMQ's queue (timestamps): {missing}")
+                    await asyncio.sleep(0.05)
+                    continue
+                self.bodies.append(message.body)
+                await message.ack()
+        finally:
+            await connection.close()
+
+    def per_sender(self) -> dict:
+        order: dict = {}
+        for raw in dict.fromkeys(self.bodies):  # as the inbox applies them: a byte-identical copy is skipped
+            event = json.loads(raw)
+            order.setdefault(event["sender_id"], []).append(event["timestamp"])
+        return order
+
+
+class FailingPublishes:
+    """Makes the exchange's publishes fail, as while RabbitMQ is still coming up, until released."""
+
+    def __init__(self, exchange):
+        self.failures = 0
+        self.released = False
+        publish = exchange.publish
+
+        async def failing_publish(*args, **kwargs):
+            if not self.released:
+                self.failures += 1
+                raise ConnectionError("connection reset by peer (RabbitMQ still starting)")
+            return await publish(*args, **kwargs)
+
+        exchange.publish = failing_publish
+
+
+def connected(broker) -> bool:
+    connection = broker._connection
+    return connection.connected.is_set() and not connection.reconnecting
+
+
+def customer_data_logged(caplog) -> List[str]:
+    return [record.getMessage() for record in caplog.records
+            if record.levelno >= logging.INFO and any(bit in record.getMessage() for bit in SECRET_BITS)]
+
+
+@needs_rabbitmq
+async def test_events_from_a_rabbitmq_restart_arrive_once_each_in_order_even_when_the_first_retry_fails(
+        rabbitmq, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    broker, queue = await cluster_broker(rabbitmq, monkeypatch)
+    reader = Reader(rabbitmq, queue)
+    a, b, c = "919812345210", "919812345211", "919812345212"
+    published: List[dict] = []
+
+    def emit(sender: str, number: int) -> None:
+        event = user_event(sender, number)
+        published.append(event)
+        broker.publish(event)
+
+    try:
+        emit(a, 1), emit(b, 2)
+        await reader.read_until([body(e) for e in published])
+
+        await asyncio.to_thread(rabbitmq.stop)
+        await wait_until(lambda: not broker._connection.connected.is_set(), "Rasa's broker notices RabbitMQ is gone")
+        for sender, number in [(a, 3), (b, 4), (a, 5), (c, 6), (a, 7), (b, 8)]:
+            emit(sender, number)  # while RabbitMQ is down: kept
+        fault = FailingPublishes(broker._exchange)
+
+        await asyncio.to_thread(rabbitmq.start)
+        await wait_until(lambda: connected(broker) and fault.failures >= 1,
+                         "Rasa's broker reconnects and its first try to publish the kept events fails")
+        emit(a, 9), emit(c, 10)  # after the reconnect, while the older events are still kept
+        fault.released = True
+
+        await reader.read_until([body(e) for e in published])
+        emit(a, 11)  # a last event: once it is read, anything published before it has been read too
+        await reader.read_until([body(published[-1])])
+
+        assert reader.per_sender() == {a: [1764600000.0 + n for n in (1, 3, 5, 7, 9, 11)],
+                                       b: [1764600000.0 + n for n in (2, 4, 8)],
+                                       c: [1764600000.0 + n for n in (6, 10)]}
+        assert sorted(reader.bodies) == sorted(body(e) for e in published)  # none twice, even as a copy
+        warnings = [r.getMessage() for r in caplog.records
+                    if r.name == "connectors.pika_broker" and r.levelno == logging.WARNING]
+        assert warnings and "keeping" in warnings[0]  # the operator is told events are being kept
+        assert customer_data_logged(caplog) == []
+    finally:
+        await broker.close()
+
+
+@needs_rabbitmq
+async def test_an_event_rabbitmq_cannot_route_yet_is_kept_until_the_queue_is_bound_again(rabbitmq, monkeypatch):
+    """After a restart Rasa declares its exchange again, then the queue's binding: an event published in between
+    comes back unroutable. RabbitMQ confirms the publish either way; only the returned message says it reached
+    no queue."""
+    broker, queue = await cluster_broker(rabbitmq, monkeypatch)
+    reader = Reader(rabbitmq, queue)
+    admin = await aio_pika.connect(rabbitmq.url)
+    try:
+        channel = await admin.channel()
+        bound = await channel.declare_queue(queue, durable=True)
+        exchange = broker.exchange_name
+        await bound.unbind(exchange, "")
+        d, e = "919812345213", "US.13491208655302741918"
+        events = [user_event(d, 1), user_event(e, 2), user_event(d, 3)]
+        for event in events:
+            broker.publish(event)
+        if isinstance(broker, RetryingPikaEventBroker):
+            await wait_until(lambda: broker.failed_attempts >= 2, "both conversations' first events came back")
+        else:
+            await wait_until(lambda: not broker._background_tasks, "Rasa's publish tasks have finished")
+        await bound.bind(exchange, "")
+
+        last = user_event(d, 4)
+        broker.publish(last)
+        await reader.read_until([body(event) for event in events + [last]])
+        assert reader.per_sender() == {d: [1764600001.0, 1764600003.0, 1764600004.0], e: [1764600002.0]}
+    finally:
+        await admin.close()
+        await broker.close()
+
+
+@needs_rabbitmq
+async def test_many_conversations_at_once_stay_in_order(rabbitmq, monkeypatch):
+    broker, queue = await cluster_broker(rabbitmq, monkeypatch)
+    reader = Reader(rabbitmq, queue)
+    senders = [f"9198123452{n:02d}" for n in range(12)]
+    events = [user_event(senders[n % 12], n) for n in range(240)]
+    try:
+        for event in events:
+            broker.publish(event)
+        await reader.read_until([body(event) for event in events])
+        assert reader.per_sender() == {s: [1764600000.0 + n for n in range(240) if n % 12 == i]
+                                       for i, s in enumerate(senders)}
+    finally:
+        await broker.close()
+
+
+@needs_rabbitmq
+async def test_the_cluster_endpoints_load_this_broker_unless_switched_off(rabbitmq, monkeypatch):
+    monkeypatch.delenv(SWITCH_ENV, raising=False)
+    broker, _ = await cluster_broker(rabbitmq, monkeypatch)
+    await broker.close()
+    assert type(broker) is RetryingPikaEventBroker
+
+    monkeypatch.setenv(SWITCH_ENV, "0")
+    broker, _ = await cluster_broker(rabbitmq, monkeypatch)
+    await broker.close()
+    assert type(broker) is PikaEventBroker  # Rasa as shipped
+
+
+def test_another_rasa_version_gets_rasas_own_broker():
+    assert off_reason({}, "3.6.21") is None
+    assert off_reason({}, "3.6.22") == "Rasa 3.6.22 is not the tested 3.6.21"
+    assert off_reason({SWITCH_ENV: "0"}, "3.6.21") == f"{SWITCH_ENV}=0"
+
+
+async def test_past_the_memory_limit_events_are_dropped_loudly_and_without_customer_data(caplog):
+    caplog.set_level(logging.INFO)
+    # Never connected: nothing can be published, so everything is kept.
+    broker = RetryingPikaEventBroker("127.0.0.1", "kesar", "secret", queues=["q"], max_kept_megabytes=0.004,
+                                     retry_interval_seconds=3600)
+    sender = "919812345210"
+    size = len(body(user_event(sender, 0))) + 256
+    fits = int(0.004 * 1048576) // size
+    for number in range(fits + 3):
+        broker.publish(user_event(sender, number))
+
+    assert broker.kept_events == fits and broker.kept_bytes <= broker.max_kept_bytes
+    assert broker.dropped == 3
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "DROPPING" in errors[0] and "'user' event of +91 98•••••210" in errors[0]
+
+    await broker.close()  # RabbitMQ never confirmed the kept ones: they die with the process, and it says so
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert f"{fits} event(s) of 1 conversation(s) were never confirmed" in errors[1]
+    assert "3 event(s) dropped (user 3) of 1 conversation(s): +91 98•••••210" in errors[2]
+    assert customer_data_logged(caplog) == []
