@@ -21,9 +21,9 @@ of each conversation (up to `in_flight` conversations at a time, up to `per_conv
 all is well, one after a failure until a round succeeds again) on Rasa's one channel, so they leave in order,
 and forgets an event only once RabbitMQ has acknowledged it (`basic.ack`: routed to the queue and, the
 messages being persistent, written to disk). An event that fails, is refused (`basic.nack`), is returned
-unroutable or gets no confirmation within `publish_timeout_seconds` stays at the head of its conversation and
-is tried again after each reconnect and channel reopening and every `retry_interval_seconds` while anything is
-kept; a conversation's later events wait behind it. So per conversation the events reach RabbitMQ in Rasa's
+unroutable, gets no confirmation within `publish_timeout_seconds` or is still in flight when the connection or
+the channel closes stays at the head of its conversation and is tried again after each reconnect and channel
+reopening and every `retry_interval_seconds` while anything is kept; a conversation's later events wait behind it. So per conversation the events reach RabbitMQ in Rasa's
 order, each at least once: an event whose confirmation was lost with the connection is sent again, and the
 inbox's consumer skips the copy (it stores the hash of the bytes, `rasa_event_id`, as unique), so the inbox
 applies each event once. (One exception to the order, logged at WARNING: while several events of a
@@ -55,7 +55,7 @@ import json
 import logging
 import time
 from collections import Counter, OrderedDict, deque
-from typing import Any, Deque, Dict, Optional, Text
+from typing import Any, Deque, Dict, List, Optional, Text
 
 import aio_pika
 from pamqp.commands import Basic
@@ -130,6 +130,7 @@ class RetryingPikaEventBroker(PikaEventBroker):
         self.dropped = 0  # events refused because the limit was reached (each one logged or counted at ERROR)
         self._work = asyncio.Event()  # something was kept
         self._retry_now = asyncio.Event()  # reconnected / channel reopened: try again before the timer
+        self._lost = asyncio.Event()  # the connection or the channel closed: give up the publishes in flight
         self._idle = asyncio.Event()  # nothing is kept
         self._idle.set()
         self._pump_task: Optional[asyncio.Task] = None
@@ -190,8 +191,16 @@ class RetryingPikaEventBroker(PikaEventBroker):
         (`_set_up_exchange`): try again now rather than at the next tick of the timer."""
         self._retry_now.set()
 
+    def _connection_lost(self, *_: Any, **__: Any) -> None:
+        self._lost.set()
+
     async def _set_up_exchange(self, channel: aio_pika.RobustChannel) -> aio_pika.RobustExchange:
         channel.reopen_callbacks.add(self._publish_unpublished_messages)
+        # Publishes in flight when the connection closes can wait on the dead connection until their timeout
+        # (seen in the cluster chaos run: 30 s) while the robust connection is already back: stop waiting then.
+        channel.close_callbacks.add(self._connection_lost)
+        if self._connection is not None:
+            self._connection.close_callbacks.add(self._connection_lost)
         return await super()._set_up_exchange(channel)
 
     async def close(self) -> None:
@@ -252,6 +261,7 @@ class RetryingPikaEventBroker(PikaEventBroker):
         """Publishes the oldest kept events of up to `in_flight` conversations: up to `per_conversation` of each
         while all is well, only the oldest one after a failure (until a round succeeds). None if RabbitMQ confirmed
         them all, else what went wrong; the unconfirmed ones stay where they are."""
+        self._lost.clear()
         if not self._connected():
             return "not connected to RabbitMQ"
         exchange = self._exchange
@@ -259,8 +269,7 @@ class RetryingPikaEventBroker(PikaEventBroker):
         batches = [(sender, list(itertools.islice(queue, window)))
                    for sender, queue in itertools.islice(self._pending.items(), self.in_flight)]
         # One channel: the publishes leave in this order, so each conversation's events reach RabbitMQ in order.
-        results = iter(await asyncio.gather(*(self._publish_one(exchange, kept)
-                                              for _sender, batch in batches for kept in batch)))
+        results = iter(await self._publish_all([kept for _sender, batch in batches for kept in batch], exchange))
         problem = None
         for sender, batch in batches:
             queue = self._pending[sender]
@@ -289,6 +298,24 @@ class RetryingPikaEventBroker(PikaEventBroker):
             else:
                 del self._pending[sender]
         return problem
+
+    async def _publish_all(self, events: List[KeptEvent], exchange: Any) -> List[Optional[str]]:
+        """Each event's outcome (None: confirmed), in order; the ones still in flight when the connection or the
+        channel closes count as failed at once."""
+        tasks = [self._loop.create_task(self._publish_one(exchange, kept)) for kept in events]
+        lost = self._loop.create_task(self._lost.wait())
+        try:
+            waiting = set(tasks)
+            while waiting and not lost.done():
+                done, waiting = await asyncio.wait(waiting | {lost}, return_when=asyncio.FIRST_COMPLETED)
+                waiting.discard(lost)
+        finally:
+            lost.cancel()
+            unfinished = [task for task in tasks if not task.done()]
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, lost, return_exceptions=True)
+        return [task.result() if not task.cancelled() else "the connection to RabbitMQ closed" for task in tasks]
 
     async def _publish_one(self, exchange: Any, kept: KeptEvent) -> Optional[str]:
         message = aio_pika.Message(kept.body, headers=kept.headers, app_id=self.rasa_environment,

@@ -137,6 +137,25 @@ class FailingPublishes:
         exchange.publish = failing_publish
 
 
+class HangingPublishes:
+    """Makes the exchange's publishes hang, as on a connection that died under them, until released (the ones
+    already hanging never finish)."""
+
+    def __init__(self, exchange):
+        self.hanging = 0
+        self.released = False
+        publish = exchange.publish
+        never = asyncio.Event()
+
+        async def hanging_publish(*args, **kwargs):
+            if not self.released:
+                self.hanging += 1
+                await never.wait()
+            return await publish(*args, **kwargs)
+
+        exchange.publish = hanging_publish
+
+
 def connected(broker) -> bool:
     connection = broker._connection
     return connection.connected.is_set() and not connection.reconnecting
@@ -189,6 +208,32 @@ async def test_events_from_a_rabbitmq_restart_arrive_once_each_in_order_even_whe
                     if r.name == "connectors.pika_broker" and r.levelno == logging.WARNING]
         assert warnings and "keeping" in warnings[0]  # the operator is told events are being kept
         assert customer_data_logged(caplog) == []
+    finally:
+        await broker.close()
+
+
+@needs_rabbitmq
+async def test_publishes_left_hanging_by_a_closed_connection_are_tried_again_once_rabbitmq_is_back(
+        rabbitmq, monkeypatch):
+    """The cluster chaos run saw publishes in flight when RabbitMQ stopped wait on the dead connection until their
+    timeout while the connection was already back. Here they would wait forever (no timeout to speak of)."""
+    broker, queue = await cluster_broker(rabbitmq, monkeypatch, publish_timeout_seconds=3600)
+    reader = Reader(rabbitmq, queue)
+    stuck = HangingPublishes(broker._exchange)
+    a, b = "919812345214", "919812345215"
+    events = [user_event(a, 1), user_event(b, 2), user_event(a, 3)]
+    try:
+        for event in events:
+            broker.publish(event)
+        await wait_until(lambda: stuck.hanging >= 2, "both conversations' first events are in flight")
+        await asyncio.to_thread(rabbitmq.stop)
+        stuck.released = True
+        await asyncio.to_thread(rabbitmq.start)
+
+        last = user_event(b, 4)
+        broker.publish(last)
+        await reader.read_until([body(event) for event in events + [last]])
+        assert reader.per_sender() == {a: [1764600001.0, 1764600003.0], b: [1764600002.0, 1764600004.0]}
     finally:
         await broker.close()
 
