@@ -1,8 +1,9 @@
-"""The shipped model predicts exactly the same with the direct-prediction speed-up as without.
+"""The shipped model predicts exactly the same with the model speed-ups as without.
 
 connectors/rasa_speedups.py makes TED call its traced predict graph directly instead of through
-`tf.function`'s signature matching. This loads the trained model and compares TED's action
-probabilities, for several dialogue states, before and after the speed-up is installed.
+`tf.function`'s signature matching, and loads saved models without tracing a training step. This loads the
+trained model and compares TED's action probabilities, for several dialogue states, with and without each.
+Rasa's own functions are taken from the speed-ups' `__wrapped__`, so the tests hold whatever ran before them.
 """
 from __future__ import annotations
 
@@ -47,9 +48,20 @@ CONVERSATIONS = [
 ]
 
 
-def test_direct_predictions_equal_rasas_own(monkeypatch):
-    monkeypatch.setattr(RasaModel, "_rasa_predict", RasaModel._rasa_predict)  # restored afterwards
+def rasas_own(function):
+    return getattr(function, "__wrapped__", function)
+
+
+def as_shipped(monkeypatch) -> None:
+    """Rasa's own loading and prediction, and the speed-ups marked as not installed (all restored afterwards)."""
+    monkeypatch.setattr(RasaModel, "_rasa_predict", rasas_own(RasaModel._rasa_predict))
+    monkeypatch.setattr(RasaModel, "load", classmethod(rasas_own(RasaModel.load.__func__)))
     monkeypatch.setattr(RasaModel, rasa_speedups._INSTALLED_FLAG, False, raising=False)
+    monkeypatch.setattr(RasaModel, rasa_speedups._LOAD_INSTALLED_FLAG, False, raising=False)
+
+
+def test_direct_predictions_equal_rasas_own(monkeypatch):
+    as_shipped(monkeypatch)
     agent = Agent.load(str(newest_model()))
     ted, domain = ted_of(agent), agent.domain
     trackers = [tracker_after(domain, turns) for turns in CONVERSATIONS]
@@ -65,3 +77,22 @@ def test_direct_predictions_equal_rasas_own(monkeypatch):
         np.testing.assert_array_equal(direct_probabilities, rasa_probabilities)
     # The states differ, so the comparison is not of one repeated prediction.
     assert len({int(np.argmax(p)) for p in by_rasa}) > 1
+
+
+def test_a_model_loaded_without_a_training_step_predicts_exactly_as_rasas(monkeypatch):
+    as_shipped(monkeypatch)
+    rasa_load = RasaModel.load.__func__
+    by_rasa_agent = Agent.load(str(newest_model()))
+    domain = by_rasa_agent.domain
+    trackers = [tracker_after(domain, turns) for turns in CONVERSATIONS]
+    by_rasa = [ted_of(by_rasa_agent).predict_action_probabilities(t, domain).probabilities for t in trackers]
+
+    rasa_speedups.install_model_loading_without_a_training_step()
+    assert RasaModel.load.__func__ is not rasa_load
+    quick_agent = Agent.load(str(newest_model()))
+    quick = [ted_of(quick_agent).predict_action_probabilities(t, domain).probabilities for t in trackers]
+
+    for rasa_probabilities, quick_probabilities in zip(by_rasa, quick):
+        np.testing.assert_array_equal(quick_probabilities, rasa_probabilities)
+    assert len({int(np.argmax(p)) for p in by_rasa}) > 1
+

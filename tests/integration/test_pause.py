@@ -10,18 +10,17 @@ import uuid
 
 import pytest
 import pytest_asyncio
-from rasa.core.agent import Agent
 from rasa.shared.core.events import ActionExecuted, ConversationResumed, SessionStarted, SlotSet
 from rasa.utils.endpoints import EndpointConfig
 
-from tests.integration.conftest import newest_model
+from tests.integration.conftest import load_agent
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def agent(action_server_url):
-    return Agent.load(str(newest_model()), action_endpoint=EndpointConfig(url=action_server_url))
+    return load_agent(action_endpoint=EndpointConfig(url=action_server_url))
 
 
 async def say(agent, sender, text):
