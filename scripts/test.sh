@@ -23,8 +23,6 @@ stage() {
 }
 # A stage that needs nothing from the stages around it can run beside them: it starts now, its output
 # goes to a log, and `finish_stage` waits for it and prints the log, so the summary reads as before.
-# Used for the NLU cross-validation (a report that trains its own models): it overlaps the inbox suite,
-# which runs in another environment and waits on its browser and servers much of the time.
 declare -A BACKGROUND_PID BACKGROUND_LOG BACKGROUND_START
 start_stage() {
   local name="$1"; shift
@@ -72,14 +70,21 @@ stage stories "$VENV/bin/python" -m connectors.rasa_start test core --stories te
 # in both environments that use it: the connector's and the inbox's.
 stage whatsapp-cloud "$VENV/bin/python" -m pytest whatsapp_cloud/tests -q -p no:cacheprovider
 stage whatsapp-cloud-inbox inbox/.venv/bin/python -m pytest whatsapp_cloud/tests -q -p no:cacheprovider
-# The inbox suite first: it installs Debian's chromium, which the sandbox page test also drives.
+# Debian's chromium for the browser tests (inbox, end-to-end KB page, sandbox page), before any suite needs it.
+bash inbox/scripts/setup_env.sh --with-browser || die "could not install chromium for the browser tests"
+# Two pairs of suites run side by side: each pair has one that mostly waits on its processes (end-to-end:
+# service restarts; production: 20 s outages) beside one that keeps the CPU busy. Ports are claimed across
+# processes (tests/free_ports.py), each profile has its own databases and data copies, so they share nothing.
+# End-to-end: Rasa, action server, inbox and sandbox as real processes, driven by signed webhooks.
+start_stage e2e "$VENV/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
 stage inbox bash inbox/scripts/test.sh
+finish_stage e2e
+# The production profile (scripts/production.sh) behind nginx, PostgreSQL and Redis, attacked from outside.
+start_stage production "$VENV/bin/python" -m pytest tests/production -q -p no:cacheprovider
 stage pytest "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/production \
   --ignore=tests/cluster
-# End-to-end: Rasa, action server, inbox and sandbox as real processes, driven by signed webhooks.
-stage e2e "$VENV/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
-# The production profile (scripts/production.sh) behind nginx, PostgreSQL and Redis, attacked from outside.
-stage production "$VENV/bin/python" -m pytest tests/production -q -p no:cacheprovider
+finish_stage production
+# Alone at the end: the chaos test's faults and counts are easiest to read on a machine doing nothing else.
 # The cluster profile (deploy/cluster/): two Rasa instances behind nginx, RabbitMQ, chaos while 16 customers chat.
 stage cluster "$VENV/bin/python" -m pytest tests/cluster -q -p no:cacheprovider
 
