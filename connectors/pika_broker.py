@@ -23,12 +23,12 @@ and forgets an event only once RabbitMQ has acknowledged it (`basic.ack`: routed
 messages being persistent, written to disk). An event that fails, is refused (`basic.nack`), is returned
 unroutable, gets no confirmation within `publish_timeout_seconds` or is still in flight when the connection or
 the channel closes stays at the head of its conversation and is tried again after each reconnect and channel
-reopening and every `retry_interval_seconds` while anything is kept; a conversation's later events wait behind it. So per conversation the events reach RabbitMQ in Rasa's
-order, each at least once: an event whose confirmation was lost with the connection is sent again, and the
-inbox's consumer skips the copy (it stores the hash of the bytes, `rasa_event_id`, as unique), so the inbox
-applies each event once. (One exception to the order, logged at WARNING: while several events of a
-conversation are in flight, RabbitMQ refusing one and taking the next, which a broker-internal error or a queue
-binding appearing between the two would do.)
+reopening and every `retry_interval_seconds` while anything is kept; a conversation's later events wait
+behind it. So per conversation the events reach RabbitMQ in Rasa's order, each at least once: an event whose
+confirmation was lost with the connection is sent again, and the inbox's consumer skips the copy (it stores
+the hash of the bytes, `rasa_event_id`, as unique), so the inbox applies each event once. (One exception to
+the order, logged at WARNING: while several events of a conversation are in flight, RabbitMQ refusing one and
+taking the next, which a broker-internal error or a queue binding appearing between the two would do.)
 
 Bounded. What is kept is limited to `max_kept_megabytes` (default 64 MB, bodies plus bookkeeping). Past it, new
 events are dropped, never silently: an ERROR line at the first one and a count of every one dropped (Rasa's
@@ -134,6 +134,7 @@ class RetryingPikaEventBroker(PikaEventBroker):
         self._idle = asyncio.Event()  # nothing is kept
         self._idle.set()
         self._pump_task: Optional[asyncio.Task] = None
+        self._abandoned: set = set()  # publishes still running on a connection that closed under them
         self._closing = False
         self._failing_since: Optional[float] = None
         self._failed_rounds = 0
@@ -211,12 +212,13 @@ class RetryingPikaEventBroker(PikaEventBroker):
                 await asyncio.wait_for(self._idle.wait(), self.close_timeout)
             except asyncio.TimeoutError:
                 pass
-        if self._pump_task is not None:
-            self._pump_task.cancel()
-            try:
-                await self._pump_task
-            except (asyncio.CancelledError, Exception):
-                pass
+        for task in [self._pump_task, *self._abandoned]:
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
         if self.kept_events:
             logger.error(f"RabbitMQ event stream: {self.kept_events} event(s) of {len(self._pending)} conversation(s) "
                          f"were never confirmed by RabbitMQ and are lost with this process ({self._kept_summary()}); "
@@ -309,13 +311,20 @@ class RetryingPikaEventBroker(PikaEventBroker):
             while waiting and not lost.done():
                 done, waiting = await asyncio.wait(waiting | {lost}, return_when=asyncio.FIRST_COMPLETED)
                 waiting.discard(lost)
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            raise
         finally:
             lost.cancel()
-            unfinished = [task for task in tasks if not task.done()]
-            for task in unfinished:
-                task.cancel()
-            await asyncio.gather(*unfinished, lost, return_exceptions=True)
-        return [task.result() if not task.cancelled() else "the connection to RabbitMQ closed" for task in tasks]
+        # Not cancelled: they end by themselves (aiormq fails them, or their timeout), and reading their outcome
+        # then keeps aiormq's failed futures from being logged as "never retrieved". On a closed channel they can
+        # deliver nothing any more; their events are tried again on the new one.
+        for task in tasks:
+            if not task.done():
+                self._abandoned.add(task)
+                task.add_done_callback(self._abandoned.discard)
+        return [task.result() if task.done() else "the connection to RabbitMQ closed" for task in tasks]
 
     async def _publish_one(self, exchange: Any, kept: KeptEvent) -> Optional[str]:
         message = aio_pika.Message(kept.body, headers=kept.headers, app_id=self.rasa_environment,
