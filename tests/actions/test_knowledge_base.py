@@ -48,6 +48,11 @@ def test_search_ranks_best_first_with_probabilities(kb):
     ("exchnge krna hai size ka", "exchanges"),
     ("size kitna lena chahiye 38 chest hai", "sizing"),
     ("paise wapas kab milenge return ke", "returns"),
+    # Hinglish written in session 10 (words such as "thok" came into the entries then)
+    ("dhone ke baad kapda chota hoga kya", "care_washing"),
+    ("cancel kaise karu order dispatch se pehle", "cancellation"),
+    ("points ka kya fayda hai, kitne pe kitna milta hai", "loyalty_vip"),
+    ("thok mein kurte chahiye shaadi ke liye, minimum kitne", "bulk_orders"),
 ])
 def test_answerable_question_is_answered_with_its_entry(kb, config, question, entry_id):
     match = kb.best_match(question)
@@ -78,9 +83,19 @@ def test_follow_up_and_negation_questions_get_their_answer(kb, config, question,
     "how do i reset my password",
     "how much does the linen kurta cost",  # a not_covered example of pricing_offers
     "what's the weather in mumbai today",  # a question of the near-miss file
+    # near-topic, written for this test: a detail no answer gives, one order's own change
+    "does the anarkali have a side zip",
+    "mere order ka gift message badalna hai",
 ])
 def test_near_miss_is_handed_off(kb, config, question):
     assert kb.best_match(question).probability < config.kb_answer_threshold
+
+
+@pytest.mark.xfail(strict=True, reason="known (session 10): 'lautana' (return) lands on the exchanges "
+                   "entry above the threshold; the customer would get the exchange rules")
+def test_hinglish_return_window_question_gets_the_returns_answer(kb, config):
+    match = kb.best_match("kurta lautane ke kitne din milte hai")
+    assert match.entry_id == "returns" or match.probability < config.kb_answer_threshold
 
 
 def test_adding_a_not_covered_example_stops_answers_close_to_it(kb, config):
