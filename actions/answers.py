@@ -4,8 +4,10 @@ The knowledge base searches the part of the message that carries the question
 (actions/conversation.question_text: without a leading "ok and" / "aur", or a declined request such
 as "agent nahi chahiye,"). The best entry's answer is sent exactly as written in data/knowledge_base.yml when its calibrated
 answer probability reaches `knowledge_base.answer_threshold` (escalation.yml); otherwise the bot says
-it isn't sure and hands off (pattern 1). Every lookup is recorded in the `kb_match` slot for the
-inbox's knowledge-base page (keys: actions/CONTRACT.md).
+it isn't sure and hands off (pattern 1). Right after a knowledge-base answer, a follow-up without a
+topic of its own is answered from the entry just answered (`follow_up_match`, escalation.yml
+`knowledge_base.follow_up_context` and `follow_up_keeps_topic`). Every lookup is recorded in the
+`kb_match` slot for the inbox's knowledge-base page (keys: actions/CONTRACT.md).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from actions import conversation, kb_reload
 from actions.handoff import hand_off
 from actions.knowledge_base import KnowledgeBase, Match
 from actions.resolution import count_answer
-from actions.settings import settings
+from actions.settings import FollowUpKeepsTopic, settings
 from components.serving_threads import limit_blas_threads_for_serving
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ FOLLOW_UP_CANDIDATES = 3
 # ...and when the message alone gives that entry at least this probability: an unrelated question has
 # next to nothing for every entry (measured: "do you have a store in pune" 0.00 for all three).
 FOLLOW_UP_MIN_PROBABILITY = 0.05
+_SHARE_FLOOR = 1e-6  # an entry the classifier gives nothing still has this share in the odds
 
 _started = False
 _start_lock = threading.Lock()
@@ -79,22 +82,53 @@ def kb_match(
 
 
 def follow_up_match(
-    kb: KnowledgeBase, tracker: Tracker, candidates: List[Match], question: str, threshold: float
+    kb: KnowledgeBase, tracker: Tracker, candidates: List[Match], question: str, threshold: float,
+    keeps_topic: Optional[FollowUpKeepsTopic] = None,
 ) -> Optional[Match]:
     """A follow-up whose subject is only in the bot's previous answer ("any extra fee for paying that
-    way?"): the previous question and this one searched together. Answered only with the entry the
-    bot just answered from, and only when this message alone already has that entry among its
-    `candidates`, so an unrelated new question is never pulled onto the previous topic."""
+    way?", "kitne din tak?"): the previous question and this one searched together, and answered only
+    with the entry the bot just answered from. `candidates` are this message's own matches, best
+    first (all entries).
+
+    - Alone below the threshold: only when this message alone already has that entry among its
+      FOLLOW_UP_CANDIDATES best, so an unrelated new question is never pulled onto the previous topic.
+    - Alone answered from ANOTHER entry (a neighbouring entry taking a follow-up without a topic of its
+      own: "koi charge lagega?" after the exchanges answer looks like pricing): only when the message
+      shows no strong topic of its own (`keeps_topic`, escalation.yml): it is short, its own entry's
+      answer probability is not high, and the classifier does not find it many times likelier about
+      its own entry than about the previous one. None: never; a real switch ("aur COD hai?") switches.
+    """
     previous = conversation.previous_kb_answer(tracker)
-    if previous is None:
+    if previous is None or not candidates:
         return None
     previous_question, entry_id = previous
-    if not any(c.entry_id == entry_id and c.probability >= FOLLOW_UP_MIN_PROBABILITY for c in candidates):
+    own = candidates[0]
+    if own.probability >= threshold:
+        if own.entry_id == entry_id or keeps_topic is None:
+            return None
+        earlier = next((c for c in candidates if c.entry_id == entry_id), None)
+        if not has_no_topic_of_its_own(question, own, earlier, keeps_topic):
+            return None
+    elif not any(
+        c.entry_id == entry_id and c.probability >= FOLLOW_UP_MIN_PROBABILITY
+        for c in candidates[:FOLLOW_UP_CANDIDATES]
+    ):
         return None
     combined = kb.best_match(f"{previous_question} {question}")
     if combined and combined.entry_id == entry_id and combined.probability >= threshold:
         return combined
     return None
+
+
+def has_no_topic_of_its_own(
+    question: str, own: Match, previous: Optional[Match], keeps_topic: FollowUpKeepsTopic
+) -> bool:
+    """Whether a message the knowledge base answers alone from entry `own` may still be a follow-up on
+    the `previous` entry: short, `own` not very probable, and not much likelier than `previous`."""
+    if len(question.split()) > keeps_topic.max_words or own.probability >= keeps_topic.max_probability:
+        return False
+    previous_share = previous.share if previous is not None else 0.0
+    return own.share < keeps_topic.max_odds * max(previous_share, _SHARE_FLOOR)
 
 
 class ActionAnswerQuestion(Action):
@@ -107,13 +141,15 @@ class ActionAnswerQuestion(Action):
         config = settings()
         kb = knowledge_base()
         question = conversation.question_text(tracker)
-        candidates = kb.matches(question, k=FOLLOW_UP_CANDIDATES)
+        candidates = kb.matches(question, k=None)
         match = candidates[0] if candidates else None
         threshold = config.kb_answer_threshold
         context = None
-        if (match is None or match.probability < threshold) and config.kb_follow_up_context:
-            contextual = follow_up_match(kb, tracker, candidates, question, threshold)
+        if config.kb_follow_up_context:
+            contextual = follow_up_match(kb, tracker, candidates, question, threshold, config.kb_follow_up_keeps_topic)
             if contextual is not None:
+                if match is not None and match.probability >= threshold:
+                    logger.info("follow-up kept on %s instead of %s", contextual.entry_id, match)
                 match, context = contextual, "previous_question"
         if match is None or match.probability < threshold:
             logger.info("no KB answer (best %s)", match)

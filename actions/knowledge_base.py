@@ -160,6 +160,10 @@ class Match:
     entry_id: str
     probability: float  # calibrated P(this entry answers the question), compared with the threshold
     similarity: float  # mean cosine similarity of the entry's 3 nearest example texts (0-1), for people
+    # The entry classifier's probability of this entry (all entries and NONE sum to 1): which entry the
+    # question is about, before calibration. Compared between two entries by the follow-up rule
+    # (actions/answers.py, `knowledge_base.follow_up_keeps_topic`).
+    share: float = 0.0
 
 
 @dataclass
@@ -259,9 +263,10 @@ class KnowledgeBase:
                 return entry
         raise KeyError(f"no knowledge-base entry '{entry_id}'")
 
-    def matches(self, text: str, k: int = 3) -> List[Match]:
-        """The k entries most likely to answer `text`, best first, each with its answer probability."""
-        if not text or not text.strip() or self.classifier is None or k <= 0:
+    def matches(self, text: str, k: Optional[int] = 3) -> List[Match]:
+        """The k entries most likely to answer `text` (None: every active entry), best first, each with
+        its answer probability."""
+        if not text or not text.strip() or self.classifier is None or (k is not None and k <= 0):
             return []
         n_entries = len(self._positions)
         vector = self.embed([text])
@@ -271,9 +276,10 @@ class KnowledgeBase:
         features = feature_matrix(self.classifier, entries[repeat], none[repeat], vector, np.arange(n_entries))
         probabilities = self.calibration.probability(features)
         similarities = features[:, FEATURES.index("neighbours")]
-        order = np.argsort(-probabilities, kind="stable")[:k]
+        order = np.argsort(-probabilities, kind="stable")[:k]  # [:None]: all
         return [
-            Match(self.entries[self._positions[c]].id, float(probabilities[c]), float(similarities[c]))
+            Match(self.entries[self._positions[c]].id, float(probabilities[c]), float(similarities[c]),
+                  share=float(entries[0, c]))
             for c in order
         ]
 

@@ -32,6 +32,16 @@ class TopicRoute:
 
 
 @dataclass(frozen=True)
+class FollowUpKeepsTopic:
+    """`knowledge_base.follow_up_keeps_topic`: when a short follow-up that the knowledge base would answer
+    alone from ANOTHER entry stays on the entry the bot just answered from (actions/answers.py)."""
+
+    max_words: int = 6  # only messages of at most this many words (after "ok and" / "aur") can keep it
+    max_probability: float = 0.85  # ...whose own entry's answer probability is below this
+    max_odds: float = 20.0  # ...and which the classifier finds less than this many times likelier about their own entry
+
+
+@dataclass(frozen=True)
 class EscalationSettings:
     source: Path
     human_request_intent: str
@@ -44,6 +54,7 @@ class EscalationSettings:
     kb_answer_threshold: float
     kb_cite_links: bool
     kb_follow_up_context: bool
+    kb_follow_up_keeps_topic: Optional[FollowUpKeepsTopic]  # None: a message answered alone is always answered alone
     inbox_timeout_seconds: float
     inbox_attempts: int
     default_eta_text: str
@@ -101,6 +112,7 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
     follow_up_context = kb.get("follow_up_context", True)
     if not isinstance(follow_up_context, bool):
         raise SettingsError(f"{name}: knowledge_base.follow_up_context must be true or false, got {follow_up_context!r}")
+    keeps_topic = _follow_up_keeps_topic(kb.get("follow_up_keeps_topic", {}), f"{name}: knowledge_base.follow_up_keeps_topic")
     return EscalationSettings(
         source=source,
         human_request_intent=str(human.get("intent", "request_human")),
@@ -113,11 +125,36 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
         kb_answer_threshold=threshold,
         kb_cite_links=bool(kb.get("cite_links", True)),
         kb_follow_up_context=follow_up_context,
+        kb_follow_up_keeps_topic=keeps_topic,
         inbox_timeout_seconds=float(inbox.get("timeout_seconds", 2.0)),
         inbox_attempts=int(inbox.get("attempts", 2)),
         default_eta_text=str(inbox.get("default_eta_text", "soon")),
         messages=messages,
     )
+
+
+def _follow_up_keeps_topic(section: Any, where: str) -> Optional[FollowUpKeepsTopic]:
+    """false: off; a mapping (missing keys take the defaults) or nothing: on."""
+    if section is False:
+        return None
+    if section is None or section is True:
+        section = {}
+    if not isinstance(section, dict):
+        raise SettingsError(f"{where} must be false or a mapping with max_words, max_probability, max_odds")
+    unknown = set(section) - {"max_words", "max_probability", "max_odds"}
+    if unknown:
+        raise SettingsError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (max_words, max_probability, max_odds)")
+    defaults = FollowUpKeepsTopic()
+    words = section.get("max_words", defaults.max_words)
+    probability = section.get("max_probability", defaults.max_probability)
+    odds = section.get("max_odds", defaults.max_odds)
+    if isinstance(words, bool) or not isinstance(words, int) or words < 1:
+        raise SettingsError(f"{where}.max_words must be a whole number >= 1, got {words!r}")
+    if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0.0 < probability <= 1.0:
+        raise SettingsError(f"{where}.max_probability must be a number above 0 and at most 1, got {probability!r}")
+    if isinstance(odds, bool) or not isinstance(odds, (int, float)) or odds < 1.0:
+        raise SettingsError(f"{where}.max_odds must be a number >= 1, got {odds!r}")
+    return FollowUpKeepsTopic(max_words=words, max_probability=float(probability), max_odds=float(odds))
 
 
 def load_settings(path: Optional[Path] = None) -> EscalationSettings:

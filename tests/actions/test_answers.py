@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from rasa_sdk.events import ConversationPaused
 from rasa_sdk.executor import CollectingDispatcher
 
@@ -119,3 +120,72 @@ async def test_a_designer_can_turn_follow_up_context_off(kb, dispatcher, config,
         dispatcher, make_tracker([*history, user_event("is there a charge if I pay like that", "ask_question")]), {}
     )
     assert slots_of(events)["kb_match"]["answered"] is False
+
+
+# Follow-ups without a topic of their own, which the knowledge base alone would answer from a
+# NEIGHBOURING entry ("how many days" looks like shipping), stay on the entry just answered
+# (`knowledge_base.follow_up_keeps_topic`); a message that names its own topic still switches.
+@pytest.mark.parametrize(
+    "first, entry_id, follow_up",
+    [
+        ("how do i send back a dress", "returns", "kitne din ke andar karna hai?"),
+        ("can i swap the kurta for a bigger size", "exchanges", "kitne din tak kar sakte?"),
+        ("we need 80 kurtas for our office diwali party, do you do that", "bulk_orders", "minimum?"),
+    ],
+)
+async def test_a_follow_up_without_its_own_topic_keeps_the_previous_entry(kb, dispatcher, config, first, entry_id, follow_up):
+    alone = kb.best_match(follow_up)
+    assert alone.entry_id != entry_id and alone.probability >= config.kb_answer_threshold  # alone: a neighbour
+    history = await previous_answer(first)
+    assert slots_of(history)["kb_match"]["entry_id"] == entry_id
+    events = await ActionAnswerQuestion().run(
+        dispatcher, make_tracker([*history, user_event(follow_up, "ask_question")]), {}
+    )
+    assert dispatcher.messages[0]["text"].startswith(kb.entry(entry_id).answer.rstrip("\n"))
+    match = slots_of(events)["kb_match"]
+    assert match["entry_id"] == entry_id and match["answered"] is True and match["context"] == "previous_question"
+
+
+@pytest.mark.parametrize(
+    "first, question, new_entry_id",
+    [
+        ("how do i pick my size", "is there a discount code for first order?", "pricing_offers"),
+        ("what is your return policy", "COD hai?", "cash_on_delivery"),
+    ],
+)
+async def test_a_real_topic_switch_after_an_answer_switches(kb, dispatcher, first, question, new_entry_id):
+    history = await previous_answer(first)
+    previous_entry = slots_of(history)["kb_match"]["entry_id"]
+    assert previous_entry != new_entry_id
+    # "COD hai?" read together with the returns question still looks like returns: the message's own
+    # topic is what makes it switch.
+    events = await ActionAnswerQuestion().run(
+        dispatcher, make_tracker([*history, user_event(question, "ask_question")]), {}
+    )
+    assert dispatcher.messages[0]["text"].startswith(kb.entry(new_entry_id).answer.rstrip("\n"))
+    match = slots_of(events)["kb_match"]
+    assert match["entry_id"] == new_entry_id and "context" not in match
+
+
+async def test_with_keeps_topic_off_a_follow_up_answered_alone_is_answered_alone(kb, dispatcher, config, monkeypatch):
+    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_follow_up_keeps_topic=None))
+    follow_up = "kitne din ke andar karna hai?"
+    history = await previous_answer("how do i send back a dress")
+    events = await ActionAnswerQuestion().run(
+        dispatcher, make_tracker([*history, user_event(follow_up, "ask_question")]), {}
+    )
+    alone = kb.best_match(follow_up)
+    assert alone.entry_id != "returns"
+    assert dispatcher.messages[0]["text"].startswith(kb.entry(alone.entry_id).answer.rstrip("\n"))
+    assert slots_of(events)["kb_match"]["entry_id"] == alone.entry_id and "context" not in slots_of(events)["kb_match"]
+
+
+async def test_a_long_follow_up_is_taken_to_name_its_own_topic(kb, dispatcher, config, monkeypatch):
+    # The same follow-up, allowed fewer words than it has, is judged alone.
+    keeps = dataclasses.replace(config.kb_follow_up_keeps_topic, max_words=3)
+    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_follow_up_keeps_topic=keeps))
+    history = await previous_answer("how do i send back a dress")
+    events = await ActionAnswerQuestion().run(
+        dispatcher, make_tracker([*history, user_event("kitne din ke andar karna hai?", "ask_question")]), {}
+    )
+    assert slots_of(events)["kb_match"]["entry_id"] != "returns"

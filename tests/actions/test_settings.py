@@ -37,3 +37,31 @@ def test_shipped_settings_parse():
 def test_bad_settings_name_the_problem(mutate, message):
     with pytest.raises(SettingsError, match=message):
         parse_settings(broken(mutate), PROJECT_ROOT / "escalation.yml")
+
+
+def test_follow_up_keeps_topic_is_on_by_default_and_false_turns_it_off():
+    shipped = parse_settings(copy.deepcopy(SHIPPED), PROJECT_ROOT / "escalation.yml").kb_follow_up_keeps_topic
+    assert shipped is not None and shipped.max_words >= 1 and 0 < shipped.max_probability <= 1 and shipped.max_odds >= 1
+    left_out = broken(lambda d: d["knowledge_base"].pop("follow_up_keeps_topic"))
+    assert parse_settings(left_out, PROJECT_ROOT / "escalation.yml").kb_follow_up_keeps_topic is not None
+    off = broken(lambda d: d["knowledge_base"].update(follow_up_keeps_topic=False))
+    assert parse_settings(off, PROJECT_ROOT / "escalation.yml").kb_follow_up_keeps_topic is None
+    partial = broken(lambda d: d["knowledge_base"].update(follow_up_keeps_topic={"max_words": 3}))
+    kept = parse_settings(partial, PROJECT_ROOT / "escalation.yml").kb_follow_up_keeps_topic
+    assert kept.max_words == 3 and kept.max_odds > 1
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"max_words": 0}, "max_words must be a whole number"),
+        ({"max_probability": 1.5}, "max_probability must be a number above 0"),
+        ({"max_odds": 0.5}, "max_odds must be a number >= 1"),
+        ({"max_word": 4}, "unknown key"),
+        ("yes", "must be false or a mapping"),
+    ],
+)
+def test_bad_follow_up_keeps_topic_names_the_problem(value, message):
+    document = broken(lambda d: d["knowledge_base"].update(follow_up_keeps_topic=value))
+    with pytest.raises(SettingsError, match=f"follow_up_keeps_topic.*{message}|{message}"):
+        parse_settings(document, PROJECT_ROOT / "escalation.yml")
