@@ -66,6 +66,9 @@ def create_app(settings: SandboxSettings) -> web.Application:
     app.router.add_get("/", chat_page)
     app.router.add_static("/static/", STATIC_DIR)
     app.on_startup.append(_start)
+    # Background work ends at shutdown, before aiohttp waits for pending tasks (up to its 60 s
+    # shutdown timeout: a SIGTERM used to take that long while a redelivery was pausing).
+    app.on_shutdown.append(_stop_background_work)
     app.on_cleanup.append(_stop)
     return app
 
@@ -74,10 +77,16 @@ async def _start(app: web.Application) -> None:
     await app[WEBHOOKS].start()
 
 
-async def _stop(app: web.Application) -> None:
+async def _stop_background_work(app: web.Application) -> None:
+    app[STATE].end_polls()  # open long polls (the phone page, tests) answer instead of holding the stop
     for task in app[TASKS]:
         task.cancel()
     await asyncio.gather(*app[TASKS], return_exceptions=True)
+    await app[WEBHOOKS].stop_redelivering()
+
+
+async def _stop(app: web.Application) -> None:
+    await _stop_background_work(app)
     await app[WEBHOOKS].close()
 
 

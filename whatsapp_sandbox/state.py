@@ -191,5 +191,9 @@ class SandboxState:
         self._by_id.clear()
         self.failures.clear()
         self.send_attempts = 0
-        for waiter in self._waiters:  # let every long poll answer (now with nothing)
+        self.end_polls()
+
+    def end_polls(self) -> None:
+        """Let every long poll answer now (with what there is, after a reset nothing)."""
+        for waiter in self._waiters:
             waiter.wake()

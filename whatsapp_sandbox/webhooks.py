@@ -44,10 +44,14 @@ class WebhookSender:
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
 
-    async def close(self) -> None:
+    async def stop_redelivering(self) -> None:
+        """Cancel pending redeliveries: aiohttp's graceful stop would otherwise wait for their pauses."""
         for task in self._redeliveries:
             task.cancel()
         await asyncio.gather(*self._redeliveries, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.stop_redelivering()
         if self._session is not None:
             await self._session.close()
 

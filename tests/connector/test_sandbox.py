@@ -214,6 +214,45 @@ async def test_a_long_poll_with_nothing_new_times_out_empty_and_reset_ends_polls
     assert not state._waiters  # nothing left behind
 
 
+async def test_stopping_the_sandbox_ends_redeliveries_and_long_polls_instead_of_waiting_for_them():
+    """Ctrl-C in the demo (or a test's SIGTERM) must not wait out a redelivery's pause or a phone page's
+    long poll: aiohttp's graceful stop waits for pending work after the shutdown signal, up to 60 s."""
+    from aiohttp import web
+
+    from whatsapp_sandbox.app import STATE, WEBHOOKS, create_app
+    from whatsapp_sandbox.settings import SandboxSettings
+
+    port = free_port()
+    settings = SandboxSettings(
+        app_secret=SECRETS["WHATSAPP_APP_SECRET"], access_token=SECRETS["WHATSAPP_ACCESS_TOKEN"],
+        phone_number_id=SECRETS["WHATSAPP_PHONE_NUMBER_ID"], port=port, status_delays=None,
+        webhook_url=f"http://127.0.0.1:{free_port()}/webhooks/whatsapp/webhook",  # nobody listens: redelivery
+    )  # fmt: skip
+    app = create_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        base = f"http://127.0.0.1:{port}/sandbox/api"
+        answer = await asyncio.to_thread(
+            requests.post, f"{base}/customers/919800000077/messages", json={"text": "hello?"}, timeout=10)
+        assert answer.json()["redelivering"] is True
+        poll = asyncio.create_task(asyncio.to_thread(
+            requests.get, f"{base}/messages", params={"after": 1, "wait": 25}, timeout=60))
+        for _ in range(1500):  # wait (up to 30 s) until the poll is open
+            if app[STATE]._waiters:
+                break
+            await asyncio.sleep(0.02)
+        assert app[STATE]._waiters, "the long poll never reached the sandbox"
+        redeliveries = set(app[WEBHOOKS]._redeliveries)
+        assert redeliveries  # the unanswered webhook is waiting for its next try
+        await app.shutdown()  # what run_app does first on SIGTERM
+        assert all(task.done() for task in redeliveries)
+        assert (await poll).json()["messages"] == []  # answered, not held until the stop
+    finally:
+        await runner.cleanup()
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is needed for the page test")
 def test_customer_page_chats_as_a_customer_without_a_phone_number(stack, host):
     username = f"kavya.{new_wa_id()[-6:]}"
