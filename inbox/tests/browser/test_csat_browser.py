@@ -2,7 +2,7 @@
 (the sandbox page), the customer taps "😞 Not good" and the answer lands on the dashboard; a snoozed
 conversation wakes when the customer writes. No connector here: the tap and messages reach the inbox
 through Rasa's event stream, with the metadata the connector puts there. Screenshots go to
-docs/screenshots/."""
+docs/screenshots/ with UPDATE_SCREENSHOTS=1."""
 
 # ruff: noqa: F811  (the fixtures imported below are the tests' parameters)
 from __future__ import annotations
@@ -16,7 +16,8 @@ from sqlalchemy import select
 from inbox.models import Agent
 from inbox.tests.browser.test_agent_browser import browser, hand_off, live_inbox, page, sign_in  # noqa: F401
 from inbox.tests.browser.test_media_browser import sandbox  # noqa: F401
-from inbox.tests.browser.test_window_browser import SCREENSHOTS, open_handoff
+from inbox.tests.browser.screenshots import SCREENSHOTS
+from inbox.tests.browser.test_window_browser import open_handoff
 
 CUSTOMER = "919876543210"
 

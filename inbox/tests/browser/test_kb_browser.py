@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from inbox.tests.browser.test_agent_browser import browser, live_inbox, page, sign_in  # noqa: F401
 from inbox.tests.browser.test_media_browser import sandbox  # noqa: F401
-from inbox.tests.browser.test_window_browser import SCREENSHOTS
+from inbox.tests.browser.screenshots import SCREENSHOTS
 from inbox.tests.test_kb_test_answer import ACTION_TOKEN, FakeBot, bot  # noqa: F401
 
 pytestmark = pytest.mark.browser

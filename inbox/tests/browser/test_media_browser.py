@@ -1,7 +1,7 @@
 """Media in Debian's Chromium: a customer's photo arrives live in the open conversation and opens large;
 an agent sends a PDF that arrives on the sandbox's phone page. Prints the time from the customer's
 message reaching Rasa's event stream to its preview on the agent's screen. Screenshots go to
-docs/screenshots/ (the agent guide in inbox/README.md shows them)."""
+docs/screenshots/ with UPDATE_SCREENSHOTS=1 (the agent guide in inbox/README.md shows them)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from inbox.settings import REPO_ROOT
 from inbox.tests import sandbox_server
+from inbox.tests.browser.screenshots import SCREENSHOTS
 from inbox.tests.browser.test_agent_browser import browser, hand_off, live_inbox, page, sign_in  # noqa: F401
 from inbox.tests.test_media import PDF, png
 
-SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 CUSTOMER = "919876543210"
 
 

@@ -1,7 +1,7 @@
 """The 24-hour window, templates, blue ticks and "typing…" in Debian's Chromium: the countdown runs
 live and turns the composer into the template picker, a template reaches the customer's phone (the
 sandbox page), and the phone shows blue ticks when the agent opens the conversation and "typing…"
-while the agent types. Screenshots go to docs/screenshots/."""
+while the agent types. Screenshots: docs/screenshots/ with UPDATE_SCREENSHOTS=1."""
 
 # ruff: noqa: F811  (the fixtures imported below are the tests' parameters)
 from __future__ import annotations
@@ -12,11 +12,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from playwright.sync_api import expect
 
-from inbox.settings import REPO_ROOT
+from inbox.tests.browser.screenshots import SCREENSHOTS
 from inbox.tests.browser.test_agent_browser import browser, hand_off, live_inbox, page, sign_in  # noqa: F401
 from inbox.tests.browser.test_media_browser import sandbox  # noqa: F401  (stops despite webhook redeliveries)
 
-SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 CUSTOMER = "919876543210"
 
 
