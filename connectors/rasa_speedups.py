@@ -40,13 +40,24 @@ optimizer's saved state is not read: it only matters for further training, and f
 (`finetune_mode`) keeps Rasa's own path. The same saved model gives the same predictions
 (tests/integration/test_model_speedups.py).
 
+Kept-alive connections to the action server. Rasa 3.6's `EndpointConfig.request` opens a new
+`aiohttp.ClientSession`, and so a new TCP connection, for every call: a custom action costs a connect, an
+accept on the action server and a close on both sides. The speed-up gives each endpoint one session per event
+loop whose connections are kept alive for KEEPALIVE_SECONDS, shorter than the action server's own keep-alive
+(Sanic's 5 s), so a connection is never reused just as the server closes it. Requests, headers, auth,
+timeouts and errors are Rasa's own (the same `request` code runs on the pooled session); the sessions close when
+the Rasa server stops. RASA_ACTION_KEEPALIVE_SECONDS sets the keep-alive (lower it below the keep-alive of
+anything between Rasa and the action server); 0 turns this one speed-up off.
+
 """
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
 import logging
 import os
+import weakref
 from typing import Any, Dict, Optional, Text
 
 logger = logging.getLogger(__name__)
@@ -83,10 +94,12 @@ def install(environ: Optional[Dict[str, str]] = None, rasa_version: Optional[str
     if reason is not None:
         return f"Rasa speed-ups: off ({reason})"
     rasa_version = rasa_version or rasa.__version__
+    keepalive = keepalive_seconds(environ)  # a bad value stops the start before anything is changed
     install_cached_action_validator()
     install_direct_model_predictions()
     install_counted_sql_event_streaming()
     install_model_loading_without_a_training_step()
+    install_kept_alive_endpoint_connections(keepalive)
     return f"Rasa speed-ups: on (Rasa {rasa_version}; {SWITCH_ENV}=0 turns them off)"
 
 
@@ -263,3 +276,86 @@ if __name__ == "__main__":  # the entry of a few commits ago; connectors.rasa_st
     from connectors.rasa_start import main
 
     main()
+
+
+# Below Sanic's KEEP_ALIVE_TIMEOUT (5 s), which rasa-sdk's action server keeps: the client gives a
+# connection up before the server would, so a request never races the server's close.
+KEEPALIVE_SECONDS = 2.0
+KEEPALIVE_ENV = "RASA_ACTION_KEEPALIVE_SECONDS"
+_SESSIONS_INSTALLED_FLAG = "_kesar_lane_session_speedup_installed"
+_POOLED_SESSIONS: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+class _KeptSession:
+    """What `async with endpoint.session()` enters: the endpoint's pooled session, left open on exit."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    async def __aenter__(self) -> Any:
+        return self._session
+
+    async def __aexit__(self, *_exc: Any) -> None:
+        return None
+
+
+def keepalive_seconds(environ: Optional[Dict[str, str]] = None) -> float:
+    """RASA_ACTION_KEEPALIVE_SECONDS (default KEEPALIVE_SECONDS); 0: a new connection per call, as shipped."""
+    raw = (os.environ if environ is None else environ).get(KEEPALIVE_ENV, "").strip()
+    if not raw:
+        return KEEPALIVE_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValueError(f"{KEEPALIVE_ENV} must be a number of seconds (0 turns keep-alive off), not {raw!r}") from None
+    if not 0 <= seconds <= 300:
+        raise ValueError(f"{KEEPALIVE_ENV} must be between 0 and 300 seconds, not {raw!r}")
+    return seconds
+
+
+def install_kept_alive_endpoint_connections(keepalive: float = KEEPALIVE_SECONDS) -> None:
+    """Endpoint calls (custom actions) reuse kept-alive connections instead of opening one per call."""
+    import aiohttp
+    import rasa.core.run
+    from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT, EndpointConfig
+
+    if getattr(EndpointConfig, _SESSIONS_INSTALLED_FLAG, False):
+        return
+    if keepalive == 0:
+        logger.info("%s=0: Rasa opens a new connection for every action call", KEEPALIVE_ENV)
+        return
+    shipped_close_resources = rasa.core.run.close_resources
+
+    def session(self: EndpointConfig) -> _KeptSession:
+        loop = asyncio.get_running_loop()
+        pools = self.__dict__.setdefault("_kesar_lane_sessions", weakref.WeakKeyDictionary())
+        pooled = pools.get(loop)
+        if pooled is None or pooled.closed:
+            auth = aiohttp.BasicAuth(self.basic_auth["username"], self.basic_auth["password"]) if self.basic_auth else None
+            pooled = aiohttp.ClientSession(  # Rasa's own session settings, plus the kept-alive connector
+                headers=self.headers, auth=auth, timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
+                connector=aiohttp.TCPConnector(keepalive_timeout=keepalive),
+            )  # fmt: skip
+            pools[loop] = pooled
+            _POOLED_SESSIONS.add(pooled)
+        return _KeptSession(pooled)
+
+    async def close_resources(app: Any, loop: Any) -> None:
+        await shipped_close_resources(app, loop)
+        await close_pooled_sessions()
+
+    session.__wrapped__ = EndpointConfig.session  # type: ignore[attr-defined]
+    close_resources.__wrapped__ = shipped_close_resources  # type: ignore[attr-defined]
+    EndpointConfig.session = session
+    # Looked up by name when the server starts (rasa.core.run.serve_application), so this is the one registered.
+    rasa.core.run.close_resources = close_resources
+    setattr(EndpointConfig, _SESSIONS_INSTALLED_FLAG, True)
+    logger.debug("Rasa endpoint calls keep their connections alive for %s s", keepalive)
+
+
+async def close_pooled_sessions() -> None:
+    """Closes the pooled sessions of the running event loop (the Rasa server's, when it stops)."""
+    loop = asyncio.get_running_loop()
+    for pooled in list(_POOLED_SESSIONS):
+        if not pooled.closed and pooled._loop is loop:
+            await pooled.close()

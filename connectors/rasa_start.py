@@ -96,7 +96,10 @@ def start_up_steps(serving: bool = True) -> None:
     from connectors import rasa_speedups
 
     # Rasa has not set up logging yet, so the one line goes straight to stderr.
-    print(rasa_speedups.install(), file=sys.stderr, flush=True)
+    try:
+        print(rasa_speedups.install(), file=sys.stderr, flush=True)
+    except ValueError as error:  # a setting the speed-ups read (RASA_ACTION_KEEPALIVE_SECONDS)
+        raise SystemExit(f"Rasa not started: {error}") from None
 
 
 def main() -> None:

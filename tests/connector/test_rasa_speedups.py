@@ -122,6 +122,8 @@ def test_the_start_up_step_says_whether_the_speed_ups_are_on(monkeypatch):
     monkeypatch.setattr(rasa_speedups, "install_cached_action_validator", lambda: None)
     monkeypatch.setattr(rasa_speedups, "install_direct_model_predictions", lambda: None)
     monkeypatch.setattr(rasa_speedups, "install_counted_sql_event_streaming", lambda: None)
+    monkeypatch.setattr(rasa_speedups, "install_model_loading_without_a_training_step", lambda: None)
+    monkeypatch.setattr(rasa_speedups, "install_kept_alive_endpoint_connections", lambda keepalive: None)
     tested = rasa_speedups.TESTED_RASA_VERSION
     assert rasa_speedups.install({}, tested).startswith("Rasa speed-ups: on")
     assert rasa_speedups.install({"RASA_SPEEDUPS": "0"}, tested) == "Rasa speed-ups: off (RASA_SPEEDUPS=0)"
@@ -129,12 +131,14 @@ def test_the_start_up_step_says_whether_the_speed_ups_are_on(monkeypatch):
 
 
 def test_switched_off_rasa_is_left_as_shipped(monkeypatch):
-    def must_not_run():
+    def must_not_run(*_settings):
         raise AssertionError("installed although switched off")
 
     monkeypatch.setattr(rasa_speedups, "install_cached_action_validator", must_not_run)
     monkeypatch.setattr(rasa_speedups, "install_direct_model_predictions", must_not_run)
     monkeypatch.setattr(rasa_speedups, "install_counted_sql_event_streaming", must_not_run)
+    monkeypatch.setattr(rasa_speedups, "install_model_loading_without_a_training_step", must_not_run)
+    monkeypatch.setattr(rasa_speedups, "install_kept_alive_endpoint_connections", must_not_run)
     rasa_speedups.install({"RASA_SPEEDUPS": "0"}, rasa_speedups.TESTED_RASA_VERSION)
     rasa_speedups.install({}, "3.6.20")
 
@@ -163,3 +167,97 @@ def test_known_third_party_warnings_are_quiet_and_others_are_not(monkeypatch):
         assert rasa_start.quiet_known_warnings({"RASA_QUIET_WARNINGS": "0"}) == 0
         warnings.warn_explicit("declare_namespace", DeprecationWarning, "x.py", 1, module="pkg_resources")
     assert len(caught) == 1
+
+
+# --- kept-alive connections to the action server --------------------------------------------------
+
+
+@pytest.fixture
+def kept_alive(monkeypatch):
+    import rasa.core.run
+    from rasa.utils.endpoints import EndpointConfig
+
+    monkeypatch.setattr(EndpointConfig, "session", EndpointConfig.session)
+    monkeypatch.setattr(rasa.core.run, "close_resources", rasa.core.run.close_resources)
+    monkeypatch.setattr(EndpointConfig, rasa_speedups._SESSIONS_INSTALLED_FLAG, False, raising=False)
+    shipped = getattr(EndpointConfig.session, "__wrapped__", EndpointConfig.session)
+    monkeypatch.setattr(EndpointConfig, "session", shipped)
+    rasa_speedups.install_kept_alive_endpoint_connections()
+    assert EndpointConfig.session is not shipped
+    return shipped
+
+
+@pytest.fixture
+async def action_server():
+    """A stand-in action server that remembers, per request, which TCP connection carried it."""
+    from aiohttp import web
+
+    seen = []
+
+    async def webhook(request):
+        seen.append({"connection": request.transport.get_extra_info("peername"),
+                     "token": request.headers.get("X-Action-Token"), "body": await request.json()})  # fmt: skip
+        if (await request.json()).get("next_action") == "action_broken":
+            return web.json_response({"error": "no such action"}, status=404)
+        return web.json_response({"events": [], "responses": [{"text": "Free returns within 14 days."}]})
+
+    app = web.Application()
+    app.router.add_post("/webhook", webhook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    from tests.free_ports import free_port
+
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}/webhook", seen
+    await rasa_speedups.close_pooled_sessions()
+    await runner.cleanup()
+
+
+async def test_action_calls_share_one_kept_alive_connection_with_rasas_requests_and_errors(kept_alive, action_server):
+    from rasa.utils.endpoints import ClientResponseError, EndpointConfig
+
+    url, seen = action_server
+    endpoint = EndpointConfig(url, headers={"X-Action-Token": "secret-token"})
+    answers = [await endpoint.request(json={"next_action": "action_answer_question", "turn": n}, method="post")
+               for n in range(3)]  # fmt: skip
+    assert answers == [{"events": [], "responses": [{"text": "Free returns within 14 days."}]}] * 3
+    assert [request["body"]["turn"] for request in seen] == [0, 1, 2]
+    assert {request["token"] for request in seen} == {"secret-token"}
+    assert len({request["connection"] for request in seen}) == 1  # one connection, not three
+    with pytest.raises(ClientResponseError) as refused:  # Rasa's own error for a 4xx, as before
+        await endpoint.request(json={"next_action": "action_broken"}, method="post")
+    assert refused.value.status == 404
+    # Shipped Rasa opens a connection per call (what the speed-up saves).
+    for n in range(2):
+        async with kept_alive(endpoint) as fresh:
+            async with fresh.post(url, json={"next_action": "action_answer_question", "turn": 10 + n}):
+                pass
+    assert len({request["connection"] for request in seen[-2:]}) == 2
+    await rasa_speedups.close_pooled_sessions()  # what the Rasa server's stop does
+    pooled = endpoint.__dict__["_kesar_lane_sessions"]
+    assert all(session.closed for session in pooled.values())
+    # A later call (a new server loop, a test) opens a new pooled session rather than failing.
+    assert await endpoint.request(json={"next_action": "action_answer_question", "turn": 3}, method="post")
+    await rasa_speedups.close_pooled_sessions()
+
+
+def test_the_keep_alive_is_a_setting_and_a_bad_value_is_a_clear_error(monkeypatch):
+    assert rasa_speedups.keepalive_seconds({}) == rasa_speedups.KEEPALIVE_SECONDS
+    assert rasa_speedups.keepalive_seconds({"RASA_ACTION_KEEPALIVE_SECONDS": "0.5"}) == 0.5
+    for bad in ("two", "-1", "301"):
+        with pytest.raises(ValueError, match="RASA_ACTION_KEEPALIVE_SECONDS"):
+            rasa_speedups.keepalive_seconds({"RASA_ACTION_KEEPALIVE_SECONDS": bad})
+    from rasa.utils.endpoints import EndpointConfig
+
+    monkeypatch.setattr(EndpointConfig, rasa_speedups._SESSIONS_INSTALLED_FLAG, False, raising=False)
+    shipped = EndpointConfig.session
+    rasa_speedups.install_kept_alive_endpoint_connections(0)
+    assert EndpointConfig.session is shipped  # 0: a new connection per call, as shipped
+    monkeypatch.setenv("RASA_ACTION_KEEPALIVE_SECONDS", "soon")
+    from connectors import rasa_start
+
+    monkeypatch.setattr(rasa_speedups, "install_cached_action_validator", lambda: pytest.fail("changed Rasa first"))
+
+    with pytest.raises(SystemExit, match="Rasa not started: RASA_ACTION_KEEPALIVE_SECONDS must be a number"):
+        rasa_start.start_up_steps(serving=True)
