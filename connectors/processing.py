@@ -179,7 +179,7 @@ class InboundDispatcher:
             try:
                 # A message claimed before (its process died or gave it back) may already be in Rasa's
                 # tracker: then only its answer is checked, the turn is not run a second time.
-                state = await self._handle(message, retry=failures > 0 or claimed.attempts > 1, seq=claimed.seq)
+                state = await self._handle(message, retry=failures > 0 or claimed.attempts > 1, claimed=claimed)
                 break
             except asyncio.CancelledError:
                 await self._give_back(claimed, "stopped while handling")
@@ -238,11 +238,13 @@ class InboundDispatcher:
         # A separate transaction after the finish (see WhatsAppStore.finish_and_claim_next).
         return await self._store.run(self._store.claim_next, message.wa_id, self.owner, self._claim_ttl)
 
-    async def _handle(self, message: InboundMessage, retry: bool = False, seq: Optional[int] = None) -> str:
+    async def _handle(
+        self, message: InboundMessage, retry: bool = False, claimed: Optional[ClaimedMessage] = None
+    ) -> str:
         output_channel = self._output_channel_factory(turn_key=message.message_id)
         if message.action is InboundAction.REACTION:
             return DONE if await self._react(message, output_channel) else IGNORED
-        role = await self._survey_role(message, seq)
+        role = self._survey_role(message, claimed)
         if role is not None:  # a CSAT answer or comment: for the inbox, never for NLU (connectors/satisfaction.py)
             await self._conversations.record_survey_answer(
                 dataclasses.replace(message, text=capped(recorded_text(message, role))), role, output_channel
@@ -262,12 +264,13 @@ class InboundDispatcher:
                 )
         return DONE
 
-    async def _survey_role(self, message: InboundMessage, seq: Optional[int]) -> Optional[str]:
+    def _survey_role(self, message: InboundMessage, claimed: Optional[ClaimedMessage]) -> Optional[str]:
         if is_survey_tap(message):
             return survey_role(message, None)
-        if message.type != "text" or seq is None:
+        if message.type != "text" or claimed is None:
             return None
-        return survey_role(message, await self._store.run(self._store.previous_message, message.wa_id, seq))
+        # The customer's previous message was read with the claim (connectors/store_claims.py).
+        return survey_role(message, claimed.previous_message())
 
     async def _give_up(self, claimed: ClaimedMessage, description: str) -> Optional[str]:
         """The honest fallback: `messages.bot_unavailable` to the customer and a hand-off in the

@@ -20,6 +20,14 @@ execution, which spares SQLAlchemy rebuilding and re-keying them each time (abou
 
 The methods are synchronous (SQLAlchemy 1.4 Core); async callers go through `run()`, which
 uses a small thread pool so the event loop never waits on the database.
+
+Pooled PostgreSQL connections are checked before use only when in doubt (`_ping_when_in_doubt`):
+after sitting idle in the pool for `IDLE_PING_SECONDS`, or when the server has already written to or
+closed the idle connection (a restart, `pg_terminate_backend`, an idle timeout), which a zero-timeout
+poll of its socket shows without a round trip. `pool_pre_ping` pinged on every checkout: one `SELECT 1`
+round trip per transaction, some 26 per customer message (tests/connector/test_store_work.py). A
+failed ping is handled exactly as `pool_pre_ping` handles one: the pool's older connections are
+invalidated and a new connection is made before the transaction starts.
 """
 
 from __future__ import annotations
@@ -28,13 +36,14 @@ import asyncio
 import functools
 import logging
 import os
+import select
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, List, Sequence, TypeVar
+from typing import Any, Callable, List, Optional, Sequence, TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import QueuePool
@@ -70,6 +79,7 @@ from connectors.store_schema import (  # noqa: F401  (re-exported: callers impor
     send_keys,
     statuses,
 )
+from connectors.store_outbound import KnownSentKeys
 from connectors.store_statuses import StatusOutbox, StatusToForward  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
@@ -95,6 +105,57 @@ def _switch_to_wal(cursor: Any, patience_seconds: float = 10.0) -> None:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.1)
+
+
+# A pooled PostgreSQL connection idle longer than this is pinged before use (see the module's docstring).
+IDLE_PING_SECONDS = 5.0
+_CHECKED_IN_AT = "kesar_checked_in_at"  # in the pool's connection record: when it went back to the pool
+
+
+def _server_spoke(dbapi_connection: Any) -> bool:
+    """Whether an idle connection has something to read (the server said goodbye, or closed it), or
+    may be unusable for another reason: no round trip, one `poll()` with a zero timeout.
+
+    Between transactions the server sends nothing on a connection nobody LISTENs on; what it does
+    send unasked is the notice before it closes the connection (shutdown, restart, terminated
+    backend, idle timeout) and the close itself. When we cannot tell, the answer is yes (ping)."""
+    try:
+        if getattr(dbapi_connection, "closed", 0):
+            return True
+        fileno = dbapi_connection.fileno()
+    except Exception:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(fileno, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return True
+
+
+def _ping_when_in_doubt(engine: Engine, idle_seconds: float, clock: Callable[[], float]) -> None:
+    """`pool_pre_ping`, but only for connections that idled `idle_seconds` or that the server spoke to."""
+
+    @event.listens_for(engine, "connect")
+    def _fresh(_dbapi_connection: Any, record: Any) -> None:
+        record.info.pop(_CHECKED_IN_AT, None)  # a new connection needs no ping
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        if dbapi_connection is not None and record is not None:
+            record.info[_CHECKED_IN_AT] = clock()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.pop(_CHECKED_IN_AT, None)
+        if checked_in_at is None:
+            return  # fresh from connect()
+        if clock() - checked_in_at < idle_seconds and not _server_spoke(dbapi_connection):
+            return
+        if not engine.dialect.do_ping(dbapi_connection):
+            # What pool_pre_ping raises: the pool invalidates this and every older connection, then
+            # connects anew (the checkout is retried) before the caller's transaction starts.
+            raise exc.InvalidatePoolError()
 
 
 class StoreClosed(RuntimeError):
@@ -124,9 +185,15 @@ _INSERT_STATUS = insert_unless_present(
 
 
 class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, *, idle_ping_seconds: Optional[float] = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self._idle_ping_seconds = IDLE_PING_SECONDS if idle_ping_seconds is None else idle_ping_seconds
+        self._clock = clock
+        self._known_sent = KnownSentKeys()  # send keys this process knows Meta has (store_outbound.py)
+        self._init_status_outbox()
         # Customer messages and dead letters are committed with a full fsync before Meta gets
         # its 200; statuses and the connector's own bookkeeping (claims, outbound log,
         # forwarding marks) only need to survive a crash of the process, which SQLite's WAL
@@ -143,7 +210,11 @@ class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
     def _create_engine(self, sqlite_synchronous: str) -> Engine:
         assert sqlite_synchronous in ("FULL", "NORMAL")
         if not self.is_sqlite:
-            return create_engine(self.url, pool_pre_ping=True, future=True, hide_parameters=True)
+            # LIFO: the connection just used is taken again (it needs no ping); the others idle out and
+            # are pinged when the pool next reaches for them.
+            engine = create_engine(self.url, pool_use_lifo=True, future=True, hide_parameters=True)
+            _ping_when_in_doubt(engine, self._idle_ping_seconds, self._clock)
+            return engine
         database = self.url.database
         if database and database != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)

@@ -6,8 +6,9 @@ WhatsApp's id field, stored under a short key).
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
@@ -32,12 +33,38 @@ _INSERT_SEND_KEY = insert_unless_present(
 )
 
 
+class KnownSentKeys:
+    """Send keys this process knows to be `sent` in the store: it wrote `sent` itself, or its status
+    update changed the row to `sent`. `sent` is final (no statement ever moves a key away from it:
+    `claim_send_key` retakes only `failed` and stale `sending`/`unknown` keys, and `settle_send_key`
+    leaves a `sent` key alone), so a status echoing such a key needs no UPDATE: it would change nothing. Meta
+    sends three statuses (sent, delivered, read) per reply, each echoing the key. Bounded: when full
+    it starts again empty (a forgotten key only costs the UPDATE again)."""
+
+    LIMIT = 20_000
+
+    def __init__(self) -> None:
+        self._keys: Dict[str, None] = {}
+        self._lock = threading.Lock()
+
+    def add(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            for key in keys:
+                if len(self._keys) >= self.LIMIT:
+                    self._keys.clear()
+                self._keys[key] = None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys
+
+
 class OutboundLog:
     """Part of `WhatsAppStore` (connectors/store.py), which provides the engines."""
 
     engine: Engine
     _bookkeeping: Engine
     _insert: Callable[..., Any]  # the dialect's insert (on-conflict support)
+    _known_sent: KnownSentKeys
 
     def record_outbound(
         self,
@@ -111,25 +138,42 @@ class OutboundLog:
             row = connection.execute(select(t.state, t.wamid, t.updated_at).where(t.key == key)).first()
             if row is None:
                 return None
-            return row.state, row.wamid, max(0.0, row.updated_at + settle_seconds - now)
+        if row.state == SEND_SENT:
+            self._known_sent.add([key])
+        return row.state, row.wamid, max(0.0, row.updated_at + settle_seconds - now)
 
     def settle_send_key(self, key: str, wamid: Optional[str], uncertain: bool) -> None:
         state = SEND_SENT if wamid else (SEND_UNKNOWN if uncertain else SEND_FAILED)
         with self._bookkeeping.begin() as connection:
+            # `sent` is final: a process whose send of a retaken key ended otherwise does not undo what
+            # another process (or a status from Meta) settled (and KnownSentKeys relies on it).
             connection.execute(
-                update(send_keys).where(send_keys.c.key == key).values(state=state, wamid=wamid, updated_at=time.time())
+                update(send_keys)
+                .where(send_keys.c.key == key, send_keys.c.state != SEND_SENT)
+                .values(state=state, wamid=wamid, updated_at=time.time())
             )
+        if state == SEND_SENT:
+            self._known_sent.add([key])  # after the commit
 
     def settle_send_keys_from_statuses(self, keyed: Sequence[Tuple[str, str]]) -> int:
-        """(key, wamid) pairs from status webhooks: Meta has these messages, whatever we thought."""
+        """(key, wamid) pairs from status webhooks: Meta has these messages, whatever we thought.
+        Keys already known to be `sent` are skipped (`KnownSentKeys`): their UPDATE would match no row."""
+        keyed = [(key, wamid) for key, wamid in keyed if key not in self._known_sent]
+        if not keyed:
+            return 0
         settled = 0
+        now_sent = []
         with self._bookkeeping.begin() as connection:
             for key, wamid in keyed:
-                settled += connection.execute(
+                changed = connection.execute(
                     update(send_keys)
                     .where(send_keys.c.key == key, send_keys.c.state.in_((SEND_SENDING, SEND_UNKNOWN, SEND_FAILED)))
                     .values(state=SEND_SENT, wamid=wamid, updated_at=time.time())
                 ).rowcount
+                settled += changed
+                if changed:
+                    now_sent.append(key)
+        self._known_sent.add(now_sent)  # after the commit
         return settled
 
     def send_key_state(self, key: str) -> Optional[str]:
