@@ -258,6 +258,10 @@ def test_the_keep_alive_is_a_setting_and_a_bad_value_is_a_clear_error(monkeypatc
     from connectors import rasa_start
 
     monkeypatch.setattr(rasa_speedups, "install_cached_action_validator", lambda: pytest.fail("changed Rasa first"))
+    # Only the speed-ups' part of the start-up step: its other steps change SQLAlchemy and warnings for the
+    # whole test process (tests/connector/test_rasa_start_sql_errors.py checks Rasa without them).
+    monkeypatch.setattr(rasa_start, "hide_sql_parameters", lambda: None)
+    monkeypatch.setattr(rasa_start, "quiet_known_warnings", lambda: None)
 
     with pytest.raises(SystemExit, match="Rasa not started: RASA_ACTION_KEEPALIVE_SECONDS must be a number"):
         rasa_start.start_up_steps(serving=True)
