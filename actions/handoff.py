@@ -9,7 +9,6 @@ paused: the inbox picks the hand-off up later from Rasa's event stream (same `ha
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,6 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import conversation
+from actions.handoff_contract import handoff_id_for_message
 from actions.inbox_client import HandoffAccepted, HandoffFailed, InboxClient
 from actions.privacy import mask_text, masked
 from actions.settings import EscalationSettings, settings
@@ -94,9 +94,11 @@ def decide_escalation(tracker: Tracker, config: EscalationSettings, reason: Opti
 
 
 def handoff_id_for(tracker: Tracker) -> str:
-    """Derived from the message that triggered it, so a retried action reuses the same id."""
-    seed = f"{tracker.sender_id}|{conversation.latest_user_timestamp(tracker)}|{conversation.latest_user_text(tracker)}"
-    return "hf_" + hashlib.sha256(seed.encode("utf-8")).hexdigest()[:32]
+    """Derived from the message that triggered it (contracts/handoff.yml `handoff_id`), so a retried action,
+    and the connector's hand-off after this action died, reuse the same id."""
+    return handoff_id_for_message(
+        tracker.sender_id, conversation.latest_user_timestamp(tracker), conversation.latest_user_text(tracker)
+    )
 
 
 def summary(tracker: Tracker, escalation: Escalation, config: EscalationSettings) -> str:

@@ -104,7 +104,8 @@ class RasaConversations:
             # Running it again would count the message twice (e.g. towards the unanswered-turns limit).
             # Answered turns (the usual case) need no lock: a lock left behind by the failure would
             # otherwise hold this up until it expires.
-            if find_unanswered_turn(list(tracker.events), message.message_id, tracker.is_paused()) is not None:
+            if find_unanswered_turn(list(tracker.events), message.message_id, tracker.is_paused(),
+                                    message.sender_id) is not None:
                 await self.hand_off_if_unanswered(message)
             return
         await self.deliver(message)
@@ -118,7 +119,7 @@ class RasaConversations:
             tracker = await agent.tracker_store.retrieve(message.sender_id)
             if tracker is None:
                 return False
-            turn = find_unanswered_turn(list(tracker.events), message.message_id, tracker.is_paused())
+            turn = find_unanswered_turn(list(tracker.events), message.message_id, tracker.is_paused(), message.sender_id)
             if turn is None:
                 return False
             logger.error(

@@ -23,7 +23,6 @@ contracts/handoff.yml (tests/connector/test_handoff_contract.py checks this modu
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -40,6 +39,7 @@ from rasa.shared.core.events import (
     UserUttered,
 )
 
+from connectors.handoff_contract import handoff_id_for_message
 from connectors.privacy import mask_user_id
 
 logger = logging.getLogger(__name__)
@@ -56,9 +56,14 @@ class UnansweredTurn:
 
     user_text: str
     failed_actions: List[str]
+    # contracts/handoff.yml `handoff_id`: the id an action's hand-off for this message has. If the action
+    # server died after its hand-off reached the inbox, the inbox recognises this one and keeps one.
+    handoff_id: str
 
 
-def find_unanswered_turn(events: Sequence[Event], message_id: Optional[str], paused: bool) -> Optional[UnansweredTurn]:
+def find_unanswered_turn(
+    events: Sequence[Event], message_id: Optional[str], paused: bool, sender_id: str
+) -> Optional[UnansweredTurn]:
     """Looks at the events after the customer's message `message_id`.
 
     None when the turn is fine: the bot said something, the conversation is paused (handed off
@@ -84,7 +89,11 @@ def find_unanswered_turn(events: Sequence[Event], message_id: Optional[str], pau
             return None  # a later message exists: its own turn is checked on its own
         if isinstance(event, ActionExecuted) and event.action_name not in (None, "action_listen"):
             actions.append(event.action_name)
-    return UnansweredTurn(user_text=events[start].text or "", failed_actions=actions)
+    user = events[start]
+    return UnansweredTurn(
+        user_text=user.text or "", failed_actions=actions,
+        handoff_id=handoff_id_for_message(sender_id, user.timestamp, user.text),
+    )  # fmt: skip
 
 
 def turn_is_recorded(events: Sequence[Event], message_id: Optional[str]) -> bool:
@@ -94,7 +103,6 @@ def turn_is_recorded(events: Sequence[Event], message_id: Optional[str]) -> bool
 
 def handoff_events(turn: UnansweredTurn, customer_message: str, *, active_loop: Optional[str]) -> List[Event]:
     """The events `action_handoff` would have written, plus what the customer was told."""
-    handoff_id = uuid.uuid4().hex
     text = " ".join(turn.user_text.split())
     if len(text) > SUMMARY_LIMIT:
         text = text[: SUMMARY_LIMIT - 1] + "…"
@@ -111,7 +119,7 @@ def handoff_events(turn: UnansweredTurn, customer_message: str, *, active_loop: 
         BotUttered(customer_message, metadata={"whatsapp_auto_reply": REASON}),
         SlotSet("escalation_reason", REASON),
         SlotSet("escalation_topic", None),
-        SlotSet("handoff_id", handoff_id),
+        SlotSet("handoff_id", turn.handoff_id),
         SlotSet("handoff_details", details),
     ]
     if active_loop:
@@ -138,7 +146,12 @@ async def hand_off_unprocessed(agent: Any, message: UserMessage, customer_messag
             )
         paused = tracker.is_paused()
         if not paused:
-            turn = UnansweredTurn(user_text=message.text or "", failed_actions=[])
+            user = next(event for event in reversed(tracker.events)
+                        if isinstance(event, UserUttered) and event.message_id == message.message_id)  # fmt: skip
+            turn = UnansweredTurn(
+                user_text=message.text or "", failed_actions=[],
+                handoff_id=handoff_id_for_message(message.sender_id, user.timestamp, user.text),
+            )  # fmt: skip
             active_loop = (tracker.active_loop or {}).get("name")
             tracker.update_with_events(handoff_events(turn, customer_message, active_loop=active_loop), agent.domain)
         await agent.tracker_store.save(tracker)

@@ -5,7 +5,7 @@ import pytest
 import yaml
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.handoff import hand_off
+from actions.handoff import hand_off, handoff_id_for
 from actions.settings import PROJECT_ROOT, settings
 from tests.actions.conftest import make_tracker, user_event
 
@@ -36,3 +36,10 @@ async def test_a_hand_off_writes_the_contract_events_in_order(reason, monkeypatc
     assert set(CONTRACT["handoff_details_keys"]) <= set(details)
     assert next(e["value"] for e in events if e.get("name") == "escalation_reason") in CONTRACT["reasons"]
     assert details["priority"] in CONTRACT["priorities"]
+
+
+def test_the_hand_off_id_of_a_message_is_the_contract_one():
+    example = CONTRACT["handoff_id"]["example"]
+    tracker = make_tracker([user_event(example["text"], "human_handoff", timestamp=example["timestamp"])],
+                           sender_id=example["sender_id"])  # fmt: skip
+    assert handoff_id_for(tracker) == example["handoff_id"]

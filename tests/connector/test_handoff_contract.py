@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rasa.shared.core.events import BotUttered, ConversationPaused, SlotSet
 
-from connectors.handoff_contract import contract
+from connectors.handoff_contract import contract, handoff_id_for_message
 from connectors.unanswered_turns import PRIORITY, REASON, UnansweredTurn, handoff_events
 
 
@@ -14,7 +14,7 @@ def test_the_connectors_reason_is_the_contract_one_it_makes():
 
 def test_the_hand_off_events_follow_the_contract_order():
     for active_loop in (None, "order_status_form"):
-        events = handoff_events(UnansweredTurn("hello?", []), "Sorry", active_loop=active_loop)
+        events = handoff_events(UnansweredTurn("hello?", [], "hf_x"), "Sorry", active_loop=active_loop)
         # Ending an active form (ActiveLoop + requested_slot) is not part of the hand-off itself.
         steps = []
         for event in events:
@@ -27,6 +27,11 @@ def test_the_hand_off_events_follow_the_contract_order():
         assert steps == contract()["handoff_events"]
         details = next(event.value for event in events if isinstance(event, SlotSet) and event.key == "handoff_details")
         assert set(contract()["handoff_details_keys"]) <= set(details)
+
+
+def test_the_hand_off_id_of_a_message_is_the_contract_one():
+    example = contract()["handoff_id"]["example"]
+    assert handoff_id_for_message(example["sender_id"], example["timestamp"], example["text"]) == example["handoff_id"]
 
 
 def test_the_connector_meets_the_action_server_through_files_not_imports():

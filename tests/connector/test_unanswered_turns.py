@@ -4,6 +4,7 @@ hand-off. Real Rasa tracker store, lock store and domain; only the NLU/policy tu
 from __future__ import annotations
 
 import copy
+import json
 from types import SimpleNamespace
 from typing import List
 
@@ -26,9 +27,10 @@ from rasa.shared.core.events import (
 from connectors.conversations import RasaConversations
 from connectors.handoff_contract import PROJECT_ROOT, bot_unavailable_message
 from connectors.output import WhatsAppOutput
-from connectors.unanswered_turns import find_unanswered_turn
+from connectors.unanswered_turns import find_unanswered_turn, handoff_events
 
 DOMAIN = Domain.load(str(PROJECT_ROOT / "domain.yml"))
+CUSTOMER = "919800000001"
 
 
 def user(text: str, message_id: str) -> UserUttered:
@@ -130,7 +132,7 @@ async def test_answered_turn_is_left_alone(rasa, conversations):
 
 def test_a_regular_handoff_is_not_an_unanswered_turn():
     events = [user("refund please", "m1"), ActionExecuted("action_handoff"), ConversationPaused()]
-    assert find_unanswered_turn(events, "m1", paused=True) is None
+    assert find_unanswered_turn(events, "m1", paused=True, sender_id=CUSTOMER) is None
 
 
 def test_only_the_turn_of_this_message_is_judged():
@@ -139,24 +141,47 @@ def test_only_the_turn_of_this_message_is_judged():
         user("second", "m2"), ActionExecuted("action_answer_question"), BotUttered("answer"),
     ]
     # m1 was followed by another message before any reply: judged on its own turn, not here.
-    assert find_unanswered_turn(events, "m1", paused=False) is None
-    assert find_unanswered_turn(events, "m2", paused=False) is None
-    assert find_unanswered_turn(events, "unknown", paused=False) is None
+    assert find_unanswered_turn(events, "m1", paused=False, sender_id=CUSTOMER) is None
+    assert find_unanswered_turn(events, "m2", paused=False, sender_id=CUSTOMER) is None
+    assert find_unanswered_turn(events, "unknown", paused=False, sender_id=CUSTOMER) is None
 
 
 def test_a_restart_the_customer_asked_for_is_not_a_failure():
     events = [user("/restart", "m1"), ActionExecuted("action_restart"), Restarted(),
               ActionExecuted("action_session_start"), ActionExecuted("action_listen")]
-    assert find_unanswered_turn(events, "m1", paused=False) is None
+    assert find_unanswered_turn(events, "m1", paused=False, sender_id=CUSTOMER) is None
 
 
 def test_unanswered_turn_lists_what_rasa_tried():
     events = [user("where is my order", "m1"), ActionExecuted("order_status_form"),
               ActionExecuted("action_handoff"), ActionExecuted("action_listen")]
-    turn = find_unanswered_turn(events, "m1", paused=False)
+    turn = find_unanswered_turn(events, "m1", paused=False, sender_id=CUSTOMER)
     assert turn is not None
     assert turn.user_text == "where is my order"
     assert turn.failed_actions == ["order_status_form", "action_handoff"]
+
+
+def test_the_hand_off_after_a_failed_action_carries_the_id_the_actions_hand_off_had():
+    """action_handoff may reach the inbox and die before answering Rasa; the connector's hand-off for the
+    same message then has the same id, so the inbox keeps one hand-off, not two (a chaos run counted two)."""
+    from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
+    from rasa_sdk import Tracker
+
+    from actions.handoff import handoff_id_for
+
+    events = [user("I want to talk to a person", "m1"), ActionExecuted("action_handoff")]
+    turn = find_unanswered_turn(events, "m1", paused=False, sender_id=CUSTOMER)
+    hand_off = {event.key: event.value for event in handoff_events(turn, "Sorry", active_loop=None)
+                if isinstance(event, SlotSet)}  # fmt: skip
+    # What the action server got for that turn: Rasa's tracker as JSON, read by rasa_sdk.
+    state = DialogueStateTracker.from_events(CUSTOMER, events[:1]).current_state(EventVerbosity.ALL)
+    state = json.loads(json.dumps(state))
+    action_tracker = Tracker.from_dict(state)
+    assert hand_off["handoff_id"] == handoff_id_for(action_tracker)
+    # Another message gets another id.
+    other = find_unanswered_turn([user("hello?", "m2"), ActionExecuted("action_handoff")], "m2", paused=False,
+                                 sender_id=CUSTOMER)  # fmt: skip
+    assert other.handoff_id != turn.handoff_id
 
 
 def test_missing_designer_message_fails_at_start_up(tmp_path, monkeypatch):
