@@ -33,10 +33,19 @@ def display_phone(whatsapp_id: str | None) -> str | None:
     return f"+{whatsapp_id}"
 
 
-def insert_ignoring_duplicates(session: Session, model, values: dict, unique_columns: list[str]) -> None:
+def insert_ignoring_duplicates(
+    session: Session, model, values: dict | list[dict], unique_columns: list[str], returning=None
+):
+    """One row (a dict) or several (a list of dicts with the same keys) in one statement. `returning` (a
+    column or the model, for one row): its value or the new object when the row was inserted, None when
+    it existed."""
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=unique_columns))
+    statement = insert(model).values(values).on_conflict_do_nothing(index_elements=unique_columns)
+    if returning is None:
+        session.execute(statement)
+        return None
+    return session.scalar(statement.returning(returning))
 
 
 class ConversationStore:
@@ -44,6 +53,7 @@ class ConversationStore:
         self.session = session
         self.vip_customer_ids = set(vip_customer_ids)
         self.is_postgresql = session.get_bind().dialect.name == "postgresql"
+        self.created: set[int] = set()  # ids of the conversations get_or_create inserted
 
     def lock(self, conversation_id: int) -> Conversation:
         """Load the conversation for writing; on PostgreSQL concurrent writers wait on its row lock
@@ -72,43 +82,32 @@ class ConversationStore:
     ) -> Conversation:
         """`wa_id` (phone digits), `bsuid` and `username` are what the latest WhatsApp message said about
         the customer; any of them may be missing (Meta omits the phone for users with a username)."""
-        whatsapp = channel in (None, "whatsapp")
-        external_id = customer_external_id or sender_id
-        if whatsapp:
-            external_id = normalise_whatsapp_id(external_id)
-            wa_id = normalise_whatsapp_id(wa_id) if wa_id else (None if is_bsuid(external_id) else external_id)
-            bsuid = bsuid or (external_id if is_bsuid(external_id) else None)
-        else:
-            wa_id = bsuid = username = None
+        external_id, wa_id, bsuid, username = self._identity(
+            sender_id, channel, customer_external_id, wa_id, bsuid, username
+        )
         now = utcnow()
         customer = self._customer(external_id, bsuid)
         if customer is None:
-            insert_ignoring_duplicates(
-                self.session,
-                Customer,
-                {
-                    "external_id": external_id,
-                    "name": customer_name,
-                    "phone": display_phone(wa_id),
-                    "bsuid": bsuid,
-                    "username": username,
-                    "is_vip": external_id in self.vip_customer_ids,
-                    "created_at": now,
-                },
-                ["external_id"],
+            customer = (
+                insert_ignoring_duplicates(  # the new row, loaded as it is inserted
+                    self.session,
+                    Customer,
+                    {
+                        "external_id": external_id,
+                        "name": customer_name,
+                        "phone": display_phone(wa_id),
+                        "bsuid": bsuid,
+                        "username": username,
+                        "is_vip": external_id in self.vip_customer_ids,
+                        "created_at": now,
+                    },
+                    ["external_id"],
+                    returning=Customer,
+                )
+                or self.session.scalars(select(Customer).where(Customer.external_id == external_id)).one()
             )
-            customer = self.session.scalars(select(Customer).where(Customer.external_id == external_id)).one()
-        if customer_name and customer.name != customer_name:
-            customer.name = customer_name
-        if username and customer.username != username:
-            customer.username = username  # usernames change; the latest one is shown
-        if bsuid and customer.bsuid != bsuid:
-            customer.bsuid = bsuid  # a BSUID changes with the phone number; the latest one is the address
-        if wa_id and display_phone(wa_id) and customer.phone != display_phone(wa_id):
-            customer.phone = display_phone(wa_id)
-        if self.vip_customer_ids & {external_id, customer.external_id, customer.phone_digits}:
-            customer.is_vip = True
-        insert_ignoring_duplicates(
+        self._update_customer(customer, external_id, customer_name, wa_id, bsuid, username)
+        created_id = insert_ignoring_duplicates(
             self.session,
             Conversation,
             {
@@ -122,15 +121,92 @@ class ConversationStore:
                 "updated_at": now,
             },
             ["sender_id"],
+            returning=Conversation.id,
         )
-        conversation = self.find_by_sender(sender_id)
+        if created_id is not None:
+            # New in this transaction: no other can see it, let alone lock it, before this one commits.
+            self.created.add(created_id)
+            conversation = self.session.get(Conversation, created_id)
+        else:
+            conversation = self.find_by_sender(sender_id)
         assert conversation is not None
+        self._update_conversation(conversation, customer, channel, phone_number_id)
+        return conversation
+
+    def update_held(
+        self,
+        conversation: Conversation,
+        *,
+        channel: str | None,
+        customer_name: str | None = None,
+        phone_number_id: str | None = None,
+        wa_id: str | None = None,
+        bsuid: str | None = None,
+        username: str | None = None,
+    ) -> bool:
+        """`get_or_create(conversation.sender_id, ...)` for a conversation this transaction has locked and
+        loaded (with its customer): the same changes without a query, when the conversation's customer is
+        the one `get_or_create` would find (the same key). False, changing nothing, otherwise."""
+        external_id, wa_id, bsuid, username = self._identity(
+            conversation.sender_id, channel, None, wa_id, bsuid, username
+        )
+        customer = conversation.customer
+        if customer.external_id != external_id:
+            return False  # e.g. keyed by the BSUID, or created by a hand-off call with another id
+        self._update_customer(customer, external_id, customer_name, wa_id, bsuid, username)
+        self._update_conversation(conversation, customer, channel, phone_number_id)
+        return True
+
+    @staticmethod
+    def _identity(
+        sender_id: str,
+        channel: str | None,
+        customer_external_id: str | None,
+        wa_id: str | None,
+        bsuid: str | None,
+        username: str | None,
+    ) -> tuple[str, str | None, str | None, str | None]:
+        """The customer's key, phone digits, BSUID and username as stored for this message."""
+        external_id = customer_external_id or sender_id
+        if channel in (None, "whatsapp"):
+            external_id = normalise_whatsapp_id(external_id)
+            wa_id = normalise_whatsapp_id(wa_id) if wa_id else (None if is_bsuid(external_id) else external_id)
+            bsuid = bsuid or (external_id if is_bsuid(external_id) else None)
+        else:
+            wa_id = bsuid = username = None
+        return external_id, wa_id, bsuid, username
+
+    def _update_customer(
+        self,
+        customer: Customer,
+        external_id: str,
+        customer_name: str | None,
+        wa_id: str | None,
+        bsuid: str | None,
+        username: str | None,
+    ) -> None:
+        if customer_name and customer.name != customer_name:
+            customer.name = customer_name
+        if username and customer.username != username:
+            customer.username = username  # usernames change; the latest one is shown
+        if bsuid and customer.bsuid != bsuid:
+            customer.bsuid = bsuid  # a BSUID changes with the phone number; the latest one is the address
+        phone = display_phone(wa_id) if wa_id else None
+        if phone and customer.phone != phone:
+            customer.phone = phone
+        if self.vip_customer_ids and self.vip_customer_ids & {external_id, customer.external_id, customer.phone_digits}:
+            customer.is_vip = True
+
+    @staticmethod
+    def _update_conversation(
+        conversation: Conversation, customer: Customer, channel: str | None, phone_number_id: str | None
+    ) -> None:
         if channel and conversation.channel != channel:
             conversation.channel = channel
         if phone_number_id and not conversation.phone_number_id:
             conversation.phone_number_id = phone_number_id
-        conversation.is_vip = customer.is_vip
-        return conversation
+        if conversation.is_vip != customer.is_vip:
+            conversation.is_vip = customer.is_vip
 
     def _customer(self, external_id: str, bsuid: str | None) -> Customer | None:
         """The customer under this key, else the one already known by this BSUID (a conversation keyed

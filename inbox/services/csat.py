@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from inbox.models import Conversation, CsatSurvey, Handoff
@@ -291,9 +291,30 @@ def apply_question_status(inbox: Inbox, session: Session, status) -> bool:
     return True
 
 
-def on_customer_message(session: Session, conversation: Conversation, event_data: dict, at: datetime) -> bool:
-    """From the event stream: a CSAT tap or the comment after it. Returns True when it was one."""
+def awaiting_comment(since: datetime) -> ColumnElement[bool]:
+    """True, in a query of conversations, for those whose customer's message at or after `since` may be the
+    comment on a rating (the question `on_customer_message` asks). The event stream asks it once per batch
+    with its conversations' row locks (only the event stream answers ratings and takes comments)."""
+    return (
+        select(CsatSurvey.id)
+        .where(
+            CsatSurvey.conversation_id == Conversation.id,
+            CsatSurvey.comment.is_(None),
+            CsatSurvey.comment_until.is_not(None),
+            CsatSurvey.comment_until >= since,
+        )
+        .exists()
+    )
+
+
+def on_customer_message(
+    session: Session, conversation: Conversation, event_data: dict, at: datetime, *, may_be_comment: bool = True
+) -> bool:
+    """From the event stream: a CSAT tap or the comment after it. Returns True when it was one.
+    `may_be_comment` False: `awaiting_comment` said no rating waits for a comment (no query then)."""
     tap = parse_tap(event_data)
+    if tap is None and not may_be_comment:
+        return False
     store = ConversationStore(session)
     if tap is not None:
         survey = session.scalars(select(CsatSurvey).where(CsatSurvey.token == tap.token)).one_or_none()

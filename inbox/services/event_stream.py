@@ -24,23 +24,22 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from inbox.models import ConsumerPosition, Conversation, Handoff, KbMatch
+from inbox.models import ConsumerPosition, Conversation, Handoff, KbMatch, Message
 from inbox.schemas import HandoffRequest
 from inbox.services import csat, snooze
 from inbox.services.conversation_store import ConversationStore, insert_ignoring_duplicates
 from inbox.services.handoff_contract import HANDOFF_SLOTS, PRIORITIES, REASONS
 from inbox.services.handoffs import HandoffIntake
-from inbox.services.media import record_inbound
-from inbox.services.message_merge import MessageMerger
+from inbox.services.media import DOWNLOADED_KINDS, record_inbound
+from inbox.services.message_merge import MATCH_WINDOW, BatchMessages, MessageMerger
 from inbox.services.order_numbers import ORDER_NUMBER_ENTITY, canonical_order_number, order_numbers_in_user_event
 from inbox.services.privacy import masked
-from inbox.services.read_receipts import remember_customer_message_id
+from inbox.services.read_receipts import customer_message_id, remember_customer_message_id
 
 if TYPE_CHECKING:  # a type only: inbox.context imports the services
     from inbox.context import Inbox
 
 logger = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -102,11 +101,16 @@ class SqlBrokerSource:
         self.engine.dispose()
 
 
-def event_time(data: dict, fallback: datetime) -> datetime:
+def event_timestamp(data: dict) -> datetime | None:
     try:
         return datetime.fromtimestamp(float(data["timestamp"]), UTC)
     except (KeyError, TypeError, ValueError, OverflowError):
-        return fallback
+        return None
+
+
+def event_time(data: dict, fallback: datetime) -> datetime:
+    at = event_timestamp(data)
+    return fallback if at is None else at
 
 
 def describe_user_message(data: dict) -> str:
@@ -128,17 +132,33 @@ def describe_bot_message(data: dict) -> str | None:
 
 
 class RasaEventApplier:
-    def __init__(self, inbox: Inbox, session: Session):
+    """Applies a batch's events in one transaction.
+
+    `careful` (one savepoint per event, every question asked of the database as it comes) is how a batch
+    with an event that fails is applied. Otherwise (`prepare` first, `finish` last) the batch's
+    conversations are locked and loaded in one go, with what its events need to know about their
+    messages, CSAT comments and WhatsApp ids; an event that fails then fails the whole batch, which the
+    consumer applies again carefully (services/event_stream.py, `EventStreamConsumer.apply_batch`)."""
+
+    def __init__(self, inbox: Inbox, session: Session, *, careful: bool = True):
         self.inbox = inbox
         self.session = session
+        self.careful = careful
         self.store = ConversationStore(session, inbox.assignment_config().vip_customers)
         self.merger = MessageMerger(session, self.store)
         self.intake = HandoffIntake(inbox)
         self.slack_messages: list[str] = []
-        # Conversations this transaction has locked, by sender: a second event of the same conversation in
-        # the batch reloads the row (1 query) instead of finding and locking it again (3 queries). A lock
-        # taken inside a savepoint that is rolled back is released, so `forget_locks` empties it then.
-        self._locked: dict[str, int] = {}
+        # Conversations this transaction has locked, by sender, kept loaded: a second event of the same
+        # conversation in the batch neither finds nor locks nor reloads it (no other transaction can change
+        # it while the lock is held). A lock taken inside a savepoint that is rolled back is released, so
+        # `forget_locks` empties it then.
+        self._locked: dict[str, Conversation] = {}
+        # Learnt by `prepare` (None or empty when careful, or when the batch did not allow it).
+        self._messages: BatchMessages | None = None
+        self._new_wamids: set[str] = set()  # the batch's WhatsApp message ids on no message (taken out when given)
+        self._comments_known: set[int] = set()  # conversations whose CSAT comment state is known
+        self._may_comment: set[int] = set()  # ... and where a customer message may be a comment
+        self._kb_rows: list[dict] = []  # inserted together by `finish`
 
     @staticmethod
     def changes_anything(event: BrokerEvent) -> bool:
@@ -165,11 +185,120 @@ class RasaEventApplier:
     def forget_locks(self) -> None:
         self._locked.clear()
 
+    def prepare(self, events: list[BrokerEvent]) -> None:
+        """Before a batch that is not applied carefully: locks the conversations its events touch that
+        exist (one statement, in id order; PostgreSQL), then loads them with their customers and, in the
+        same statement, whether any of the batch's event ids or WhatsApp message ids is stored already,
+        whether a conversation has transcript copies its events could claim, and whether a rating there
+        waits for a comment. Queries after the locks, as `find_by_sender` then a query would."""
+        assert not self.careful
+        applying = [event for event in events if self.changes_anything(event)]
+        senders = list(dict.fromkeys(sender for event in applying if isinstance(sender := _sender(event), str)))
+        if not senders:
+            return
+        with_messages = [event for event in applying if event.data.get("event") in ("user", "bot")]
+        times = [event_timestamp(event.data) for event in with_messages]
+        if any(at is None for at in times):
+            return  # Rasa stamps every event; without a time the window of a message is unknown
+        event_ids = [event.id for event in with_messages]
+        wamids = list(dict.fromkeys(filter(None, (customer_message_id(event.data) for event in with_messages))))
+        user_times = [at for event, at in zip(with_messages, times, strict=True) if event.data.get("event") == "user"]
+        self._messages = BatchMessages(set(), {})
+        if self.store.is_postgresql:
+            locked = self.session.scalars(
+                select(Conversation.id)
+                .where(Conversation.sender_id.in_(senders))
+                .order_by(Conversation.id)
+                .with_for_update()
+            ).all()
+            if not locked:  # all new: get_or_create makes them (see `_hold`)
+                self._check_wamids(wamids)
+                return
+        columns = [Conversation]
+        if times:
+            window = (min(times) - MATCH_WINDOW, max(times) + MATCH_WINDOW)
+            columns.append(select(Message.id).where(Message.rasa_event_id.in_(event_ids)).exists().label("applied"))
+            columns.append(
+                select(Message.id)
+                .where(
+                    Message.conversation_id == Conversation.id,
+                    Message.rasa_event_id.is_(None),
+                    Message.from_transcript.is_(True),
+                    Message.created_at >= window[0],
+                    Message.created_at <= window[1],
+                )
+                .exists()
+                .label("copies")
+            )
+        if wamids:
+            columns.append(select(Message.id).where(Message.whatsapp_message_id.in_(wamids)).exists().label("wamids"))
+        if user_times:
+            columns.append(csat.awaiting_comment(min(user_times)).label("comment"))
+        rows = self.session.execute(
+            select(*columns)
+            .where(Conversation.sender_id.in_(senders))
+            .order_by(Conversation.id)
+            .execution_options(populate_existing=True)
+        ).all()
+        for row in rows:
+            self._locked[row.Conversation.sender_id] = row.Conversation
+        if not rows:
+            self._check_wamids(wamids)
+            return
+        held = {row.Conversation.id for row in rows}
+        if times and not rows[0].applied:  # else (a redelivery) each of their events asks, as when careful
+            self._messages.conversation_ids |= held
+            self._messages.copies = self._copies([row.Conversation.id for row in rows if row.copies], window)
+        if wamids and not rows[0].wamids:
+            self._new_wamids = set(wamids)
+        if user_times:
+            self._comments_known |= held
+            self._may_comment = {row.Conversation.id for row in rows if row.comment}
+
+    def _hold(self, sender_id: str, conversation: Conversation) -> Conversation:
+        """Remembers a conversation `store` found and locked, or created. One this transaction created
+        has no messages, transcript copies or ratings yet: when not careful its events ask nothing of them."""
+        self._locked[sender_id] = conversation
+        if self._messages is not None and conversation.id in self.store.created:
+            self._messages.conversation_ids.add(conversation.id)
+            self._comments_known.add(conversation.id)
+        return conversation
+
+    def _check_wamids(self, wamids: list[str]) -> None:
+        """`prepare`'s question about WhatsApp ids when no conversation of the batch exists yet."""
+        if wamids and not self.session.scalar(
+            select(select(Message.id).where(Message.whatsapp_message_id.in_(wamids)).exists())
+        ):
+            self._new_wamids = set(wamids)
+
+    def _copies(self, conversation_ids: list[int], window: tuple[datetime, datetime]) -> dict[int, list[Message]]:
+        copies: dict[int, list[Message]] = {}
+        if conversation_ids:
+            for message in self.session.scalars(
+                select(Message)
+                .where(
+                    Message.conversation_id.in_(conversation_ids),
+                    Message.rasa_event_id.is_(None),
+                    Message.from_transcript.is_(True),
+                    Message.created_at >= window[0],
+                    Message.created_at <= window[1],
+                )
+                .order_by(Message.id)
+            ):
+                copies.setdefault(message.conversation_id, []).append(message)
+        return copies
+
+    def finish(self) -> None:
+        """After the batch's last event: what `apply` left for the end (the knowledge-base lookups)."""
+        if self._kb_rows:
+            insert_ignoring_duplicates(self.session, KbMatch, self._kb_rows, ["rasa_event_id"])
+            self._kb_rows = []
+
     def apply(self, event: BrokerEvent) -> None:
         if not self.changes_anything(event):  # the one place that says which events are ignored
             return
         data = event.data
-        sender_id = event.sender_id or data.get("sender_id")
+        sender_id = _sender(event)
         kind = data.get("event")
         at = event_time(data, self.inbox.clock())
         if kind == "user":
@@ -183,60 +312,62 @@ class RasaEventApplier:
 
     def _conversation_for_user_event(self, sender_id: str, data: dict) -> Conversation:
         whatsapp = (data.get("metadata") or {}).get("whatsapp") or {}
-        conversation = self.store.get_or_create(
-            sender_id,
-            channel=data.get("input_channel"),
-            # The customer is keyed like the conversation (phone digits when known, else the BSUID);
-            # the metadata says what this message knew: wa_id may be absent, user_id is the BSUID.
-            customer_name=_text_or_none(whatsapp.get("profile_name")),
-            phone_number_id=_text_or_none(whatsapp.get("phone_number_id")),
-            wa_id=_text_or_none(whatsapp.get("wa_id")),
-            bsuid=_text_or_none(whatsapp.get("user_id")),
-            username=_text_or_none(whatsapp.get("username")),
-        )
-        self._locked[sender_id] = conversation.id  # get_or_create locked it (find_by_sender)
-        return conversation
+        # The customer is keyed like the conversation (phone digits when known, else the BSUID);
+        # the metadata says what this message knew: wa_id may be absent, user_id is the BSUID.
+        customer = {
+            "channel": data.get("input_channel"),
+            "customer_name": _text_or_none(whatsapp.get("profile_name")),
+            "phone_number_id": _text_or_none(whatsapp.get("phone_number_id")),
+            "wa_id": _text_or_none(whatsapp.get("wa_id")),
+            "bsuid": _text_or_none(whatsapp.get("user_id")),
+            "username": _text_or_none(whatsapp.get("username")),
+        }
+        held = None if self.careful else self._locked.get(sender_id)
+        if held is not None and self.store.update_held(held, **customer):
+            return held  # what get_or_create would do to it, without finding, locking or reloading it
+        return self._hold(sender_id, self.store.get_or_create(sender_id, **customer))
 
     def _find_locked(self, sender_id: str) -> Conversation | None:
-        """`store.find_by_sender`, without locking again a row this transaction already holds."""
-        conversation_id = self._locked.get(sender_id)
-        if conversation_id is not None:
-            # Fresh from the database as after a lock (the row cannot have changed: this transaction holds it).
-            conversation = self.session.get(Conversation, conversation_id, populate_existing=self.store.is_postgresql)
-            if conversation is not None:
-                return conversation
-        conversation = self.store.find_by_sender(sender_id)
+        """`store.find_by_sender`, without finding and locking again a row this transaction already holds."""
+        conversation = self._locked.get(sender_id)
         if conversation is not None:
-            self._locked[sender_id] = conversation.id
-        return conversation
+            return conversation
+        conversation = self.store.find_by_sender(sender_id)
+        return self._hold(sender_id, conversation) if conversation is not None else None
 
     def _conversation(self, sender_id: str) -> Conversation:
         conversation = self._find_locked(sender_id)
         if conversation is None:
-            conversation = self.store.get_or_create(sender_id, channel=None)
-            self._locked[sender_id] = conversation.id
+            conversation = self._hold(sender_id, self.store.get_or_create(sender_id, channel=None))
         return conversation
 
     def _customer_message(self, event: BrokerEvent, sender_id: str, at: datetime) -> None:
         conversation = self._conversation_for_user_event(sender_id, event.data)
-        stored = self.merger.add_from_event(conversation, "customer", describe_user_message(event.data), at, event.id)
-        if stored is not None:  # the numbers Rasa's NLU found in it (nlp/entity_patterns.yml)
-            self.store.remember_order_numbers(conversation, order_numbers_in_user_event(event.data))
-        if stored is not None:  # its WhatsApp id: blue ticks and "typing…" (services/read_receipts.py)
-            remember_customer_message_id(self.session, stored, event.data)
-        if stored is not None:  # a photo, document, location…: the fetcher downloads it (services/media.py)
-            self.session.flush()
+        stored = self.merger.add_from_event(
+            conversation, "customer", describe_user_message(event.data), at, event.id, self._messages
+        )
+        if stored is None:
+            return  # applied before
+        # The numbers Rasa's NLU found in it (nlp/entity_patterns.yml).
+        self.store.remember_order_numbers(conversation, order_numbers_in_user_event(event.data))
+        # Its WhatsApp id: blue ticks and "typing…" (services/read_receipts.py).
+        remember_customer_message_id(self.session, stored, event.data, None if self.careful else self._new_wamids)
+        # A photo, document, location…: the fetcher downloads it (services/media.py).
+        if _media_kind(event.data):
+            self.session.flush()  # the media row refers to the message's id
             record_inbound(self.session, stored, event.data, self.inbox.clock())
-        if stored is not None:  # a snoozed conversation comes back; a CSAT answer or comment is recorded
-            snooze.on_customer_message(self.inbox, self.session, conversation, at)
-            csat.on_customer_message(self.session, conversation, event.data, at)
-        if stored is not None and conversation.status == "open" and conversation.waiting_since is None:
+        # A snoozed conversation comes back; a CSAT answer or comment is recorded.
+        snooze.on_customer_message(self.inbox, self.session, conversation, at)
+        may_be_comment = conversation.id not in self._comments_known or conversation.id in self._may_comment
+        if csat.on_customer_message(self.session, conversation, event.data, at, may_be_comment=may_be_comment):
+            self._may_comment.add(conversation.id)  # a tap may open the window for a comment
+        if conversation.status == "open" and conversation.waiting_since is None:
             conversation.waiting_since = at  # the agent owes an answer again
 
     def _bot_message(self, event: BrokerEvent, sender_id: str, at: datetime) -> None:
         text = describe_bot_message(event.data)
         if text:
-            self.merger.add_from_event(self._conversation(sender_id), "bot", text, at, event.id)
+            self.merger.add_from_event(self._conversation(sender_id), "bot", text, at, event.id, self._messages)
 
     def _slot(self, event: BrokerEvent, sender_id: str, at: datetime) -> None:
         name, value = event.data.get("name"), event.data.get("value")
@@ -249,20 +380,19 @@ class RasaEventApplier:
             conversation.tracker_state = {**(conversation.tracker_state or {}), name: value}
         elif name == "kb_match" and isinstance(value, dict):
             conversation = self._conversation(sender_id)
-            insert_ignoring_duplicates(
-                self.session,
-                KbMatch,
-                {
-                    "rasa_event_id": event.id,
-                    "conversation_id": conversation.id,
-                    "entry_id": str(value["entry_id"]) if value.get("entry_id") is not None else None,
-                    "score": _as_float(value.get("score")),
-                    "answered": bool(value.get("answered")),
-                    "threshold": _as_float(value.get("threshold")),
-                    "matched_at": at,
-                },
-                ["rasa_event_id"],
-            )
+            row = {
+                "rasa_event_id": event.id,
+                "conversation_id": conversation.id,
+                "entry_id": str(value["entry_id"]) if value.get("entry_id") is not None else None,
+                "score": _as_float(value.get("score")),
+                "answered": bool(value.get("answered")),
+                "threshold": _as_float(value.get("threshold")),
+                "matched_at": at,
+            }
+            if self.careful:
+                insert_ignoring_duplicates(self.session, KbMatch, row, ["rasa_event_id"])
+            else:
+                self._kb_rows.append(row)  # nothing in the batch reads them back
 
     def _pause(self, sender_id: str, at: datetime) -> None:
         """A pause after the hand-off slots: create the hand-off unless the HTTP call already did."""
@@ -300,9 +430,7 @@ class RasaEventApplier:
                     "reason": reason,
                     "topic": state.get("escalation_topic"),
                     "tags": [str(tag) for tag in details.get("tags") or []],
-                    "priority": details.get("priority")
-                    if details.get("priority") in PRIORITIES
-                    else "normal",
+                    "priority": details.get("priority") if details.get("priority") in PRIORITIES else "normal",
                     "summary": (details.get("summary") or None) and str(details["summary"])[:500],
                     "order_numbers": [str(number) for number in details.get("order_numbers") or []],
                     "transcript": [],  # the messages came in on the stream already
@@ -326,6 +454,16 @@ class RasaEventApplier:
             self.slack_messages.append(outcome.slack_message)
 
 
+def _sender(event: BrokerEvent):
+    return event.sender_id or event.data.get("sender_id")
+
+
+def _media_kind(data: dict) -> bool:
+    """Whether `record_inbound` keeps a media row for this user event (the same kinds)."""
+    kind = ((data.get("metadata") or {}).get("whatsapp") or {}).get("type")
+    return kind in DOWNLOADED_KINDS or kind in ("location", "contacts")
+
+
 def _text_or_none(value) -> str | None:
     return str(value).strip() or None if value not in (None, "") else None
 
@@ -335,6 +473,24 @@ def _as_float(value) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+class ApplyCarefully(Exception):
+    """An event failed in a batch applied without savepoints: apply the batch again, carefully."""
+
+    def __init__(self, events: int, error: Exception):
+        super().__init__(f"{events} events")
+        self.events = events
+        self.error = error
+
+    def log(self) -> None:
+        # The careful pass logs the event that fails, with its traceback; the error's text may carry
+        # customer data, so only its kind is named here.
+        logger.warning(
+            "a batch of %s broker events failed (%s); applying it again event by event",
+            self.events,
+            type(self.error).__name__,
+        )
 
 
 class EventStreamConsumer:
@@ -362,6 +518,13 @@ class EventStreamConsumer:
 
     def run_once(self) -> int:
         """Applies the next batch; returns how many broker events it consumed."""
+        try:
+            return self._run_once(careful=False)
+        except ApplyCarefully as failed:
+            failed.log()
+            return self._run_once(careful=True)
+
+    def _run_once(self, *, careful: bool) -> int:
         db = self.inbox.db
         with db.write() as session:
             insert_ignoring_duplicates(session, ConsumerPosition, {"name": self.NAME, "position": 0}, ["name"])
@@ -371,18 +534,52 @@ class EventStreamConsumer:
             events = self._contiguous(stored.position, self.source.fetch_after(stored.position, self.batch_size))
             if not events:
                 return 0
-            applier = RasaEventApplier(self.inbox, session)
-            for event in events:
-                self._apply_one(session, applier, event)
+            applier = self.apply_batch(session, events, careful=careful)
             stored.position = events[-1].id
             stored.updated_at = self.inbox.clock()
         for message in applier.slack_messages:
             self.inbox.slack.notify(message)
         return len(events)
 
+    def apply_in_transaction(self, events: list[BrokerEvent]) -> RasaEventApplier:
+        """Applies `events` in a transaction of their own (the RabbitMQ consumer's batch)."""
+        try:
+            with self.inbox.db.write() as session:
+                return self.apply_batch(session, events, careful=False)
+        except ApplyCarefully as failed:  # rolled back: again, each event in its own savepoint
+            failed.log()
+            with self.inbox.db.write() as session:
+                return self.apply_batch(session, events, careful=True)
+
+    def apply_batch(self, session: Session, events: list[BrokerEvent], *, careful: bool) -> RasaEventApplier:
+        """Applies the events in `session`'s transaction. Not `careful`: no savepoints and one query for
+        what the batch's events need to know (`RasaEventApplier.prepare`); if any event fails, this raises
+        `ApplyCarefully` and the caller rolls the transaction back and applies the batch again carefully:
+        each event in its own savepoint, a failing one logged and skipped, the others applied. Database
+        trouble (OperationalError) propagates either way: the batch is retried later."""
+        applier = RasaEventApplier(self.inbox, session, careful=careful)
+        try:
+            if not careful:
+                applier.prepare(events)
+            for event in events:
+                self._apply_one(session, applier, event)
+            applier.finish()
+            if not careful:
+                session.flush()  # a failure to write belongs to the batch, not to the commit
+        except OperationalError:
+            raise
+        except Exception as error:
+            if careful:
+                raise
+            raise ApplyCarefully(len(events), error) from error
+        return applier
+
     def _apply_one(self, session: Session, applier: RasaEventApplier, event: BrokerEvent) -> None:
         if not applier.changes_anything(event):
             return  # no savepoint (two round trips) for an event that changes nothing
+        if not applier.careful:
+            applier.apply(event)  # a failure fails the batch (see `apply_batch`)
+            return
         try:
             with session.begin_nested():
                 applier.apply(event)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import pika
 from pika.exceptions import AMQPError, ChannelClosedByBroker
 
-from inbox.services.event_stream import BrokerEvent, EventStreamConsumer, RasaEventApplier, SqlBrokerSource
+from inbox.services.event_stream import BrokerEvent, EventStreamConsumer, SqlBrokerSource
 
 if TYPE_CHECKING:  # a type only: inbox.context imports the services
     from inbox.context import Inbox
@@ -136,15 +136,11 @@ class RabbitMQConsumer(EventStreamConsumer):
                 connection.close()  # unacknowledged deliveries go back to the queue
 
     def _apply_batch(self, channel, deliveries: list[tuple[int, bytes]]) -> None:
-        with self.inbox.db.write() as session:
-            applier = RasaEventApplier(self.inbox, session)
-            for _tag, body in deliveries:
-                self._apply_one(session, applier, broker_event(body))
+        applier = self.apply_in_transaction([broker_event(body) for _tag, body in deliveries])
         self._acknowledge(channel, deliveries[-1][0])  # committed: only now may RabbitMQ forget them
         self.batches_applied += 1
         for message in applier.slack_messages:
             self.inbox.slack.notify(message)
-
 
     def _acknowledge(self, channel, last_tag: int) -> None:
         channel.basic_ack(last_tag, multiple=True)

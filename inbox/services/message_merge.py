@@ -19,6 +19,18 @@ from inbox.services.conversation_store import ConversationStore
 MATCH_WINDOW = timedelta(seconds=10)
 
 
+class BatchMessages:
+    """What the event stream learned in one query per batch, under its conversations' row locks, so that
+    `add_from_event` needs no query for them: none of the batch's event ids is stored yet (those it stores
+    are added to `event_ids`), and `copies` holds, by conversation, every message stored from a hand-off
+    call's transcript that no event has claimed and that the batch's events could match."""
+
+    def __init__(self, conversation_ids: set[int], copies: dict[int, list[Message]]):
+        self.conversation_ids = conversation_ids
+        self.copies = copies
+        self.event_ids: set[int] = set()
+
+
 class MessageMerger:
     def __init__(self, session: Session, store: ConversationStore):
         self.session = session
@@ -43,17 +55,39 @@ class MessageMerger:
         return min(candidates, key=lambda message: abs(message.created_at - at), default=None)
 
     def add_from_event(
-        self, conversation: Conversation, role: str, text: str, at: datetime, rasa_event_id: int
+        self,
+        conversation: Conversation,
+        role: str,
+        text: str,
+        at: datetime,
+        rasa_event_id: int,
+        batch: BatchMessages | None = None,
     ) -> Message | None:
         """Returns the stored message, or None if this event was applied before."""
-        if self.session.scalar(select(Message.id).where(Message.rasa_event_id == rasa_event_id)) is not None:
-            return None
-        copy = self._closest(
-            self._candidates(
-                conversation, role, text, at, Message.rasa_event_id.is_(None), Message.from_transcript.is_(True)
-            ),
-            at,
-        )
+        if batch is not None and conversation.id in batch.conversation_ids:
+            if rasa_event_id in batch.event_ids:
+                return None
+            batch.event_ids.add(rasa_event_id)
+            copy = self._closest(
+                [
+                    message
+                    for message in batch.copies.get(conversation.id, ())
+                    if message.rasa_event_id is None
+                    and message.role == role
+                    and message.text == text
+                    and abs(message.created_at - at) <= MATCH_WINDOW
+                ],
+                at,
+            )
+        else:
+            if self.session.scalar(select(Message.id).where(Message.rasa_event_id == rasa_event_id)) is not None:
+                return None
+            copy = self._closest(
+                self._candidates(
+                    conversation, role, text, at, Message.rasa_event_id.is_(None), Message.from_transcript.is_(True)
+                ),
+                at,
+            )
         if copy is not None:
             copy.rasa_event_id = rasa_event_id
             return copy

@@ -54,10 +54,22 @@ def load_read_receipt_config(path: Path = DEFAULT_READ_RECEIPTS_PATH) -> ReadRec
     return load_yaml_model(path, ReadReceiptConfig, ReadReceiptConfigError)
 
 
-def remember_customer_message_id(session, message: Message, event_data: dict) -> None:
-    """Keeps the WhatsApp id of a customer's message (from the connector's metadata in Rasa's event)."""
+def customer_message_id(event_data: dict) -> str | None:
+    """The WhatsApp id of a customer's message, from the connector's metadata in Rasa's event."""
     wamid = ((event_data.get("metadata") or {}).get("whatsapp") or {}).get("message_id")
-    if message.whatsapp_message_id or not isinstance(wamid, str) or not wamid or len(wamid) > WAMID_LIMIT:
+    return wamid if isinstance(wamid, str) and wamid and len(wamid) <= WAMID_LIMIT else None
+
+
+def remember_customer_message_id(session, message: Message, event_data: dict, new_ids: set[str] | None = None) -> None:
+    """Keeps the WhatsApp id of a customer's message unless another message has it. `new_ids`: ids the
+    caller found on no message (the event stream asks once per batch); each is taken out when given,
+    and an id not in it is looked up."""
+    wamid = customer_message_id(event_data)
+    if message.whatsapp_message_id or wamid is None:
+        return
+    if new_ids is not None and wamid in new_ids:
+        new_ids.discard(wamid)
+        message.whatsapp_message_id = wamid
         return
     if session.scalar(select(Message.id).where(Message.whatsapp_message_id == wamid)) is None:
         message.whatsapp_message_id = wamid
