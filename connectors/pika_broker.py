@@ -330,7 +330,11 @@ class RetryingPikaEventBroker(PikaEventBroker):
         message = aio_pika.Message(kept.body, headers=kept.headers, app_id=self.rasa_environment,
                                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
         try:
-            result = await exchange.publish(message, "", timeout=self.publish_timeout)
+            # Our own timeout, not aio-pika's `timeout=`: aiormq 6.4 checks that deadline again when it leaves the
+            # channel's lock and raises before releasing it once the deadline has passed, so one late publish
+            # left the lock held and every later publish on the channel waited for it (under load, the cluster
+            # benchmark's stream stalled until a reconnect). Cancelling from outside releases the lock.
+            result = await asyncio.wait_for(exchange.publish(message, ""), self.publish_timeout)
         except asyncio.CancelledError:
             raise
         except asyncio.TimeoutError:

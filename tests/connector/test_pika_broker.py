@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Callable, List
 
@@ -282,6 +283,49 @@ async def test_many_conversations_at_once_stay_in_order(rabbitmq, monkeypatch):
         await reader.read_until([body(event) for event in events])
         assert reader.per_sender() == {s: [1764600000.0 + n for n in range(240) if n % 12 == i]
                                        for i, s in enumerate(senders)}
+    finally:
+        await broker.close()
+
+
+class CongestedLock:
+    """The channel's publish lock, but the first publish to take it finds the event loop busy for a while after
+    (as a Rasa instance's loop is, parsing messages between publishes): its deadline passes while it holds it."""
+
+    def __init__(self, real: asyncio.Lock, busy_seconds: float):
+        self.real, self.busy_seconds, self.congested = real, busy_seconds, False
+
+    async def __aenter__(self):
+        await self.real.acquire()
+        if not self.congested:
+            self.congested = True
+            time.sleep(self.busy_seconds)  # blocks the loop: no timer can interrupt it
+
+    async def __aexit__(self, *exc):
+        self.real.release()
+
+    def locked(self):
+        return self.real.locked()
+
+
+@needs_rabbitmq
+async def test_a_publish_whose_deadline_passes_while_it_holds_the_channel_lock_does_not_stop_the_stream(
+    rabbitmq, monkeypatch
+):
+    """Found in the cluster benchmark: with aio-pika's own publish timeout, aiormq 6.4 left the channel's lock held
+    when the deadline passed inside it, and no later event was published until a reconnect."""
+    broker, queue = await cluster_broker(rabbitmq, monkeypatch, publish_timeout_seconds=0.2)
+    reader = Reader(rabbitmq, queue)
+    channel = broker._exchange.channel
+    congested = CongestedLock(channel.lock, busy_seconds=0.5)
+    channel._Channel__lock = congested  # aiormq's private publish lock, behind its read-only `lock` property
+    assert channel.lock is congested
+    events = [user_event("919812345290", n) for n in range(5)]
+    try:
+        for event in events:
+            broker.publish(event)
+        await reader.read_until([body(event) for event in events], timeout=20)
+        assert reader.per_sender() == {"919812345290": [1764600000.0 + n for n in range(5)]}
+        assert congested.congested and not congested.locked()
     finally:
         await broker.close()
 
