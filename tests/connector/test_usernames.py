@@ -327,6 +327,8 @@ def test_a_customer_without_a_phone_gets_answers_addressed_to_their_bsuid(sandbo
     assert texts([reply]) == ["echo: do you have sunscreen?"]
     assert reply["content"]["recipient"] == user_id and "to" not in reply["content"]
 
+    # The scripted bot notes its reply just after sending it: the sandbox can have the reply first.
+    assert wait_until(lambda: len(host.journal(user_id)) == 2)
     [user_turn, _bot] = host.journal(user_id)
     whatsapp = user_turn["metadata"]["whatsapp"]
     assert (whatsapp["wa_id"], whatsapp["user_id"], whatsapp["username"], whatsapp["profile_name"]) == (
