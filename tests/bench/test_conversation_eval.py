@@ -414,27 +414,46 @@ def holdout5_conversations():
 def test_the_fifth_holdout_is_its_own_split_and_stays_out_of_the_other_sets(project_conversations, holdout2_conversations,
                                                                            holdout3_conversations, holdout4_conversations,
                                                                            holdout5_conversations):
-    conversations = holdout5_conversations
+    _check_a_separate_holdout(holdout5_conversations, ce.HOLDOUT5_SPLIT,
+                              [*project_conversations, *holdout2_conversations, *holdout3_conversations,
+                               *holdout4_conversations])
+
+
+def _check_a_separate_holdout(conversations, split, other_conversations):
+    """At least 80 conversations, 40 % Hinglish or mixed, all in `split` (its own --split, never in the
+    metrics of the main set), no id shared with `other_conversations`, every KB entry answered somewhere."""
     assert len(conversations) >= 80
     assert sum(c.language in ("hinglish", "mixed") for c in conversations) >= 0.4 * len(conversations)
-    assert {c.split for c in conversations} == {ce.HOLDOUT5_SPLIT}
-    other_ids = {c.id for c in [*project_conversations, *holdout2_conversations, *holdout3_conversations,
-                                *holdout4_conversations]}
-    assert not {c.id for c in conversations} & other_ids
+    assert {c.split for c in conversations} == {split}
+    assert not {c.id for c in conversations} & {c.id for c in other_conversations}
     answered = {t.expect.value for c in conversations for t in c.turns if t.expect.kind == "answer"}
     assert answered == set(ce.Vocabulary.from_project().kb_entry_ids)
-    assert ce.HOLDOUT5_SPLIT not in ce.metrics_by_split([])
-    assert ce.parse_args(["--split", ce.HOLDOUT5_SPLIT]).split == ce.HOLDOUT5_SPLIT
+    assert split not in ce.metrics_by_split([])
+    assert ce.parse_args(["--split", split]).split == split
+
+
+@pytest.fixture(scope="module")
+def holdout6_conversations():
+    return ce.load_conversations(ce.HOLDOUT6_DIR, fixed_split=ce.HOLDOUT6_SPLIT)
+
+
+def test_the_sixth_holdout_is_its_own_split_and_stays_out_of_the_other_sets(project_conversations, holdout2_conversations,
+                                                                           holdout3_conversations, holdout4_conversations,
+                                                                           holdout5_conversations, holdout6_conversations):
+    _check_a_separate_holdout(holdout6_conversations, ce.HOLDOUT6_SPLIT,
+                              [*project_conversations, *holdout2_conversations, *holdout3_conversations,
+                               *holdout4_conversations, *holdout5_conversations])
 
 
 def test_no_customer_message_is_copied_from_the_training_data_or_other_benchmarks(project_conversations,
                                                                                   holdout2_conversations,
                                                                                   holdout3_conversations,
                                                                                   holdout4_conversations,
-                                                                                  holdout5_conversations):
+                                                                                  holdout5_conversations,
+                                                                                  holdout6_conversations):
     normalise = lambda text: " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())  # noqa: E731
     sources = [*ROOT.glob("data/**/*.yml"), *ROOT.glob("bench/data/*.yml"), ROOT / "tests" / "test_stories.yml"]
-    # The third to fifth hold-outs are also kept out of every test story and the designer's lists (the first two are
+    # The third to sixth hold-outs are also kept out of every test story and the designer's lists (the first two are
     # checked against test_stories.yml only: some of their dev wordings are quoted in other test stories).
     strict = [*ROOT.glob("tests/test_stories*.yml"), ROOT / "escalation.yml", ROOT / "messages.yml",
               ROOT / "nlp" / "entity_patterns.yml"]
@@ -452,7 +471,8 @@ def test_no_customer_message_is_copied_from_the_training_data_or_other_benchmark
     copied = [(c.id, t.text) for c in [*project_conversations, *holdout2_conversations] for t in c.turns
               if t.text and len(t.text.split()) >= 4 and normalise(t.text) in known]
     known |= sentences(strict)
-    copied += [(c.id, t.text) for c in [*holdout3_conversations, *holdout4_conversations, *holdout5_conversations]
+    copied += [(c.id, t.text) for c in [*holdout3_conversations, *holdout4_conversations, *holdout5_conversations,
+                                        *holdout6_conversations]
                for t in c.turns
                if t.text and len(t.text.split()) >= 4 and normalise(t.text) in known]
     assert copied == []
