@@ -124,6 +124,7 @@ def test_the_start_up_step_says_whether_the_speed_ups_are_on(monkeypatch):
     monkeypatch.setattr(rasa_speedups, "install_counted_sql_event_streaming", lambda: None)
     monkeypatch.setattr(rasa_speedups, "install_model_loading_without_a_training_step", lambda: None)
     monkeypatch.setattr(rasa_speedups, "install_kept_alive_endpoint_connections", lambda keepalive: None)
+    monkeypatch.setattr(rasa_speedups, "install_outranked_policies_skipped", lambda: None)
     tested = rasa_speedups.TESTED_RASA_VERSION
     assert rasa_speedups.install({}, tested).startswith("Rasa speed-ups: on")
     assert rasa_speedups.install({"RASA_SPEEDUPS": "0"}, tested) == "Rasa speed-ups: off (RASA_SPEEDUPS=0)"
@@ -139,6 +140,7 @@ def test_switched_off_rasa_is_left_as_shipped(monkeypatch):
     monkeypatch.setattr(rasa_speedups, "install_counted_sql_event_streaming", must_not_run)
     monkeypatch.setattr(rasa_speedups, "install_model_loading_without_a_training_step", must_not_run)
     monkeypatch.setattr(rasa_speedups, "install_kept_alive_endpoint_connections", must_not_run)
+    monkeypatch.setattr(rasa_speedups, "install_outranked_policies_skipped", must_not_run)
     rasa_speedups.install({"RASA_SPEEDUPS": "0"}, rasa_speedups.TESTED_RASA_VERSION)
     rasa_speedups.install({}, "3.6.20")
 
