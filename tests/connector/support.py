@@ -165,11 +165,14 @@ class SandboxClient:
     def wait_for_business(self, wa_id: str, at_least: int = 1, timeout: float = 15.0) -> List[Dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
-            found = self.business_messages(wa_id)
+            # The messages and the sequence number come from one answer: a reply landing between two calls
+            # would otherwise be counted in `last_seq` and the long poll would wait for a later one.
+            answer = self.messages(wa_id)
+            found = answer["messages"]
             remaining = deadline - time.monotonic()
             if len(found) >= at_least or remaining <= 0:
                 return found
-            self.messages(wa_id, after=self.messages()["last_seq"], wait=min(remaining, 2.0))
+            self.messages(wa_id, after=answer["last_seq"], wait=min(remaining, 2.0))
 
     def fail_next(self, mode: str, count: int = 1, code: Optional[int] = None) -> None:
         requests.post(f"{self.api}/failures", json={"mode": mode, "count": count, "code": code}, timeout=5).raise_for_status()
