@@ -5,8 +5,9 @@ The knowledge base searches the part of the message that carries the question
 as "agent nahi chahiye,"). The best entry's answer is sent exactly as written in data/knowledge_base.yml when its calibrated
 answer probability reaches `knowledge_base.answer_threshold` (escalation.yml); otherwise the bot says
 it isn't sure and hands off (pattern 1). Right after a knowledge-base answer, a follow-up without a
-topic of its own is answered from the entry just answered (`follow_up_match`, escalation.yml
-`knowledge_base.follow_up_context` and `follow_up_keeps_topic`). Every lookup is recorded in the
+topic of its own is answered from the entry just answered (`elliptical_follow_up_match` and
+`follow_up_match`, escalation.yml `knowledge_base.follow_up_context`, `elliptical_follow_ups` and
+`follow_up_keeps_topic`). Every lookup is recorded in the
 `kb_match` slot for the inbox's knowledge-base page (keys: actions/CONTRACT.md).
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from actions import conversation, kb_reload
 from actions.handoff import hand_off
 from actions.knowledge_base import KnowledgeBase, Match
 from actions.resolution import count_answer
-from actions.settings import FollowUpKeepsTopic, settings
+from actions.settings import EllipticalFollowUps, FollowUpKeepsTopic, settings
 from components.serving_threads import limit_blas_threads_for_serving
 
 logger = logging.getLogger(__name__)
@@ -146,7 +147,9 @@ class ActionAnswerQuestion(Action):
         threshold = config.kb_answer_threshold
         context = None
         if config.kb_follow_up_context:
-            contextual = follow_up_match(kb, tracker, candidates, question, threshold, config.kb_follow_up_keeps_topic)
+            contextual = elliptical_follow_up_match(
+                kb, tracker, candidates, question, threshold, config.kb_elliptical_follow_ups
+            ) or follow_up_match(kb, tracker, candidates, question, threshold, config.kb_follow_up_keeps_topic)
             if contextual is not None:
                 if match is not None and match.probability >= threshold:
                     logger.info("follow-up kept on %s instead of %s", contextual.entry_id, match)
@@ -158,3 +161,59 @@ class ActionAnswerQuestion(Action):
         entry = kb.entry(match.entry_id)
         dispatcher.utter_message(text=entry.reply_text(cite_link=config.kb_cite_links))
         return [SlotSet("kb_match", kb_match(match, True, threshold, context))] + count_answer(tracker)
+
+
+
+def topic_question(tracker: Tracker, entry_id: str) -> Optional[str]:
+    """The customer question that set the topic of the answers from `entry_id` the bot just gave: walking
+    back over the answers kept on it as follow-ups (`kb_match` with a context), the last one answered
+    alone. "exchange kaise hota hai?" for "koi charge lagega?" after "kitne din ke andar karna hota hai"
+    was kept on exchanges. None when the previous reply was not an answer from `entry_id`."""
+    question: Optional[str] = None
+    latest_seen = False
+    lookup: Optional[Dict[str, Any]] = None  # the last kb_match of the turn being walked
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "slot" and event.get("name") == "kb_match" and latest_seen and lookup is None:
+            lookup = event.get("value") or {}
+        elif kind == "user":
+            if not latest_seen:
+                latest_seen = True
+                continue
+            if lookup is None or not lookup.get("answered") or lookup.get("entry_id") != entry_id:
+                return question
+            parse_data = event.get("parse_data") or {}
+            question = parse_data.get("question") or event.get("text") or ""
+            if not lookup.get("context"):
+                return question
+            lookup = None
+    return question
+
+
+def elliptical_follow_up_match(
+    kb: KnowledgeBase, tracker: Tracker, candidates: List[Match], question: str, threshold: float,
+    elliptical: Optional[EllipticalFollowUps],
+) -> Optional[Match]:
+    """A short message right after a knowledge-base answer that names no other entry's topic
+    ("kitne din ke andar karna hota hai", "koi charge lagega?", "how many days do i have for that") is
+    about the entry just answered, whatever entry it would get alone: it is answered from that entry
+    when the entry reaches the threshold for the question that set the topic and this one searched
+    together. `candidates` are this message's own matches (all entries). Conditions
+    (`knowledge_base.elliptical_follow_ups`): at most `max_words` words; no topic word of another entry
+    (KnowledgeBase.topics_named: "aur COD milega?" names cash_on_delivery and is judged alone); the
+    classifier gives the previous entry at least `min_share` for the message alone (an unrelated
+    question gives it next to nothing). None: judged as before."""
+    if elliptical is None or len(question.split()) > elliptical.max_words:
+        return None
+    previous = conversation.previous_kb_answer(tracker)
+    if previous is None:
+        return None
+    previous_question, entry_id = previous
+    alone = next((c for c in candidates if c.entry_id == entry_id), None)
+    if alone is None or alone.share < elliptical.min_share or kb.topics_named(question, besides=entry_id):
+        return None
+    topic = topic_question(tracker, entry_id) or previous_question
+    combined = next((m for m in kb.matches(f"{topic} {question}", k=None) if m.entry_id == entry_id), None)
+    if combined is not None and combined.probability >= threshold:
+        return combined
+    return None

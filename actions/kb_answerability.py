@@ -21,6 +21,7 @@ neighbour cosine it replaces: see README "Knowledge base" and bench/kb_benchmark
 """
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
@@ -55,6 +56,19 @@ CHAR_NGRAMS = (2, 5)
 MIN_DOCUMENT_FREQUENCY = 3  # n-grams of fewer example texts are left out: fewer weights to fit, same dev accuracy
 _FLOOR = 1e-6  # smallest probability a log is taken of
 
+# Topic words (topic_words below): what tells a follow-up that names another entry's subject ("aur COD
+# milega?") from one that leans on the answer just given ("koi charge lagega?", "kitne din tak?").
+# A word is compared by its first STEM letters ("exchange", "exchanges" and "exchnge" agree on "excha").
+STEM = 5
+# Words used by this share of the entries or more (and at least two) are the language's own ("hai",
+# "the", "kya"), never a topic (0.3 of 14 entries: five or more; 0.5 and 0.2 were worse on the dev
+# follow-ups, see escalation.yml elliptical_follow_ups).
+FUNCTION_SHARE = 0.3
+# A topic word is used this many times as often (share of an entry's example texts that contain it) as
+# by any other entry...
+TOPIC_DOMINANCE = 2.0
+# ...and by at least this many of its entry's example texts.
+TOPIC_MIN_EXAMPLES = 3
 
 class CalibrationError(ValueError):
     """The knowledge base does not hold the examples the classifier and its calibration need."""
@@ -129,6 +143,42 @@ class EntryClassifier:
         """Best cosine similarity of each vector with a near-miss example."""
         near = self.vectors[self.labels == NONE]
         return (vectors @ near.T).max(axis=1) if len(near) else np.zeros(len(vectors))
+
+
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def stems(text: str) -> List[str]:
+    """The words of `text` (letters only, lower case), each cut to its first STEM letters."""
+    return [word[:STEM] for word in _WORD.findall(text.lower())]
+
+
+def topic_words(texts: Sequence[str], labels: np.ndarray, n_entries: int) -> dict:
+    """{word stem: entry label} for the words that name an entry's topic ("cod", "excha", "coupo",
+    "shipp"): used by at least TOPIC_MIN_EXAMPLES of the entry's example texts, by fewer than
+    FUNCTION_SHARE of the entries, and TOPIC_DOMINANCE times as often as by any other entry. Learnt from
+    the entries' texts only (NONE examples are skipped), so some are accidents of the data: "koi" and
+    "alag" come out as pricing words ("koi offer hai?", "gst alag se?")."""
+    labels = np.asarray(labels)
+    counts = np.zeros(n_entries)
+    used = {}
+    for text, label in zip(texts, labels):
+        if label == NONE:
+            continue
+        counts[label] += 1
+        for stem in set(stems(_normalised(text))):
+            used.setdefault(stem, np.zeros(n_entries))[label] += 1
+    result = {}
+    present = int((counts > 0).sum())
+    for stem, per_entry in used.items():
+        if (per_entry > 0).sum() >= max(2, FUNCTION_SHARE * present):
+            continue  # "hai", "the", "kya": used by many entries, whatever their share
+        rates = per_entry / np.maximum(counts, 1)
+        best = int(rates.argmax())
+        others = np.delete(rates, best)
+        if per_entry[best] >= TOPIC_MIN_EXAMPLES and rates[best] >= TOPIC_DOMINANCE * others.max(initial=0.0):
+            result[stem] = best
+    return result
 
 
 def feature_matrix(

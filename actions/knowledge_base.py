@@ -22,13 +22,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import yaml
 
 from actions.kb_answerability import (
-    FEATURES, NONE, AnswerCalibration, CalibrationError, EntryClassifier, feature_matrix, fit_answerability,
+    FEATURES, NONE, AnswerCalibration, CalibrationError, EntryClassifier, feature_matrix, fit_answerability, stems,
+    topic_words,
 )
 from actions.embedding_cache import EmbeddingCache
 from components.sentence_encoder import DEFAULT_MODEL, load_encoder
@@ -176,6 +177,7 @@ class KnowledgeBase:
     classifier: Optional[EntryClassifier] = field(default=None, repr=False)
     calibration: Optional[AnswerCalibration] = field(default=None, repr=False)
     embedding_cache: Optional[EmbeddingCache] = field(default=None, repr=False)  # None: embed every start
+    _topic_words: Dict[str, str] = field(default_factory=dict, repr=False)  # word stem -> entry id it names
 
     @classmethod
     def from_yaml(
@@ -227,6 +229,10 @@ class KnowledgeBase:
             is_question += [True] * len(entry.questions) + [False] * (1 + len(sentences))
         if not texts:
             return
+        self._topic_words = {
+            stem: self.entries[self._positions[label]].id
+            for stem, label in topic_words(texts, labels, len(self._positions)).items()
+        }
         near_misses = list(dict.fromkeys(
             [q for entry in self.active_entries for q in entry.not_covered] + list(self.near_misses)
         ))
@@ -282,6 +288,13 @@ class KnowledgeBase:
                   share=float(entries[0, c]))
             for c in order
         ]
+
+    def topics_named(self, text: str, besides: Optional[str] = None) -> List[str]:
+        """The entries (ids, sorted) whose topic words `text` uses, other than `besides`: words the
+        entry's example texts use far more than any other entry's (actions/kb_answerability.topic_words).
+        "aur COD milega?" names cash_on_delivery; "kitne din tak?" and "is it free?" name none."""
+        named = {self._topic_words[w] for w in stems(text) if w in self._topic_words}
+        return sorted(named - {besides})
 
     def best_match(self, text: str) -> Optional[Match]:
         found = self.matches(text, k=1)

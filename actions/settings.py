@@ -42,6 +42,15 @@ class FollowUpKeepsTopic:
 
 
 @dataclass(frozen=True)
+class EllipticalFollowUps:
+    """`knowledge_base.elliptical_follow_ups`: a short message right after a knowledge-base answer that
+    names no other entry's topic stays on the entry just answered (actions/answers.py)."""
+
+    max_words: int = 8  # only messages of at most this many words (after "ok and" / "aur")
+    min_share: float = 0.01  # ...to which the entry classifier gives the previous entry at least this share
+
+
+@dataclass(frozen=True)
 class EscalationSettings:
     source: Path
     human_request_intent: str
@@ -55,6 +64,7 @@ class EscalationSettings:
     kb_cite_links: bool
     kb_follow_up_context: bool
     kb_follow_up_keeps_topic: Optional[FollowUpKeepsTopic]  # None: a message answered alone is always answered alone
+    kb_elliptical_follow_ups: Optional[EllipticalFollowUps]  # None: off
     inbox_timeout_seconds: float
     inbox_attempts: int
     default_eta_text: str
@@ -113,6 +123,9 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
     if not isinstance(follow_up_context, bool):
         raise SettingsError(f"{name}: knowledge_base.follow_up_context must be true or false, got {follow_up_context!r}")
     keeps_topic = _follow_up_keeps_topic(kb.get("follow_up_keeps_topic", {}), f"{name}: knowledge_base.follow_up_keeps_topic")
+    elliptical = _elliptical_follow_ups(
+        kb.get("elliptical_follow_ups", {}), f"{name}: knowledge_base.elliptical_follow_ups"
+    )
     return EscalationSettings(
         source=source,
         human_request_intent=str(human.get("intent", "request_human")),
@@ -126,6 +139,7 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
         kb_cite_links=bool(kb.get("cite_links", True)),
         kb_follow_up_context=follow_up_context,
         kb_follow_up_keeps_topic=keeps_topic,
+        kb_elliptical_follow_ups=elliptical,
         inbox_timeout_seconds=float(inbox.get("timeout_seconds", 2.0)),
         inbox_attempts=int(inbox.get("attempts", 2)),
         default_eta_text=str(inbox.get("default_eta_text", "soon")),
@@ -133,28 +147,55 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
     )
 
 
-def _follow_up_keeps_topic(section: Any, where: str) -> Optional[FollowUpKeepsTopic]:
-    """false: off; a mapping (missing keys take the defaults) or nothing: on."""
+def _switch_section(section: Any, where: str, keys: List[str]) -> Optional[Dict[str, Any]]:
+    """An on/off rule's settings: false: None (off); nothing or true: {} (on, defaults); a mapping with
+    only `keys`: itself."""
     if section is False:
         return None
     if section is None or section is True:
-        section = {}
+        return {}
     if not isinstance(section, dict):
-        raise SettingsError(f"{where} must be false or a mapping with max_words, max_probability, max_odds")
-    unknown = set(section) - {"max_words", "max_probability", "max_odds"}
+        raise SettingsError(f"{where} must be false or a mapping with {', '.join(keys)}")
+    unknown = set(section) - set(keys)
     if unknown:
-        raise SettingsError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (max_words, max_probability, max_odds)")
-    defaults = FollowUpKeepsTopic()
-    words = section.get("max_words", defaults.max_words)
-    probability = section.get("max_probability", defaults.max_probability)
-    odds = section.get("max_odds", defaults.max_odds)
+        raise SettingsError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} ({', '.join(keys)})")
+    return section
+
+
+def _max_words(section: Dict[str, Any], where: str, default: int) -> int:
+    words = section.get("max_words", default)
     if isinstance(words, bool) or not isinstance(words, int) or words < 1:
         raise SettingsError(f"{where}.max_words must be a whole number >= 1, got {words!r}")
+    return words
+
+
+def _follow_up_keeps_topic(section: Any, where: str) -> Optional[FollowUpKeepsTopic]:
+    """false: off; a mapping (missing keys take the defaults) or nothing: on."""
+    section = _switch_section(section, where, ["max_words", "max_probability", "max_odds"])
+    if section is None:
+        return None
+    defaults = FollowUpKeepsTopic()
+    words = _max_words(section, where, defaults.max_words)
+    probability = section.get("max_probability", defaults.max_probability)
+    odds = section.get("max_odds", defaults.max_odds)
     if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0.0 < probability <= 1.0:
         raise SettingsError(f"{where}.max_probability must be a number above 0 and at most 1, got {probability!r}")
     if isinstance(odds, bool) or not isinstance(odds, (int, float)) or odds < 1.0:
         raise SettingsError(f"{where}.max_odds must be a number >= 1, got {odds!r}")
     return FollowUpKeepsTopic(max_words=words, max_probability=float(probability), max_odds=float(odds))
+
+
+def _elliptical_follow_ups(section: Any, where: str) -> Optional[EllipticalFollowUps]:
+    """false: off; a mapping (missing keys take the defaults) or nothing: on."""
+    section = _switch_section(section, where, ["max_words", "min_share"])
+    if section is None:
+        return None
+    defaults = EllipticalFollowUps()
+    words = _max_words(section, where, defaults.max_words)
+    share = section.get("min_share", defaults.min_share)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share < 1.0:
+        raise SettingsError(f"{where}.min_share must be a number from 0 up to (not including) 1, got {share!r}")
+    return EllipticalFollowUps(max_words=words, min_share=float(share))
 
 
 def load_settings(path: Optional[Path] = None) -> EscalationSettings:

@@ -168,7 +168,9 @@ async def test_a_real_topic_switch_after_an_answer_switches(kb, dispatcher, firs
 
 
 async def test_with_keeps_topic_off_a_follow_up_answered_alone_is_answered_alone(kb, dispatcher, config, monkeypatch):
-    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_follow_up_keeps_topic=None))
+    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(
+        config, kb_follow_up_keeps_topic=None, kb_elliptical_follow_ups=None
+    ))
     follow_up = "kitne din ke andar karna hai?"
     history = await previous_answer("how do i send back a dress")
     events = await ActionAnswerQuestion().run(
@@ -183,9 +185,68 @@ async def test_with_keeps_topic_off_a_follow_up_answered_alone_is_answered_alone
 async def test_a_long_follow_up_is_taken_to_name_its_own_topic(kb, dispatcher, config, monkeypatch):
     # The same follow-up, allowed fewer words than it has, is judged alone.
     keeps = dataclasses.replace(config.kb_follow_up_keeps_topic, max_words=3)
-    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_follow_up_keeps_topic=keeps))
+    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(
+        config, kb_follow_up_keeps_topic=keeps, kb_elliptical_follow_ups=None
+    ))
     history = await previous_answer("how do i send back a dress")
     events = await ActionAnswerQuestion().run(
         dispatcher, make_tracker([*history, user_event("kitne din ke andar karna hai?", "ask_question")]), {}
     )
     assert slots_of(events)["kb_match"]["entry_id"] != "returns"
+
+
+# Elliptical follow-ups (`knowledge_base.elliptical_follow_ups`): a short message that names no other
+# entry's topic stays on the entry just answered, even when a neighbour is sure of it alone.
+async def answer(dispatcher, history, text):
+    dispatcher.messages.clear()
+    events = await ActionAnswerQuestion().run(dispatcher, make_tracker([*history, user_event(text, "ask_question")]), {})
+    return [*history, user_event(text, "ask_question"), bot_event("(answer)"), *events], slots_of(events)["kb_match"]
+
+
+async def test_an_elliptical_follow_up_stays_on_the_entry_even_when_a_neighbour_is_sure(kb, dispatcher, config):
+    follow_up = "how many days do i get for this"
+    alone = kb.best_match(follow_up)
+    # alone: shipping, too sure for follow_up_keeps_topic (max_probability 0.85)
+    assert alone.entry_id == "shipping" and alone.probability >= config.kb_follow_up_keeps_topic.max_probability
+    assert kb.topics_named(follow_up, besides="exchanges") == []
+    history, first = await answer(dispatcher, [], "can i swap the kurta for a bigger size")
+    assert first["entry_id"] == "exchanges" and first["answered"] is True
+    history, match = await answer(dispatcher, history, follow_up)
+    assert dispatcher.messages[0]["text"].startswith(kb.entry("exchanges").answer.rstrip("\n"))
+    assert match["entry_id"] == "exchanges" and match["answered"] is True and match["context"] == "previous_question"
+
+
+async def test_a_second_elliptical_follow_up_is_read_with_the_question_that_set_the_topic(kb, dispatcher, config):
+    history, _ = await answer(dispatcher, [], "can i swap the kurta for a bigger size")
+    history, _ = await answer(dispatcher, history, "how many days do i get for this")
+    tracker = make_tracker([*history, user_event("is that chargeable", "ask_question")])
+    assert answers.topic_question(tracker, "exchanges") == "can i swap the kurta for a bigger size"
+    history, match = await answer(dispatcher, history, "is that chargeable")
+    assert match["entry_id"] == "exchanges" and match["answered"] is True and match["context"] == "previous_question"
+
+
+async def test_a_follow_up_that_names_another_topic_switches(kb, dispatcher, config):
+    history, _ = await answer(dispatcher, [], "can i swap the kurta for a bigger size")
+    assert kb.topics_named("aur cod milta hai?", besides="exchanges") == ["cash_on_delivery"]
+    _, match = await answer(dispatcher, history, "aur cod milta hai?")
+    assert match["entry_id"] == "cash_on_delivery" and "context" not in match
+
+
+async def test_with_elliptical_follow_ups_off_the_neighbour_answers(kb, dispatcher, config, monkeypatch):
+    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_elliptical_follow_ups=None))
+    history, _ = await answer(dispatcher, [], "can i swap the kurta for a bigger size")
+    _, match = await answer(dispatcher, history, "how many days do i get for this")
+    assert match["entry_id"] == "shipping" and "context" not in match
+
+
+async def test_a_follow_up_longer_than_max_words_is_judged_alone(kb, dispatcher, config, monkeypatch):
+    elliptical = dataclasses.replace(config.kb_elliptical_follow_ups, max_words=7)
+    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_elliptical_follow_ups=elliptical))
+    history, _ = await answer(dispatcher, [], "can i swap the kurta for a bigger size")
+    _, match = await answer(dispatcher, history, "how many days do i get for this")  # 8 words
+    assert match["entry_id"] == "shipping"
+
+
+def test_topic_question_is_none_without_a_previous_answer_from_that_entry():
+    tracker = make_tracker([user_event("hi", "greet"), bot_event("Hi!"), user_event("kitne din?", "ask_question")])
+    assert answers.topic_question(tracker, "exchanges") is None

@@ -263,3 +263,37 @@ def test_cache_location_comes_from_the_environment(monkeypatch, tmp_path):
     assert EmbeddingCache.from_environment() is None
     monkeypatch.delenv(CACHE_ENV)
     assert EmbeddingCache.from_environment().directory == DEFAULT_DIRECTORY
+
+
+# Topic words: what tells a follow-up that names another entry's subject from one that leans on the
+# answer just given (actions/answers.py, elliptical follow-ups).
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ("aur cod milta hai?", ["cash_on_delivery"]),
+        ("any coupon code right now", ["pricing_offers"]),
+        ("how do I wash it", ["care_washing"]),
+        ("kitne din tak?", []),
+        ("is it free?", []),
+        ("how many days do i get for this", []),
+    ],
+)
+def test_topics_named_are_the_entries_a_message_names(kb, text, named):
+    assert kb.topics_named(text) == named
+
+
+def test_the_previous_entry_is_never_named_as_another_topic(kb):
+    assert kb.topics_named("exchange kaise karu", besides="exchanges") == []
+    assert kb.topics_named("exchange kaise karu") == ["exchanges"]
+
+
+def test_topic_words_need_one_entry_to_use_them_far_more_than_any_other():
+    from actions.kb_answerability import NONE, topic_words
+
+    texts = ["cod available?", "cod charges", "is cod there", "cod fee", "size chart", "size for chest 38",
+             "which size", "size help", "is it there", "fee for size exchange", "cod store in pune"]
+    labels = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, NONE]
+    words = topic_words(texts, labels, 2)
+    assert words["cod"] == 0 and words["size"] == 1
+    # "fee": once in each entry, "there": in both; the near miss's "store" belongs to no entry
+    assert "fee" not in words and "there" not in words and "store" not in words

@@ -65,3 +65,29 @@ def test_bad_follow_up_keeps_topic_names_the_problem(value, message):
     document = broken(lambda d: d["knowledge_base"].update(follow_up_keeps_topic=value))
     with pytest.raises(SettingsError, match=f"follow_up_keeps_topic.*{message}|{message}"):
         parse_settings(document, PROJECT_ROOT / "escalation.yml")
+
+
+def test_elliptical_follow_ups_are_on_as_shipped_and_false_turns_them_off():
+    shipped = parse_settings(copy.deepcopy(SHIPPED), PROJECT_ROOT / "escalation.yml").kb_elliptical_follow_ups
+    assert shipped is not None and shipped.max_words == 8 and shipped.min_share == 0.01
+    off = broken(lambda d: d["knowledge_base"].update(elliptical_follow_ups=False))
+    assert parse_settings(off, PROJECT_ROOT / "escalation.yml").kb_elliptical_follow_ups is None
+    partial = broken(lambda d: d["knowledge_base"].update(elliptical_follow_ups={"max_words": 5}))
+    kept = parse_settings(partial, PROJECT_ROOT / "escalation.yml").kb_elliptical_follow_ups
+    assert kept.max_words == 5 and kept.min_share == 0.01
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"max_words": True}, "max_words must be a whole number"),
+        ({"min_share": 1.0}, "min_share must be a number from 0"),
+        ({"min_share": "low"}, "min_share must be a number from 0"),
+        ({"max_odds": 30}, "unknown key"),
+        ([8], "must be false or a mapping with max_words, min_share"),
+    ],
+)
+def test_bad_elliptical_follow_ups_names_the_problem(value, message):
+    document = broken(lambda d: d["knowledge_base"].update(elliptical_follow_ups=value))
+    with pytest.raises(SettingsError, match=f"elliptical_follow_ups.*{message}"):
+        parse_settings(document, PROJECT_ROOT / "escalation.yml")
