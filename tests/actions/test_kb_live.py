@@ -50,14 +50,25 @@ def kb_file(tmp_path):
     return path
 
 
+@pytest.fixture(scope="session")
+def fitted():
+    """Knowledge bases these tests fitted, by the text of the file and of its near-miss file. Fitting the
+    shipped KB takes ~10 s of CPU and these tests are about when a LiveFile swaps, not about fitting, so
+    each distinct text is fitted once per session (a fitted KnowledgeBase is not changed by answering)."""
+    return {}
+
+
 @pytest.fixture
-def live_kb(kb, kb_file, monkeypatch):
+def live_kb(kb, kb_file, monkeypatch, fitted):
     """A live knowledge base on a temp file, served to the actions in place of the shipped one."""
-    live = LiveFile(
-        "knowledge base", lambda: kb_file,
-        lambda path: KnowledgeBase.from_yaml(path, encoder=kb._encoder, embedding_cache=EmbeddingCache.from_environment()),
-        (KnowledgeBaseError, OSError),
-    )
+    def load(path):
+        key = (path.read_text(encoding="utf-8"), (path.parent / "kb_near_misses.yml").read_text(encoding="utf-8"))
+        if key not in fitted:  # an invalid file raises here, as from the real loader, and is not kept
+            fitted[key] = KnowledgeBase.from_yaml(
+                path, encoder=kb._encoder, embedding_cache=EmbeddingCache.from_environment())
+        return fitted[key]
+
+    live = LiveFile("knowledge base", lambda: kb_file, load, (KnowledgeBaseError, OSError))
     assert live.check()
     monkeypatch.setattr(kb_reload, "KNOWLEDGE_BASE", live)
     return live
