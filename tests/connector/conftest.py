@@ -5,7 +5,8 @@
   sending through the sandbox and forwarding statuses to `inbox` (a recording HTTP server).
 Each test uses its own customer numbers, so one set of processes serves the whole session.
 - `rasa`: a real `rasa run` with this connector, the sandbox and the action server
-  (tests/connector/rasa_server.py), started once for the session's Rasa tests.
+  (tests/connector/rasa_server.py), started once for the session's Rasa tests, in a thread as soon as
+  collection shows a test needs it (`EarlyRasa`), so the model loads while the tests before it run.
 - `store_url`: a fresh, empty database for the WhatsApp store, once on SQLite and once on
   PostgreSQL (a new database on the server in TEST_POSTGRES_URL; scripts/test.sh starts one and
   sets WHATSAPP_REQUIRE_POSTGRES=1, so in CI a missing server fails instead of skipping).
@@ -15,9 +16,10 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, Optional
 
 import pytest
 from sqlalchemy import create_engine
@@ -63,10 +65,68 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("connector")
 
 
+class EarlyRasa:
+    """`running_rasa` entered in a thread as soon as the session knows a test will need it.
+
+    Loading the model in `rasa run` takes ~30-70 s of mostly one core; the tests collected before the first
+    Rasa test (actions, components, most of the connector's) run meanwhile instead of waiting for it. The
+    server is the same one the `rasa` fixture starts otherwise, and stops at the same point (the fixture's
+    teardown). TEST_EARLY_RASA=0: started by the first test that needs it, as before."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self._context = running_rasa(run_dir)
+        self._server: Optional[RasaServer] = None
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._enter, name="early-rasa", daemon=True)
+        self._thread.start()
+
+    def _enter(self) -> None:
+        try:
+            self._server = self._context.__enter__()
+        except BaseException as error:  # pytest.fail in running_rasa raises a BaseException
+            self._error = error
+
+    def server(self) -> RasaServer:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._server is not None
+        return self._server
+
+    def close(self) -> None:
+        self._thread.join()
+        if self._error is None:
+            self._context.__exit__(None, None, None)
+
+
+_early_rasa: Dict[str, EarlyRasa] = {}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if os.environ.get("TEST_EARLY_RASA", "1") == "0":
+        return
+    if any("rasa" in getattr(item, "fixturenames", ()) for item in session.items):
+        _early_rasa["rasa"] = EarlyRasa(session.config._tmp_path_factory.mktemp("connector-rasa"))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    early = _early_rasa.pop("rasa", None)  # the fixture never ran (e.g. stopped by -x before it)
+    if early is not None:
+        early.close()
+
+
 @pytest.fixture(scope="session")
 def rasa(run_dir: Path) -> Iterator[RasaServer]:
-    with running_rasa(run_dir) as server:
-        yield server
+    early = _early_rasa.get("rasa")
+    if early is None:
+        with running_rasa(run_dir) as server:
+            yield server
+        return
+    try:
+        yield early.server()
+    finally:
+        _early_rasa.pop("rasa", None)
+        early.close()
 
 
 @pytest.fixture(scope="session")
