@@ -63,8 +63,9 @@ def browser():
 
 
 @pytest.fixture
-def live_inbox(tmp_path, sandbox, external_services, password_hash):
-    """A real inbox server (SQLite, background workers on) sending through the sandbox."""
+def live_inbox(tmp_path, sandbox, external_services, password_hash, inbox_clock):
+    """A real inbox server (SQLite, background workers on) sending through the sandbox, on `inbox_clock`
+    (conftest.py: the real clock)."""
     from inbox.services.agents import AgentDirectory
     from inbox.tests.rasa_events import RasaBrokerTable
 
@@ -90,7 +91,7 @@ def live_inbox(tmp_path, sandbox, external_services, password_hash):
     )
     from inbox import migrate
 
-    inbox = Inbox(settings)
+    inbox = Inbox(settings, clock=inbox_clock)
     migrate.upgrade(inbox.db)
     bootstrap.prepare(inbox)
     with inbox.db.write() as session:
