@@ -47,7 +47,7 @@ from rasa.shared.nlu.training_data.message import Message
 
 from components.designer_lists import DesignerListComponent, demote_intent, set_intent
 from components.follow_ups import CUSTOMER_TEXT_KEY
-from components.phrases import PhraseList, phrase_strings, squeeze, tokenize
+from components.phrases import PhraseList, clauses, phrase_strings, squeeze, tokenize
 
 # Parse-data key that explains an acknowledgement (shown by `rasa shell nlu`, read by tests).
 ACKNOWLEDGEMENT_KEY = "acknowledgement"
@@ -114,6 +114,47 @@ class RemarkRules:
         return self._ending_leads.longest_at(words, start)
 
 
+class PraiseRules:
+    """`acknowledgements.praise_and_thanks`: thanks or praise with its reason, and nothing to answer.
+
+    "thank you for the super quick delivery, got my order today 😍" (a thank-you lead: `thank_intent`),
+    "aapke kurte bahut acche hai, meri mummy ko bhi pasand aaya 😊" (a praise word: `praise_intent`).
+    Only over the classifier readings of `override_intents`, and never when the message asks something
+    (a "?", a clause that starts like a question, a question word anywhere), names a problem or a
+    request (`not_when`), carries a digit (an order number) or a negative emoji, or is too long."""
+
+    def __init__(self, section: Dict[str, Any], where: str) -> None:
+        self.thank_intent = str(section.get("thank_intent") or "")
+        self.praise_intent = str(section.get("praise_intent") or "")
+        if not self.thank_intent or not self.praise_intent:
+            raise ValueError(f"{where} needs `thank_intent` and `praise_intent`")
+        self.override_intents = set(phrase_strings(section.get("override_intents"), f"{where}.override_intents"))
+        self._praise = PhraseList(phrase_strings(section.get("praise_words"), f"{where}.praise_words"), squeezed=True)
+        self._not_when = PhraseList(phrase_strings(section.get("not_when"), f"{where}.not_when"), squeezed=True)
+        self._question_starts = PhraseList(phrase_strings(section.get("question_starts"), f"{where}.question_starts"))
+        self._question_words = {squeeze(w) for q in phrase_strings(section.get("question_words"),
+                                                                   f"{where}.question_words") for w in tokenize(q)}
+        self.max_words = int(section.get("max_words") or 25)
+
+    def is_question(self, text: str) -> bool:
+        if "?" in text:
+            return True
+        # An emoji ends a clause as punctuation does ("love it 😍 do you have it in red").
+        for clause in clauses(emoji.replace_emoji(text, ", ")):
+            if self._question_starts.longest_at(clause, 0) is not None:
+                return True
+            if any(squeeze(w) in self._question_words for w in clause):
+                return True
+        return False
+
+    def has_praise(self, words: List[str]) -> bool:
+        return self._praise.find(words) is not None
+
+    def excluded(self, text: str, words: List[str]) -> bool:
+        return (not words or len(words) > self.max_words or any(c.isdigit() for c in text)
+                or self._not_when.find(words) is not None or self.is_question(text))
+
+
 class AcknowledgementMatcher:
     """Decides whether a message is only an acknowledgement, and of which intent."""
 
@@ -145,6 +186,11 @@ class AcknowledgementMatcher:
                          for w in tokenize(f)}
         remarks = section.get("with_a_remark")
         self.remarks: Optional[RemarkRules] = RemarkRules(remarks, self.intents) if remarks else None
+        self.question_intent: str = str(section.get("question_intent") or "")
+        praise = section.get("praise_and_thanks")
+        self.praise: Optional[PraiseRules] = PraiseRules(praise, f"{where}.praise_and_thanks") if praise else None
+        if self.praise and self.praise.thank_intent not in self.intents:
+            raise ValueError(f"{where}.praise_and_thanks.thank_intent must be one of {', '.join(self.intents)}")
         reactions = section.get("reactions") or {}
         self.reaction_intents = {POSITIVE: reactions.get(POSITIVE), NEGATIVE: reactions.get(NEGATIVE)}
         for polarity, intent in self.reaction_intents.items():
@@ -230,6 +276,41 @@ class AcknowledgementMatcher:
             return Acknowledgement(intent=intent, items=[i for i, _ in lead], remark=" ".join(remark), rule="plan")
         return None
 
+    def match_praise(self, text: Optional[str], classifier_intent: str = "") -> Optional[Acknowledgement]:
+        """Thanks or praise with its reason and nothing to answer (`praise_and_thanks`)."""
+        rules = self.praise
+        text = text or ""
+        if rules is None or classifier_intent not in rules.override_intents:
+            return None
+        for item in emoji.emoji_list(text):
+            intent = self._emoji_intent(item["emoji"])
+            if intent is None or intent == self.reaction_intents[NEGATIVE]:
+                return None
+        plain = text
+        for symbol, _ in self._symbols:
+            plain = plain.replace(symbol, " ")
+        words = tokenize(emoji.replace_emoji(plain, " "))
+        if rules.excluded(text, words):
+            return None
+        # A thank-you lead (after fillers or an "ok"): "ok thank you for the quick delivery".
+        position, lead = 0, []
+        while position < len(words):
+            best = self._listed_at(words, position)
+            if best is not None:
+                lead.append(best)
+                position = best[1]
+            elif squeeze(words[position]) in self._fillers:
+                position += 1
+            else:
+                break
+        remark = " ".join(words[position:])
+        if any(intent == rules.thank_intent for _, _, intent in lead):
+            return Acknowledgement(intent=rules.thank_intent, items=[item for item, _, _ in lead], remark=remark,
+                                   rule="thanks")
+        if rules.has_praise(words):
+            return Acknowledgement(intent=rules.praise_intent, items=[], remark=" ".join(words), rule="praise")
+        return None
+
     def _emoji_intent(self, symbol: str) -> Optional[str]:
         key = emoji_key(symbol)
         for candidate in (key, key.split(_ZWJ)[0]):  # the sequence itself, then its first emoji
@@ -270,10 +351,21 @@ class Acknowledgements(DesignerListComponent, IntentClassifier):
         remarks = self._matcher.remarks
         kinds = set(remarks.plan_intents) if remarks else set()
         ranking = message.get(INTENT_RANKING_KEY) or []
-        if len(ranking) < 2 or not kinds:
+        if len(ranking) < 2:
             return
         first, second = ranking[0].get(INTENT_NAME_KEY), ranking[1].get(INTENT_NAME_KEY)
-        if first in kinds and second in kinds and first == (message.get(INTENT) or {}).get(INTENT_NAME_KEY):
+        if first != (message.get(INTENT) or {}).get(INTENT_NAME_KEY):
+            return
+        if first in kinds and second in kinds:
+            demote_intent(message, second)
+            return
+        # A question ranked first with an acknowledgement close behind ("will it shrink": ask_question 0.61,
+        # deny 0.58): a message that asks something is no "ok" / "no" / "thanks", so the acknowledgement is
+        # no rival either (`question_intent`; the question test of `praise_and_thanks`).
+        praise = self._matcher.praise
+        question_intent = self._matcher.question_intent
+        if (question_intent and praise is not None and first == question_intent and second in self._matcher.intents
+                and praise.is_question(message.get(CUSTOMER_TEXT_KEY) or message.get(TEXT) or "")):
             demote_intent(message, second)
 
     def process(self, messages: List[Message]) -> List[Message]:
@@ -298,6 +390,12 @@ class Acknowledgements(DesignerListComponent, IntentClassifier):
                     # FollowUpQuestion may have cut "great," off the text; the remark rules read it all.
                     acknowledgement = self._matcher.match_with_remark(
                         message.get(CUSTOMER_TEXT_KEY) or text, classified.get("name") or "")
+                if acknowledgement is None:
+                    acknowledgement = self._matcher.match_praise(
+                        message.get(CUSTOMER_TEXT_KEY) or text, classified.get("name") or "")
+                    praise_intent = self._matcher.praise.praise_intent if self._matcher.praise else ""
+                    if acknowledgement and acknowledgement.rule == "praise" and praise_intent not in self.trained_intents:
+                        acknowledgement = None
                 if acknowledgement is None:
                     self._no_rival_of_the_same_kind(message)
                     continue

@@ -97,12 +97,16 @@ class DesignerListComponent(GraphComponent):
         model_storage: ModelStorage,
         resource: Resource,
         active: Optional[bool] = None,
+        trained_intents: Optional[List[Text]] = None,
     ) -> None:
         self._config = config
         self._model_storage = model_storage
         self._resource = resource
         self.configure(load_section(settings_path(config["settings_path"]), self.SECTION, type(self).__name__))
         self.active = active
+        # Every intent of the training data (for lists that name intents of their own, e.g. a topic rule):
+        # remembered with the state, so a list edited later may name any trained intent.
+        self.trained_intents: List[Text] = list(trained_intents or [])
 
     def configure(self, section: Dict[Text, Any]) -> None:
         raise NotImplementedError
@@ -128,8 +132,10 @@ class DesignerListComponent(GraphComponent):
                 f"{type(self).__name__}: intent(s) {', '.join(missing)} not in the training data; "
                 f"the `{self.SECTION}` lists of escalation.yml are not applied."
             )
+        self.trained_intents = sorted(training_data.intents)
         with self._model_storage.write_to(self._resource) as directory:
-            (directory / self.STATE_FILE).write_text(json.dumps({"active": self.active}))
+            (directory / self.STATE_FILE).write_text(
+                json.dumps({"active": self.active, "intents": self.trained_intents}))
         return self._resource
 
     @classmethod
@@ -146,4 +152,4 @@ class DesignerListComponent(GraphComponent):
                 state = json.loads((directory / cls.STATE_FILE).read_text())
         except (ValueError, FileNotFoundError):
             state = {}
-        return cls(config, model_storage, resource, active=state.get("active"))
+        return cls(config, model_storage, resource, active=state.get("active"), trained_intents=state.get("intents"))

@@ -13,28 +13,42 @@ with its own (lower) confidence; ranked lower, it no longer counts as the close 
 FallbackClassifier call the message ambiguous. The parse data explains both (`human_request_match`,
 `human_request_declined`), and `question` holds the rest of the message for the knowledge base.
 
+Pattern 3 by combination (escalation.yml `topic_signals`, components/topic_signals.py): a message
+with no request for a person that has, e.g., a deadline plus a delivery problem ("kal shaadi hai aur
+parcel abhi tak nahi aaya") or a repeated failure ("phir se galat size bhej diya") gets the rule's topic
+intent with confidence 1.0 when the classifier read one of `override_intents` (an order-status or
+knowledge-base question, an acknowledgement, ...) or that same topic (then the rule confirms it, and a
+close runner-up no longer makes the message ambiguous); another topic the classifier found stays. The
+parse data says which rule and cues (`topic_signal`).
+
 Config: `settings_path` (see components/designer_lists.py). The word lists are read when the model is
 loaded (restart Rasa after editing them). On training data without the target intent (e.g. the
 out-of-scope benchmark's) the component does nothing.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Dict, Iterable, List, Text
 
+import yaml
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from components.designer_lists import DesignerListComponent, demote_intent, set_intent
+from components.designer_lists import DesignerListComponent, demote_intent, set_intent, settings_path
 from components.human_request import HumanRequestMatcher
 from components.phrases import without_clauses
+from components.topic_signals import TopicSignals
 
 # Parse-data keys that explain what this component did (shown by `rasa shell nlu`, read by tests).
 MATCH_KEY = "human_request_match"
 DECLINED_KEY = "human_request_declined"
 # The part of the message that carries the customer's question (actions/conversation.question_text).
 QUESTION_KEY = "question"
+# Parse-data key of a topic forced by `topic_signals`.
+TOPIC_SIGNAL_KEY = "topic_signal"
+TOPIC_SIGNALS_SECTION = "topic_signals"
 
 
 @DefaultV1Recipe.register(
@@ -46,6 +60,10 @@ class KeywordEscalation(DesignerListComponent, IntentClassifier):
 
     def configure(self, section: Dict[Text, Any]) -> None:
         self._matcher = HumanRequestMatcher(section)
+        # The optional second section, read from the same file.
+        path = settings_path(self._config["settings_path"])
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        self._topics = TopicSignals(document.get(TOPIC_SIGNALS_SECTION))
 
     def required_intents(self) -> Iterable[Text]:
         return [self._matcher.intent]
@@ -68,7 +86,29 @@ class KeywordEscalation(DesignerListComponent, IntentClassifier):
             declined = self._matcher.declined(text)
             if declined:
                 self._keep_declined_request_out(message, text, declined)
+            self._topic_signal(message, text)
         return messages
+
+    def _topic_signal(self, message: Message, text: Text) -> None:
+        classified = message.get(INTENT) or {}
+        if not self.trained_intents:
+            return
+        name = classified.get(INTENT_NAME_KEY)
+        # Over an ordinary reading the rule decides; over the same topic it confirms the classifier (a
+        # close runner-up no longer makes FallbackClassifier call the message ambiguous).
+        if name not in self._topics.override_intents and name not in self._topics.intents:
+            return
+        signal = self._topics.match(text)
+        if signal is None or signal.intent not in self.trained_intents:
+            return
+        if name not in self._topics.override_intents and name != signal.intent:
+            return  # another topic the classifier found itself stays
+        set_intent(message, signal.intent)
+        message.set(
+            TOPIC_SIGNAL_KEY,
+            {"intent": signal.intent, "rule": signal.rule, "cues": signal.cues, "classifier_intent": classified},
+            add_to_output=True,
+        )
 
     def _keep_declined_request_out(self, message: Message, text: Text, declined: List[Any]) -> None:
         classified = message.get(INTENT) or {}

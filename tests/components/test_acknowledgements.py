@@ -228,3 +228,67 @@ def test_a_request_after_thanks_still_hands_off(tmp_path):
     [message] = keywords.process(acknowledgements.process([
         ranked("thanks, now connect me to an agent", ("thank", 0.64), ("affirm", 0.6))]))
     assert message.get("intent") == {"name": "request_human", "confidence": 1.0}
+
+
+# Thanks or praise with its reason and nothing to answer (escalation.yml `acknowledgements.praise_and_thanks`).
+# Sentences written for this test (none is in the NLU data or a bench set).
+@pytest.mark.parametrize(
+    "text, intent, rule",
+    [
+        ("thanks a ton for sorting the exchange so fast, the new size fits 🙌", "thank", "thanks"),
+        ("ok thank you, parcel aaj hi aa gaya 😊", "thank", "thanks"),
+        ("dhanyavad, delivery wale bhaiya bhi bahut polite the", "thank", "thanks"),
+        ("the co-ord set is gorgeous, wore it to a lunch today 😍", "feedback_positive", "praise"),
+        ("sunscreen bahut badhiya hai, bilkul chipchipa nahi lagta", None, None),  # "nahi": left to the classifier
+        ("loved the packaging, felt like a gift", "feedback_positive", "praise"),
+    ],
+)
+def test_thanks_or_praise_with_a_reason_is_an_acknowledgement(matcher, text, intent, rule):
+    found = matcher.match_praise(text, "ask_question")
+    assert (found.intent, found.rule) == (intent, rule) if intent else found is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "thanks, but the parcel still shows in transit",            # a problem
+        "thank you, my order id is 55120",                          # a number for the order form
+        "love the kurta, do you have it in mustard",                # a question without "?"
+        "loved the serum 😍 kab restock hoga",
+        "thanks for the info can i also pay with paytm",
+        "beautiful prints, need one in XL please",                  # a request
+        "thanks for nothing 😡",                                     # a negative emoji
+        "best sunscreen for dry skin",                              # no praise of us, just a search
+    ],
+)
+def test_questions_problems_and_requests_are_no_praise(matcher, text):
+    assert matcher.match_praise(text, "ask_question") is None
+
+
+def test_praise_only_replaces_an_ordinary_reading(tmp_path):
+    component = trained(Acknowledgements, tmp_path, BOT_INTENTS + ["feedback_positive", "order_status"], "acknowledgements")
+    read_as_order, refund = component.process([
+        classified("thank you for the lightning fast delivery, reached a day early 😍", intent="order_status", confidence=0.7),
+        classified("thank you for the fast pickup, waiting for my money now", intent="request_refund", confidence=0.8),
+    ])
+    assert read_as_order.get("intent") == {"name": "thank", "confidence": 1.0}
+    assert read_as_order.get(ACKNOWLEDGEMENT_KEY)["rule"] == "thanks"
+    assert refund.get("intent") == {"name": "request_refund", "confidence": 0.8}
+
+
+def test_praise_needs_the_praise_intent_in_the_training_data(tmp_path):
+    component = trained(Acknowledgements, tmp_path, BOT_INTENTS, "acknowledgements")
+    [message] = component.process([classified("the kurta is stunning, so happy with it", intent="ask_question", confidence=0.7)])
+    assert message.get("intent") == {"name": "ask_question", "confidence": 0.7}
+
+
+def test_an_acknowledgement_is_no_rival_of_a_question(tmp_path):
+    """ "will it shrink" was ranked ask_question 0.61 and deny 0.58 and handed off as ambiguous."""
+    component = trained(Acknowledgements, tmp_path, BOT_INTENTS, "acknowledgements")
+    question, statement = component.process([
+        ranked("does the dye bleed", ("ask_question", 0.62), ("deny", 0.58), ("affirm", 0.2)),
+        ranked("no the dye bleeds", ("ask_question", 0.62), ("deny", 0.58), ("affirm", 0.2)),
+    ])
+    assert [(e["name"], e["confidence"]) for e in question.get("intent_ranking")] == [
+        ("ask_question", 0.62), ("affirm", 0.2), ("deny", 0.0)]
+    assert [e["name"] for e in statement.get("intent_ranking")] == ["ask_question", "deny", "affirm"]

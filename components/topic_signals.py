@@ -1,0 +1,94 @@
+"""Pattern-3 topics recognised by what a message combines, from escalation.yml `topic_signals`.
+
+The intent classifier reads a message by its overall likeness to the training examples. An urgent
+delivery problem ("kal shaadi hai aur parcel abhi tak nahi aaya, please jaldi kuch karo") looks like an
+order-status question, and a complaint about a repeated failure ("pichli baar exchange kiya tha toh
+aapne phir se galat size bhej diya") looks like an exchange question; both then get a form or a
+knowledge-base answer instead of a person. What makes them urgent or a complaint is a COMBINATION of
+cues that no single example carries: a deadline plus a delivery problem, a repetition plus a failure,
+or words of outrage. A rule names one or more cue groups; it fires when the message has a phrase of
+EVERY group (whole words, case and punctuation ignored, repeated letters squeezed: "plzzz" = "plz").
+
+A rule never fires on a hypothetical ("what if it doesn't arrive before the wedding?", "agar galat size
+aaya toh?": `hypothetical` phrases), nor when a `not_when` phrase of the rule is there. The rules are
+applied by KeywordEscalation (components/keyword_escalation.py) only over the classifier readings listed
+in `override_intents`: a topic the classifier found itself, and a request for a person, stay.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from components.phrases import PhraseList, phrase_strings, tokenize
+
+
+@dataclass(frozen=True)
+class TopicSignal:
+    intent: str
+    rule: str  # the rule's name in escalation.yml
+    cues: Dict[str, str]  # cue group -> the phrase found
+
+
+class TopicRule:
+    def __init__(self, raw: Dict[str, Any], where: str) -> None:
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where} must be a mapping with `intent`, `name` and `needs`")
+        unknown = set(raw) - {"intent", "name", "needs", "not_when"}
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (intent, name, needs, not_when)")
+        self.intent = str(raw.get("intent") or "")
+        self.name = str(raw.get("name") or "")
+        if not self.intent or not self.name:
+            raise ValueError(f"{where} needs an `intent` and a `name`")
+        needs = raw.get("needs")
+        if not isinstance(needs, dict) or not needs:
+            raise ValueError(f"{where}.needs must map cue groups to lists of phrases")
+        self.needs: List[Tuple[str, PhraseList]] = []
+        for group, phrases in needs.items():
+            listed = PhraseList(phrase_strings(phrases, f"{where}.needs.{group}"), squeezed=True)
+            if not len(listed):
+                raise ValueError(f"{where}.needs.{group} is empty")
+            self.needs.append((str(group), listed))
+        self.not_when = PhraseList(phrase_strings(raw.get("not_when"), f"{where}.not_when"), squeezed=True)
+
+    def match(self, words: List[str]) -> Optional[TopicSignal]:
+        if self.not_when.find(words):
+            return None
+        found: Dict[str, str] = {}
+        for group, phrases in self.needs:
+            phrase = phrases.find(words)
+            if phrase is None:
+                return None
+            found[group] = phrase
+        return TopicSignal(intent=self.intent, rule=self.name, cues=found)
+
+
+class TopicSignals:
+    """The `topic_signals` section: rules in order, the first that fires wins."""
+
+    def __init__(self, section: Optional[Dict[str, Any]]) -> None:
+        where = "escalation.yml: topic_signals"
+        section = section or {}
+        self.override_intents = set(phrase_strings(section.get("override_intents"), f"{where}.override_intents"))
+        self.hypothetical = PhraseList(phrase_strings(section.get("hypothetical"), f"{where}.hypothetical"),
+                                       squeezed=True)
+        rules = section.get("rules") or []
+        if not isinstance(rules, list):
+            raise ValueError(f"{where}.rules must be a list")
+        self.rules = [TopicRule(rule, f"{where}.rules[{index}]") for index, rule in enumerate(rules)]
+        if self.rules and not self.override_intents:
+            raise ValueError(f"{where}.override_intents is empty: the rules would never apply")
+
+    @property
+    def intents(self) -> List[str]:
+        return list(dict.fromkeys(rule.intent for rule in self.rules))
+
+    def match(self, text: str) -> Optional[TopicSignal]:
+        words = tokenize(text or "")
+        if not words or self.hypothetical.find(words):
+            return None
+        for rule in self.rules:
+            signal = rule.match(words)
+            if signal is not None:
+                return signal
+        return None

@@ -1,0 +1,149 @@
+"""Pattern 3 by combination (escalation.yml `topic_signals`): a deadline plus a delivery problem is urgent,
+a failure that happened again or outrage is a complaint, whatever ordinary intent the classifier read;
+ordinary questions that share one cue are left alone. Sentences written for this test (none is in the
+NLU data or a bench set)."""
+from __future__ import annotations
+
+import pytest
+import yaml
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from actions.settings import PROJECT_ROOT
+from components.keyword_escalation import TOPIC_SIGNAL_KEY, KeywordEscalation
+from components.topic_signals import TopicSignals
+
+SETTINGS = str(PROJECT_ROOT / "escalation.yml")
+INTENTS = ["ask_question", "order_status", "thank", "request_human", "complaint", "urgent_problem", "request_refund"]
+
+
+@pytest.fixture(scope="module")
+def signals():
+    return TopicSignals(yaml.safe_load(open(SETTINGS, encoding="utf-8"))["topic_signals"])
+
+
+@pytest.mark.parametrize(
+    "text, intent",
+    [
+        # a deadline and a delivery problem
+        ("my sister's wedding is on saturday morning and tomorrow is the sangeet, the lehenga still hasn't come", "urgent_problem"),
+        ("flight hai parso subah, order abhi tak nhi aaya, kuch karo please", "urgent_problem"),
+        ("need the kurta for a function tonight but tracking shows no update since monday", "urgent_problem"),
+        ("bahut urgent hai, 5 din se parcel atka hua hai", "urgent_problem"),
+        # a wrong or damaged item that came
+        ("the moisturiser jar arrived broken, cream all over the box", "urgent_problem"),
+        ("dabbe ke andar galat colour ki kurti thi", "urgent_problem"),
+        # a failure again
+        ("this is the 2nd time the courier marked it delivered and nothing came", "complaint"),
+        ("dobara wahi galti, phir se size galat", "complaint"),
+        ("you delayed my order once again, really", "complaint"),
+        # outrage or blame
+        ("aap log customers ke saath dhokha kar rahe ho", "complaint"),
+        ("honestly this is a scam, took my money and sent nothing", "complaint"),
+        ("kya bakwaas service hai yaar", "complaint"),
+    ],
+)
+def test_combinations_of_cues_give_the_topic(signals, text, intent):
+    signal = signals.match(text)
+    assert signal is not None and signal.intent == intent, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can you deliver by tomorrow if i order now?",             # a deadline, no problem
+        "jaldi delivery ka option hai kya?",
+        "i have a wedding next month, which kurta would suit a day function?",
+        "what if the parcel doesn't arrive before my trip?",        # hypothetical
+        "agar galat size aaya toh exchange ho jayega na?",
+        "if the bottle arrives damaged what do i do",
+        "can i order the same kurta again in blue?",                # a repetition, no failure
+        "phir se order karna hai, same address pe",
+        "is the return window the same for sale items?",
+        "what's the worst case delivery time to assam?",            # a strong word in an ordinary question
+        "is this a scam site or genuine? never heard of you",
+        "kal order kiya tha, kab tak aayega?",                      # "kal" = yesterday
+        "got it, thanks for the quick reply",
+    ],
+)
+def test_ordinary_messages_are_left_alone(signals, text):
+    assert signals.match(text) is None, text
+
+
+def test_a_rule_needs_intent_name_and_cues():
+    with pytest.raises(ValueError, match="needs an `intent` and a `name`"):
+        TopicSignals({"override_intents": ["ask_question"], "rules": [{"needs": {"a": ["x"]}}]})
+    with pytest.raises(ValueError, match="unknown key"):
+        TopicSignals({"override_intents": ["ask_question"],
+                      "rules": [{"intent": "complaint", "name": "x", "needs": {"a": ["x"]}, "when": ["y"]}]})
+    with pytest.raises(ValueError, match="override_intents is empty"):
+        TopicSignals({"rules": [{"intent": "complaint", "name": "x", "needs": {"a": ["x"]}}]})
+
+
+def trained(tmp_path, intents):
+    storage = LocalModelStorage(tmp_path)
+    resource = Resource("keyword_escalation")
+    context = ExecutionContext(graph_schema=None, model_id="test")
+    component = KeywordEscalation.create({"settings_path": SETTINGS}, storage, resource, context)
+    component.train(TrainingData([Message(data={"text": f"example {i}", "intent": i}) for i in intents]))
+    return KeywordEscalation.load({"settings_path": SETTINGS}, storage, resource, context)
+
+
+def classified(text, intent, confidence=0.71):
+    message = Message(data={"text": text})
+    message.set("intent", {"name": intent, "confidence": confidence})
+    message.set("intent_ranking", [{"name": intent, "confidence": confidence}])
+    message.set("entities", [])
+    return message
+
+
+def test_an_urgent_delivery_problem_read_as_order_status_hands_off_as_urgent(tmp_path):
+    component = trained(tmp_path, INTENTS)
+    [message] = component.process([classified("shaadi kal hai aur dress abhi tak nahi pahuncha 🙏", "order_status")])
+    assert message.get("intent") == {"name": "urgent_problem", "confidence": 1.0}
+    assert message.get(TOPIC_SIGNAL_KEY)["rule"] == "deadline and a delivery problem"
+
+
+def test_a_topic_the_classifier_found_and_a_request_for_a_person_stay(tmp_path):
+    component = trained(tmp_path, INTENTS)
+    refund, person = component.process([
+        classified("worst service, refund my money now", "request_refund"),
+        classified("worst service ever, connect me to an agent", "complaint"),
+    ])
+    assert refund.get("intent")["name"] == "request_refund" and refund.get(TOPIC_SIGNAL_KEY) is None
+    assert person.get("intent") == {"name": "request_human", "confidence": 1.0}
+
+
+def test_nothing_happens_on_data_without_the_topic_intents(tmp_path):
+    component = trained(tmp_path, ["ask_question", "request_human"])
+    [message] = component.process([classified("this is a fraud, sent the wrong size again", "ask_question")])
+    assert message.get("intent")["name"] == "ask_question"
+
+
+def test_a_rule_confirms_the_same_topic_and_leaves_another_topic_alone(tmp_path):
+    component = trained(tmp_path, INTENTS)
+    close = classified("the parcel that came had a broken lid, cream leaking", "urgent_problem", 0.63)
+    close.set("intent_ranking", [{"name": "urgent_problem", "confidence": 0.63}, {"name": "ask_question", "confidence": 0.58}])
+    other = classified("the parcel that came had a broken lid, cream leaking", "complaint", 0.8)
+    confirmed, kept = component.process([close, other])
+    assert confirmed.get("intent") == {"name": "urgent_problem", "confidence": 1.0}
+    assert [e["confidence"] for e in confirmed.get("intent_ranking")] == [1.0, 0.0]
+    assert kept.get("intent") == {"name": "complaint", "confidence": 0.8} and kept.get(TOPIC_SIGNAL_KEY) is None
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("mujhe mere 1450 rupay wapas nahi, paise wapas chahiye bas, kapda bahut patla hai", "request_refund"),
+        ("i want my money back, the fabric pills after one wear", "request_refund"),
+        ("how does the refund work for cod orders?", None),           # the policy, asked
+        ("refund kitne din mein aata hai", None),
+        ("i don't want a refund, can i get a bigger size instead", None),
+    ],
+)
+def test_money_back_asked_for_is_a_refund(signals, text, expected):
+    signal = signals.match(text)
+    assert (signal.intent if signal else None) == expected, text
