@@ -61,7 +61,15 @@ export WHATSAPP_REQUIRE_POSTGRES=1
 RASA="$VENV/bin/rasa"
 mkdir -p results
 
+# Debian's chromium for the browser tests (inbox, end-to-end KB page, sandbox page), before any suite needs it.
+bash inbox/scripts/setup_env.sh --with-browser || die "could not install chromium for the browser tests"
+
 stage validate "$RASA" data validate --fail-on-warnings
+# The inbox suites (SQLite, PostgreSQL, browser) need no model: they start now and run beside training, the
+# story tests, the client's tests and then the end-to-end tests. Training spends most of its time on one
+# core (the intent classifier's fit was 38 of 72 s of a local training; BLAS has one thread: OMP_NUM_THREADS=1)
+# and the inbox suite keeps ~60 % of a core busy; one after the other they took 189 + 86 + 448 s in CI.
+start_stage inbox bash inbox/scripts/test.sh
 stage train bash scripts/train.sh
 # Through the Rasa start-up step, so the stories run the model with the server's speed-ups (connectors/rasa_start.py).
 stage stories "$VENV/bin/python" -m connectors.rasa_start test core --stories tests/ --model models/kesar-lane.tar.gz \
@@ -70,15 +78,12 @@ stage stories "$VENV/bin/python" -m connectors.rasa_start test core --stories te
 # in both environments that use it: the connector's and the inbox's.
 stage whatsapp-cloud "$VENV/bin/python" -m pytest whatsapp_cloud/tests -q -p no:cacheprovider
 stage whatsapp-cloud-inbox inbox/.venv/bin/python -m pytest whatsapp_cloud/tests -q -p no:cacheprovider
-# Debian's chromium for the browser tests (inbox, end-to-end KB page, sandbox page), before any suite needs it.
-bash inbox/scripts/setup_env.sh --with-browser || die "could not install chromium for the browser tests"
-# Two pairs of suites run side by side: each pair has one that mostly waits on its processes (end-to-end:
-# service restarts; production: 20 s outages) beside one that keeps the CPU busy. Ports are claimed across
-# processes (tests/free_ports.py), each profile has its own databases and data copies, so they share nothing.
+# Suites side by side: one that mostly waits on its processes (end-to-end: service restarts; production:
+# 20 s outages) beside one that keeps the CPU busy (inbox, pytest). Ports are claimed across processes
+# (tests/free_ports.py), each profile has its own databases and data copies, so they share nothing.
 # End-to-end: Rasa, action server, inbox and sandbox as real processes, driven by signed webhooks.
-start_stage e2e "$VENV/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
-stage inbox bash inbox/scripts/test.sh
-finish_stage e2e
+stage e2e "$VENV/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
+finish_stage inbox
 # The production profile (scripts/production.sh) behind nginx, PostgreSQL and Redis, attacked from outside.
 start_stage production "$VENV/bin/python" -m pytest tests/production -q -p no:cacheprovider
 stage pytest "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/production \
