@@ -46,7 +46,7 @@ class EllipticalFollowUps:
     """`knowledge_base.elliptical_follow_ups`: a short message right after a knowledge-base answer that
     names no other entry's topic stays on the entry just answered (actions/answers.py)."""
 
-    max_words: int = 8  # only messages of at most this many words (after "ok and" / "aur")
+    max_words: int = 6  # only messages of at most this many words (after "ok and" / "aur")
     min_share: float = 0.01  # ...to which the entry classifier gives the previous entry at least this share
 
 

@@ -69,7 +69,7 @@ def test_bad_follow_up_keeps_topic_names_the_problem(value, message):
 
 def test_elliptical_follow_ups_are_on_as_shipped_and_false_turns_them_off():
     shipped = parse_settings(copy.deepcopy(SHIPPED), PROJECT_ROOT / "escalation.yml").kb_elliptical_follow_ups
-    assert shipped is not None and shipped.max_words == 8 and shipped.min_share == 0.01
+    assert shipped is not None and shipped.max_words == 6 and shipped.min_share == 0.01
     off = broken(lambda d: d["knowledge_base"].update(elliptical_follow_ups=False))
     assert parse_settings(off, PROJECT_ROOT / "escalation.yml").kb_elliptical_follow_ups is None
     partial = broken(lambda d: d["knowledge_base"].update(elliptical_follow_ups={"max_words": 5}))
