@@ -23,6 +23,15 @@ bench/data/kb_test_v3.yml (the test set of session 9, measured twice, demoted to
 `--conversations dev`, the single messages of the dev split of bench/conversations labelled with a KB
 answer or a low-confidence hand-off (as written, follow-up markers and all; the bot's NLU cuts those off
 first). The hold-out split of bench/conversations is never used here. Prints a report; writes nothing.
+
+    .venv/bin/python bench/kb_benchmark.py --follow-ups dev   # the follow-up rules, replayed without Rasa
+
+`--follow-ups SPLIT` replays the knowledge base's decision, follow-up rules included (actions/answers.py), on
+every turn of a conversation split that is labelled with a KB answer or a low-confidence hand-off and comes right
+after a turn the replay answered from the KB (right / wrong answer / needless / missed hand-off), and on made-up
+topic switches: each paraphrase of the dev files after the first question of every other entry (the share the
+rules keep on the previous entry, i.e. turn into a wrong answer). Both with escalation.yml's rules and with
+`elliptical_follow_ups` off. A turn the NLU would send elsewhere (any other label) ends the run of answers.
 """
 from __future__ import annotations
 
@@ -82,6 +91,124 @@ def conversation_questions(split: str):
             elif turn.expect.is_handoff and turn.expect.value == "low_confidence":
                 evaluation["unanswerable"].append(turn.text)
     return evaluation
+
+
+class _Events:
+    """The one part of a Rasa tracker the follow-up rules read."""
+
+    def __init__(self, events):
+        self.events = events
+
+
+def kb_decision(kb, config, events, question):
+    """(entry id or None, context) as action_answer_question decides for `question` after `events` (Rasa
+    tracker events: user messages with parse_data.question, kb_match slots), without sending anything."""
+    import os
+
+    os.environ.setdefault("KB_PRELOAD", "0")  # the action module must not load a second knowledge base
+    from actions import answers
+
+    threshold = config.kb_answer_threshold
+    candidates = kb.matches(question, k=None)
+    match = candidates[0] if candidates else None
+    context = None
+    if config.kb_follow_up_context:
+        tracker = _Events(events)
+        kept = answers.elliptical_follow_up_match(
+            kb, tracker, candidates, question, threshold, config.kb_elliptical_follow_ups
+        ) or answers.follow_up_match(kb, tracker, candidates, question, threshold, config.kb_follow_up_keeps_topic)
+        if kept is not None:
+            match, context = kept, "previous_question"
+    if match is None or match.probability < threshold:
+        return None, None
+    return match.entry_id, context
+
+
+def _user(text, question):
+    return {"event": "user", "text": text, "parse_data": {"question": question}}
+
+
+def _lookup(entry_id, context=None):
+    value = {"answered": entry_id is not None, "entry_id": entry_id}
+    return {"event": "slot", "name": "kb_match", "value": {**value, **({"context": context} if context else {})}}
+
+
+def follow_up_replay(kb, config, conversations, question_of=lambda text: text):
+    """Counts of the turns right after a KB answer: right, wrong (another entry), needless (handed off),
+    missed (answered though a hand-off was expected), and the failures as text."""
+    counts = {"turns": 0, "right": 0, "wrong": 0, "needless": 0, "missed": 0}
+    failures = []
+    for conversation in conversations:
+        events, after_answer = [], False
+        for turn in conversation.turns:
+            expect = turn.expect
+            if turn.is_reaction or not (expect.kind == "answer" or (expect.is_handoff and expect.value == "low_confidence")):
+                events, after_answer = [], False
+                continue
+            question = question_of(turn.text)
+            events.append(_user(turn.text, question))
+            got, context = kb_decision(kb, config, events, question)
+            events.append(_lookup(got, context))
+            if after_answer:
+                expected = expect.value if expect.kind == "answer" else None
+                counts["turns"] += 1
+                outcome = ("right" if got == expected else "needless" if got is None
+                           else "missed" if expected is None else "wrong")
+                counts[outcome] += 1
+                if outcome != "right":
+                    failures.append(f"{conversation.id}: {turn.text!r} expected {expected}, got {got}")
+            after_answer = got is not None
+    return counts, failures
+
+
+def made_up_switches(kb, config, paraphrases):
+    """(kept, pairs, examples): of every paraphrase (text, entry id) asked right after the first question of
+    another entry was answered, how many the rules answer from that previous entry."""
+    firsts = {entry.id: entry.questions[0] for entry in kb.active_entries}
+    kept, pairs, examples = 0, 0, []
+    for text, entry_id in paraphrases:
+        for previous, question in firsts.items():
+            if previous == entry_id:
+                continue
+            pairs += 1
+            events = [_user(question, question), _lookup(previous), _user(text, text)]
+            if kb_decision(kb, config, events, text)[0] == previous:
+                kept += 1
+                examples.append(f"{text!r} ({entry_id}) after {previous}")
+    return kept, pairs, examples
+
+
+def report_follow_ups(kb, split, failures):
+    import dataclasses
+
+    import yaml as _yaml
+    from bench import conversation_eval
+    from components.follow_ups import FollowUpMarkers
+
+    config = settings()
+    markers = FollowUpMarkers(_yaml.safe_load((ROOT / "escalation.yml").read_text(encoding="utf-8"))["follow_ups"])
+
+    def question_of(text):
+        cut = markers.split(text)[1]
+        return text[cut:] if cut else text
+
+    if split in conversation_eval.SEPARATE_HOLDOUTS:
+        conversations = conversation_eval.load_conversations(conversation_eval.SEPARATE_HOLDOUTS[split], fixed_split=split)
+    else:
+        conversations = [c for c in conversation_eval.load_conversations() if c.split == split]
+    paraphrases = [(p["text"], p["entry_id"]) for name in DEV_FILES
+                   for p in yaml.safe_load((ROOT / name).read_text(encoding="utf-8"))["paraphrases"]]
+    for label, rules in (("escalation.yml", config),
+                         ("elliptical_follow_ups off", dataclasses.replace(config, kb_elliptical_follow_ups=None))):
+        counts, failed = follow_up_replay(kb, rules, conversations, question_of)
+        kept, pairs, examples = made_up_switches(kb, rules, paraphrases)
+        print(f"Follow-ups, {label}: {split} split, {counts['turns']} turns after a KB answer: right {counts['right']}, "
+              f"wrong {counts['wrong']}, needless hand-off {counts['needless']}, missed hand-off {counts['missed']}; "
+              f"made-up switches kept on the previous entry {kept}/{pairs} ({kept / max(1, pairs):.2%})")
+        if failures:
+            for line in failed + [f"switch kept: {e}" for e in examples[:20]]:
+                print(f"  {line}")
+    print()
 
 
 def eval_sets(args):
@@ -155,6 +282,9 @@ def main() -> int:
     parser.add_argument("--latency-runs", type=int, default=500)
     parser.add_argument("--similarity", action="store_true", help="threshold the nearest-example similarity instead")
     parser.add_argument("--failures", action="store_true", help="list wrong answers, misses and unanswerable answered")
+    parser.add_argument("--follow-ups", metavar="SPLIT",
+                        help="replay the follow-up rules on this split of bench/conversations (dev, or a used-up "
+                             "hold-out such as holdout5) and on made-up switches, instead of the single-question report")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -165,6 +295,9 @@ def main() -> int:
           f"calibration {load_seconds:.1f}s; fitted on {kb.calibration.examples[0]} answerable and "
           f"{kb.calibration.examples[1]} near-miss examples)")
     print()
+    if args.follow_ups:
+        report_follow_ups(kb, args.follow_ups, args.failures)
+        return 0
     queries = []
     for name, evaluation in eval_sets(args):
         label = "shipped (escalation.yml)" if args.threshold is None else "--threshold"
