@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
@@ -15,6 +16,7 @@ from inbox import migrate
 from inbox.context import Inbox
 from inbox.db import Database
 from inbox.models import Base
+from inbox.services import agents as agents_module
 from inbox.services import bootstrap
 from inbox.services.agents import AgentDirectory, hash_password
 from inbox.settings import INBOX_DIR, Settings
@@ -133,9 +135,22 @@ def client(inbox):
         yield test_client
 
 
+@pytest.fixture(scope="session", autouse=True)
+def quick_password_hashing():
+    """argon2id at its lowest cost for the tests. The inbox's cost (argon2-cffi's defaults: 3 passes over
+    64 MiB) makes each sign-in ~0.1-0.2 s of CPU on purpose, and the suite signs in hundreds of times; what the
+    tests check (argon2id hashes, right and wrong passwords, rate limits) does not depend on the cost."""
+    original = agents_module._hasher
+    agents_module._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    agents_module._dummy_hash.cache_clear()
+    yield
+    agents_module._hasher = original
+    agents_module._dummy_hash.cache_clear()
+
+
 @pytest.fixture(scope="session")
-def password_hash() -> str:
-    return hash_password(PASSWORD)  # argon2 is slow on purpose: hash once per test run
+def password_hash(quick_password_hashing) -> str:
+    return hash_password(PASSWORD)  # hashed once per test run (the cost is not what the tests are about)
 
 
 @pytest.fixture
