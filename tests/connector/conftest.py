@@ -103,7 +103,7 @@ _early_rasa: Dict[str, EarlyRasa] = {}
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if os.environ.get("TEST_EARLY_RASA", "1") == "0":
+    if os.environ.get("TEST_EARLY_RASA", "1") == "0" or session.config.option.collectonly:
         return
     if any("rasa" in getattr(item, "fixturenames", ()) for item in session.items):
         _early_rasa["rasa"] = EarlyRasa(session.config._tmp_path_factory.mktemp("connector-rasa"))
