@@ -66,11 +66,17 @@ bash inbox/scripts/setup_env.sh --with-browser || die "could not install chromiu
 
 stage validate "$RASA" data validate --fail-on-warnings
 # The inbox suites (SQLite, PostgreSQL, browser) need no model: they start now and run beside training, the
-# story tests, the client's tests and then the end-to-end tests. Training spends most of its time on one
+# story tests, the client's tests and the end-to-end tests. Training spends most of its time on one
 # core (the intent classifier's fit was 38 of 72 s of a local training; BLAS has one thread: OMP_NUM_THREADS=1)
 # and the inbox suite keeps ~60 % of a core busy; one after the other they took 189 + 86 + 448 s in CI.
 start_stage inbox bash inbox/scripts/test.sh
 stage train bash scripts/train.sh
+# Suites side by side: one that mostly waits on its processes (end-to-end: service restarts; production:
+# 20 s outages) beside one that keeps the CPU busy (inbox, stories, pytest). Ports are claimed across processes
+# (tests/free_ports.py), each profile has its own databases and data copies, so they share nothing.
+# End-to-end (needs the trained model, nothing else): Rasa, action server, inbox and sandbox as real
+# processes, driven by signed webhooks.
+start_stage e2e "$VENV/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
 # Through the Rasa start-up step, so the stories run the model with the server's speed-ups (connectors/rasa_start.py).
 stage stories "$VENV/bin/python" -m connectors.rasa_start test core --stories tests/ --model models/kesar-lane.tar.gz \
   --fail-on-prediction-errors --out results/stories
@@ -78,11 +84,7 @@ stage stories "$VENV/bin/python" -m connectors.rasa_start test core --stories te
 # in both environments that use it: the connector's and the inbox's.
 stage whatsapp-cloud "$VENV/bin/python" -m pytest whatsapp_cloud/tests -q -p no:cacheprovider
 stage whatsapp-cloud-inbox inbox/.venv/bin/python -m pytest whatsapp_cloud/tests -q -p no:cacheprovider
-# Suites side by side: one that mostly waits on its processes (end-to-end: service restarts; production:
-# 20 s outages) beside one that keeps the CPU busy (inbox, pytest). Ports are claimed across processes
-# (tests/free_ports.py), each profile has its own databases and data copies, so they share nothing.
-# End-to-end: Rasa, action server, inbox and sandbox as real processes, driven by signed webhooks.
-stage e2e "$VENV/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
+finish_stage e2e
 finish_stage inbox
 # The production profile (scripts/production.sh) behind nginx, PostgreSQL and Redis, attacked from outside.
 start_stage production "$VENV/bin/python" -m pytest tests/production -q -p no:cacheprovider
