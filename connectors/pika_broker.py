@@ -157,6 +157,7 @@ class RetryingPikaEventBroker(PikaEventBroker):
         except (AttributeError, ImportError) as error:
             # Rasa answers these two from a custom broker with "no event broker at all" and a warning: fail instead.
             raise RuntimeError(f"RabbitMQ event broker could not be created: {error!r}") from error
+        broker.widen_the_write_buffer()
         await broker.connect()
         logger.info(f"RabbitMQ event broker: every event kept until RabbitMQ confirms it (retried every "
                     f"{broker.retry_interval:g} s, at most {broker.max_kept_bytes / 1048576:g} MB kept; "
@@ -334,7 +335,7 @@ class RetryingPikaEventBroker(PikaEventBroker):
             # channel's lock and raises before releasing it once the deadline has passed, so one late publish
             # left the lock held and every later publish on the channel waited for it (under load, the cluster
             # benchmark's stream stalled until a reconnect). Cancelling from outside releases the lock.
-            result = await asyncio.wait_for(exchange.publish(message, ""), self.publish_timeout)
+            result = await asyncio.wait_for(self._send(exchange, message), self.publish_timeout)
         except asyncio.CancelledError:
             raise
         except asyncio.TimeoutError:
@@ -347,6 +348,33 @@ class RetryingPikaEventBroker(PikaEventBroker):
         if isinstance(result, Basic.Nack):
             return "refused by RabbitMQ (basic.nack)"
         return "returned by RabbitMQ: no queue bound to the exchange"
+
+    def widen_the_write_buffer(self) -> None:
+        """aiormq queues at most 10 frames for its connection's writer (Connection.FRAME_BUFFER_SIZE), which
+        empties the queue once per turn of the event loop; past 10, each publish waits for a turn while it holds
+        the channel's lock, and the next publish waits another turn for the lock. On a busy Rasa loop that is about
+        one event per turn. A buffer as large as one round (`in_flight` x `per_conversation` publishes) lets a
+        round leave in a turn or two. Read when aiormq creates a connection, so it holds for every reconnect;
+        bounded by the round, and what is kept is bounded by `max_kept_megabytes`."""
+        import aiormq
+
+        wanted = self.in_flight * self.per_conversation + 16
+        if aiormq.Connection.FRAME_BUFFER_SIZE < wanted:
+            aiormq.Connection.FRAME_BUFFER_SIZE = wanted
+
+    @staticmethod
+    async def _send(exchange: Any, message: aio_pika.Message) -> Any:
+        """aio-pika's `Exchange.publish` (the same frames, `mandatory` so an unroutable event comes back), except
+        that the publish does not wait inside the channel's lock for its frames to be written. aiormq's default does,
+        and the writer needs a turn of the event loop: on a Rasa instance whose loop is busy parsing messages a turn
+        takes tens of milliseconds, so publishes went out one per turn, ~50 events a second, fewer than Rasa makes
+        at 20 messages a second (seen in the session-12 capacity benchmark: thousands of events kept, rounds without
+        a confirmation for 30 s, events lost at shutdown). Now a round's publishes are queued for the writer in one
+        turn, in order; each still waits for RabbitMQ's confirmation (basic.ack) outside the lock."""
+        return await exchange.channel.basic_publish(
+            message.body, exchange=exchange.name, routing_key="", properties=message.properties,
+            mandatory=True, wait=False,
+        )
 
     # ----- log lines -----------------------------------------------------------------------------------------
 

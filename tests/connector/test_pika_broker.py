@@ -121,13 +121,20 @@ class Reader:
         return order
 
 
-class FailingPublishes:
-    """Makes the exchange's publishes fail, as while RabbitMQ is still coming up, until released."""
+def publishing_step(broker):
+    """The object and name of the call that sends one event: RetryingPikaEventBroker's `_send`, or the exchange's
+    `publish` for Rasa's own broker."""
+    return (broker, "_send") if isinstance(broker, RetryingPikaEventBroker) else (broker._exchange, "publish")
 
-    def __init__(self, exchange):
+
+class FailingPublishes:
+    """Makes the broker's publishes fail, as while RabbitMQ is still coming up, until released."""
+
+    def __init__(self, broker):
         self.failures = 0
         self.released = False
-        publish = exchange.publish
+        owner, name = publishing_step(broker)
+        publish = getattr(owner, name)
 
         async def failing_publish(*args, **kwargs):
             if not self.released:
@@ -135,17 +142,18 @@ class FailingPublishes:
                 raise ConnectionError("connection reset by peer (RabbitMQ still starting)")
             return await publish(*args, **kwargs)
 
-        exchange.publish = failing_publish
+        setattr(owner, name, failing_publish)
 
 
 class HangingPublishes:
-    """Makes the exchange's publishes hang, as on a connection that died under them, until released (the ones
+    """Makes the broker's publishes hang, as on a connection that died under them, until released (the ones
     already hanging never finish)."""
 
-    def __init__(self, exchange):
+    def __init__(self, broker):
         self.hanging = 0
         self.released = False
-        publish = exchange.publish
+        owner, name = publishing_step(broker)
+        publish = getattr(owner, name)
         never = asyncio.Event()
 
         async def hanging_publish(*args, **kwargs):
@@ -154,7 +162,7 @@ class HangingPublishes:
                 await never.wait()
             return await publish(*args, **kwargs)
 
-        exchange.publish = hanging_publish
+        setattr(owner, name, hanging_publish)
 
 
 def connected(broker) -> bool:
@@ -189,7 +197,7 @@ async def test_events_from_a_rabbitmq_restart_arrive_once_each_in_order_even_whe
         await wait_until(lambda: not broker._connection.connected.is_set(), "Rasa's broker notices RabbitMQ is gone")
         for sender, number in [(a, 3), (b, 4), (a, 5), (c, 6), (a, 7), (b, 8)]:
             emit(sender, number)  # while RabbitMQ is down: kept
-        fault = FailingPublishes(broker._exchange)
+        fault = FailingPublishes(broker)
 
         await asyncio.to_thread(rabbitmq.start)
         await wait_until(lambda: connected(broker) and fault.failures >= 1,
@@ -220,7 +228,7 @@ async def test_publishes_left_hanging_by_a_closed_connection_are_tried_again_onc
     timeout while the connection was already back. Here they would wait forever (no timeout to speak of)."""
     broker, queue = await cluster_broker(rabbitmq, monkeypatch, publish_timeout_seconds=3600)
     reader = Reader(rabbitmq, queue)
-    stuck = HangingPublishes(broker._exchange)
+    stuck = HangingPublishes(broker)
     a, b = "919812345214", "919812345215"
     events = [user_event(a, 1), user_event(b, 2), user_event(a, 3)]
     try:
@@ -326,6 +334,45 @@ async def test_a_publish_whose_deadline_passes_while_it_holds_the_channel_lock_d
         await reader.read_until([body(event) for event in events], timeout=20)
         assert reader.per_sender() == {"919812345290": [1764600000.0 + n for n in range(5)]}
         assert congested.congested and not congested.locked()
+    finally:
+        await broker.close()
+
+
+@needs_rabbitmq
+async def test_a_busy_event_loop_does_not_hold_the_stream_to_one_event_per_turn(rabbitmq, monkeypatch):
+    """Found in the session-12 capacity benchmark: each publish waited inside the channel's lock for its frames to
+    be written, which takes a turn of the event loop, so a Rasa instance whose loop is busy parsing messages (here:
+    20 ms of blocking work per turn) published one event per turn, fewer than it made, and kept thousands. Counted in
+    turns of the loop, not seconds: before the fix 600 events took at least 600 turns."""
+    broker, queue = await cluster_broker(rabbitmq, monkeypatch)
+    reader = Reader(rabbitmq, queue)
+    await reader.read_until([])  # the queue exists
+    turns, busy = 0, True
+
+    async def busy_loop():
+        nonlocal turns
+        while busy:
+            turns += 1
+            time.sleep(0.02)  # a message being parsed: nothing else runs meanwhile
+            await asyncio.sleep(0)
+
+    events = [user_event(f"9198123460{n % 40:02d}", n) for n in range(600)]
+    ticker = asyncio.get_running_loop().create_task(busy_loop())
+    try:
+        await asyncio.sleep(0)
+        started = turns
+        for event in events:
+            broker.publish(event)
+        await wait_until(lambda: broker.kept_events == 0, "every event confirmed", timeout=120)
+        used = turns - started
+    finally:
+        busy = False
+        await ticker
+    try:
+        await reader.read_until([body(event) for event in events])
+        assert reader.per_sender() == {f"9198123460{i:02d}": [1764600000.0 + n for n in range(600) if n % 40 == i]
+                                       for i in range(40)}
+        assert used < 200, f"{used} turns of the loop for 600 events"
     finally:
         await broker.close()
 
