@@ -163,7 +163,6 @@ class ActionAnswerQuestion(Action):
         return [SlotSet("kb_match", kb_match(match, True, threshold, context))] + count_answer(tracker)
 
 
-
 def topic_question(tracker: Tracker, entry_id: str) -> Optional[str]:
     """The customer question that set the topic of the answers from `entry_id` the bot just gave: walking
     back over the answers kept on it as follow-ups (`kb_match` with a context), the last one answered

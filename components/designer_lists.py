@@ -39,8 +39,9 @@ def settings_path(configured: Text) -> Text:
     return configured
 
 
-def load_section(settings_path: Text, section: Text, component: Text) -> Dict[Text, Any]:
-    """One section of escalation.yml, or an error that says which file and section is missing."""
+def load_section(settings_path: Text, section: Text, component: Text, optional: bool = False) -> Dict[Text, Any]:
+    """One section of escalation.yml, or an error that says which file and section is missing (an
+    `optional` section that is absent: {})."""
     path = Path(settings_path)
     try:
         settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -50,6 +51,8 @@ def load_section(settings_path: Text, section: Text, component: Text) -> Dict[Te
             "in config.yml, or run Rasa from the project root."
         ) from error
     found = settings.get(section)
+    if found is None and optional:
+        return {}
     if not isinstance(found, dict):
         raise ValueError(f"{path}: missing the `{section}` section")
     return found

@@ -27,16 +27,14 @@ out-of-scope benchmark's) the component does nothing.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Dict, Iterable, List, Text
 
-import yaml
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from components.designer_lists import DesignerListComponent, demote_intent, set_intent, settings_path
+from components.designer_lists import DesignerListComponent, demote_intent, load_section, set_intent, settings_path
 from components.human_request import HumanRequestMatcher
 from components.phrases import without_clauses
 from components.topic_signals import TopicSignals
@@ -61,9 +59,8 @@ class KeywordEscalation(DesignerListComponent, IntentClassifier):
     def configure(self, section: Dict[Text, Any]) -> None:
         self._matcher = HumanRequestMatcher(section)
         # The optional second section, read from the same file.
-        path = settings_path(self._config["settings_path"])
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        self._topics = TopicSignals(document.get(TOPIC_SIGNALS_SECTION))
+        self._topics = TopicSignals(load_section(settings_path(self._config["settings_path"]), TOPIC_SIGNALS_SECTION,
+                                                 type(self).__name__, optional=True))
 
     def required_intents(self) -> Iterable[Text]:
         return [self._matcher.intent]
