@@ -15,7 +15,9 @@ Works on any KB file of the schema in data/knowledge_base.yml and any eval file 
 `--eval`, written in session 10 by someone who does not tune the knowledge base) is the TEST set: it is
 measured once before and once after a round of work, never used to choose anything, and nobody who
 tunes the knowledge base reads it. bench/data/kb_test_v5.yml (session 12, written the same way before any
-change that session) is a second TEST set with the same rules, run with `--eval bench/data/kb_test_v5.yml`.
+change that session) is a second TEST set with the same rules, run with `--eval bench/data/kb_test_v5.yml`;
+bench/data/kb_test_v6.yml (session 13, written the same way before any change that session) is a third, run
+with `--eval bench/data/kb_test_v6.yml`.
 Choices are made on the dev sets (`--dev`): bench/data/kb_dev.yml,
 bench/data/kb_dev2.yml, bench/data/kb_dev3.yml (session 10, mostly Hinglish), bench/data/kb_paraphrases.yml
 (the test set until 2026-12-02, measured three times by then, so demoted to dev),
