@@ -25,6 +25,8 @@ from typing import Any, Callable, Dict, Generic, List, Optional, Tuple, TypeVar
 
 import yaml
 
+from actions.knowledge_base import linked_files
+
 logger = logging.getLogger(__name__)
 
 RELOAD_ENV = "KB_RELOAD_SECONDS"
@@ -136,15 +138,17 @@ class LiveFile(Generic[T]):
         return current.value
 
     def _watched(self, path: Path) -> List[Path]:
-        """The file, plus the near-miss file a knowledge base names (both decide its answers)."""
+        """The file, plus the near-miss file and labelled sets a knowledge base names (all decide its answers)."""
         watched = [path]
         try:
-            found = _NEAR_MISSES.search(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except OSError:
             return watched
-        if found:
-            watched.append(path.parent / found.group(1))
-        return watched
+        try:
+            return watched + linked_files(yaml.safe_load(text), path)
+        except yaml.YAMLError:  # the KB itself fails to load; still watch the near-miss file it names
+            found = _NEAR_MISSES.search(text)
+            return watched + ([path.parent / found.group(1)] if found else [])
 
     def _read(self, path: Path) -> Tuple[Tuple[Any, ...], str, str]:
         stamp, digest, text = [], hashlib.sha256(), ""

@@ -19,7 +19,9 @@ examples of both outcomes. It is what `knowledge_base.answer_threshold` in escal
 """
 from __future__ import annotations
 
+import dataclasses
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -58,6 +60,9 @@ class KnowledgeBaseEntry:
     link: Optional[str] = None
     active: bool = True
     not_covered: Tuple[str, ...] = ()  # near questions this answer does NOT answer
+    # Questions of labelled sets (retired TEST sets) this entry answers: learnt from like `questions`,
+    # but kept apart so the designer's own list stays as written and topic words come from it alone.
+    labelled: Tuple[str, ...] = ()
 
     def reply_text(self, cite_link: bool = True) -> str:
         """The answer exactly as written, plus the link when citing is on."""
@@ -145,6 +150,71 @@ def parse_near_misses(document: Any, source: str, entries: Sequence[KnowledgeBas
     return questions
 
 
+def parse_labelled_set(
+    document: Any, source: str, entries: Sequence[KnowledgeBaseEntry]
+) -> Tuple[Dict[str, List[str]], List[str]]:
+    """A labelled set (the schema of bench/kb_benchmark.py's files: `paraphrases: [{text, entry_id}]`,
+    `unanswerable: [text]`, e.g. a retired TEST set): ({entry id: its questions}, questions no entry
+    answers), checked like the KB. A question of an inactive entry is kept out, like the entry."""
+    if not isinstance(document, dict) or not ({"paraphrases", "unanswerable"} & set(document)):
+        raise KnowledgeBaseError(f"{source}: expected a mapping with `paraphrases:` and/or `unanswerable:`")
+    known = {entry.id: entry for entry in entries}
+    by_entry: Dict[str, List[str]] = {}
+    paraphrases = document.get("paraphrases") or []
+    if not isinstance(paraphrases, list):
+        raise KnowledgeBaseError(f"{source}: `paraphrases` must be a list of {{text, entry_id}}")
+    for number, item in enumerate(paraphrases, start=1):
+        if not (isinstance(item, dict) and isinstance(item.get("text"), str) and item["text"].strip()):
+            raise KnowledgeBaseError(f"{source}: paraphrase {number} must be {{text: ..., entry_id: ...}}, got {item!r}")
+        entry = known.get(item.get("entry_id"))
+        if entry is None:
+            raise KnowledgeBaseError(
+                f"{source}: paraphrase {number} ({item['text']!r}) names entry {item.get('entry_id')!r}, "
+                f"which the knowledge base does not have"
+            )
+        if entry.active:
+            by_entry.setdefault(entry.id, []).append(item["text"].strip())
+    unanswerable = _question_list(document.get("unanswerable") or [], f"{source}: `unanswerable`")
+    not_answered = {_normalised(q) for entry in entries for q in entry.not_covered} | {_normalised(q) for q in unanswerable}
+    answered_by = {_normalised(q): entry_id for entry_id, qs in by_entry.items() for q in qs}
+    answered_by.update({_normalised(q): entry.id for entry in entries for q in entry.questions})
+    for question in unanswerable:
+        if _normalised(question) in answered_by:
+            raise KnowledgeBaseError(
+                f"{source}: unanswerable {question!r} is also a question of entry '{answered_by[_normalised(question)]}'"
+            )
+    for entry_id, questions in by_entry.items():
+        for question in questions:
+            if _normalised(question) in not_answered:
+                raise KnowledgeBaseError(
+                    f"{source}: paraphrase {question!r} of entry '{entry_id}' is also a question no entry answers"
+                )
+    return by_entry, unanswerable
+
+
+def linked_files(document: Any, path: Path) -> List[Path]:
+    """The other files a KB file names (its near-miss file and labelled sets): they decide its answers too.
+    Names that are not strings are left to the loader's validation."""
+    if not isinstance(document, dict):
+        return []
+    names = [document.get("near_misses")] + list(document.get("labelled_sets") or [])
+    return [path.parent / name for name in names if isinstance(name, str)]
+
+
+def copy_knowledge_base(path: Path, directory: Path) -> Path:
+    """Copy a KB file with the files it names (same relative paths) into `directory`; the copy's path.
+    For systems and tests that edit or serve their own copy."""
+    path, directory = Path(path), Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    copy = directory / path.name
+    shutil.copy(path, copy)
+    for linked in linked_files(yaml.safe_load(path.read_text(encoding="utf-8")), path):
+        target = directory / linked.relative_to(path.parent)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(linked, target)
+    return copy
+
+
 def _read_yaml(path: Path, what: str) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -196,6 +266,18 @@ class KnowledgeBase:
                 raise KnowledgeBaseError(f"{path}: `near_misses` must be a file name, got {document['near_misses']!r}")
             near_path = path.parent / document["near_misses"]
             near_misses = parse_near_misses(_read_yaml(near_path, "near-miss file"), str(near_path), entries)
+        labelled_sets = document.get("labelled_sets") or []
+        if not isinstance(labelled_sets, list) or not all(isinstance(name, str) for name in labelled_sets):
+            raise KnowledgeBaseError(f"{path}: `labelled_sets` must be a list of file names, got {labelled_sets!r}")
+        extra: Dict[str, List[str]] = {}
+        for name in labelled_sets:
+            set_path = path.parent / name
+            by_entry, unanswerable = parse_labelled_set(_read_yaml(set_path, "labelled set"), str(set_path), entries)
+            for entry_id, questions in by_entry.items():
+                extra.setdefault(entry_id, []).extend(questions)
+            near_misses += unanswerable
+        if extra:
+            entries = [dataclasses.replace(entry, labelled=tuple(extra.get(entry.id, ()))) for entry in entries]
         return cls.from_entries(
             entries, model=model, encoder=encoder, near_misses=near_misses, embedding_cache=embedding_cache
         )
@@ -229,10 +311,17 @@ class KnowledgeBase:
             is_question += [True] * len(entry.questions) + [False] * (1 + len(sentences))
         if not texts:
             return
+        # Topic words from the designer's texts only: their thresholds were chosen on those (escalation.yml
+        # elliptical_follow_ups); the labelled sets' wordings made "sale" and "paying" topic words.
         self._topic_words = {
             stem: self.entries[self._positions[label]].id
             for stem, label in topic_words(texts, labels, len(self._positions)).items()
         }
+        for label, position in enumerate(self._positions):
+            labelled = [q for q in self.entries[position].labelled if q not in self.entries[position].questions]
+            texts += labelled
+            labels += [label] * len(labelled)
+            is_question += [True] * len(labelled)
         near_misses = list(dict.fromkeys(
             [q for entry in self.active_entries for q in entry.not_covered] + list(self.near_misses)
         ))

@@ -17,7 +17,7 @@ from actions.answers import ActionAnswerQuestion
 from actions.embedding_cache import EmbeddingCache
 from actions.kb_explain import ExplainError, explain
 from actions.kb_reload import LiveFile, error_line
-from actions.knowledge_base import KnowledgeBase, KnowledgeBaseError
+from actions.knowledge_base import KnowledgeBase, KnowledgeBaseError, copy_knowledge_base
 from actions.settings import PROJECT_ROOT, SettingsError, load_settings, settings
 from tests.actions.conftest import make_tracker, user_event
 from tests.actions.test_knowledge_base import SMALL_KB
@@ -44,10 +44,7 @@ SHIPPED_KB = (PROJECT_ROOT / "data" / "knowledge_base.yml").read_text(encoding="
 @pytest.fixture
 def kb_file(tmp_path):
     """A copy of the shipped knowledge base (and its near-miss file) a test may edit."""
-    shutil.copy(PROJECT_ROOT / "data" / "kb_near_misses.yml", tmp_path / "kb_near_misses.yml")
-    path = tmp_path / "knowledge_base.yml"
-    path.write_text(SHIPPED_KB, encoding="utf-8")
-    return path
+    return copy_knowledge_base(PROJECT_ROOT / "data" / "knowledge_base.yml", tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -160,8 +157,7 @@ def test_requests_during_a_rebuild_get_the_old_version_whole_then_the_new_one(kb
 def escalation_file(tmp_path, monkeypatch):
     path = tmp_path / "escalation.yml"
     shutil.copy(PROJECT_ROOT / "escalation.yml", path)
-    (tmp_path / "data").mkdir()
-    shutil.copy(PROJECT_ROOT / "data" / "knowledge_base.yml", tmp_path / "data" / "knowledge_base.yml")
+    copy_knowledge_base(PROJECT_ROOT / "data" / "knowledge_base.yml", tmp_path / "data")
     monkeypatch.setattr(settings_module, "_reloaded", None)
     live = LiveFile("escalation settings", lambda: path, load_settings, (SettingsError, OSError),
                     on_swap=settings_module.use_reloaded)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from actions.settings import PROJECT_ROOT
+from actions.knowledge_base import copy_knowledge_base
 from tests.actions.test_kb_live import GIFT_WRAP, ask
 from tests.free_ports import free_port
 
@@ -43,8 +44,7 @@ def system(tmp_path_factory):
     root = tmp_path_factory.mktemp("kb_server")
     shutil.copy(PROJECT_ROOT / "escalation.yml", root / "escalation.yml")
     (root / "data").mkdir()
-    for name in ("knowledge_base.yml", "kb_near_misses.yml"):
-        shutil.copy(PROJECT_ROOT / "data" / name, root / "data" / name)
+    copy_knowledge_base(PROJECT_ROOT / "data" / "knowledge_base.yml", root / "data")
     env = {**os.environ, "ACTION_SERVER_TOKEN": TOKEN, "ESCALATION_SETTINGS": str(root / "escalation.yml"),
            "KB_RELOAD_SECONDS": "0.5", "INBOX_URL": ""}
     processes, urls = [], []

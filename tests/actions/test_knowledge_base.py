@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from actions.embedding_cache import CACHE_ENV, DEFAULT_DIRECTORY, EmbeddingCache
-from actions.knowledge_base import KnowledgeBase, KnowledgeBaseError
+from actions.knowledge_base import KnowledgeBase, KnowledgeBaseError, copy_knowledge_base, linked_files
 from actions.settings import PROJECT_ROOT
 
 
@@ -91,8 +91,8 @@ def test_near_miss_is_handed_off(kb, config, question):
     assert kb.best_match(question).probability < config.kb_answer_threshold
 
 
-@pytest.mark.xfail(strict=True, reason="known (session 10): 'lautana' (return) lands on the exchanges "
-                   "entry above the threshold; the customer would get the exchange rules")
+# Failed from session 10 ('lautana', return, landed on the exchanges entry above the threshold) until the
+# retired TEST sets became training data in session 13.
 def test_hinglish_return_window_question_gets_the_returns_answer(kb, config):
     match = kb.best_match("kurta lautane ke kitne din milte hai")
     assert match.entry_id == "returns" or match.probability < config.kb_answer_threshold
@@ -100,7 +100,7 @@ def test_hinglish_return_window_question_gets_the_returns_answer(kb, config):
 
 def test_adding_a_not_covered_example_stops_answers_close_to_it(kb, config):
     # The shipping answer says how long delivery takes, not on which days the courier comes.
-    question = "do you ship on weekends"
+    question = "do you ship on saturdays"
     wrong = kb.best_match(question)
     assert wrong.entry_id == "shipping" and wrong.probability >= config.kb_answer_threshold
     entries = [
@@ -297,3 +297,74 @@ def test_topic_words_need_one_entry_to_use_them_far_more_than_any_other():
     assert words["cod"] == 0 and words["size"] == 1
     # "fee": once in each entry, "there": in both; the near miss's "store" belongs to no entry
     assert "fee" not in words and "there" not in words and "store" not in words
+
+
+# Labelled sets (`labelled_sets:`): retired benchmark TEST sets become training data by being listed.
+LABELLED_KB = "    labelled_sets: [labelled/set.yml]" + SMALL_KB.format(shipping_question="delivery kitne din mein") + """
+      - id: gift_wrap
+        title: Gift wrap
+        answer: Gift wrapping is free.
+        questions: [do you gift wrap, can it be packed as a gift]
+        active: false
+"""
+
+
+def labelled(tmp_path, body):
+    (tmp_path / "labelled").mkdir(exist_ok=True)
+    (tmp_path / "labelled" / "set.yml").write_text(textwrap.dedent(body), encoding="utf-8")
+    return write(tmp_path, LABELLED_KB)
+
+
+def test_a_labelled_set_adds_questions_to_its_entries_and_near_misses(tmp_path, kb):
+    path = labelled(tmp_path, """
+        paraphrases:
+          - {text: "wapas bhej sakte hai kya", entry_id: returns}
+          - {text: "parcel kitne din me aata hai", entry_id: shipping}
+          - {text: "gift pack milega", entry_id: gift_wrap}
+        unanswerable:
+          - do you have a store in pune
+    """)
+    loaded = KnowledgeBase.from_yaml(path, encoder=kb._encoder, embedding_cache=None)
+    assert loaded.entry("returns").labelled == ("wapas bhej sakte hai kya",)
+    assert loaded.entry("shipping").labelled == ("parcel kitne din me aata hai",)
+    assert "wapas bhej sakte hai kya" not in loaded.entry("returns").questions  # the designer's list, as written
+    assert loaded.entry("gift_wrap").labelled == ()  # hidden with its entry
+    assert loaded.best_match("wapas bhej sakte hai kya").entry_id == "returns"
+    assert "do you have a store in pune" in loaded.near_misses
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("paraphrases:\n  - {text: 'kab tak aayega', entry_id: delivery}",
+         "set.yml: paraphrase 1 ('kab tak aayega') names entry 'delivery', which the knowledge base does not have"),
+        ("paraphrases:\n  - kab tak aayega", "set.yml: paraphrase 1 must be {text: ..., entry_id: ...}"),
+        ("unanswerable: do you have a store", "set.yml: `unanswerable` must be a list of non-empty strings"),
+        ("unanswerable: ['How long is  delivery']",
+         "set.yml: unanswerable 'How long is  delivery' is also a question of entry 'shipping'"),
+        ("paraphrases:\n  - {text: 'Can I return it in a store', entry_id: returns}",
+         "set.yml: paraphrase 'Can I return it in a store' of entry 'returns' is also a question no entry answers"),
+        ("questions: [a, b]", "set.yml: expected a mapping with `paraphrases:` and/or `unanswerable:`"),
+    ],
+)
+def test_labelled_set_errors_name_the_file_and_the_item(tmp_path, kb, body, message):
+    with pytest.raises(KnowledgeBaseError, match=re.escape(message)):
+        KnowledgeBase.from_yaml(labelled(tmp_path, body), encoder=kb._encoder, embedding_cache=None)
+
+
+def test_a_missing_labelled_set_is_a_clear_error(tmp_path, kb):
+    with pytest.raises(KnowledgeBaseError, match="labelled set not found: .*set.yml"):
+        KnowledgeBase.from_yaml(write(tmp_path, LABELLED_KB), encoder=kb._encoder, embedding_cache=None)
+
+
+def test_labelled_sets_must_be_a_list_of_file_names(tmp_path, kb):
+    path = write(tmp_path, LABELLED_KB.replace("labelled_sets: [labelled/set.yml]", "labelled_sets: labelled/set.yml"))
+    with pytest.raises(KnowledgeBaseError, match="`labelled_sets` must be a list of file names"):
+        KnowledgeBase.from_yaml(path, encoder=kb._encoder, embedding_cache=None)
+
+
+def test_a_copy_of_the_shipped_kb_takes_the_files_it_names(tmp_path):
+    copy = copy_knowledge_base(PROJECT_ROOT / "data" / "knowledge_base.yml", tmp_path / "copy")
+    named = linked_files(yaml.safe_load(copy.read_text(encoding="utf-8")), copy)
+    assert len(named) == 4 and all(path.is_file() for path in named)  # the near misses and three retired sets
+    assert {path.name for path in named} >= {"kb_near_misses.yml", "kb_test_v3.yml"}

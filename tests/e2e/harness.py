@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jwt
 import requests
+from actions.knowledge_base import copy_knowledge_base
 from tests.free_ports import free_port  # noqa: F401  (re-exported to the suites)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,8 +122,7 @@ class System:
         })
         (data_dir / "data").mkdir(exist_ok=True)
         shutil.copy(ROOT / "escalation.yml", data_dir / "escalation.yml")
-        for name in ("knowledge_base.yml", "kb_near_misses.yml"):
-            shutil.copy(ROOT / "data" / name, data_dir / "data" / name)
+        copy_knowledge_base(ROOT / "data" / "knowledge_base.yml", data_dir / "data")
         venv_python = str(ROOT / ".venv" / "bin" / "python")
         system = cls(data_dir=data_dir, env=env, slack_url=slack_url)
         log = lambda name: data_dir / f"{name}.log"  # noqa: E731
