@@ -77,6 +77,9 @@ class LoggedMessage:
     webhook_status: Optional[int] = None  # customer: what the connector answered
     user_id: Optional[str] = None  # the customer's BSUID
     text: Optional[str] = None  # business: what the phone shows of a template (its approved body, filled)
+    # customer: every read receipt call of the business naming this message, in order:
+    # {"typing": bool, "after_seq": the log's last seq when the call came (later messages were sent after it)}
+    business_reads: List[Dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> Dict[str, Any]:
         return asdict(self)
@@ -117,6 +120,7 @@ class SandboxState:
     failures: Deque[Failure] = field(default_factory=deque)
     send_attempts: int = 0  # every call of the send endpoint, failed or not
     _waiters: Set[_Waiter] = field(default_factory=set)
+    _read_waiters: Dict[str, Set[asyncio.Future]] = field(default_factory=dict)  # customer message id -> polls
     _by_id: Dict[str, LoggedMessage] = field(default_factory=dict)
     # Customers by BSUID, and the BSUIDs of phone numbers. Kept by `reset` (like phones in a drawer).
     customers: Dict[str, SandboxCustomer] = field(default_factory=dict)
@@ -183,6 +187,30 @@ class SandboxState:
     def find(self, message_id: str) -> Optional[LoggedMessage]:
         return self._by_id.get(message_id)
 
+    def business_read(self, message: LoggedMessage, typing: bool) -> None:
+        """The business marked this customer message read (a call naming it); wakes who waits for that."""
+        message.business_reads.append({"typing": typing, "after_seq": len(self.messages)})
+        for arrived in self._read_waiters.pop(message.id, ()):
+            if not arrived.done():
+                arrived.set_result(None)
+
+    async def wait_read(self, message: LoggedMessage, timeout: float) -> None:
+        """Returns once the business has marked `message` read by a call naming it, or after `timeout` s."""
+        if message.business_reads or timeout <= 0:
+            return
+        arrived = asyncio.get_running_loop().create_future()
+        self._read_waiters.setdefault(message.id, set()).add(arrived)
+        try:
+            await asyncio.wait_for(arrived, timeout=timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            waiting = self._read_waiters.get(message.id)
+            if waiting is not None:
+                waiting.discard(arrived)
+                if not waiting:
+                    del self._read_waiters[message.id]
+
     def take_failure(self) -> Optional[Failure]:
         return self.failures.popleft() if self.failures else None
 
@@ -197,3 +225,7 @@ class SandboxState:
         """Let every long poll answer now (with what there is, after a reset nothing)."""
         for waiter in self._waiters:
             waiter.wake()
+        for waiting in list(self._read_waiters.values()):
+            for arrived in waiting:
+                if not arrived.done():
+                    arrived.set_result(None)

@@ -6,7 +6,8 @@
   name or language -> HTTP 400 132001, a wrong number of body parameters -> HTTP 400 132000;
 - `{"status": "read", "message_id": <customer's wamid>}` marks that message and the earlier ones read
   (blue ticks on the page); with `"typing_indicator": {"type": "text"}` the page shows "typing…" for up
-  to 25 s or until the business's next message.
+  to 25 s or until the business's next message. The named message keeps each such call (with or without
+  typing, and how far the log was then): `GET /sandbox/api/read_receipt` waits for one (tests).
 
 The sandbox has its own clock (real time plus an offset tests can move) for the window and typing."""
 
@@ -64,6 +65,7 @@ def install(app: web.Application) -> None:
     app.router.add_post("/sandbox/api/clock", move_clock)
     app.router.add_post("/sandbox/api/customers/{wa_id}/last_message", set_last_message)
     app.router.add_get("/sandbox/api/customers/{wa_id}/presence", presence)
+    app.router.add_get("/sandbox/api/read_receipt", read_receipt)
 
 
 # --- hooks called by app.py ------------------------------------------------------------------
@@ -93,6 +95,7 @@ async def status_call(app: web.Application, payload: Any) -> Optional[web.Respon
     for message in state.messages[: logged.seq]:  # this one and every earlier one of theirs: blue ticks
         if message.direction == "customer" and message.user_id == logged.user_id:
             message.status = "read"
+    state.business_read(logged, typing=typing is not None)  # which message the call named (tests wait on it)
     if typing is not None:
         window.typing_until[logged.user_id] = window.now() + TYPING_SECONDS
     return web.json_response({"success": True})
@@ -215,3 +218,22 @@ async def presence(request: web.Request) -> web.Response:
         "statuses": statuses,
         "window_open": None if last is None else window.now() - last <= WINDOW_SECONDS,
     })
+
+
+async def read_receipt(request: web.Request) -> web.Response:
+    """`?message_id=<a customer message's id>&wait=<s>`: that message once the business has marked it read
+    with a call naming it (long-polls up to `wait` s, max 60, for the first such call), and `last_seq`. Its
+    `business_reads` list every such call: `typing`, and `after_seq` (the log's last seq when it came, so
+    the business sent every later message after marking this one read)."""
+    from whatsapp_sandbox.app import MAX_LONG_POLL_SECONDS, STATE
+
+    state = request.app[STATE]
+    try:
+        wait = min(MAX_LONG_POLL_SECONDS, float(request.query.get("wait", "0")))
+    except ValueError:
+        return web.json_response({"error": "wait must be a number of seconds"}, status=400)
+    logged = state.find(request.query.get("message_id", ""))
+    if logged is None or logged.direction != "customer":
+        return web.json_response({"error": "no customer message with that message_id"}, status=404)
+    await state.wait_read(logged, wait)
+    return web.json_response({"message": logged.as_json(), "last_seq": len(state.messages)})

@@ -277,3 +277,57 @@ def test_customer_page_chats_as_a_customer_without_a_phone_number(stack, host):
     [user_turn] = [e for e in host.journal(user_id) if e["event"] == "user"]
     assert user_turn["metadata"]["whatsapp"]["wa_id"] is None
     assert user_turn["metadata"]["whatsapp"]["username"] == username
+
+
+async def test_read_receipt_waits_for_the_business_to_mark_that_message_read_and_says_how_far_the_log_was():
+    """What the end-to-end tests wait on (tests/e2e/clients.py): a read call naming the customer's message,
+    with or without typing, and the log's last seq when it came."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from whatsapp_sandbox.app import STATE, create_app
+    from whatsapp_sandbox.settings import SandboxSettings
+
+    settings = SandboxSettings(
+        app_secret=SECRETS["WHATSAPP_APP_SECRET"], access_token=SECRETS["WHATSAPP_ACCESS_TOKEN"],
+        phone_number_id=SECRETS["WHATSAPP_PHONE_NUMBER_ID"], status_delays=None,
+    )  # fmt: skip
+    app = create_app(settings)
+    state = app[STATE]
+    customer = state.add_customer(_customer("919800000078"))
+    async with TestClient(TestServer(app)) as client:
+        graph = f"/v21.0/{SECRETS['WHATSAPP_PHONE_NUMBER_ID']}/messages"
+
+        async def business(body):
+            answer = await client.post(graph, json=body, headers=GRAPH_TOKEN)
+            assert answer.status == 200, await answer.text()
+
+        async def read_receipt(message_id, wait=0):
+            return await client.get("/sandbox/api/read_receipt", params={"message_id": message_id, "wait": wait})
+
+        assert (await read_receipt("wamid.nobody")).status == 404
+        await state.add(customer, CUSTOMER, "wamid.in1", "text", {"text": {"body": "hi"}})
+        started = time.monotonic()
+        unread = await (await read_receipt("wamid.in1", wait=0.2)).json()
+        assert time.monotonic() - started >= 0.15  # it waited for a read that did not come
+        assert unread["message"]["business_reads"] == [] and unread["last_seq"] == 1
+
+        poll = asyncio.create_task(read_receipt("wamid.in1", wait=10))
+        await asyncio.sleep(0.1)
+        await business(text_body("919800000078", "a reply is no read"))  # seq 2
+        await asyncio.sleep(0.1)
+        assert not poll.done()
+        read = {"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.in1"}
+        await business({**read, "typing_indicator": {"type": "text"}})  # "typing…": more may follow
+        answered = await (await asyncio.wait_for(poll, 5)).json()
+        assert answered["message"]["status"] == "read"
+        assert answered["message"]["business_reads"] == [{"typing": True, "after_seq": 2}]
+
+        await business(text_body("919800000078", "the answer"))  # seq 3
+        await business(read)
+        await state.add(customer, CUSTOMER, "wamid.in2", "text", {"text": {"body": "thanks"}})  # seq 4
+        await business({**read, "message_id": "wamid.in2"})  # marks in1 read too, but names in2 only
+        first = await (await read_receipt("wamid.in1")).json()
+        assert first["message"]["business_reads"] == [{"typing": True, "after_seq": 2}, {"typing": False, "after_seq": 3}]
+        second = await (await read_receipt("wamid.in2", wait=10)).json()
+        assert second["message"]["business_reads"] == [{"typing": False, "after_seq": 4}]
+        assert not state._read_waiters  # nothing left behind

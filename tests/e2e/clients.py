@@ -1,5 +1,6 @@
 """What the tests talk to: the customer's phone (sandbox JSON API), an inbox agent (session cookie + CSRF,
-like the browser's forms), the inbox's database (read-only, to find what the agent would see), Slack."""
+like the browser's forms), the inbox's database (read-only, to find what the agent would see), the
+connector's store (read-only, to know when the bot's turn is over), Slack."""
 from __future__ import annotations
 
 import json
@@ -8,29 +9,35 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Callable
 
 import httpx
 
+from connectors.store_schema import PENDING, PROCESSING
 from tests import sqlite_readonly
 
 
 class Customer:
-    """One WhatsApp customer in the sandbox."""
+    """One WhatsApp customer in the sandbox. `turn_finished(message_id)`, when given, says whether the
+    connector has finished its turn for a customer message (ConnectorStore below); see `say`."""
 
-    def __init__(self, sandbox_url: str, wa_id: str, name: str = "Priya Sharma"):
+    def __init__(self, sandbox_url: str, wa_id: str, name: str = "Priya Sharma",
+                 turn_finished: Callable[[str], bool] | None = None):
         self.http = httpx.Client(base_url=sandbox_url, timeout=70)
         self.wa_id = wa_id
         self.name = name
+        self.turn_finished = turn_finished
         self.seen = 0  # seq of the last business message already returned
 
     @classmethod
-    def without_phone(cls, sandbox_url: str, username: str, name: str = "Meera Kapoor") -> "Customer":
+    def without_phone(cls, sandbox_url: str, username: str, name: str = "Meera Kapoor",
+                      turn_finished: Callable[[str], bool] | None = None) -> "Customer":
         """A WhatsApp user with a username and no phone number: the sandbox gives them a business-scoped
         user id (BSUID), which then names their chat (`wa_id` here) in the sandbox and the inbox."""
         response = httpx.post(f"{sandbox_url}/sandbox/api/customers",
                               json={"username": username, "profile_name": name}, timeout=10)
         response.raise_for_status()
-        customer = cls(sandbox_url, response.json()["user_id"], name)
+        customer = cls(sandbox_url, response.json()["user_id"], name, turn_finished)
         customer.username = username
         return customer
 
@@ -76,17 +83,91 @@ class Customer:
         return [self.text_of(m) for m in got]
 
     def say(self, text: str, timeout: float = 60, settle: float = 1.5) -> list[str]:
-        """Send `text` and return every reply to it (waits for the first, then `settle` s for more)."""
-        self.send(text)
-        return self.replies(1, timeout=timeout, settle=settle)
+        """Send `text` and return every reply of the bot's turn for it (at least one).
+
+        Waits on a condition, not a margin: the end of the turn (`_turn_end`). `settle` is used only where
+        the end of a turn cannot be observed: then, as before, the first reply and `settle` s more."""
+        message_id = self.send(text)["message_id"]
+        deadline = time.monotonic() + timeout
+        end = self._turn_end(message_id, deadline)
+        if end is None:
+            return self.replies(1, timeout=max(1.0, deadline - time.monotonic()), settle=settle)
+        got = [message for message in self.business_messages(self.seen) if message["seq"] <= end]
+        if got:
+            self.seen = got[-1]["seq"]
+        assert got, f"{self.wa_id}: the bot's turn for {text!r} ended without a reply"
+        return [self.text_of(m) for m in got]
+
+    def _turn_end(self, message_id: str, deadline: float) -> int | None:
+        """A seq of the sandbox's log by which every reply of the bot's turn for `message_id` had arrived.
+
+        - With `turn_finished` (the end-to-end suite): once the connector's store marks the message
+          finished, the sandbox's last seq. The dispatcher marks it finished only after the turn
+          (connectors/processing.py), and the turn awaited each of its sends, which the sandbox logs before
+          answering: no reply of the turn can still be on its way. This holds for every turn kind: quick,
+          slow, handed off, retried after a failure.
+        - Without it (e.g. tests/production, whose store is PostgreSQL inside the profile): the connector's
+          read of the message without "typing…", whose `after_seq` bounds the replies. The connector posts
+          that read only after the turn has sent every reply (`while_answering` in
+          connectors/read_receipts.py); hand-offs end this way too, the bot sends the hand-off message in
+          the turn. But a turn slower than WHATSAPP_TYPING_AFTER_SECONDS (1 s) before its first reply is
+          marked read early, with "typing…", and never again: that read precedes the replies and nothing
+          the sandbox sees marks the end of such a turn, so the answer is None and say() keeps the old
+          margin for it. (Nor does the read bound a turn that failed after a send and was run again,
+          and an early read the turn's end cut short, which the connector cancels, may never arrive: the
+          store covers both. The inbox marks messages read too, but only while an agent opens or types in
+          a conversation a person has: say() is not used then.)
+        None at the deadline: say() then waits as before, and fails if no reply came."""
+        while True:
+            remaining = deadline - time.monotonic()
+            # With the store to ask, the read serves only to wake up: long-polled briefly between looks.
+            wait = max(0.0, min(remaining, 20 if self.turn_finished is None else 0.2))
+            receipt = self._read_receipt(message_id, wait)
+            reads = receipt["message"]["business_reads"]
+            if self.turn_finished is None:
+                if reads and not reads[0]["typing"]:
+                    return reads[0]["after_seq"]
+                if reads or remaining <= 0:
+                    return None
+                continue
+            if self.turn_finished(message_id):
+                return self._read_receipt(message_id, 0)["last_seq"]  # asked after the finish: all replies are in
+            if remaining <= 0:
+                return None
+            if reads:  # a read (the turn's own, or "typing…") answers the poll at once: pause between looks
+                time.sleep(0.05)
+
+    def _read_receipt(self, message_id: str, wait: float) -> dict:
+        response = self.http.get("/sandbox/api/read_receipt", params={"message_id": message_id, "wait": wait})
+        response.raise_for_status()
+        return response.json()
 
     def silence(self, seconds: float) -> list[str]:
-        """Whatever arrives within `seconds` (expected: nothing)."""
+        """Whatever arrives within `seconds` (expected: nothing).
+
+        A wait, not a condition, on purpose: it claims that nothing at all reaches the customer (the bot's
+        turn, a later retry or hand-off of it, the inbox), and a message that should never come has no end
+        to wait on. The connector's finish (see `_turn_end`) would cover only the bot's own turn: weaker.
+        No read marks these turns either: the connector marks only turns it answered."""
         time.sleep(seconds)
         new = self.business_messages(self.seen)
         if new:
             self.seen = new[-1]["seq"]
         return [self.text_of(m) for m in new]
+
+
+class ConnectorStore:
+    """Read-only view of the connector's SQLite store (connectors/store_schema.py)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def turn_finished(self, message_id: str) -> bool:
+        """Whether the connector is done with a customer message: its dispatcher marks it finished only
+        after the turn (connectors/processing.py), when every send of the turn has been answered."""
+        rows = sqlite_readonly.query(self.path, "select state from wa_inbound_messages where message_id = ?",
+                                     message_id)
+        return bool(rows) and rows[0]["state"] not in (PENDING, PROCESSING)
 
 
 class InboxDB:

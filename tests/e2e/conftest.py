@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 
-from tests.e2e.clients import Agent, Customer, InboxDB, SlackReceiver
+from tests.e2e.clients import Agent, ConnectorStore, Customer, InboxDB, SlackReceiver
 from tests.e2e.harness import System
 
 _numbers = itertools.count(1)
@@ -40,9 +40,15 @@ def healthy(system):
 
 
 @pytest.fixture
-def customer(healthy, request):
+def turn_finished(system):
+    """Whether the connector has finished its turn for a customer message (Customer.say waits on it)."""
+    return ConnectorStore(system.data_dir / "whatsapp.db").turn_finished
+
+
+@pytest.fixture
+def customer(healthy, turn_finished):
     """A fresh customer (new wa_id) per test."""
-    return Customer(healthy.url("sandbox"), f"9198{next(_numbers):08d}")
+    return Customer(healthy.url("sandbox"), f"9198{next(_numbers):08d}", turn_finished=turn_finished)
 
 
 @pytest.fixture
@@ -51,8 +57,9 @@ def inbox_db(system):
 
 
 @pytest.fixture
-def new_customer(healthy):
-    return lambda name="Priya Sharma": Customer(healthy.url("sandbox"), f"9197{next(_numbers):08d}", name)
+def new_customer(healthy, turn_finished):
+    return lambda name="Priya Sharma": Customer(healthy.url("sandbox"), f"9197{next(_numbers):08d}", name,
+                                                turn_finished)
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ _usernames = itertools.count(1)
 
 
 @pytest.fixture
-def phone_less_customer(healthy):
-    return Customer.without_phone(healthy.url("sandbox"), f"meera.e2e{time.time_ns() % 10**6}{next(_usernames)}")
+def phone_less_customer(healthy, turn_finished):
+    return Customer.without_phone(healthy.url("sandbox"), f"meera.e2e{time.time_ns() % 10**6}{next(_usernames)}",
+                                  turn_finished=turn_finished)
 
 
 def test_a_customer_without_a_phone_is_answered_handed_off_and_reached_by_an_agent(
