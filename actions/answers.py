@@ -211,6 +211,11 @@ def elliptical_follow_up_match(
     alone = next((c for c in candidates if c.entry_id == entry_id), None)
     if alone is None or alone.share < elliptical.min_share or kb.topics_named(question, besides=entry_id):
         return None
+    if alone is candidates[0] and alone.probability >= threshold:
+        # Answered from the same entry alone: reading it with the topic could only give the same answer,
+        # so it is not searched again (a second search is a third of the action's CPU). Answered alone,
+        # it sets the topic for the next follow-up itself (topic_question).
+        return None
     topic = topic_question(tracker, entry_id) or previous_question
     combined = next((m for m in kb.matches(f"{topic} {question}", k=None) if m.entry_id == entry_id), None)
     if combined is not None and combined.probability >= threshold:

@@ -251,3 +251,21 @@ async def test_a_follow_up_longer_than_max_words_is_judged_alone(kb, dispatcher,
 def test_topic_question_is_none_without_a_previous_answer_from_that_entry():
     tracker = make_tracker([user_event("hi", "greet"), bot_event("Hi!"), user_event("kitne din?", "ask_question")])
     assert answers.topic_question(tracker, "exchanges") is None
+
+
+async def test_a_short_follow_up_its_entry_answers_alone_is_not_searched_again(kb, dispatcher, monkeypatch):
+    history, _ = await answer(dispatcher, [], "what is your return policy?")
+    searched = []
+    real_matches = kb.matches
+    monkeypatch.setattr(kb, "matches", lambda text, k=3: searched.append(text) or real_matches(text, k))
+    follow_up = "return policy kya hai?"
+    alone = kb.best_match(follow_up)
+    assert alone.entry_id == "returns" and alone.probability >= 0.9  # the same entry, sure of it alone
+    searched.clear()
+    history, match = await answer(dispatcher, history, follow_up)
+    assert searched == [follow_up]  # one search: not again with the question that set the topic
+    assert dispatcher.messages[0]["text"].startswith(kb.entry("returns").answer.rstrip("\n"))
+    assert match["entry_id"] == "returns" and match["answered"] is True and "context" not in match
+    # answered alone, it is the question the next follow-up is read with
+    tracker = make_tracker([*history, user_event("sale items bhi?", "ask_question")])
+    assert answers.topic_question(tracker, "returns") == follow_up
