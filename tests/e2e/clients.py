@@ -18,8 +18,9 @@ from tests import sqlite_readonly
 
 
 class Customer:
-    """One WhatsApp customer in the sandbox. `turn_finished(message_id)`, when given, says whether the
-    connector has finished its turn for a customer message (ConnectorStore below); see `say`."""
+    """One WhatsApp customer in the sandbox. `turn_finished(message_id)` says whether the connector has
+    finished its turn for a customer message (ConnectorStore below, or tests/production's PostgreSQL one);
+    `say` needs it, `send`, `replies` and `silence` do not."""
 
     def __init__(self, sandbox_url: str, wa_id: str, name: str = "Priya Sharma",
                  turn_finished: Callable[[str], bool] | None = None):
@@ -85,8 +86,12 @@ class Customer:
     def say(self, text: str, timeout: float = 60, settle: float = 1.5) -> list[str]:
         """Send `text` and return every reply of the bot's turn for it (at least one).
 
-        Waits on a condition, not a margin: the end of the turn (`_turn_end`). `settle` is used only where
-        the end of a turn cannot be observed: then, as before, the first reply and `settle` s more."""
+        Waits on a condition, not a margin: the end of the turn (`_turn_end`), which only the connector's
+        store shows (`turn_finished`). `settle` is used only when the turn has not ended by `timeout`: then,
+        as before, the first reply and `settle` s more (and a failure if none came)."""
+        assert self.turn_finished is not None, (
+            "say() waits for the connector's store to finish the turn: give the Customer turn_finished "
+            "(or use send() and replies(count))")
         message_id = self.send(text)["message_id"]
         deadline = time.monotonic() + timeout
         end = self._turn_end(message_id, deadline)
@@ -101,35 +106,21 @@ class Customer:
     def _turn_end(self, message_id: str, deadline: float) -> int | None:
         """A seq of the sandbox's log by which every reply of the bot's turn for `message_id` had arrived.
 
-        - With `turn_finished` (the end-to-end suite): once the connector's store marks the message
-          finished, the sandbox's last seq. The dispatcher marks it finished only after the turn
-          (connectors/processing.py), and the turn awaited each of its sends, which the sandbox logs before
-          answering: no reply of the turn can still be on its way. This holds for every turn kind: quick,
-          slow, handed off, retried after a failure.
-        - Without it (e.g. tests/production, whose store is PostgreSQL inside the profile): the connector's
-          read of the message without "typing…", whose `after_seq` bounds the replies. The connector posts
-          that read only after the turn has sent every reply (`while_answering` in
-          connectors/read_receipts.py); hand-offs end this way too, the bot sends the hand-off message in
-          the turn. But a turn slower than WHATSAPP_TYPING_AFTER_SECONDS (1 s) before its first reply is
-          marked read early, with "typing…", and never again: that read precedes the replies and nothing
-          the sandbox sees marks the end of such a turn, so the answer is None and say() keeps the old
-          margin for it. (Nor does the read bound a turn that failed after a send and was run again,
-          and an early read the turn's end cut short, which the connector cancels, may never arrive: the
-          store covers both. The inbox marks messages read too, but only while an agent opens or types in
-          a conversation a person has: say() is not used then.)
+        Once the connector's store marks the message finished (`turn_finished`: SQLite in the end-to-end
+        suite, PostgreSQL in tests/production), the sandbox's last seq. The dispatcher marks it finished
+        only after the turn (connectors/processing.py), and the turn awaited each of its sends, which the
+        sandbox logs before answering: no reply of the turn can still be on its way. This holds for every
+        turn kind: quick, slow, handed off, retried after a failure.
+        The sandbox's record of the connector's reads cannot replace the store: a turn slower than
+        WHATSAPP_TYPING_AFTER_SECONDS (1 s) before its first reply is marked read early, with "typing…",
+        and never again, so no read marks its end; nor does a read bound a turn that failed after a send
+        and was run again. It only wakes the poll early.
         None at the deadline: say() then waits as before, and fails if no reply came."""
         while True:
             remaining = deadline - time.monotonic()
-            # With the store to ask, the read serves only to wake up: long-polled briefly between looks.
-            wait = max(0.0, min(remaining, 20 if self.turn_finished is None else 0.2))
-            receipt = self._read_receipt(message_id, wait)
+            # The read serves only to wake up: long-polled briefly between looks at the store.
+            receipt = self._read_receipt(message_id, max(0.0, min(remaining, 0.2)))
             reads = receipt["message"]["business_reads"]
-            if self.turn_finished is None:
-                if reads and not reads[0]["typing"]:
-                    return reads[0]["after_seq"]
-                if reads or remaining <= 0:
-                    return None
-                continue
             if self.turn_finished(message_id):
                 return self._read_receipt(message_id, 0)["last_seq"]  # asked after the finish: all replies are in
             if remaining <= 0:
@@ -157,16 +148,19 @@ class Customer:
 
 
 class ConnectorStore:
-    """Read-only view of the connector's SQLite store (connectors/store_schema.py)."""
+    """Read-only view of the connector's SQLite store (connectors/store_schema.py); tests/production's
+    PostgresConnectorStore runs the same queries on PostgreSQL."""
 
     def __init__(self, path: Path):
         self.path = path
 
+    def query(self, sql: str, *args) -> list:
+        return sqlite_readonly.query(self.path, sql, *args)
+
     def turn_finished(self, message_id: str) -> bool:
         """Whether the connector is done with a customer message: its dispatcher marks it finished only
         after the turn (connectors/processing.py), when every send of the turn has been answered."""
-        rows = sqlite_readonly.query(self.path, "select state from wa_inbound_messages where message_id = ?",
-                                     message_id)
+        rows = self.query("select state from wa_inbound_messages where message_id = ?", message_id)
         return bool(rows) and rows[0]["state"] not in (PENDING, PROCESSING)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from tests.e2e.clients import Agent, Customer
 from tests.e2e.conftest import slack  # noqa: F401  (the same Slack receiver fixture)
-from tests.production.clients import PostgresInboxDB
+from tests.production.clients import PostgresConnectorStore, PostgresInboxDB
 from tests.production.harness import ProductionSystem
 
 _numbers = itertools.count(1)
@@ -35,10 +35,18 @@ def healthy(production):
     return production
 
 
+@pytest.fixture(scope="session")
+def turn_finished(production):
+    """Whether the connector has finished its turn for a customer message (Customer.say waits on it), read
+    from the profile's connector store: the PostgreSQL database and role of its WHATSAPP_STORE_URL."""
+    return PostgresConnectorStore(production.env["WHATSAPP_STORE_URL"]).turn_finished
+
+
 @pytest.fixture
-def new_customer(healthy):
+def new_customer(healthy, turn_finished):
     """A factory of fresh sandbox customers (new wa_id each)."""
-    return lambda name="Priya Sharma": Customer(healthy.url("sandbox"), f"9196{next(_numbers):08d}", name)
+    return lambda name="Priya Sharma": Customer(healthy.url("sandbox"), f"9196{next(_numbers):08d}", name,
+                                                turn_finished)
 
 
 @pytest.fixture

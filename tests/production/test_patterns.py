@@ -39,13 +39,13 @@ def test_fourth_unthanked_message_hands_off(customer, inbox_db, agent_login):
     agent_takes_over_and_hands_back(customer, inbox_db, agent_login, assignee)
 
 
-def test_customer_with_a_username_and_no_phone_number(production, inbox_db, agent_login):
+def test_customer_with_a_username_and_no_phone_number(production, inbox_db, agent_login, turn_finished):
     """Meta's business-scoped user id (BSUID) only: hand-off, the agent's reply and the bot again, through the proxy."""
     created = httpx.post(production.url("sandbox") + "/sandbox/api/customers",
                          json={"username": "kiran.prod", "profile_name": "Kiran"}, timeout=30)
     assert created.status_code == 201, created.text
     assert created.json()["phone"] is None
-    customer = Customer(production.url("sandbox"), created.json()["user_id"], "Kiran")
+    customer = Customer(production.url("sandbox"), created.json()["user_id"], "Kiran", turn_finished)
     assignee = assert_handed_off(customer.say("agent please"))
     agent_takes_over_and_hands_back(customer, inbox_db, agent_login, assignee)
 
