@@ -126,6 +126,9 @@ class LiveFile(Generic[T]):
         self._current: Optional[Loaded[T]] = None
         self.error: Optional[LoadError] = None
         self._stamp: Optional[Tuple[Any, ...]] = None
+        # The files the file names, by the file's (path, size, mtime): parsing the KB takes ~0.1 s, too much
+        # for every check.
+        self._linked: Tuple[Any, List[Path]] = (None, [])
         self._lock = threading.Lock()  # one rebuild at a time (watcher and an explicit check)
 
     def value(self) -> T:
@@ -141,14 +144,21 @@ class LiveFile(Generic[T]):
         """The file, plus the near-miss file and labelled sets a knowledge base names (all decide its answers)."""
         watched = [path]
         try:
-            text = path.read_text(encoding="utf-8")
+            info = path.stat()
+            key = (str(path), info.st_size, info.st_mtime_ns)
+            if key != self._linked[0]:
+                self._linked = (key, self._linked_files(path.read_text(encoding="utf-8"), path))
         except OSError:
             return watched
+        return watched + self._linked[1]
+
+    @staticmethod
+    def _linked_files(text: str, path: Path) -> List[Path]:
         try:
-            return watched + linked_files(yaml.safe_load(text), path)
+            return linked_files(yaml.safe_load(text), path)
         except yaml.YAMLError:  # the KB itself fails to load; still watch the near-miss file it names
             found = _NEAR_MISSES.search(text)
-            return watched + ([path.parent / found.group(1)] if found else [])
+            return [path.parent / found.group(1)] if found else []
 
     def _read(self, path: Path) -> Tuple[Tuple[Any, ...], str, str]:
         stamp, digest, text = [], hashlib.sha256(), ""

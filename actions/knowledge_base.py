@@ -116,6 +116,11 @@ def _normalised(question: str) -> str:
     return " ".join(question.lower().split())
 
 
+def _answered_by(entries: Sequence[KnowledgeBaseEntry]) -> Dict[str, str]:
+    """{normalised question: id of the entry it is a question of}."""
+    return {_normalised(q): entry.id for entry in entries for q in entry.questions}
+
+
 def parse_entries(document: Any, source: str = "knowledge base") -> List[KnowledgeBaseEntry]:
     if not isinstance(document, dict) or not isinstance(document.get("entries"), list):
         raise KnowledgeBaseError(f"{source}: expected a mapping with an `entries:` list")
@@ -125,7 +130,7 @@ def parse_entries(document: Any, source: str = "knowledge base") -> List[Knowled
         if entry.id in seen:
             raise KnowledgeBaseError(f"{source}: duplicate entry id '{entry.id}'")
         seen.add(entry.id)
-    answered_by = {_normalised(q): entry.id for entry in entries for q in entry.questions}
+    answered_by = _answered_by(entries)
     for entry in entries:
         for question in entry.not_covered:
             if _normalised(question) in answered_by:
@@ -141,7 +146,7 @@ def parse_near_misses(document: Any, source: str, entries: Sequence[KnowledgeBas
     if not isinstance(document, dict) or "questions" not in document:
         raise KnowledgeBaseError(f"{source}: expected a mapping with a `questions:` list")
     questions = _question_list(document["questions"], f"{source}: `questions`")
-    answered_by = {_normalised(q): entry.id for entry in entries for q in entry.questions}
+    answered_by = _answered_by(entries)
     for question in questions:
         if _normalised(question) in answered_by:
             raise KnowledgeBaseError(
@@ -177,7 +182,7 @@ def parse_labelled_set(
     unanswerable = _question_list(document.get("unanswerable") or [], f"{source}: `unanswerable`")
     not_answered = {_normalised(q) for entry in entries for q in entry.not_covered} | {_normalised(q) for q in unanswerable}
     answered_by = {_normalised(q): entry_id for entry_id, qs in by_entry.items() for q in qs}
-    answered_by.update({_normalised(q): entry.id for entry in entries for q in entry.questions})
+    answered_by.update(_answered_by(entries))
     for question in unanswerable:
         if _normalised(question) in answered_by:
             raise KnowledgeBaseError(

@@ -17,7 +17,7 @@ from actions.answers import ActionAnswerQuestion
 from actions.embedding_cache import EmbeddingCache
 from actions.kb_explain import ExplainError, explain
 from actions.kb_reload import LiveFile, error_line
-from actions.knowledge_base import KnowledgeBase, KnowledgeBaseError, copy_knowledge_base
+from actions.knowledge_base import KnowledgeBase, KnowledgeBaseError, copy_knowledge_base, linked_files
 from actions.settings import PROJECT_ROOT, SettingsError, load_settings, settings
 from tests.actions.conftest import make_tracker, user_event
 from tests.actions.test_knowledge_base import SMALL_KB
@@ -114,6 +114,22 @@ def test_a_yaml_syntax_error_names_its_line(live_kb, kb_file):
 def test_an_unchanged_file_is_not_rebuilt(live_kb):
     serving = live_kb.value()
     assert live_kb.check() is False and live_kb.value() is serving
+
+
+def test_an_edited_labelled_set_is_reloaded_and_an_unchanged_kb_is_not_parsed_again(kb, tmp_path, monkeypatch):
+    kb_file = tmp_path / "small.yml"
+    kb_file.write_text("labelled_sets: [more.yml]\n" + KB_TEXT, encoding="utf-8")
+    (tmp_path / "more.yml").write_text("unanswerable: [do you have a store in pune]\n", encoding="utf-8")
+    parsed = []
+    monkeypatch.setattr(kb_reload, "linked_files", lambda document, path: parsed.append(path) or linked_files(document, path))
+    live = LiveFile("knowledge base", lambda: kb_file,
+                    lambda path: KnowledgeBase.from_yaml(path, encoder=kb._encoder, embedding_cache=None),
+                    (KnowledgeBaseError,))
+    assert live.check() and "do you have a store in pune" in live.value().near_misses
+    assert live.check() is False and len(parsed) == 1  # the KB file is parsed for the files it names once
+    (tmp_path / "more.yml").write_text("unanswerable: [do you have a store in pune, is there a cafe]\n", encoding="utf-8")
+    assert live.check() and "is there a cafe" in live.value().near_misses
+    assert len(parsed) == 1
 
 
 def test_requests_during_a_rebuild_get_the_old_version_whole_then_the_new_one(kb, tmp_path):
