@@ -21,6 +21,7 @@ does. Configurations, one layer added at a time (each its own table row):
   g  f + the project's action server (actions.server) and a knowledge-base question, as in the capacity benchmark
   d+, e+  d and e started as the project starts Rasa (connectors.rasa_start: connectors/rasa_speedups.py
      installed, among them the prebuilt validator of action responses and a kept-alive action-server session)
+  e+pg  e+ with connectors/postgres_tracker_store.py (same table, prepared statements) instead of SQLTrackerStore
 
 CPU: utime + stime of each process from /proc/<pid>/stat, with its live descendants and the children they have
 reaped (cutime + cstime), read just before and just after each timed round, divided by the messages answered.
@@ -153,7 +154,7 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 PROFILE_SHARES: List[Tuple[str, Tuple[str, ...]]] = [
     # SQLAlchemy and jsonschema recurse deeper than py-spy keeps: their stacks may lose the caller. In these
     # configurations Rasa uses SQLAlchemy only in its tracker store, jsonschema only on action responses.
-    ("tracker store (retrieve/save)", ("core/tracker_store.py", "sqlalchemy/")),
+    ("tracker store (retrieve/save)", ("core/tracker_store.py", "sqlalchemy/", "postgres_tracker_store.py")),
     ("lock store", ("core/lock_store.py", "core/lock.py")),
     ("event broker", ("brokers/",)),
     ("NLU parse (graph: tokenizer, featurizer, classifier)", ("nlu/", "parse_message")),
@@ -499,6 +500,8 @@ class Config:
     # Started through connectors.rasa_start (the project's start-up with connectors/rasa_speedups.py) instead of
     # `rasa run`; the project's model always is.
     speedups: bool = False
+    # The tracker store's endpoint `type` when `postgres`: Rasa's SQLTrackerStore or a module path.
+    tracker_store: str = "SQL"
 
 
 CONFIGS = {c.key: c for c in [
@@ -511,6 +514,9 @@ CONFIGS = {c.key: c for c in [
     Config("d+", "d with the project's Rasa speed-ups", postgres=True, redis=True, rabbitmq=True, speedups=True),
     Config("e+", "e with the project's Rasa speed-ups", postgres=True, redis=True, rabbitmq=True,
            actions="floor", texts=ACTION_TEXTS, speedups=True),
+    Config("e+pg", "e+ with connectors/postgres_tracker_store.py instead of Rasa's SQLTrackerStore", postgres=True,
+           redis=True, rabbitmq=True, actions="floor", texts=ACTION_TEXTS, speedups=True,
+           tracker_store="connectors.postgres_tracker_store.PostgresTrackerStore"),
     Config("f", "project model (NLU + policies), REST, in-memory, responses only", project=True,
            actions="project", texts=PROJECT_TEXTS, sessions_in_warmup=True),
     Config("g", "project model + its action server, knowledge-base question, in-memory", project=True,
@@ -527,7 +533,7 @@ def endpoints_yaml(config: Config, backends: Backends, database: str, action_por
     if config.actions:
         parts.append(f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n')
     if config.postgres:
-        parts.append(f'tracker_store:\n  type: SQL\n  dialect: "postgresql"\n  url: "127.0.0.1"\n'
+        parts.append(f'tracker_store:\n  type: {config.tracker_store}\n  dialect: "postgresql"\n  url: "127.0.0.1"\n'
                      f'  port: {backends.postgres.port}\n  db: "{database}"\n  username: "postgres"\n'
                      f'  password: "unused-trust-auth"\n')
     if config.redis:

@@ -172,3 +172,9 @@ def test_endpoints_per_configuration():
     assert e["tracker_store"]["type"] == "SQL" and e["tracker_store"]["db"] == "floor_e_fast"
     assert e["lock_store"]["type"] == "redis" and e["lock_store"]["port"] == 6001
     assert e["event_broker"]["type"] == "pika" and e["event_broker"]["queues"] == ["floor_events"]
+    # e+pg: the same stack with the project's PostgreSQL tracker store, everything else as e+.
+    lean = yaml.safe_load(floor.endpoints_yaml(floor.CONFIGS["e+pg"], backends, floor.database_name("e+pg"), 7000))
+    assert lean["tracker_store"]["type"] == "connectors.postgres_tracker_store.PostgresTrackerStore"
+    assert {key: value for key, value in lean["tracker_store"].items() if key not in ("type", "db")} == {
+        key: value for key, value in e["tracker_store"].items() if key not in ("type", "db")}
+    assert {key: lean[key] for key in lean if key != "tracker_store"} == {key: e[key] for key in e if key != "tracker_store"}
