@@ -8,7 +8,9 @@ been sent (`SendResult.uncertain`, see connectors/send_keys.py). Everything else
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import sys
 
 from whatsapp_cloud import OUTSIDE_SERVICE_WINDOW, AsyncWhatsAppClient, MetaError, SendResult
 from whatsapp_cloud import RETRYABLE_HTTP_STATUSES as RETRIABLE_HTTP_STATUSES
@@ -19,6 +21,24 @@ from connectors.settings import WhatsAppSettings
 # httpx logs every request at INFO (with the phone number id in the URL); the client logs what matters.
 # Same as the inbox (inbox/__main__.py).
 logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def remember_that_sniffio_is_missing() -> bool:
+    """httpcore (under httpx) runs `import sniffio` for every lock, event and cancellation shield it makes,
+    several per request, to tell asyncio from trio. sniffio is optional and not installed in this venv, and a
+    failed import searches every `sys.path` entry again each time: ~0.3 ms of CPU per Graph API request, about
+    3 % of a Rasa instance's time under WhatsApp load (bench/README_cluster.md, session 14). `None` in
+    `sys.modules` makes the same import fail at once with the same `ModuleNotFoundError`, so httpcore's answer
+    (asyncio) does not change. Nothing is done when sniffio is installed. Returns whether it was missing."""
+    if "sniffio" in sys.modules:
+        return sys.modules["sniffio"] is None
+    if importlib.util.find_spec("sniffio") is not None:
+        return False
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
+    return True
+
+
+remember_that_sniffio_is_missing()
 
 __all__ = ["GraphApiClient", "MetaError", "OUTSIDE_SERVICE_WINDOW", "RETRIABLE_HTTP_STATUSES", "SendResult"]
 
