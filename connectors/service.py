@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import List, Optional, Tuple
 
 from connectors.conversations import Conversations
 from connectors.customer_identities import CustomerIdentities
@@ -72,8 +72,6 @@ class WhatsAppService:
 
     async def accept(self, parsed: ParsedWebhook) -> PersistOutcome:
         """Persist a webhook's contents (raises if the store is unavailable), then hand off."""
-        # Phone when known (also from earlier webhooks), else the BSUID: the conversation key.
-        parsed = await self.store.run(self.identities.resolve, parsed)
         rejected = list(parsed.rejected)
         for meta_error in parsed.meta_errors:
             logger.error(
@@ -81,13 +79,8 @@ class WhatsAppService:
                 meta_error.get("code"), meta_error.get("title"), meta_error.get("message") or "",
             )
             rejected.append(Rejected("error reported by Meta", meta_error))
-        outcome = await self.store.run(
-            self.store.persist_webhook,
-            parsed.messages,
-            parsed.statuses,
-            rejected,
-            forward_statuses=bool(self.settings.inbox_url),
-        )
+        # One trip to the store's thread for both steps (each trip costs the event loop ~0.1 ms of CPU).
+        parsed, outcome = await self.store.run(self._resolve_and_persist, parsed, rejected)
         for item in parsed.rejected:
             logger.error("Kept unreadable part of a WhatsApp webhook as a dead letter: %s", item.reason)
         for change in parsed.skipped_changes:
@@ -118,6 +111,18 @@ class WhatsAppService:
         await self._settle_send_keys(parsed)
         return outcome
 
+    def _resolve_and_persist(self, parsed: ParsedWebhook, rejected: List[Rejected]) -> Tuple[ParsedWebhook, PersistOutcome]:
+        """In the store's thread: key every message and status by the phone when known (also from earlier
+        webhooks), else the BSUID (the conversation key), then store it all in one transaction."""
+        parsed = self.identities.resolve(parsed)
+        outcome = self.store.persist_webhook(
+            parsed.messages,
+            parsed.statuses,
+            rejected,
+            forward_statuses=bool(self.settings.inbox_url),
+        )
+        return parsed, outcome
+
     async def _settle_send_keys(self, parsed: ParsedWebhook) -> None:
         """A status echoing our key proves Meta has that message (settles an `unknown` send)."""
         keyed = [
@@ -125,6 +130,9 @@ class WhatsAppService:
             for status in parsed.statuses
             if isinstance(status.raw.get(CALLBACK_FIELD), str) and status.status != "failed"
         ]
+        # Usually every key is already known to be `sent` (Meta's three statuses per reply each echo it):
+        # then there is nothing to update and no trip to the store's thread.
+        keyed = self.store.keys_not_known_sent(keyed)
         if not keyed:
             return
         try:

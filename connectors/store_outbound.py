@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
@@ -155,10 +155,14 @@ class OutboundLog:
         if state == SEND_SENT:
             self._known_sent.add([key])  # after the commit
 
+    def keys_not_known_sent(self, keyed: Sequence[Tuple[str, str]]) -> List[Tuple[str, str]]:
+        """The (key, wamid) pairs whose key this process does not know to be `sent` (no database work)."""
+        return [(key, wamid) for key, wamid in keyed if key not in self._known_sent]
+
     def settle_send_keys_from_statuses(self, keyed: Sequence[Tuple[str, str]]) -> int:
         """(key, wamid) pairs from status webhooks: Meta has these messages, whatever we thought.
         Keys already known to be `sent` are skipped (`KnownSentKeys`): their UPDATE would match no row."""
-        keyed = [(key, wamid) for key, wamid in keyed if key not in self._known_sent]
+        keyed = self.keys_not_known_sent(keyed)
         if not keyed:
             return 0
         settled = 0
