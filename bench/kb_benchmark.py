@@ -14,10 +14,9 @@ Works on any KB file of the schema in data/knowledge_base.yml and any eval file 
 `paraphrases: [{text, entry_id}]` and `unanswerable: [text]`. bench/data/kb_test_v7.yml (the default
 `--eval`, written in session 14 before any change that session by someone who does not tune the knowledge
 base) is the TEST set: it is measured once before and once after a round of work, never used to choose
-anything, and nobody who tunes the knowledge base reads it. bench/data/kb_test_v6.yml (session 13's TEST set)
-can still be named with `--eval`. The earlier TEST sets v3, v4 and v5 were retired
-into training data in session 13 (data/kb_labelled/, listed under `labelled_sets:` in data/knowledge_base.yml):
-measuring them now measures the training data.
+anything, and nobody who tunes the knowledge base reads it. The earlier TEST sets were retired
+into training data once measured (v3, v4 and v5 in session 13, v6 in session 14: data/kb_labelled/, listed under
+`labelled_sets:` in data/knowledge_base.yml): measuring them now measures the training data.
 Choices are made on the dev sets (`--dev`): bench/data/kb_dev.yml,
 bench/data/kb_dev2.yml, bench/data/kb_dev3.yml (session 10, mostly Hinglish), bench/data/kb_paraphrases.yml
 (the test set until 2026-12-02, measured three times by then, so demoted to dev) and
