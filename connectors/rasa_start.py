@@ -88,9 +88,40 @@ def hide_sql_parameters() -> None:
     sqlalchemy.create_engine = create_engine_hiding_parameters
 
 
+class TrackerStoreNotFound(SystemExit):
+    """The endpoints name a tracker store class that cannot be imported: Rasa is not started."""
+
+
+def refuse_a_missing_tracker_store() -> None:
+    """A custom tracker store (`tracker_store: type: some.module.Class`, e.g. the cluster's
+    connectors.postgres_tracker_store.PostgresTrackerStore) that cannot be imported stops the start with one
+    line naming it. Rasa 3.6 instead warns and serves from an in-memory store, which loses every conversation
+    at the next restart and splits conversations between instances; it also swallows an AttributeError
+    raised inside the store's constructor the same way. Errors of the store itself now reach Rasa as they are."""
+    import rasa.core.tracker_store as tracker_store
+    import rasa.shared.utils.common
+
+    if getattr(tracker_store._load_from_module_name_in_endpoint_config, "_refuses_missing", False):
+        return
+
+    def load_or_refuse(domain, store, event_broker=None):
+        try:
+            store_class = rasa.shared.utils.common.class_from_module_path(store.type)
+        except (AttributeError, ImportError) as error:
+            raise TrackerStoreNotFound(
+                f"Rasa not started: the tracker store '{store.type}' in the endpoints file cannot be loaded "
+                f"({type(error).__name__}: {error}). Fix `tracker_store: type:` or use a type Rasa ships (e.g. SQL)."
+            ) from None
+        return store_class(host=store.url, domain=domain, event_broker=event_broker, **store.kwargs)
+
+    load_or_refuse._refuses_missing = True
+    tracker_store._load_from_module_name_in_endpoint_config = load_or_refuse
+
+
 def start_up_steps(serving: bool = True) -> None:
     quiet_known_warnings()
     hide_sql_parameters()
+    refuse_a_missing_tracker_store()
     if not serving:  # e.g. `train` (scripts/train.sh): the speed-ups are for serving, and say nothing there
         return
     from connectors import rasa_speedups
