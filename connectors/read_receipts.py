@@ -95,8 +95,10 @@ class ReadReceipts(NoReadReceipts):
         await asyncio.gather(*self._pending, return_exceptions=True)
 
     async def _post(self, message_id: str, sender_id: str, *, typing: bool) -> None:
+        # The client's lighter path for best-effort calls when it has one (connectors/graph_api.py).
+        send = getattr(self._client, "send_read_receipt", None) or self._client.send
         try:
-            result = await self._client.send(read_payload(message_id, typing))
+            result = await send(read_payload(message_id, typing))
         except Exception:  # best effort: a missed tick must never fail a turn
             logger.exception("Marking WhatsApp message %s of %s read failed", message_id, mask_user_id(sender_id))
             return

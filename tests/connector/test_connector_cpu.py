@@ -2,6 +2,7 @@
 
 - The Graph API client's httpx/httpcore no longer searches `sys.path` for the missing optional `sniffio` on every
   lock, event and shield it makes (connectors/graph_api.py): the import fails as before, at once.
+- Read receipts go out on a kept-alive aiohttp session, with the replies' retry policy (connectors/graph_api.py).
 - A status webhook is resolved and persisted in one trip to the store's thread, and its send key is not
   looked at there when this process already knows it `sent` (connectors/service.py).
 """
@@ -10,19 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Dict, List
 
 import pytest
 
 import connectors.graph_api as graph_api
 from connectors.inbound import parse_webhook
+from connectors.read_receipts import ReadReceipts
 from connectors.send_keys import CALLBACK_FIELD
 from connectors.service import WhatsAppService
 from connectors.settings import WhatsAppSettings
 from connectors.store import SEND_SENDING, SEND_SENT
+from whatsapp_cloud import core, read_payload
+
 from tests.connector.support import change, encode, new_message_id, new_wa_id, text_message, webhook
 
 
@@ -113,3 +118,138 @@ async def test_a_status_echoing_a_key_not_known_sent_still_settles_it(tmp_path):
         assert service.trips == ["_resolve_and_persist"]  # now known: no second look
     finally:
         await service.stop()
+
+
+# --- read receipts on the kept-alive aiohttp session (connectors/graph_api.py) ----------------------
+
+
+class FakeGraphServer:
+    """The Graph API's messages endpoint: answers from a script (status, body), or never (None)."""
+
+    def __init__(self, answers: List[Any]) -> None:
+        self.answers = list(answers)
+        self.bodies: List[Dict[str, Any]] = []
+        self.headers: List[str] = []
+
+    async def start(self) -> str:
+        from aiohttp import web
+
+        async def messages(request: "web.Request") -> "web.Response":
+            self.bodies.append(await request.json())
+            self.headers.append(request.headers.get("Authorization", ""))
+            answer = self.answers.pop(0) if self.answers else (200, {"success": True})
+            if answer is None:
+                await asyncio.sleep(30)  # no answer within the client's timeout
+            status, body = answer
+            return web.json_response(body, status=status)
+
+        app = web.Application()
+        app.router.add_post("/v21.0/123/messages", messages)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v21.0"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+def graph_client(base_url: str, sleeps: List[float]) -> graph_api.GraphApiClient:
+    settings = WhatsAppSettings.from_env({
+        "WHATSAPP_VERIFY_TOKEN": "v", "WHATSAPP_APP_SECRET": "s", "WHATSAPP_ACCESS_TOKEN": "token-1",
+        "WHATSAPP_PHONE_NUMBER_ID": "123", "WHATSAPP_API_BASE_URL": base_url, "WHATSAPP_SEND_ATTEMPTS": "3",
+        "WHATSAPP_SEND_BACKOFF_SECONDS": "0.5", "WHATSAPP_SEND_TIMEOUT_SECONDS": "0.3",
+    })
+    client = graph_api.GraphApiClient(settings)
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    client.sleep = sleep
+    return client
+
+
+@pytest.mark.asyncio
+async def test_a_read_receipt_goes_out_once_with_the_token_and_its_answer_is_read():
+    server = FakeGraphServer([(200, {"success": True})])
+    client = graph_client(await server.start(), [])
+    try:
+        result = await client.send_read_receipt(read_payload("wamid.IN1", typing=True))
+        # Meta answers a read with {"success": true}: no message id, as the httpx client reads it too.
+        assert result == core.answer_result(200, {"success": True}, 1)
+        assert server.bodies == [read_payload("wamid.IN1", typing=True)]
+        assert server.headers == ["Bearer token-1"]
+        refused = FakeGraphServer([(400, {"error": {"code": 100, "message": "(#100) Invalid parameter"}})])
+        other = graph_client(await refused.start(), [])
+        result = await other.send_read_receipt(read_payload("wamid.IN2"))
+        assert (result.http_status, result.error.code, result.error.title, result.attempts) == (
+            400, 100, "Invalid parameter", 1)  # what the httpx client answers: not tried again
+        await other.close()
+        await refused.stop()
+    finally:
+        await client.close()
+        await server.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_read_receipt_is_retried_like_a_send_on_throttling_and_on_a_connection_never_made():
+    sleeps: List[float] = []
+    server = FakeGraphServer([(503, {}), (429, {"error": {"code": 130429, "message": "rate"}}), (200, {"success": True})])
+    client = graph_client(await server.start(), sleeps)
+    try:
+        result = await client.send_read_receipt(read_payload("wamid.IN1"))
+        assert (result.http_status, result.attempts) == (200, 3)
+        assert sleeps == [0.5, 1.0]
+    finally:
+        await client.close()
+        await server.stop()
+
+    sleeps.clear()
+    with socket.socket() as probe:  # a port nothing listens on: the connection is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = graph_client(f"http://127.0.0.1:{port}/v21.0", sleeps)
+    try:
+        result = await client.send_read_receipt(read_payload("wamid.IN1"))
+        assert result.retryable and not result.uncertain and result.attempts == 3 and result.http_status is None
+        assert sleeps == [0.5, 1.0]
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
+async def test_a_read_receipt_without_an_answer_is_uncertain_and_not_repeated():
+    sleeps: List[float] = []
+    server = FakeGraphServer([None])
+    client = graph_client(await server.start(), sleeps)
+    try:
+        result = await client.send_read_receipt(read_payload("wamid.IN1"))
+        assert result.uncertain and not result.retryable and result.attempts == 1
+        assert len(server.bodies) == 1 and sleeps == []
+    finally:
+        await client.close()
+        await server.stop()
+
+
+@pytest.mark.asyncio
+async def test_the_read_receipts_use_the_lighter_path_and_the_replies_keep_httpx():
+    server = FakeGraphServer([])
+    client = graph_client(await server.start(), [])
+    replies: List[Dict[str, Any]] = []
+
+    async def reply_send(payload: Dict[str, Any]) -> Any:  # the httpx path, which must not carry reads
+        replies.append(payload)
+        raise AssertionError("a read receipt went through the reply client")
+
+    client.send = reply_send  # type: ignore[method-assign]
+    receipts = ReadReceipts(client, lambda _sender: asyncio.sleep(0, result=False))
+    channel = type("Channel", (), {"messages_sent": 1})()
+    try:
+        async with receipts.while_answering("wamid.IN1", "919800000001", channel):
+            pass
+        await receipts.settle()
+        assert server.bodies == [read_payload("wamid.IN1")] and replies == []
+    finally:
+        await client.close()
+        await server.stop()
