@@ -44,6 +44,9 @@ def signals():
         ("aap log customers ke saath dhokha kar rahe ho", "complaint"),
         ("honestly this is a scam, took my money and sent nothing", "complaint"),
         ("kya bakwaas service hai yaar", "complaint"),
+        # the people blamed, not the deed (session 14): "scammers", "chor log"
+        ("total scammers, paisa le liya aur kuch nahi bheja", "complaint"),
+        ("aap sab chor log ho, order kabhi aaya hi nahi", "complaint"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -67,6 +70,7 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "is this a scam site or genuine? never heard of you",
         "kal order kiya tha, kab tak aayega?",                      # "kal" = yesterday
         "got it, thanks for the quick reply",
+        "chor do, number baad mein bhejti hu",                      # "chor do" = leave it, not "chor" (thief)
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
