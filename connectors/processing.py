@@ -91,6 +91,10 @@ class InboundDispatcher:
         self._background_failures = FailureLog()
         self._clock = clock  # injectable: the retry tests run minutes of back-off in no time
         self._sleep = sleep
+        # Set (and replaced by a fresh one) each time a turn in this process succeeds: proof that the
+        # tracker and lock stores answer again, so turns waiting out a retry pause retry at once
+        # instead of sleeping out up to 30 s of back-off after the outage is over (`_pause`).
+        self._turn_succeeded = asyncio.Event()
         self.read_receipts = NoReadReceipts()  # blue ticks and "typing…" (set by connectors/service.py)
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -103,6 +107,7 @@ class InboundDispatcher:
     async def stop(self, grace_seconds: float = 5.0) -> None:
         """Let in-flight messages finish briefly; give unfinished ones back to the store."""
         self._running = False
+        self._wake_paused_turns()  # they give their messages back now rather than be cancelled
         for task in self._background:
             task.cancel()
         if self._customer_tasks:
@@ -180,6 +185,8 @@ class InboundDispatcher:
                 # A message claimed before (its process died or gave it back) may already be in Rasa's
                 # tracker: then only its answer is checked, the turn is not run a second time.
                 state = await self._handle(message, retry=failures > 0 or claimed.attempts > 1, claimed=claimed)
+                if state == DONE:
+                    self._wake_paused_turns()
                 break
             except asyncio.CancelledError:
                 await self._give_back(claimed, "stopped while handling")
@@ -204,7 +211,9 @@ class InboundDispatcher:
                     message.message_id, mask_user_id(message.wa_id), failures, pause, description,
                     exc_info=error if failures == 1 else None,
                 )
-                await self._sleep(pause)
+                if await self._pause(pause):
+                    logger.info("Retrying WhatsApp message %s from %s now: another turn succeeded",
+                                message.message_id, mask_user_id(message.wa_id))
                 if not self._running:
                     await self._give_back(claimed, description)
                     return None
@@ -232,11 +241,30 @@ class InboundDispatcher:
                     message.message_id, mask_user_id(message.wa_id), state, failures, pause,
                     type(store_error).__name__, store_error,
                 )
-                await self._sleep(pause)
+                await self._pause(pause)
         if not self._running:
             return None
         # A separate transaction after the finish (see WhatsAppStore.finish_and_claim_next).
         return await self._store.run(self._store.claim_next, message.wa_id, self.owner, self._claim_ttl)
+
+    def _wake_paused_turns(self) -> None:
+        # A fresh event for the pauses that start from now on: only a success after a pause began
+        # ends it early. A woken retry that fails again keeps doubling its pause (its failure count
+        # is not reset), so a storm of retries woken into a still-failing store stays bounded.
+        succeeded, self._turn_succeeded = self._turn_succeeded, asyncio.Event()
+        succeeded.set()
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleeps a retry pause (through the injectable `sleep`), ended early when any turn in this
+        process succeeds meanwhile (or the dispatcher stops); returns whether it was ended early."""
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        waker = asyncio.ensure_future(self._turn_succeeded.wait())
+        try:
+            done, _ = await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+        return sleeper not in done
 
     async def _handle(
         self, message: InboundMessage, retry: bool = False, claimed: Optional[ClaimedMessage] = None
