@@ -326,13 +326,22 @@ class DeliveryStatuses:
     def apply(self, statuses) -> int:
         from inbox.services.csat import apply_question_status  # csat imports this module
 
+        if not self._may_be_ours(statuses):
+            return 0  # the usual batch: statuses of the bot's replies, which the inbox did not send
         matched = 0
         with self.inbox.db.write() as session:
             store = ConversationStore(session)
+            ids = list(dict.fromkeys(status.id for status in statuses))
+            by_id = {
+                message.whatsapp_message_id: message
+                for message in session.scalars(select(Message).where(Message.whatsapp_message_id.in_(ids)))
+            }
             for status in statuses:
-                message = session.scalars(select(Message).where(Message.whatsapp_message_id == status.id)).one_or_none()
+                message = by_id.get(status.id)
                 if message is None:
                     message = self._confirmed_by_key(store, status)
+                    if message is not None:
+                        by_id[status.id] = message  # it has this id now: a later status of the batch finds it
                 if message is None:
                     # A satisfaction question's status (by its send key), else not sent by the inbox (a bot message).
                     matched += apply_question_status(self.inbox, session, status)
@@ -342,11 +351,27 @@ class DeliveryStatuses:
                     store.touch(store.lock(message.conversation_id))
         return matched
 
+    def _may_be_ours(self, statuses) -> bool:
+        """Whether any status can change something here: one carrying the inbox's send key (`kl-reply-…`: every
+        agent reply and satisfaction question sends one, and Meta echoes it in each of the message's statuses),
+        or one whose id is a stored message's. Most forwarded statuses are neither: the connector forwards every
+        status Meta sends, three per bot reply, and the bot's replies are not the inbox's. Such a batch costs one
+        read and no write transaction (issue 16); any other goes on as before. Without a key a status can only
+        match by its id, and the read asks exactly that, as the write transaction would (read committed)."""
+        if any(_send_key(status) is not None for status in statuses):
+            return True
+        ids = list(dict.fromkeys(status.id for status in statuses))
+        if not ids:
+            return False
+        with self.inbox.db.read() as session:
+            known = select(Message.id).where(Message.whatsapp_message_id.in_(ids)).limit(1)
+            return session.scalar(known) is not None
+
     def _confirmed_by_key(self, store: ConversationStore, status) -> Message | None:
         """A reply whose send timed out (no `wamid` yet) learns it from the first status that carries
         its send key: Meta did send it, so it must not be sent again."""
-        key = status.biz_opaque_callback_data
-        if not isinstance(key, str) or not key.startswith(SEND_KEY_PREFIX):
+        key = _send_key(status)
+        if key is None:
             return None
         message = store.session.scalars(select(Message).where(Message.send_key == key)).one_or_none()
         if message is None:
@@ -382,6 +407,12 @@ def delivery_failure(status) -> tuple[int | None, str]:
     details = (error.get("error_data") or {}).get("details") if isinstance(error.get("error_data"), dict) else None
     code = error.get("code") if isinstance(error.get("code"), int) else None
     return code, explain_error(code, details or error.get("message") or error.get("title"))[:500]
+
+
+def _send_key(status) -> str | None:
+    """The inbox's own send key echoed in a status (agent replies and satisfaction questions), else None."""
+    key = status.biz_opaque_callback_data
+    return key if isinstance(key, str) and key.startswith(SEND_KEY_PREFIX) else None
 
 
 def _status_time(raw) -> datetime | None:

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -63,6 +64,34 @@ def _wants_html(request: Request) -> bool:
         and "text/html" in request.headers.get("accept", "")
         and not is_htmx(request)
     )
+
+
+class SecurityHeaders:
+    """CSP, nosniff, Referrer-Policy and (not for /static/) Cache-Control: no-store on every response that does
+    not set its own. Plain ASGI rather than `@app.middleware("http")`: Starlette's BaseHTTPMiddleware runs each
+    request through a task group and a memory stream, a cost paid on every status post of the connector (issue
+    16); this only adds the headers to the response's start message."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope.get("path", "").startswith("/static/")
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "same-origin")
+                if not static:
+                    headers.setdefault("Cache-Control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class BackgroundWorkers:
@@ -146,15 +175,7 @@ def create_app(inbox: Inbox, *, run_background_workers: bool = True) -> FastAPI:
             )
         return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
 
-    @app.middleware("http")
-    async def _security_headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        if not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.add_middleware(SecurityHeaders)
 
     settings = inbox.settings
     session_secret = settings.session_secret
