@@ -88,45 +88,46 @@ class ConversationStore:
         now = utcnow()
         customer = self._customer(external_id, bsuid)
         if customer is None:
-            customer = (
-                insert_ignoring_duplicates(  # the new row, loaded as it is inserted
-                    self.session,
-                    Customer,
-                    {
-                        "external_id": external_id,
-                        "name": customer_name,
-                        "phone": display_phone(wa_id),
-                        "bsuid": bsuid,
-                        "username": username,
-                        "is_vip": external_id in self.vip_customer_ids,
-                        "created_at": now,
-                    },
-                    ["external_id"],
-                    returning=Customer,
+            with self.session.no_autoflush:  # see _customer
+                customer = (
+                    insert_ignoring_duplicates(  # the new row, loaded as it is inserted
+                        self.session,
+                        Customer,
+                        {
+                            "external_id": external_id,
+                            "name": customer_name,
+                            "phone": display_phone(wa_id),
+                            "bsuid": bsuid,
+                            "username": username,
+                            "is_vip": external_id in self.vip_customer_ids,
+                            "created_at": now,
+                        },
+                        ["external_id"],
+                        returning=Customer,
+                    )
+                    or self.session.scalars(select(Customer).where(Customer.external_id == external_id)).one()
                 )
-                or self.session.scalars(select(Customer).where(Customer.external_id == external_id)).one()
-            )
         self._update_customer(customer, external_id, customer_name, wa_id, bsuid, username)
-        created_id = insert_ignoring_duplicates(
-            self.session,
-            Conversation,
-            {
-                "sender_id": sender_id,
-                "channel": channel or "whatsapp",
-                "customer_id": customer.id,
-                "phone_number_id": phone_number_id,
-                "is_vip": customer.is_vip,
-                "last_message_at": now,
-                "created_at": now,
-                "updated_at": now,
-            },
-            ["sender_id"],
-            returning=Conversation.id,
-        )
-        if created_id is not None:
+        with self.session.no_autoflush:  # see _customer
+            conversation = insert_ignoring_duplicates(  # the new row, loaded as it is inserted
+                self.session,
+                Conversation,
+                {
+                    "sender_id": sender_id,
+                    "channel": channel or "whatsapp",
+                    "customer_id": customer.id,
+                    "phone_number_id": phone_number_id,
+                    "is_vip": customer.is_vip,
+                    "last_message_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+                ["sender_id"],
+                returning=Conversation,
+            )
+        if conversation is not None:
             # New in this transaction: no other can see it, let alone lock it, before this one commits.
-            self.created.add(created_id)
-            conversation = self.session.get(Conversation, created_id)
+            self.created.add(conversation.id)
         else:
             conversation = self.find_by_sender(sender_id)
         assert conversation is not None
@@ -210,8 +211,15 @@ class ConversationStore:
 
     def _customer(self, external_id: str, bsuid: str | None) -> Customer | None:
         """The customer under this key, else the one already known by this BSUID (a conversation keyed
-        by the phone and a later one keyed by the BSUID are the same person)."""
-        customer = self.session.scalars(select(Customer).where(Customer.external_id == external_id)).one_or_none()
+        by the phone and a later one keyed by the BSUID are the same person).
+
+        The look by key, and `get_or_create`'s inserts of a new customer and conversation, do not flush the
+        session first: customers and conversations are only ever inserted by those statements (never added to
+        the session) and their keys never change, so nothing pending can change what they find. Flushing there
+        split a batch's message inserts and conversation updates into one set per new conversation (issue 16).
+        The look by BSUID still flushes: a BSUID given to another customer earlier in the transaction counts."""
+        with self.session.no_autoflush:
+            customer = self.session.scalars(select(Customer).where(Customer.external_id == external_id)).one_or_none()
         if customer is None and bsuid:
             customer = self.session.scalars(
                 select(Customer).where(Customer.bsuid == bsuid).order_by(Customer.id).limit(1)

@@ -145,6 +145,66 @@ def test_a_new_customers_first_message_costs_half_what_it_did(inbox, broker):
     ]
 
 
+def test_new_customers_in_one_batch_are_created_without_splitting_its_writes(inbox, broker):
+    """Eight new customers' first messages in one batch (a busy stream where most customers are new, as in the
+    capacity benchmark): each new customer costs its look-up and two inserts; the batch's messages and list
+    columns are written together at the end, not once per new conversation (issue 16)."""
+    run_once(inbox, broker)  # the stored position's row exists
+    customers = [f"9198100000{n:02d}" for n in range(8)]
+    for n, customer in enumerate(customers):
+        at = T0 + timedelta(seconds=n)
+        broker.action(customer, "action_session_start", at)
+        broker.publish(customer, {"event": "session_started", "timestamp": at.timestamp()})
+        broker.action(customer, "action_listen", at)
+        kb_answered_turn(broker, customer, 0, at)
+    with Statements(inbox.db.engine) as batch:
+        assert run_once(inbox, broker) == 10 * len(customers)
+    # Before: PostgreSQL 54 (each new conversation reloaded after its insert, and a flush of the messages and
+    # list columns before each new customer's look-up: 8 message inserts, 8 conversation updates).
+    message_inserts = sum(n for kind, n in batch.kinds.items() if kind.startswith("INSERT INTO messages"))
+    if inbox.db.engine.dialect.name == "postgresql":
+        assert message_inserts == 1, batch.kinds  # SQLite's driver inserts them one row at a time either way
+    assert batch.count - message_inserts <= 4 * len(customers) + 8, batch.kinds
+    updates = sum(n for kind, n in batch.kinds.items() if kind.startswith("UPDATE conversations"))
+    assert updates == 1, batch.kinds  # one statement (executemany) for the eight conversations' list columns
+    for customer in customers:
+        assert texts(inbox, customer) == [
+            ("customer", "what is your return policy? (0)"),
+            ("bot", "Returns are accepted within 7 days. (0)"),
+        ]
+    with inbox.db.read() as session:
+        rows = session.execute(select(Conversation.sender_id, Customer.external_id, Customer.phone).join(Customer))
+        assert sorted(tuple(row) for row in rows) == [
+            (customer, customer, f"+91 {customer[2:7]} {customer[7:]}") for customer in customers
+        ]
+        previews = session.scalars(select(Conversation.last_message_preview).order_by(Conversation.id)).all()
+        assert previews == ["Returns are accepted within 7 days. (0)"] * len(customers)
+
+
+def test_a_bsuid_learnt_earlier_in_the_batch_finds_the_customer_of_a_new_bsuid_conversation(inbox):
+    """The look-up by BSUID still sees what the batch changed before it (the look-up by key need not)."""
+    bsuid = "US.13491208655302741918"
+    apply_in_one_transaction(inbox, [user_event(-11, "919811110009", "hello", T0, "wamid.b1")])
+    learnt = user_event(-12, "919811110009", "it's me", T0 + timedelta(seconds=5), "wamid.b2")
+    learnt.data["metadata"]["whatsapp"]["user_id"] = bsuid  # the customer's BSUID, first seen in this batch
+    phoneless = rasa_event(
+        -13,
+        bsuid,
+        {
+            "event": "user",
+            "timestamp": (T0 + timedelta(seconds=9)).timestamp(),
+            "text": "and from my username",
+            "input_channel": "whatsapp",
+            "metadata": {"whatsapp": {"user_id": bsuid, "message_id": "wamid.b3", "type": "text"}},
+        },
+    )
+    apply_in_one_transaction(inbox, [learnt, phoneless])
+    with inbox.db.read() as session:
+        customers = session.execute(select(Customer.external_id, Customer.bsuid, Customer.phone)).all()
+        assert [tuple(row) for row in customers] == [("919811110009", bsuid, "+91 98111 10009")]
+        assert session.scalar(select(func.count(Conversation.id))) == 2
+
+
 def apply_in_one_transaction(inbox, events: list[BrokerEvent]) -> None:
     """What the RabbitMQ consumer does with one delivery batch (a redelivery brings the same events)."""
     EventStreamConsumer(inbox, source=None).apply_in_transaction(events)
