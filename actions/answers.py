@@ -7,15 +7,18 @@ answer probability reaches `knowledge_base.answer_threshold` (escalation.yml); o
 it isn't sure and hands off (pattern 1). Right after a knowledge-base answer, a follow-up without a
 topic of its own is answered from the entry just answered (`elliptical_follow_up_match` and
 `follow_up_match`, escalation.yml `knowledge_base.follow_up_context`, `elliptical_follow_ups` and
-`follow_up_keeps_topic`). Every lookup is recorded in the
+`follow_up_keeps_topic`). A message that tells a story around one question is also searched by its
+question sentence alone (`question_sentence_match`, `knowledge_base.question_sentences`). Every
+lookup is recorded in the
 `kb_match` slot for the inbox's knowledge-base page (keys: actions/CONTRACT.md).
 """
 from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -26,7 +29,9 @@ from actions import conversation, kb_reload
 from actions.handoff import hand_off
 from actions.knowledge_base import KnowledgeBase, Match
 from actions.resolution import count_answer
-from actions.settings import EllipticalFollowUps, FollowUpKeepsTopic, settings
+from actions.settings import (
+    EllipticalFollowUps, EscalationSettings, FollowUpKeepsTopic, QuestionSentences, settings,
+)
 from components.serving_threads import limit_blas_threads_for_serving
 
 logger = logging.getLogger(__name__)
@@ -142,18 +147,8 @@ class ActionAnswerQuestion(Action):
         config = settings()
         kb = knowledge_base()
         question = conversation.question_text(tracker)
-        candidates = kb.matches(question, k=None)
-        match = candidates[0] if candidates else None
         threshold = config.kb_answer_threshold
-        context = None
-        if config.kb_follow_up_context:
-            contextual = elliptical_follow_up_match(
-                kb, tracker, candidates, question, threshold, config.kb_elliptical_follow_ups
-            ) or follow_up_match(kb, tracker, candidates, question, threshold, config.kb_follow_up_keeps_topic)
-            if contextual is not None:
-                if match is not None and match.probability >= threshold:
-                    logger.info("follow-up kept on %s instead of %s", contextual.entry_id, match)
-                match, context = contextual, "previous_question"
+        match, context = decide(kb, config, tracker, question)
         if match is None or match.probability < threshold:
             logger.info("no KB answer (best %s)", match)
             events: List[EventType] = [SlotSet("kb_match", kb_match(match, False, threshold))]
@@ -161,6 +156,65 @@ class ActionAnswerQuestion(Action):
         entry = kb.entry(match.entry_id)
         dispatcher.utter_message(text=entry.reply_text(cite_link=config.kb_cite_links))
         return [SlotSet("kb_match", kb_match(match, True, threshold, context))] + count_answer(tracker)
+
+
+def decide(
+    kb: KnowledgeBase, config: EscalationSettings, tracker: Any, question: str
+) -> Tuple[Optional[Match], Optional[str]]:
+    """The entry the bot answers `question` from, or its best entry when that is below the threshold
+    (None: no entry at all), and the `kb_match` context of the answer. `tracker` needs only `events`
+    (bench/kb_benchmark.py replays the same decision offline)."""
+    threshold = config.kb_answer_threshold
+    candidates = kb.matches(question, k=None)
+    match = candidates[0] if candidates else None
+    if config.kb_follow_up_context:
+        contextual = elliptical_follow_up_match(
+            kb, tracker, candidates, question, threshold, config.kb_elliptical_follow_ups
+        ) or follow_up_match(kb, tracker, candidates, question, threshold, config.kb_follow_up_keeps_topic)
+        if contextual is not None:
+            if match is not None and match.probability >= threshold:
+                logger.info("follow-up kept on %s instead of %s", contextual.entry_id, match)
+            return contextual, "previous_question"
+    if match is not None and match.probability < threshold:
+        sentence = question_sentence_match(kb, question, candidates, config.kb_question_sentences)
+        if sentence is not None and sentence.probability >= threshold:
+            return sentence, "question_sentence"
+    return match, None
+
+
+_SENTENCE_BREAK = re.compile(r"(?<=[.?!])\s+|\n+")
+
+
+def question_sentences(text: str, min_words: int) -> List[str]:
+    """The sentences of a message of two or more that end with "?" and have at least `min_words`
+    words: "can i swap it for a smaller one??" in "so my mom gifted me a linen shirt ... tags still on.
+    can i swap it for a smaller one??". A single sentence gives none (it is the whole message)."""
+    sentences = [s.strip() for s in _SENTENCE_BREAK.split(text) if s.strip()]
+    if len(sentences) < 2:
+        return []
+    return [s for s in sentences if s.endswith("?") and len(s.split()) >= min_words]
+
+
+def question_sentence_match(
+    kb: KnowledgeBase, text: str, candidates: List[Match], rule: Optional[QuestionSentences]
+) -> Optional[Match]:
+    """A message that tells a story around its question ("bought a top last week", "my sister's
+    trousseau, around 7k total") scores lower as a whole than its question does alone. Its question
+    sentences are searched alone, and the best one is kept when it picks one of the whole message's
+    FOLLOW_UP_CANDIDATES best entries (`candidates`, best first) with a higher probability than the
+    whole message gives that entry: the story may blur the topic, but a sentence about an entry the
+    whole message does not point to is ignored. None: no such sentence, or `rule` is None (off)."""
+    if rule is None:
+        return None
+    whole = {c.entry_id: c.probability for c in candidates[:FOLLOW_UP_CANDIDATES]}
+    best: Optional[Match] = None
+    for sentence in question_sentences(text, rule.min_words):
+        found = kb.best_match(sentence)
+        if found is None or found.probability <= whole.get(found.entry_id, 1.0):
+            continue
+        if best is None or found.probability > best.probability:
+            best = found
+    return best
 
 
 def topic_question(tracker: Tracker, entry_id: str) -> Optional[str]:

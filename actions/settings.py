@@ -51,6 +51,14 @@ class EllipticalFollowUps:
 
 
 @dataclass(frozen=True)
+class QuestionSentences:
+    """`knowledge_base.question_sentences`: a message that tells a story and asks one question is also
+    searched by its question sentences alone (actions/answers.py)."""
+
+    min_words: int = 3  # a question sentence shorter than this ("why?", "kya?") is not searched alone
+
+
+@dataclass(frozen=True)
 class EscalationSettings:
     source: Path
     human_request_intent: str
@@ -65,6 +73,7 @@ class EscalationSettings:
     kb_follow_up_context: bool
     kb_follow_up_keeps_topic: Optional[FollowUpKeepsTopic]  # None: a message answered alone is always answered alone
     kb_elliptical_follow_ups: Optional[EllipticalFollowUps]  # None: off
+    kb_question_sentences: Optional[QuestionSentences]  # None: off
     inbox_timeout_seconds: float
     inbox_attempts: int
     default_eta_text: str
@@ -126,6 +135,9 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
     elliptical = _elliptical_follow_ups(
         kb.get("elliptical_follow_ups", {}), f"{name}: knowledge_base.elliptical_follow_ups"
     )
+    question_sentences = _question_sentences(
+        kb.get("question_sentences", {}), f"{name}: knowledge_base.question_sentences"
+    )
     return EscalationSettings(
         source=source,
         human_request_intent=str(human.get("intent", "request_human")),
@@ -140,6 +152,7 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
         kb_follow_up_context=follow_up_context,
         kb_follow_up_keeps_topic=keeps_topic,
         kb_elliptical_follow_ups=elliptical,
+        kb_question_sentences=question_sentences,
         inbox_timeout_seconds=float(inbox.get("timeout_seconds", 2.0)),
         inbox_attempts=int(inbox.get("attempts", 2)),
         default_eta_text=str(inbox.get("default_eta_text", "soon")),
@@ -196,6 +209,17 @@ def _elliptical_follow_ups(section: Any, where: str) -> Optional[EllipticalFollo
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share < 1.0:
         raise SettingsError(f"{where}.min_share must be a number from 0 up to (not including) 1, got {share!r}")
     return EllipticalFollowUps(max_words=words, min_share=float(share))
+
+
+def _question_sentences(section: Any, where: str) -> Optional[QuestionSentences]:
+    """false: off; a mapping (missing keys take the defaults) or nothing: on."""
+    section = _switch_section(section, where, ["min_words"])
+    if section is None:
+        return None
+    words = section.get("min_words", QuestionSentences().min_words)
+    if isinstance(words, bool) or not isinstance(words, int) or words < 1:
+        raise SettingsError(f"{where}.min_words must be a whole number >= 1, got {words!r}")
+    return QuestionSentences(min_words=words)
 
 
 def load_settings(path: Optional[Path] = None) -> EscalationSettings:

@@ -100,26 +100,21 @@ class _Events:
         self.events = events
 
 
+def _answers():
+    """actions.answers, imported without loading the served knowledge base a second time."""
+    import os
+
+    os.environ.setdefault("KB_PRELOAD", "0")
+    from actions import answers
+
+    return answers
+
+
 def kb_decision(kb, config, events, question):
     """(entry id or None, context) as action_answer_question decides for `question` after `events` (Rasa
     tracker events: user messages with parse_data.question, kb_match slots), without sending anything."""
-    import os
-
-    os.environ.setdefault("KB_PRELOAD", "0")  # the action module must not load a second knowledge base
-    from actions import answers
-
-    threshold = config.kb_answer_threshold
-    candidates = kb.matches(question, k=None)
-    match = candidates[0] if candidates else None
-    context = None
-    if config.kb_follow_up_context:
-        tracker = _Events(events)
-        kept = answers.elliptical_follow_up_match(
-            kb, tracker, candidates, question, threshold, config.kb_elliptical_follow_ups
-        ) or answers.follow_up_match(kb, tracker, candidates, question, threshold, config.kb_follow_up_keeps_topic)
-        if kept is not None:
-            match, context = kept, "previous_question"
-    if match is None or match.probability < threshold:
+    match, context = _answers().decide(kb, config, _Events(events), question)
+    if match is None or match.probability < config.kb_answer_threshold:
         return None, None
     return match.entry_id, context
 
@@ -224,13 +219,20 @@ def eval_sets(args):
     return [(args.eval, yaml.safe_load(Path(args.eval).read_text(encoding="utf-8")))]
 
 
-def report(kb, name, evaluation, threshold, similarity, failures, label_of_threshold="shipped (escalation.yml)"):
-    """Prints top-1, the outcomes at `threshold` and the threshold table for one eval set."""
+def report(kb, name, evaluation, threshold, similarity, failures, label_of_threshold="shipped (escalation.yml)",
+           question_sentences=None):
+    """Prints top-1, the outcomes at `threshold` and the threshold table for one eval set. With
+    `question_sentences` (escalation.yml knowledge_base.question_sentences) a question of several
+    sentences is scored as the bot scores it: by its best question sentence when that scores higher."""
     paraphrases = evaluation["paraphrases"]
     unanswerable = evaluation.get("unanswerable") or []
 
     def best(text):
         match = kb.matches(text, k=3)
+        if match and question_sentences is not None and not similarity:
+            sentence = _answers().question_sentence_match(kb, text, match, question_sentences)
+            if sentence is not None and sentence.probability > match[0].probability:
+                match = [sentence, *[m for m in match if m.entry_id != sentence.entry_id]]
         return match, (match[0].entry_id, match[0].similarity if similarity else match[0].probability)
 
     ranked = [(p["entry_id"], *best(p["text"])) for p in paraphrases]
@@ -301,7 +303,8 @@ def main() -> int:
     queries = []
     for name, evaluation in eval_sets(args):
         label = "shipped (escalation.yml)" if args.threshold is None else "--threshold"
-        queries += report(kb, name, evaluation, threshold, args.similarity, args.failures, label)
+        queries += report(kb, name, evaluation, threshold, args.similarity, args.failures, label,
+                          settings().kb_question_sentences)
 
     for text in queries[:20]:  # warm-up
         kb.search(text)

@@ -269,3 +269,60 @@ async def test_a_short_follow_up_its_entry_answers_alone_is_not_searched_again(k
     # answered alone, it is the question the next follow-up is read with
     tracker = make_tracker([*history, user_event("sale items bhi?", "ask_question")])
     assert answers.topic_question(tracker, "returns") == follow_up
+
+
+# A question inside a story (`knowledge_base.question_sentences`): the story dilutes the whole
+# message, its question sentence alone is clear.
+STORY = ("ordered two shirts for my dad's retirement party last month. one of them pinches at the collar "
+         "and he hasn't worn it. can i swap it for a size up?")
+
+
+async def test_a_question_told_inside_a_story_is_answered_from_its_question_sentence(kb, dispatcher, config):
+    assert kb.best_match(STORY).probability < config.kb_answer_threshold  # as a whole it would hand off
+    events = await ActionAnswerQuestion().run(dispatcher, make_tracker([user_event(STORY, "ask_question")]), {})
+    entry = kb.entry("exchanges")
+    assert dispatcher.messages[0]["text"].startswith(entry.answer.rstrip("\n"))
+    match = slots_of(events)["kb_match"]
+    assert match["entry_id"] == "exchanges" and match["answered"] is True
+    assert match["context"] == "question_sentence" and match["score"] >= config.kb_answer_threshold
+
+
+async def test_with_question_sentences_off_the_story_is_judged_whole(kb, dispatcher, config, monkeypatch):
+    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_question_sentences=None))
+    events = await ActionAnswerQuestion().run(dispatcher, make_tracker([user_event(STORY, "ask_question")]), {})
+    assert slots_of(events)["kb_match"]["answered"] is False
+    assert "context" not in slots_of(events)["kb_match"]
+
+
+async def test_a_statement_beside_a_question_is_never_searched_alone(kb, dispatcher, config):
+    # The statement alone reads like sizing; it asks nothing, and the question sentence (custom
+    # stitching) is one no entry answers.
+    text = "do you do custom stitching for kurtas? my shoulders are broader than your size chart."
+    assert [s for s in answers.question_sentences(text, 3)] == ["do you do custom stitching for kurtas?"]
+    events = await ActionAnswerQuestion().run(dispatcher, make_tracker([user_event(text, "ask_question")]), {})
+    assert slots_of(events)["kb_match"]["answered"] is False
+
+
+def test_question_sentences_are_the_sentences_ending_in_a_question_mark():
+    assert answers.question_sentences("bought a top last week. free hai?", 3) == []  # too short to stand alone
+    assert answers.question_sentences("bought a top last week. return free hai?", 3) == ["return free hai?"]
+    assert answers.question_sentences("bought a top last week. is the return free?", 3) == ["is the return free?"]
+    assert answers.question_sentences("bought a top\nis the return free??", 3) == ["is the return free??"]
+    # one sentence is the whole message; comma-joined clauses are not split
+    assert answers.question_sentences("can i return it, is it free?", 3) == []
+    assert answers.question_sentences("why? ok. tell me", 3) == []
+
+
+def test_a_question_sentence_about_an_entry_the_whole_message_does_not_point_to_is_ignored(kb):
+    from actions.settings import QuestionSentences
+
+    text = "the weather is lovely today. can i pay cash on delivery?"
+    candidates = kb.matches(text, k=None)
+    cod = kb.best_match("can i pay cash on delivery?")
+    assert cod.entry_id == "cash_on_delivery"
+    kept = answers.question_sentence_match(kb, text, candidates, QuestionSentences())
+    in_top = "cash_on_delivery" in [c.entry_id for c in candidates[:answers.FOLLOW_UP_CANDIDATES]]
+    assert (kept is not None and kept.entry_id == "cash_on_delivery") == in_top
+    # only the whole message's best few count: the same sentence with every entry but COD ranked first
+    others = [c for c in candidates if c.entry_id != "cash_on_delivery"]
+    assert answers.question_sentence_match(kb, text, others, QuestionSentences()) is None

@@ -91,3 +91,25 @@ def test_bad_elliptical_follow_ups_names_the_problem(value, message):
     document = broken(lambda d: d["knowledge_base"].update(elliptical_follow_ups=value))
     with pytest.raises(SettingsError, match=f"elliptical_follow_ups.*{message}"):
         parse_settings(document, PROJECT_ROOT / "escalation.yml")
+
+
+def test_question_sentences_are_on_as_shipped_and_false_turns_them_off():
+    shipped = parse_settings(copy.deepcopy(SHIPPED), PROJECT_ROOT / "escalation.yml").kb_question_sentences
+    assert shipped is not None and shipped.min_words == 3
+    off = broken(lambda d: d["knowledge_base"].update(question_sentences=False))
+    assert parse_settings(off, PROJECT_ROOT / "escalation.yml").kb_question_sentences is None
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"min_words": 0}, "min_words must be a whole number >= 1"),
+        ({"min_words": 2.5}, "min_words must be a whole number >= 1"),
+        ({"max_words": 4}, "unknown key"),
+        ("on", "must be false or a mapping with min_words"),
+    ],
+)
+def test_bad_question_sentences_names_the_problem(value, message):
+    document = broken(lambda d: d["knowledge_base"].update(question_sentences=value))
+    with pytest.raises(SettingsError, match=f"question_sentences.*{message}"):
+        parse_settings(document, PROJECT_ROOT / "escalation.yml")
