@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 from urllib.parse import urlparse
 
 from rasa.core.channels.channel import OutputChannel
@@ -39,14 +39,16 @@ class MessageSender:
         self._store = store
         self._identities = CustomerIdentities(store)
 
-    async def send(self, recipient_id: str, message: OutboundMessage) -> SendResult:
-        result = await self._send_and_log(recipient_id, message)
+    async def send(self, recipient_id: str, message: OutboundMessage, send_key: Optional[str] = None) -> SendResult:
+        """With `send_key` (connectors/send_keys.py) the key is settled from the final outcome in the
+        outbound log's transaction."""
+        result = await self._send_and_log(recipient_id, message, send_key, final=False)
         if result.error is not None and result.error.code == BSUID_NOT_SUPPORTED:
-            result = await self._send_to_phone_instead(recipient_id, message, result)
+            result = await self._send_to_phone_instead(recipient_id, message, result, send_key)
         return result
 
     async def _send_to_phone_instead(
-        self, recipient_id: str, message: OutboundMessage, failed: SendResult
+        self, recipient_id: str, message: OutboundMessage, failed: SendResult, send_key: Optional[str]
     ) -> SendResult:
         """131062: this message cannot go to a BSUID. If the customer's phone has become known since
         the conversation started, send it there; otherwise say clearly why it was not sent."""
@@ -64,16 +66,24 @@ class MessageSender:
                 "message type that allows BSUID recipients (text, interactive, most templates).",
                 message.kind, mask_user_id(recipient_id), BSUID_NOT_SUPPORTED, failed.error.title,
             )
+            if send_key is not None:  # the outcome is final now: not sent (the log has it already)
+                await self._settle(send_key, failed)
             return failed
         logger.warning(
             "WhatsApp %s message to %s: code %s (BSUID recipient not supported for it); sending it to the "
             "customer's phone %s instead",
             message.kind, mask_user_id(recipient_id), BSUID_NOT_SUPPORTED, mask_user_id(phone),
         )
-        return await self._send_and_log(recipient_id, OutboundMessage(message.kind, {**message.body, "to": phone}))
+        return await self._send_and_log(recipient_id, OutboundMessage(message.kind, {**message.body, "to": phone}), send_key)
 
-    async def _send_and_log(self, recipient_id: str, message: OutboundMessage) -> SendResult:
+    async def _send_and_log(
+        self, recipient_id: str, message: OutboundMessage, send_key: Optional[str], final: bool = True
+    ) -> SendResult:
         result = await self._client.send(message.body)
+        if not final and result.error is not None and result.error.code == BSUID_NOT_SUPPORTED:
+            # Not final: it may go to the customer's phone next; the key is settled by what happens then
+            # (settling it `failed` now would let a retried turn send it while that send is under way).
+            send_key = None
         if not result.ok and result.error is not None and result.error.code != BSUID_NOT_SUPPORTED:
             error = result.error
             if error.code == OUTSIDE_SERVICE_WINDOW:
@@ -99,10 +109,20 @@ class MessageSender:
                 error_code=result.error.code if result.error else None,
                 error_title=result.error.title if result.error else None,
                 attempts=result.attempts,
+                send_key=send_key,
+                uncertain=result.uncertain,
             )
         except Exception:  # the message went out (or not) either way; don't fail the turn
             logger.exception("Could not write the outbound log entry for %s", mask_user_id(recipient_id))
+            if send_key is not None:  # nothing of that transaction was written: the outcome on its own
+                await self._settle(send_key, result)
         return result
+
+    async def _settle(self, send_key: str, result: SendResult) -> None:
+        try:
+            await self._store.run(self._store.settle_send_key, send_key, result.wamid, result.uncertain)
+        except Exception:  # stays `sending`, which is never re-sent either
+            logger.exception("Could not record the outcome of WhatsApp message %s", send_key)
 
     async def reply_id_for(self, payload: str, limit: int) -> str:
         """WhatsApp caps reply ids; longer payloads are stored and sent as a short key."""

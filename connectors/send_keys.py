@@ -7,10 +7,12 @@ connector's own store is the source of truth (`wa_send_keys`):
   handling that customer message (`.../bot_unavailable:0` for the fallback). When a turn is
   retried (say the tracker store failed after the reply went out), the bot's replies get the same
   keys again, and a key already `sent` is not POSTed again.
-- The key is written (`sending`) before the POST. A send Meta answered with an error, or that never
-  reached Meta (connection refused), is `failed` and may be sent again by a retried turn. A send
-  whose outcome is unknown (read timeout, connection dropped after the request went out, a crash
-  in the middle) is `unknown`/`sending`, and is not POSTed again before it has been checked:
+- The key is written (`sending`) before the POST, and settled from the outcome in the transaction
+  that writes the outbound log (`MessageSender`; if that fails, on its own as before). A send Meta
+  answered with an error, or that never reached Meta (connection refused), is `failed` and may be
+  sent again by a retried turn. A send whose outcome is unknown (read timeout, connection dropped
+  after the request went out, a crash in the middle) is `unknown`/`sending`, and is not POSTed again
+  before it has been checked:
 - The key travels with the message as `biz_opaque_callback_data`, which Meta echoes in the
   message's status webhooks; a status carrying it settles the key as `sent` (connectors/service.py).
   A retried turn that meets an unsettled key waits until `WHATSAPP_SEND_SETTLE_SECONDS` (default
@@ -81,8 +83,11 @@ class KeyedSender:
                 message.kind, key, mask_user_id(recipient_id), state,
             )
             return SendResult(wamid=wamid if state == SEND_SENT else None, http_status=None, error=None, attempts=0)
-        body = {**message.body, CALLBACK_FIELD: key}
-        result = await self._sender.send(recipient_id, OutboundMessage(message.kind, body))
+        keyed = OutboundMessage(message.kind, {**message.body, CALLBACK_FIELD: key})
+        if isinstance(self._sender, MessageSender):
+            # Settled in the outbound log's transaction: one commit per reply instead of two.
+            return await self._sender.send(recipient_id, keyed, send_key=key)
+        result = await self._sender.send(recipient_id, keyed)  # a sender that keeps no log (tests' stand-ins)
         try:
             await self._store.run(self._store.settle_send_key, key, result.wamid, result.uncertain)
         except Exception:  # stays `sending`, which is never re-sent either

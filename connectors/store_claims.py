@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from connectors.inbound import InboundMessage
@@ -42,6 +42,16 @@ _OLDEST_UNFINISHED = (
 # Compare-and-set on what was read: of two racing processes only one updates the row.
 _CLAIM = update(inbound_messages).where(
     _t.seq == bindparam("b_seq"), _t.state == bindparam("b_state"), _t.attempts == bindparam("b_attempts")
+)
+# What the sweep (every 0.25 s while a process has room) looks for, in one statement: a pending message,
+# or a claim that ran out (its holder died). Oldest first, so a customer waiting longest is never left
+# beyond the limit (two queries of up to `limit` each before, in no order).
+_WITH_WORK = (
+    select(_t.wa_id)
+    .where((_t.state == PENDING) | ((_t.state == PROCESSING) & (_t.lease_until < bindparam("b_now"))))
+    .group_by(_t.wa_id)
+    .order_by(func.min(_t.seq))
+    .limit(bindparam("b_limit"))
 )
 _FINISH = update(inbound_messages).where(
     _t.seq == bindparam("b_seq"), _t.claimed_by == bindparam("b_owner"), _t.state == PROCESSING
@@ -168,19 +178,6 @@ class ClaimQueue:
             ).rowcount
 
     def customers_with_work(self, limit: int = 500) -> List[str]:
-        """Customers with a pending message, or one whose claim ran out."""
-        now = time.time()
+        """Customers with a pending message, or one whose claim ran out; those waiting longest first."""
         with self._bookkeeping.begin() as connection:
-            pending = connection.execute(
-                select(inbound_messages.c.wa_id)
-                .where(inbound_messages.c.state == PENDING)
-                .group_by(inbound_messages.c.wa_id)
-                .limit(limit)
-            ).scalars().all()
-            stale = connection.execute(
-                select(inbound_messages.c.wa_id)
-                .where(inbound_messages.c.state == PROCESSING, inbound_messages.c.lease_until < now)
-                .group_by(inbound_messages.c.wa_id)
-                .limit(limit)
-            ).scalars().all()
-        return list(dict.fromkeys([*pending, *stale]))
+            return list(connection.execute(_WITH_WORK, {"b_now": time.time(), "b_limit": limit}).scalars())

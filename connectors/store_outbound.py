@@ -11,7 +11,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from connectors.store_schema import (
     REPLY_OPTION_PREFIX,
@@ -77,7 +77,12 @@ class OutboundLog:
         error_code: Optional[int],
         error_title: Optional[str],
         attempts: int,
+        send_key: Optional[str] = None,
+        uncertain: bool = False,
     ) -> None:
+        """Logs a send; with `send_key`, also settles that key from the send's outcome (what
+        `settle_send_key` does) in the same transaction: one commit per reply instead of two. If the
+        transaction fails, neither is written (the caller then settles the key on its own)."""
         with self._bookkeeping.begin() as connection:
             connection.execute(
                 _INSERT_OUTBOUND,
@@ -94,6 +99,9 @@ class OutboundLog:
                     "created_at": time.time(),
                 },
             )
+            state = self._settle_send_key(connection, send_key, wamid, uncertain) if send_key else None
+        if state == SEND_SENT:
+            self._known_sent.add([send_key])  # after the commit
 
     def sent_to(self, wamid: str, recipient_id: str) -> bool:
         """Whether the bot sent the message `wamid` to this customer (what a reaction may react to)."""
@@ -143,17 +151,22 @@ class OutboundLog:
         return row.state, row.wamid, max(0.0, row.updated_at + settle_seconds - now)
 
     def settle_send_key(self, key: str, wamid: Optional[str], uncertain: bool) -> None:
-        state = SEND_SENT if wamid else (SEND_UNKNOWN if uncertain else SEND_FAILED)
         with self._bookkeeping.begin() as connection:
-            # `sent` is final: a process whose send of a retaken key ended otherwise does not undo what
-            # another process (or a status from Meta) settled (and KnownSentKeys relies on it).
-            connection.execute(
-                update(send_keys)
-                .where(send_keys.c.key == key, send_keys.c.state != SEND_SENT)
-                .values(state=state, wamid=wamid, updated_at=time.time())
-            )
+            state = self._settle_send_key(connection, key, wamid, uncertain)
         if state == SEND_SENT:
             self._known_sent.add([key])  # after the commit
+
+    @staticmethod
+    def _settle_send_key(connection: Connection, key: str, wamid: Optional[str], uncertain: bool) -> str:
+        state = SEND_SENT if wamid else (SEND_UNKNOWN if uncertain else SEND_FAILED)
+        # `sent` is final: a process whose send of a retaken key ended otherwise does not undo what
+        # another process (or a status from Meta) settled (and KnownSentKeys relies on it).
+        connection.execute(
+            update(send_keys)
+            .where(send_keys.c.key == key, send_keys.c.state != SEND_SENT)
+            .values(state=state, wamid=wamid, updated_at=time.time())
+        )
+        return state
 
     def keys_not_known_sent(self, keyed: Sequence[Tuple[str, str]]) -> List[Tuple[str, str]]:
         """The (key, wamid) pairs whose key this process does not know to be `sent` (no database work)."""
