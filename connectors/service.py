@@ -106,7 +106,7 @@ class WhatsAppService:
                 self.dispatcher.wake(message.wa_id)
         if outcome.duplicates:
             logger.info("Ignored %d duplicate WhatsApp message delivery(ies)", outcome.duplicates)
-        if outcome.new_statuses and self.forwarder is not None:
+        if outcome.statuses_to_forward and self.forwarder is not None:  # a bot reply's status: nothing to do
             self.forwarder.wake()
         await self._settle_send_keys(parsed)
         return outcome

@@ -7,7 +7,8 @@ What it keeps, and where the code for each part is:
   duplicate deliveries harmless. Written here (`persist_webhook`); claimed and finished through the
   claim queue (`connectors/store_claims.py`, which states the claiming rule).
 - every delivery status, with its forwarding state towards the inbox: the status outbox
-  (`connectors/store_statuses.py`).
+  (`connectors/store_statuses.py`). A status of the connector's own send (a bot reply) is stored
+  `not_needed` and never forwarded (`_insert_status_to_forward`).
 - dead letters: payloads or parts of payloads that could not be read (here).
 - the outbound log, send keys and reply options (`connectors/store_outbound.py`): what was sent to
   whom, Meta's message id, and how the send ended (its delivery statuses are in the statuses table,
@@ -43,10 +44,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, TypeVar
 
-from sqlalchemy import create_engine, event, exc
+from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import QueuePool
+from whatsapp_cloud import SEND_KEY_FIELD
 
 from connectors.inbound import InboundAction, InboundMessage, ReceivedMessage, Rejected, StatusUpdate
 from connectors.store_claims import ClaimedMessage, ClaimQueue
@@ -56,6 +58,7 @@ from connectors.store_schema import (  # noqa: F401  (re-exported: callers impor
     DONE,
     FAILED,
     FORWARD_DONE,
+    FORWARD_NOT_NEEDED,
     FORWARD_PENDING,
     FORWARD_REJECTED,
     FORWARD_SKIPPED,
@@ -167,6 +170,8 @@ class PersistOutcome:
     new_messages: List[InboundMessage]  # messages stored for the first time
     duplicates: int
     new_statuses: int
+    # Of those, the ones waiting to be forwarded to the inbox (not a bot reply's, an inbox configured).
+    statuses_to_forward: int = 0
 
 
 _T = TypeVar("_T")
@@ -182,6 +187,39 @@ _INSERT_STATUS = insert_unless_present(
      "forward_attempts", "next_forward_at"],
     conflict_on=["message_id", "status"],
 )
+
+
+def _insert_status_to_forward(returning: bool) -> Any:
+    """`_INSERT_STATUS` for a connector that forwards statuses to the inbox, deciding in the same statement
+    whether the status needs forwarding at all (issue 16). It does not when its message was sent by this
+    connector (a bot reply): the inbox acts only on the messages it sent itself (straight to the Graph API,
+    never through the connector), so those statuses would each cost it a request for `{"accepted": 0}`.
+    A message is this connector's when the status echoes one of its send keys (`wa_send_keys`, written
+    before the POST, so even a status faster than the outbound log row is recognised) or its id is in the
+    outbound log (sends without a key). Anything else stays `pending` and is forwarded as before: the
+    inbox's replies, satisfaction questions and templates (a `kl-reply-` key is never in `wa_send_keys`),
+    and unknown ids; a status arriving before an unkeyed send's log row is forwarded too (harmless). With
+    `returning`, the row's decided state comes back (SQLite >= 3.35, PostgreSQL); without, the caller
+    only knows that a row was inserted."""
+    columns = ["message_id", "status", "recipient_id", "timestamp", "errors", "raw", "received_at",
+               "forward_attempts", "next_forward_at"]
+    for name in columns:
+        statuses.c[name]  # a typo in a column name fails at import
+    assert "key" in send_keys.c and "wamid" in outbound_messages.c
+    state = (
+        f"CASE WHEN EXISTS (SELECT 1 FROM {send_keys.name} WHERE key = :send_key)"
+        f" OR EXISTS (SELECT 1 FROM {outbound_messages.name} WHERE wamid = :message_id)"
+        f" THEN '{FORWARD_NOT_NEEDED}' ELSE '{FORWARD_PENDING}' END"
+    )
+    return text(
+        f"INSERT INTO {statuses.name} ({', '.join(columns)}, forward_state) "
+        f"VALUES ({', '.join(':' + c for c in columns)}, {state}) "
+        f"ON CONFLICT (message_id, status) DO NOTHING" + (" RETURNING forward_state" if returning else "")
+    )
+
+
+_INSERT_STATUS_TO_FORWARD = _insert_status_to_forward(returning=True)
+_INSERT_STATUS_TO_FORWARD_COUNTED = _insert_status_to_forward(returning=False)  # SQLite before 3.35
 
 
 class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
@@ -205,6 +243,10 @@ class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
             max_workers=1 if self.is_sqlite else 4, thread_name_prefix="whatsapp-store"
         )
         self._insert = sqlite.insert if self.is_sqlite else postgresql.insert
+        self._insert_status_to_forward = (
+            _INSERT_STATUS_TO_FORWARD_COUNTED if self.is_sqlite and sqlite3.sqlite_version_info < (3, 35)
+            else _INSERT_STATUS_TO_FORWARD
+        )
         self._closed = False
 
     def _create_engine(self, sqlite_synchronous: str) -> Engine:
@@ -279,7 +321,8 @@ class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
         """
         now = time.time()
         new_messages: List[InboundMessage] = []
-        new_statuses = 0
+        new_statuses = to_forward = 0
+        insert_status = self._insert_status_to_forward if forward_statuses else _INSERT_STATUS
         engine = self.engine if (received or rejected) else self._bookkeeping
         with engine.begin() as connection:
             for item in received:
@@ -302,23 +345,30 @@ class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
                 if inserted == 1:
                     new_messages.append(message)
             for status in status_updates:
-                inserted = connection.execute(
-                    _INSERT_STATUS,
-                    {
-                        "message_id": status.message_id,
-                        "status": status.status,
-                        "recipient_id": status.recipient_id,
-                        "timestamp": status.timestamp,
-                        "errors": dumps(status.errors),
-                        "raw": dumps(status.raw),
-                        "received_at": now,
-                        "forward_state": FORWARD_PENDING if forward_statuses else FORWARD_SKIPPED,
-                        "forward_attempts": 0,
-                        "next_forward_at": now,
-                    },
-                ).rowcount
-                if inserted == 1:
+                values = {
+                    "message_id": status.message_id,
+                    "status": status.status,
+                    "recipient_id": status.recipient_id,
+                    "timestamp": status.timestamp,
+                    "errors": dumps(status.errors),
+                    "raw": dumps(status.raw),
+                    "received_at": now,
+                    "forward_attempts": 0,
+                    "next_forward_at": now,
+                }
+                if forward_statuses:  # the statement decides pending or not_needed
+                    key = status.raw.get(SEND_KEY_FIELD)
+                    values["send_key"] = key if isinstance(key, str) else None
+                else:
+                    values["forward_state"] = FORWARD_SKIPPED
+                result = connection.execute(insert_status, values)
+                if result.returns_rows:
+                    state = result.scalar()  # None: Meta repeated a status already stored
+                    new_statuses += state is not None
+                    to_forward += state == FORWARD_PENDING
+                elif result.rowcount == 1:
                     new_statuses += 1
+                    to_forward += forward_statuses  # perhaps a bot reply's: the forwarder looks and finds nothing
             for item in rejected:
                 connection.execute(
                     dead_letters.insert().values(
@@ -329,6 +379,7 @@ class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
             new_messages=new_messages,
             duplicates=len(received) - len(new_messages),
             new_statuses=new_statuses,
+            statuses_to_forward=to_forward,
         )
 
     def add_dead_letter(self, reason: str, body: bytes) -> int:

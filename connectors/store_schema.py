@@ -35,6 +35,9 @@ FORWARD_PENDING = "pending"
 FORWARD_DONE = "forwarded"
 FORWARD_SKIPPED = "skipped"  # no inbox configured
 FORWARD_REJECTED = "rejected"  # the inbox refused it for its content: kept as a dead letter
+# A status of a message this connector sent (a bot reply): nothing in the inbox acts on it, so it is not
+# forwarded (connectors/store.py, `_INSERT_STATUS_TO_FORWARD`).
+FORWARD_NOT_NEEDED = "not_needed"
 
 REPLY_OPTION_PREFIX = "opt:"
 # A customer id: phone digits, or a business-scoped user id (Meta: up to `CC.ENT.` + 128 characters).

@@ -1,7 +1,8 @@
 """The status outbox of the WhatsApp store: delivery statuses waiting to be forwarded to the inbox.
 
 Each status is stored by the webhook (connectors/store.py) as `pending` and leaves the outbox as
-`forwarded`, or `rejected` (the inbox refused it for its content; kept as a dead letter).
+`forwarded`, or `rejected` (the inbox refused it for its content; kept as a dead letter). A status of a
+message the connector sent itself (a bot reply) is stored `not_needed` and never enters the outbox.
 Forwarding itself is connectors/status_forwarding.py.
 
 The forwarder's loop (one `forward_due()` per wake-up) reads what is due, posts it, marks it

@@ -23,7 +23,7 @@ from connectors.inbound import InboundMessage, parse_webhook
 from connectors.outbound_messages import custom_message, text_messages
 from connectors.output import MessageSender
 from connectors.store import WhatsAppStore
-from tests.connector.support import PHONE_NUMBER_ID, encode, new_message_id, new_wa_id, texts, wait_until
+from tests.connector.support import PHONE_NUMBER_ID, SECRETS, encode, new_message_id, new_wa_id, texts, wait_until
 
 BSUID = "IN.13491208655302741918"
 PARENT_BSUID = "US.ENT.11815799212886844830"
@@ -334,11 +334,23 @@ def test_a_customer_without_a_phone_gets_answers_addressed_to_their_bsuid(sandbo
     assert (whatsapp["wa_id"], whatsapp["user_id"], whatsapp["username"], whatsapp["profile_name"]) == (
         None, user_id, "meera.k", "Meera")
 
-    # Its statuses carry only recipient_user_id; they are stored and forwarded to the inbox.
-    forwarded = wait_until(lambda: {s["status"] for s in inbox.statuses_for(reply["id"])} >= {"sent", "delivered", "read"})
+    # Its statuses carry only recipient_user_id; they are stored under the conversation key. They are the
+    # bot reply's, which the inbox does not act on: not forwarded (test_status_recipients.py).
+    stored = wait_until(lambda: len(host.store.statuses(reply["id"])) == 3 and host.store.statuses(reply["id"]))
+    assert {row["recipient_id"] for row in stored} == {user_id}
+    assert {row["forward_state"] for row in stored} == {"not_needed"}
+    # A message the inbox sends this customer (straight to the Graph API, with its send key): its statuses,
+    # with only recipient_user_id, are forwarded to the inbox as Meta sent them.
+    agent = requests.post(f"{sandbox.base_url}/v21.0/{PHONE_NUMBER_ID}/messages", timeout=5, headers={
+        "Authorization": f"Bearer {SECRETS['WHATSAPP_ACCESS_TOKEN']}"}, json={
+        "messaging_product": "whatsapp", "recipient": user_id, "type": "text", "text": {"body": "Agent here"},
+        "biz_opaque_callback_data": "kl-reply-0123456789abcdef0123456789abcdef"})
+    assert agent.status_code == 200, agent.text
+    agent_id = agent.json()["messages"][0]["id"]
+    forwarded = wait_until(lambda: {s["status"] for s in inbox.statuses_for(agent_id)} >= {"sent", "delivered", "read"})
     assert forwarded
-    assert all("recipient_id" not in s and s["recipient_user_id"] == user_id for s in inbox.statuses_for(reply["id"]))
-    assert {row["recipient_id"] for row in host.store.statuses(reply["id"])} == {user_id}
+    assert all("recipient_id" not in s and s["recipient_user_id"] == user_id for s in inbox.statuses_for(agent_id))
+    assert inbox.statuses_for(reply["id"]) == []  # stored before the agent's: would have been posted first
 
     # A reaction to the bot's answer reaches the bot, like a phone customer's.
     _says(sandbox, user_id, message={"type": "reaction", "reaction": {"message_id": reply["id"], "emoji": "👍"}})
