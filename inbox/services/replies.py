@@ -327,7 +327,7 @@ class DeliveryStatuses:
         from inbox.services.csat import apply_question_status  # csat imports this module
 
         if not self._may_be_ours(statuses):
-            return 0  # the usual batch: statuses of the bot's replies, which the inbox did not send
+            return 0  # statuses of messages the inbox did not send (the connector forwards few since session 15)
         matched = 0
         with self.inbox.db.write() as session:
             store = ConversationStore(session)
@@ -354,9 +354,10 @@ class DeliveryStatuses:
     def _may_be_ours(self, statuses) -> bool:
         """Whether any status can change something here: one carrying the inbox's send key (`kl-reply-…`: every
         agent reply and satisfaction question sends one, and Meta echoes it in each of the message's statuses),
-        or one whose id is a stored message's. Most forwarded statuses are neither: the connector forwards every
-        status Meta sends, three per bot reply, and the bot's replies are not the inbox's. Such a batch costs one
-        read and no write transaction (issue 16); any other goes on as before. Without a key a status can only
+        or one whose id is a stored message's. Since session 15 the connector no longer forwards the statuses of the
+        bot's own replies (connectors/README.md, "Statuses"); a keyless one that beats its send's log row, or another
+        sender's, can still arrive, and such a batch costs one read and no write transaction (issue 16); any other
+        goes on as before. Without a key a status can only
         match by its id, and the read asks exactly that, as the write transaction would (read committed)."""
         if any(_send_key(status) is not None for status in statuses):
             return True
