@@ -99,12 +99,13 @@ def test_hinglish_return_window_question_gets_the_returns_answer(kb, config):
 
 
 def test_adding_a_not_covered_example_stops_answers_close_to_it(kb, config):
-    # The shipping answer says how long delivery takes, not on which days the courier comes.
-    question = "do you ship on saturdays"
+    # The shipping answer says how long delivery usually takes, not whether the rains slow it down. (Until
+    # session 15 this was "do you ship on saturdays"; KB TEST v7/v8 as training data now hand that one off.)
+    question = "does shipping to chennai take longer in the monsoon"
     wrong = kb.best_match(question)
     assert wrong.entry_id == "shipping" and wrong.probability >= config.kb_answer_threshold
     entries = [
-        dataclasses.replace(e, not_covered=e.not_covered + ("can you deliver on a saturday or sunday",))
+        dataclasses.replace(e, not_covered=e.not_covered + ("does delivery take longer in the monsoon",))
         if e.id == "shipping" else e
         for e in kb.entries
     ]
@@ -366,5 +367,5 @@ def test_labelled_sets_must_be_a_list_of_file_names(tmp_path, kb):
 def test_a_copy_of_the_shipped_kb_takes_the_files_it_names(tmp_path):
     copy = copy_knowledge_base(PROJECT_ROOT / "data" / "knowledge_base.yml", tmp_path / "copy")
     named = linked_files(yaml.safe_load(copy.read_text(encoding="utf-8")), copy)
-    assert len(named) == 5 and all(path.is_file() for path in named)  # the near misses and four retired sets
+    assert len(named) == 7 and all(path.is_file() for path in named)  # the near misses and six retired sets
     assert {path.name for path in named} >= {"kb_near_misses.yml", "kb_test_v3.yml"}
