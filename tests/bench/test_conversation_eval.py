@@ -490,6 +490,22 @@ def test_the_ninth_holdout_is_its_own_split_and_stays_out_of_the_other_sets(proj
                                *holdout7_conversations, *holdout8_conversations])
 
 
+@pytest.fixture(scope="module")
+def holdout10_conversations():
+    return ce.load_conversations(ce.HOLDOUT10_DIR, fixed_split=ce.HOLDOUT10_SPLIT)
+
+
+def test_the_tenth_holdout_is_its_own_split_and_stays_out_of_the_other_sets(project_conversations, holdout2_conversations,
+                                                                           holdout3_conversations, holdout4_conversations,
+                                                                           holdout5_conversations, holdout6_conversations,
+                                                                           holdout7_conversations, holdout8_conversations,
+                                                                           holdout9_conversations, holdout10_conversations):
+    _check_a_separate_holdout(holdout10_conversations, ce.HOLDOUT10_SPLIT,
+                              [*project_conversations, *holdout2_conversations, *holdout3_conversations,
+                               *holdout4_conversations, *holdout5_conversations, *holdout6_conversations,
+                               *holdout7_conversations, *holdout8_conversations, *holdout9_conversations])
+
+
 def test_no_customer_message_is_copied_from_the_training_data_or_other_benchmarks(project_conversations,
                                                                                   holdout2_conversations,
                                                                                   holdout3_conversations,
@@ -498,10 +514,11 @@ def test_no_customer_message_is_copied_from_the_training_data_or_other_benchmark
                                                                                   holdout6_conversations,
                                                                                   holdout7_conversations,
                                                                                   holdout8_conversations,
-                                                                                  holdout9_conversations):
+                                                                                  holdout9_conversations,
+                                                                                  holdout10_conversations):
     normalise = lambda text: " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())  # noqa: E731
     sources = [*ROOT.glob("data/**/*.yml"), *ROOT.glob("bench/data/*.yml"), ROOT / "tests" / "test_stories.yml"]
-    # The third to ninth hold-outs are also kept out of every test story and the designer's lists (the first two are
+    # The third to tenth hold-outs are also kept out of every test story and the designer's lists (the first two are
     # checked against test_stories.yml only: some of their dev wordings are quoted in other test stories).
     strict = [*ROOT.glob("tests/test_stories*.yml"), ROOT / "escalation.yml", ROOT / "messages.yml",
               ROOT / "nlp" / "entity_patterns.yml"]
@@ -521,7 +538,7 @@ def test_no_customer_message_is_copied_from_the_training_data_or_other_benchmark
     known |= sentences(strict)
     copied += [(c.id, t.text) for c in [*holdout3_conversations, *holdout4_conversations, *holdout5_conversations,
                                         *holdout6_conversations, *holdout7_conversations, *holdout8_conversations,
-                                        *holdout9_conversations]
+                                        *holdout9_conversations, *holdout10_conversations]
                for t in c.turns
                if t.text and len(t.text.split()) >= 4 and normalise(t.text) in known]
     assert copied == []
