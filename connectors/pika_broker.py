@@ -36,6 +36,12 @@ tracker store still has them; the inbox will not). On shutdown (`close`) the bro
 `close_timeout_seconds` for RabbitMQ to confirm what is kept, then says at ERROR how many events die with the
 process.
 
+Filtered. With the `publish_only` option (connectors/event_filter.py; the cluster profile sets it to the events
+the inbox applies) an event it does not let through is not serialised, kept or published at all: it never counts
+as kept, dropped or failed (`filtered_out` counts it), and the published ones keep their order per conversation.
+Without the option every event is published, as Rasa does. RASA_PIKA_RETRY=0 applies the same filter to Rasa's
+own broker (`FilteringPikaEventBroker`).
+
 Log lines name no customer: event kinds, counts and the masked sender of connectors/privacy.py (as every
 connector line at INFO and above), never the event's text or metadata. Rasa's own per-event
 "pika.events.publish.failed" ERROR line (which carries the event; connectors/broker_logs.py masks it) is not
@@ -63,6 +69,8 @@ from rasa.core.brokers.pika import PikaEventBroker
 from rasa.shared.utils.io import DEFAULT_ENCODING
 
 from connectors import rasa_speedups
+from connectors.event_filter import OPTION as FILTER_OPTION
+from connectors.event_filter import EventFilter, event_filter
 from connectors.privacy import mask_user_id
 
 logger = logging.getLogger(__name__)
@@ -98,6 +106,27 @@ def _kinds(counter: Counter) -> str:
     return ", ".join(f"{kind} {count}" for kind, count in counter.most_common()) or "none"
 
 
+def _log_filter(events: Optional[EventFilter]) -> None:
+    if events is not None:
+        logger.info(f"RabbitMQ event stream: publishing only {events.describe()} events ({FILTER_OPTION}); "
+                    f"the others are not published")
+
+
+class FilteringPikaEventBroker(PikaEventBroker):
+    """Rasa's own PikaEventBroker (RASA_PIKA_RETRY=0) publishing only what `publish_only` lets through."""
+
+    def __init__(self, *args: Any, event_filter: EventFilter, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.event_filter = event_filter
+        self.filtered_out = 0
+
+    def publish(self, event: Dict[Text, Any], headers: Optional[Dict[Text, Text]] = None) -> None:
+        if not self.event_filter.lets_through(event):
+            self.filtered_out += 1
+            return
+        super().publish(event, headers)
+
+
 class RetryingPikaEventBroker(PikaEventBroker):
     """PikaEventBroker whose events are kept, in order per conversation, until RabbitMQ confirms them."""
 
@@ -112,9 +141,12 @@ class RetryingPikaEventBroker(PikaEventBroker):
         close_timeout_seconds: float = 10.0,
         in_flight: int = 100,
         per_conversation: int = 16,
+        publish_only: Optional[Dict[str, Any]] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(host, username, password, **kwargs)
+        # None: every event is published. Checked first: a mistake in it stops the start-up with a ValueError.
+        self.event_filter: Optional[EventFilter] = event_filter(publish_only)
         self.retry_interval = float(retry_interval_seconds)
         self.max_kept_bytes = int(float(max_kept_megabytes) * 1024 * 1024)
         self.publish_timeout = float(publish_timeout_seconds)
@@ -128,6 +160,7 @@ class RetryingPikaEventBroker(PikaEventBroker):
         self.confirmed = 0  # events RabbitMQ acknowledged
         self.failed_attempts = 0  # publish attempts that did not end in an acknowledgement
         self.dropped = 0  # events refused because the limit was reached (each one logged or counted at ERROR)
+        self.filtered_out = 0  # events `publish_only` does not let through: never kept, never published
         self._work = asyncio.Event()  # something was kept
         self._retry_now = asyncio.Event()  # reconnected / channel reopened: try again before the timer
         self._lost = asyncio.Event()  # the connection or the channel closed: give up the publishes in flight
@@ -151,7 +184,14 @@ class RetryingPikaEventBroker(PikaEventBroker):
         if reason is not None:
             logger.warning(f"RabbitMQ event broker: Rasa's own PikaEventBroker ({reason}): an event that fails to "
                            f"publish waits for the next reconnect and may be lost")
-            return await PikaEventBroker.from_endpoint_config(broker_config, event_loop)
+            kwargs = dict(broker_config.kwargs)
+            events = event_filter(kwargs.pop(FILTER_OPTION, None))
+            if events is None:
+                return await PikaEventBroker.from_endpoint_config(broker_config, event_loop)
+            rasas = FilteringPikaEventBroker(broker_config.url, **kwargs, event_filter=events, event_loop=event_loop)
+            await rasas.connect()
+            _log_filter(events)
+            return rasas
         try:
             broker = cls(broker_config.url, **broker_config.kwargs, event_loop=event_loop)
         except (AttributeError, ImportError) as error:
@@ -162,12 +202,17 @@ class RetryingPikaEventBroker(PikaEventBroker):
         logger.info(f"RabbitMQ event broker: every event kept until RabbitMQ confirms it (retried every "
                     f"{broker.retry_interval:g} s, at most {broker.max_kept_bytes / 1048576:g} MB kept; "
                     f"{SWITCH_ENV}=0 runs Rasa's own broker)")
+        _log_filter(broker.event_filter)
         return broker
 
     # ----- Rasa's hooks --------------------------------------------------------------------------------------
 
     def publish(self, event: Dict[Text, Any], headers: Optional[Dict[Text, Text]] = None) -> None:
-        """Keeps the event (as the bytes that will be sent) behind its conversation's earlier ones."""
+        """Keeps the event (as the bytes that will be sent) behind its conversation's earlier ones; an event
+        `publish_only` does not let through is forgotten here, before anything else."""
+        if self.event_filter is not None and not self.event_filter.lets_through(event):
+            self.filtered_out += 1
+            return
         body = json.dumps(event).encode(DEFAULT_ENCODING)  # what Rasa's `_message` sends
         kept = KeptEvent(body, headers, str(event.get("event")))
         sender = event.get("sender_id")

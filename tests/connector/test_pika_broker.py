@@ -5,6 +5,10 @@ customer's number or words.
 
 The broker is built from the cluster endpoints file the way Rasa builds it, so `RASA_PIKA_RETRY=0` (Rasa's own
 PikaEventBroker) runs the same scenarios on the shipped broker: the first two tests then fail (events never arrive).
+
+The endpoints' `publish_only` filter (connectors/event_filter.py): what it leaves out never reaches the queue nor
+any counter of kept, dropped or failed events, what it lets through arrives in order; a mistake in it stops the
+start-up. That it lets through every event the inbox applies is inbox/tests/test_broker_filter.py's to prove.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from rasa.core.brokers.broker import EventBroker
 from rasa.core.brokers.pika import PikaEventBroker
 from rasa.utils.endpoints import read_endpoint_config
 
-from connectors.pika_broker import SWITCH_ENV, RetryingPikaEventBroker, off_reason
+import rasa.shared.core.events as rasa_events
+from connectors.event_filter import RASA_EVENT_KINDS
+from connectors.pika_broker import SWITCH_ENV, FilteringPikaEventBroker, RetryingPikaEventBroker, off_reason
 from inbox.tests.rabbitmq_server import INSTALLED, RabbitMQServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -396,6 +402,10 @@ async def test_the_cluster_endpoints_load_this_broker_unless_switched_off(rabbit
     monkeypatch.setenv(SWITCH_ENV, "0")
     broker, _ = await cluster_broker(rabbitmq, monkeypatch)
     await broker.close()
+    assert type(broker) is FilteringPikaEventBroker  # Rasa's own, publishing what `publish_only` lets through
+
+    broker, _ = await cluster_broker(rabbitmq, monkeypatch, publish_only=None)
+    await broker.close()
     assert type(broker) is PikaEventBroker  # Rasa as shipped
 
 
@@ -426,3 +436,179 @@ async def test_past_the_memory_limit_events_are_dropped_loudly_and_without_custo
     assert f"{fits} event(s) of 1 conversation(s) were never confirmed" in errors[1]
     assert "3 event(s) dropped (user 3) of 1 conversation(s): +91 98•••••210" in errors[2]
     assert customer_data_logged(caplog) == []
+
+
+# ----- the `publish_only` filter ----------------------------------------------------------------------------------
+
+def turn_events(sender: str, number: int) -> List[dict]:
+    """A customer's message answered from the knowledge base, then a hand-off, with every event Rasa 3.6 publishes
+    for them (a few ms apart, `timestamp` unique per event)."""
+    at = 1764600000.0 + number * 100
+
+    def stamp(n: int, event: dict) -> dict:
+        return {**event, "sender_id": sender, "timestamp": at + n / 1000}
+
+    events = [
+        {"event": "action", "name": "action_session_start", "policy": None, "confidence": 1.0},
+        {"event": "session_started"},
+        {"event": "action", "name": "action_listen", "policy": None, "confidence": 1.0},
+        user_event(sender, number),
+        {"event": "user_featurization", "use_text_for_featurization": False},
+        {"event": "action", "name": "action_answer_question", "policy": "RulePolicy", "confidence": 1.0},
+        {"event": "bot", "text": "Returns are accepted within 7 days.", "data": {}, "metadata": {}},
+        {"event": "slot", "name": "kb_match", "value": {"entry_id": "returns", "score": 0.8}},
+        {"event": "slot", "name": "bot_answer_count", "value": 1.0},
+        {"event": "action", "name": "action_listen", "policy": None, "confidence": 1.0},
+        user_event(sender, number + 1),
+        {"event": "active_loop", "name": "order_form"},
+        {"event": "slot", "name": "order_number", "value": "2840"},
+        {"event": "slot", "name": "requested_slot", "value": None},
+        {"event": "bot", "text": "I'm bringing in Anita.", "data": {}, "metadata": {}},
+        {"event": "slot", "name": "escalation_reason", "value": "customer_request"},
+        {"event": "slot", "name": "escalation_topic", "value": None},
+        {"event": "slot", "name": "handoff_id", "value": "hf_0123"},
+        {"event": "slot", "name": "handoff_details", "value": {"priority": "high"}},
+        {"event": "pause"},
+        {"event": "action", "name": "action_listen", "policy": None, "confidence": 1.0},
+    ]
+    return [stamp(n, event) for n, event in enumerate(events)]
+
+
+PUBLISHED_KINDS = ["user", "bot", "slot", "user", "slot", "bot", "slot", "slot", "slot", "slot", "pause"]
+
+
+async def queue_depth(server: RabbitMQServer, queue: str) -> int:
+    connection = await aio_pika.connect(server.url)
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, durable=True)
+        return declared.declaration_result.message_count
+    finally:
+        await connection.close()
+
+
+@needs_rabbitmq
+async def test_events_the_filter_leaves_out_never_reach_the_queue_and_the_others_arrive_in_order(
+        rabbitmq, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    broker, queue = await cluster_broker(rabbitmq, monkeypatch)
+    assert type(broker) is RetryingPikaEventBroker
+    reader = Reader(rabbitmq, queue)
+    senders = ["919812345230", "919812345231", "US.13491208655302741931"]
+    turns = {sender: turn_events(sender, 10 * n) for n, sender in enumerate(senders)}
+    everything = [event for step in zip(*turns.values()) for event in step]  # the conversations interleaved
+    published = [event for event in everything if broker.event_filter.lets_through(event)]
+    assert [e["event"] for e in turns[senders[0]] if broker.event_filter.lets_through(e)] == PUBLISHED_KINDS
+    try:
+        for event in everything:
+            broker.publish(event)
+        assert broker.filtered_out == len(everything) - len(published) == 3 * 10
+        await reader.read_until([body(event) for event in published])
+        await wait_until(lambda: broker.kept_events == 0, "every published event confirmed")
+        assert await queue_depth(rabbitmq, queue) == 0  # nothing else was queued
+        assert sorted(reader.bodies) == sorted(body(event) for event in published)
+        assert reader.per_sender() == {sender: [e["timestamp"] for e in turns[sender]
+                                                if broker.event_filter.lets_through(e)] for sender in senders}
+        assert (broker.confirmed, broker.dropped, broker.failed_attempts) == (len(published), 0, 0)
+        started = [r.getMessage() for r in caplog.records if "publishing only" in r.getMessage()]
+        assert started == ["RabbitMQ event stream: publishing only bot, pause, slot, user (slots: escalation_reason, "
+                           "escalation_topic, handoff_details, handoff_id, kb_match, order_number) events "
+                           "(publish_only); the others are not published"]
+    finally:
+        await broker.close()
+
+
+@needs_rabbitmq
+async def test_while_rabbitmq_is_away_filtered_events_are_neither_kept_nor_dropped(rabbitmq, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    # Room for the 11 events the filter lets through (4.5 kB with bookkeeping), not for all 21 (8.3 kB).
+    broker, queue = await cluster_broker(rabbitmq, monkeypatch, max_kept_megabytes=0.006)
+    reader = Reader(rabbitmq, queue)
+    sender = "919812345232"
+    events = turn_events(sender, 0)
+    published = [event for event in events if broker.event_filter.lets_through(event)]
+    try:
+        await reader.read_until([])  # the queue exists
+        await asyncio.to_thread(rabbitmq.stop)
+        await wait_until(lambda: not broker._connection.connected.is_set(), "Rasa's broker notices RabbitMQ is gone")
+        for event in events:
+            broker.publish(event)
+        assert (broker.kept_events, broker.dropped, broker.filtered_out) == (len(published), 0, 10)
+        assert broker.kept_bytes == sum(len(body(event)) + 256 for event in published)
+        await asyncio.to_thread(rabbitmq.start)
+        await reader.read_until([body(event) for event in published])
+        assert reader.per_sender() == {sender: [event["timestamp"] for event in published]}
+        kept = [r.getMessage() for r in caplog.records if "keeping" in r.getMessage()]
+        assert kept and "(0.0 MB; slot 6, user 2, bot 2, pause 1)" in kept[0]  # the filtered ones are not counted
+    finally:
+        await broker.close()
+
+
+@needs_rabbitmq
+async def test_without_the_option_every_event_is_published(rabbitmq, monkeypatch):
+    broker, queue = await cluster_broker(rabbitmq, monkeypatch, publish_only=None)
+    reader = Reader(rabbitmq, queue)
+    events = turn_events("919812345233", 0)
+    try:
+        assert broker.event_filter is None
+        for event in events:
+            broker.publish(event)
+        await reader.read_until([body(event) for event in events])
+        assert reader.per_sender() == {"919812345233": [event["timestamp"] for event in events]}
+        assert broker.filtered_out == 0
+    finally:
+        await broker.close()
+
+
+@needs_rabbitmq
+async def test_rasas_own_broker_applies_the_same_filter(rabbitmq, monkeypatch):
+    monkeypatch.setenv(SWITCH_ENV, "0")
+    broker, queue = await cluster_broker(rabbitmq, monkeypatch)
+    reader = Reader(rabbitmq, queue)
+    events = turn_events("919812345234", 0)
+    published = [event for event in events if broker.event_filter.lets_through(event)]
+    try:
+        for event in events:
+            broker.publish(event)
+        await reader.read_until([body(event) for event in published])
+        await wait_until(lambda: not broker._background_tasks, "Rasa's publish tasks have finished")
+        assert await queue_depth(rabbitmq, queue) == 0
+        assert sorted(reader.bodies) == sorted(body(event) for event in published)
+        assert broker.filtered_out == 10
+    finally:
+        await broker.close()
+
+
+@pytest.mark.parametrize("option, problem", [
+    ({"event_kinds": ["user", "bots"]}, "unknown event kind(s) bots"),
+    ({"event_kinds": "user, bot"}, "`publish_only.event_kinds` must be a non-empty list of names, not 'user, bot'"),
+    ({"event_kinds": []}, "must be a non-empty list of names"),
+    ({"event_kinds": ["user", 3]}, "must be a non-empty list of names"),
+    ({"slot_names": ["kb_match"]}, "needs `event_kinds`"),
+    ({"event_kinds": ["user", "bot"], "slot_names": ["kb_match"]}, "`slot` is not in `event_kinds`"),
+    ({"event_kinds": ["slot"], "slot_names": "kb_match"}, "`publish_only.slot_names` must be a non-empty list"),
+    ({"event_kinds": ["slot"], "slots": ["kb_match"]}, "unknown key(s) slots"),
+    ({"event_kinds": ["slot"], "handoff_slots_from": "contracts/nowhere.yml"}, "cannot read"),
+    ({"event_kinds": ["slot"], "handoff_slots_from": "contracts/graph_api.yml"}, "lists no `slot:`"),
+    (["user", "bot"], "`publish_only` must be a mapping"),
+])
+@pytest.mark.parametrize("switch", ["1", "0"])
+async def test_a_mistake_in_the_filter_stops_the_start_up(monkeypatch, option, problem, switch):
+    """Raised while the broker is created, before it connects (no RabbitMQ here): Rasa does not start."""
+    monkeypatch.setenv(SWITCH_ENV, switch)
+    for name in set(re.findall(r"\$\{(\w+)\}", ENDPOINTS.read_text())):
+        monkeypatch.setenv(name, "1" if name.endswith("PORT") else "unused-in-this-test")
+    config = read_endpoint_config(str(ENDPOINTS), "event_broker")
+    config.kwargs["publish_only"] = option
+    with pytest.raises(ValueError) as raised:
+        await EventBroker.create(config)
+    assert problem in str(raised.value)
+
+
+def test_the_filter_knows_every_kind_of_rasas_events():
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    assert RASA_EVENT_KINDS == {cls.type_name for cls in subclasses(rasa_events.Event)} - {"event"}
