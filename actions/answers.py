@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import threading
-from typing import Any, Dict, List, Optional, Text, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Text, Tuple
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -183,16 +183,40 @@ def decide(
 
 
 _SENTENCE_BREAK = re.compile(r"(?<=[.?!])\s+|\n+")
+_EDGE_PUNCTUATION = " ,.;:!-–—"
 
 
-def question_sentences(text: str, min_words: int) -> List[str]:
-    """The sentences of a message of two or more that end with "?" and have at least `min_words`
-    words: "can i swap it for a smaller one??" in "so my mom gifted me a linen shirt ... tags still on.
-    can i swap it for a smaller one??". A single sentence gives none (it is the whole message)."""
+def question_sentences(
+    text: str, min_words: int, question_words: Sequence[str] = (), lead_ins: Sequence[str] = ()
+) -> List[str]:
+    """The parts of a message that may carry its question alone, each of at least `min_words` words:
+    - of a message of two or more sentences, those that end with "?" or start with one of
+      `question_words` ("can i swap it for a smaller one??" in "so my mom gifted me a linen shirt ...
+      tags still on. can i swap it for a smaller one??"); a single sentence is the whole message;
+    - the message without a lead-in that only introduces the question ("just tell me if the exchange
+      pickup is free" -> "if the exchange pickup is free"), also when it is one sentence."""
     sentences = [s.strip() for s in _SENTENCE_BREAK.split(text) if s.strip()]
-    if len(sentences) < 2:
-        return []
-    return [s for s in sentences if s.endswith("?") and len(s.split()) >= min_words]
+    parts: List[str] = []
+    if len(sentences) >= 2:
+        starts = set(question_words)
+        parts = [s for s in sentences if s.endswith("?") or (s.split()[0].lower().strip(",") in starts)]
+    without = _without_lead_in(text, lead_ins)
+    if without is not None:
+        parts.append(without)
+    return [part for part in dict.fromkeys(parts) if len(part.split()) >= min_words]
+
+
+def _without_lead_in(text: str, lead_ins: Sequence[str]) -> Optional[str]:
+    """`text` with its first lead-in taken out (the longest that fits), or None when it has none."""
+    for lead_in in sorted(lead_ins, key=len, reverse=True):
+        found = re.search(rf"(?<!\w){re.escape(lead_in)}(?!\w)", text, flags=re.IGNORECASE)
+        if found is None:
+            continue
+        before = text[:found.start()].strip(_EDGE_PUNCTUATION)
+        after = text[found.end():].strip(_EDGE_PUNCTUATION)
+        rest = f"{before}, {after}" if before and after else before or after
+        return rest or None
+    return None
 
 
 def question_sentence_match(
@@ -208,7 +232,7 @@ def question_sentence_match(
         return None
     whole = {c.entry_id: c.probability for c in candidates[:FOLLOW_UP_CANDIDATES]}
     best: Optional[Match] = None
-    for sentence in question_sentences(text, rule.min_words):
+    for sentence in question_sentences(text, rule.min_words, rule.question_words, rule.lead_ins):
         found = kb.best_match(sentence)
         if found is None or found.probability <= whole.get(found.entry_id, 1.0):
             continue

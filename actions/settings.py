@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -56,6 +56,12 @@ class QuestionSentences:
     searched by its question sentences alone (actions/answers.py)."""
 
     min_words: int = 3  # a question sentence shorter than this ("why?", "kya?") is not searched alone
+    # A sentence without "?" that starts with one of these words is a question too ("is there a size
+    # chart somewhere"). Lower case, one word each.
+    question_words: Tuple[str, ...] = ()
+    # Phrases that only introduce the question ("just tell me", "bas itna batao ki"): the message without
+    # them is searched alone. Lower case; the longest that fits is taken out first.
+    lead_ins: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -213,13 +219,28 @@ def _elliptical_follow_ups(section: Any, where: str) -> Optional[EllipticalFollo
 
 def _question_sentences(section: Any, where: str) -> Optional[QuestionSentences]:
     """false: off; a mapping (missing keys take the defaults) or nothing: on."""
-    section = _switch_section(section, where, ["min_words"])
+    section = _switch_section(section, where, ["min_words", "question_words", "lead_ins"])
     if section is None:
         return None
     words = section.get("min_words", QuestionSentences().min_words)
     if isinstance(words, bool) or not isinstance(words, int) or words < 1:
         raise SettingsError(f"{where}.min_words must be a whole number >= 1, got {words!r}")
-    return QuestionSentences(min_words=words)
+    question_words = _phrases(section.get("question_words"), f"{where}.question_words", one_word=True)
+    lead_ins = _phrases(section.get("lead_ins"), f"{where}.lead_ins", one_word=False)
+    return QuestionSentences(min_words=words, question_words=question_words, lead_ins=lead_ins)
+
+
+def _phrases(value: Any, where: str, one_word: bool) -> Tuple[str, ...]:
+    """A designer's list of lower-cased phrases (absent: none)."""
+    if value is None:
+        return ()
+    what = "single words" if one_word else "phrases"
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise SettingsError(f"{where} must be a list of {what}, got {value!r}")
+    phrases = [" ".join(item.lower().split()) for item in value]
+    if one_word and any(" " in phrase for phrase in phrases):
+        raise SettingsError(f"{where} must be a list of {what}, got {value!r}")
+    return tuple(dict.fromkeys(phrases))
 
 
 def load_settings(path: Optional[Path] = None) -> EscalationSettings:

@@ -15,6 +15,12 @@ low-confidence hand-off (actions/answers.py). Pattern-3 topics, the request for 
 not be listed: whichever reading is right, a person (or silence) is due, so that ambiguity stays a
 hand-off.
 
+The other way round (`question_rivals.yields_to`): when one of those intents is ranked first and the
+question is the runner-up ("can u check where my order is": order_status 0.80, ask_question 0.74), the
+question leaves the contest and the first intent's own path runs (the order form asks for the number;
+a side question inside the form is still answered). Both readings answer; neither is a person's call.
+The same intents are refused there.
+
 The parse data says what happened: `question_rival: {"intent", "confidence"}` (the runner-up demoted).
 """
 from __future__ import annotations
@@ -47,20 +53,28 @@ class QuestionRivals(DesignerListComponent, IntentClassifier):
         self.question_intent = str(section.get("question_intent") or "")
         if not self.question_intent:
             raise ValueError(f"{where} needs a `question_intent`")
-        listed = section.get("intents")
-        if not isinstance(listed, list) or not all(isinstance(name, str) and name for name in listed):
-            raise ValueError(f"{where}.intents must be a list of intent names")
-        self.rivals = list(dict.fromkeys(listed))
+        self.rivals = self._intent_list(section, "intents", where, required=True)
+        self.yields_to = self._intent_list(section, "yields_to", where, required=False)
         path = settings_path(self._config["settings_path"])
         forbidden = set(load_section(path, "topics", type(self).__name__, optional=True))
         forbidden.add(str(load_section(path, "human_request", type(self).__name__, optional=True).get("intent") or ""))
         forbidden.update({STOP_INTENT, self.question_intent})
-        clash = sorted(forbidden.intersection(self.rivals))
-        if clash:
-            raise ValueError(
-                f"{where}.intents may not list {', '.join(clash)}: a topic, a request for a person, STOP or the "
-                "question intent itself must stay a rival (a person is due whichever reading is right)"
-            )
+        for key, listed in (("intents", self.rivals), ("yields_to", self.yields_to)):
+            clash = sorted(forbidden.intersection(listed))
+            if clash:
+                raise ValueError(
+                    f"{where}.{key} may not list {', '.join(clash)}: a topic, a request for a person, STOP or the "
+                    "question intent itself must stay a rival (a person is due whichever reading is right)"
+                )
+
+    @staticmethod
+    def _intent_list(section: Dict[Text, Any], key: Text, where: Text, required: bool) -> List[Text]:
+        listed = section.get(key)
+        if listed is None and not required:
+            return []
+        if not isinstance(listed, list) or not all(isinstance(name, str) and name for name in listed):
+            raise ValueError(f"{where}.{key} must be a list of intent names")
+        return list(dict.fromkeys(listed))
 
     def required_intents(self) -> Iterable[Text]:
         return [self.question_intent]
@@ -73,11 +87,12 @@ class QuestionRivals(DesignerListComponent, IntentClassifier):
             if len(ranking) < 2:
                 continue
             first, second = ranking[0], ranking[1]
-            if first.get(INTENT_NAME_KEY) != self.question_intent:
+            if (message.get(INTENT) or {}).get(INTENT_NAME_KEY) != first.get(INTENT_NAME_KEY):
                 continue
-            if (message.get(INTENT) or {}).get(INTENT_NAME_KEY) != self.question_intent:
-                continue
-            if second.get(INTENT_NAME_KEY) not in self.rivals:
+            pair = (first.get(INTENT_NAME_KEY), second.get(INTENT_NAME_KEY))
+            question_first = pair[0] == self.question_intent and pair[1] in self.rivals
+            question_second = pair[0] in self.yields_to and pair[1] == self.question_intent
+            if not (question_first or question_second):
                 continue
             if demote_intent(message, second[INTENT_NAME_KEY]):
                 message.set(

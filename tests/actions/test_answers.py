@@ -313,6 +313,44 @@ def test_question_sentences_are_the_sentences_ending_in_a_question_mark():
     assert answers.question_sentences("why? ok. tell me", 3) == []
 
 
+def test_a_sentence_that_starts_like_a_question_is_one_without_its_question_mark():
+    words = ("is", "can", "kya")
+    text = "my mom wants to gift a kurta to her sister but isnt sure of her size. is there a size chart somewhere"
+    assert answers.question_sentences(text, 3, words) == ["is there a size chart somewhere"]
+    assert answers.question_sentences(text, 3) == []  # without question words only "?" marks a question
+    # a statement that does not start with one stays out
+    assert answers.question_sentences("mera size standard nahi hai. kurta loose chahiye", 3, words) == []
+
+
+def test_the_message_without_its_lead_in_is_searched_alone():
+    lead_ins = ("tell me", "just tell me", "bas itna batao ki", "bas itna batao")
+    # the longest lead-in that fits is taken out, also from a message of one sentence
+    assert answers.question_sentences("just tell me if the exchange pickup is free", 3, (), lead_ins) == [
+        "if the exchange pickup is free"]
+    assert answers.question_sentences("card pe emi, bas itna batao ki milti hai kya", 3, (), lead_ins) == [
+        "card pe emi, milti hai kya"]
+    assert answers.question_sentences("delivery charges kitne hai bas itna batao", 3, (), lead_ins) == [
+        "delivery charges kitne hai"]
+    # a word that merely contains a lead-in is no lead-in; what is left must still be long enough
+    assert answers.question_sentences("retell me the story", 3, (), lead_ins) == []
+    assert answers.question_sentences("just tell me cod?", 3, (), lead_ins) == []
+
+
+async def test_a_question_behind_a_lead_in_is_answered_and_an_unanswerable_one_still_handed_off(kb, dispatcher, config):
+    assert config.kb_question_sentences.lead_ins  # as shipped
+    text = "no need to connect me to anyone, just tell me if the exchange pickup is free"
+    assert kb.best_match(text).probability < config.kb_answer_threshold  # as a whole it would hand off
+    events = await ActionAnswerQuestion().run(dispatcher, make_tracker([user_event(text, "ask_question")]), {})
+    assert dispatcher.messages[0]["text"].startswith(kb.entry("exchanges").answer.rstrip("\n"))
+    match = slots_of(events)["kb_match"]
+    assert match["entry_id"] == "exchanges" and match["context"] == "question_sentence"
+
+    dispatcher.messages.clear()
+    text = "just tell me if you do custom stitching for kurtas"
+    events = await ActionAnswerQuestion().run(dispatcher, make_tracker([user_event(text, "ask_question")]), {})
+    assert slots_of(events)["kb_match"]["answered"] is False
+
+
 def test_a_question_sentence_about_an_entry_the_whole_message_does_not_point_to_is_ignored(kb):
     from actions.settings import QuestionSentences
 

@@ -96,6 +96,7 @@ def test_bad_elliptical_follow_ups_names_the_problem(value, message):
 def test_question_sentences_are_on_as_shipped_and_false_turns_them_off():
     shipped = parse_settings(copy.deepcopy(SHIPPED), PROJECT_ROOT / "escalation.yml").kb_question_sentences
     assert shipped is not None and shipped.min_words == 3
+    assert "just tell me" in shipped.lead_ins and "is" in shipped.question_words  # lower-cased, as written
     off = broken(lambda d: d["knowledge_base"].update(question_sentences=False))
     assert parse_settings(off, PROJECT_ROOT / "escalation.yml").kb_question_sentences is None
 
@@ -107,6 +108,10 @@ def test_question_sentences_are_on_as_shipped_and_false_turns_them_off():
         ({"min_words": 2.5}, "min_words must be a whole number >= 1"),
         ({"max_words": 4}, "unknown key"),
         ("on", "must be false or a mapping with min_words"),
+        ({"question_words": "is"}, "question_words must be a list of single words"),
+        ({"question_words": ["is there"]}, "question_words must be a list of single words"),
+        ({"lead_ins": ["just tell me", ""]}, "lead_ins must be a list of phrases"),
+        ({"lead_ins": [3]}, "lead_ins must be a list of phrases"),
     ],
 )
 def test_bad_question_sentences_names_the_problem(value, message):

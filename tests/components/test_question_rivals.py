@@ -81,11 +81,32 @@ def test_a_question_under_the_threshold_still_falls_back(tmp_path):
     assert message.get("intent")["name"] == "nlu_fallback"
 
 
-def test_order_status_first_is_left_to_the_order_form(tmp_path):
+def test_order_status_first_with_the_question_close_behind_goes_to_the_order_form(tmp_path):
     component = make_component(tmp_path)
+    message = classified("can u check where my order is", ("order_status", 0.80), ("ask_question", 0.74))
+    message = after_the_pipeline_tail(component, message)
+    assert message.get("intent")["name"] == "order_status"  # the form asks for the number
+    assert message.get(RIVAL_KEY) == {"intent": "ask_question", "confidence": 0.74}
+
+
+def test_without_yields_to_order_status_first_still_falls_back(tmp_path):
+    document = yaml.safe_load(open(SETTINGS))
+    del document["question_rivals"]["yields_to"]
+    edited = tmp_path / "escalation.yml"
+    edited.write_text(yaml.safe_dump(document, allow_unicode=True))
+    (tmp_path / "model").mkdir()
+    component = make_component(tmp_path / "model", settings=str(edited))
     message = classified("where is my order, when will it come", ("order_status", 0.74), ("ask_question", 0.71))
     message = after_the_pipeline_tail(component, message)
-    assert message.get("intent")["name"] == "nlu_fallback"  # unchanged: only a question ranked first is helped
+    assert message.get("intent")["name"] == "nlu_fallback"
+    assert message.get(RIVAL_KEY) is None
+
+
+def test_a_topic_first_with_the_question_close_behind_stays_ambiguous(tmp_path):
+    component = make_component(tmp_path)
+    message = classified("any charge for cancelling an order today", ("cancel_order", 0.81), ("ask_question", 0.78))
+    message = after_the_pipeline_tail(component, message)
+    assert message.get("intent")["name"] == "nlu_fallback"
     assert message.get(RIVAL_KEY) is None
 
 
@@ -95,13 +116,14 @@ def test_does_nothing_when_trained_without_the_question_intent(tmp_path):
     assert message.get("intent")["name"] == "nlu_fallback"
 
 
+@pytest.mark.parametrize("key", ["intents", "yields_to"])
 @pytest.mark.parametrize("listed", ["complaint", "request_human", "stop_messages"])
-def test_listing_a_topic_a_person_or_stop_is_refused_with_a_clear_error(tmp_path, listed):
+def test_listing_a_topic_a_person_or_stop_is_refused_with_a_clear_error(tmp_path, listed, key):
     document = yaml.safe_load(open(SETTINGS))
-    document["question_rivals"]["intents"].append(listed)
+    document["question_rivals"][key].append(listed)
     edited = tmp_path / "escalation.yml"
     edited.write_text(yaml.safe_dump(document, allow_unicode=True))
-    with pytest.raises(ValueError, match=rf"question_rivals`.intents may not list {listed}"):
+    with pytest.raises(ValueError, match=rf"question_rivals`.{key} may not list {listed}"):
         make_component(tmp_path / "model", settings=str(edited))
 
 
