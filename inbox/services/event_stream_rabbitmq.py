@@ -7,11 +7,15 @@ this consumer mirrors it into the inbox with the same `RasaEventApplier` as the 
   (`delivery_id`) and stored where the SQL broker's row id goes (`rasa_event_id`, unique); an event applied
   before is skipped. Negative, so it never meets a SQL broker id.
 - One consumer at a time: `basic.consume(exclusive=True)` on Rasa's queue. A second `consume` process is
-  refused by the broker and stands by, retrying every second; when the active one dies, its unacknowledged
-  deliveries go back to the head of the queue and the standby takes over. One reader of one queue keeps
-  every conversation's events in the order Rasa published them. (RabbitMQ's single-active-consumer queue
-  argument would do the same without the retry, but Rasa 3.6 declares its queues itself without arguments,
-  and RabbitMQ refuses a declaration whose arguments differ from the queue's.)
+  refused by the broker and stands by on its open connection, asking every second how many consumers the
+  queue has (a passive `queue.declare`, one round trip) and for the queue once it has none; when the active
+  one dies, its unacknowledged deliveries go back to the head of the queue and the standby takes over. One
+  reader of one queue keeps every conversation's events in the order Rasa published them. (RabbitMQ's
+  single-active-consumer queue argument would do the same without the asking, but Rasa 3.6 declares its
+  queues itself without arguments, and RabbitMQ refuses a declaration whose arguments differ from the
+  queue's.)
+- Idle costs next to nothing: the active consumer blocks on the connection until a delivery arrives (waking
+  once a second to see whether it should stop); only a started batch waits `idle_seconds` for more.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class RabbitMQConsumer(EventStreamConsumer):
         batch_size: int = 200,
         idle_seconds: float = 0.05,
         retry_seconds: float = 1.0,
+        wake_seconds: float = 1.0,
     ):
         super().__init__(inbox, source=None, batch_size=batch_size)
         self.parameters = pika.URLParameters(url)
@@ -75,8 +80,10 @@ class RabbitMQConsumer(EventStreamConsumer):
         self.parameters.heartbeat = 10
         self.queue = queue
         self.idle_seconds = idle_seconds  # how long a partial batch waits for more before it is applied
-        self.retry_seconds = retry_seconds
+        self.retry_seconds = retry_seconds  # a standby's question, or a reconnect, this often
+        self.wake_seconds = wake_seconds  # with nothing pending, how often the active consumer looks at `stop`
         self.batches_applied = 0
+        self.standing_by = False  # logged once per stand-by, not every second
         self.consuming = threading.Event()  # set while this process holds the queue
 
     def describe(self) -> str:
@@ -84,7 +91,7 @@ class RabbitMQConsumer(EventStreamConsumer):
 
     def run_forever(self, stop: threading.Event) -> None:
         logger.info("event-stream consumer started (%s)", self.describe())
-        reported = None  # what was last logged, so a standby or an outage is reported once, not every second
+        reported = None  # what was last logged, so an outage is reported once, not every second
         while not stop.is_set():
             try:
                 self._consume(stop)
@@ -92,9 +99,9 @@ class RabbitMQConsumer(EventStreamConsumer):
             except ChannelClosedByBroker as error:
                 if error.reply_code != ACCESS_REFUSED:
                     logger.warning("RabbitMQ closed the channel (%s); reconnecting", error.reply_text)
-                elif reported != "standby":
-                    logger.info("another consumer holds %s; standing by", self.queue)
-                reported = "standby" if error.reply_code == ACCESS_REFUSED else None
+                else:
+                    self._report_standby()  # another process took the queue just before this one
+                reported = None
             except AMQPError as error:
                 if reported != "down":
                     logger.warning("RabbitMQ unavailable (%r); retrying every %s s", error, self.retry_seconds)
@@ -116,24 +123,54 @@ class RabbitMQConsumer(EventStreamConsumer):
         try:
             channel = connection.channel()
             self.declare(channel)
-            channel.basic_qos(prefetch_count=self.batch_size)
-            pending: list[tuple[int, bytes]] = []
-            deliveries = channel.consume(self.queue, exclusive=True, inactivity_timeout=self.idle_seconds)
-            for method, _properties, body in deliveries:
-                if not self.consuming.is_set():
-                    logger.info("consuming %s", self.queue)
-                    self.consuming.set()
-                if method is not None:
-                    pending.append((method.delivery_tag, body))
-                if pending and (method is None or len(pending) >= self.batch_size):
-                    self._apply_batch(channel, pending)
-                    pending = []
-                if stop.is_set():
-                    break
+            pending: list[tuple[int, bytes]] = []  # appended to by `deliver`, inside process_data_events only
+
+            def deliver(_channel, method, _properties, body: bytes) -> None:
+                pending.append((method.delivery_tag, body))
+
+            if not self._hold_the_queue(connection, channel, deliver, stop):
+                return
+            logger.info("consuming %s", self.queue)
+            self.standing_by = False
+            self.consuming.set()
+            while not stop.is_set():
+                if not pending:
+                    # Blocks until a delivery arrives (or wake_seconds pass, to look at `stop`); heartbeats
+                    # are answered meanwhile. Nothing wakes it every idle_seconds while nothing comes.
+                    connection.process_data_events(time_limit=self.wake_seconds)
+                    continue
+                waiting = len(pending)
+                if waiting < self.batch_size:
+                    # Returns at the next delivery, or after idle_seconds without one.
+                    connection.process_data_events(time_limit=self.idle_seconds)
+                    if waiting < len(pending) < self.batch_size:
+                        continue  # more came: wait for the next one as long again
+                batch = pending[:]
+                del pending[: len(batch)]
+                self._apply_batch(channel, batch)
         finally:
             self.consuming.clear()
             if connection.is_open:
                 connection.close()  # unacknowledged deliveries go back to the queue
+
+    def _hold_the_queue(self, connection, channel, deliver, stop: threading.Event) -> bool:
+        """`basic.consume(exclusive)` once the queue has no consumer. Until then this process stands by on its
+        open connection (heartbeats answered), asking every `retry_seconds` with a passive `queue.declare`:
+        one round trip, not a new connection. False if told to stop meanwhile."""
+        while not stop.is_set():
+            if channel.queue_declare(self.queue, passive=True).method.consumer_count == 0:
+                channel.basic_qos(prefetch_count=self.batch_size)
+                # Refused (ACCESS_REFUSED) if another process took the queue since: run_forever retries.
+                channel.basic_consume(self.queue, deliver, exclusive=True)
+                return True
+            self._report_standby()
+            connection.sleep(self.retry_seconds)
+        return False
+
+    def _report_standby(self) -> None:
+        if not self.standing_by:
+            logger.info("another consumer holds %s; standing by", self.queue)
+            self.standing_by = True
 
     def _apply_batch(self, channel, deliveries: list[tuple[int, bytes]]) -> None:
         applier = self.apply_in_transaction([broker_event(body) for _tag, body in deliveries])

@@ -116,6 +116,7 @@ class Running:
 
 def consumer(inbox, rabbitmq, queue, **overrides) -> RabbitMQConsumer:
     instance = RabbitMQConsumer(inbox, rabbitmq.url, queue, retry_seconds=0.2)
+    instance.wake_seconds = 0.2  # halts quickly
     for name, method in overrides.items():
         setattr(instance, name, method.__get__(instance))
     return instance
@@ -227,3 +228,86 @@ def test_rabbitmq_without_a_url_is_a_clear_error(inbox):
     inbox.settings = Settings(inbox_env="test", inbox_event_broker="rabbitmq")
     with pytest.raises(ValueError, match="RABBITMQ_URL"):
         event_stream_consumer(inbox)
+
+
+def ioloop_wakeups_in(thread_name: str, monkeypatch) -> list[int]:
+    """Counts pika's ioloop polls (each wake-up of a BlockingConnection: I/O, a timer or a time limit) made
+    by the thread of that name."""
+    from pika.adapters.select_connection import IOLoop
+
+    counted = [0]
+    original = IOLoop.poll
+
+    def poll(self):
+        if threading.current_thread().name == thread_name:
+            counted[0] += 1
+        return original(self)
+
+    monkeypatch.setattr(IOLoop, "poll", poll)
+    return counted
+
+
+def test_an_idle_consumer_waits_for_a_delivery_instead_of_polling(inbox, rabbitmq, queue, publisher, monkeypatch):
+    # Session 16: the active consumer used to wake every idle_seconds (50 ms) with nothing to do, ~20 times a
+    # second; now it blocks until a delivery arrives, waking once per wake_seconds to look at `stop`.
+    idle = consumer(inbox, rabbitmq, queue)
+    idle.wake_seconds = 1.0  # as shipped
+    running = Running(idle)
+    wakeups = ioloop_wakeups_in(running.thread.name, monkeypatch)
+    try:
+        assert running.consumer.consuming.wait(30), "the consumer never held the queue"
+        time.sleep(0.5)
+        before = wakeups[0]
+        time.sleep(3)
+        assert wakeups[0] - before <= 8, f"{wakeups[0] - before} wake-ups in 3 s of silence"
+        # ... and a delivery still wakes it at once: with wake_seconds far off, the turn is applied within
+        # idle_seconds plus the transaction.
+        running.consumer.wake_seconds = 30
+        time.sleep(1.2)  # the wait with the old wake_seconds has ended; the next one lasts 30 s
+        started = time.monotonic()
+        publisher.conversation("919800000301", turns=1)
+        assert wait_until_mirrored(inbox, publisher, timeout=5) == publisher.published
+        assert time.monotonic() - started < 2
+        # Several deliveries that come close together still make one batch (one transaction, one ack).
+        applied = running.consumer.batches_applied
+        publisher.conversation("919800000302", turns=20)
+        assert wait_until_mirrored(inbox, publisher, timeout=10) == publisher.published
+        assert running.consumer.batches_applied - applied < 10
+    finally:
+        running.consumer.wake_seconds = 0.2
+        running.halt()
+
+
+def test_a_standby_keeps_its_connection_and_takes_over_within_a_second(inbox, rabbitmq, queue, publisher,
+                                                                       monkeypatch):
+    # Session 16: the standby used to open a new connection (TCP, AMQP handshake, three declarations) every
+    # second; now it keeps one and asks the queue's consumer count.
+    import inbox.services.event_stream_rabbitmq as module
+
+    opened: list[str] = []
+    real = pika.BlockingConnection
+
+    def counting(parameters):
+        opened.append(threading.current_thread().name)
+        return real(parameters)
+
+    monkeypatch.setattr(module.pika, "BlockingConnection", counting)
+    active = Running(consumer(inbox, rabbitmq, queue))
+    assert active.consumer.consuming.wait(30), "the first consumer never held the queue"
+    standby = Running(consumer(inbox, rabbitmq, queue))  # retry_seconds 0.2: 12 tries in the 2.5 s below
+    try:
+        time.sleep(2.5)
+        assert not standby.consumer.consuming.is_set()
+        assert opened.count(standby.thread.name) == 1, opened
+        publisher.conversation("919800000401", turns=3)
+        wait_until_mirrored(inbox, publisher)
+        active.halt()  # its connection closes: the queue has no consumer
+        stopped = time.monotonic()
+        assert standby.consumer.consuming.wait(5), "the standby never took over"
+        assert time.monotonic() - stopped < 1.0
+        publisher.conversation("919800000402", turns=3)
+        assert wait_until_mirrored(inbox, publisher) == publisher.published
+        assert opened.count(standby.thread.name) == 1
+    finally:
+        active.halt()
+        standby.halt()
