@@ -354,8 +354,15 @@ def test_the_project_set_is_valid_large_mixed_and_covers_every_entry(project_con
 
 
 @pytest.fixture(scope="module")
-def holdout2_conversations():
-    return ce.load_conversations(ce.HOLDOUT2_DIR, fixed_split=ce.HOLDOUT2_SPLIT)
+def separate_holdouts():
+    """Every separate hold-out's conversations by split, in the order they were written."""
+    return {split: ce.load_conversations(directory, fixed_split=split)
+            for split, directory in ce.SEPARATE_HOLDOUTS.items()}
+
+
+@pytest.fixture(scope="module")
+def holdout2_conversations(separate_holdouts):
+    return separate_holdouts[ce.HOLDOUT2_SPLIT]
 
 
 def test_the_second_holdout_is_its_own_split_and_stays_out_of_the_main_set(project_conversations, holdout2_conversations):
@@ -371,8 +378,8 @@ def test_the_second_holdout_is_its_own_split_and_stays_out_of_the_main_set(proje
 
 
 @pytest.fixture(scope="module")
-def holdout3_conversations():
-    return ce.load_conversations(ce.HOLDOUT3_DIR, fixed_split=ce.HOLDOUT3_SPLIT)
+def holdout3_conversations(separate_holdouts):
+    return separate_holdouts[ce.HOLDOUT3_SPLIT]
 
 
 def test_the_third_holdout_is_its_own_split_and_stays_out_of_the_main_set(project_conversations, holdout2_conversations,
@@ -388,8 +395,8 @@ def test_the_third_holdout_is_its_own_split_and_stays_out_of_the_main_set(projec
 
 
 @pytest.fixture(scope="module")
-def holdout4_conversations():
-    return ce.load_conversations(ce.HOLDOUT4_DIR, fixed_split=ce.HOLDOUT4_SPLIT)
+def holdout4_conversations(separate_holdouts):
+    return separate_holdouts[ce.HOLDOUT4_SPLIT]
 
 
 def test_the_fourth_holdout_is_its_own_split_and_stays_out_of_the_main_set(project_conversations, holdout2_conversations,
@@ -406,17 +413,16 @@ def test_the_fourth_holdout_is_its_own_split_and_stays_out_of_the_main_set(proje
     assert ce.parse_args(["--split", ce.HOLDOUT4_SPLIT]).split == ce.HOLDOUT4_SPLIT
 
 
-@pytest.fixture(scope="module")
-def holdout5_conversations():
-    return ce.load_conversations(ce.HOLDOUT5_DIR, fixed_split=ce.HOLDOUT5_SPLIT)
+# From the fifth on, every hold-out meets the same bar and is kept apart from the main set and every earlier one.
+LATER_HOLDOUTS = list(ce.SEPARATE_HOLDOUTS)[3:]
 
 
-def test_the_fifth_holdout_is_its_own_split_and_stays_out_of_the_other_sets(project_conversations, holdout2_conversations,
-                                                                           holdout3_conversations, holdout4_conversations,
-                                                                           holdout5_conversations):
-    _check_a_separate_holdout(holdout5_conversations, ce.HOLDOUT5_SPLIT,
-                              [*project_conversations, *holdout2_conversations, *holdout3_conversations,
-                               *holdout4_conversations])
+@pytest.mark.parametrize("split", LATER_HOLDOUTS)
+def test_a_later_holdout_is_its_own_split_and_stays_out_of_the_other_sets(split, project_conversations,
+                                                                          separate_holdouts):
+    earlier = list(ce.SEPARATE_HOLDOUTS)[:list(ce.SEPARATE_HOLDOUTS).index(split)]
+    _check_a_separate_holdout(separate_holdouts[split], split,
+                              [*project_conversations, *(c for name in earlier for c in separate_holdouts[name])])
 
 
 def _check_a_separate_holdout(conversations, split, other_conversations):
@@ -432,93 +438,11 @@ def _check_a_separate_holdout(conversations, split, other_conversations):
     assert ce.parse_args(["--split", split]).split == split
 
 
-@pytest.fixture(scope="module")
-def holdout6_conversations():
-    return ce.load_conversations(ce.HOLDOUT6_DIR, fixed_split=ce.HOLDOUT6_SPLIT)
-
-
-def test_the_sixth_holdout_is_its_own_split_and_stays_out_of_the_other_sets(project_conversations, holdout2_conversations,
-                                                                           holdout3_conversations, holdout4_conversations,
-                                                                           holdout5_conversations, holdout6_conversations):
-    _check_a_separate_holdout(holdout6_conversations, ce.HOLDOUT6_SPLIT,
-                              [*project_conversations, *holdout2_conversations, *holdout3_conversations,
-                               *holdout4_conversations, *holdout5_conversations])
-
-
-@pytest.fixture(scope="module")
-def holdout7_conversations():
-    return ce.load_conversations(ce.HOLDOUT7_DIR, fixed_split=ce.HOLDOUT7_SPLIT)
-
-
-def test_the_seventh_holdout_is_its_own_split_and_stays_out_of_the_other_sets(project_conversations, holdout2_conversations,
-                                                                             holdout3_conversations, holdout4_conversations,
-                                                                             holdout5_conversations, holdout6_conversations,
-                                                                             holdout7_conversations):
-    _check_a_separate_holdout(holdout7_conversations, ce.HOLDOUT7_SPLIT,
-                              [*project_conversations, *holdout2_conversations, *holdout3_conversations,
-                               *holdout4_conversations, *holdout5_conversations, *holdout6_conversations])
-
-
-@pytest.fixture(scope="module")
-def holdout8_conversations():
-    return ce.load_conversations(ce.HOLDOUT8_DIR, fixed_split=ce.HOLDOUT8_SPLIT)
-
-
-def test_the_eighth_holdout_is_its_own_split_and_stays_out_of_the_other_sets(project_conversations, holdout2_conversations,
-                                                                            holdout3_conversations, holdout4_conversations,
-                                                                            holdout5_conversations, holdout6_conversations,
-                                                                            holdout7_conversations, holdout8_conversations):
-    _check_a_separate_holdout(holdout8_conversations, ce.HOLDOUT8_SPLIT,
-                              [*project_conversations, *holdout2_conversations, *holdout3_conversations,
-                               *holdout4_conversations, *holdout5_conversations, *holdout6_conversations,
-                               *holdout7_conversations])
-
-
-@pytest.fixture(scope="module")
-def holdout9_conversations():
-    return ce.load_conversations(ce.HOLDOUT9_DIR, fixed_split=ce.HOLDOUT9_SPLIT)
-
-
-def test_the_ninth_holdout_is_its_own_split_and_stays_out_of_the_other_sets(project_conversations, holdout2_conversations,
-                                                                           holdout3_conversations, holdout4_conversations,
-                                                                           holdout5_conversations, holdout6_conversations,
-                                                                           holdout7_conversations, holdout8_conversations,
-                                                                           holdout9_conversations):
-    _check_a_separate_holdout(holdout9_conversations, ce.HOLDOUT9_SPLIT,
-                              [*project_conversations, *holdout2_conversations, *holdout3_conversations,
-                               *holdout4_conversations, *holdout5_conversations, *holdout6_conversations,
-                               *holdout7_conversations, *holdout8_conversations])
-
-
-@pytest.fixture(scope="module")
-def holdout10_conversations():
-    return ce.load_conversations(ce.HOLDOUT10_DIR, fixed_split=ce.HOLDOUT10_SPLIT)
-
-
-def test_the_tenth_holdout_is_its_own_split_and_stays_out_of_the_other_sets(project_conversations, holdout2_conversations,
-                                                                           holdout3_conversations, holdout4_conversations,
-                                                                           holdout5_conversations, holdout6_conversations,
-                                                                           holdout7_conversations, holdout8_conversations,
-                                                                           holdout9_conversations, holdout10_conversations):
-    _check_a_separate_holdout(holdout10_conversations, ce.HOLDOUT10_SPLIT,
-                              [*project_conversations, *holdout2_conversations, *holdout3_conversations,
-                               *holdout4_conversations, *holdout5_conversations, *holdout6_conversations,
-                               *holdout7_conversations, *holdout8_conversations, *holdout9_conversations])
-
-
 def test_no_customer_message_is_copied_from_the_training_data_or_other_benchmarks(project_conversations,
-                                                                                  holdout2_conversations,
-                                                                                  holdout3_conversations,
-                                                                                  holdout4_conversations,
-                                                                                  holdout5_conversations,
-                                                                                  holdout6_conversations,
-                                                                                  holdout7_conversations,
-                                                                                  holdout8_conversations,
-                                                                                  holdout9_conversations,
-                                                                                  holdout10_conversations):
+                                                                                  separate_holdouts):
     normalise = lambda text: " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())  # noqa: E731
     sources = [*ROOT.glob("data/**/*.yml"), *ROOT.glob("bench/data/*.yml"), ROOT / "tests" / "test_stories.yml"]
-    # The third to tenth hold-outs are also kept out of every test story and the designer's lists (the first two are
+    # The third and later hold-outs are also kept out of every test story and the designer's lists (the first two are
     # checked against test_stories.yml only: some of their dev wordings are quoted in other test stories).
     strict = [*ROOT.glob("tests/test_stories*.yml"), ROOT / "escalation.yml", ROOT / "messages.yml",
               ROOT / "nlp" / "entity_patterns.yml"]
@@ -533,12 +457,11 @@ def test_no_customer_message_is_copied_from_the_training_data_or_other_benchmark
         return known
 
     known = sentences(sources)
-    copied = [(c.id, t.text) for c in [*project_conversations, *holdout2_conversations] for t in c.turns
+    copied = [(c.id, t.text) for c in [*project_conversations, *separate_holdouts[ce.HOLDOUT2_SPLIT]] for t in c.turns
               if t.text and len(t.text.split()) >= 4 and normalise(t.text) in known]
     known |= sentences(strict)
-    copied += [(c.id, t.text) for c in [*holdout3_conversations, *holdout4_conversations, *holdout5_conversations,
-                                        *holdout6_conversations, *holdout7_conversations, *holdout8_conversations,
-                                        *holdout9_conversations, *holdout10_conversations]
-               for t in c.turns
+    later = [c for split, conversations in separate_holdouts.items() if split != ce.HOLDOUT2_SPLIT
+             for c in conversations]
+    copied += [(c.id, t.text) for c in later for t in c.turns
                if t.text and len(t.text.split()) >= 4 and normalise(t.text) in known]
     assert copied == []
