@@ -72,23 +72,7 @@ class RasaBrokerTable:
         )
 
     def bot(self, sender_id: str, text: str, at: datetime) -> int:
-        return self.publish(
-            sender_id,
-            {
-                "event": "bot",
-                "timestamp": at.timestamp(),
-                "metadata": {"utter_action": "utter_x"},
-                "text": text,
-                "data": {
-                    "elements": None,
-                    "quick_replies": None,
-                    "buttons": None,
-                    "attachment": None,
-                    "image": None,
-                    "custom": None,
-                },
-            },
-        )
+        return self.publish(sender_id, bot_event(text, {"utter_action": "utter_x"}, at))
 
     def slot(self, sender_id: str, name: str, value, at: datetime) -> int:
         return self.publish(sender_id, {"event": "slot", "timestamp": at.timestamp(), "name": name, "value": value})
@@ -157,3 +141,16 @@ def order_entities(text: str | None, spans: tuple[str, ...]) -> list[dict]:
             }
         )
     return entities
+
+
+def bot_event(text: str, metadata: dict, at: datetime | None = None) -> dict:
+    """A bot message as Rasa 3.6 streams it (`timestamp` left out when `at` is None)."""
+    stamp = {} if at is None else {"timestamp": at.timestamp()}
+    return {
+        "event": "bot",
+        **stamp,
+        "metadata": metadata,
+        "text": text,
+        "data": {"elements": None, "quick_replies": None, "buttons": None, "attachment": None, "image": None,
+                 "custom": None},
+    }

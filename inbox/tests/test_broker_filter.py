@@ -18,7 +18,7 @@ from inbox.services.handoff_contract import HANDOFF_SLOTS
 from inbox.services.order_numbers import ORDER_NUMBER_ENTITY
 from inbox.services.rasa import RESUME_EVENTS
 from inbox.settings import REPO_ROOT
-from inbox.tests.rasa_events import order_entities
+from inbox.tests.rasa_events import bot_event, order_entities
 
 ENDPOINTS = REPO_ROOT / "deploy" / "cluster" / "endpoints.cluster.yml"
 CONTRACT = REPO_ROOT / "contracts" / "handoff.yml"
@@ -65,19 +65,7 @@ def user(text: str, order_numbers: tuple[str, ...] = ()) -> dict:
 
 
 def bot(text: str, **metadata) -> dict:
-    return {
-        "event": "bot",
-        "text": text,
-        "metadata": metadata,
-        "data": {
-            "elements": None,
-            "quick_replies": None,
-            "buttons": None,
-            "attachment": None,
-            "image": None,
-            "custom": None,
-        },
-    }
+    return bot_event(text, metadata)
 
 
 def action(name: str) -> dict:
