@@ -14,6 +14,7 @@ lookup is recorded in the
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -32,6 +33,7 @@ from actions.resolution import count_answer
 from actions.settings import (
     EllipticalFollowUps, EscalationSettings, FollowUpKeepsTopic, QuestionSentences, settings,
 )
+from components.phrases import PhraseList, tokenize, word_spans
 from components.serving_threads import limit_blas_threads_for_serving
 
 logger = logging.getLogger(__name__)
@@ -199,24 +201,30 @@ def question_sentences(
     parts: List[str] = []
     if len(sentences) >= 2:
         starts = set(question_words)
-        parts = [s for s in sentences if s.endswith("?") or (s.split()[0].lower().strip(",") in starts)]
+        parts = [s for s in sentences if s.endswith("?") or (tokenize(s) or [""])[0] in starts]
     without = _without_lead_in(text, lead_ins)
     if without is not None:
         parts.append(without)
     return [part for part in dict.fromkeys(parts) if len(part.split()) >= min_words]
 
 
+@functools.lru_cache(maxsize=4)
+def _lead_in_list(lead_ins: Tuple[str, ...]) -> PhraseList:
+    return PhraseList(lead_ins)
+
+
 def _without_lead_in(text: str, lead_ins: Sequence[str]) -> Optional[str]:
-    """`text` with its first lead-in taken out (the longest that fits), or None when it has none."""
-    for lead_in in sorted(lead_ins, key=len, reverse=True):
-        found = re.search(rf"(?<!\w){re.escape(lead_in)}(?!\w)", text, flags=re.IGNORECASE)
-        if found is None:
-            continue
-        before = text[:found.start()].strip(_EDGE_PUNCTUATION)
-        after = text[found.end():].strip(_EDGE_PUNCTUATION)
-        rest = f"{before}, {after}" if before and after else before or after
-        return rest or None
-    return None
+    """`text` with its lead-in taken out (the longest that occurs, whole words, any case or spacing), or None
+    when it has none."""
+    spans = word_spans(text)
+    found = _lead_in_list(tuple(lead_ins)).occurrences([word for word, _start, _end in spans])
+    if not found:
+        return None
+    _phrase, first, last = max(found, key=lambda occurrence: len(occurrence[0]))
+    before = text[:spans[first][1]].strip(_EDGE_PUNCTUATION)
+    after = text[spans[last - 1][2]:].strip(_EDGE_PUNCTUATION)
+    rest = f"{before}, {after}" if before and after else before or after
+    return rest or None
 
 
 def question_sentence_match(

@@ -331,6 +331,9 @@ def test_the_message_without_its_lead_in_is_searched_alone():
         "card pe emi, milti hai kya"]
     assert answers.question_sentences("delivery charges kitne hai bas itna batao", 3, (), lead_ins) == [
         "delivery charges kitne hai"]
+    # matched as whole words in any case or spacing, like the other designer lists (components/phrases.py)
+    assert answers.question_sentences("Just  TELL me: is the exchange pickup free", 3, (), lead_ins) == [
+        "is the exchange pickup free"]
     # a word that merely contains a lead-in is no lead-in; what is left must still be long enough
     assert answers.question_sentences("retell me the story", 3, (), lead_ins) == []
     assert answers.question_sentences("just tell me cod?", 3, (), lead_ins) == []
