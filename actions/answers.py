@@ -33,6 +33,7 @@ from actions.resolution import count_answer
 from actions.settings import (
     EllipticalFollowUps, EscalationSettings, FollowUpKeepsTopic, QuestionSentences, settings,
 )
+from components import text_embedding
 from components.phrases import PhraseList, tokenize, word_spans
 from components.serving_threads import limit_blas_threads_for_serving
 
@@ -150,7 +151,9 @@ class ActionAnswerQuestion(Action):
         kb = knowledge_base()
         question = conversation.question_text(tracker)
         threshold = config.kb_answer_threshold
-        match, context = decide(kb, config, tracker, question)
+        # The NLU's embedding of the text it classified: the search skips encoding when that is `question`.
+        carried = (tracker.latest_message or {}).get(text_embedding.KEY)
+        match, context = decide(kb, config, tracker, question, carried=carried)
         if match is None or match.probability < threshold:
             logger.info("no KB answer (best %s)", match)
             events: List[EventType] = [SlotSet("kb_match", kb_match(match, False, threshold))]
@@ -161,13 +164,15 @@ class ActionAnswerQuestion(Action):
 
 
 def decide(
-    kb: KnowledgeBase, config: EscalationSettings, tracker: Any, question: str
+    kb: KnowledgeBase, config: EscalationSettings, tracker: Any, question: str, carried: Any = None
 ) -> Tuple[Optional[Match], Optional[str]]:
     """The entry the bot answers `question` from, or its best entry when that is below the threshold
     (None: no entry at all), and the `kb_match` context of the answer. `tracker` needs only `events`
-    (bench/kb_benchmark.py replays the same decision offline)."""
+    (bench/kb_benchmark.py replays the same decision offline). `carried`: the parse data's `text_embedding`
+    (KnowledgeBase.matches uses it only if it is the embedding of exactly `question`)."""
     threshold = config.kb_answer_threshold
-    candidates = kb.matches(question, k=None)
+    # (`carried` only when there is one: stand-ins for `matches` in tests and benchmarks take (text, k).)
+    candidates = kb.matches(question, k=None) if carried is None else kb.matches(question, k=None, carried=carried)
     match = candidates[0] if candidates else None
     if config.kb_follow_up_context:
         contextual = elliptical_follow_up_match(

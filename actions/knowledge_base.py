@@ -34,6 +34,7 @@ from actions.kb_answerability import (
     topic_words,
 )
 from actions.embedding_cache import EmbeddingCache
+from components import text_embedding
 from components.sentence_encoder import DEFAULT_MODEL, load_encoder
 
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*$")
@@ -253,6 +254,9 @@ class KnowledgeBase:
     calibration: Optional[AnswerCalibration] = field(default=None, repr=False)
     embedding_cache: Optional[EmbeddingCache] = field(default=None, repr=False)  # None: embed every start
     _topic_words: Dict[str, str] = field(default_factory=dict, repr=False)  # word stem -> entry id it names
+    # components/text_embedding.encoder_identity of the encoder: a vector the NLU carried with this identity is
+    # the one `embed` would compute (None: never reuse one).
+    _encoder_identity: Optional[str] = field(default=None, repr=False)
 
     @classmethod
     def from_yaml(
@@ -302,6 +306,7 @@ class KnowledgeBase:
             entries=list(entries), model=model, near_misses=tuple(near_misses),
             _encoder=encoder or load_encoder(model), embedding_cache=embedding_cache,
         )
+        kb._encoder_identity = text_embedding.encoder_identity(model, kb._encoder)
         kb._fit()
         return kb
 
@@ -347,10 +352,17 @@ class KnowledgeBase:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Normalised sentence embeddings of `texts` (one row each)."""
-        vectors = self._encoder.encode(
-            list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return text_embedding.embed(self._encoder, texts)
+
+    def _question_vector(self, text: str, carried: Any) -> np.ndarray:
+        """`embed([text])`, or the vector the NLU carried (parse data `text_embedding`) when it is exactly that:
+        the same text, by an encoder of the same identity (components/text_embedding.py)."""
+        if carried is not None and self.classifier is not None:
+            dimension = self.classifier.vectors.shape[1]  # the examples' embeddings
+            vector = text_embedding.carried_vector(carried, text, self._encoder_identity, dimension)
+            if vector is not None:
+                return vector
+        return self.embed([text])
 
     # --- lookup -------------------------------------------------------------------------------
     @property
@@ -363,13 +375,14 @@ class KnowledgeBase:
                 return entry
         raise KeyError(f"no knowledge-base entry '{entry_id}'")
 
-    def matches(self, text: str, k: Optional[int] = 3) -> List[Match]:
+    def matches(self, text: str, k: Optional[int] = 3, carried: Any = None) -> List[Match]:
         """The k entries most likely to answer `text` (None: every active entry), best first, each with
-        its answer probability."""
+        its answer probability. `carried`: the parse data's `text_embedding`, used instead of encoding `text`
+        only when it is the embedding of exactly `text` by this knowledge base's encoder."""
         if not text or not text.strip() or self.classifier is None or (k is not None and k <= 0):
             return []
         n_entries = len(self._positions)
-        vector = self.embed([text])
+        vector = self._question_vector(text, carried)
         entries, none = self.classifier.entry_probabilities([text], vector, n_entries)
         # every entry is a candidate: the same question's row once per entry
         repeat = np.zeros(n_entries, dtype=np.int64)

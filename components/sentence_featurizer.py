@@ -10,6 +10,9 @@ Config:
         `components.sentence_encoder.load_encoder` (default "all-MiniLM-L6-v2").
     batch_size: texts encoded per batch when featurizing training data (default 64).
     alias: name under which the features are stored (Rasa's usual featurizer alias).
+    carry_embedding: also put the embedding of the message text into the parse data as `text_embedding`
+        (components/text_embedding.py), so that the action server's knowledge-base search reuses it instead of
+        encoding the same text again (default false; on for the all-MiniLM-L6-v2 instance in config.yml).
 
 The encoder is loaded once per process and shared by every component that asks for it.
 """
@@ -32,7 +35,7 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from components import onnx_encoder, sentence_encoder, use_encoder
+from components import onnx_encoder, sentence_encoder, text_embedding, use_encoder
 from components.sentence_encoder import DEFAULT_MODEL, load_encoder, resolve_model_path
 
 logger = logging.getLogger(__name__)
@@ -44,14 +47,7 @@ def encode_texts(model_name: Text, texts: List[Text], batch_size: int = 64) -> n
     if not texts:
         dim = encoder.get_sentence_embedding_dimension()
         return np.zeros((0, dim), dtype=np.float32)
-    embeddings = encoder.encode(
-        texts,
-        batch_size=batch_size,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=False,
-    )
-    return embeddings.astype(np.float32)
+    return text_embedding.embed(encoder, texts, batch_size)
 
 
 @DefaultV1Recipe.register(
@@ -67,6 +63,7 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             **DenseFeaturizer.get_default_config(),
             "model_name": DEFAULT_MODEL,
             "batch_size": 64,
+            "carry_embedding": False,
         }
 
     @staticmethod
@@ -88,7 +85,10 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
                 "model": str(model_path),
                 "files": weights,
                 # How text becomes a vector: this module and the encoder loaders (torch or ONNX).
-                "modules": [inspect.getsource(module) for module in (sys.modules[__name__], sentence_encoder, onnx_encoder, use_encoder)],
+                "modules": [
+                    inspect.getsource(module)
+                    for module in (sys.modules[__name__], sentence_encoder, onnx_encoder, use_encoder, text_embedding)
+                ],
             }
         )
 
@@ -97,7 +97,11 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         self._model_name = self._config["model_name"]
         self._batch_size = int(self._config["batch_size"])
         # Fail at model load time, not on the first customer message.
-        load_encoder(self._model_name)
+        encoder = load_encoder(self._model_name)
+        # The identity the action server compares with its own before reusing a carried vector (None: not carried).
+        self._carried_identity = (
+            text_embedding.encoder_identity(self._model_name, encoder) if self._config["carry_embedding"] else None
+        )
 
     @classmethod
     def create(
@@ -117,8 +121,10 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             raise InvalidConfigException("SentenceEmbeddingFeaturizer needs a `model_name`.")
         if int(config.get("batch_size", 1)) < 1:
             raise InvalidConfigException("SentenceEmbeddingFeaturizer: `batch_size` must be >= 1.")
+        if not isinstance(config.get("carry_embedding", False), bool):
+            raise InvalidConfigException("SentenceEmbeddingFeaturizer: `carry_embedding` must be true or false.")
 
-    def _featurize(self, messages: List[Message], batch_size: int) -> None:
+    def _featurize(self, messages: List[Message], batch_size: int, carry: bool = False) -> None:
         with_text = [m for m in messages if isinstance(m.get(TEXT), str)]
         if not with_text:
             return
@@ -132,10 +138,17 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
                 attribute=TEXT,
                 message=message,
             )
+        # Carried only for a text encoded alone (every message Rasa serves): in a batch, padding to a longer
+        # text may change the last bits, and the knowledge base encodes one text at a time.
+        if carry and self._carried_identity is not None and len(with_text) == 1:
+            message = with_text[0]
+            value = text_embedding.carried_value(message.get(TEXT), self._carried_identity, embeddings[0])
+            message.set(text_embedding.KEY, value, add_to_output=True)
 
     def process(self, messages: List[Message]) -> List[Message]:
-        """Adds the embedding to each incoming message that has text."""
-        self._featurize(messages, self._batch_size)
+        """Adds the embedding to each incoming message that has text (and, with `carry_embedding`, to its parse
+        data)."""
+        self._featurize(messages, self._batch_size, carry=True)
         return messages
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:

@@ -21,6 +21,11 @@ either key: every slot. Nothing looks at an event's value or text.
 A mistake in the option (not a mapping, an unknown key or event kind, a list that is not a list of names, slot
 names without `slot`, a contract that is missing or lists no slot) is a ValueError at start-up naming it.
 
+Lean events. Whatever the filter, a user event's parse data loses the keys only its own turn needs
+(`TURN_ONLY_PARSE_DATA_KEYS`: the NLU's `text_embedding`, components/text_embedding.py, about 2.2 kB) before it is
+published (connectors/pika_broker.py) or written by the project's tracker store (connectors/postgres_tracker_store.py):
+`lean_event`.
+
 Standard library and PyYAML only, no Rasa: the inbox's tests load this file to prove that every event the inbox
 applies passes the shipped configuration (inbox/tests/test_broker_filter.py); tests/connector/test_pika_broker.py
 checks `RASA_EVENT_KINDS` against Rasa's own event classes.
@@ -28,7 +33,7 @@ checks `RASA_EVENT_KINDS` against Rasa's own event classes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, FrozenSet, Mapping, Optional
+from typing import Any, Dict, FrozenSet, Mapping, Optional
 
 import yaml
 
@@ -41,6 +46,22 @@ RASA_EVENT_KINDS: FrozenSet[str] = frozenset({
     "followup", "form", "form_validation", "loop_interrupted", "pause", "reminder", "reset_slots", "restart",
     "resume", "rewind", "session_started", "slot", "undo", "user", "user_featurization",
 })
+
+
+# Parse-data keys needed within their turn only (the action server reads them from the tracker Rasa sends it), never
+# stored or published: components/text_embedding.KEY (tests/components/test_carried_embedding.py checks they agree).
+TURN_ONLY_PARSE_DATA_KEYS: FrozenSet[str] = frozenset({"text_embedding"})
+
+
+def lean_event(event: Dict[str, Any]) -> Dict[str, Any]:
+    """`event` without the turn-only keys of its parse data: a copy when it has one (the tracker's own event is
+    left alone), else `event` itself."""
+    parse_data = event.get("parse_data")
+    if not isinstance(parse_data, dict) or TURN_ONLY_PARSE_DATA_KEYS.isdisjoint(parse_data):
+        return event
+    lean = dict(event)
+    lean["parse_data"] = {key: value for key, value in parse_data.items() if key not in TURN_ONLY_PARSE_DATA_KEYS}
+    return lean
 
 
 class EventFilter:

@@ -40,7 +40,9 @@ Filtered. With the `publish_only` option (connectors/event_filter.py; the cluste
 the inbox applies) an event it does not let through is not serialised, kept or published at all: it never counts
 as kept, dropped or failed (`filtered_out` counts it), and the published ones keep their order per conversation.
 Without the option every event is published, as Rasa does. RASA_PIKA_RETRY=0 applies the same filter to Rasa's
-own broker (`FilteringPikaEventBroker`).
+own broker (`FilteringPikaEventBroker`). Either way a user event is published without the parse-data keys only its
+turn needs (`event_filter.lean_event`: the NLU's `text_embedding`); only Rasa's own broker without `publish_only`
+publishes it whole.
 
 Log lines name no customer: event kinds, counts and the masked sender of connectors/privacy.py (as every
 connector line at INFO and above), never the event's text or metadata. Rasa's own per-event
@@ -70,7 +72,7 @@ from rasa.shared.utils.io import DEFAULT_ENCODING
 
 from connectors import rasa_speedups
 from connectors.event_filter import OPTION as FILTER_OPTION
-from connectors.event_filter import EventFilter, event_filter
+from connectors.event_filter import EventFilter, event_filter, lean_event
 from connectors.privacy import mask_user_id
 
 logger = logging.getLogger(__name__)
@@ -124,7 +126,7 @@ class FilteringPikaEventBroker(PikaEventBroker):
         if not self.event_filter.lets_through(event):
             self.filtered_out += 1
             return
-        super().publish(event, headers)
+        super().publish(lean_event(event), headers)
 
 
 class RetryingPikaEventBroker(PikaEventBroker):
@@ -213,7 +215,7 @@ class RetryingPikaEventBroker(PikaEventBroker):
         if self.event_filter is not None and not self.event_filter.lets_through(event):
             self.filtered_out += 1
             return
-        body = json.dumps(event).encode(DEFAULT_ENCODING)  # what Rasa's `_message` sends
+        body = json.dumps(lean_event(event)).encode(DEFAULT_ENCODING)  # what Rasa's `_message` sends, lean
         kept = KeptEvent(body, headers, str(event.get("event")))
         sender = event.get("sender_id")
         if self.kept_bytes + kept.size > self.max_kept_bytes:

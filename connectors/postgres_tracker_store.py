@@ -8,11 +8,13 @@
 
 The contract: Rasa's `events` table, unchanged (its own SQLAlchemy definition creates it when it is missing), and
 the rows Rasa's `SQLTrackerStore` would write, value for value: one row per event, in order (`id`), `data` =
-`json.dumps(event.as_dict())`. `retrieve` returns the events from the latest `session_started` on (Rasa's query:
-timestamp >= the latest session start's timestamp, all events when there is none), `retrieve_full_tracker` all of
-them, `keys` the distinct sender ids; `save` streams the new events to the event broker (the events past the number
-stored for the session, as Rasa's `_additional_events` and the project's counted streaming decide them), then
-appends those rows. Either store, and `rasa export`, can read what the other wrote.
+`json.dumps(event.as_dict())`, except that a user event's parse data is written (and streamed) without the keys only
+its turn needs (connectors/event_filter.py `lean_event`: the NLU's `text_embedding`, ~2.2 kB of a 384-float vector
+the action server reads from the tracker Rasa sends it, never from the store). `retrieve` returns the events from the
+latest `session_started` on (Rasa's query: timestamp >= the latest session start's timestamp, all events when there
+is none), `retrieve_full_tracker` all of them, `keys` the distinct sender ids; `save` streams the new events to the
+event broker (the events past the number stored for the session, as Rasa's `_additional_events` and the project's
+counted streaming decide them), then appends those rows. Either store, and `rasa export`, can read what the other wrote.
 
 What is cheaper than Rasa's store, per turn (Rasa: a retrieve, then a save; the lock store keeps one conversation in
 one process at a time):
@@ -63,6 +65,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
+from connectors.event_filter import lean_event
 from connectors.store import IDLE_PING_SECONDS, _server_spoke
 
 logger = logging.getLogger(__name__)
@@ -124,8 +127,9 @@ def _is_disconnect(error: Exception) -> bool:
 
 
 def event_row(event: Any) -> Tuple[Dict[Text, Any], Text, Any, Any, Any, Text]:
-    """An event's dict (what the broker gets) and its row's columns, exactly as Rasa's `SQLTrackerStore.save`."""
-    data = event.as_dict()
+    """An event's dict (what the broker gets) and its row's columns, as Rasa's `SQLTrackerStore.save` but without the
+    parse data's turn-only keys."""
+    data = lean_event(event.as_dict())
     intent = data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY)
     return data, event.type_name, data.get("timestamp"), intent, data.get("name"), json.dumps(data)
 
@@ -362,7 +366,7 @@ class PostgresTrackerStore(TrackerStore, SerializedTrackerAsText):
         if self.event_broker is None:
             return
         stored = self._stored_count(tracker.sender_id)
-        new = [event.as_dict() for event in itertools.islice(tracker.events, stored, len(tracker.events))]
+        new = [lean_event(event.as_dict()) for event in itertools.islice(tracker.events, stored, len(tracker.events))]
         self._publish(tracker.sender_id, new)
 
     def _publish(self, sender_id: Text, events: Sequence[Dict[Text, Any]]) -> None:
