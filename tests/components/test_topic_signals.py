@@ -33,9 +33,15 @@ def signals():
         ("flight hai parso subah, order abhi tak nhi aaya, kuch karo please", "urgent_problem"),
         ("need the kurta for a function tonight but tracking shows no update since monday", "urgent_problem"),
         ("bahut urgent hai, 5 din se parcel atka hua hai", "urgent_problem"),
+        # session 17: a parcel that does not move or was never shipped, before an occasion
+        ("engagement is this sunday and my order has not been dispatched yet", "urgent_problem"),
+        ("need it by tomorrow evening, the courier status hasnt moved in four days", "urgent_problem"),
         # a wrong or damaged item that came
         ("the moisturiser jar arrived broken, cream all over the box", "urgent_problem"),
         ("dabbe ke andar galat colour ki kurti thi", "urgent_problem"),
+        # session 17: Hinglish "broken" spelt "tooti", and what "came out" of the box ("nikli")
+        ("box kholte hi face wash ki tube tooti hui nikli", "urgent_problem"),
+        ("the toner bottle arrived cracked at the neck", "urgent_problem"),
         # a failure again
         ("this is the 2nd time the courier marked it delivered and nothing came", "complaint"),
         ("dobara wahi galti, phir se size galat", "complaint"),
@@ -44,6 +50,9 @@ def signals():
         ("aap log customers ke saath dhokha kar rahe ho", "complaint"),
         ("honestly this is a scam, took my money and sent nothing", "complaint"),
         ("kya bakwaas service hai yaar", "complaint"),
+        # session 17: the plural of the blame, and a threat to take it further
+        ("your brand cheats people with fake discounts", "complaint"),
+        ("i will go to the consumer court if this is not sorted", "complaint"),
         # the people blamed, not the deed (session 14): "scammers", "chor log"
         ("total scammers, paisa le liya aur kuch nahi bheja", "complaint"),
         ("aap sab chor log ho, order kabhi aaya hi nahi", "complaint"),
@@ -69,6 +78,8 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "what's the worst case delivery time to assam?",            # a strong word in an ordinary question
         "is this a scam site or genuine? never heard of you",
         "kal order kiya tha, kab tak aayega?",                      # "kal" = yesterday
+        "if i order today will it be dispatched by tomorrow?",       # session 17: a deadline, asked ahead
+        "does the tracking link update once it is shipped?",
         "got it, thanks for the quick reply",
         "chor do, number baad mein bhejti hu",                      # "chor do" = leave it, not "chor" (thief)
     ],
