@@ -300,7 +300,8 @@ def elliptical_follow_up_match(
         return None
     previous_question, entry_id = previous
     alone = next((c for c in candidates if c.entry_id == entry_id), None)
-    if alone is None or alone.share < elliptical.min_share or kb.topics_named(question, besides=entry_id):
+    if (alone is None or alone.share < elliptical.min_share
+            or kb.topics_named(question, besides=entry_id, ignore=elliptical.not_topic_words)):
         return None
     if alone is candidates[0] and alone.probability >= threshold:
         # Answered from the same entry alone: reading it with the topic could only give the same answer,

@@ -396,11 +396,13 @@ class KnowledgeBase:
             for c in order
         ]
 
-    def topics_named(self, text: str, besides: Optional[str] = None) -> List[str]:
+    def topics_named(self, text: str, besides: Optional[str] = None, ignore: Sequence[str] = ()) -> List[str]:
         """The entries (ids, sorted) whose topic words `text` uses, other than `besides`: words the
         entry's example texts use far more than any other entry's (actions/kb_answerability.topic_words).
-        "aur COD milega?" names cash_on_delivery; "kitne din tak?" and "is it free?" name none."""
-        named = {self._topic_words[w] for w in stems(text) if w in self._topic_words}
+        "aur COD milega?" names cash_on_delivery; "kitne din tak?" and "is it free?" name none. Words in
+        `ignore` name nothing: a learnt topic word can be an accident of the examples ("too", "koi")."""
+        ignored = set(stems(" ".join(ignore)))
+        named = {self._topic_words[w] for w in stems(text) if w in self._topic_words and w not in ignored}
         return sorted(named - {besides})
 
     def best_match(self, text: str) -> Optional[Match]:

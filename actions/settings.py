@@ -48,6 +48,9 @@ class EllipticalFollowUps:
 
     max_words: int = 6  # only messages of at most this many words (after "ok and" / "aur")
     min_share: float = 0.01  # ...to which the entry classifier gives the previous entry at least this share
+    # Words that never name an entry's topic, whatever the entries' examples make of them ("too", "which",
+    # "koi"): lower case, one word each.
+    not_topic_words: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,7 @@ def _follow_up_keeps_topic(section: Any, where: str) -> Optional[FollowUpKeepsTo
 
 def _elliptical_follow_ups(section: Any, where: str) -> Optional[EllipticalFollowUps]:
     """false: off; a mapping (missing keys take the defaults) or nothing: on."""
-    section = _switch_section(section, where, ["max_words", "min_share"])
+    section = _switch_section(section, where, ["max_words", "min_share", "not_topic_words"])
     if section is None:
         return None
     defaults = EllipticalFollowUps()
@@ -214,7 +217,8 @@ def _elliptical_follow_ups(section: Any, where: str) -> Optional[EllipticalFollo
     share = section.get("min_share", defaults.min_share)
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share < 1.0:
         raise SettingsError(f"{where}.min_share must be a number from 0 up to (not including) 1, got {share!r}")
-    return EllipticalFollowUps(max_words=words, min_share=float(share))
+    ignored = _phrases(section.get("not_topic_words"), f"{where}.not_topic_words", one_word=True)
+    return EllipticalFollowUps(max_words=words, min_share=float(share), not_topic_words=ignored)
 
 
 def _question_sentences(section: Any, where: str) -> Optional[QuestionSentences]:

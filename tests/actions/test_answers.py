@@ -240,6 +240,24 @@ async def test_with_elliptical_follow_ups_off_the_neighbour_answers(kb, dispatch
     assert match["entry_id"] == "shipping" and "context" not in match
 
 
+async def test_a_function_word_learnt_as_another_topic_does_not_stop_a_follow_up(kb, dispatcher, config, monkeypatch):
+    # "too" comes out of the entries' examples as an exchanges word; `not_topic_words` says it names nothing.
+    follow_up = "does it work for sale too"
+    elliptical = config.kb_elliptical_follow_ups
+    assert "too" in elliptical.not_topic_words
+    assert kb.topics_named(follow_up, besides="returns") != []
+    assert kb.topics_named(follow_up, besides="returns", ignore=elliptical.not_topic_words) == []
+    history, first = await answer(dispatcher, [], "how do i send back a kurta i dont like")
+    assert first["entry_id"] == "returns" and first["answered"] is True
+    _, match = await answer(dispatcher, history, follow_up)
+    assert match["entry_id"] == "returns" and match["answered"] is True and match["context"] == "previous_question", match
+
+    without = dataclasses.replace(elliptical, not_topic_words=())
+    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_elliptical_follow_ups=without))
+    _, match = await answer(dispatcher, history, follow_up)
+    assert not (match["entry_id"] == "returns" and match["answered"])  # judged alone: no entry answers it
+
+
 async def test_a_follow_up_longer_than_max_words_is_judged_alone(kb, dispatcher, config, monkeypatch):
     elliptical = dataclasses.replace(config.kb_elliptical_follow_ups, max_words=4)
     monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_elliptical_follow_ups=elliptical))

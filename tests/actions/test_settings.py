@@ -74,7 +74,8 @@ def test_elliptical_follow_ups_are_on_as_shipped_and_false_turns_them_off():
     assert parse_settings(off, PROJECT_ROOT / "escalation.yml").kb_elliptical_follow_ups is None
     partial = broken(lambda d: d["knowledge_base"].update(elliptical_follow_ups={"max_words": 5}))
     kept = parse_settings(partial, PROJECT_ROOT / "escalation.yml").kb_elliptical_follow_ups
-    assert kept.max_words == 5 and kept.min_share == 0.01
+    assert kept.max_words == 5 and kept.min_share == 0.01 and kept.not_topic_words == ()
+    assert "too" in shipped.not_topic_words and "cod" not in shipped.not_topic_words
 
 
 @pytest.mark.parametrize(
@@ -83,8 +84,10 @@ def test_elliptical_follow_ups_are_on_as_shipped_and_false_turns_them_off():
         ({"max_words": True}, "max_words must be a whole number"),
         ({"min_share": 1.0}, "min_share must be a number from 0"),
         ({"min_share": "low"}, "min_share must be a number from 0"),
+        ({"not_topic_words": "too"}, "not_topic_words must be a list of single words"),
+        ({"not_topic_words": ["too much"]}, "not_topic_words"),
         ({"max_odds": 30}, "unknown key"),
-        ([8], "must be false or a mapping with max_words, min_share"),
+        ([8], "must be false or a mapping with max_words, min_share, not_topic_words"),
     ],
 )
 def test_bad_elliptical_follow_ups_names_the_problem(value, message):
