@@ -25,8 +25,9 @@ sms", "chhodo, parcel aa gaya": `endings`, which end the order form). Such a mes
 intent, unless it is a question or the classifier read a hand-off intent (`keep_intents`); requests for
 a person are still forced by KeywordEscalation, which runs after this component.
 
-When the classifier itself ranks two of the `plans` intents first and second (affirm and thank), the
-runner-up is no rival for FallbackClassifier's ambiguity test: both are the same resolution signal.
+When the classifier itself ranks two of the `plans` intents or of `same_decision_intents` first and
+second (affirm, thank, feedback_positive), the runner-up is no rival for FallbackClassifier's ambiguity
+test: each is the same resolution signal with a short courtesy reply.
 
 The parse data says what happened: `acknowledgement: {"intent", "items", "classifier_intent",
 "reaction"}`, plus `"remark"` and `"rule"` (`plan` or `ending`) for a lead with a remark.
@@ -187,6 +188,10 @@ class AcknowledgementMatcher:
         remarks = section.get("with_a_remark")
         self.remarks: Optional[RemarkRules] = RemarkRules(remarks, self.intents) if remarks else None
         self.question_intent: str = str(section.get("question_intent") or "")
+        same = section.get("same_decision_intents") or []
+        if not isinstance(same, list) or not all(isinstance(name, str) and name for name in same):
+            raise ValueError(f"{where}.same_decision_intents must be a list of intent names")
+        self.same_decision_intents: List[str] = list(dict.fromkeys(same))
         praise = section.get("praise_and_thanks")
         self.praise: Optional[PraiseRules] = PraiseRules(praise, f"{where}.praise_and_thanks") if praise else None
         if self.praise and self.praise.thank_intent not in self.intents:
@@ -343,13 +348,14 @@ class Acknowledgements(DesignerListComponent, IntentClassifier):
 
     def _no_rival_of_the_same_kind(self, message: Message) -> None:
         """The classifier's first two intents are both acknowledgements that may carry a remark
-        (`with_a_remark.plans.intents`: affirm, thank): "ok thanks, trying it on now" at affirm 0.68 and
+        (`with_a_remark.plans.intents`: affirm, thank) or both `same_decision_intents` (affirm and
+        feedback_positive for "sahi hai ye to"): "ok thanks, trying it on now" at affirm 0.68 and
         thank 0.59 is one decision, a resolution signal, not an ambiguous message for FallbackClassifier's
         `ambiguity_threshold` to hand off. The runner-up leaves the ranking (last, at 0.0), as a declined
         request does in KeywordEscalation; the first intent and its confidence stay as classified, so a
         low confidence still falls back."""
         remarks = self._matcher.remarks
-        kinds = set(remarks.plan_intents) if remarks else set()
+        kinds = (set(remarks.plan_intents) if remarks else set()) | set(self._matcher.same_decision_intents)
         ranking = message.get(INTENT_RANKING_KEY) or []
         if len(ranking) < 2:
             return

@@ -208,6 +208,26 @@ def test_affirm_and_thank_are_no_rivals_for_the_ambiguity_test(tmp_path):
     assert message.get(ACKNOWLEDGEMENT_KEY) is None
 
 
+def test_affirm_and_praise_are_no_rivals_either(tmp_path):
+    """Session 17: a short Hinglish approval ranked affirm 0.70 and feedback_positive 0.69 fell back,
+    though either reading resolves the conversation with a courtesy reply (`same_decision_intents`)."""
+    component = trained(Acknowledgements, tmp_path, [*BOT_INTENTS, "feedback_positive"], "acknowledgements")
+    [message] = component.process([
+        ranked("sahi hai ye to", ("affirm", 0.70), ("feedback_positive", 0.68), ("ask_question", 0.41))])
+    assert message.get("intent") == {"name": "affirm", "confidence": 0.70}  # as classified
+    assert [(e["name"], e["confidence"]) for e in message.get("intent_ranking")] == [
+        ("affirm", 0.70), ("ask_question", 0.41), ("feedback_positive", 0.0)]
+
+
+def test_same_decision_intents_are_resolution_signals_and_a_list(section):
+    settings = yaml.safe_load((PROJECT_ROOT / "escalation.yml").read_text(encoding="utf-8"))
+    same = settings["acknowledgements"]["same_decision_intents"]
+    assert "feedback_positive" in same
+    assert set(same) <= set(settings["unresolved_turns"]["resolution_intents"])  # never a hand-off intent
+    with pytest.raises(ValueError, match="same_decision_intents must be a list of intent names"):
+        AcknowledgementMatcher({**section, "same_decision_intents": "affirm"})
+
+
 @pytest.mark.parametrize(
     "ranking",
     [
