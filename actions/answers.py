@@ -29,6 +29,7 @@ from rasa_sdk.types import DomainDict
 from actions import conversation, kb_reload
 from actions.handoff import hand_off
 from actions.knowledge_base import KnowledgeBase, Match
+from actions.kb_answerability import stems
 from actions.resolution import count_answer
 from actions.settings import (
     EllipticalFollowUps, EscalationSettings, FollowUpKeepsTopic, QuestionSentences, settings,
@@ -93,6 +94,7 @@ def kb_match(
 def follow_up_match(
     kb: KnowledgeBase, tracker: Tracker, candidates: List[Match], question: str, threshold: float,
     keeps_topic: Optional[FollowUpKeepsTopic] = None,
+    declared: Sequence[Tuple[str, Sequence[str]]] = (),
 ) -> Optional[Match]:
     """A follow-up whose subject is only in the bot's previous answer ("any extra fee for paying that
     way?", "kitne din tak?"): the previous question and this one searched together, and answered only
@@ -105,7 +107,9 @@ def follow_up_match(
       own: "koi charge lagega?" after the exchanges answer looks like pricing): only when the message
       shows no strong topic of its own (`keeps_topic`, escalation.yml): it is short, its own entry's
       answer probability is not high, and the classifier does not find it many times likelier about
-      its own entry than about the previous one. None: never; a real switch ("aur COD hai?") switches.
+      its own entry than about the previous one, and it uses none of the words a designer declared for
+      its own entry (`declared`: "saree press kaise kare" after the VIP answer is about care). None:
+      never; a real switch ("aur COD hai?") switches.
     """
     previous = conversation.previous_kb_answer(tracker)
     if previous is None or not candidates:
@@ -118,6 +122,8 @@ def follow_up_match(
         earlier = next((c for c in candidates if c.entry_id == entry_id), None)
         if not has_no_topic_of_its_own(question, own, earlier, keeps_topic):
             return None
+        if uses_declared_topic_word(question, own.entry_id, declared):
+            return None
     elif not any(
         c.entry_id == entry_id and c.probability >= FOLLOW_UP_MIN_PROBABILITY
         for c in candidates[:FOLLOW_UP_CANDIDATES]
@@ -127,6 +133,18 @@ def follow_up_match(
     if combined and combined.entry_id == entry_id and combined.probability >= threshold:
         return combined
     return None
+
+
+def declared_topics(config: EscalationSettings) -> Sequence[Tuple[str, Sequence[str]]]:
+    """The designer's topic words (`elliptical_follow_ups.topic_words`), or none when that rule is off."""
+    elliptical = config.kb_elliptical_follow_ups
+    return elliptical.topic_words if elliptical is not None else ()
+
+
+def uses_declared_topic_word(question: str, entry_id: str, declared: Sequence[Tuple[str, Sequence[str]]]) -> bool:
+    """Whether `question` uses one of the words a designer declared for entry `entry_id`."""
+    words = set(stems(question))
+    return any(entry == entry_id and words.intersection(stems(" ".join(listed))) for entry, listed in declared)
 
 
 def has_no_topic_of_its_own(
@@ -177,7 +195,8 @@ def decide(
     if config.kb_follow_up_context:
         contextual = elliptical_follow_up_match(
             kb, tracker, candidates, question, threshold, config.kb_elliptical_follow_ups
-        ) or follow_up_match(kb, tracker, candidates, question, threshold, config.kb_follow_up_keeps_topic)
+        ) or follow_up_match(kb, tracker, candidates, question, threshold, config.kb_follow_up_keeps_topic,
+                             declared_topics(config))
         if contextual is not None:
             if match is not None and match.probability >= threshold:
                 logger.info("follow-up kept on %s instead of %s", contextual.entry_id, match)
@@ -301,7 +320,8 @@ def elliptical_follow_up_match(
     previous_question, entry_id = previous
     alone = next((c for c in candidates if c.entry_id == entry_id), None)
     if (alone is None or alone.share < elliptical.min_share
-            or kb.topics_named(question, besides=entry_id, ignore=elliptical.not_topic_words)):
+            or kb.topics_named(question, besides=entry_id, ignore=elliptical.not_topic_words,
+                               declared=elliptical.topic_words)):
         return None
     if alone is candidates[0] and alone.probability >= threshold:
         # Answered from the same entry alone: reading it with the topic could only give the same answer,

@@ -396,13 +396,19 @@ class KnowledgeBase:
             for c in order
         ]
 
-    def topics_named(self, text: str, besides: Optional[str] = None, ignore: Sequence[str] = ()) -> List[str]:
+    def topics_named(self, text: str, besides: Optional[str] = None, ignore: Sequence[str] = (),
+                     declared: Sequence[Tuple[str, Sequence[str]]] = ()) -> List[str]:
         """The entries (ids, sorted) whose topic words `text` uses, other than `besides`: words the
         entry's example texts use far more than any other entry's (actions/kb_answerability.topic_words).
         "aur COD milega?" names cash_on_delivery; "kitne din tak?" and "is it free?" name none. Words in
-        `ignore` name nothing: a learnt topic word can be an accident of the examples ("too", "koi")."""
+        `ignore` name nothing: a learnt topic word can be an accident of the examples ("too", "koi"). Words
+        `declared` for an entry (entry id, words) name it, as a designer said ("press" for care_washing)."""
         ignored = set(stems(" ".join(ignore)))
-        named = {self._topic_words[w] for w in stems(text) if w in self._topic_words and w not in ignored}
+        words = set(stems(text))
+        named = {self._topic_words[w] for w in words if w in self._topic_words and w not in ignored}
+        known = {entry.id for entry in self.active_entries}  # a declared id the KB lacks names nothing
+        named.update(entry for entry, listed in declared
+                     if entry in known and words.intersection(stems(" ".join(listed))))
         return sorted(named - {besides})
 
     def best_match(self, text: str) -> Optional[Match]:

@@ -51,6 +51,9 @@ class EllipticalFollowUps:
     # Words that never name an entry's topic, whatever the entries' examples make of them ("too", "which",
     # "koi"): lower case, one word each.
     not_topic_words: Tuple[str, ...] = ()
+    # Words that name an entry's topic although its examples use them too rarely for it to be learnt
+    # ("press", "dhoye" for care_washing): (entry id, lower-case single words) pairs.
+    topic_words: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,7 @@ def _follow_up_keeps_topic(section: Any, where: str) -> Optional[FollowUpKeepsTo
 
 def _elliptical_follow_ups(section: Any, where: str) -> Optional[EllipticalFollowUps]:
     """false: off; a mapping (missing keys take the defaults) or nothing: on."""
-    section = _switch_section(section, where, ["max_words", "min_share", "not_topic_words"])
+    section = _switch_section(section, where, ["max_words", "min_share", "not_topic_words", "topic_words"])
     if section is None:
         return None
     defaults = EllipticalFollowUps()
@@ -218,7 +221,16 @@ def _elliptical_follow_ups(section: Any, where: str) -> Optional[EllipticalFollo
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share < 1.0:
         raise SettingsError(f"{where}.min_share must be a number from 0 up to (not including) 1, got {share!r}")
     ignored = _phrases(section.get("not_topic_words"), f"{where}.not_topic_words", one_word=True)
-    return EllipticalFollowUps(max_words=words, min_share=float(share), not_topic_words=ignored)
+    declared = section.get("topic_words") or {}
+    if not isinstance(declared, dict) or not all(isinstance(entry, str) and entry for entry in declared):
+        raise SettingsError(f"{where}.topic_words must map knowledge-base entry ids to lists of single words")
+    topic_words = tuple((entry, _phrases(listed, f"{where}.topic_words.{entry}", one_word=True))
+                        for entry, listed in declared.items())
+    clash = sorted({word for _entry, listed in topic_words for word in listed}.intersection(ignored))
+    if clash:
+        raise SettingsError(f"{where}: {', '.join(clash)} cannot be both a topic word and in not_topic_words")
+    return EllipticalFollowUps(max_words=words, min_share=float(share), not_topic_words=ignored,
+                               topic_words=topic_words)
 
 
 def _question_sentences(section: Any, where: str) -> Optional[QuestionSentences]:

@@ -258,6 +258,26 @@ async def test_a_function_word_learnt_as_another_topic_does_not_stop_a_follow_up
     assert not (match["entry_id"] == "returns" and match["answered"])  # judged alone: no entry answers it
 
 
+async def test_a_declared_topic_word_makes_a_short_question_switch_topic(kb, dispatcher, config, monkeypatch):
+    # "press" is no learnt care word; `topic_words` declares it, so after the VIP answer a question about
+    # pressing a saree is judged alone (care) instead of being read together with the VIP question.
+    question = "saree press kaise kare"
+    elliptical = config.kb_elliptical_follow_ups
+    assert kb.topics_named(question, besides="loyalty_vip", ignore=elliptical.not_topic_words) == []
+    assert kb.topics_named(question, besides="loyalty_vip", ignore=elliptical.not_topic_words,
+                           declared=elliptical.topic_words) == ["care_washing"]
+    assert kb.topics_named(question, declared=[("no_such_entry", ["press"])]) == []  # an unknown id names nothing
+    history, first = await answer(dispatcher, [], "vip members ko kya kya milta hai")
+    assert first["entry_id"] == "loyalty_vip" and first["answered"] is True
+    _, match = await answer(dispatcher, history, question)
+    assert match["entry_id"] == "care_washing" and match["answered"] is True and "context" not in match
+
+    without = dataclasses.replace(elliptical, topic_words=())
+    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_elliptical_follow_ups=without))
+    _, match = await answer(dispatcher, history, question)
+    assert match["entry_id"] == "loyalty_vip" and match["context"] == "previous_question"  # the old wrong answer
+
+
 async def test_a_follow_up_longer_than_max_words_is_judged_alone(kb, dispatcher, config, monkeypatch):
     elliptical = dataclasses.replace(config.kb_elliptical_follow_ups, max_words=4)
     monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_elliptical_follow_ups=elliptical))

@@ -76,6 +76,8 @@ def test_elliptical_follow_ups_are_on_as_shipped_and_false_turns_them_off():
     kept = parse_settings(partial, PROJECT_ROOT / "escalation.yml").kb_elliptical_follow_ups
     assert kept.max_words == 5 and kept.min_share == 0.01 and kept.not_topic_words == ()
     assert "too" in shipped.not_topic_words and "cod" not in shipped.not_topic_words
+    assert ("care_washing", ("press", "istri", "dhoye", "dhoya", "dhona", "dhulai")) in shipped.topic_words
+    assert kept.topic_words == ()
 
 
 @pytest.mark.parametrize(
@@ -86,8 +88,12 @@ def test_elliptical_follow_ups_are_on_as_shipped_and_false_turns_them_off():
         ({"min_share": "low"}, "min_share must be a number from 0"),
         ({"not_topic_words": "too"}, "not_topic_words must be a list of single words"),
         ({"not_topic_words": ["too much"]}, "not_topic_words"),
+        ({"topic_words": ["press"]}, "topic_words must map knowledge-base entry ids"),
+        ({"topic_words": {"care_washing": "press"}}, "topic_words.care_washing must be a list of single words"),
+        ({"topic_words": {"care_washing": ["press"]}, "not_topic_words": ["press"]},
+         "press cannot be both a topic word and in not_topic_words"),
         ({"max_odds": 30}, "unknown key"),
-        ([8], "must be false or a mapping with max_words, min_share, not_topic_words"),
+        ([8], "must be false or a mapping with max_words, min_share, not_topic_words, topic_words"),
     ],
 )
 def test_bad_elliptical_follow_ups_names_the_problem(value, message):
