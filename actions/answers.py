@@ -28,8 +28,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import conversation, kb_reload
 from actions.handoff import hand_off
-from actions.knowledge_base import KnowledgeBase, Match
-from actions.kb_answerability import stems
+from actions.knowledge_base import KnowledgeBase, Match, entries_declared_in
 from actions.resolution import count_answer
 from actions.settings import (
     EllipticalFollowUps, EscalationSettings, FollowUpKeepsTopic, QuestionSentences, settings,
@@ -122,7 +121,7 @@ def follow_up_match(
         earlier = next((c for c in candidates if c.entry_id == entry_id), None)
         if not has_no_topic_of_its_own(question, own, earlier, keeps_topic):
             return None
-        if uses_declared_topic_word(question, own.entry_id, declared):
+        if own.entry_id in entries_declared_in(question, declared):
             return None
     elif not any(
         c.entry_id == entry_id and c.probability >= FOLLOW_UP_MIN_PROBABILITY
@@ -139,12 +138,6 @@ def declared_topics(config: EscalationSettings) -> Sequence[Tuple[str, Sequence[
     """The designer's topic words (`elliptical_follow_ups.topic_words`), or none when that rule is off."""
     elliptical = config.kb_elliptical_follow_ups
     return elliptical.topic_words if elliptical is not None else ()
-
-
-def uses_declared_topic_word(question: str, entry_id: str, declared: Sequence[Tuple[str, Sequence[str]]]) -> bool:
-    """Whether `question` uses one of the words a designer declared for entry `entry_id`."""
-    words = set(stems(question))
-    return any(entry == entry_id and words.intersection(stems(" ".join(listed))) for entry, listed in declared)
 
 
 def has_no_topic_of_its_own(
@@ -189,8 +182,7 @@ def decide(
     (bench/kb_benchmark.py replays the same decision offline). `carried`: the parse data's `text_embedding`
     (KnowledgeBase.matches uses it only if it is the embedding of exactly `question`)."""
     threshold = config.kb_answer_threshold
-    # (`carried` only when there is one: stand-ins for `matches` in tests and benchmarks take (text, k).)
-    candidates = kb.matches(question, k=None) if carried is None else kb.matches(question, k=None, carried=carried)
+    candidates = kb.matches(question, k=None, carried=carried)
     match = candidates[0] if candidates else None
     if config.kb_follow_up_context:
         contextual = elliptical_follow_up_match(

@@ -24,7 +24,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import yaml
@@ -243,6 +243,13 @@ class Match:
     share: float = 0.0
 
 
+def entries_declared_in(text: str, declared: Sequence[Tuple[str, Sequence[str]]]) -> Set[str]:
+    """The entries (ids) whose designer-declared topic words `text` uses (`declared`: (entry id, words) pairs,
+    escalation.yml `knowledge_base.elliptical_follow_ups.topic_words`), word stems compared as for learnt ones."""
+    words = set(stems(text))
+    return {entry for entry, listed in declared if words.intersection(stems(" ".join(listed)))}
+
+
 @dataclass
 class KnowledgeBase:
     entries: List[KnowledgeBaseEntry]
@@ -404,11 +411,9 @@ class KnowledgeBase:
         `ignore` name nothing: a learnt topic word can be an accident of the examples ("too", "koi"). Words
         `declared` for an entry (entry id, words) name it, as a designer said ("press" for care_washing)."""
         ignored = set(stems(" ".join(ignore)))
-        words = set(stems(text))
-        named = {self._topic_words[w] for w in words if w in self._topic_words and w not in ignored}
+        named = {self._topic_words[w] for w in stems(text) if w in self._topic_words and w not in ignored}
         known = {entry.id for entry in self.active_entries}  # a declared id the KB lacks names nothing
-        named.update(entry for entry, listed in declared
-                     if entry in known and words.intersection(stems(" ".join(listed))))
+        named.update(entries_declared_in(text, declared) & known)
         return sorted(named - {besides})
 
     def best_match(self, text: str) -> Optional[Match]:

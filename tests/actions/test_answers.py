@@ -295,7 +295,8 @@ async def test_a_short_follow_up_its_entry_answers_alone_is_not_searched_again(k
     history, _ = await answer(dispatcher, [], "what is your return policy?")
     searched = []
     real_matches = kb.matches
-    monkeypatch.setattr(kb, "matches", lambda text, k=3: searched.append(text) or real_matches(text, k))
+    monkeypatch.setattr(kb, "matches",
+                        lambda text, k=3, carried=None: searched.append(text) or real_matches(text, k, carried))
     follow_up = "return policy kya hai?"
     alone = kb.best_match(follow_up)
     assert alone.entry_id == "returns" and alone.probability >= 0.9  # the same entry, sure of it alone
