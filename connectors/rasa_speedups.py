@@ -59,6 +59,11 @@ decided gives the ensemble a zero stand-in for TED instead of running it; otherw
 ensemble, its events and the prediction are Rasa's own (tests/integration/test_outranked_policies.py compares
 every step of the test and training stories with and without it).
 
+The prediction graph without dask (connectors/sequential_graph_runner.py). Rasa 3.6 runs every parse and every
+prediction through dask's scheduler, rebuilding the task graph each time: about 7 % of a Rasa instance's event loop
+under load. The graph's nodes are called in a cached order instead, with the same arguments; parses and predictions
+are identical (tests/integration/test_sequential_graph_runner.py).
+
 """
 from __future__ import annotations
 
@@ -69,6 +74,8 @@ import logging
 import os
 import weakref
 from typing import Any, Dict, Optional, Text
+
+from connectors import sequential_graph_runner
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +118,7 @@ def install(environ: Optional[Dict[str, str]] = None, rasa_version: Optional[str
     install_model_loading_without_a_training_step()
     install_kept_alive_endpoint_connections(keepalive)
     install_outranked_policies_skipped()
+    sequential_graph_runner.install()
     return f"Rasa speed-ups: on (Rasa {rasa_version}; {SWITCH_ENV}=0 turns them off)"
 
 
