@@ -13,7 +13,7 @@ from connectors.output import CHANNEL_NAME, MessageSender, WhatsAppOutput
 from connectors.privacy import mask_user_id
 from connectors.processing import InboundDispatcher
 from connectors.read_receipts import ReadReceipts, tracker_paused
-from connectors.send_keys import CALLBACK_FIELD, keyed_sender
+from connectors.send_keys import keyed_sender
 from connectors.settings import WhatsAppSettings
 from connectors.status_forwarding import StatusForwarder
 from connectors.store import PersistOutcome, WhatsAppStore
@@ -108,34 +108,21 @@ class WhatsAppService:
             logger.info("Ignored %d duplicate WhatsApp message delivery(ies)", outcome.duplicates)
         if outcome.statuses_to_forward and self.forwarder is not None:  # a bot reply's status: nothing to do
             self.forwarder.wake()
-        await self._settle_send_keys(parsed)
         return outcome
 
     def _resolve_and_persist(self, parsed: ParsedWebhook, rejected: List[Rejected]) -> Tuple[ParsedWebhook, PersistOutcome]:
         """In the store's thread: key every message and status by the phone when known (also from earlier
-        webhooks), else the BSUID (the conversation key), then store it all in one transaction."""
-        parsed = self.identities.resolve(parsed)
-        outcome = self.store.persist_webhook(
-            parsed.messages,
-            parsed.statuses,
-            rejected,
-            forward_statuses=bool(self.settings.inbox_url),
-        )
+        webhooks), else the BSUID (the conversation key), then store it all in one transaction. A webhook with
+        customer messages (or dead letters) looks up and remembers its identities in the transaction that stores
+        it: one commit for both. A status webhook's identities are usually known to the process (no query), and
+        its one status is one statement (`WhatsAppStore.persist_webhook`), which also settles its send key."""
+        forward = bool(self.settings.inbox_url)
+        if not parsed.messages and not rejected:
+            parsed = self.identities.resolve(parsed)
+            return parsed, self.store.persist_webhook([], parsed.statuses, [], forward_statuses=forward)
+        with self.store.webhook_transaction() as transaction:
+            parsed = self.identities.resolve(parsed, within=transaction)
+            outcome = self.store.persist_webhook(
+                parsed.messages, parsed.statuses, rejected, forward_statuses=forward, within=transaction
+            )
         return parsed, outcome
-
-    async def _settle_send_keys(self, parsed: ParsedWebhook) -> None:
-        """A status echoing our key proves Meta has that message (settles an `unknown` send)."""
-        keyed = [
-            (str(status.raw[CALLBACK_FIELD]), status.message_id)
-            for status in parsed.statuses
-            if isinstance(status.raw.get(CALLBACK_FIELD), str) and status.status != "failed"
-        ]
-        # Usually every key is already known to be `sent` (Meta's three statuses per reply each echo it):
-        # then there is nothing to update and no trip to the store's thread.
-        keyed = self.store.keys_not_known_sent(keyed)
-        if not keyed:
-            return
-        try:
-            await self.store.run(self.store.settle_send_keys_from_statuses, keyed)
-        except Exception:  # bookkeeping only; the status itself is stored
-            logger.exception("Could not settle %d WhatsApp send key(s) from statuses", len(keyed))

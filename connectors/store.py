@@ -34,6 +34,7 @@ invalidated and a new connection is made before the transaction starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -42,11 +43,11 @@ import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import QueuePool
 from whatsapp_cloud import SEND_KEY_FIELD
 
@@ -189,37 +190,82 @@ _INSERT_STATUS = insert_unless_present(
 )
 
 
+_STATUS_COLUMNS = ["message_id", "status", "recipient_id", "timestamp", "errors", "raw", "received_at",
+                   "forward_attempts", "next_forward_at"]
+for _name in _STATUS_COLUMNS:
+    statuses.c[_name]  # a typo in a column name fails at import
+assert "key" in send_keys.c and "wamid" in outbound_messages.c and "state" in send_keys.c
+# Whether a status needs forwarding to the inbox (issue 16). It does not when its message was sent by this connector
+# (a bot reply): the inbox acts only on the messages it sent itself (straight to the Graph API, never through the
+# connector), so those statuses would each cost it a request for `{"accepted": 0}`. A message is this connector's when
+# the status echoes one of its send keys (`wa_send_keys`, written before the POST, so even a status faster than the
+# outbound log row is recognised) or its id is in the outbound log (sends without a key). Anything else stays
+# `pending` and is forwarded as before: the inbox's replies, satisfaction questions and templates (a `kl-reply-` key
+# is never in `wa_send_keys`), and unknown ids; a status arriving before an unkeyed send's log row is forwarded too
+# (harmless).
+_FORWARD_DECISION = (
+    f"CASE WHEN EXISTS (SELECT 1 FROM {send_keys.name} WHERE key = :send_key)"
+    f" OR EXISTS (SELECT 1 FROM {outbound_messages.name} WHERE wamid = :message_id)"
+    f" THEN '{FORWARD_NOT_NEEDED}' ELSE '{FORWARD_PENDING}' END"
+)
+# A status echoing one of our send keys proves Meta has that message: the key becomes `sent` (connectors/send_keys.py).
+_SETTLE_WHERE = (f"key = :settle_key AND state IN ('{SEND_SENDING}', '{SEND_UNKNOWN}', '{SEND_FAILED}')")
+
+
 def _insert_status_to_forward(returning: bool) -> Any:
     """`_INSERT_STATUS` for a connector that forwards statuses to the inbox, deciding in the same statement
-    whether the status needs forwarding at all (issue 16). It does not when its message was sent by this
-    connector (a bot reply): the inbox acts only on the messages it sent itself (straight to the Graph API,
-    never through the connector), so those statuses would each cost it a request for `{"accepted": 0}`.
-    A message is this connector's when the status echoes one of its send keys (`wa_send_keys`, written
-    before the POST, so even a status faster than the outbound log row is recognised) or its id is in the
-    outbound log (sends without a key). Anything else stays `pending` and is forwarded as before: the
-    inbox's replies, satisfaction questions and templates (a `kl-reply-` key is never in `wa_send_keys`),
-    and unknown ids; a status arriving before an unkeyed send's log row is forwarded too (harmless). With
-    `returning`, the row's decided state comes back (SQLite >= 3.35, PostgreSQL); without, the caller
-    only knows that a row was inserted."""
-    columns = ["message_id", "status", "recipient_id", "timestamp", "errors", "raw", "received_at",
-               "forward_attempts", "next_forward_at"]
-    for name in columns:
-        statuses.c[name]  # a typo in a column name fails at import
-    assert "key" in send_keys.c and "wamid" in outbound_messages.c
-    state = (
-        f"CASE WHEN EXISTS (SELECT 1 FROM {send_keys.name} WHERE key = :send_key)"
-        f" OR EXISTS (SELECT 1 FROM {outbound_messages.name} WHERE wamid = :message_id)"
-        f" THEN '{FORWARD_NOT_NEEDED}' ELSE '{FORWARD_PENDING}' END"
-    )
+    whether the status needs forwarding at all (`_FORWARD_DECISION`). With `returning`, the row's decided state
+    comes back (SQLite >= 3.35, PostgreSQL); without, the caller only knows that a row was inserted."""
     return text(
-        f"INSERT INTO {statuses.name} ({', '.join(columns)}, forward_state) "
-        f"VALUES ({', '.join(':' + c for c in columns)}, {state}) "
+        f"INSERT INTO {statuses.name} ({', '.join(_STATUS_COLUMNS)}, forward_state) "
+        f"VALUES ({', '.join(':' + c for c in _STATUS_COLUMNS)}, {_FORWARD_DECISION}) "
         f"ON CONFLICT (message_id, status) DO NOTHING" + (" RETURNING forward_state" if returning else "")
+    )
+
+
+def _store_and_settle_status(forwarding: bool) -> Any:
+    """PostgreSQL: a status webhook's whole work for one status in one statement: the status stored (its forwarding
+    state decided as `_insert_status_to_forward` does, or `:forward_state` without an inbox), its send key
+    (`:settle_key`, NULL for none) settled `sent` as `settle_send_keys_from_statuses` does, and back come the stored
+    row's forwarding state (NULL: Meta repeated a status already stored) and whether the key is `sent` now (it was
+    before the statement, or the statement made it so; NULL key: false). The statement's parts share one snapshot
+    (the settle cannot change what the forwarding decision sees: it asks only whether the key exists)."""
+    state = _FORWARD_DECISION if forwarding else ":forward_state"
+    return text(
+        f"WITH stored AS (INSERT INTO {statuses.name} ({', '.join(_STATUS_COLUMNS)}, forward_state) "
+        f"VALUES ({', '.join(':' + c for c in _STATUS_COLUMNS)}, {state}) "
+        f"ON CONFLICT (message_id, status) DO NOTHING RETURNING forward_state), "
+        f"settled AS (UPDATE {send_keys.name} SET state = '{SEND_SENT}', wamid = :message_id, "
+        f"updated_at = :received_at WHERE {_SETTLE_WHERE} RETURNING key) "
+        f"SELECT (SELECT forward_state FROM stored) AS forward_state, "
+        f"(EXISTS (SELECT 1 FROM settled) OR EXISTS (SELECT 1 FROM {send_keys.name} "
+        f"WHERE key = :settle_key AND state = '{SEND_SENT}')) AS key_sent"
     )
 
 
 _INSERT_STATUS_TO_FORWARD = _insert_status_to_forward(returning=True)
 _INSERT_STATUS_TO_FORWARD_COUNTED = _insert_status_to_forward(returning=False)  # SQLite before 3.35
+_STORE_AND_SETTLE = {True: _store_and_settle_status(forwarding=True), False: _store_and_settle_status(forwarding=False)}
+# SQLite has no UPDATE in a WITH: the settle is a second statement of the webhook's transaction.
+_SETTLE_KEY = text(f"UPDATE {send_keys.name} SET state = '{SEND_SENT}', wamid = :message_id, "
+                   f"updated_at = :received_at WHERE {_SETTLE_WHERE}")
+
+
+class WebhookTransaction:
+    """The transaction a webhook is stored in (`WhatsAppStore.webhook_transaction`), shared by the customer
+    identities it resolves (connectors/customer_identities.py) and the store: one commit before the 200. What
+    callers learn from it (caches) waits for the commit: `after_commit(callback)`."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._after_commit: List[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self._after_commit.append(callback)
+
+    def _committed(self) -> None:
+        for callback in self._after_commit:
+            callback()
 
 
 class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
@@ -238,6 +284,16 @@ class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
         # gives without an fsync (synchronous=NORMAL).
         self.engine = self._create_engine("FULL")
         self._bookkeeping = self._create_engine("NORMAL") if self.is_sqlite else self.engine
+        # PostgreSQL: connections that stay in autocommit, for work that is one statement (a status webhook) or
+        # whose statements need no transaction around them (`_each_statement`): PostgreSQL commits each on its own,
+        # without BEGIN and COMMIT round trips. Their own pool: switching a pooled connection in and out of
+        # autocommit costs a `SET default_transaction_isolation` round trip each time.
+        self._autocommit = None if self.is_sqlite else self._create_engine("FULL", autocommit=True)
+        # For the claim queue's steps and the send key's claim (store_claims.py, store_outbound.py): under
+        # PostgreSQL's READ COMMITTED every statement reads its own snapshot whether or not a transaction surrounds
+        # it, and each of those steps is a read followed by a compare-and-set, or one statement, so a transaction
+        # adds only its BEGIN and COMMIT round trips. SQLite keeps its write transactions (one writer, IMMEDIATE).
+        self._each_statement = self._autocommit if self._autocommit is not None else self._bookkeeping
         # SQLite has one writer: one thread keeps this process from contending with itself.
         self._executor = ThreadPoolExecutor(
             max_workers=1 if self.is_sqlite else 4, thread_name_prefix="whatsapp-store"
@@ -249,12 +305,13 @@ class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
         )
         self._closed = False
 
-    def _create_engine(self, sqlite_synchronous: str) -> Engine:
+    def _create_engine(self, sqlite_synchronous: str, autocommit: bool = False) -> Engine:
         assert sqlite_synchronous in ("FULL", "NORMAL")
         if not self.is_sqlite:
             # LIFO: the connection just used is taken again (it needs no ping); the others idle out and
             # are pinged when the pool next reaches for them.
-            engine = create_engine(self.url, pool_use_lifo=True, future=True, hide_parameters=True)
+            options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+            engine = create_engine(self.url, pool_use_lifo=True, future=True, hide_parameters=True, **options)
             _ping_when_in_doubt(engine, self._idle_ping_seconds, self._clock)
             return engine
         database = self.url.database
@@ -302,8 +359,20 @@ class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
         self._executor.shutdown(wait=True)
         self.engine.dispose()
         self._bookkeeping.dispose()
+        if self._autocommit is not None:
+            self._autocommit.dispose()
 
     # --- webhook side ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def webhook_transaction(self, durable: bool = True) -> Iterator[WebhookTransaction]:
+        """One transaction for a webhook's work (identities and `persist_webhook(..., within=...)`), committed when
+        the block ends; then the callbacks registered with `after_commit` run. `durable`: on the engine that
+        commits with a full fsync on SQLite (customer messages, dead letters)."""
+        with (self.engine if durable else self._bookkeeping).begin() as connection:
+            transaction = WebhookTransaction(connection)
+            yield transaction
+        transaction._committed()
 
     def persist_webhook(
         self,
@@ -311,76 +380,124 @@ class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
         status_updates: Sequence[StatusUpdate],
         rejected: Sequence[Rejected],
         forward_statuses: bool,
+        within: Optional[WebhookTransaction] = None,
     ) -> PersistOutcome:
-        """Store everything one webhook carried, in one transaction (before the 200).
+        """Store everything one webhook carried, in one transaction (before the 200): `within`, or its own.
 
         A webhook carrying customer messages or dead letters is committed with a full fsync.
         One carrying only delivery statuses (three per reply, informational) is committed
         without: it survives a crash of the process, and the next message's fsync makes it
         durable on disk too.
+
+        A status echoing one of our send keys settles that key `sent` in the same transaction (Meta has the
+        message; connectors/send_keys.py), unless this process knows it is `sent` already. On PostgreSQL each
+        status is one statement (`_store_and_settle_status`), and a webhook of one status, the usual one, is that
+        statement alone, committed by PostgreSQL on its own (autocommit): one round trip instead of BEGIN,
+        INSERT, COMMIT and a second transaction for the key.
         """
+        if within is not None:
+            return self._persist(within, received, status_updates, rejected, forward_statuses)
+        if self._autocommit is not None and not received and not rejected and len(status_updates) == 1:
+            with self._autocommit.connect() as connection:
+                transaction = WebhookTransaction(connection)
+                outcome = self._persist(transaction, received, status_updates, rejected, forward_statuses)
+            transaction._committed()
+            return outcome
+        with self.webhook_transaction(durable=bool(received or rejected)) as transaction:
+            return self._persist(transaction, received, status_updates, rejected, forward_statuses)
+
+    def _persist(
+        self,
+        transaction: WebhookTransaction,
+        received: Sequence[ReceivedMessage],
+        status_updates: Sequence[StatusUpdate],
+        rejected: Sequence[Rejected],
+        forward_statuses: bool,
+    ) -> PersistOutcome:
         now = time.time()
+        connection = transaction.connection
         new_messages: List[InboundMessage] = []
         new_statuses = to_forward = 0
-        insert_status = self._insert_status_to_forward if forward_statuses else _INSERT_STATUS
-        engine = self.engine if (received or rejected) else self._bookkeeping
-        with engine.begin() as connection:
-            for item in received:
-                message = item.message
-                state = IGNORED if message.action is InboundAction.IGNORE else PENDING
-                inserted = connection.execute(
-                    _INSERT_INBOUND,
-                    {
-                        "message_id": message.message_id,
-                        "wa_id": message.wa_id,
-                        "type": message.type,
-                        "state": state,
-                        "record": dumps(message.to_record()),
-                        "raw": dumps(item.raw),
-                        "received_at": now,
-                        "attempts": 0,
-                        "finished_at": now if state == IGNORED else None,
-                    },
-                ).rowcount
-                if inserted == 1:
-                    new_messages.append(message)
-            for status in status_updates:
-                values = {
-                    "message_id": status.message_id,
-                    "status": status.status,
-                    "recipient_id": status.recipient_id,
-                    "timestamp": status.timestamp,
-                    "errors": dumps(status.errors),
-                    "raw": dumps(status.raw),
+        for item in received:
+            message = item.message
+            state = IGNORED if message.action is InboundAction.IGNORE else PENDING
+            inserted = connection.execute(
+                _INSERT_INBOUND,
+                {
+                    "message_id": message.message_id,
+                    "wa_id": message.wa_id,
+                    "type": message.type,
+                    "state": state,
+                    "record": dumps(message.to_record()),
+                    "raw": dumps(item.raw),
                     "received_at": now,
-                    "forward_attempts": 0,
-                    "next_forward_at": now,
-                }
-                if forward_statuses:  # the statement decides pending or not_needed
-                    key = status.raw.get(SEND_KEY_FIELD)
-                    values["send_key"] = key if isinstance(key, str) else None
-                else:
-                    values["forward_state"] = FORWARD_SKIPPED
-                result = connection.execute(insert_status, values)
-                if result.returns_rows:
-                    state = result.scalar()  # None: Meta repeated a status already stored
-                    new_statuses += state is not None
-                    to_forward += state == FORWARD_PENDING
-                elif result.rowcount == 1:
-                    new_statuses += 1
-                    to_forward += forward_statuses  # perhaps a bot reply's: the forwarder looks and finds nothing
-            for item in rejected:
-                connection.execute(
-                    dead_letters.insert().values(
-                        received_at=now, reason=item.reason, body=dumps(item.fragment).encode("utf-8")
-                    )
+                    "attempts": 0,
+                    "finished_at": now if state == IGNORED else None,
+                },
+            ).rowcount
+            if inserted == 1:
+                new_messages.append(message)
+        now_sent: List[str] = []
+        for status in status_updates:
+            stored, forward, sent_key = self._store_status(connection, status, forward_statuses, now)
+            new_statuses += stored
+            to_forward += forward
+            if sent_key is not None:
+                now_sent.append(sent_key)
+        for item in rejected:
+            connection.execute(
+                dead_letters.insert().values(
+                    received_at=now, reason=item.reason, body=dumps(item.fragment).encode("utf-8")
                 )
+            )
+        if now_sent:
+            transaction.after_commit(functools.partial(self._known_sent.add, now_sent))
         return PersistOutcome(
             new_messages=new_messages,
             duplicates=len(received) - len(new_messages),
             new_statuses=new_statuses,
             statuses_to_forward=to_forward,
         )
+
+    def _store_status(
+        self, connection: Connection, status: StatusUpdate, forward_statuses: bool, now: float
+    ) -> Tuple[bool, bool, Optional[str]]:
+        """Stores one status and settles the send key it echoes: (stored anew, waiting to be forwarded, the key
+        when it is `sent` now, for `KnownSentKeys`)."""
+        values = {
+            "message_id": status.message_id,
+            "status": status.status,
+            "recipient_id": status.recipient_id,
+            "timestamp": status.timestamp,
+            "errors": dumps(status.errors),
+            "raw": dumps(status.raw),
+            "received_at": now,
+            "forward_attempts": 0,
+            "next_forward_at": now,
+        }
+        key = status.raw.get(SEND_KEY_FIELD)
+        key = key if isinstance(key, str) else None
+        # A failed status does not prove Meta has the message; a key known `sent` needs nothing (sent is final).
+        settle_key = key if key is not None and status.status != "failed" and key not in self._known_sent else None
+        if forward_statuses:  # the statement decides pending or not_needed
+            values["send_key"] = key
+        else:
+            values["forward_state"] = FORWARD_SKIPPED
+        if not self.is_sqlite:
+            row = connection.execute(_STORE_AND_SETTLE[forward_statuses], {**values, "settle_key": settle_key}).one()
+            stored = row.forward_state is not None  # None: Meta repeated a status already stored
+            return stored, row.forward_state == FORWARD_PENDING, settle_key if row.key_sent else None
+        result = connection.execute(self._insert_status_to_forward if forward_statuses else _INSERT_STATUS, values)
+        if result.returns_rows:
+            state = result.scalar()
+            stored, forward = state is not None, state == FORWARD_PENDING
+        else:
+            stored = result.rowcount == 1
+            forward = stored and forward_statuses  # perhaps a bot reply's: the forwarder looks and finds nothing
+        settled = settle_key is not None and connection.execute(
+            _SETTLE_KEY, {"settle_key": settle_key, "message_id": status.message_id, "received_at": now}
+        ).rowcount == 1
+        return stored, forward, settle_key if settled else None
 
     def add_dead_letter(self, reason: str, body: bytes) -> int:
         with self.engine.begin() as connection:

@@ -75,10 +75,12 @@ class ClaimQueue:
     """Part of `WhatsAppStore` (connectors/store.py), which provides the engine."""
 
     _bookkeeping: Engine
+    _each_statement: Engine  # statements that commit on their own on PostgreSQL (connectors/store.py)
 
     def claim_next(self, wa_id: str, owner: str, lease_seconds: float) -> Optional[ClaimedMessage]:
-        """Claim the customer's oldest unfinished message, if nobody else holds it."""
-        with self._bookkeeping.begin() as connection:
+        """Claim the customer's oldest unfinished message, if nobody else holds it. A read, then a compare-and-set on
+        what was read: on PostgreSQL each its own statement (`_each_statement`), on SQLite one write transaction."""
+        with self._each_statement.begin() as connection:
             return self._claim_next(connection, wa_id, owner, lease_seconds)
 
     def finish_and_claim_next(
@@ -144,7 +146,7 @@ class ClaimQueue:
         return InboundMessage.from_record(json.loads(row.record)) if row else None
 
     def finish(self, seq: int, owner: str, *, state: str = DONE, error: Optional[str] = None) -> bool:
-        with self._bookkeeping.begin() as connection:
+        with self._each_statement.begin() as connection:  # one statement
             return self._finish(connection, seq, owner, state, error)
 
     def _finish(self, connection: Connection, seq: int, owner: str, state: str, error: Optional[str]) -> bool:
@@ -179,5 +181,5 @@ class ClaimQueue:
 
     def customers_with_work(self, limit: int = 500) -> List[str]:
         """Customers with a pending message, or one whose claim ran out; those waiting longest first."""
-        with self._bookkeeping.begin() as connection:
+        with self._each_statement.begin() as connection:  # one statement
             return list(connection.execute(_WITH_WORK, {"b_now": time.time(), "b_limit": limit}).scalars())

@@ -35,7 +35,8 @@ _INSERT_SEND_KEY = insert_unless_present(
 
 class KnownSentKeys:
     """Send keys this process knows to be `sent` in the store: it wrote `sent` itself, or its status
-    update changed the row to `sent`. `sent` is final (no statement ever moves a key away from it:
+    update changed the row to `sent`, or storing a status found the key `sent` (PostgreSQL,
+    connectors/store.py `_store_and_settle_status`). `sent` is final (no statement ever moves a key away from it:
     `claim_send_key` retakes only `failed` and stale `sending`/`unknown` keys, and `settle_send_key`
     leaves a `sent` key alone), so a status echoing such a key needs no UPDATE: it would change nothing. Meta
     sends three statuses (sent, delivered, read) per reply, each echoing the key. Bounded: when full
@@ -63,6 +64,7 @@ class OutboundLog:
 
     engine: Engine
     _bookkeeping: Engine
+    _each_statement: Engine  # statements that commit on their own on PostgreSQL (connectors/store.py)
     _insert: Callable[..., Any]  # the dialect's insert (on-conflict support)
     _known_sent: KnownSentKeys
 
@@ -125,7 +127,9 @@ class OutboundLog:
         (`wait` says how long is left)."""
         now = time.time()
         t = send_keys.c
-        with self._bookkeeping.begin() as connection:
+        # Usually the INSERT alone. Each step stands on its own (an insert unless present, a compare-and-set,
+        # a read): on PostgreSQL each commits by itself (`_each_statement`), the key `sending` before the POST.
+        with self._each_statement.begin() as connection:
             inserted = connection.execute(
                 _INSERT_SEND_KEY,
                 {"key": key, "recipient_id": recipient_id, "state": SEND_SENDING, "created_at": now, "updated_at": now},

@@ -1,8 +1,11 @@
 """Counts the database work of a `WhatsAppStore` (test support): statements, transactions, pings.
 
-Listens on the store's engines (one on PostgreSQL, two on SQLite): `before_cursor_execute` counts
-statements the store runs, `begin` counts transactions (explicit or autobegun), and the dialect's
-`do_ping` is wrapped, so both SQLAlchemy's `pool_pre_ping` and the store's own idle ping are counted.
+Listens on the store's engines (on PostgreSQL one for transactions and one whose connections autocommit,
+two on SQLite): `before_cursor_execute` counts statements the store runs, `begin` counts transactions
+(explicit or autobegun; a statement alone on an autocommit connection is a transaction of its own for
+PostgreSQL, and is counted, also in `autocommitted`), and the dialect's `do_ping` is wrapped, so both
+SQLAlchemy's `pool_pre_ping` and the store's own idle ping are counted. `round_trips`: what the server
+receives, the statements plus BEGIN and COMMIT (or ROLLBACK) of each transaction not autocommitted.
 The test's own queries go through an engine of its own and are not counted.
 """
 
@@ -20,18 +23,24 @@ class Work:
     statements: int
     transactions: int
     pings: int
+    autocommitted: int = 0  # of the transactions: a statement alone on an autocommit connection
 
     def __sub__(self, other: "Work") -> "Work":
         return Work(self.statements - other.statements, self.transactions - other.transactions,
-                    self.pings - other.pings)
+                    self.pings - other.pings, self.autocommitted - other.autocommitted)
+
+    @property
+    def round_trips(self) -> int:
+        return self.statements + 2 * (self.transactions - self.autocommitted)
 
 
 class StoreCounter:
     def __init__(self, store: Any) -> None:
         self._lock = threading.Lock()
-        self._counts: Dict[str, int] = {"statements": 0, "transactions": 0, "pings": 0}
+        self._counts: Dict[str, int] = {"statements": 0, "transactions": 0, "pings": 0, "autocommitted": 0}
         self.statement_texts: Dict[str, int] = {}
-        engines = {id(engine): engine for engine in (store.engine, store._bookkeeping)}
+        candidates = (store.engine, store._bookkeeping, getattr(store, "_autocommit", None))
+        engines = {id(engine): engine for engine in candidates if engine is not None}
         for engine in engines.values():
             event.listen(engine, "before_cursor_execute", self._statement)
             event.listen(engine, "begin", self._begin)
@@ -53,8 +62,10 @@ class StoreCounter:
             key = " ".join(statement.split())[:70]
             self.statement_texts[key] = self.statement_texts.get(key, 0) + 1
 
-    def _begin(self, _conn: Any) -> None:
+    def _begin(self, conn: Any) -> None:
         self._add("transactions")
+        if conn.engine.dialect.name == "postgresql" and conn.connection.dbapi_connection.autocommit:
+            self._add("autocommitted")
 
     def now(self) -> Work:
         with self._lock:
