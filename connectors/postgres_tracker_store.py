@@ -23,7 +23,7 @@ one process at a time):
   connection (PREPARE/EXECUTE: no SQL built, compiled or cache-keyed in Python, no parse or plan in PostgreSQL);
 - the save counts once (Rasa counts twice with the project's streaming, three loads without it) and inserts all
   new events with one statement (`unnest` of arrays, ordered), atomic on its own; Rasa's ORM sends one
-  INSERT ... RETURNING per event;
+  INSERT ... RETURNING per event; saving an empty tracker (a new conversation's, before its first turn) sends nothing;
 - each event's `as_dict()` is computed once, for the broker and the row.
 The work stays synchronous on the event loop, as Rasa's is (a few hundred microseconds of round trips per turn).
 
@@ -363,7 +363,7 @@ class PostgresTrackerStore(TrackerStore, SerializedTrackerAsText):
 
     async def stream_events(self, tracker: DialogueStateTracker) -> None:
         """Streams the events `save` would add (when called alone; `save` streams them itself)."""
-        if self.event_broker is None:
+        if self.event_broker is None or not tracker.events:
             return
         stored = self._stored_count(tracker.sender_id)
         new = [lean_event(event.as_dict()) for event in itertools.islice(tracker.events, stored, len(tracker.events))]
@@ -377,7 +377,11 @@ class PostgresTrackerStore(TrackerStore, SerializedTrackerAsText):
             self.event_broker.publish(body)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        """Streams the turn's new events, then appends them: one count, one insert."""
+        """Streams the turn's new events, then appends them: one count, one insert. A tracker without events (Rasa's
+        `create_tracker` saves the new conversation's empty tracker before its first turn) has none to stream or
+        append, whatever the count: no statement at all."""
+        if not tracker.events:
+            return
         sender_id = tracker.sender_id
         stored = self._stored_count(sender_id)
         rows = [event_row(event) for event in itertools.islice(tracker.events, stored, len(tracker.events))]

@@ -175,6 +175,28 @@ def test_a_turn_is_three_statements(postgres, monkeypatch):
     store.close()
 
 
+def test_a_new_conversations_empty_tracker_is_saved_without_a_statement(postgres, monkeypatch):
+    """Rasa's processor creates a new conversation's tracker without events (`append_action_listen=False`), and
+    `create_tracker` saves it before the first turn: nothing to stream or append, so no count either (session 18:
+    one statement fewer per new conversation). The turns after it are stored and streamed as before."""
+    broker = RecordingBroker()
+    store = ours(postgres.database("ts_empty"), broker)
+    done: List[str] = []
+    run = PostgresTrackerStore._run
+    monkeypatch.setattr(PostgresTrackerStore, "_run", lambda self, what, work, retry=True: done.append(what) or run(
+        self, what, work, retry))
+    tracker = asyncio.run(store.get_or_create_tracker(CUSTOMERS[0], append_action_listen=False))
+    assert len(tracker.events) == 0
+    assert done == ["retrieve"]  # before: retrieve, count
+    asyncio.run(store.stream_events(tracker))
+    assert done == ["retrieve"] and broker.published == []
+    turns = script()[:2]
+    asyncio.run(play(store, turns))
+    stored = sum(len(events) for _sender, events in turns)
+    assert len(postgres.rows("ts_empty")) == stored and len(broker.published) == stored
+    store.close()
+
+
 def test_a_postgresql_restart_between_turns_loses_nothing(postgres):
     """No timer can tell (the idle limit is an hour): the server's goodbye on the idle connection does."""
     turns = script()
