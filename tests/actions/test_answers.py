@@ -278,6 +278,23 @@ async def test_a_declared_topic_word_makes_a_short_question_switch_topic(kb, dis
     assert match["entry_id"] == "loyalty_vip" and match["context"] == "previous_question"  # the old wrong answer
 
 
+async def test_asking_how_else_to_pay_after_the_cod_answer_is_a_payment_question(kb, dispatcher, config, monkeypatch):
+    # COD's own examples say "pay", so no payment word is learnt; `topic_words` declares them (session 18).
+    history, first = await answer(dispatcher, [], "my order total is 6200, can i pay cash on delivery")
+    assert first["entry_id"] == "cash_on_delivery" and first["answered"] is True
+    _, match = await answer(dispatcher, history, "then how else can i pay")
+    assert match["entry_id"] == "payment_methods" and match["answered"] is True and "context" not in match
+    _, match = await answer(dispatcher, history, "can i pay by upi at the door?")  # still COD when it is about COD
+    assert match["entry_id"] == "cash_on_delivery" and match["answered"] is True
+
+    elliptical = config.kb_elliptical_follow_ups
+    without = dataclasses.replace(elliptical, topic_words=tuple(
+        (entry, words) for entry, words in elliptical.topic_words if entry != "payment_methods"))
+    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_elliptical_follow_ups=without))
+    _, match = await answer(dispatcher, history, "then how else can i pay")
+    assert match["entry_id"] == "cash_on_delivery" and match["context"] == "previous_question"  # the old wrong answer
+
+
 async def test_a_follow_up_longer_than_max_words_is_judged_alone(kb, dispatcher, config, monkeypatch):
     elliptical = dataclasses.replace(config.kb_elliptical_follow_ups, max_words=4)
     monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_elliptical_follow_ups=elliptical))
