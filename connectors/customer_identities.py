@@ -21,19 +21,17 @@ The table lives in the store's database and is created with the store's other ta
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import logging
 import time
-from typing import Callable, Dict, Iterable, Iterator, Optional, Set, Tuple
+from typing import Dict, Iterable, Optional, Set, Tuple
 
 from sqlalchemy import Column, Float, Index, String, Table, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine
 
 from connectors.inbound import ParsedWebhook, ReceivedMessage, StatusUpdate
 from connectors.privacy import mask_user_id
-from connectors.store import WebhookTransaction, WhatsAppStore, metadata
+from connectors.store import WhatsAppStore, metadata
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +67,14 @@ _UPSERT = text(
 )
 
 
+# Each lookup and write stands alone (a pair is a fact of its own; the cache learns it after the write): on PostgreSQL
+# on the store's autocommit engine, so each statement commits by itself without BEGIN and COMMIT round trips (a
+# status webhook's first status of a customer new to the process: SELECT, upsert, the status: 3 round trips, not 7);
+# on SQLite in short transactions of the fully synced engine, as before.
+def _engine(store: WhatsAppStore) -> Engine:
+    return store._autocommit or store.engine
+
+
 # Pairs this process has seen, so the statuses of phone customers (both ids, three per reply) cost no
 # query: 0.18 -> 0.003 ms CPU per status webhook (SQLite). A BSUID's phone does not change, so nothing goes stale
 # that matters; only found pairs are kept (another process may learn a pair at any time).
@@ -84,45 +90,21 @@ class CustomerIdentities:
         self._bsuid_keyed: Set[str] = set()
         self._phone_keyed: Set[str] = set()
 
-    # Synchronous, like the store's methods: async callers go through `store.run(...)`. With `within` (a webhook's
-    # transaction, connectors/store.py) the statements run in it and what they teach the caches is kept only once
-    # it has committed. Without (a status webhook, a reply's recipient), each call stands alone, as before: on
-    # PostgreSQL each statement commits on its own (the store's autocommit engine: no BEGIN and COMMIT round trips;
-    # a pair is a fact of its own, and the cache learns it after its statement), on SQLite a short transaction.
+    # Synchronous, like the store's methods: async callers go through `store.run(...)`.
 
-    @contextlib.contextmanager
-    def _connection(self, within: Optional[WebhookTransaction], write: bool) -> Iterator[Connection]:
-        if within is not None:
-            yield within.connection
-            return
-        engine = self._store._autocommit or self._store.engine
-        with (engine.begin() if write else engine.connect()) as connection:
-            yield connection
-
-    @staticmethod
-    def _later(within: Optional[WebhookTransaction], callback: Callable[[], None]) -> None:
-        if within is None:
-            callback()  # its own transaction has committed
-        else:
-            within.after_commit(callback)
-
-    def phones_for(self, user_ids: Iterable[str], within: Optional[WebhookTransaction] = None) -> Dict[str, str]:
+    def phones_for(self, user_ids: Iterable[str]) -> Dict[str, str]:
         wanted = set(user_ids)
         found = {user_id: self._known[user_id] for user_id in wanted if user_id in self._known}
         missing = sorted(wanted - found.keys())
         if missing:
-            with self._connection(within, write=False) as connection:
+            with _engine(self._store).connect() as connection:
                 rows = connection.execute(
                     select(identities.c.user_id, identities.c.phone).where(identities.c.user_id.in_(missing))
                 ).all()
-            pairs = [(row.user_id, row.phone) for row in rows]
-            found.update(pairs)
-            self._later(within, functools.partial(self._keep_all, pairs))
+            for row in rows:
+                found[row.user_id] = row.phone
+                self._keep(row.user_id, row.phone)
         return found
-
-    def _keep_all(self, pairs: Iterable[Tuple[str, str]]) -> None:
-        for user_id, phone in pairs:
-            self._keep(user_id, phone)
 
     def _keep(self, user_id: str, phone: str) -> None:
         if len(self._known) >= CACHE_SIZE:
@@ -132,17 +114,17 @@ class CustomerIdentities:
     def phone_for(self, user_id: str) -> Optional[str]:
         return self.phones_for([user_id]).get(user_id)
 
-    def remember(self, pairs: Iterable[Tuple[str, str]], within: Optional[WebhookTransaction] = None) -> int:
+    def remember(self, pairs: Iterable[Tuple[str, str]]) -> int:
         """Keep (BSUID, phone) pairs; returns how many were new or changed."""
         wanted = dict(pairs)
         if not wanted:
             return 0
-        known = self.phones_for(wanted, within)
+        known = self.phones_for(wanted)
         changed = {user_id: phone for user_id, phone in wanted.items() if known.get(user_id) != phone}
         if not changed:
             return 0  # the usual case: no write per message
         now = time.time()
-        with self._connection(within, write=True) as connection:
+        with _engine(self._store).begin() as connection:
             for user_id, phone in changed.items():
                 if user_id in known:
                     # Not expected (a new number gets a new BSUID); the latest word wins.
@@ -151,58 +133,53 @@ class CustomerIdentities:
                         mask_user_id(user_id), mask_user_id(phone), mask_user_id(known[user_id]),
                     )
                 connection.execute(_UPSERT, {"user_id": user_id, "phone": phone, "now": now})
-        self._later(within, functools.partial(self._keep_all, changed.items()))  # after the commit
+        for user_id, phone in changed.items():  # after the commit
+            self._keep(user_id, phone)
         return len(changed)
 
-    def keyed_by_bsuid(self, user_ids: Iterable[str], within: Optional[WebhookTransaction] = None) -> Set[str]:
+    def keyed_by_bsuid(self, user_ids: Iterable[str]) -> Set[str]:
         """The BSUIDs among `user_ids` whose conversation is keyed by the BSUID itself."""
         wanted = set(user_ids)
         unknown = sorted(wanted - self._bsuid_keyed - self._phone_keyed)
-        if not unknown:
-            return wanted & self._bsuid_keyed
-        with self._connection(within, write=False) as connection:
-            found = set(connection.execute(
-                select(bsuid_keyed.c.user_id).where(bsuid_keyed.c.user_id.in_(unknown))
-            ).scalars())
-
-        def learn() -> None:
+        if unknown:
+            with _engine(self._store).connect() as connection:
+                found = set(connection.execute(
+                    select(bsuid_keyed.c.user_id).where(bsuid_keyed.c.user_id.in_(unknown))
+                ).scalars())
             if len(self._bsuid_keyed) + len(self._phone_keyed) >= CACHE_SIZE:
                 self._bsuid_keyed.clear()  # simple bound, as for the phones
                 self._phone_keyed.clear()
-            self._bsuid_keyed.update(found)
-            self._phone_keyed.update(user_id for user_id in unknown if user_id not in found and user_id in self._known)
+            self._bsuid_keyed |= found
+            self._phone_keyed |= {user_id for user_id in unknown if user_id not in found and user_id in self._known}
+        return wanted & self._bsuid_keyed
 
-        self._later(within, learn)
-        return wanted & (self._bsuid_keyed | found)
-
-    def keep_bsuid_keys(self, user_ids: Iterable[str], within: Optional[WebhookTransaction] = None) -> None:
+    def keep_bsuid_keys(self, user_ids: Iterable[str]) -> None:
         new = sorted(set(user_ids) - self._bsuid_keyed)
         if not new:
             return
         now = time.time()
-        with self._connection(within, write=True) as connection:
+        with _engine(self._store).begin() as connection:
             for user_id in new:
                 connection.execute(_KEEP_BSUID_KEY, {"user_id": user_id, "now": now})
-        self._later(within, functools.partial(self._bsuid_keyed.update, new))
+        self._bsuid_keyed.update(new)
 
-    def resolve(self, parsed: ParsedWebhook, within: Optional[WebhookTransaction] = None) -> ParsedWebhook:
+    def resolve(self, parsed: ParsedWebhook) -> ParsedWebhook:
         """Learn the pairs a webhook carries, then key every message and status by the phone when
         it is known, else by the BSUID (the contract's conversation key); a customer first seen
-        without a phone keeps the BSUID key. `within`: in the transaction that stores the webhook."""
+        without a phone keeps the BSUID key."""
         self.remember(
             [(m.message.user_id, m.message.phone) for m in parsed.messages if m.message.user_id and m.message.phone]
-            + [(s.recipient_user_id, s.recipient_phone) for s in parsed.statuses if s.recipient_user_id and s.recipient_phone],
-            within,
+            + [(s.recipient_user_id, s.recipient_phone) for s in parsed.statuses if s.recipient_user_id and s.recipient_phone]
         )
         phone_less = [m.message.user_id for m in parsed.messages if m.message.phone is None and m.message.user_id]
         phone_less += [s.recipient_user_id for s in parsed.statuses if s.recipient_phone is None and s.recipient_user_id]
-        phones = self.phones_for(phone_less, within)
-        keep = [m.message.user_id for m in parsed.messages
-                if m.message.phone is None and m.message.user_id and m.message.user_id not in phones]
-        self.keep_bsuid_keys(keep, within)
+        phones = self.phones_for(phone_less)
+        self.keep_bsuid_keys(
+            m.message.user_id for m in parsed.messages
+            if m.message.phone is None and m.message.user_id and m.message.user_id not in phones
+        )
         senders = [m.message.user_id for m in parsed.messages if m.message.user_id]
-        # Those just kept need no look (the insert above is this transaction's; the cache learns it after the commit).
-        own_key = self.keyed_by_bsuid([user_id for user_id in senders if user_id not in keep], within) | set(keep)
+        own_key = self.keyed_by_bsuid(senders) if senders else set()
         if not phones and not own_key:
             return parsed
         return dataclasses.replace(

@@ -112,17 +112,13 @@ class WhatsAppService:
 
     def _resolve_and_persist(self, parsed: ParsedWebhook, rejected: List[Rejected]) -> Tuple[ParsedWebhook, PersistOutcome]:
         """In the store's thread: key every message and status by the phone when known (also from earlier
-        webhooks), else the BSUID (the conversation key), then store it all in one transaction. A webhook with
-        customer messages (or dead letters) looks up and remembers its identities in the transaction that stores
-        it: one commit for both. A status webhook's identities are usually known to the process (no query), and
-        its one status is one statement (`WhatsAppStore.persist_webhook`), which also settles its send key."""
-        forward = bool(self.settings.inbox_url)
-        if not parsed.messages and not rejected:
-            parsed = self.identities.resolve(parsed)
-            return parsed, self.store.persist_webhook([], parsed.statuses, [], forward_statuses=forward)
-        with self.store.webhook_transaction() as transaction:
-            parsed = self.identities.resolve(parsed, within=transaction)
-            outcome = self.store.persist_webhook(
-                parsed.messages, parsed.statuses, rejected, forward_statuses=forward, within=transaction
-            )
+        webhooks), else the BSUID (the conversation key), then store it all in one transaction (which also
+        settles the send keys its statuses echo: `WhatsAppStore.persist_webhook`)."""
+        parsed = self.identities.resolve(parsed)
+        outcome = self.store.persist_webhook(
+            parsed.messages,
+            parsed.statuses,
+            rejected,
+            forward_statuses=bool(self.settings.inbox_url),
+        )
         return parsed, outcome

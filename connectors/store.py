@@ -34,7 +34,6 @@ invalidated and a new connection is made before the transaction starts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -43,7 +42,7 @@ import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 
 from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -252,9 +251,8 @@ _SETTLE_KEY = text(f"UPDATE {send_keys.name} SET state = '{SEND_SENT}', wamid = 
 
 
 class WebhookTransaction:
-    """The transaction a webhook is stored in (`WhatsAppStore.webhook_transaction`), shared by the customer
-    identities it resolves (connectors/customer_identities.py) and the store: one commit before the 200. What
-    callers learn from it (caches) waits for the commit: `after_commit(callback)`."""
+    """The connection a webhook is stored on, and what the store learns from it (`KnownSentKeys`), kept only once
+    the work has committed (`after_commit`)."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -364,25 +362,14 @@ class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
 
     # --- webhook side ------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def webhook_transaction(self, durable: bool = True) -> Iterator[WebhookTransaction]:
-        """One transaction for a webhook's work (identities and `persist_webhook(..., within=...)`), committed when
-        the block ends; then the callbacks registered with `after_commit` run. `durable`: on the engine that
-        commits with a full fsync on SQLite (customer messages, dead letters)."""
-        with (self.engine if durable else self._bookkeeping).begin() as connection:
-            transaction = WebhookTransaction(connection)
-            yield transaction
-        transaction._committed()
-
     def persist_webhook(
         self,
         received: Sequence[ReceivedMessage],
         status_updates: Sequence[StatusUpdate],
         rejected: Sequence[Rejected],
         forward_statuses: bool,
-        within: Optional[WebhookTransaction] = None,
     ) -> PersistOutcome:
-        """Store everything one webhook carried, in one transaction (before the 200): `within`, or its own.
+        """Store everything one webhook carried, in one transaction (before the 200).
 
         A webhook carrying customer messages or dead letters is committed with a full fsync.
         One carrying only delivery statuses (three per reply, informational) is committed
@@ -391,20 +378,21 @@ class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
 
         A status echoing one of our send keys settles that key `sent` in the same transaction (Meta has the
         message; connectors/send_keys.py), unless this process knows it is `sent` already. On PostgreSQL each
-        status is one statement (`_store_and_settle_status`), and a webhook of one status, the usual one, is that
-        statement alone, committed by PostgreSQL on its own (autocommit): one round trip instead of BEGIN,
-        INSERT, COMMIT and a second transaction for the key.
+        status is one statement (`_store_and_settle_status`), and a webhook of one message or one status, the
+        usual one, is that statement alone, committed by PostgreSQL on its own (autocommit, with the same
+        durability as a COMMIT): one round trip instead of BEGIN, the statement, COMMIT.
         """
-        if within is not None:
-            return self._persist(within, received, status_updates, rejected, forward_statuses)
-        if self._autocommit is not None and not received and not rejected and len(status_updates) == 1:
+        if self._autocommit is not None and not rejected and len(received) + len(status_updates) == 1:
             with self._autocommit.connect() as connection:
                 transaction = WebhookTransaction(connection)
                 outcome = self._persist(transaction, received, status_updates, rejected, forward_statuses)
             transaction._committed()
             return outcome
-        with self.webhook_transaction(durable=bool(received or rejected)) as transaction:
-            return self._persist(transaction, received, status_updates, rejected, forward_statuses)
+        with (self.engine if (received or rejected) else self._bookkeeping).begin() as connection:
+            transaction = WebhookTransaction(connection)
+            outcome = self._persist(transaction, received, status_updates, rejected, forward_statuses)
+        transaction._committed()
+        return outcome
 
     def _persist(
         self,

@@ -6,11 +6,11 @@ What the connector's store sends for them (`StoreCounter`, on SQLite and on Post
 - a status webhook is one statement on PostgreSQL, autocommitted (no BEGIN, no COMMIT), which also settles the send
   key it echoes and tells the process that the key is `sent` (before: BEGIN, INSERT, COMMIT, and on the other
   instance, every time, a second transaction BEGIN, UPDATE, COMMIT that changed nothing);
-- a message webhook of a customer new to the process looks up and remembers the customer's identity in the
-  transaction that stores the message (before: three transactions), and what it learns is cached only once that
-  transaction has committed.
-Behaviour is the same: every status stored before the 200, a `sending` key settled by its status, a failed status
-settling nothing, duplicates stored once.
+- a message webhook is one statement too once its customer is known to the process (before: BEGIN, INSERT,
+  COMMIT), and the customer identity's lookup and upsert each commit on their own (before: a transaction each);
+- a reply's outbound log row and its send key's outcome are one statement (before: BEGIN, INSERT, UPDATE, COMMIT).
+Behaviour is the same: every message and status stored before the 200, a `sending` key settled by its status, a
+failed status settling nothing, duplicates stored once, `sent` final.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.pool import NullPool
 
-from connectors.customer_identities import identities
 from connectors.inbound import parse_webhook
 from connectors.send_keys import CALLBACK_FIELD
 from connectors.service import WhatsAppService
@@ -144,46 +143,56 @@ async def test_a_failed_status_settles_nothing(two_instances):
 
 
 @pytest.mark.asyncio
-async def test_a_new_customers_identity_is_remembered_in_the_messages_transaction(two_instances):
+async def test_a_message_webhook_is_one_statement_once_its_customer_is_known(two_instances, store_url):
     sender, other, reader = two_instances
     phone, bsuid = new_wa_id(), "IN.7" + new_wa_id()
     counter = StoreCounter(sender.store)
     outcome = await sender.accept(parse_webhook(customer_text("hi", phone=phone, user_id=bsuid)))
     assert len(outcome.new_messages) == 1 and outcome.new_messages[0].wa_id == phone
     work = counter.now()
-    # The identity's SELECT and upsert, the look for a BSUID-keyed conversation, the message's INSERT: before, four
-    # transactions.
-    assert (work.transactions, work.statements) == (1, 4)
+    # The identity's SELECT and upsert, the look for a BSUID-keyed conversation, the message's INSERT, each on its
+    # own (before: four transactions, twelve round trips on PostgreSQL).
+    assert work.statements == 4
+    if store_url.startswith("postgresql"):
+        assert work.round_trips == 4
     assert other.identities.phone_for(bsuid) == phone  # committed: another process finds it
     before = counter.now()
-    await sender.accept(parse_webhook(customer_text("again", phone=phone, user_id=bsuid)))
-    assert (counter.now() - before).statements == 1  # known to this process after the commit: the INSERT only
+    again = await sender.accept(parse_webhook(customer_text("again", phone=phone, user_id=bsuid)))
+    work = counter.now() - before
+    assert work.statements == 1  # known to this process: the INSERT only
+    if store_url.startswith("postgresql"):
+        assert work.round_trips == 1  # autocommitted (before: BEGIN, INSERT, COMMIT)
+    with reader.connect() as connection:
+        assert connection.execute(select(inbound_messages.c.wa_id).where(
+            inbound_messages.c.message_id == again.new_messages[0].message_id)).scalar() == phone
 
 
 @pytest.mark.asyncio
-async def test_an_identity_is_not_cached_when_its_webhook_is_not_stored(two_instances, monkeypatch):
-    """The webhook fails (no 200; Meta sends it again): the identity it carried is neither stored nor cached, so
-    the redelivery stores both."""
+async def test_a_keyed_reply_is_logged_and_settled_in_one_statement(two_instances, store_url):
     sender, _other, reader = two_instances
-    phone, bsuid = new_wa_id(), "IN.8" + new_wa_id()
-    body = customer_text("hi", phone=phone, user_id=bsuid)
-
-    def store_down(*_args: Any, **_kwargs: Any) -> Any:
-        raise RuntimeError("the store failed after the identity's upsert")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(sender.store, "_persist", store_down)
-        with pytest.raises(RuntimeError):
-            await sender.accept(parse_webhook(body))
-    assert bsuid not in sender.identities._known
-    with reader.connect() as connection:
-        assert connection.execute(select(identities.c.phone).where(identities.c.user_id == bsuid)).scalar() is None
-    outcome = await sender.accept(parse_webhook(body))  # Meta's redelivery
-    assert len(outcome.new_messages) == 1
-    with reader.connect() as connection:
-        assert connection.execute(select(identities.c.phone).where(identities.c.user_id == bsuid)).scalar() == phone
-        assert connection.execute(select(inbound_messages.c.wa_id).where(
-            inbound_messages.c.message_id == outcome.new_messages[0].message_id)).scalar() == phone
+    customer = new_wa_id()
+    key, wamid = f"{new_message_id()}:0", "wamid.OUT" + new_message_id()[-12:]
+    assert sender.store.claim_send_key(key, customer, 60.0) is None
+    counter = StoreCounter(sender.store)
+    sender.store.record_outbound(recipient_id=customer, kind="text", request={"text": "hi"}, wamid=wamid,
+                                 http_status=200, error_code=None, error_title=None, attempts=1, send_key=key)
+    work = counter.now()
+    assert work.transactions == 1
+    # Before: BEGIN, INSERT, UPDATE, COMMIT.
+    assert work.round_trips == (1 if store_url.startswith("postgresql") else 4)
+    assert key_state(reader, key) == SEND_SENT
+    assert sender.store.keys_not_known_sent([(key, wamid)]) == []
+    assert sender.store.sent_to(wamid, customer)
+    # A send that failed: logged, the key `failed` (it may be sent again); and `sent` stays final.
+    failed_key = f"{new_message_id()}:0"
+    assert sender.store.claim_send_key(failed_key, customer, 60.0) is None
+    sender.store.record_outbound(recipient_id=customer, kind="text", request={"text": "hi"}, wamid=None,
+                                 http_status=400, error_code=131047, error_title="x", attempts=1, send_key=failed_key)
+    assert key_state(reader, failed_key) == "failed"
+    sender.store.record_outbound(recipient_id=customer, kind="text", request={"text": "hi"}, wamid=None,
+                                 http_status=None, error_code=None, error_title=None, attempts=1, send_key=key,
+                                 uncertain=True)
+    assert key_state(reader, key) == SEND_SENT
 
 
 @pytest.mark.asyncio
