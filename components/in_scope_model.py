@@ -208,13 +208,20 @@ class _SingleFit:
             offset += block.shape[1]
         return logits
 
+    def _examples_of(self, intent: int) -> np.ndarray:
+        """The training vectors of one intent, grouped once per training set: a served message is compared
+        with its top intent's examples only, not with every example (about half the evidence's time)."""
+        if getattr(self, "_grouped_from", None) is not self.train_dense:
+            self._grouped = {int(label): self.train_dense[self.train_labels == label] for label in np.unique(self.train_labels)}
+            self._grouped_from = self.train_dense
+        return self._grouped.get(int(intent), self.train_dense[:0])
+
     def scores_for(self, dense: np.ndarray, logits: np.ndarray, top: np.ndarray) -> Dict[str, np.ndarray]:
         """The four kinds of evidence that each message belongs to intent `top` (one per message)."""
         rows = np.arange(len(dense))
-        similarities = dense @ self.train_dense.T
         neighbour_scores = np.empty(len(dense))
         for row, intent in enumerate(top):
-            same_intent = similarities[row, self.train_labels == intent]
+            same_intent = self._examples_of(intent) @ dense[row]
             k = min(self.neighbours, len(same_intent))
             neighbour_scores[row] = np.sort(same_intent)[-k:].mean()
 

@@ -128,6 +128,34 @@ def test_serving_logits_equal_the_training_feature_matrix_path():
     np.testing.assert_allclose(fit.logits(dense[:1], [words[:1], chars[:1]]), expected[:1], rtol=0, atol=1e-10)
 
 
+def test_neighbour_evidence_compares_only_with_the_top_intents_examples_and_follows_new_training_data():
+    # Served messages are compared with their top intent's examples alone; the scores are those of the
+    # comparison with every example, masked to that intent.
+    import scipy.sparse as sp
+
+    from components.in_scope_model import _SingleFit
+
+    rng = np.random.default_rng(11)
+    dense = rng.standard_normal((90, DIM))
+    labels = rng.integers(0, 3, 90)
+    words = sp.random(90, 40, density=0.05, format="csr", random_state=2)
+    fit = _SingleFit(n_intents=3, neighbours=4, regularisation_c=1.0).fit(dense, [words], labels)
+    messages = rng.standard_normal((25, DIM))
+    top = rng.integers(0, 3, 25)
+
+    def by_masking(train, train_labels):
+        everything = messages @ train.T
+        return np.array([np.sort(everything[row, train_labels == intent])[-4:].mean() for row, intent in enumerate(top)])
+
+    logits = fit.logits(messages, [words[:25]])
+    np.testing.assert_allclose(fit.scores_for(messages, logits, top)["neighbours"], by_masking(dense, labels),
+                               rtol=0, atol=1e-12)
+    fit.train_dense, fit.train_labels = dense[::-1].copy(), labels[::-1].copy()  # loaded arrays replace them
+    fit.train_dense[:30] = 0.0
+    np.testing.assert_allclose(fit.scores_for(messages, logits, top)["neighbours"],
+                               by_masking(fit.train_dense, fit.train_labels), rtol=0, atol=1e-12)
+
+
 # --- several dense views (one per sentence encoder) -------------------------------------------
 
 @pytest.fixture(scope="module")
