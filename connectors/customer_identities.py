@@ -69,7 +69,7 @@ _UPSERT = text(
 
 # Each lookup and write stands alone (a pair is a fact of its own; the cache learns it after the write): on PostgreSQL
 # on the store's autocommit engine, so each statement commits by itself without BEGIN and COMMIT round trips (a
-# status webhook's first status of a customer new to the process: SELECT, upsert, the status: 3 round trips, not 7);
+# status webhook's first status of a customer new to the process: SELECT, upsert, the status: 3 round trips, not 9);
 # on SQLite in short transactions of the fully synced engine, as before.
 def _engine(store: WhatsAppStore) -> Engine:
     return store._autocommit or store.engine
