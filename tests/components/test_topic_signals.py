@@ -56,6 +56,10 @@ def signals():
         # the people blamed, not the deed (session 14): "scammers", "chor log"
         ("total scammers, paisa le liya aur kuch nahi bheja", "complaint"),
         ("aap sab chor log ho, order kabhi aaya hi nahi", "complaint"),
+        # praise, then a defect (session 18: read as praise, 0.87)
+        ("loved the print but the kurta tore after one wash", "complaint"),
+        ("colour bahut sundar hai par ek wash mein faded", "complaint"),
+        ("the serum smells lovely but i got a rash on day 2", "complaint"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -82,6 +86,9 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "does the tracking link update once it is shipped?",
         "got it, thanks for the quick reply",
         "chor do, number baad mein bhejti hu",                      # "chor do" = leave it, not "chor" (thief)
+        "the kurta is lovely but will it shrink after washing?",    # praise and a question about a defect
+        "loved it but my sister took it lol",                       # praise and a "but" without a defect
+        "so soft, not a single thread came off after 5 washes",     # a defect word without a contrast
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
