@@ -30,6 +30,7 @@ from sqlalchemy import Column, Float, Index, String, Table, select, text
 from sqlalchemy.engine import Engine
 
 from connectors.inbound import ParsedWebhook, ReceivedMessage, StatusUpdate
+from connectors.prepared_statements import prepared
 from connectors.privacy import mask_user_id
 from connectors.store import WhatsAppStore, metadata
 
@@ -57,14 +58,14 @@ bsuid_keyed = Table(
 _KEEP_BSUID_KEY = text(
     "INSERT INTO wa_bsuid_keyed_customers (user_id, first_seen_at) VALUES (:user_id, :now) "
     "ON CONFLICT (user_id) DO NOTHING"
-)
+).execution_options(**prepared("kesar_bsuid_key"))
 
 # Text for the same reason as the store's hot inserts: one statement both databases accept.
 _UPSERT = text(
     "INSERT INTO wa_customer_identities (user_id, phone, first_seen_at, updated_at) "
     "VALUES (:user_id, :phone, :now, :now) "
     "ON CONFLICT (user_id) DO UPDATE SET phone = excluded.phone, updated_at = excluded.updated_at"
-)
+).execution_options(**prepared("kesar_identity_upsert"))
 
 
 # Each lookup and write stands alone (a pair is a fact of its own; the cache learns it after the write): on PostgreSQL
@@ -100,6 +101,7 @@ class CustomerIdentities:
             with _engine(self._store).connect() as connection:
                 rows = connection.execute(
                     select(identities.c.user_id, identities.c.phone).where(identities.c.user_id.in_(missing))
+                    .execution_options(**prepared("kesar_identities"))  # one per number of ids (usually 1)
                 ).all()
             for row in rows:
                 found[row.user_id] = row.phone
@@ -145,6 +147,7 @@ class CustomerIdentities:
             with _engine(self._store).connect() as connection:
                 found = set(connection.execute(
                     select(bsuid_keyed.c.user_id).where(bsuid_keyed.c.user_id.in_(unknown))
+                    .execution_options(**prepared("kesar_bsuid_keyed"))
                 ).scalars())
             if len(self._bsuid_keyed) + len(self._phone_keyed) >= CACHE_SIZE:
                 self._bsuid_keyed.clear()  # simple bound, as for the phones

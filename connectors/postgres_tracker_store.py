@@ -66,6 +66,7 @@ from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 from connectors.event_filter import lean_event
+from connectors.prepared_statements import PREPARED_STATEMENT_MISSING, prepare_sql
 from connectors.store import IDLE_PING_SECONDS, _server_spoke
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ _STATEMENTS = {
         " ORDER BY e.n",  # ids in the tracker's order, as Rasa's one-by-one inserts give them
     ),
 }
-_PREPARE = ";".join(f"PREPARE {name} ({types}) AS {text}" for name, (types, text) in _STATEMENTS.items())
+_PREPARE = ";".join(prepare_sql(name, text, types) for name, (types, text) in _STATEMENTS.items())
 _INSERT = "EXECUTE kesar_ts_insert(%s, %s::text[], %s::float8[], %s::text[], %s::text[], %s::text[])"
 
 
@@ -315,7 +316,7 @@ class PostgresTrackerStore(TrackerStore, SerializedTrackerAsText):
                 except psycopg2.Error as error:
                     disconnected = _is_disconnect(error) or (self._connection is not None and self._connection.closed)
                     # 26000: our prepared statements are gone (DISCARD ALL, a pooler): prepare them anew.
-                    disconnected = disconnected or getattr(error, "pgcode", None) == "26000"
+                    disconnected = disconnected or getattr(error, "pgcode", None) == PREPARED_STATEMENT_MISSING
                     if disconnected:
                         self._drop()
                     if not (disconnected and retry and attempt == 1):

@@ -17,7 +17,9 @@ The tables and states are defined once, in `connectors/store_schema.py`; `WhatsA
 object callers use (its methods come from the parts above).
 
 Hot statements (run for every message) are built once at import: parameters are bound per
-execution, which spares SQLAlchemy rebuilding and re-keying them each time (about half the CPU).
+execution, which spares SQLAlchemy rebuilding and re-keying them each time (about half the CPU). On
+PostgreSQL they are also prepared on the server once per connection (`prepared(...)`,
+connectors/prepared_statements.py): no parse or plan per message in PostgreSQL.
 
 The methods are synchronous (SQLAlchemy 1.4 Core); async callers go through `run()`, which
 uses a small thread pool so the event loop never waits on the database.
@@ -51,6 +53,7 @@ from sqlalchemy.pool import QueuePool
 from whatsapp_cloud import SEND_KEY_FIELD
 
 from connectors.inbound import InboundAction, InboundMessage, ReceivedMessage, Rejected, StatusUpdate
+from connectors.prepared_statements import prepare_marked_statements, prepared
 from connectors.store_claims import ClaimedMessage, ClaimQueue
 from connectors.store_outbound import OutboundLog
 from connectors.store_schema import (  # noqa: F401  (re-exported: callers import them from here)
@@ -180,7 +183,7 @@ _INSERT_INBOUND = insert_unless_present(
     inbound_messages,
     ["message_id", "wa_id", "type", "state", "record", "raw", "received_at", "attempts", "finished_at"],
     conflict_on=["message_id"],
-)
+).execution_options(**prepared("kesar_inbound"))
 _INSERT_STATUS = insert_unless_present(
     statuses,
     ["message_id", "status", "recipient_id", "timestamp", "errors", "raw", "received_at", "forward_state",
@@ -244,7 +247,8 @@ def _store_and_settle_status(forwarding: bool) -> Any:
 
 _INSERT_STATUS_TO_FORWARD = _insert_status_to_forward(returning=True)
 _INSERT_STATUS_TO_FORWARD_COUNTED = _insert_status_to_forward(returning=False)  # SQLite before 3.35
-_STORE_AND_SETTLE = {True: _store_and_settle_status(forwarding=True), False: _store_and_settle_status(forwarding=False)}
+_STORE_AND_SETTLE = {forwarding: _store_and_settle_status(forwarding).execution_options(**prepared("kesar_status"))
+                     for forwarding in (True, False)}
 # SQLite has no UPDATE in a WITH: the settle is a second statement of the webhook's transaction.
 _SETTLE_KEY = text(f"UPDATE {send_keys.name} SET state = '{SEND_SENT}', wamid = :message_id, "
                    f"updated_at = :received_at WHERE {_SETTLE_WHERE}")
@@ -311,6 +315,7 @@ class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
             options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
             engine = create_engine(self.url, pool_use_lifo=True, future=True, hide_parameters=True, **options)
             _ping_when_in_doubt(engine, self._idle_ping_seconds, self._clock)
+            prepare_marked_statements(engine)  # the hot statements: PREPARE once per connection, then EXECUTE
             return engine
         database = self.url.database
         if database and database != ":memory:":

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from connectors.inbound import InboundMessage
+from connectors.prepared_statements import prepared
 from connectors.privacy import mask_user_id
 from connectors.store_schema import DONE, PENDING, PROCESSING, inbound_messages
 
@@ -38,11 +39,12 @@ _OLDEST_UNFINISHED = (
     .where(_t.wa_id == bindparam("b_wa_id"), _t.state.in_((PENDING, PROCESSING)))
     .order_by(_t.seq)
     .limit(1)
+    .execution_options(**prepared("kesar_oldest"))
 )
 # Compare-and-set on what was read: of two racing processes only one updates the row.
 _CLAIM = update(inbound_messages).where(
     _t.seq == bindparam("b_seq"), _t.state == bindparam("b_state"), _t.attempts == bindparam("b_attempts")
-)
+).execution_options(**prepared("kesar_claim"))
 # What the sweep (every 0.25 s while a process has room) looks for, in one statement: a pending message,
 # or a claim that ran out (its holder died). Oldest first, so a customer waiting longest is never left
 # beyond the limit (two queries of up to `limit` each before, in no order).
@@ -52,10 +54,11 @@ _WITH_WORK = (
     .group_by(_t.wa_id)
     .order_by(func.min(_t.seq))
     .limit(bindparam("b_limit"))
+    .execution_options(**prepared("kesar_with_work"))
 )
 _FINISH = update(inbound_messages).where(
     _t.seq == bindparam("b_seq"), _t.claimed_by == bindparam("b_owner"), _t.state == PROCESSING
-)
+).execution_options(**prepared("kesar_finish"))
 
 
 @dataclass(frozen=True)

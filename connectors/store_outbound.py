@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from sqlalchemy import select, text, update
 from sqlalchemy.engine import Connection, Engine
 
+from connectors.prepared_statements import prepared
 from connectors.store_schema import (
     REPLY_OPTION_PREFIX,
     SEND_FAILED,
@@ -27,10 +28,10 @@ from connectors.store_schema import (
 )
 
 # Built once: parameters are bound per execution (see connectors/store.py, "hot statements").
-_INSERT_OUTBOUND = outbound_messages.insert()
+_INSERT_OUTBOUND = outbound_messages.insert().execution_options(**prepared("kesar_outbound"))
 _INSERT_SEND_KEY = insert_unless_present(
     send_keys, ["key", "recipient_id", "state", "created_at", "updated_at"], conflict_on=["key"]
-)
+).execution_options(**prepared("kesar_send_key"))
 
 _OUTBOUND_COLUMNS = ["wamid", "recipient_id", "kind", "request", "state", "http_status", "error_code", "error_title",
                      "attempts", "created_at"]
@@ -43,7 +44,7 @@ _LOG_AND_SETTLE = text(
     f"VALUES ({', '.join(':' + c for c in _OUTBOUND_COLUMNS)})) "
     f"UPDATE {send_keys.name} SET state = :key_state, wamid = :wamid, updated_at = :created_at "
     f"WHERE key = :send_key AND state != '{SEND_SENT}'"
-)
+).execution_options(**prepared("kesar_log_settle"))
 
 
 def _outcome(wamid: Optional[str], uncertain: bool) -> str:
