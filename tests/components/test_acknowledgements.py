@@ -39,7 +39,7 @@ def matcher(section):
         ("cool", "affirm"), ("ok ji", "affirm"), ("ok 👍", "affirm"), ("ok thanks", "thank"),
         ("thanks a lot bhaiya 🙏", "thank"), ("ok 👎", "deny"), (":)", "affirm"),
         ("okay, no worries ji", "affirm"), ("no problem", "affirm"),
-        ("chalo theek hai phir", "affirm"), ("ok fir", "affirm"), ("thik hai toh 👍", "affirm"),
+        ("acha chalo thik hai phir", "affirm"), ("ok fir", "affirm"), ("thik hai toh 👍", "affirm"),
     ],
 )
 def test_acknowledgements_get_the_intent_of_their_list(matcher, text, intent):
