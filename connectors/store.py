@@ -254,22 +254,6 @@ _SETTLE_KEY = text(f"UPDATE {send_keys.name} SET state = '{SEND_SENT}', wamid = 
                    f"updated_at = :received_at WHERE {_SETTLE_WHERE}")
 
 
-class WebhookTransaction:
-    """The connection a webhook is stored on, and what the store learns from it (`KnownSentKeys`), kept only once
-    the work has committed (`after_commit`)."""
-
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-        self._after_commit: List[Callable[[], None]] = []
-
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        self._after_commit.append(callback)
-
-    def _committed(self) -> None:
-        for callback in self._after_commit:
-            callback()
-
-
 class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
     def __init__(
         self, url: str, *, idle_ping_seconds: Optional[float] = None, clock: Callable[[], float] = time.monotonic
@@ -389,26 +373,25 @@ class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
         """
         if self._autocommit is not None and not rejected and len(received) + len(status_updates) == 1:
             with self._autocommit.connect() as connection:
-                transaction = WebhookTransaction(connection)
-                outcome = self._persist(transaction, received, status_updates, rejected, forward_statuses)
-            transaction._committed()
-            return outcome
-        with (self.engine if (received or rejected) else self._bookkeeping).begin() as connection:
-            transaction = WebhookTransaction(connection)
-            outcome = self._persist(transaction, received, status_updates, rejected, forward_statuses)
-        transaction._committed()
+                outcome, now_sent = self._persist(connection, received, status_updates, rejected, forward_statuses)
+        else:
+            with (self.engine if (received or rejected) else self._bookkeeping).begin() as connection:
+                outcome, now_sent = self._persist(connection, received, status_updates, rejected, forward_statuses)
+        if now_sent:
+            self._known_sent.add(now_sent)  # only once the work has committed
         return outcome
 
     def _persist(
         self,
-        transaction: WebhookTransaction,
+        connection: Connection,
         received: Sequence[ReceivedMessage],
         status_updates: Sequence[StatusUpdate],
         rejected: Sequence[Rejected],
         forward_statuses: bool,
-    ) -> PersistOutcome:
+    ) -> Tuple[PersistOutcome, List[str]]:
+        """The webhook's statements on `connection`: what it stored, and the send keys its statuses made (or found)
+        `sent`, for `KnownSentKeys` once committed."""
         now = time.time()
-        connection = transaction.connection
         new_messages: List[InboundMessage] = []
         new_statuses = to_forward = 0
         for item in received:
@@ -443,14 +426,12 @@ class WhatsAppStore(ClaimQueue, StatusOutbox, OutboundLog):
                     received_at=now, reason=item.reason, body=dumps(item.fragment).encode("utf-8")
                 )
             )
-        if now_sent:
-            transaction.after_commit(functools.partial(self._known_sent.add, now_sent))
         return PersistOutcome(
             new_messages=new_messages,
             duplicates=len(received) - len(new_messages),
             new_statuses=new_statuses,
             statuses_to_forward=to_forward,
-        )
+        ), now_sent
 
     def _store_status(
         self, connection: Connection, status: StatusUpdate, forward_statuses: bool, now: float
