@@ -228,7 +228,7 @@ def _insert_status_to_forward(returning: bool) -> Any:
 def _store_and_settle_status(forwarding: bool) -> Any:
     """PostgreSQL: a status webhook's whole work for one status in one statement: the status stored (its forwarding
     state decided as `_insert_status_to_forward` does, or `:forward_state` without an inbox), its send key
-    (`:settle_key`, NULL for none) settled `sent` as `settle_send_keys_from_statuses` does, and back come the stored
+    (`:settle_key`, NULL for none) settled `sent` (`_SETTLE_WHERE`), and back come the stored
     row's forwarding state (NULL: Meta repeated a status already stored) and whether the key is `sent` now (it was
     before the statement, or the statement made it so; NULL key: false). The statement's parts share one snapshot
     (the settle cannot change what the forwarding decision sees: it asks only whether the key exists)."""

@@ -206,27 +206,6 @@ class OutboundLog:
         """The (key, wamid) pairs whose key this process does not know to be `sent` (no database work)."""
         return [(key, wamid) for key, wamid in keyed if key not in self._known_sent]
 
-    def settle_send_keys_from_statuses(self, keyed: Sequence[Tuple[str, str]]) -> int:
-        """(key, wamid) pairs from status webhooks: Meta has these messages, whatever we thought.
-        Keys already known to be `sent` are skipped (`KnownSentKeys`): their UPDATE would match no row."""
-        keyed = self.keys_not_known_sent(keyed)
-        if not keyed:
-            return 0
-        settled = 0
-        now_sent = []
-        with self._bookkeeping.begin() as connection:
-            for key, wamid in keyed:
-                changed = connection.execute(
-                    update(send_keys)
-                    .where(send_keys.c.key == key, send_keys.c.state.in_((SEND_SENDING, SEND_UNKNOWN, SEND_FAILED)))
-                    .values(state=SEND_SENT, wamid=wamid, updated_at=time.time())
-                ).rowcount
-                settled += changed
-                if changed:
-                    now_sent.append(key)
-        self._known_sent.add(now_sent)  # after the commit
-        return settled
-
     def send_key_state(self, key: str) -> Optional[str]:
         with self._bookkeeping.begin() as connection:
             return connection.execute(select(send_keys.c.state).where(send_keys.c.key == key)).scalar()

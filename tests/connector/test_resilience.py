@@ -26,7 +26,8 @@ from connectors.output import WhatsAppOutput
 from connectors.processing import CUSTOMER_TEXT_LIMIT, MAX_CLAIMS, InboundDispatcher
 from connectors.send_keys import CALLBACK_FIELD, KeyedSender, keyed_sender
 from connectors.store import DONE, HANDED_OFF, WhatsAppStore
-from tests.connector.support import text_message
+from connectors.inbound import parse_webhook
+from tests.connector.support import change, encode, text_message, webhook
 from tests.connector.test_unanswered_turns import ANSWERED, DOMAIN, ScriptedRasa
 from tests.connector.test_work_sharing import persist
 
@@ -288,8 +289,12 @@ async def test_a_send_with_no_answer_is_not_repeated_until_checked(store_url):
         await retry.send(CUSTOMER, message)
         assert len(meta.delivered) == 1 and len(waited) == 1 and 0 < waited[0] <= 60
 
-        # Meta's status echoes our key: it has the message; a later retry skips it for good.
-        assert store.settle_send_keys_from_statuses([("wamid.IN1:0", "wamid.OUT1")]) == 1
+        # Meta's status webhook echoes our key: it has the message; a later retry skips it for good.
+        sent = {"id": "wamid.OUT1", "status": "sent", "timestamp": "1760000000", "recipient_id": CUSTOMER,
+                CALLBACK_FIELD: "wamid.IN1:0"}
+        echoed = parse_webhook(encode(webhook(change(statuses=[sent]))))
+        store.persist_webhook([], echoed.statuses, [], forward_statuses=True)
+        assert store.send_key_state("wamid.IN1:0") == "sent"
         await KeyedSender(meta, store, "wamid.IN1", settle_seconds=0, sleep=no_wait).send(CUSTOMER, message)
         assert len(meta.delivered) == 1
 
