@@ -14,14 +14,13 @@ Works on any KB file of the schema in data/knowledge_base.yml and any eval file 
 `paraphrases: [{text, entry_id}]` and `unanswerable: [text]`. bench/data/kb_test_v12.yml (the default
 `--eval`, written in session 19 before any run on it by someone who does not tune the knowledge base) is the
 TEST set. bench/data/kb_test_v11.yml (session 18's), bench/data/kb_test_v10.yml (session 17's) and
-bench/data/kb_test_v9.yml (session 16's) were the TEST sets until they were measured in their sessions; they are
-used up and can still be named with `--eval`.
-bench/data/kb_test_v8.yml (session 15's) and bench/data/kb_test_v7.yml (session 14's) are training data too, so
-both measure in-sample; they can still be named with `--eval`. A TEST set is measured once before and once
+bench/data/kb_test_v9.yml (session 16's) were the TEST sets until they were measured in their sessions; since
+session 19 they are training data too, like bench/data/kb_test_v8.yml (session 15's) and bench/data/kb_test_v7.yml
+(session 14's), so all five measure in-sample; they can still be named with `--eval`. A TEST set is measured once before and once
 after a round of work, never used to choose anything, and nobody who tunes the knowledge base reads it. The TEST sets
 are retired into training data once measured (v3, v4 and v5 in session 13, v6 in session 14, v7 and v8 in
-session 15: copies in data/kb_labelled/, listed under `labelled_sets:` in data/knowledge_base.yml; the
-bench/data/ copies of v7 and v8 stay as they were): measuring them now measures the training data.
+session 15, v9, v10 and v11 in session 19: copies in data/kb_labelled/, listed under `labelled_sets:` in
+data/knowledge_base.yml; the bench/data/ copies stay as they were): measuring them now measures the training data.
 Choices are made on the dev sets (`--dev`): bench/data/kb_dev.yml,
 bench/data/kb_dev2.yml, bench/data/kb_dev3.yml (session 10, mostly Hinglish), bench/data/kb_paraphrases.yml
 (the test set until 2026-12-02, measured three times by then, so demoted to dev) and

@@ -397,7 +397,8 @@ def test_the_message_without_its_lead_in_is_searched_alone():
 
 async def test_a_question_behind_a_lead_in_is_answered_and_an_unanswerable_one_still_handed_off(kb, dispatcher, config):
     assert config.kb_question_sentences.lead_ins  # as shipped
-    text = "no need to connect me to anyone, just tell me if the exchange pickup is free"
+    # (The NLU leaves a declined request out of `question` before the knowledge base sees it; this message has none.)
+    text = "bas itna batao ki exchange ka pickup free hai kya"
     assert kb.best_match(text).probability < config.kb_answer_threshold  # as a whole it would hand off
     events = await ActionAnswerQuestion().run(dispatcher, make_tracker([user_event(text, "ask_question")]), {})
     assert dispatcher.messages[0]["text"].startswith(kb.entry("exchanges").answer.rstrip("\n"))
