@@ -30,7 +30,10 @@ def matcher():
      "could I speak with a person about a payment?", "I need an agent to look into a wrong charge",
      "bhai real banda bhejo", "this is going nowhere, let me talk to your team",
      # shouted or clipped, alone or inside a longer message
-     "PERSON NEEDED HERE!!", "hi?? agent required urgently", "parcel lost, need human", "REFUND ISSUE. AGENT PLS"],
+     "PERSON NEEDED HERE!!", "hi?? agent required urgently", "parcel lost, need human", "REFUND ISSUE. AGENT PLS",
+     # asking in Hinglish to be phoned by the team
+     "shaam ko koi mujhe call kar lena, exchange ka samjhana hai", "return ke liye call back karo please",
+     "type nahi ho raha, phone karwa do"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None
@@ -46,7 +49,9 @@ def test_requests_for_a_person_match(matcher, text):
      "yahan koi banda type kar raha hai kya", "is this reply automated or a real person?",
      # "am I <verb>ing with a real person?" is a question about the bot, whatever the verb
      "am I speaking with a real human?", "r u a real person", "texting an actual human here or what",
-     "kya meri kisi insaan se baat ho rahi hai?"],
+     "kya meri kisi insaan se baat ho rahi hai?",
+     # being phoned by the courier is no request for the team
+     "delivery wala mujhe call karega kya pehle", "mujhe call mat karo, yahin message karo"],
 )
 def test_look_alikes_do_not_match(matcher, text):
     assert matcher.match(text) is None
