@@ -2,7 +2,8 @@
 
 - The Graph API client's httpx/httpcore no longer searches `sys.path` for the missing optional `sniffio` on every
   lock, event and shield it makes (connectors/graph_api.py): the import fails as before, at once.
-- Read receipts go out on a kept-alive aiohttp session, with the replies' retry policy (connectors/graph_api.py).
+- Read receipts go out on a kept-alive aiohttp session, with the replies' retry policy (connectors/graph_api.py);
+  since session 19 the replies too.
 - A status webhook is resolved and persisted in one trip to the store's thread, and its send key is not
   looked at there when this process already knows it `sent` (connectors/service.py).
 """
@@ -234,23 +235,24 @@ async def test_a_read_receipt_without_an_answer_is_uncertain_and_not_repeated():
 
 
 @pytest.mark.asyncio
-async def test_the_read_receipts_use_the_lighter_path_and_the_replies_keep_httpx():
+async def test_the_read_receipts_go_out_on_the_kept_alive_session_and_never_through_httpx():
+    # Since issue 16's session 19 the replies take the same session (tests/connector/test_graph_api_transport.py).
+    import httpx
+
     server = FakeGraphServer([])
     client = graph_client(await server.start(), [])
-    replies: List[Dict[str, Any]] = []
 
-    async def reply_send(payload: Dict[str, Any]) -> Any:  # the httpx path, which must not carry reads
-        replies.append(payload)
-        raise AssertionError("a read receipt went through the reply client")
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("a read receipt went through httpx")
 
-    client.send = reply_send  # type: ignore[method-assign]
+    client.http = httpx.AsyncClient(transport=httpx.MockTransport(refuse))  # left for media uploads only
     receipts = ReadReceipts(client, lambda _sender: asyncio.sleep(0, result=False))
     channel = type("Channel", (), {"messages_sent": 1})()
     try:
         async with receipts.while_answering("wamid.IN1", "919800000001", channel):
             pass
         await receipts.settle()
-        assert server.bodies == [read_payload("wamid.IN1")] and replies == []
+        assert server.bodies == [read_payload("wamid.IN1")]
     finally:
         await client.close()
         await server.stop()
