@@ -64,6 +64,10 @@ prediction through dask's scheduler, rebuilding the task graph each time: about 
 under load. The graph's nodes are called in a cached order instead, with the same arguments; parses and predictions
 are identical (tests/integration/test_sequential_graph_runner.py).
 
+Next-action prediction's own work (connectors/fast_policies.py): within one prediction, the tracker's prior states are
+computed once for all policies instead of once per policy call; the predictions are Rasa's own
+(tests/integration/test_fast_policies.py).
+
 """
 from __future__ import annotations
 
@@ -75,7 +79,7 @@ import os
 import weakref
 from typing import Any, Dict, Optional, Text
 
-from connectors import sequential_graph_runner
+from connectors import fast_policies, sequential_graph_runner
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +122,7 @@ def install(environ: Optional[Dict[str, str]] = None, rasa_version: Optional[str
     install_model_loading_without_a_training_step()
     install_kept_alive_endpoint_connections(keepalive)
     install_outranked_policies_skipped()
+    fast_policies.install()  # after the TED skip: it wraps the prediction that one replaces
     sequential_graph_runner.install()
     return f"Rasa speed-ups: on (Rasa {rasa_version}; {SWITCH_ENV}=0 turns them off)"
 

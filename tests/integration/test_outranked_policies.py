@@ -28,10 +28,12 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def prediction_points(domain):
-    """A tracker for every action of every story: the events before it, after a session start."""
+def prediction_points(domain, with_rules: bool = False):
+    """A tracker for every action of every story (and rule): the events before it, after a session start."""
     reader = YAMLStoryReader(domain)
     files = sorted(ROOT.glob("tests/test_stories*.yml")) + sorted((ROOT / "data" / "stories").glob("*.yml"))
+    if with_rules:
+        files += sorted((ROOT / "data" / "rules").glob("*.yml"))
     for path in files:
         for step in reader.read_from_file(path):
             events = [ActionExecuted("action_session_start"), ActionExecuted("action_listen")]

@@ -1,0 +1,64 @@
+"""On the shipped model, connectors/fast_policies.py predicts exactly as Rasa does.
+
+At every step of the test stories, the training stories and the rules: the prediction (action, policy, probabilities,
+events, flags) is the same as Rasa's own `_predict_next_with_tracker` and as the speed-ups without this module; the
+states every policy asks for are Rasa's (equal, and sharing sub-states as Rasa's do).
+"""
+from __future__ import annotations
+
+import pytest
+from rasa.core.policies.rule_policy import RulePolicy
+from rasa.core.processor import MessageProcessor
+from rasa.shared.core.domain import Domain
+
+from connectors import fast_policies
+from tests.connector.test_fast_policies import sharing
+from tests.integration.conftest import load_agent
+from tests.integration.test_outranked_policies import prediction_points, summary
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def agent():
+    return load_agent()
+
+
+@pytest.fixture(scope="module")
+def points(agent):
+    return list(prediction_points(agent.domain, with_rules=True))
+
+
+def rule_policy(agent) -> RulePolicy:
+    [policy] = [node._component for node in agent.processor.graph_runner._instantiated_nodes.values()
+                if type(node._component) is RulePolicy]
+    return policy
+
+
+def test_every_step_is_predicted_as_rasa_does(agent, points):
+    processor = agent.processor
+    installed = MessageProcessor._predict_next_with_tracker
+    assert installed is not installed.__wrapped__
+    rasa_own, without_this = installed.__wrapped__, installed._kesar_lane_inner
+    for tracker in points:
+        expected = summary(rasa_own(processor, tracker.copy()))
+        assert summary(installed(processor, tracker.copy())) == expected, tracker.sender_id
+        assert summary(without_this(processor, tracker.copy())) == expected, tracker.sender_id
+    assert len(points) > 3000
+
+
+def test_every_step_gives_each_policy_rasas_states(agent, points):
+    domain = agent.domain
+    rasa_states = Domain.states_for_tracker_history.__wrapped__
+    rule_only = rule_policy(agent)._get_rule_only_data()
+    options = [(False, None), (False, rule_only), (True, None), (True, rule_only)]
+    for tracker in points:
+        with fast_policies.one_prediction():
+            for ignore, rule_only_data in options * 2:
+                expected = rasa_states(domain, tracker, ignore_rule_only_turns=ignore, rule_only_data=rule_only_data)
+                got = domain.states_for_tracker_history(tracker, ignore_rule_only_turns=ignore,
+                                                        rule_only_data=rule_only_data)
+                assert got == expected, tracker.sender_id
+                assert sharing(got) == sharing(expected), tracker.sender_id
+                for state in got:  # as RulePolicy does to the last user turn
+                    state.get("user", {}).pop("intent", None)
