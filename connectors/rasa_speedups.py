@@ -65,7 +65,8 @@ under load. The graph's nodes are called in a cached order instead, with the sam
 are identical (tests/integration/test_sequential_graph_runner.py).
 
 Next-action prediction's own work (connectors/fast_policies.py): within one prediction, the tracker's prior states are
-computed once for all policies instead of once per policy call; the predictions are Rasa's own
+computed once for all policies instead of once per policy call, and RulePolicy looks its rules up by the previous
+action and intent they require instead of testing all of them; the predictions are Rasa's own
 (tests/integration/test_fast_policies.py).
 
 """

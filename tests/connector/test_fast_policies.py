@@ -1,12 +1,18 @@
 """connectors/fast_policies.py against Rasa's own code, without a model: the states of many made-up conversations
-(forms, hidden rule turns, reverted and restarted turns, follow-up actions) are exactly Rasa's.
+(forms, hidden rule turns, reverted and restarted turns, follow-up actions) and the rule keys of made-up rule sets
+(conversation starts, slots that must not be set, loops, ties between the longest keys) are exactly Rasa's.
 tests/integration/test_fast_policies.py does the same on the shipped model, with its predictions."""
 from __future__ import annotations
 
 import itertools
+import json
 import random
 
 import pytest
+from rasa.core.policies.rule_policy import RulePolicy
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
 from rasa.shared.core.constants import SHOULD_NOT_BE_SET
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop,
@@ -142,3 +148,90 @@ def test_outside_a_prediction_rasas_own_code_runs_and_nothing_is_kept(monkeypatc
         assert len(calls) == 4
     DOMAIN.states_for_tracker_history(tracker)
     assert len(calls) == 5
+
+
+@pytest.fixture(scope="module")
+def rule_policy(tmp_path_factory):
+    storage = LocalModelStorage(tmp_path_factory.mktemp("rules"))
+    return RulePolicy.create({**RulePolicy.get_default_config()}, storage, Resource("rules"),
+                             ExecutionContext(GraphSchema({}), "test"))
+
+
+def random_state(rng: random.Random, starter_allowed: bool = True):
+    state = {}
+    if not starter_allowed or rng.random() < 0.9:
+        state["prev_action"] = rng.choice([{"action_name": rng.choice(ACTIONS[:4])}, {"action_text": "ok"}])
+    if rng.random() < 0.7:
+        user = {"intent": rng.choice(INTENTS[:3])}
+        if rng.random() < 0.2:
+            user["entities"] = ("order_number",)
+        state["user"] = user
+    slots = {}
+    if rng.random() < 0.4:
+        slots["flagged"] = rng.choice([(1.0, 1.0), (1.0, 0.0), SHOULD_NOT_BE_SET])
+    if rng.random() < 0.3:
+        slots["mood"] = rng.choice([(1.0, 0.0), (0.0, 1.0)])
+    if slots:
+        state["slots"] = slots
+    if rng.random() < 0.2:
+        state["active_loop"] = {"name": rng.choice(["order_form", SHOULD_NOT_BE_SET])}
+    return state
+
+
+def random_lookup(rng: random.Random):
+    lookup = {}
+    for _ in range(rng.randint(1, 60)):
+        states = [random_state(rng) for _ in range(rng.randint(1, 4))]
+        for state in states:  # json turns tuples into lists, as in a trained lookup
+            for sub_state in state.values():
+                for key, value in list(sub_state.items()):
+                    if isinstance(value, tuple):
+                        sub_state[key] = list(value)
+        if rng.random() < 0.3:  # rules that need no previous action name or intent
+            states[-1].get("prev_action", {}).pop("action_name", None)
+            states[-1].get("user", {}).pop("intent", None)
+            states[-1] = {key: value for key, value in states[-1].items() if value}
+        lookup[json.dumps(states, sort_keys=True)] = rng.choice(ACTIONS)
+        if rng.random() < 0.2:  # twins of the same length that apply together: a tie between the longest keys
+            for slot in ("mood", "tone"):
+                twin = json.loads(json.dumps(states))
+                twin[-1].setdefault("slots", {})[slot] = SHOULD_NOT_BE_SET
+                lookup[json.dumps(twin, sort_keys=True)] = rng.choice(ACTIONS)
+    return lookup
+
+
+def test_rule_keys_are_rasas_and_the_longest_is_rasas_choice(rule_policy):
+    rng = random.Random(6)
+    rasa_keys = RulePolicy._get_possible_keys.__wrapped__
+    compared = found = tied = 0
+    for _ in range(200):
+        lookup = random_lookup(rng)
+        for _ in range(30):
+            conversation = [random_state(rng, starter_allowed=(i == 0)) for i in range(rng.randint(1, 8))]
+            # the conversation ends in states that some rule was made from, so that rules do apply
+            if rng.random() < 0.5:
+                rule = json.loads(rng.choice(list(lookup)))
+                conversation = conversation[: rng.randint(0, 3)] + [
+                    {kind: {key: tuple(value) if isinstance(value, list) else value for key, value in sub.items()}
+                     for kind, sub in state.items()} for state in rule]
+            expected = rasa_keys(rule_policy, lookup, conversation)
+            with fast_policies.one_prediction():
+                got = rule_policy._get_possible_keys(lookup, conversation)
+                indexed = set(fast_policies._rule_index(rule_policy, lookup).possible_keys(conversation))
+            assert indexed == expected
+            assert got == expected
+            if expected:
+                found += 1
+                assert max(got, key=len) == max(expected, key=len)
+                tied += sum(len(key) == len(max(expected, key=len)) for key in expected) > 1
+            compared += 1
+    assert found > 1000 and tied > 10
+
+
+def test_a_changed_lookup_is_indexed_again(rule_policy):
+    lookup = {json.dumps([{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "greet"}}]): "utter_greet"}
+    state = [{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "deny"}}]
+    with fast_policies.one_prediction():
+        assert rule_policy._get_possible_keys(lookup, state) == set()
+        lookup[json.dumps([{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "deny"}}])] = "x"
+        assert len(rule_policy._get_possible_keys(lookup, state)) == 1

@@ -2,7 +2,8 @@
 
 At every step of the test stories, the training stories and the rules: the prediction (action, policy, probabilities,
 events, flags) is the same as Rasa's own `_predict_next_with_tracker` and as the speed-ups without this module; the
-states every policy asks for are Rasa's (equal, and sharing sub-states as Rasa's do).
+states every policy asks for are Rasa's (equal, and sharing sub-states as Rasa's do); RulePolicy's rule keys are Rasa's
+for the states it looks at and for every shorter history.
 """
 from __future__ import annotations
 
@@ -62,3 +63,20 @@ def test_every_step_gives_each_policy_rasas_states(agent, points):
                 assert sharing(got) == sharing(expected), tracker.sender_id
                 for state in got:  # as RulePolicy does to the last user turn
                     state.get("user", {}).pop("intent", None)
+
+
+def test_every_step_finds_rasas_rule_keys(agent, points):
+    domain, policy = agent.domain, rule_policy(agent)
+    rasa_keys = RulePolicy._get_possible_keys.__wrapped__
+    rule_only = policy._get_rule_only_data()
+    found = 0
+    for tracker in points:
+        for use_text in (True, False):
+            states = policy._prediction_states(tracker, domain, use_text, rule_only_data=rule_only)
+            for start in range(len(states)):
+                for lookup in (policy.lookup["rules"], policy.lookup["rules_for_loop_unhappy_path"]):
+                    expected = rasa_keys(policy, lookup, states[start:])
+                    with fast_policies.one_prediction():
+                        assert policy._get_possible_keys(lookup, states[start:]) == expected, tracker.sender_id
+                    found += bool(expected)
+    assert found > 1000
