@@ -85,11 +85,16 @@ RAW_CONFIDENCE_KEY = "raw_confidence"
 CALIBRATION_KEY = "intent_calibration"
 
 
+def _empty_row(dim: int) -> in_scope_model.SparseRow:
+    return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float64), dim
+
+
 def sentence_features(
-    message: Message, featurizers: List[Text]
-) -> Tuple[List[np.ndarray], List[Tuple[Text, sp.csr_matrix]]]:
+    message: Message, featurizers: List[Text], sparse_as_csr: bool = True
+) -> Tuple[List[np.ndarray], List[Tuple[Text, sp.spmatrix]]]:
     """The message's dense sentence features (one (1, dim) row per dense featurizer, in pipeline
-    order: each is a view of `CalibratedIntentModel`) and its sparse ones per featurizer."""
+    order: each is a view of `CalibratedIntentModel`) and its sparse ones per featurizer (as CSR
+    matrices; with `sparse_as_csr=False` as stored on the message)."""
     dense_parts, sparse_parts = [], []
     for feature in message.features:
         if feature.attribute != TEXT or feature.type != FEATURE_TYPE_SENTENCE:
@@ -99,7 +104,7 @@ def sentence_features(
         if feature.is_dense():
             dense_parts.append(np.asarray(feature.features, dtype=np.float64).reshape(1, -1))
         else:
-            sparse_parts.append((feature.origin, sp.csr_matrix(feature.features)))
+            sparse_parts.append((feature.origin, sp.csr_matrix(feature.features) if sparse_as_csr else feature.features))
     return dense_parts, sparse_parts
 
 
@@ -236,12 +241,21 @@ class CalibratedIntentClassifier(GraphComponent, IntentClassifier):
             return messages
         featurizers = list(self._config["featurizers"])
         for message in messages:
-            dense, parts = sentence_features(message, featurizers)
+            dense, parts = sentence_features(message, featurizers, sparse_as_csr=False)
             if not dense:
                 continue
-            prediction = self._model.predict(dense, self._sparse_blocks([parts]))
+            prediction = self._model.predict_row(dense, self._sparse_rows(parts))
             self._set_prediction(message, prediction)
         return messages
+
+    def _sparse_rows(self, parts: List[Tuple[Text, sp.spmatrix]]) -> List[in_scope_model.SparseRow]:
+        """One message's `_sparse_blocks` as the model's `SparseRow`s (non-zeros only; no scipy matrix is built:
+        at one message per call that construction cost more than the classifier's arithmetic)."""
+        rows = []
+        for origin, dim in self._sparse_dims.items():
+            found = next((matrix for name, matrix in parts if name == origin), None)
+            rows.append(in_scope_model.sparse_row(found) if found is not None else _empty_row(dim))
+        return rows
 
     def _set_prediction(self, message: Message, prediction: Prediction) -> None:
         raw = prediction.raw_probabilities[0]

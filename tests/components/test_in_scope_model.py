@@ -205,3 +205,75 @@ def test_two_views_round_trip_and_a_missing_view_is_a_clear_error(two_views):
     np.testing.assert_array_equal(model.predict(test, []).confidence, reloaded.predict(test, []).confidence)
     with pytest.raises(ValueError, match="trained on 2 dense views, got 1"):
         reloaded.predict(test[:1], [])
+
+
+def test_one_served_message_gets_the_same_bits_without_scipy_matrices(two_views):
+    # CalibratedIntentClassifier serves one message at a time through `predict_row` (its sparse blocks as their
+    # non-zeros); `predict` on the same (1, width) matrices is the reference, to the last bit.
+    import scipy.sparse as sp
+
+    from components.in_scope_model import sparse_row
+
+    train, train_y, test, _, oos = two_views
+    rng = np.random.default_rng(11)
+    n = len(train_y)
+    words = sp.random(n, 50, density=0.06, format="csr", random_state=1)
+    chars = sp.random(n, 300, density=0.04, format="csr", random_state=2)
+    for block in (words, chars):
+        block.data = np.ceil(block.data * 4)
+    model = CalibratedIntentModel().fit(train, [words, chars], train_y)
+    messages = [[view[i : i + 1] for view in test] for i in range(0, 400, 7)]
+    messages += [[view[i : i + 1] for view in oos] for i in range(0, 300, 11)]
+    for index, views in enumerate(messages):
+        counts = [sp.random(1, 50, density=0.1, random_state=index), sp.random(1, 300, density=0.05, random_state=index)]
+        counts = [sp.coo_matrix(np.ceil(block.toarray() * 3)) for block in counts]
+        if index % 5 == 0:
+            counts[0] = sp.coo_matrix((1, 50))  # a message without any known word
+        expected = model.predict(views, counts)
+        got = model.predict_row(views, [sparse_row(block) for block in counts])
+        for name in ("raw_probabilities", "intent_probabilities", "confidence", "in_scope_percentile"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+
+
+def test_sparse_row_holds_what_scipy_csr_conversion_holds():
+    import scipy.sparse as sp
+
+    from components.in_scope_model import sparse_row
+
+    cases = [
+        sp.coo_matrix((np.array([1, 3, 2], dtype=np.int64), (np.zeros(3, int), np.array([2, 5, 9]))), shape=(1, 12)),
+        # unsorted columns and a duplicate: scipy sorts and sums
+        sp.coo_matrix((np.array([1.0, 3.0, 2.0, 4.0]), (np.zeros(4, int), np.array([9, 2, 5, 2]))), shape=(1, 12)),
+        sp.coo_matrix((1, 12)),
+        sp.coo_matrix((np.array([0.0, 2.0], dtype=np.float32), (np.zeros(2, int), np.array([3, 4]))), shape=(1, 12)),
+        sp.csr_matrix(np.array([[0, 1, 0, 2]])),
+    ]
+    for matrix in cases:
+        csr = sp.csr_matrix(matrix, dtype=np.float64)
+        indices, data, width = sparse_row(matrix)
+        np.testing.assert_array_equal(indices, csr.indices)
+        np.testing.assert_array_equal(data, csr.data)
+        assert data.dtype == np.float64 and width == matrix.shape[1]
+    with pytest.raises(ValueError, match="one row"):
+        sparse_row(sp.coo_matrix((2, 3)))
+
+
+def test_the_numpy_helpers_give_scipys_and_add_ats_bits():
+    from scipy.special import logsumexp
+
+    from components.in_scope_model import _add_rows, _logsumexp
+
+    rng = np.random.default_rng(2)
+    for shape in [(1, 60), (9, 60), (1, 1), (4, 2)]:
+        values = rng.standard_normal(shape) * 40
+        for keepdims in (False, True):
+            np.testing.assert_array_equal(_logsumexp(values, 1, keepdims), logsumexp(values, axis=1, keepdims=keepdims))
+    infinite = np.array([[-np.inf, -np.inf], [1.0, np.inf]])
+    np.testing.assert_array_equal(_logsumexp(infinite, 1), logsumexp(infinite, axis=1))
+    for targets, count in [(1, 0), (1, 1), (1, 250), (3, 40)]:
+        target, values = rng.standard_normal((targets, 30)), rng.standard_normal((count, 30)) * 1e3
+        rows = rng.integers(0, targets, count)
+        expected = target.copy()
+        np.add.at(expected, rows, values)
+        _add_rows(target, rows, values)
+        np.testing.assert_array_equal(target, expected)

@@ -1,0 +1,93 @@
+"""On the shipped model, the NLU parse's per-message fast paths give exactly the parse of the original code.
+
+Each check parses every NLU example (data/nlu) and every customer text of the test stories twice on one loaded
+model: once as served, once with the fast path swapped for the code it replaced, and compares the whole parse
+(intent, confidence, ranking, entities, every key the components add) with ==.
+"""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from rasa.core.channels.channel import UserMessage
+from rasa.shared.nlu.training_data.loading import load_data
+from scipy.special import logsumexp
+
+from components import in_scope_model
+from components.calibrated_confidence import CalibratedIntentClassifier, sentence_features
+from tests.integration.conftest import load_agent
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def agent():
+    return load_agent()
+
+
+def all_texts():
+    texts = [example.get("text") for example in load_data(str(ROOT / "data" / "nlu")).training_examples]
+    for path in sorted(ROOT.glob("tests/test_stories*.yml")):
+        for story in yaml.safe_load(path.read_text(encoding="utf-8")).get("stories") or []:
+            texts += [step["user"].strip() for step in story.get("steps", []) if isinstance(step, dict) and step.get("user")]
+    texts += ["👍", "", "   ", "AGENT!!!", "okkk", "asdfgh qwerty", "order #KL-48213 kahan hai"]
+    return list(dict.fromkeys(text for text in texts if text is not None))
+
+
+def parses(agent, texts):
+    processor = agent.processor
+    return [asyncio.run(processor.parse_message(UserMessage(text, sender_id="nlu-speedups"))) for text in texts]
+
+
+def patch_process(patch, agent, component_class, process):
+    """Makes the loaded graph's `component_class` nodes run `process` (a node holds the function it was built
+    with, so patching the class alone would change nothing); returns how many calls it got."""
+    calls = []
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return process(self, *args, **kwargs)
+
+    nodes = [node for node in agent.processor.graph_runner._instantiated_nodes.values()
+             if node._component_class is component_class and node._fn_name == "process"]
+    assert nodes, component_class
+    for node in nodes:
+        patch.setattr(node, "_fn", counted)
+    return calls
+
+
+def assert_same_parses(agent, monkeypatch, original):
+    """Parses as served, then with `original()` applied (it monkeypatches the fast path away), compared."""
+    texts = all_texts()
+    assert len(texts) > 1500
+    served = parses(agent, texts)
+    with monkeypatch.context() as patch:
+        calls = original(patch)
+        expected = parses(agent, texts)
+    assert len(calls) >= len(texts)  # the original code did run
+    for text, got, want in zip(texts, served, expected):
+        assert got == want, text
+
+
+def test_the_intent_classifier_without_scipy_matrices_gives_the_same_parses(agent, monkeypatch):
+    def matrix_process(self, messages):
+        # CalibratedIntentClassifier.process before the per-message fast path: scipy matrices, scipy's
+        # logsumexp, np.add.at.
+        if self._model is None or self._model.fitted is None:
+            return messages
+        for message in messages:
+            dense, parts = sentence_features(message, list(self._config["featurizers"]))
+            if dense:
+                self._set_prediction(message, self._model.predict(dense, self._sparse_blocks([parts])))
+        return messages
+
+    def original(patch):
+        patch.setattr(in_scope_model, "_logsumexp", lambda a, axis, keepdims=False: logsumexp(a, axis=axis, keepdims=keepdims))
+        patch.setattr(in_scope_model, "_add_rows", np.add.at)
+        return patch_process(patch, agent, CalibratedIntentClassifier, matrix_process)
+
+    assert_same_parses(agent, monkeypatch, original)
