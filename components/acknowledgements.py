@@ -61,6 +61,18 @@ _APPEARANCE = re.compile("[\U0001F3FB-\U0001F3FF\uFE0E\uFE0F]")
 _ZWJ = "\u200d"
 
 
+def emoji_list(text: str) -> List[Dict[str, Any]]:
+    """`emoji.emoji_list(text)`; plain ASCII text (most messages) has none: every emoji the package knows has a
+    character beyond ASCII (tests/components/test_phrase_lookup.py checks both), and the package's scan costs
+    more than the rest of the component."""
+    return [] if text.isascii() else emoji.emoji_list(text)
+
+
+def replace_emoji(text: str, replacement: str) -> str:
+    """`emoji.replace_emoji(text, replacement)`; plain ASCII text is returned as it is (see `emoji_list`)."""
+    return text if text.isascii() else emoji.replace_emoji(text, replacement)
+
+
 def emoji_key(symbol: str) -> str:
     return _APPEARANCE.sub("", symbol)
 
@@ -141,7 +153,7 @@ class PraiseRules:
         if "?" in text:
             return True
         # An emoji ends a clause as punctuation does ("love it 😍 do you have it in red").
-        for clause in clauses(emoji.replace_emoji(text, ", ")):
+        for clause in clauses(replace_emoji(text, ", ")):
             if self._question_starts.longest_at(clause, 0) is not None:
                 return True
             if any(squeeze(w) in self._question_words for w in clause):
@@ -171,7 +183,7 @@ class AcknowledgementMatcher:
         for intent, entries in intents.items():
             words = []
             for entry in phrase_strings(entries, f"{where}.intents.{intent}"):
-                found = emoji.emoji_list(entry)
+                found = emoji_list(entry)
                 if found and emoji.purely_emoji(entry.replace(" ", "")):
                     for item in found:
                         self._emoji.setdefault(emoji_key(item["emoji"]), intent)
@@ -210,12 +222,12 @@ class AcknowledgementMatcher:
             if symbol in rest:
                 found.append((symbol, intent))
                 rest = rest.replace(symbol, " ")
-        for item in emoji.emoji_list(rest):
+        for item in emoji_list(rest):
             intent = self._emoji_intent(item["emoji"])
             if intent is None:
                 return None
             found.append((item["emoji"], intent))
-        rest = emoji.replace_emoji(rest, " ")
+        rest = replace_emoji(rest, " ")
         words = tokenize(rest)
         position = 0
         while position < len(words):
@@ -248,13 +260,13 @@ class AcknowledgementMatcher:
         text = text or ""
         if rules is None or classifier_intent in rules.keep_intents:
             return None
-        for item in emoji.emoji_list(text):
+        for item in emoji_list(text):
             intent = self._emoji_intent(item["emoji"])
             if intent is None or intent == self.reaction_intents[NEGATIVE]:
                 return None  # a negative or unknown emoji: not a plain acknowledgement
         for symbol, _ in self._symbols:
             text = text.replace(symbol, " ")
-        words = tokenize(emoji.replace_emoji(text, " "))
+        words = tokenize(replace_emoji(text, " "))
         position, lead, ending = 0, [], None
         while position < len(words):
             hit = rules.ending_lead(words, position)
@@ -287,14 +299,14 @@ class AcknowledgementMatcher:
         text = text or ""
         if rules is None or classifier_intent not in rules.override_intents:
             return None
-        for item in emoji.emoji_list(text):
+        for item in emoji_list(text):
             intent = self._emoji_intent(item["emoji"])
             if intent is None or intent == self.reaction_intents[NEGATIVE]:
                 return None
         plain = text
         for symbol, _ in self._symbols:
             plain = plain.replace(symbol, " ")
-        words = tokenize(emoji.replace_emoji(plain, " "))
+        words = tokenize(replace_emoji(plain, " "))
         if rules.excluded(text, words):
             return None
         # A thank-you lead (after fillers or an "ok"): "ok thank you for the quick delivery".
@@ -326,7 +338,7 @@ class AcknowledgementMatcher:
     def reaction(self, emoji_text: Optional[str]) -> Optional[Tuple[str, str]]:
         """(polarity, intent) of a reaction emoji; None when it names no emoji (a removed reaction)."""
         acknowledgement = self.match(emoji_text)
-        if acknowledgement is None or not emoji.emoji_list(emoji_text or ""):
+        if acknowledgement is None or not emoji_list(emoji_text or ""):
             return None
         negative = acknowledgement.intent == self.reaction_intents[NEGATIVE]
         polarity = NEGATIVE if negative else POSITIVE

@@ -5,8 +5,9 @@ tokenise the same way, and "agent" never matches inside "agents" or "reagent".
 """
 from __future__ import annotations
 
+import functools
 import re
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
 _APOSTROPHES = re.compile(r"['’]")
@@ -57,6 +58,10 @@ def squeeze(word: str) -> str:
     return _REPEATS.sub(r"\1", word)
 
 
+# `squeeze` of the words messages use, remembered: every squeezed list squeezes every word of every message.
+_squeeze_cached = functools.lru_cache(maxsize=65536)(squeeze)
+
+
 def word_spans(text: str) -> List[Tuple[str, int, int]]:
     """(lower-case word, start, end) for every word of `text`, offsets into `text` itself.
 
@@ -86,6 +91,9 @@ class PhraseList:
     """A list of phrases, each matched as a contiguous run of whole words.
 
     With `squeezed=True` repeated letters are ignored on both sides ("okkk" matches "ok").
+
+    Phrases are looked up by their first (and last) word instead of being tried at every position: the
+    answers, and their order, are those of trying every phrase of the list in order at every position.
     """
 
     def __init__(self, phrases: Iterable[str], squeezed: bool = False) -> None:
@@ -96,29 +104,41 @@ class PhraseList:
             if words:
                 self._phrases.append((str(phrase), words))
         self._longest = max((len(needle) for _phrase, needle in self._phrases), default=0)
+        # First (last) word -> (position in the list, phrase, words) of the phrases starting (ending) with it,
+        # in list order.
+        self._by_first: Dict[str, List[Tuple[int, str, Tuple[str, ...]]]] = {}
+        self._by_last: Dict[str, List[Tuple[int, str, Tuple[str, ...]]]] = {}
+        for order, (phrase, needle) in enumerate(self._phrases):
+            self._by_first.setdefault(needle[0], []).append((order, phrase, needle))
+            self._by_last.setdefault(needle[-1], []).append((order, phrase, needle))
 
     def _normal(self, words: Sequence[str]) -> Tuple[str, ...]:
-        return tuple(squeeze(w) for w in words) if self._squeezed else tuple(words)
+        return tuple(_squeeze_cached(w) for w in words) if self._squeezed else tuple(words)
 
     def __len__(self) -> int:
         return len(self._phrases)
 
-    def occurrences(self, words: Sequence[str]) -> List[Tuple[str, int, int]]:
-        """Every (phrase, start, end) where a phrase occurs in `words` (end exclusive), list order."""
+    def _found(self, words: Sequence[str]) -> List[Tuple[int, int, str, int]]:
+        """(position in the list, start, phrase, end) of every occurrence, sorted: list order, then start."""
         words = self._normal(words)
         found = []
-        for phrase, needle in self._phrases:
-            n = len(needle)
-            for start in range(len(words) - n + 1):
-                if words[start : start + n] == needle:
-                    found.append((phrase, start, start + n))
+        by_first = self._by_first
+        for start, word in enumerate(words):
+            for order, phrase, needle in by_first.get(word, ()):
+                end = start + len(needle)
+                if words[start:end] == needle:
+                    found.append((order, start, phrase, end))
+        found.sort()
         return found
+
+    def occurrences(self, words: Sequence[str]) -> List[Tuple[str, int, int]]:
+        """Every (phrase, start, end) where a phrase occurs in `words` (end exclusive), list order."""
+        return [(phrase, start, end) for _order, start, phrase, end in self._found(words)]
 
     def find(self, words: Sequence[str]) -> Optional[str]:
         """The first phrase (as written in the list) that occurs in `words`, else None."""
-        for phrase, _start, _end in self.occurrences(words):
-            return phrase
-        return None
+        found = self._found(words)
+        return found[0][2] if found else None
 
     def find_all(self, words: Sequence[str]) -> list[str]:
         return list(dict.fromkeys(phrase for phrase, _start, _end in self.occurrences(words)))
@@ -127,8 +147,10 @@ class PhraseList:
         """The longest phrase that begins at `words[start]`, with the index just after it."""
         # Only the words a phrase can reach are normalised: a long message costs no more than a short one.
         window = self._normal(words[start : start + self._longest])
+        if not window:
+            return None
         best: Optional[Tuple[str, int]] = None
-        for phrase, needle in self._phrases:
+        for _order, phrase, needle in self._by_first.get(window[0], ()):
             end = start + len(needle)
             if window[: len(needle)] == needle and (best is None or end > best[1]):
                 best = (phrase, end)
@@ -136,8 +158,10 @@ class PhraseList:
 
     def ending_at(self, words: Sequence[str], end: int) -> Optional[str]:
         """A phrase that ends just before `words[end]`, else None."""
+        if end < 1 or end > len(words):
+            return None  # no phrase (at least one word) can end there
         words = self._normal(words)
-        for phrase, needle in self._phrases:
+        for _order, phrase, needle in self._by_last.get(words[end - 1], ()):
             start = end - len(needle)
             if start >= 0 and words[start:end] == needle:
                 return phrase

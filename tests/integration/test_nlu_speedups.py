@@ -91,3 +91,23 @@ def test_the_intent_classifier_without_scipy_matrices_gives_the_same_parses(agen
         return patch_process(patch, agent, CalibratedIntentClassifier, matrix_process)
 
     assert_same_parses(agent, monkeypatch, original)
+
+
+def test_the_designer_lists_looked_up_by_first_word_give_the_same_parses(agent, monkeypatch):
+    import emoji
+
+    from components import acknowledgements
+    from components.acknowledgements import Acknowledgements
+    from components.phrases import PhraseList
+    from tests.components.test_phrase_lookup import ReferencePhraseList
+
+    def original(patch):
+        # Every phrase tried at every position, and the emoji package's scan of every text.
+        for name in ("_normal", "occurrences", "find", "longest_at", "ending_at"):
+            patch.setattr(PhraseList, name, getattr(ReferencePhraseList, name))
+        patch.setattr(acknowledgements, "emoji_list", emoji.emoji_list)
+        patch.setattr(acknowledgements, "replace_emoji", emoji.replace_emoji)
+        # Counts the calls of one of the components that use them (its own code unchanged).
+        return patch_process(patch, agent, Acknowledgements, Acknowledgements.process)
+
+    assert_same_parses(agent, monkeypatch, original)
