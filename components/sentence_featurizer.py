@@ -96,8 +96,9 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         super().__init__(name, config)
         self._model_name = self._config["model_name"]
         self._batch_size = int(self._config["batch_size"])
-        # Fail at model load time, not on the first customer message.
-        encoder = load_encoder(self._model_name)
+        # Fail at model load time, not on the first customer message. The component keeps the (shared) encoder:
+        # looking it up again by name resolves the model path on disk (0.02-0.07 ms per message and encoder).
+        self._encoder = encoder = load_encoder(self._model_name)
         # The identity the action server compares with its own before reusing a carried vector (None: not carried).
         self._carried_identity = (
             text_embedding.encoder_identity(self._model_name, encoder) if self._config["carry_embedding"] else None
@@ -128,9 +129,7 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         with_text = [m for m in messages if isinstance(m.get(TEXT), str)]
         if not with_text:
             return
-        embeddings = encode_texts(
-            self._model_name, [m.get(TEXT) for m in with_text], batch_size
-        )
+        embeddings = text_embedding.embed(self._encoder, [m.get(TEXT) for m in with_text], batch_size)
         for message, embedding in zip(with_text, embeddings):
             self.add_features_to_message(
                 sequence=None,

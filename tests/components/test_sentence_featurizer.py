@@ -80,3 +80,20 @@ def test_the_second_encoder_adds_its_own_512_dimensional_unit_vector(featurizer,
     assert dense[1].origin == "use"
     assert np.linalg.norm(dense[1].features) == pytest.approx(1.0, abs=1e-5)
 
+
+
+def test_a_message_is_encoded_by_the_encoder_loaded_with_the_component(any_featurizer, monkeypatch):
+    # Looking the encoder up by name again resolves its path on disk on every message: the component keeps it.
+    from components import sentence_encoder, sentence_featurizer
+    from components.sentence_featurizer import encode_texts
+
+    text = "kal tak aa jayega kya"
+    expected = encode_texts(any_featurizer._model_name, [text])[0]
+
+    def no_lookup(*_args):
+        raise AssertionError("encoder looked up again")
+
+    monkeypatch.setattr(sentence_encoder, "load_encoder", no_lookup)
+    monkeypatch.setattr(sentence_featurizer, "load_encoder", no_lookup)
+    [message] = any_featurizer.process([Message(data={"text": text})])
+    np.testing.assert_array_equal(sentence_vector(message), expected)
