@@ -89,6 +89,9 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "the kurta is lovely but will it shrink after washing?",    # praise and a question about a defect
         "loved it but my sister took it lol",                       # praise and a "but" without a defect
         "so soft, not a single thread came off after 5 washes",     # a defect word without a contrast
+        # session 19: "pasand / fit / samajh nahi aaya" is no delivery problem, even with a festival named
+        "rakhi ke liye bhai ko shirt di thi, usko pasand nahi aaya, badal sakte hai?",
+        "wedding ke liye liya tha par fit nahi aaya, return kaise hoga",
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
