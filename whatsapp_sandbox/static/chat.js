@@ -272,12 +272,8 @@ async function openChat(event) {
 }
 
 async function init() {
-  try {
-    const config = await (await fetch(`${api}/config`)).json();
-    el("business-number").textContent = "+" + config.display_phone_number;
-  } catch (_) {
-    notice("Could not load the sandbox configuration.");
-  }
+  // The handlers first: a click on "Open chat" while the configuration is still loading (a slow or busy
+  // machine) would otherwise submit the form natively, reload the page and leave the composer disabled.
   el("customer-form").addEventListener("submit", openChat);
   el("composer").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -308,6 +304,12 @@ async function init() {
     if (chat) post({ location: { latitude: 12.9716, longitude: 77.5946, name: "Kesar Lane, MG Road", address: "MG Road, Bengaluru" } });
   });
   el("list-picker-close").addEventListener("click", () => { el("list-picker").hidden = true; });
+  try {
+    const config = await (await fetch(`${api}/config`)).json();
+    el("business-number").textContent = "+" + config.display_phone_number;
+  } catch (_) {
+    notice("Could not load the sandbox configuration.");
+  }
 }
 
 init();

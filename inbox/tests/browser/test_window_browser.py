@@ -163,3 +163,22 @@ def test_the_phone_shows_blue_ticks_when_the_agent_opens_it_and_typing_while_the
     finally:
         phone.close()
     assert page.console_errors == []
+
+
+def test_the_phone_opens_a_chat_while_its_configuration_is_still_loading(sandbox, browser):  # noqa: F811
+    # On a busy machine the sandbox page's configuration request can still be on its way when "Open chat" is
+    # clicked; the chat must open anyway (before the fix the click reloaded the page and left the composer off).
+    held = []
+    phone = browser.new_page()
+    try:
+        phone.route("**/sandbox/api/config", lambda route: held.append(route))  # answered at the end of the test
+        phone.goto(sandbox)
+        phone.locator("#wa-id").fill(CUSTOMER)
+        phone.get_by_role("button", name="Open chat").click()
+        expect(phone.locator("#text")).to_be_enabled()
+        assert held, "the configuration was answered before the click: the test proves nothing"
+        expect(phone.locator("#business-number")).to_have_text("")
+        held[0].continue_()
+        expect(phone.locator("#business-number")).to_have_text(re.compile(r"^\+\d+$"))
+    finally:
+        phone.close()
