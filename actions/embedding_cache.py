@@ -55,7 +55,10 @@ class EmbeddingCache:
 
     def path(self, model: str, encoder: object) -> Path:
         # The encoder's class is part of the name: ONNX and torch embeddings are equal only to ~1e-6.
-        name = _UNSAFE.sub("_", f"{model}-{type(encoder).__name__}").strip("_.")
+        # So is an int8 graph's precision: its vectors differ from float ones at the 1 % level.
+        precision = getattr(encoder, "precision", "float")
+        variant = "" if precision == "float" else f"-{precision}"
+        name = _UNSAFE.sub("_", f"{model}-{type(encoder).__name__}{variant}").strip("_.")
         return self.directory / f"{name}.npz"
 
     def embed(

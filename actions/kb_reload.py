@@ -260,7 +260,7 @@ def _load_knowledge_base(path: Path):
     from actions.knowledge_base import KnowledgeBase
     from actions.settings import settings
 
-    return KnowledgeBase.from_yaml(path, model=settings().kb_model)
+    return KnowledgeBase.from_yaml(path, model=settings().kb_model, precision=settings().kb_precision)
 
 
 def _settings_path() -> Path:

@@ -268,7 +268,7 @@ class KnowledgeBase:
     @classmethod
     def from_yaml(
         cls, path: str | Path, model: str = DEFAULT_MODEL, encoder: Any = None,
-        embedding_cache: Any = FROM_ENVIRONMENT,
+        embedding_cache: Any = FROM_ENVIRONMENT, precision: str = "float",
     ) -> "KnowledgeBase":
         """Load and validate a KB file (and its near-miss file), embed every text once (or read its
         embedding from the cache, actions/embedding_cache.py), fit the entry classifier and the
@@ -295,7 +295,8 @@ class KnowledgeBase:
         if extra:
             entries = [dataclasses.replace(entry, labelled=tuple(extra.get(entry.id, ()))) for entry in entries]
         return cls.from_entries(
-            entries, model=model, encoder=encoder, near_misses=near_misses, embedding_cache=embedding_cache
+            entries, model=model, encoder=encoder, near_misses=near_misses, embedding_cache=embedding_cache,
+            precision=precision,
         )
 
     @classmethod
@@ -306,12 +307,15 @@ class KnowledgeBase:
         encoder: Any = None,
         near_misses: Iterable[str] = (),
         embedding_cache: Any = FROM_ENVIRONMENT,
+        precision: str = "float",
     ) -> "KnowledgeBase":
+        """`precision`: the encoder's ("float" or "int8", components/sentence_encoder.load_encoder); ignored when
+        `encoder` is given."""
         if embedding_cache == FROM_ENVIRONMENT:
             embedding_cache = EmbeddingCache.from_environment()
         kb = cls(
             entries=list(entries), model=model, near_misses=tuple(near_misses),
-            _encoder=encoder or load_encoder(model), embedding_cache=embedding_cache,
+            _encoder=encoder or load_encoder(model, precision), embedding_cache=embedding_cache,
         )
         kb._encoder_identity = text_embedding.encoder_identity(model, kb._encoder)
         kb._fit()

@@ -80,6 +80,7 @@ class EscalationSettings:
     resolution_intents: List[str]
     kb_path: Path
     kb_model: str
+    kb_precision: str  # "float" or "int8" (components/onnx_encoder.py)
     kb_answer_threshold: float
     kb_cite_links: bool
     kb_follow_up_context: bool
@@ -140,6 +141,9 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
         if route.topic not in (intro["topic"] if isinstance(intro["topic"], dict) else {}):
             raise SettingsError(f"{name}: messages.intro.topic has no text for topic '{route.topic}'")
     kb_path = Path(str(_require(kb, "path", f"{name}: knowledge_base")))
+    kb_precision = kb.get("precision", "float")
+    if kb_precision not in ("float", "int8"):
+        raise SettingsError(f"{name}: knowledge_base.precision must be float or int8, got {kb_precision!r}")
     follow_up_context = kb.get("follow_up_context", True)
     if not isinstance(follow_up_context, bool):
         raise SettingsError(f"{name}: knowledge_base.follow_up_context must be true or false, got {follow_up_context!r}")
@@ -159,6 +163,7 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
         resolution_intents=[str(i) for i in turns.get("resolution_intents") or []],
         kb_path=kb_path if kb_path.is_absolute() else source.parent / kb_path,
         kb_model=str(kb.get("model", "all-MiniLM-L6-v2")),
+        kb_precision=kb_precision,
         kb_answer_threshold=threshold,
         kb_cite_links=bool(kb.get("cite_links", True)),
         kb_follow_up_context=follow_up_context,

@@ -293,7 +293,7 @@ def main() -> int:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    kb = KnowledgeBase.from_yaml(args.kb, model=settings().kb_model)
+    kb = KnowledgeBase.from_yaml(args.kb, model=settings().kb_model, precision=settings().kb_precision)
     load_seconds = time.perf_counter() - started
     threshold = settings().kb_answer_threshold if args.threshold is None else args.threshold
     print(f"Knowledge base: {args.kb} ({len(kb.active_entries)} active entries; load, embedding, classifier and "

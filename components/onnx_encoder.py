@@ -1,4 +1,4 @@
-"""The sentence encoder run by ONNX Runtime instead of torch: same embeddings, 3× less CPU.
+"""The sentence encoder run by ONNX Runtime instead of torch: same embeddings, 3× less CPU; or its int8 version.
 
 We embed one short WhatsApp message at a time, twice per turn (NLU in the Rasa server, knowledge-base
 search in the action server). For such tiny inputs torch spends most of its time in per-operator
@@ -11,6 +11,14 @@ transformer only; tokenisation (the model's own `tokenizer.json`), mean pooling 
 are done here exactly as the model's sentence-transformers modules describe them. Models with other
 module layouts (CLS pooling, dense heads, ...) are reported as unsupported, and
 `components.sentence_encoder.load_encoder` uses torch for them.
+
+Precision `int8` (issue 16; `precision:` of the featurizer in config.yml and of the knowledge base in
+escalation.yml) runs a copy of the graph with int8 weights made by ONNX Runtime's dynamic quantisation
+(`quantize`): about a third of the float graph's CPU per short message, embeddings at cosine ~0.99 to the
+float ones (bench/README_cluster.md, "Session 14: int8 encoder" and "Session 20"). Dynamic quantisation picks
+one activation scale per call over the whole batch and its padding, so the same text would get a slightly
+different vector in a batch than alone: the int8 encoder therefore encodes one text per call, in training as
+when serving, and a text always gets the same vector.
 """
 from __future__ import annotations
 
@@ -28,6 +36,11 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TRANSFORMER = "sentence_transformers.models.Transformer"
 POOLING = "sentence_transformers.models.Pooling"
 NORMALIZE = "sentence_transformers.models.Normalize"
+PRECISIONS = ("float", "int8")
+# How the int8 graph is made; part of its file name, so a changed recipe makes a new file (and new identities).
+# Per-channel weights keep the embeddings at cosine ~0.99 to float (per tensor: ~0.96); reduce_range (7-bit
+# weights) avoids the u8 x s8 kernels' saturation on CPUs without VNNI, so every machine computes the same vectors.
+QUANTIZATION_RECIPE = "qint8-perchannel-rr1"
 
 
 class UnsupportedModel(ValueError):
@@ -80,6 +93,25 @@ def export_path(model_dir: Path) -> Path:
     return export_dir() / f"{model_dir.name}-{model_fingerprint(model_dir)}" / "model.onnx"
 
 
+def quantized_path(model_dir: Path) -> Path:
+    """Where the int8 graph of this exact model version lives (next to the float one)."""
+    return export_path(model_dir).with_name(f"model.int8-{QUANTIZATION_RECIPE}.onnx")
+
+
+def quantize(float_path: Path, destination: Path) -> Path:
+    """Writes the int8 graph made from the float export (ONNX Runtime's dynamic quantisation, ~2 s, 23 MB)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".partial.onnx")
+    quantize_dynamic(
+        model_input=str(float_path), model_output=str(partial),
+        per_channel=True, reduce_range=True, weight_type=QuantType.QInt8,
+    )
+    partial.replace(destination)  # never leave a half-written graph where loaders look
+    return destination
+
+
 def export(model_dir: Path, destination: Path) -> Path:
     """Exports the model's transformer to ONNX (needs torch and the `onnx` package)."""
     check_supported(model_dir)
@@ -121,8 +153,13 @@ def export(model_dir: Path, destination: Path) -> Path:
 class OnnxSentenceEncoder:
     """The subset of SentenceTransformer's interface this project uses, on ONNX Runtime."""
 
-    def __init__(self, model_dir: Path, onnx_path: Path, threads: int = 1) -> None:
+    def __init__(self, model_dir: Path, onnx_path: Path, threads: int = 1, precision: str = "float") -> None:
         import onnxruntime
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+        self.precision = precision
+        self.onnx_path = Path(onnx_path)
         from tokenizers import Tokenizer
 
         self.normalises = check_supported(model_dir)
@@ -163,6 +200,8 @@ class OnnxSentenceEncoder:
         texts: List[str] = list(sentences)
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
+        if self.precision == "int8":
+            batch_size = 1  # one activation scale per text: a text's vector never depends on its batch
         # Similar lengths together: less padding (sentence-transformers does the same).
         order = np.argsort([-len(text) for text in texts], kind="stable")
         vectors = np.zeros((len(texts), self._dimension), dtype=np.float32)

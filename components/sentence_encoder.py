@@ -82,6 +82,26 @@ def _threads() -> int:
     return int(os.environ.get("ENCODER_TORCH_THREADS", "1"))
 
 
+def _load_int8(path: Path) -> Any:
+    """The int8 ONNX encoder (components/onnx_encoder.py); made from the float export on first use if missing.
+    Never falls back to float or torch: a model trained on int8 vectors must be served with int8 vectors."""
+    from components import onnx_encoder
+
+    try:
+        onnx_encoder.check_supported(path)
+        float_path = onnx_encoder.export_path(path)
+        int8_path = onnx_encoder.quantized_path(path)
+        if not int8_path.exists():
+            if not float_path.exists():
+                raise FileNotFoundError(f"{float_path} not exported yet (run scripts/setup.sh)")
+            onnx_encoder.quantize(float_path, int8_path)
+        encoder = onnx_encoder.OnnxSentenceEncoder(path, int8_path, threads=_threads(), precision="int8")
+    except (ImportError, FileNotFoundError, onnx_encoder.UnsupportedModel) as error:
+        raise EncoderNotAvailable(f"precision int8 needs the model's ONNX export: {error}") from error
+    logger.info("Sentence encoder %s runs on ONNX Runtime with int8 weights (%s)", path.name, int8_path)
+    return encoder
+
+
 def _load_onnx(path: Path, required: bool) -> Optional[Any]:
     """The ONNX Runtime encoder when its export exists (scripts/export_sentence_encoder.py)."""
     from components import onnx_encoder
@@ -111,20 +131,38 @@ def _load_torch(path: Path) -> Any:
     return SentenceTransformer(str(path), device="cpu")
 
 
-def load_encoder(name_or_path: str = DEFAULT_MODEL) -> Any:
+PRECISIONS = ("float", "int8")
+
+
+def check_precision(name_or_path: str, precision: str) -> None:
+    """Raises EncoderNotAvailable unless `precision` is one this model can run with (int8: ONNX models only)."""
+    if precision not in PRECISIONS:
+        raise EncoderNotAvailable(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if precision == "int8" and use_encoder.is_use_model(name_or_path):
+        raise EncoderNotAvailable(
+            f"'{name_or_path}' runs on numpy and has no int8 version: use precision float for it")
+
+
+def load_encoder(name_or_path: str = DEFAULT_MODEL, precision: str = "float") -> Any:
     """The encoder for `name_or_path`, loaded on first use and shared afterwards.
 
     ONNX Runtime when the model has been exported (same embeddings, about 3× faster per message),
     otherwise sentence-transformers on torch. SENTENCE_ENCODER_BACKEND=onnx|torch forces one. Both
     offer `encode(texts, batch_size=..., normalize_embeddings=...)` and
-    `get_sentence_embedding_dimension()`.
+    `get_sentence_embedding_dimension()`. `precision="int8"`: the ONNX graph with int8 weights (about a third
+    of the CPU again, embeddings at cosine ~0.99 to float; components/onnx_encoder.py), never torch.
     """
+    check_precision(name_or_path, precision)
     path = resolve_model_path(name_or_path)
     backend = _backend()
-    key = f"{backend}:{path}"
+    if precision == "int8" and backend == "torch":
+        raise EncoderNotAvailable(f"precision int8 runs on ONNX Runtime only, not with {BACKEND_ENV}=torch")
+    key = f"{backend}:{precision}:{path}"
     with _lock:
         if key not in _cache and use_encoder.is_use_model(name_or_path):
             _cache[key] = use_encoder.UniversalSentenceEncoder(threads=_threads())
+        if key not in _cache and precision == "int8":
+            _cache[key] = _load_int8(path)
         if key not in _cache:
             encoder = _load_onnx(path, required=backend == "onnx") if backend != "torch" else None
             _cache[key] = encoder if encoder is not None else _load_torch(path)

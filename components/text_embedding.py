@@ -110,10 +110,12 @@ def _compute_identity(model_name: str, encoder: Any) -> str:
         "packages": {package: _version(package) for package in _PACKAGES},
         "threads": os.environ.get("ENCODER_TORCH_THREADS", "1"),
     }
+    precision = getattr(encoder, "precision", "float")
     if isinstance(encoder, onnx_encoder.OnnxSentenceEncoder):
-        parts["onnx"] = _file_digest(onnx_encoder.export_path(model_dir))
+        parts["onnx"] = _file_digest(encoder.onnx_path)
+        parts["precision"] = precision
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()[:20]
-    return f"{model_name}:{digest}"
+    return f"{model_name}{'@int8' if precision == 'int8' else ''}:{digest}"
 
 
 def carried_value(text: str, identity: str, vector: np.ndarray) -> Dict[str, str]:

@@ -2,7 +2,8 @@
 
 Which models: every `model_name` of a SentenceEmbeddingFeaturizer in config.yml and the knowledge
 base's `model` in escalation.yml. Each is exported to build/encoders/<model>-<fingerprint>/model.onnx,
-and skipped when that file exists (a changed model has a new fingerprint, so it is exported again).
+and skipped when that file exists (a changed model has a new fingerprint, so it is exported again); its int8
+version (components/onnx_encoder.quantize) is written next to it the same way.
 A model ONNX cannot serve (not transformer + mean pooling) is reported and left to torch.
 
 Usage: python scripts/export_sentence_encoder.py [--config config.yml] [--settings escalation.yml]
@@ -59,10 +60,16 @@ def main() -> int:
         destination = onnx_encoder.export_path(model_dir)
         if destination.exists():
             print(f"  {name}: ONNX export up to date ({destination.relative_to(ROOT) if destination.is_relative_to(ROOT) else destination})")
-            continue
-        started = time.perf_counter()
-        onnx_encoder.export(model_dir, destination)
-        print(f"  {name}: exported to ONNX in {time.perf_counter() - started:.0f} s ({destination})")
+        else:
+            started = time.perf_counter()
+            onnx_encoder.export(model_dir, destination)
+            print(f"  {name}: exported to ONNX in {time.perf_counter() - started:.0f} s ({destination})")
+        # The int8 graph too (precision: int8 in config.yml / escalation.yml): 2 s, 23 MB.
+        quantized = onnx_encoder.quantized_path(model_dir)
+        if not quantized.exists():
+            started = time.perf_counter()
+            onnx_encoder.quantize(destination, quantized)
+            print(f"  {name}: int8 graph made in {time.perf_counter() - started:.0f} s ({quantized.name})")
     return 0
 
 

@@ -32,6 +32,7 @@ def test_shipped_settings_parse():
         (lambda d: d["messages"].pop("assigned"), "missing `assigned`"),
         (lambda d: d["messages"]["intro"]["topic"].pop("refund"), "no text for topic 'refund'"),
         (lambda d: d.pop("human_request"), "missing `human_request`"),
+        (lambda d: d["knowledge_base"].update(precision="fp16"), "precision must be float or int8"),
     ],
 )
 def test_bad_settings_name_the_problem(mutate, message):
@@ -127,3 +128,13 @@ def test_bad_question_sentences_names_the_problem(value, message):
     document = broken(lambda d: d["knowledge_base"].update(question_sentences=value))
     with pytest.raises(SettingsError, match=f"question_sentences.*{message}"):
         parse_settings(document, PROJECT_ROOT / "escalation.yml")
+
+
+def test_the_knowledge_base_encodes_with_the_precision_the_nlu_uses():
+    # Equal precisions let the action server reuse the NLU's vector of a question instead of encoding it again.
+    config = yaml.safe_load((PROJECT_ROOT / "config.yml").read_text())
+    carrying = [c for c in config["pipeline"] if c.get("carry_embedding")]
+    assert len(carrying) == 1
+    settings = parse_settings(copy.deepcopy(SHIPPED), PROJECT_ROOT / "escalation.yml")
+    assert settings.kb_precision == carrying[0].get("precision", "float")
+    assert settings.kb_model == carrying[0]["model_name"]

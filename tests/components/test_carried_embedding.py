@@ -95,3 +95,39 @@ def test_another_process_computes_the_same_identity(carrying):
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     [message] = carrying.process([Message(data={"text": "hi"})])
     assert other.stdout.strip() == parse_data(message)[text_embedding.KEY]["encoder"]
+
+
+def test_an_int8_encoder_has_its_own_identity_and_cache_file(tmp_path):
+    # A vector from the int8 graph is never taken for a float one (nor the other way round), in the parse data
+    # or in the knowledge base's embedding cache.
+    from actions.embedding_cache import EmbeddingCache
+
+    float_encoder, int8_encoder = load_encoder("all-MiniLM-L6-v2"), load_encoder("all-MiniLM-L6-v2", "int8")
+    float_identity = text_embedding.encoder_identity("all-MiniLM-L6-v2", float_encoder)
+    int8_identity = text_embedding.encoder_identity("all-MiniLM-L6-v2", int8_encoder)
+    assert int8_identity.startswith("all-MiniLM-L6-v2@int8:") and float_identity != int8_identity
+    vector = text_embedding.embed(int8_encoder, ["kya COD milta hai?"])[0]
+    carried = text_embedding.carried_value("kya COD milta hai?", int8_identity, vector)
+    assert text_embedding.carried_vector(carried, "kya COD milta hai?", float_identity, 384) is None
+    assert np.array_equal(text_embedding.carried_vector(carried, "kya COD milta hai?", int8_identity, 384)[0], vector)
+    cache = EmbeddingCache(tmp_path)
+    assert cache.path("all-MiniLM-L6-v2", float_encoder) != cache.path("all-MiniLM-L6-v2", int8_encoder)
+
+
+def test_the_featurizer_runs_and_carries_the_precision_config_yml_asks_for():
+    featurizer = SentenceEmbeddingFeaturizer({**DEFAULTS, "carry_embedding": True, "precision": "int8"}, "int8")
+    message = Message.build(text="size chart kahan milega")
+    featurizer.process([message])
+    carried = parse_data(message)[text_embedding.KEY]
+    assert carried["encoder"].startswith("all-MiniLM-L6-v2@int8:")
+    expected = text_embedding.embed(load_encoder("all-MiniLM-L6-v2", "int8"), ["size chart kahan milega"])[0]
+    assert np.array_equal(sentence_vector(message), expected)
+
+
+@pytest.mark.parametrize("config, says", [
+    ({"precision": "half"}, "use one of float, int8"),
+    ({"precision": "int8", "model_name": USE_MODEL_NAME}, "no int8 version"),
+])
+def test_a_precision_the_encoder_cannot_run_is_a_config_error(config, says):
+    with pytest.raises(InvalidConfigException, match=says):
+        SentenceEmbeddingFeaturizer({**DEFAULTS, **config}, "bad")

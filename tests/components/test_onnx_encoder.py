@@ -104,3 +104,71 @@ def test_a_changed_model_gets_a_new_export_path(model_dir, tmp_path):
     assert onnx_encoder.export_path(copy) == onnx_encoder.export_path(model_dir)
     edit_json(copy / "config.json", hidden_dropout_prob=0.2)
     assert onnx_encoder.export_path(copy) != onnx_encoder.export_path(model_dir)
+
+
+# --- precision int8 (issue 16): a third of the CPU, nearly the same vectors, never a silent fallback -------------
+
+@pytest.fixture(scope="module")
+def int8(model_dir, exported, tmp_path_factory):
+    path = tmp_path_factory.mktemp("int8") / "model.int8.onnx"
+    onnx_encoder.quantize(exported, path)
+    return onnx_encoder.OnnxSentenceEncoder(model_dir, path, precision="int8")
+
+
+def test_int8_vectors_stay_close_to_float_ones(int8, onnx):
+    float_vectors = onnx.encode(TEXTS, normalize_embeddings=True)
+    int8_vectors = int8.encode(TEXTS, normalize_embeddings=True)
+    cosines = (float_vectors * int8_vectors).sum(axis=1)
+    assert cosines.min() > 0.95 and cosines.mean() > 0.98, cosines
+    assert not np.array_equal(float_vectors, int8_vectors)  # really the int8 graph
+    # The nearest float vector of each int8 vector is its own text's.
+    assert list((int8_vectors @ float_vectors.T).argmax(axis=1)) == list(range(len(TEXTS)))
+
+
+def test_int8_gives_a_text_the_same_vector_alone_and_in_a_batch(int8):
+    # Dynamic quantisation scales activations per call: batching would make a text's vector depend on its company.
+    batched = int8.encode(TEXTS, batch_size=64, normalize_embeddings=True)
+    alone = np.vstack([int8.encode([text], normalize_embeddings=True) for text in TEXTS])
+    assert np.array_equal(batched, alone)
+
+
+def test_quantising_twice_gives_the_same_graph(exported, tmp_path):
+    first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    onnx_encoder.quantize(exported, first)
+    onnx_encoder.quantize(exported, second)
+    assert first.read_bytes() == second.read_bytes()
+    assert not list(tmp_path.glob("*partial*"))
+
+
+def test_load_encoder_int8_makes_the_graph_on_first_use_and_keeps_float_apart(monkeypatch, tmp_path, model_dir, exported):
+    monkeypatch.setattr(sentence_encoder, "_cache", {})
+    monkeypatch.delenv(sentence_encoder.BACKEND_ENV, raising=False)
+    export_root = tmp_path / "encoders"
+    monkeypatch.setenv(onnx_encoder.EXPORT_DIR_ENV, str(export_root))
+    float_path = onnx_encoder.export_path(model_dir)
+    float_path.parent.mkdir(parents=True)
+    shutil.copy(exported, float_path)
+    int8_encoder = sentence_encoder.load_encoder(DEFAULT_MODEL, "int8")
+    assert int8_encoder.precision == "int8" and int8_encoder.onnx_path == onnx_encoder.quantized_path(model_dir)
+    assert int8_encoder.onnx_path.exists()
+    float_encoder = sentence_encoder.load_encoder(DEFAULT_MODEL)
+    assert float_encoder.precision == "float" and float_encoder is not int8_encoder
+    assert sentence_encoder.load_encoder(DEFAULT_MODEL, "int8") is int8_encoder
+
+
+def test_int8_never_falls_back_to_float_or_torch(monkeypatch, tmp_path):
+    monkeypatch.setattr(sentence_encoder, "_cache", {})
+    monkeypatch.setenv(onnx_encoder.EXPORT_DIR_ENV, str(tmp_path / "nothing-exported"))
+    monkeypatch.delenv(sentence_encoder.BACKEND_ENV, raising=False)
+    with pytest.raises(EncoderNotAvailable, match="int8 needs the model's ONNX export.*setup.sh"):
+        sentence_encoder.load_encoder(DEFAULT_MODEL, "int8")
+    monkeypatch.setenv(sentence_encoder.BACKEND_ENV, "torch")
+    with pytest.raises(EncoderNotAvailable, match="ONNX Runtime only"):
+        sentence_encoder.load_encoder(DEFAULT_MODEL, "int8")
+
+
+def test_precisions_are_checked_by_name():
+    with pytest.raises(EncoderNotAvailable, match="use one of float, int8"):
+        sentence_encoder.load_encoder(DEFAULT_MODEL, "fp16")
+    with pytest.raises(EncoderNotAvailable, match="no int8 version"):
+        sentence_encoder.load_encoder("universal-sentence-encoder-multilingual-v3", "int8")
