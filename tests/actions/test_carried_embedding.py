@@ -36,7 +36,10 @@ class CountingEncoder:
 
 @pytest.fixture(scope="module")
 def featurizer():
-    config = {**SentenceEmbeddingFeaturizer.get_default_config(), "carry_embedding": True}
+    """The featurizer as config.yml configures the carrying one (model and precision, which the KB shares)."""
+    shipped = yaml.safe_load((DEV_SET.parents[2] / "config.yml").read_text(encoding="utf-8"))
+    [carrying] = [c for c in shipped["pipeline"] if c.get("carry_embedding")]
+    config = {**SentenceEmbeddingFeaturizer.get_default_config(), **{k: v for k, v in carrying.items() if k != "name"}}
     return SentenceEmbeddingFeaturizer(config, "sentence_embedding")
 
 
