@@ -69,6 +69,11 @@ computed once for all policies instead of once per policy call, and RulePolicy l
 action and intent they require instead of testing all of them; the predictions are Rasa's own
 (tests/integration/test_fast_policies.py).
 
+The NLU parse's count features (connectors/fast_count_vectors.py): CountVectorsFeaturizer counts one message's
+tokens with the vectorizer's own analyzer and vocabulary and makes its sequence and sentence COO matrices directly,
+instead of two scikit-learn transforms that each build a CSR matrix and convert it; the matrices are scipy's to the
+last attribute (tests/integration/test_nlu_speedups.py, tests/connector/test_fast_count_vectors.py).
+
 """
 from __future__ import annotations
 
@@ -80,7 +85,7 @@ import os
 import weakref
 from typing import Any, Dict, Optional, Text
 
-from connectors import fast_policies, sequential_graph_runner
+from connectors import fast_count_vectors, fast_policies, sequential_graph_runner
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +130,7 @@ def install(environ: Optional[Dict[str, str]] = None, rasa_version: Optional[str
     install_outranked_policies_skipped()
     fast_policies.install()  # after the TED skip: it wraps the prediction that one replaces
     sequential_graph_runner.install()
+    fast_count_vectors.install()
     return f"Rasa speed-ups: on (Rasa {rasa_version}; {SWITCH_ENV}=0 turns them off)"
 
 

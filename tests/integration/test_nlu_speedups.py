@@ -111,3 +111,53 @@ def test_the_designer_lists_looked_up_by_first_word_give_the_same_parses(agent, 
         return patch_process(patch, agent, Acknowledgements, Acknowledgements.process)
 
     assert_same_parses(agent, monkeypatch, original)
+
+
+def count_vector_nodes(agent):
+    from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
+
+    nodes = [node for node in agent.processor.graph_runner._instantiated_nodes.values()
+             if node._component_class is CountVectorsFeaturizer and node._fn_name == "process"]
+    assert len(nodes) == 2  # word tokens, char_wb 1-4 grams (config.yml)
+    if not all(hasattr(node._fn, "__wrapped__") for node in nodes):
+        pytest.skip("the Rasa speed-ups are off (RASA_SPEEDUPS=0): nothing to compare")
+    return nodes
+
+
+def test_count_vectors_of_one_message_are_rasas_features_bit_for_bit(agent, monkeypatch):
+    import copy
+
+    from connectors import fast_count_vectors
+    from tests.connector.test_fast_count_vectors import SHIPPED_PROCESS, assert_same_features
+
+    checked = []
+
+    def both(self, messages):
+        # Rasa's own process on a copy of the message as it reaches the featurizer, the fast path on the message.
+        assert len(messages) == 1
+        expected = copy.deepcopy(messages)
+        SHIPPED_PROCESS(self, expected)
+        assert fast_count_vectors.featurize_one(self, messages[0])
+        assert_same_features(expected[0], messages[0])
+        checked.append(messages[0].get("text"))
+        return messages
+
+    texts = all_texts()
+    with monkeypatch.context() as patch:
+        for node in count_vector_nodes(agent):
+            patch.setattr(node, "_fn", both)
+        parses(agent, texts)
+    assert len(checked) == 2 * len(texts)
+
+
+def test_count_vectors_without_scipy_transforms_give_the_same_parses(agent, monkeypatch):
+    from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
+
+    from tests.connector.test_fast_count_vectors import SHIPPED_PROCESS
+
+    count_vector_nodes(agent)
+
+    def original(patch):
+        return patch_process(patch, agent, CountVectorsFeaturizer, SHIPPED_PROCESS)
+
+    assert_same_parses(agent, monkeypatch, original)
