@@ -11,6 +11,7 @@ import yaml
 
 from actions.handoff_contract import priorities, reasons_made_here
 from components.phrases import PhraseList
+from components.onnx_encoder import PRECISIONS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_ENV = "ESCALATION_SETTINGS"
@@ -142,8 +143,8 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
             raise SettingsError(f"{name}: messages.intro.topic has no text for topic '{route.topic}'")
     kb_path = Path(str(_require(kb, "path", f"{name}: knowledge_base")))
     kb_precision = kb.get("precision", "float")
-    if kb_precision not in ("float", "int8"):
-        raise SettingsError(f"{name}: knowledge_base.precision must be float or int8, got {kb_precision!r}")
+    if kb_precision not in PRECISIONS:
+        raise SettingsError(f"{name}: knowledge_base.precision must be {' or '.join(PRECISIONS)}, got {kb_precision!r}")
     follow_up_context = kb.get("follow_up_context", True)
     if not isinstance(follow_up_context, bool):
         raise SettingsError(f"{name}: knowledge_base.follow_up_context must be true or false, got {follow_up_context!r}")

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any, Optional
 
-from components import use_encoder
+from components import onnx_encoder, use_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,6 @@ def _threads() -> int:
 def _load_int8(path: Path) -> Any:
     """The int8 ONNX encoder (components/onnx_encoder.py); made from the float export on first use if missing.
     Never falls back to float or torch: a model trained on int8 vectors must be served with int8 vectors."""
-    from components import onnx_encoder
 
     try:
         onnx_encoder.check_supported(path)
@@ -104,7 +103,6 @@ def _load_int8(path: Path) -> Any:
 
 def _load_onnx(path: Path, required: bool) -> Optional[Any]:
     """The ONNX Runtime encoder when its export exists (scripts/export_sentence_encoder.py)."""
-    from components import onnx_encoder
 
     try:
         onnx_encoder.check_supported(path)
@@ -131,7 +129,7 @@ def _load_torch(path: Path) -> Any:
     return SentenceTransformer(str(path), device="cpu")
 
 
-PRECISIONS = ("float", "int8")
+PRECISIONS = onnx_encoder.PRECISIONS  # int8 is a property of the ONNX graph
 
 
 def check_precision(name_or_path: str, precision: str) -> None:
