@@ -27,7 +27,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import conversation, kb_reload
-from actions.handoff import hand_off
+from actions.handoff import NLU_FALLBACK, decide_escalation, hand_off
 from actions.knowledge_base import KnowledgeBase, Match, entries_declared_in
 from actions.resolution import count_answer
 from actions.settings import (
@@ -293,7 +293,7 @@ def topic_question(tracker: Tracker, entry_id: str) -> Optional[str]:
 
 def elliptical_follow_up_match(
     kb: KnowledgeBase, tracker: Tracker, candidates: List[Match], question: str, threshold: float,
-    elliptical: Optional[EllipticalFollowUps],
+    elliptical: Optional[EllipticalFollowUps], answered_alone: bool = False,
 ) -> Optional[Match]:
     """A short message right after a knowledge-base answer that names no other entry's topic
     ("kitne din ke andar karna hota hai", "koi charge lagega?", "how many days do i have for that") is
@@ -303,7 +303,9 @@ def elliptical_follow_up_match(
     (`knowledge_base.elliptical_follow_ups`): at most `max_words` words; no topic word of another entry
     (KnowledgeBase.topics_named: "aur COD milega?" names cash_on_delivery and is judged alone); the
     classifier gives the previous entry at least `min_share` for the message alone (an unrelated
-    question gives it next to nothing). None: judged as before."""
+    question gives it next to nothing). None: judged as before. `answered_alone`: a message that meets
+    the conditions and that the entry just answered already answers alone gets that match (candidates[0]
+    itself) instead of None (`fallback_follow_up`: nothing else would answer it)."""
     if elliptical is None or len(question.split()) > elliptical.max_words:
         return None
     previous = conversation.previous_kb_answer(tracker)
@@ -319,9 +321,79 @@ def elliptical_follow_up_match(
         # Answered from the same entry alone: reading it with the topic could only give the same answer,
         # so it is not searched again (a second search is a third of the action's CPU). Answered alone,
         # it sets the topic for the next follow-up itself (topic_question).
-        return None
+        return alone if answered_alone else None
     topic = topic_question(tracker, entry_id) or previous_question
     combined = next((m for m in kb.matches(f"{topic} {question}", k=None) if m.entry_id == entry_id), None)
     if combined is not None and combined.probability >= threshold:
         return combined
     return None
+
+
+def fallback_follow_up(kb: KnowledgeBase, config: EscalationSettings, tracker: Any) -> Optional[Tuple[Match, Optional[str]]]:
+    """A short fragment right after a knowledge-base answer that the NLU fell back on ("and the weekend
+    hours", "aur maximum kitna"): (match, kb_match context) when the elliptical follow-up rule answers it
+    from the entry just answered, else None (the caller hands off as low_confidence, as before).
+
+    Only when `knowledge_base.elliptical_follow_ups.rescue_fallbacks` is on and the latest intent is
+    nlu_fallback for low confidence alone: no turn limit reached (pattern 4), no two topics too close to
+    call (pattern 3, actions/handoff.py), no active form; and the intent ranked first after the fallback
+    is one of `rescue_intents` (ask_question: never request_human, a topic or an acknowledgement, which
+    settings refuse as rescue intents), with no request for a person or topic ranked at
+    `rescue_max_hand_off_confidence` or above. The message must then meet every condition of
+    `elliptical_follow_up_match` (at most `max_words` words, no other entry's topic word, the previous
+    entry's share) and reach the answer threshold with the entry just answered: read with the question
+    that set the topic ("previous_question"), or alone (no context)."""
+    elliptical = config.kb_elliptical_follow_ups
+    question = fallback_follow_up_question(config, tracker)
+    if question is None or elliptical is None:
+        return None
+    carried = (tracker.latest_message or {}).get(text_embedding.KEY)
+    candidates = kb.matches(question, k=None, carried=carried)
+    threshold = config.kb_answer_threshold
+    match = elliptical_follow_up_match(kb, tracker, candidates, question, threshold, elliptical, answered_alone=True)
+    if match is None or match.probability < threshold:
+        return None
+    return match, (None if match is candidates[0] else "previous_question")
+
+
+def fallback_follow_up_question(config: EscalationSettings, tracker: Any) -> Optional[str]:
+    """The text `fallback_follow_up` searches when the tracker allows a rescue at all, else None; reads only
+    the tracker (no knowledge base), so a hand-off that cannot be rescued costs no search."""
+    elliptical = config.kb_elliptical_follow_ups
+    if not config.kb_follow_up_context or elliptical is None or not elliptical.rescue_fallbacks:
+        return None
+    if conversation.latest_intent(tracker) != NLU_FALLBACK or (tracker.active_loop or {}).get("name"):
+        return None
+    ranking = (tracker.latest_message or {}).get("intent_ranking") or []
+    first = next((entry.get("name") for entry in ranking if entry.get("name") != NLU_FALLBACK), None)
+    if first not in elliptical.rescue_intents:
+        return None
+    hand_off_intents = {config.human_request_intent, *config.topics}
+    if any(entry.get("name") in hand_off_intents
+           and float(entry.get("confidence") or 0.0) >= elliptical.rescue_max_hand_off_confidence for entry in ranking):
+        return None  # a request for a person or a pattern-3 topic is a real reading of it: a person decides
+    if decide_escalation(tracker, config).reason != "low_confidence":
+        return None
+    question = conversation.question_text(tracker)
+    if len(question.split()) > elliptical.max_words or conversation.previous_kb_answer(tracker) is None:
+        return None
+    return question
+
+
+async def answer_fallback_follow_up(
+    dispatcher: CollectingDispatcher, tracker: Tracker
+) -> Optional[List[EventType]]:
+    """action_handoff's first step for nlu_fallback (data/rules/escalation.yml): the answer and its events
+    when `fallback_follow_up` rescues the message, counted for pattern 4 like any answer; None: hand off."""
+    config = settings()
+    if fallback_follow_up_question(config, tracker) is None:
+        return None
+    kb = knowledge_base()
+    found = fallback_follow_up(kb, config, tracker)
+    if found is None:
+        return None
+    match, context = found
+    logger.info("nlu_fallback answered as a follow-up on %s", match)
+    dispatcher.utter_message(text=kb.entry(match.entry_id).reply_text(cite_link=config.kb_cite_links))
+    slot = {**kb_match(match, True, config.kb_answer_threshold, context), "nlu_fallback": True}
+    return [SlotSet("kb_match", slot)] + count_answer(tracker)

@@ -6,6 +6,11 @@ customer who will reply and when (messages in escalation.yml), records the hand-
 
 If the inbox cannot be reached the customer still gets an honest message and the conversation is still
 paused: the inbox picks the hand-off up later from Rasa's event stream (same `handoff_id`).
+
+One exception, for nlu_fallback only: a short fragment right after a knowledge-base answer that the
+elliptical follow-up rule answers from the entry just answered is answered instead, and counted like any
+answer (actions/answers.py `fallback_follow_up`, escalation.yml
+`knowledge_base.elliptical_follow_ups.rescue_fallbacks`). Patterns 2, 3 and 4 are never answered.
 """
 from __future__ import annotations
 
@@ -212,4 +217,13 @@ class ActionHandoff(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[Dict[Text, Any]]:
+        if conversation.latest_intent(tracker) == NLU_FALLBACK:
+            # A short fragment right after a knowledge-base answer may be a follow-up the knowledge base
+            # answers (escalation.yml knowledge_base.elliptical_follow_ups.rescue_fallbacks); imported
+            # here because actions.answers imports this module.
+            from actions.answers import answer_fallback_follow_up
+
+            answered = await answer_fallback_follow_up(dispatcher, tracker)
+            if answered is not None:
+                return answered
         return await hand_off(dispatcher, tracker)

@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -55,6 +55,13 @@ class EllipticalFollowUps:
     # Words that name an entry's topic although its examples use them too rarely for it to be learnt
     # ("press", "dhoye" for care_washing): (entry id, lower-case single words) pairs.
     topic_words: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
+    # A message the NLU fell back on (nlu_fallback, no turn limit, no topic) is answered by this rule too when
+    # the intent ranked first after the fallback is one of `rescue_intents` (actions/answers.py
+    # `fallback_follow_up`); otherwise, and when this is False, it is handed off as low_confidence.
+    rescue_fallbacks: bool = False
+    rescue_intents: Tuple[str, ...] = ("ask_question",)
+    # ...and no request for a person or pattern-3 topic is ranked at this confidence or above (0-1].
+    rescue_max_hand_off_confidence: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -150,7 +157,8 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
         raise SettingsError(f"{name}: knowledge_base.follow_up_context must be true or false, got {follow_up_context!r}")
     keeps_topic = _follow_up_keeps_topic(kb.get("follow_up_keeps_topic", {}), f"{name}: knowledge_base.follow_up_keeps_topic")
     elliptical = _elliptical_follow_ups(
-        kb.get("elliptical_follow_ups", {}), f"{name}: knowledge_base.elliptical_follow_ups"
+        kb.get("elliptical_follow_ups", {}), f"{name}: knowledge_base.elliptical_follow_ups",
+        hand_off_intents=[str(human.get("intent", "request_human")), *topics],
     )
     question_sentences = _question_sentences(
         kb.get("question_sentences", {}), f"{name}: knowledge_base.question_sentences"
@@ -216,9 +224,13 @@ def _follow_up_keeps_topic(section: Any, where: str) -> Optional[FollowUpKeepsTo
     return FollowUpKeepsTopic(max_words=words, max_probability=float(probability), max_odds=float(odds))
 
 
-def _elliptical_follow_ups(section: Any, where: str) -> Optional[EllipticalFollowUps]:
-    """false: off; a mapping (missing keys take the defaults) or nothing: on."""
-    section = _switch_section(section, where, ["max_words", "min_share", "not_topic_words", "topic_words"])
+def _elliptical_follow_ups(
+    section: Any, where: str, hand_off_intents: Sequence[str] = ()
+) -> Optional[EllipticalFollowUps]:
+    """false: off; a mapping (missing keys take the defaults) or nothing: on. `hand_off_intents` (the human
+    request and the topics) can never be `rescue_intents`: patterns 2 and 3 are never answered."""
+    section = _switch_section(section, where, ["max_words", "min_share", "not_topic_words", "topic_words",
+                                               "rescue_fallbacks", "rescue_intents", "rescue_max_hand_off_confidence"])
     if section is None:
         return None
     defaults = EllipticalFollowUps()
@@ -235,8 +247,23 @@ def _elliptical_follow_ups(section: Any, where: str) -> Optional[EllipticalFollo
     clash = sorted({word for _entry, listed in topic_words for word in listed}.intersection(ignored))
     if clash:
         raise SettingsError(f"{where}: {', '.join(clash)} cannot be both a topic word and in not_topic_words")
+    rescue = section.get("rescue_fallbacks", defaults.rescue_fallbacks)
+    if not isinstance(rescue, bool):
+        raise SettingsError(f"{where}.rescue_fallbacks must be true or false, got {rescue!r}")
+    rescue_intents = (_phrases(section["rescue_intents"], f"{where}.rescue_intents", one_word=True)
+                      if "rescue_intents" in section else defaults.rescue_intents)
+    if rescue and not rescue_intents:
+        raise SettingsError(f"{where}.rescue_intents must name at least one intent when rescue_fallbacks is true")
+    barred = sorted(set(rescue_intents).intersection(hand_off_intents))
+    if barred:
+        raise SettingsError(f"{where}.rescue_intents: {', '.join(barred)} always hand off (human request or topic)")
+    ceiling = section.get("rescue_max_hand_off_confidence", defaults.rescue_max_hand_off_confidence)
+    if isinstance(ceiling, bool) or not isinstance(ceiling, (int, float)) or not 0.0 < ceiling <= 1.0:
+        raise SettingsError(f"{where}.rescue_max_hand_off_confidence must be a number above 0 and at most 1, "
+                            f"got {ceiling!r}")
     return EllipticalFollowUps(max_words=words, min_share=float(share), not_topic_words=ignored,
-                               topic_words=topic_words)
+                               topic_words=topic_words, rescue_fallbacks=rescue, rescue_intents=rescue_intents,
+                               rescue_max_hand_off_confidence=float(ceiling))
 
 
 def _question_sentences(section: Any, where: str) -> Optional[QuestionSentences]:

@@ -105,6 +105,7 @@ class RemarkRules:
         self._question_starts = PhraseList(phrase_strings(section.get("question_starts"), f"{where}.question_starts"))
         self._question_words = {w for q in phrase_strings(section.get("question_words"), f"{where}.question_words")
                                 for w in tokenize(q)}
+        self._connectives = PhraseList(phrase_strings(section.get("connectives"), f"{where}.connectives"))
         self.keep_intents = set(phrase_strings(section.get("keep_intents"), f"{where}.keep_intents"))
         self.max_words = int(section.get("max_words") or 12)
         for intent in [*self.plan_intents, *([self.ending_intent] if self.ending_intent else [])]:
@@ -114,8 +115,19 @@ class RemarkRules:
             raise ValueError(f"{where}.endings needs an `intent`")
 
     def is_question(self, text: str, remark: List[str]) -> bool:
-        return ("?" in text or self._question_starts.longest_at(remark, 0) is not None
+        return ("?" in text or self._question_starts.longest_at(remark, self.after_connectives(remark)) is not None
                 or any(w in self._question_words for w in remark))
+
+    def after_connectives(self, remark: List[str]) -> int:
+        """Where the remark starts after its leading `connectives` ("and", "also", "one more thing"): "acha and
+        how long will delivery take" asks "how long…", a follow-up question, no plan."""
+        position = 0
+        while position < len(remark):
+            hit = self._connectives.longest_at(remark, position)
+            if hit is None:
+                break
+            position = hit[1]
+        return position
 
     def is_plan(self, remark: List[str]) -> bool:
         """A cue ("will", "i'll", "gonna") or a first-person future verb ("kar dungi", "dekh lunga")."""

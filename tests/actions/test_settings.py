@@ -79,6 +79,10 @@ def test_elliptical_follow_ups_are_on_as_shipped_and_false_turns_them_off():
     assert "too" in shipped.not_topic_words and "cod" not in shipped.not_topic_words
     assert ("care_washing", ("press", "istri", "dhoye", "dhoya", "dhona", "dhulai")) in shipped.topic_words
     assert kept.topic_words == ()
+    # Fallback rescue (session 21): on as shipped for the question intent only; off unless a designer says so.
+    assert shipped.rescue_fallbacks is True and shipped.rescue_intents == ("ask_question",)
+    assert 0 < shipped.rescue_max_hand_off_confidence <= 1
+    assert kept.rescue_fallbacks is False and kept.rescue_intents == ("ask_question",)
 
 
 @pytest.mark.parametrize(
@@ -95,6 +99,13 @@ def test_elliptical_follow_ups_are_on_as_shipped_and_false_turns_them_off():
          "press cannot be both a topic word and in not_topic_words"),
         ({"max_odds": 30}, "unknown key"),
         ([8], "must be false or a mapping with max_words, min_share, not_topic_words, topic_words"),
+        ({"rescue_fallbacks": "yes"}, "rescue_fallbacks must be true or false"),
+        ({"rescue_fallbacks": True, "rescue_intents": []}, "rescue_intents must name at least one intent"),
+        ({"rescue_intents": "ask_question"}, "rescue_intents must be a list of single words"),
+        ({"rescue_intents": ["ask_question", "request_human"]}, "request_human always hand off"),
+        ({"rescue_intents": ["complaint"]}, "complaint always hand off"),
+        ({"rescue_max_hand_off_confidence": 0}, "rescue_max_hand_off_confidence must be a number above 0"),
+        ({"rescue_max_hand_off_confidence": True}, "rescue_max_hand_off_confidence must be a number above 0"),
     ],
 )
 def test_bad_elliptical_follow_ups_names_the_problem(value, message):

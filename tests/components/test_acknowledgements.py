@@ -166,6 +166,42 @@ def test_questions_and_other_remarks_are_left_to_the_classifier(matcher, text):
     assert matcher.match_with_remark(text) is None
 
 
+# A follow-up question after an acknowledgement opens with a connective ("and", "also", "aur", "one more
+# thing"): the question test reads past it (escalation.yml `with_a_remark.connectives`). Session 21: such a
+# question with the cue "will" in it read as a plan at affirm 1.00.
+@pytest.mark.parametrize(
+    "text",
+    ["acha and how many days will shipping take to bhopal", "ok also will the kurta shrink after a wash",
+     "thik hai to when will it reach jaipur", "cool, and btw is the dupatta included in the set",
+     "got it, one more thing can I pay by upi then", "ok and what about the ones on sale, will they ship",
+     "theek hai but will the colour run", "acha aur one more thing how do i measure my waist"],
+)
+def test_a_question_after_a_connective_is_no_plan(matcher, text):
+    assert matcher.match_with_remark(text) is None
+
+
+@pytest.mark.parametrize(
+    "text, intent",
+    [("ok and I'll order tonight", "affirm"), ("thanks, also will share pics on insta", "thank"),
+     ("acha aur main kal order kar dungi", "affirm"), ("ok but I will wait for the sale", "affirm"),
+     ("cool, btw gonna gift it to my sister", "affirm")],
+)
+def test_a_plan_after_a_connective_is_still_a_plan(matcher, text, intent):
+    found = matcher.match_with_remark(text)
+    assert (found.intent, found.rule) == (intent, "plan")
+
+
+def test_connectives_are_a_checked_list(section):
+    remarks = section["with_a_remark"]
+    assert {"and", "also", "aur", "but", "btw", "one more thing"} <= set(remarks["connectives"])
+    with pytest.raises(ValueError, match="with_a_remark.connectives"):
+        AcknowledgementMatcher({**section, "with_a_remark": {**remarks, "connectives": "and"}})
+    with pytest.raises(ValueError, match="quote it"):
+        AcknowledgementMatcher({**section, "with_a_remark": {**remarks, "connectives": ["and", False]}})
+    without = AcknowledgementMatcher({**section, "with_a_remark": {k: v for k, v in remarks.items() if k != "connectives"}})
+    assert without.match_with_remark("acha and how many days will shipping take").rule == "plan"  # as before
+
+
 def test_a_hand_off_intent_is_never_turned_into_an_acknowledgement(matcher):
     assert matcher.match_with_remark("ok I will wait for my money back then") is not None
     assert matcher.match_with_remark("ok I will wait for my money back then", "request_refund") is None
