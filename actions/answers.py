@@ -329,7 +329,9 @@ def elliptical_follow_up_match(
     return None
 
 
-def fallback_follow_up(kb: KnowledgeBase, config: EscalationSettings, tracker: Any) -> Optional[Tuple[Match, Optional[str]]]:
+def fallback_follow_up(
+    kb: KnowledgeBase, config: EscalationSettings, tracker: Any, question: str
+) -> Optional[Tuple[Match, Optional[str]]]:
     """A short fragment right after a knowledge-base answer that the NLU fell back on ("and the weekend
     hours", "aur maximum kitna"): (match, kb_match context) when the elliptical follow-up rule answers it
     from the entry just answered, else None (the caller hands off as low_confidence, as before).
@@ -342,16 +344,14 @@ def fallback_follow_up(kb: KnowledgeBase, config: EscalationSettings, tracker: A
     `rescue_max_hand_off_confidence` or above. The message must then meet every condition of
     `elliptical_follow_up_match` (at most `max_words` words, no other entry's topic word, the previous
     entry's share) and reach the answer threshold with the entry just answered: read with the question
-    that set the topic ("previous_question"), or alone (no context)."""
-    elliptical = config.kb_elliptical_follow_ups
-    question = fallback_follow_up_question(config, tracker)
-    if question is None or elliptical is None:
-        return None
+    that set the topic ("previous_question"), or alone (no context). `question`: what
+    `fallback_follow_up_question` gave for this tracker (the conditions that need no search)."""
     carried = (tracker.latest_message or {}).get(text_embedding.KEY)
     candidates = kb.matches(question, k=None, carried=carried)
-    threshold = config.kb_answer_threshold
-    match = elliptical_follow_up_match(kb, tracker, candidates, question, threshold, elliptical, answered_alone=True)
-    if match is None or match.probability < threshold:
+    # Returns only a match that reaches the threshold (alone or read with the topic), else None.
+    match = elliptical_follow_up_match(kb, tracker, candidates, question, config.kb_answer_threshold,
+                                       config.kb_elliptical_follow_ups, answered_alone=True)
+    if match is None:
         return None
     return match, (None if match is candidates[0] else "previous_question")
 
@@ -386,10 +386,11 @@ async def answer_fallback_follow_up(
     """action_handoff's first step for nlu_fallback (data/rules/escalation.yml): the answer and its events
     when `fallback_follow_up` rescues the message, counted for pattern 4 like any answer; None: hand off."""
     config = settings()
-    if fallback_follow_up_question(config, tracker) is None:
+    question = fallback_follow_up_question(config, tracker)
+    if question is None:
         return None
     kb = knowledge_base()
-    found = fallback_follow_up(kb, config, tracker)
+    found = fallback_follow_up(kb, config, tracker, question)
     if found is None:
         return None
     match, context = found
