@@ -95,7 +95,7 @@ import functools
 import logging
 import os
 import weakref
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, Optional, Text
 
 from connectors import fast_count_vectors, fast_policies, sequential_graph_runner
 
@@ -245,12 +245,13 @@ def install_cached_empty_domain_check() -> None:
     if getattr(Domain, _INSTALLED_FLAG, False):
         return
     shipped = Domain.is_empty
-    empty_as_dict: List[Dict[Text, Any]] = []  # filled on first use: Domain.empty() needs Rasa fully imported
+
+    @functools.lru_cache(maxsize=1)
+    def empty_as_dict() -> Dict[Text, Any]:  # on first use: Domain.empty() needs Rasa fully imported
+        return Domain.empty().as_dict()
 
     def is_empty(self: Domain) -> bool:
-        if not empty_as_dict:
-            empty_as_dict.append(Domain.empty().as_dict())
-        return self.as_dict() == empty_as_dict[0]
+        return self.as_dict() == empty_as_dict()
 
     is_empty.__wrapped__ = shipped  # type: ignore[attr-defined]
     Domain.is_empty = is_empty  # type: ignore[assignment]

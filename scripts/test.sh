@@ -90,8 +90,9 @@ finish_stage inbox
 start_stage production "$VENV/bin/python" -m pytest tests/production -q -p no:cacheprovider
 # Two pytest workers (pytest-xdist), one per core: the suite alone kept one core busy for ~13 of CI's ~29 minutes
 # while the production suite beside it mostly waits on its outages. `loadfile` keeps each file on one worker, so a
-# module's fixtures (a loaded model, a started server) are built once; ports are claimed across processes and
-# every test has its own temporary directories, so the workers share nothing.
+# module's fixtures (a loaded model, a started server) are built once; ports are claimed across processes, tests
+# write to their own temporary directories, and the shared caches under build/ are written atomically (temporary
+# file, then rename).
 stage pytest "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/production \
   --ignore=tests/cluster -n "${PYTEST_WORKERS:-2}" --dist loadfile
 finish_stage production

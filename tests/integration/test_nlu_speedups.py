@@ -70,12 +70,12 @@ def served(agent):
 
 def assert_same_parses(agent, monkeypatch, served, original):
     """Parses as served, then with `original()` applied (it monkeypatches the fast path away), compared."""
-    texts, served = served
+    texts, served_parses = served
     with monkeypatch.context() as patch:
         calls = original(patch)
         expected = parses(agent, texts)
     assert len(calls) >= len(texts)  # the original code did run
-    for text, got, want in zip(texts, served, expected):
+    for text, got, want in zip(texts, served_parses, expected):
         assert got == want, text
 
 
