@@ -84,6 +84,8 @@ SEPARATE_HOLDOUTS = {HOLDOUT2_SPLIT: HOLDOUT2_DIR, HOLDOUT3_SPLIT: HOLDOUT3_DIR,
                      HOLDOUT13_SPLIT: HOLDOUT13_DIR, HOLDOUT14_SPLIT: HOLDOUT14_DIR,
                      HOLDOUT15_SPLIT: HOLDOUT15_DIR, HOLDOUT16_SPLIT: HOLDOUT16_DIR}
 SPLITS = ("dev", "holdout", "all")
+# Every conversation of a run that named several splits (`--split all holdout2 holdout3`): a total, not a split.
+TOGETHER = "together"
 TARGETS = {"conversations_right": 0.97, "needless_handoffs": 0.02, "wrong_kb_answers": 0.01}
 # Reply kinds in the order one of them becomes the turn's outcome when the bot sent several messages
 # (e.g. a side question in the order form: the answer, then the form's question again).
@@ -652,9 +654,19 @@ def compute_metrics(results: Iterable[ConversationResult]) -> Dict[str, Any]:
 
 
 def metrics_by_split(results: Sequence[ConversationResult]) -> Dict[str, Dict[str, Any]]:
-    separate = {r.split for r in results} & set(SEPARATE_HOLDOUTS)
-    splits = sorted(separate) if results and all(r.split in SEPARATE_HOLDOUTS for r in results) else list(SPLITS)
-    return {split: compute_metrics(r for r in results if split == "all" or r.split == split) for split in splits}
+    """The main set's dev / holdout / all (when it ran, or nothing did), then each separate hold-out that ran, in the
+    order they were written, then `together` over every result when more than one of those groups ran."""
+    main_set = [r for r in results if r.split not in SEPARATE_HOLDOUTS]
+    separate = [split for split in SEPARATE_HOLDOUTS if any(r.split == split for r in results)]
+    by_split: Dict[str, Dict[str, Any]] = {}
+    if main_set or not separate:
+        by_split.update({split: compute_metrics(r for r in main_set if split == "all" or r.split == split)
+                         for split in SPLITS})
+    for split in separate:
+        by_split[split] = compute_metrics(r for r in results if r.split == split)
+    if len(separate) + bool(main_set) > 1:
+        by_split[TOGETHER] = compute_metrics(results)
+    return by_split
 
 
 # ----------------------------------------------------------------------------------------------
@@ -950,8 +962,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--channel", choices=("rest", "whatsapp", "both"), default="both")
-    parser.add_argument("--split", choices=(*SPLITS, *SEPARATE_HOLDOUTS), default="all",
-                        help="which conversations to run (dev for tuning; holdout only to report; holdout2 / "
+    parser.add_argument("--split", nargs="+", choices=(*SPLITS, *SEPARATE_HOLDOUTS), default=["all"],
+                        help="which conversations to run, one or several on one start of the system, each reported "
+                             "on its own and then together (dev for tuning; holdout only to report; holdout2 / "
                              "holdout3 / holdout4 / holdout5 / holdout6 / holdout7 / holdout8 / holdout9 / holdout10 / "
                              "holdout11 / holdout12 / holdout13 / holdout14 / holdout15 / holdout16: the separate sets in "
                              "bench/conversations/holdout_v2/, holdout_v3/, holdout_v4/, holdout_v5/, holdout_v6/, "
@@ -976,6 +989,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def conversations_of_splits(splits: Sequence[str], conversations_dir: Path,
+                            vocabulary: Vocabulary) -> List[Conversation]:
+    """The conversations of every split named, in the order named, each once: `dev`, `holdout` and `all` from the main
+    set in `conversations_dir`, a separate hold-out from its own folder."""
+    main_set: Optional[List[Conversation]] = None
+    chosen: Dict[str, Conversation] = {}
+    for split in splits:
+        if split in SEPARATE_HOLDOUTS:
+            found = load_conversations(SEPARATE_HOLDOUTS[split], vocabulary, fixed_split=split)
+        else:
+            main_set = main_set if main_set is not None else load_conversations(conversations_dir, vocabulary)
+            found = [c for c in main_set if split == "all" or c.split == split]
+        for conversation in found:
+            chosen.setdefault(conversation.id, conversation)
+    return list(chosen.values())
+
+
 def dataset_summary(conversations: Sequence[Conversation]) -> str:
     languages = Counter(c.language for c in conversations)
     finals = Counter(c.final_outcome for c in conversations)
@@ -989,10 +1019,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     vocabulary = Vocabulary.from_project(conversations_dir=args.conversations)
     try:
-        if args.split in SEPARATE_HOLDOUTS:
-            conversations = load_conversations(SEPARATE_HOLDOUTS[args.split], vocabulary, fixed_split=args.split)
-        else:
-            conversations = load_conversations(args.conversations, vocabulary)
+        conversations = conversations_of_splits(args.split, args.conversations, vocabulary)
     except LabelError as error:
         print(f"conversation files: {error}", file=sys.stderr)
         return 2
@@ -1005,8 +1032,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"unknown conversation ids: {sorted(unknown)}", file=sys.stderr)
             return 2
         conversations = [c for c in conversations if c.id in args.only]
-    if args.split not in ("all", *SEPARATE_HOLDOUTS):
-        conversations = [c for c in conversations if c.split == args.split]
 
     system = None
     started = time.monotonic()

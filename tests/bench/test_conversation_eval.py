@@ -234,6 +234,36 @@ def test_metrics_count_needless_and_missed_hand_offs_and_wrong_answers_per_split
     assert everything["failure_classes"]["needless hand-off"] == 1
 
 
+def test_several_splits_in_one_run_are_reported_each_on_its_own_and_then_together():
+    first, second = list(ce.SEPARATE_HOLDOUTS)[:2]
+    results = [
+        conversation("a", "dev", [turn_result("answer:returns", "answer:returns", True)]),
+        conversation("b", second, [turn_result("answer:sizing", "handoff:low_confidence", False, "needless hand-off")]),
+        conversation("c", first, [turn_result("answer:returns", "answer:returns", True)]),
+    ]
+    by_split = ce.metrics_by_split(results)
+    assert list(by_split) == [*ce.SPLITS, first, second, ce.TOGETHER]  # hold-outs in the order they were written
+    assert by_split["all"]["conversations"] == 1  # the main set's total leaves the separate hold-outs out
+    assert by_split[second]["conversations_right"] == {"count": 0, "of": 1, "rate": 0.0}
+    assert by_split[ce.TOGETHER]["conversations_right"] == {"count": 2, "of": 3, "rate": 2 / 3}
+    only_separate = ce.metrics_by_split(results[1:])
+    assert list(only_separate) == [first, second, ce.TOGETHER]
+    assert list(ce.metrics_by_split(results[2:])) == [first]  # one split: nothing to add up
+
+
+def test_several_splits_load_each_conversation_once_in_the_order_named(project_conversations, separate_holdouts):
+    first = list(ce.SEPARATE_HOLDOUTS)[0]
+    args = ce.parse_args(["--split", first, "dev", "all"])
+    assert args.split == [first, "dev", "all"]
+    chosen = ce.conversations_of_splits(args.split, ce.CONVERSATIONS_DIR, ce.Vocabulary.from_project())
+    expected = [*separate_holdouts[first], *(c for c in project_conversations if c.split == "dev"),
+                *(c for c in project_conversations if c.split == "holdout")]
+    assert [c.id for c in chosen] == [c.id for c in expected]
+    assert {c.split for c in chosen[:len(separate_holdouts[first])]} == {first}
+    with pytest.raises(SystemExit):
+        ce.parse_args(["--split", "holdout999"])
+
+
 def test_a_conversation_cut_short_or_skipped_is_not_counted_right():
     cut = conversation("a", "dev", [turn_result("answer:returns", "answer:returns", True)], total=2)
     skipped = conversation("b", "dev", [], total=2)
@@ -374,7 +404,7 @@ def test_the_second_holdout_is_its_own_split_and_stays_out_of_the_main_set(proje
     main_metrics = ce.metrics_by_split([])
     assert ce.HOLDOUT2_SPLIT not in main_metrics
     args = ce.parse_args(["--split", ce.HOLDOUT2_SPLIT])
-    assert args.split == ce.HOLDOUT2_SPLIT
+    assert args.split == [ce.HOLDOUT2_SPLIT]
 
 
 @pytest.fixture(scope="module")
@@ -391,7 +421,7 @@ def test_the_third_holdout_is_its_own_split_and_stays_out_of_the_main_set(projec
     other_ids = {c.id for c in [*project_conversations, *holdout2_conversations]}
     assert not {c.id for c in conversations} & other_ids
     assert ce.HOLDOUT3_SPLIT not in ce.metrics_by_split([])
-    assert ce.parse_args(["--split", ce.HOLDOUT3_SPLIT]).split == ce.HOLDOUT3_SPLIT
+    assert ce.parse_args(["--split", ce.HOLDOUT3_SPLIT]).split == [ce.HOLDOUT3_SPLIT]
 
 
 @pytest.fixture(scope="module")
@@ -410,7 +440,7 @@ def test_the_fourth_holdout_is_its_own_split_and_stays_out_of_the_main_set(proje
     answered = {t.expect.value for c in conversations for t in c.turns if t.expect.kind == "answer"}
     assert answered == set(ce.Vocabulary.from_project().kb_entry_ids)
     assert ce.HOLDOUT4_SPLIT not in ce.metrics_by_split([])
-    assert ce.parse_args(["--split", ce.HOLDOUT4_SPLIT]).split == ce.HOLDOUT4_SPLIT
+    assert ce.parse_args(["--split", ce.HOLDOUT4_SPLIT]).split == [ce.HOLDOUT4_SPLIT]
 
 
 # From the fifth on, every hold-out meets the same bar and is kept apart from the main set and every earlier one.
@@ -435,7 +465,7 @@ def _check_a_separate_holdout(conversations, split, other_conversations):
     answered = {t.expect.value for c in conversations for t in c.turns if t.expect.kind == "answer"}
     assert answered == set(ce.Vocabulary.from_project().kb_entry_ids)
     assert split not in ce.metrics_by_split([])
-    assert ce.parse_args(["--split", split]).split == split
+    assert ce.parse_args(["--split", split]).split == [split]
 
 
 def test_no_customer_message_is_copied_from_the_training_data_or_other_benchmarks(project_conversations,
