@@ -106,6 +106,7 @@ class RemarkRules:
         self._question_words = {w for q in phrase_strings(section.get("question_words"), f"{where}.question_words")
                                 for w in tokenize(q)}
         self._connectives = PhraseList(phrase_strings(section.get("connectives"), f"{where}.connectives"))
+        self._farewells = PhraseList(phrase_strings(section.get("farewells"), f"{where}.farewells"), squeezed=True)
         self.keep_intents = set(phrase_strings(section.get("keep_intents"), f"{where}.keep_intents"))
         self.max_words = int(section.get("max_words") or 12)
         for intent in [*self.plan_intents, *([self.ending_intent] if self.ending_intent else [])]:
@@ -117,6 +118,10 @@ class RemarkRules:
     def is_question(self, text: str, remark: List[str]) -> bool:
         return ("?" in text or self._question_starts.longest_at(remark, self.after_connectives(remark)) is not None
                 or any(w in self._question_words for w in remark))
+
+    def takes_leave(self, remark: List[str]) -> bool:
+        """The remark says goodbye ("bye", "good night", "ttyl"): the classifier's goodbye, not a plan."""
+        return bool(self._farewells.find(remark))
 
     def after_connectives(self, remark: List[str]) -> int:
         """Where the remark starts after its leading `connectives` ("and", "also", "one more thing"): "acha and
@@ -294,7 +299,7 @@ class AcknowledgementMatcher:
             else:
                 break
         remark = words[position:]
-        if not remark or len(remark) > rules.max_words or rules.is_question(text, remark):
+        if not remark or len(remark) > rules.max_words or rules.is_question(text, remark) or rules.takes_leave(remark):
             return None
         if ending is not None:
             return Acknowledgement(intent=rules.ending_intent, items=[ending], remark=" ".join(remark), rule="ending")

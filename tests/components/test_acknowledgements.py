@@ -191,6 +191,24 @@ def test_a_plan_after_a_connective_is_still_a_plan(matcher, text, intent):
     assert (found.intent, found.rule) == (intent, "plan")
 
 
+# A plan that also takes leave closes the chat: the classifier's goodbye decides, not affirm (session 23:
+# such a closing was answered "Great!"). Without `farewells` it is a plan again.
+@pytest.mark.parametrize(
+    "text",
+    ["chalo, kal dekhungi, bye", "ok will check later, good night", "thik hai main soch ke bataunga, byeee",
+     "cool, will order next week, ttyl", "acha theek hai, kal order karungi, tata"],
+)
+def test_a_plan_that_takes_leave_is_left_to_the_classifier(matcher, section, text):
+    assert matcher.match_with_remark(text) is None
+    remarks = {k: v for k, v in section["with_a_remark"].items() if k != "farewells"}
+    assert AcknowledgementMatcher({**section, "with_a_remark": remarks}).match_with_remark(text).rule == "plan"
+
+
+def test_a_farewell_word_inside_another_word_is_no_farewell(matcher):
+    found = matcher.match_with_remark("ok will check the byelaws of the wholesale form")  # "bye" only as a word
+    assert (found.intent, found.rule) == ("affirm", "plan")
+
+
 def test_connectives_are_a_checked_list(section):
     remarks = section["with_a_remark"]
     assert {"and", "also", "aur", "but", "btw", "one more thing"} <= set(remarks["connectives"])

@@ -60,6 +60,10 @@ def signals():
         ("loved the print but the kurta tore after one wash", "complaint"),
         ("colour bahut sundar hai par ek wash mein faded", "complaint"),
         ("the serum smells lovely but i got a rash on day 2", "complaint"),
+        # session 23: a departure named in words, and tracking that "still shows" no progress
+        ("my train is at 9 tonight and the app still shows the parcel at the hub, help", "urgent_problem"),
+        ("need it before my flight tomorrow, order is still in transit since 4 days", "urgent_problem"),
+        ("beti ke school function ke liye aaj chahiye, ship nahi hua abhi tak", "urgent_problem"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -92,6 +96,10 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         # session 19: "pasand / fit / samajh nahi aaya" is no delivery problem, even with a festival named
         "rakhi ke liye bhai ko shirt di thi, usko pasand nahi aaya, badal sakte hai?",
         "wedding ke liye liya tha par fit nahi aaya, return kaise hoga",
+        # session 23: the new cues alone, or in a question asked ahead
+        "the tracking still shows in transit, when will it come?",   # a problem, no deadline
+        "i fly to delhi this evening, can i carry the serum in my cabin bag?",  # a deadline, no problem
+        "what if it still shows in transit the day before my flight?",  # hypothetical
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
