@@ -274,11 +274,22 @@ def test_affirm_and_praise_are_no_rivals_either(tmp_path):
         ("affirm", 0.70), ("ask_question", 0.41), ("feedback_positive", 0.0)]
 
 
+def test_a_goodbye_and_an_acknowledgement_are_no_rivals(tmp_path):
+    """Session 23: "ok byeee 👋" ranked affirm 0.79 and goodbye 0.78 fell back and was handed off."""
+    component = trained(Acknowledgements, tmp_path, [*BOT_INTENTS, "goodbye"], "acknowledgements")
+    [message] = component.process([ranked("ok byeee 👋", ("affirm", 0.79), ("goodbye", 0.78), ("thank", 0.29))])
+    assert message.get("intent") == {"name": "affirm", "confidence": 0.79}
+    assert [(e["name"], e["confidence"]) for e in message.get("intent_ranking")] == [
+        ("affirm", 0.79), ("thank", 0.29), ("goodbye", 0.0)]
+
+
 def test_same_decision_intents_are_resolution_signals_and_a_list(section):
     settings = yaml.safe_load((PROJECT_ROOT / "escalation.yml").read_text(encoding="utf-8"))
     same = settings["acknowledgements"]["same_decision_intents"]
-    assert "feedback_positive" in same
-    assert set(same) <= set(settings["unresolved_turns"]["resolution_intents"])  # never a hand-off intent
+    assert "feedback_positive" in same and "goodbye" in same
+    # resolution signals, and the goodbye (a courtesy close): never a hand-off intent
+    assert set(same) <= set(settings["unresolved_turns"]["resolution_intents"]) | {"goodbye"}
+    assert not set(same) & set(settings["acknowledgements"]["with_a_remark"]["keep_intents"])
     with pytest.raises(ValueError, match="same_decision_intents must be a list of intent names"):
         AcknowledgementMatcher({**section, "same_decision_intents": "affirm"})
 

@@ -33,7 +33,10 @@ def matcher():
      "PERSON NEEDED HERE!!", "hi?? agent required urgently", "parcel lost, need human", "REFUND ISSUE. AGENT PLS",
      # asking in Hinglish to be phoned by the team
      "shaam ko koi mujhe call kar lena, exchange ka samjhana hai", "return ke liye call back karo please",
-     "type nahi ho raha, phone karwa do"],
+     "type nahi ho raha, phone karwa do",
+     # session 23: being passed on in other words, a call asked for to have something explained
+     "can you patch me through to someone who handles bulk orders", "pass me on to your staff please",
+     "papa ko samajh nahi aa raha, koi call karke bata sakta hai?"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None
@@ -72,7 +75,9 @@ def test_look_alikes_do_not_match(matcher, text):
      ("please don't connect me to a human, is the serum vegan?", "connect me to a human"),
      # a phrase that starts with a keyword is declined like the keyword
      ("no agent needed, do you ship to Pune?", "agent needed"),
-     ("agent pls nahi, bas size chart bhejo", "agent pls")],
+     ("agent pls nahi, bas size chart bhejo", "agent pls"),
+     # session 23's phrases are declined like the others
+     ("no need to patch me through, just tell me the exchange fee", "patch me through")],
 )
 def test_declined_requests_do_not_match(matcher, text, declined_phrase):
     assert matcher.match(text) is None
