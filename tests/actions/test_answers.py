@@ -290,8 +290,12 @@ async def test_asking_how_else_to_pay_after_the_cod_answer_is_a_payment_question
     elliptical = config.kb_elliptical_follow_ups
     without = dataclasses.replace(elliptical, topic_words=tuple(
         (entry, words) for entry, words in elliptical.topic_words if entry != "payment_methods"))
+    _, match = await answer(dispatcher, history, "how else can i pay then")
+    assert match["entry_id"] == "payment_methods" and match["answered"] is True
     monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_elliptical_follow_ups=without))
-    _, match = await answer(dispatcher, history, "ok how else do i pay")
+    # Without the declaration the follow-up stays on COD (session 23's payment questions taught "ok how else do
+    # i pay" to the classifier, so a wording it still misses shows what the declaration does).
+    _, match = await answer(dispatcher, history, "how else can i pay then")
     assert match["entry_id"] == "cash_on_delivery" and match["context"] == "previous_question"  # the old wrong answer
 
 
