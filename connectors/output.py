@@ -121,8 +121,11 @@ class MessageSender:
     async def _settle(self, send_key: str, result: SendResult) -> None:
         try:
             await self._store.run(self._store.settle_send_key, send_key, result.wamid, result.uncertain)
-        except Exception:  # stays `sending`, which is never re-sent either
+        except Exception:  # stays `sending` in the store; a send Meta accepted is remembered in the process
             logger.exception("Could not record the outcome of WhatsApp message %s", send_key)
+            from connectors.send_keys import remember_unsaved_outcome  # send_keys imports this module
+
+            remember_unsaved_outcome(send_key, result.wamid, result.uncertain)
 
     async def reply_id_for(self, payload: str, limit: int) -> str:
         """WhatsApp caps reply ids; longer payloads are stored and sent as a short key."""

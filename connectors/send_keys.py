@@ -18,6 +18,9 @@ connector's own store is the source of truth (`wa_send_keys`):
   A retried turn that meets an unsettled key waits until `WHATSAPP_SEND_SETTLE_SECONDS` (default
   60) have passed since the POST; still no status then means Meta does not have the message, and
   it is sent again.
+- A send Meta accepted (a message id came back) whose outcome the store could not take (PostgreSQL
+  down) is remembered in the process, and a retried turn in the same process neither sends it again
+  nor waits for a status the same outage may have lost; the store gets the outcome on that retry.
 
 Sends without an inbound message (Rasa's HTTP API sending proactively) get no key.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from typing import Awaitable, Callable, Optional
 
 from whatsapp_cloud import SEND_KEY_FIELD, SendResult
@@ -40,6 +44,22 @@ logger = logging.getLogger(__name__)
 CALLBACK_FIELD = SEND_KEY_FIELD  # biz_opaque_callback_data; Meta: at most 512 characters, echoed in statuses
 MAX_KEY_LENGTH = 512
 DEFAULT_SETTLE_SECONDS = 60.0
+
+# Sends Meta accepted (a message id came back) whose outcome could not be written because the store was down:
+# the key stays `sending` there, and a retried turn would otherwise wait for a status webhook that the same
+# outage may have lost, then send the reply again. Kept per process, newest last, until the store takes it.
+MAX_UNSAVED_OUTCOMES = 10_000
+_unsaved_outcomes: "OrderedDict[str, str]" = OrderedDict()
+
+
+def remember_unsaved_outcome(key: str, wamid: Optional[str], uncertain: bool) -> None:
+    """Called when settling `key` in the store failed: a send Meta accepted is known to be sent."""
+    if not wamid or uncertain:
+        return  # not known to be on the customer's phone: the store's own rules decide
+    _unsaved_outcomes[key] = wamid
+    _unsaved_outcomes.move_to_end(key)
+    while len(_unsaved_outcomes) > MAX_UNSAVED_OUTCOMES:
+        _unsaved_outcomes.popitem(last=False)
 
 
 class KeyedSender:
@@ -67,6 +87,18 @@ class KeyedSender:
 
     async def send(self, recipient_id: str, message: OutboundMessage) -> SendResult:
         key = self.next_key()
+        accepted = _unsaved_outcomes.get(key)
+        if accepted is not None:  # sent by an earlier try of this turn in this process; the store missed it
+            try:
+                await self._store.run(self._store.settle_send_key, key, accepted, False)
+                _unsaved_outcomes.pop(key, None)
+            except Exception:
+                logger.warning("Could not record the outcome of WhatsApp message %s yet; kept in memory", key)
+            logger.info(
+                "WhatsApp %s message %s to %s not sent again: Meta accepted it before (a retried turn)",
+                message.kind, key, mask_user_id(recipient_id),
+            )
+            return SendResult(wamid=accepted, http_status=None, error=None, attempts=0)
         earlier = await self._store.run(self._store.claim_send_key, key, recipient_id, self._settle_seconds)
         if earlier is not None and earlier[0] != SEND_SENT:
             # Sent before but not confirmed: wait for the check to settle it, then look again.
@@ -90,8 +122,9 @@ class KeyedSender:
         result = await self._sender.send(recipient_id, keyed)  # a sender that keeps no log (tests' stand-ins)
         try:
             await self._store.run(self._store.settle_send_key, key, result.wamid, result.uncertain)
-        except Exception:  # stays `sending`, which is never re-sent either
+        except Exception:  # stays `sending` in the store; a send Meta accepted is remembered here
             logger.exception("Could not record the outcome of WhatsApp message %s", key)
+            remember_unsaved_outcome(key, result.wamid, result.uncertain)
         return result
 
     async def reply_id_for(self, payload: str, limit: int) -> str:

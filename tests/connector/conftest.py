@@ -173,3 +173,14 @@ def sandbox(stack: Dict[str, Any]) -> Iterator[SandboxClient]:
 @pytest.fixture
 def host(stack: Dict[str, Any]) -> Host:
     return stack["host"]
+
+
+@pytest.fixture(autouse=True)
+def no_outcomes_kept_from_another_test():
+    """connectors/send_keys.py keeps, per process, the outcomes of sends the store could not record; tests reuse
+    inbound message ids, so each starts without them."""
+    from connectors import send_keys
+
+    send_keys._unsaved_outcomes.clear()
+    yield
+    send_keys._unsaved_outcomes.clear()

@@ -17,6 +17,7 @@ import pytest
 from rasa.core.channels.channel import UserMessage
 from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationPaused, UserUttered
+from sqlalchemy.exc import OperationalError
 
 from connectors.conversations import RasaConversations
 from connectors.graph_api import SendResult
@@ -304,6 +305,40 @@ async def test_a_send_with_no_answer_is_not_repeated_until_checked(store_url):
         await KeyedSender(meta, store, "wamid.IN2", settle_seconds=0, sleep=no_wait).send(CUSTOMER, message)
         assert len(meta.delivered) == 3
         assert store.send_key_state("wamid.IN2:0") == "sent"
+    finally:
+        store.close()
+
+
+async def test_a_send_meta_accepted_while_the_store_was_down_is_not_sent_again(store_url):
+    """Session 23: PostgreSQL shut down mid-turn; Meta accepted the reply, but its outcome could not be written and
+    the status webhook was lost in the same outage, so the retried turn sent the reply a second time."""
+    store = WhatsAppStore(store_url)
+    store.create_schema()
+    meta = Meta()
+    settle = store.settle_send_key
+    calls: List[str] = []
+
+    def settle_while_down(key, wamid, uncertain):
+        calls.append(key)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE wa_send_keys", {}, Exception("connection refused"))
+        return settle(key, wamid, uncertain)
+
+    store.settle_send_key = settle_while_down
+    message = OutboundMessage("text", {"to": CUSTOMER, "type": "text", "text": {"body": "Your order ships today."}})
+
+    async def no_wait(seconds: float) -> None:
+        raise AssertionError("the retried turn must not wait for a status")
+
+    try:
+        first = await KeyedSender(meta, store, "wamid.IN9", settle_seconds=0, sleep=no_wait).send(CUSTOMER, message)
+        assert first.wamid and store.send_key_state("wamid.IN9:0") == "sending"  # the store missed the outcome
+        # settle_seconds=0: without the outcome kept in the process, the retry would POST the reply again
+        retry = await KeyedSender(meta, store, "wamid.IN9", settle_seconds=0, sleep=no_wait).send(CUSTOMER, message)
+        assert len(meta.delivered) == 1 and retry.wamid == first.wamid and retry.attempts == 0
+        assert store.send_key_state("wamid.IN9:0") == "sent"  # written once the store was back
+        again = await KeyedSender(meta, store, "wamid.IN9", settle_seconds=0, sleep=no_wait).send(CUSTOMER, message)
+        assert len(meta.delivered) == 1 and again.attempts == 0
     finally:
         store.close()
 
