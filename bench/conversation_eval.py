@@ -78,6 +78,8 @@ HOLDOUT15_SPLIT, HOLDOUT15_DIR = "holdout15", CONVERSATIONS_DIR / "holdout_v15"
 HOLDOUT16_SPLIT, HOLDOUT16_DIR = "holdout16", CONVERSATIONS_DIR / "holdout_v16"
 # A seventeenth one written in session 23, before any run, by a helper who had not read the training data.
 HOLDOUT17_SPLIT, HOLDOUT17_DIR = "holdout17", CONVERSATIONS_DIR / "holdout_v17"
+# An eighteenth one written in session 24, before any run, by a helper who had not read the training data.
+HOLDOUT18_SPLIT, HOLDOUT18_DIR = "holdout18", CONVERSATIONS_DIR / "holdout_v18"
 # Separate hold-out folders by split name: each is run alone with `--split <name>`, never part of `all`.
 SEPARATE_HOLDOUTS = {HOLDOUT2_SPLIT: HOLDOUT2_DIR, HOLDOUT3_SPLIT: HOLDOUT3_DIR, HOLDOUT4_SPLIT: HOLDOUT4_DIR,
                      HOLDOUT5_SPLIT: HOLDOUT5_DIR, HOLDOUT6_SPLIT: HOLDOUT6_DIR, HOLDOUT7_SPLIT: HOLDOUT7_DIR,
@@ -85,7 +87,7 @@ SEPARATE_HOLDOUTS = {HOLDOUT2_SPLIT: HOLDOUT2_DIR, HOLDOUT3_SPLIT: HOLDOUT3_DIR,
                      HOLDOUT11_SPLIT: HOLDOUT11_DIR, HOLDOUT12_SPLIT: HOLDOUT12_DIR,
                      HOLDOUT13_SPLIT: HOLDOUT13_DIR, HOLDOUT14_SPLIT: HOLDOUT14_DIR,
                      HOLDOUT15_SPLIT: HOLDOUT15_DIR, HOLDOUT16_SPLIT: HOLDOUT16_DIR,
-                     HOLDOUT17_SPLIT: HOLDOUT17_DIR}
+                     HOLDOUT17_SPLIT: HOLDOUT17_DIR, HOLDOUT18_SPLIT: HOLDOUT18_DIR}
 SPLITS = ("dev", "holdout", "all")
 # Every conversation of a run that named several splits (`--split all holdout2 holdout3`): a total, not a split.
 TOGETHER = "together"
@@ -969,11 +971,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="which conversations to run, one or several on one start of the system, each reported "
                              "on its own and then together (dev for tuning; holdout only to report; holdout2 / "
                              "holdout3 / holdout4 / holdout5 / holdout6 / holdout7 / holdout8 / holdout9 / holdout10 / "
-                             "holdout11 / holdout12 / holdout13 / holdout14 / holdout15 / holdout16 / holdout17: the "
-                             "separate sets in bench/conversations/holdout_v2/, holdout_v3/, holdout_v4/, holdout_v5/, "
-                             "holdout_v6/, holdout_v7/, holdout_v8/, holdout_v9/, holdout_v10/, holdout_v11/, "
-                             "holdout_v12/, holdout_v13/, holdout_v14/, holdout_v15/, holdout_v16/ and holdout_v17/, "
-                             "only to report)")
+                             "holdout11 / holdout12 / holdout13 / holdout14 / holdout15 / holdout16 / holdout17 / "
+                             "holdout18: the separate sets in bench/conversations/holdout_v2/, holdout_v3/, holdout_v4/, "
+                             "holdout_v5/, holdout_v6/, holdout_v7/, holdout_v8/, holdout_v9/, holdout_v10/, "
+                             "holdout_v11/, holdout_v12/, holdout_v13/, holdout_v14/, holdout_v15/, holdout_v16/, "
+                             "holdout_v17/ and holdout_v18/, only to report)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these conversation ids")
     parser.add_argument("--conversations", type=Path, default=CONVERSATIONS_DIR)
     parser.add_argument("--start", action="store_true", help="start the whole system on free ports with --model")
