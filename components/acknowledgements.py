@@ -21,7 +21,9 @@ answer a positive reaction silently.
 An acknowledgement may also lead a short remark that is not a question (escalation.yml
 `acknowledgements.with_a_remark`): what the customer will do next ("great, will email", "theek hai,
 chart dekh ke order kar dungi": `plans`), or why a topic is dropped ("never mind, found the tracking
-sms", "chhodo, parcel aa gaya": `endings`, which end the order form). Such a message gets the lead's
+sms", "chhodo, parcel aa gaya": `endings`, which end the order form). A message that is only such a lead ("never
+mind", "koi baat nahi") gets the endings' intent and the entity `dismissal`: it ends the order form, and outside
+the form it is acknowledged (data/rules/chitchat.yml), not answered like "no". A lead with a remark gets the lead's
 intent, unless it is a question or the classifier read a hand-off intent (`keep_intents`); requests for
 a person are still forced by KeywordEscalation, which runs after this component.
 
@@ -30,7 +32,8 @@ second (affirm, thank, feedback_positive), the runner-up is no rival for Fallbac
 test: each is the same resolution signal with a short courtesy reply.
 
 The parse data says what happened: `acknowledgement: {"intent", "items", "classifier_intent",
-"reaction"}`, plus `"remark"` and `"rule"` (`plan` or `ending`) for a lead with a remark.
+"reaction"}`, plus `"remark"` and `"rule"` (`plan` or `ending`) for a lead with a remark (`"rule": "dismissal"`
+for a bare lead).
 """
 from __future__ import annotations
 
@@ -54,6 +57,10 @@ from components.phrases import PhraseList, clauses, phrase_strings, squeeze, tok
 ACKNOWLEDGEMENT_KEY = "acknowledgement"
 # Entity a reaction carries; the value is "positive" or "negative" (rules in data/rules/chitchat.yml).
 REACTION_ENTITY = "reaction"
+# Entity of a bare dismissal ("never mind", "koi baat nahi", "chhodo ji"): a message made only of
+# `with_a_remark.endings.leads` (and filler words). Inside the order form it ends the form like any ending;
+# outside it the rules in data/rules/chitchat.yml acknowledge it instead of apologising for the last answer.
+DISMISSAL_ENTITY = "dismissal"
 POSITIVE, NEGATIVE = "positive", "negative"
 
 # Skin tones (U+1F3FB–U+1F3FF) and text/emoji variation selectors change how an emoji looks, not what it says.
@@ -87,7 +94,7 @@ class Acknowledgement:
     intent: str
     items: List[str]  # the listed words, phrases and emoji found, in order
     remark: str = ""  # with_a_remark: the words after the lead
-    rule: str = ""  # with_a_remark: "plan" or "ending"
+    rule: str = ""  # with_a_remark: "plan" or "ending"; "dismissal" for a bare ending lead
 
 
 class RemarkRules:
@@ -102,6 +109,9 @@ class RemarkRules:
         self._plan_endings = tuple(phrase_strings(plans.get("word_endings"), f"{where}.plans.word_endings"))
         self.ending_intent = str(endings.get("intent") or "")
         self._ending_leads = PhraseList(phrase_strings(endings.get("leads"), f"{where}.endings.leads"), squeezed=True)
+        self._dismissals = PhraseList([*phrase_strings(endings.get("leads"), f"{where}.endings.leads"),
+                                       *phrase_strings(endings.get("alone_only"), f"{where}.endings.alone_only")],
+                                      squeezed=True)
         self._question_starts = PhraseList(phrase_strings(section.get("question_starts"), f"{where}.question_starts"))
         self._question_words = {w for q in phrase_strings(section.get("question_words"), f"{where}.question_words")
                                 for w in tokenize(q)}
@@ -142,6 +152,21 @@ class RemarkRules:
 
     def ending_lead(self, words: List[str], start: int) -> Optional[Tuple[str, int]]:
         return self._ending_leads.longest_at(words, start)
+
+    def bare_ending(self, words: List[str], fillers: set) -> List[str]:
+        """The leads of a message made only of ending leads (or `alone_only` dismissals) and filler words ("never
+        mind", "koi baat nahi ji", "chhodo yaar, rehne do"); [] when anything else is in it."""
+        position, leads = 0, []
+        while position < len(words):
+            hit = self._dismissals.longest_at(words, position)
+            if hit is not None:
+                leads.append(hit[0])
+                position = hit[1]
+            elif squeeze(words[position]) in fillers:
+                position += 1
+            else:
+                return []
+        return leads
 
 
 class PraiseRules:
@@ -269,6 +294,19 @@ class AcknowledgementMatcher:
             if hit and (best is None or hit[1] > best[1]):
                 best = (hit[0], hit[1], intent)
         return best
+
+    def match_dismissal(self, text: Optional[str], classifier_intent: str = "") -> Optional[Acknowledgement]:
+        """A message that is only a lead of `with_a_remark.endings` (no emoji, no remark): the endings' intent,
+        with rule "dismissal". None when the classifier read one of `keep_intents`."""
+        rules = self.remarks
+        text = text or ""
+        if rules is None or not rules.ending_intent or classifier_intent in rules.keep_intents or emoji_list(text):
+            return None
+        for symbol, _ in self._symbols:
+            if symbol in text:
+                return None
+        leads = rules.bare_ending(tokenize(text), self._fillers)
+        return Acknowledgement(intent=rules.ending_intent, items=leads, rule="dismissal") if leads else None
 
     def match_with_remark(self, text: Optional[str], classifier_intent: str = "") -> Optional[Acknowledgement]:
         """A leading acknowledgement (or a form ending) plus a short remark that is no question:
@@ -422,6 +460,9 @@ class Acknowledgements(DesignerListComponent, IntentClassifier):
             else:
                 acknowledgement = self._matcher.match(text)
                 if acknowledgement is None:
+                    acknowledgement = self._matcher.match_dismissal(
+                        message.get(CUSTOMER_TEXT_KEY) or text, classified.get("name") or "")
+                if acknowledgement is None:
                     # FollowUpQuestion may have cut "great," off the text; the remark rules read it all.
                     acknowledgement = self._matcher.match_with_remark(
                         message.get(CUSTOMER_TEXT_KEY) or text, classified.get("name") or "")
@@ -435,6 +476,10 @@ class Acknowledgements(DesignerListComponent, IntentClassifier):
                     self._no_rival_of_the_same_kind(message)
                     continue
                 set_intent(message, acknowledgement.intent)
+                if acknowledgement.rule == "dismissal":
+                    entity = {"entity": DISMISSAL_ENTITY, "value": "dismissal", "start": 0, "end": len(text),
+                              "confidence": 1.0, "extractor": type(self).__name__}
+                    message.set(ENTITIES, (message.get(ENTITIES) or []) + [entity], add_to_output=True)
                 explanation = {"intent": acknowledgement.intent, "items": acknowledgement.items}
                 if acknowledgement.rule:
                     explanation.update(remark=acknowledgement.remark, rule=acknowledgement.rule)

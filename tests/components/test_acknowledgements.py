@@ -378,3 +378,39 @@ def test_an_acknowledgement_is_no_rival_of_a_question(tmp_path):
     assert [(e["name"], e["confidence"]) for e in question.get("intent_ranking")] == [
         ("ask_question", 0.62), ("affirm", 0.2), ("deny", 0.0)]
     assert [e["name"] for e in statement.get("intent_ranking")] == ["ask_question", "deny", "affirm"]
+
+
+# Session 24: a bare "never mind" / "koi baat nahi" right after an answer got "Sorry about that. Could you tell me a
+# bit more…" (the deny reply). Such a message is only `with_a_remark.endings` leads: deny with the `dismissal` entity,
+# which the rules acknowledge outside the order form and treat as any ending inside it.
+@pytest.mark.parametrize("text", ["never mind", "Never mind!!", "koi baat nahi", "koi baat nahi ji", "chhodo yaar",
+                                  "nvm", "rehne do bhai", "forget it, leave it"])
+def test_a_bare_dismissal_is_deny_with_the_dismissal_entity(tmp_path, text):
+    component = trained(Acknowledgements, tmp_path, BOT_INTENTS, "acknowledgements")
+    [message] = component.process([classified(text, intent="deny", confidence=0.52)])
+    assert message.get("intent") == {"name": "deny", "confidence": 1.0}
+    assert [(e["entity"], e["value"]) for e in message.get("entities")] == [("dismissal", "dismissal")]
+    assert message.get(ACKNOWLEDGEMENT_KEY)["rule"] == "dismissal"
+
+
+@pytest.mark.parametrize("text", [
+    "never mind, found the tracking sms",  # a reason: an ending with a remark, no dismissal entity
+    "no that didn't help", "no", "nahi", "never mind 😡", "koi baat nahi, return kaise karu?", "never mind agent",
+    "koi baat nahi, size chart bhej do",  # alone_only: with a request after it, it is no ending either
+])
+def test_anything_more_than_a_dismissal_gets_no_dismissal_entity(tmp_path, text):
+    component = trained(Acknowledgements, tmp_path, BOT_INTENTS, "acknowledgements")
+    [message] = component.process([classified(text, intent="deny", confidence=0.9)])
+    assert all(e["entity"] != "dismissal" for e in message.get("entities"))
+
+
+def test_a_dismissal_is_never_made_of_a_hand_off_intent(matcher, section):
+    keep = section["with_a_remark"]["keep_intents"][0]
+    assert matcher.match_dismissal("never mind", classifier_intent=keep) is None
+    assert matcher.match_dismissal("never mind", classifier_intent="deny").rule == "dismissal"
+
+
+def test_an_alone_only_dismissal_leads_no_remark(matcher):
+    assert matcher.match_with_remark("koi baat nahi, size chart bhej do", "deny") is None
+    assert matcher.match_with_remark("never mind, found the tracking sms", "deny").rule == "ending"
+    assert matcher.match_dismissal("koi na ji", "deny").items == ["koi na"]
