@@ -58,8 +58,9 @@ ACKNOWLEDGEMENT_KEY = "acknowledgement"
 # Entity a reaction carries; the value is "positive" or "negative" (rules in data/rules/chitchat.yml).
 REACTION_ENTITY = "reaction"
 # Entity of a bare dismissal ("never mind", "koi baat nahi", "chhodo ji"): a message made only of
-# `with_a_remark.endings.leads` (and filler words). Inside the order form it ends the form like any ending;
-# outside it the rules in data/rules/chitchat.yml acknowledge it instead of apologising for the last answer.
+# `with_a_remark.endings.leads` or `.alone_only` (and filler words). Inside the order form it ends the form
+# like any ending; outside it the rules in data/rules/chitchat.yml acknowledge it instead of apologising for
+# the last answer.
 DISMISSAL_ENTITY = "dismissal"
 POSITIVE, NEGATIVE = "positive", "negative"
 
@@ -108,10 +109,11 @@ class RemarkRules:
         self._plan_cues = PhraseList(phrase_strings(plans.get("cues"), f"{where}.plans.cues"))
         self._plan_endings = tuple(phrase_strings(plans.get("word_endings"), f"{where}.plans.word_endings"))
         self.ending_intent = str(endings.get("intent") or "")
-        self._ending_leads = PhraseList(phrase_strings(endings.get("leads"), f"{where}.endings.leads"), squeezed=True)
-        self._dismissals = PhraseList([*phrase_strings(endings.get("leads"), f"{where}.endings.leads"),
-                                       *phrase_strings(endings.get("alone_only"), f"{where}.endings.alone_only")],
-                                      squeezed=True)
+        leads = phrase_strings(endings.get("leads"), f"{where}.endings.leads")
+        self._ending_leads = PhraseList(leads, squeezed=True)
+        # A message made only of these (and filler words) is a dismissal (bare_ending).
+        alone_only = phrase_strings(endings.get("alone_only"), f"{where}.endings.alone_only")
+        self._dismissals = PhraseList([*leads, *alone_only], squeezed=True)
         self._question_starts = PhraseList(phrase_strings(section.get("question_starts"), f"{where}.question_starts"))
         self._question_words = {w for q in phrase_strings(section.get("question_words"), f"{where}.question_words")
                                 for w in tokenize(q)}
@@ -296,8 +298,8 @@ class AcknowledgementMatcher:
         return best
 
     def match_dismissal(self, text: Optional[str], classifier_intent: str = "") -> Optional[Acknowledgement]:
-        """A message that is only a lead of `with_a_remark.endings` (no emoji, no remark): the endings' intent,
-        with rule "dismissal". None when the classifier read one of `keep_intents`."""
+        """A message that is only leads of `with_a_remark.endings` or `alone_only` (no emoji, no remark): the
+        endings' intent, with rule "dismissal". None when the classifier read one of `keep_intents`."""
         rules = self.remarks
         text = text or ""
         if rules is None or not rules.ending_intent or classifier_intent in rules.keep_intents or emoji_list(text):
