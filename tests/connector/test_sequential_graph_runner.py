@@ -131,8 +131,10 @@ def test_installing_makes_rasa_load_models_on_the_sequential_runner(monkeypatch)
 
     from connectors import sequential_graph_runner
 
+    # Both the runner name and the installed flag are put back afterwards: a flag left set over a restored
+    # DaskGraphRunner would make a later install() in this worker a no-op, and its models load on dask.
     monkeypatch.setattr(processor, "DaskGraphRunner", DaskGraphRunner)
-    monkeypatch.delattr(processor, sequential_graph_runner._INSTALLED_FLAG, raising=False)
+    monkeypatch.setattr(processor, sequential_graph_runner._INSTALLED_FLAG, False, raising=False)
     sequential_graph_runner.install()
     assert processor.DaskGraphRunner is SequentialGraphRunner
     sequential_graph_runner.install()  # twice is harmless
