@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import sys
 import tempfile
@@ -45,49 +46,26 @@ HANDOFF_REASONS = ("low_confidence", "customer_request", "topic", "unresolved_tu
 # Reasons the more specific hand-off keeps even after the turn limit (BEHAVIOUR.md, pattern 4).
 REASONS_THAT_BEAT_THE_LIMIT = ("customer_request", "topic")
 HOLDOUT_BUCKETS = 5  # sha256(id) % 5 == 0 -> hold-out: a fifth, fixed before any result
-# A second hold-out written in session 7, after five of the first one's conversations informed fixes.
-# Its own folder (not globbed with the main set), so `--split all` stays what it was.
-HOLDOUT2_SPLIT, HOLDOUT2_DIR = "holdout2", CONVERSATIONS_DIR / "holdout_v2"
-# A third one written in session 8 (issue 12), after v2's nine failures informed fixes; same rules.
-HOLDOUT3_SPLIT, HOLDOUT3_DIR = "holdout3", CONVERSATIONS_DIR / "holdout_v3"
-# A fourth one written in session 9 (issue 12), before any run, by a helper who had not read the training data.
-HOLDOUT4_SPLIT, HOLDOUT4_DIR = "holdout4", CONVERSATIONS_DIR / "holdout_v4"
-# A fifth one written in session 10, before any run, by a helper who had not read the training data.
-HOLDOUT5_SPLIT, HOLDOUT5_DIR = "holdout5", CONVERSATIONS_DIR / "holdout_v5"
-# A sixth one written in session 12, before any run, by a helper who had not read the training data.
-HOLDOUT6_SPLIT, HOLDOUT6_DIR = "holdout6", CONVERSATIONS_DIR / "holdout_v6"
-# A seventh one written in session 13, before any run, by a helper who had not read the training data.
-HOLDOUT7_SPLIT, HOLDOUT7_DIR = "holdout7", CONVERSATIONS_DIR / "holdout_v7"
-# An eighth one written in session 14, before any run, by a helper who had not read the training data.
-HOLDOUT8_SPLIT, HOLDOUT8_DIR = "holdout8", CONVERSATIONS_DIR / "holdout_v8"
-# A ninth one written in session 15, before any run, by a helper who had not read the training data.
-HOLDOUT9_SPLIT, HOLDOUT9_DIR = "holdout9", CONVERSATIONS_DIR / "holdout_v9"
-# A tenth one written in session 16, before any run, by a helper who had not read the training data.
-HOLDOUT10_SPLIT, HOLDOUT10_DIR = "holdout10", CONVERSATIONS_DIR / "holdout_v10"
-# An eleventh one written in session 17, before any run, by a helper who had not read the training data.
-HOLDOUT11_SPLIT, HOLDOUT11_DIR = "holdout11", CONVERSATIONS_DIR / "holdout_v11"
-# A twelfth one written in session 18, before any run, by a helper who had not read the training data.
-HOLDOUT12_SPLIT, HOLDOUT12_DIR = "holdout12", CONVERSATIONS_DIR / "holdout_v12"
-# A thirteenth one written in session 19, before any run, by a helper who had not read the training data.
-HOLDOUT13_SPLIT, HOLDOUT13_DIR = "holdout13", CONVERSATIONS_DIR / "holdout_v13"
-# A fourteenth one written in session 20, before any run, by a helper who had not read the training data.
-HOLDOUT14_SPLIT, HOLDOUT14_DIR = "holdout14", CONVERSATIONS_DIR / "holdout_v14"
-# A fifteenth one written in session 21, before any run, by a helper who had not read the training data.
-HOLDOUT15_SPLIT, HOLDOUT15_DIR = "holdout15", CONVERSATIONS_DIR / "holdout_v15"
-# A sixteenth one written in session 22, before any run, by a helper who had not read the training data.
-HOLDOUT16_SPLIT, HOLDOUT16_DIR = "holdout16", CONVERSATIONS_DIR / "holdout_v16"
-# A seventeenth one written in session 23, before any run, by a helper who had not read the training data.
-HOLDOUT17_SPLIT, HOLDOUT17_DIR = "holdout17", CONVERSATIONS_DIR / "holdout_v17"
-# An eighteenth one written in session 24, before any run, by a helper who had not read the training data.
-HOLDOUT18_SPLIT, HOLDOUT18_DIR = "holdout18", CONVERSATIONS_DIR / "holdout_v18"
-# Separate hold-out folders by split name: each is run alone with `--split <name>`, never part of `all`.
-SEPARATE_HOLDOUTS = {HOLDOUT2_SPLIT: HOLDOUT2_DIR, HOLDOUT3_SPLIT: HOLDOUT3_DIR, HOLDOUT4_SPLIT: HOLDOUT4_DIR,
-                     HOLDOUT5_SPLIT: HOLDOUT5_DIR, HOLDOUT6_SPLIT: HOLDOUT6_DIR, HOLDOUT7_SPLIT: HOLDOUT7_DIR,
-                     HOLDOUT8_SPLIT: HOLDOUT8_DIR, HOLDOUT9_SPLIT: HOLDOUT9_DIR, HOLDOUT10_SPLIT: HOLDOUT10_DIR,
-                     HOLDOUT11_SPLIT: HOLDOUT11_DIR, HOLDOUT12_SPLIT: HOLDOUT12_DIR,
-                     HOLDOUT13_SPLIT: HOLDOUT13_DIR, HOLDOUT14_SPLIT: HOLDOUT14_DIR,
-                     HOLDOUT15_SPLIT: HOLDOUT15_DIR, HOLDOUT16_SPLIT: HOLDOUT16_DIR,
-                     HOLDOUT17_SPLIT: HOLDOUT17_DIR, HOLDOUT18_SPLIT: HOLDOUT18_DIR}
+# Separate hold-outs, each in its own folder bench/conversations/holdout_vN/ (split name "holdoutN"), never
+# globbed with the main set, so `--split all` stays what it was. v2 (session 7) and v3 (session 8) were
+# written after failures of the set before had informed fixes; v4 onwards (sessions 9 to 25, one a round)
+# before any run, by a helper who had not read the training data. Which are used up:
+# bench/README_conversations.md.
+HOLDOUT_FOLDER = re.compile(r"holdout_v(\d+)")
+
+
+def holdout_split(number: int) -> str:
+    return f"holdout{number}"
+
+
+def find_separate_holdouts(directory: Path = CONVERSATIONS_DIR) -> Dict[str, Path]:
+    """Split name -> folder for every holdout_vN/ under `directory`, oldest first."""
+    found = [(int(match.group(1)), path) for path in directory.iterdir()
+             if path.is_dir() and (match := HOLDOUT_FOLDER.fullmatch(path.name))]
+    return {holdout_split(number): path for number, path in sorted(found)}
+
+
+SEPARATE_HOLDOUTS = find_separate_holdouts()
 SPLITS = ("dev", "holdout", "all")
 # Every conversation of a run that named several splits (`--split all holdout2 holdout3`): a total, not a split.
 TOGETHER = "together"
@@ -969,13 +947,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--channel", choices=("rest", "whatsapp", "both"), default="both")
     parser.add_argument("--split", nargs="+", choices=(*SPLITS, *SEPARATE_HOLDOUTS), default=["all"],
                         help="which conversations to run, one or several on one start of the system, each reported "
-                             "on its own and then together (dev for tuning; holdout only to report; holdout2 / "
-                             "holdout3 / holdout4 / holdout5 / holdout6 / holdout7 / holdout8 / holdout9 / holdout10 / "
-                             "holdout11 / holdout12 / holdout13 / holdout14 / holdout15 / holdout16 / holdout17 / "
-                             "holdout18: the separate sets in bench/conversations/holdout_v2/, holdout_v3/, holdout_v4/, "
-                             "holdout_v5/, holdout_v6/, holdout_v7/, holdout_v8/, holdout_v9/, holdout_v10/, "
-                             "holdout_v11/, holdout_v12/, holdout_v13/, holdout_v14/, holdout_v15/, holdout_v16/, "
-                             "holdout_v17/ and holdout_v18/, only to report)")
+                             "on its own and then together (dev for tuning; holdout only to report; holdoutN: the "
+                             "separate set in bench/conversations/holdout_vN/, only to report)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these conversation ids")
     parser.add_argument("--conversations", type=Path, default=CONVERSATIONS_DIR)
     parser.add_argument("--start", action="store_true", help="start the whole system on free ports with --model")

@@ -392,24 +392,24 @@ def separate_holdouts():
 
 @pytest.fixture(scope="module")
 def holdout2_conversations(separate_holdouts):
-    return separate_holdouts[ce.HOLDOUT2_SPLIT]
+    return separate_holdouts[ce.holdout_split(2)]
 
 
 def test_the_second_holdout_is_its_own_split_and_stays_out_of_the_main_set(project_conversations, holdout2_conversations):
     conversations = holdout2_conversations
     assert len(conversations) >= 60
     assert sum(c.language in ("hinglish", "mixed") for c in conversations) >= len(conversations) / 3
-    assert {c.split for c in conversations} == {ce.HOLDOUT2_SPLIT}
+    assert {c.split for c in conversations} == {ce.holdout_split(2)}
     assert not {c.id for c in conversations} & {c.id for c in project_conversations}
     main_metrics = ce.metrics_by_split([])
-    assert ce.HOLDOUT2_SPLIT not in main_metrics
-    args = ce.parse_args(["--split", ce.HOLDOUT2_SPLIT])
-    assert args.split == [ce.HOLDOUT2_SPLIT]
+    assert ce.holdout_split(2) not in main_metrics
+    args = ce.parse_args(["--split", ce.holdout_split(2)])
+    assert args.split == [ce.holdout_split(2)]
 
 
 @pytest.fixture(scope="module")
 def holdout3_conversations(separate_holdouts):
-    return separate_holdouts[ce.HOLDOUT3_SPLIT]
+    return separate_holdouts[ce.holdout_split(3)]
 
 
 def test_the_third_holdout_is_its_own_split_and_stays_out_of_the_main_set(project_conversations, holdout2_conversations,
@@ -417,16 +417,16 @@ def test_the_third_holdout_is_its_own_split_and_stays_out_of_the_main_set(projec
     conversations = holdout3_conversations
     assert len(conversations) >= 40
     assert sum(c.language in ("hinglish", "mixed") for c in conversations) >= len(conversations) / 3
-    assert {c.split for c in conversations} == {ce.HOLDOUT3_SPLIT}
+    assert {c.split for c in conversations} == {ce.holdout_split(3)}
     other_ids = {c.id for c in [*project_conversations, *holdout2_conversations]}
     assert not {c.id for c in conversations} & other_ids
-    assert ce.HOLDOUT3_SPLIT not in ce.metrics_by_split([])
-    assert ce.parse_args(["--split", ce.HOLDOUT3_SPLIT]).split == [ce.HOLDOUT3_SPLIT]
+    assert ce.holdout_split(3) not in ce.metrics_by_split([])
+    assert ce.parse_args(["--split", ce.holdout_split(3)]).split == [ce.holdout_split(3)]
 
 
 @pytest.fixture(scope="module")
 def holdout4_conversations(separate_holdouts):
-    return separate_holdouts[ce.HOLDOUT4_SPLIT]
+    return separate_holdouts[ce.holdout_split(4)]
 
 
 def test_the_fourth_holdout_is_its_own_split_and_stays_out_of_the_main_set(project_conversations, holdout2_conversations,
@@ -434,13 +434,13 @@ def test_the_fourth_holdout_is_its_own_split_and_stays_out_of_the_main_set(proje
     conversations = holdout4_conversations
     assert len(conversations) >= 50
     assert sum(c.language in ("hinglish", "mixed") for c in conversations) >= 0.4 * len(conversations)
-    assert {c.split for c in conversations} == {ce.HOLDOUT4_SPLIT}
+    assert {c.split for c in conversations} == {ce.holdout_split(4)}
     other_ids = {c.id for c in [*project_conversations, *holdout2_conversations, *holdout3_conversations]}
     assert not {c.id for c in conversations} & other_ids
     answered = {t.expect.value for c in conversations for t in c.turns if t.expect.kind == "answer"}
     assert answered == set(ce.Vocabulary.from_project().kb_entry_ids)
-    assert ce.HOLDOUT4_SPLIT not in ce.metrics_by_split([])
-    assert ce.parse_args(["--split", ce.HOLDOUT4_SPLIT]).split == [ce.HOLDOUT4_SPLIT]
+    assert ce.holdout_split(4) not in ce.metrics_by_split([])
+    assert ce.parse_args(["--split", ce.holdout_split(4)]).split == [ce.holdout_split(4)]
 
 
 # From the fifth on, every hold-out meets the same bar and is kept apart from the main set and every earlier one.
@@ -487,10 +487,10 @@ def test_no_customer_message_is_copied_from_the_training_data_or_other_benchmark
         return known
 
     known = sentences(sources)
-    copied = [(c.id, t.text) for c in [*project_conversations, *separate_holdouts[ce.HOLDOUT2_SPLIT]] for t in c.turns
+    copied = [(c.id, t.text) for c in [*project_conversations, *separate_holdouts[ce.holdout_split(2)]] for t in c.turns
               if t.text and len(t.text.split()) >= 4 and normalise(t.text) in known]
     known |= sentences(strict)
-    later = [c for split, conversations in separate_holdouts.items() if split != ce.HOLDOUT2_SPLIT
+    later = [c for split, conversations in separate_holdouts.items() if split != ce.holdout_split(2)
              for c in conversations]
     copied += [(c.id, t.text) for c in later for t in c.turns
                if t.text and len(t.text.split()) >= 4 and normalise(t.text) in known]
