@@ -356,8 +356,30 @@ def fallback_follow_up(
     return match, (None if match is candidates[0] else "previous_question")
 
 
+def confident_fallback(kb: KnowledgeBase, tracker: Any, question: str, min_probability: float) -> Optional[Match]:
+    """The message's own best entry when its answer probability reaches `min_probability`
+    (`elliptical_follow_ups.rescue_min_probability`), else None. For a fallback `fallback_rescue_question`
+    allows that is no follow-up the elliptical rule answers: "explain the loyalty club to me" with no answer
+    before it, ranked ask_question under the NLU threshold, while the knowledge base is sure of its entry."""
+    latest = tracker.latest_message or {}
+    if latest.get(conversation.FOLLOW_UP_KEY):
+        return None  # "aur timing?" leans on what came before: judged alone it could pick any entry's timings
+    found = kb.matches(question, k=1, carried=latest.get(text_embedding.KEY))
+    return found[0] if found and found[0].probability >= min_probability else None
+
+
 def fallback_follow_up_question(config: EscalationSettings, tracker: Any) -> Optional[str]:
-    """The text `fallback_follow_up` searches when the tracker allows a rescue at all, else None; reads only
+    """The text `fallback_follow_up` searches when the tracker allows the follow-up rescue, else None: a
+    message `fallback_rescue_question` allows, of at most `max_words` words, right after a knowledge-base answer."""
+    question = fallback_rescue_question(config, tracker)
+    if question is None or len(question.split()) > config.kb_elliptical_follow_ups.max_words \
+            or conversation.previous_kb_answer(tracker) is None:
+        return None
+    return question
+
+
+def fallback_rescue_question(config: EscalationSettings, tracker: Any) -> Optional[str]:
+    """The text a fallback rescue searches when the tracker allows one at all, else None; reads only
     the tracker (no knowledge base), so a hand-off that cannot be rescued costs no search."""
     elliptical = config.kb_elliptical_follow_ups
     if not config.kb_follow_up_context or elliptical is None or not elliptical.rescue_fallbacks:
@@ -374,10 +396,7 @@ def fallback_follow_up_question(config: EscalationSettings, tracker: Any) -> Opt
         return None  # a request for a person or a pattern-3 topic is a real reading of it: a person decides
     if decide_escalation(tracker, config).reason != "low_confidence":
         return None
-    question = conversation.question_text(tracker)
-    if len(question.split()) > elliptical.max_words or conversation.previous_kb_answer(tracker) is None:
-        return None
-    return question
+    return conversation.question_text(tracker)
 
 
 async def answer_fallback_follow_up(
@@ -386,15 +405,22 @@ async def answer_fallback_follow_up(
     """action_handoff's first step for nlu_fallback (data/rules/escalation.yml): the answer and its events
     when `fallback_follow_up` rescues the message, counted for pattern 4 like any answer; None: hand off."""
     config = settings()
-    question = fallback_follow_up_question(config, tracker)
+    question = fallback_rescue_question(config, tracker)
     if question is None:
         return None
     kb = knowledge_base()
-    found = fallback_follow_up(kb, config, tracker, question)
+    found = None
+    if fallback_follow_up_question(config, tracker) is not None:
+        found = fallback_follow_up(kb, config, tracker, question)
+    rescue = "follow_up"
+    floor = config.kb_elliptical_follow_ups.rescue_min_probability
+    if found is None and floor is not None:
+        confident = confident_fallback(kb, tracker, question, floor)
+        found, rescue = (None if confident is None else (confident, None)), "confident"
     if found is None:
         return None
     match, context = found
-    logger.info("nlu_fallback answered as a follow-up on %s", match)
+    logger.info("nlu_fallback answered (%s) on %s", rescue, match)
     dispatcher.utter_message(text=kb.entry(match.entry_id).reply_text(cite_link=config.kb_cite_links))
-    slot = {**kb_match(match, True, config.kb_answer_threshold, context), "nlu_fallback": True}
+    slot = {**kb_match(match, True, config.kb_answer_threshold, context), "nlu_fallback": True, "rescue": rescue}
     return [SlotSet("kb_match", slot)] + count_answer(tracker)

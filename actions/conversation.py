@@ -11,6 +11,9 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from rasa_sdk import Tracker
 
 MAX_TRANSCRIPT_MESSAGES = 60
+# Parse-data key the NLU sets when it cut leading follow-up markers off a message (actions/CONTRACT.md;
+# components/follow_ups.py FOLLOW_UP_KEY, not imported: the action server does not load NLU components).
+FOLLOW_UP_KEY = "follow_up"
 _ORDER_DIGITS = re.compile(r"(\d{3,10})")
 
 

@@ -62,6 +62,10 @@ class EllipticalFollowUps:
     rescue_intents: Tuple[str, ...] = ("ask_question",)
     # ...and no request for a person or pattern-3 topic is ranked at this confidence or above (0-1].
     rescue_max_hand_off_confidence: float = 0.3
+    # With the same conditions, a fallback that is no follow-up (no answer before it, a longer message, another
+    # entry's topic) is answered from its own best entry when that entry's answer probability reaches this
+    # (actions/answers.py `confident_fallback`). None: such a fallback is handed off.
+    rescue_min_probability: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,11 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
         kb.get("elliptical_follow_ups", {}), f"{name}: knowledge_base.elliptical_follow_ups",
         hand_off_intents=[str(human.get("intent", "request_human")), *topics],
     )
+    if elliptical is not None and elliptical.rescue_min_probability is not None \
+            and elliptical.rescue_min_probability < threshold:
+        # A message the NLU could not place must not be answered on less evidence than a plain question.
+        raise SettingsError(f"{name}: knowledge_base.elliptical_follow_ups.rescue_min_probability "
+                            f"({elliptical.rescue_min_probability}) must be at least answer_threshold ({threshold})")
     question_sentences = _question_sentences(
         kb.get("question_sentences", {}), f"{name}: knowledge_base.question_sentences"
     )
@@ -230,7 +239,8 @@ def _elliptical_follow_ups(
     """false: off; a mapping (missing keys take the defaults) or nothing: on. `hand_off_intents` (the human
     request and the topics) can never be `rescue_intents`: patterns 2 and 3 are never answered."""
     section = _switch_section(section, where, ["max_words", "min_share", "not_topic_words", "topic_words",
-                                               "rescue_fallbacks", "rescue_intents", "rescue_max_hand_off_confidence"])
+                                               "rescue_fallbacks", "rescue_intents", "rescue_max_hand_off_confidence",
+                                               "rescue_min_probability"])
     if section is None:
         return None
     defaults = EllipticalFollowUps()
@@ -261,9 +271,14 @@ def _elliptical_follow_ups(
     if isinstance(ceiling, bool) or not isinstance(ceiling, (int, float)) or not 0.0 < ceiling <= 1.0:
         raise SettingsError(f"{where}.rescue_max_hand_off_confidence must be a number above 0 and at most 1, "
                             f"got {ceiling!r}")
+    floor = section.get("rescue_min_probability", defaults.rescue_min_probability)
+    if floor is not None and (isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0.0 < floor <= 1.0):
+        raise SettingsError(f"{where}.rescue_min_probability must be a number above 0 and at most 1 (or null: off), "
+                            f"got {floor!r}")
     return EllipticalFollowUps(max_words=words, min_share=float(share), not_topic_words=ignored,
                                topic_words=topic_words, rescue_fallbacks=rescue, rescue_intents=rescue_intents,
-                               rescue_max_hand_off_confidence=float(ceiling))
+                               rescue_max_hand_off_confidence=float(ceiling),
+                               rescue_min_probability=None if floor is None else float(floor))
 
 
 def _question_sentences(section: Any, where: str) -> Optional[QuestionSentences]:

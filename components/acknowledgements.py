@@ -128,8 +128,13 @@ class RemarkRules:
             raise ValueError(f"{where}.endings needs an `intent`")
 
     def is_question(self, text: str, remark: List[str]) -> bool:
-        return ("?" in text or self._question_starts.longest_at(remark, self.after_connectives(remark)) is not None
-                or any(w in self._question_words for w in remark))
+        """A "?", a question word anywhere in the remark, or a question start at the remark's start or at the
+        start of any later clause: "ok never mind that. what email do i write to" asks (session 25: the remark
+        started "that", and the question after the full stop was dropped as a dismissal)."""
+        if "?" in text or any(w in self._question_words for w in remark):
+            return True
+        starts = [remark] + clauses(replace_emoji(text, ", "))[1:]
+        return any(self._question_starts.longest_at(words, self.after_connectives(words)) is not None for words in starts)
 
     def takes_leave(self, remark: List[str]) -> bool:
         """The remark says goodbye ("bye", "good night", "ttyl"): the classifier's goodbye, not a plan."""

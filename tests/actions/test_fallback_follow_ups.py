@@ -34,6 +34,8 @@ def fell_back(text: str, ranking, question: str | None = None):
     ]
     if question is not None:
         event["parse_data"]["question"] = question
+        if question != text:  # the NLU cut a leading marker ("and", "aur") and says so, as the shipped one does
+            event["parse_data"]["follow_up"] = {"markers": [text[: len(text) - len(question)].strip()]}
     return event
 
 
@@ -190,3 +192,59 @@ async def test_a_message_that_did_not_fall_back_is_never_touched_by_action_hando
     request = user_event("and could someone ring me back", "request_human", confidence=1.0)
     events = await run_handoff(dispatcher, history, request)
     assert_handed_off(dispatcher, events, reason="customer_request")
+
+
+# Session 25: a fallback that is no follow-up is answered from its own entry when the knowledge base is sure of it
+# (`elliptical_follow_ups.rescue_min_probability`); the same guards as above, and a marker ("aur", "and") means the
+# message leans on what came before, so it is never judged alone this way.
+@pytest.mark.parametrize("text, entry_id", [
+    ("tell me how the kesar circle membership works", "loyalty_vip"),
+    ("which payment options does the website take", "payment_methods"),
+])
+async def test_a_question_the_kb_is_sure_of_is_answered_though_the_nlu_fell_back(kb, dispatcher, config, text, entry_id):
+    assert kb.best_match(text).probability >= config.kb_elliptical_follow_ups.rescue_min_probability
+    history = [user_event("hello", "greet"), bot_event("Hi! I'm the Kesar Lane assistant.")]
+    events = await run_handoff(dispatcher, history, fell_back(text, [("ask_question", 0.45), ("greet", 0.1)]))
+    assert_answered_from(kb, dispatcher, events, entry_id)
+    assert slots_of(events)["kb_match"]["rescue"] == "confident"
+    assert slots_of(events)["bot_answer_count"] == 1.0
+
+
+async def test_a_question_the_kb_is_not_sure_of_is_still_handed_off(kb, dispatcher, config):
+    text = "do you have a showroom in kochi"
+    assert kb.best_match(text).probability < config.kb_elliptical_follow_ups.rescue_min_probability
+    events = await run_handoff(dispatcher, [], fell_back(text, [("ask_question", 0.45)]))
+    assert_handed_off(dispatcher, events)
+
+
+@pytest.mark.parametrize("ranking", [
+    [("request_human", 0.5), ("ask_question", 0.4)],  # pattern 2 ranked first
+    [("ask_question", 0.45), ("request_refund", 0.35)],  # pattern 3 close behind: a person decides
+    [("affirm", 0.5), ("ask_question", 0.3)],  # an acknowledgement ranked first
+])
+async def test_a_sure_entry_never_overrides_a_request_a_topic_or_an_acknowledgement(kb, dispatcher, ranking):
+    events = await run_handoff(dispatcher, [], fell_back("which payment options does the website take", ranking))
+    assert_handed_off(dispatcher, events)
+
+
+async def test_a_sure_entry_is_not_used_inside_the_form_after_the_turn_limit_or_when_switched_off(
+        kb, dispatcher, config, monkeypatch):
+    text = "which payment options does the website take"
+    events = await run_handoff(dispatcher, [], fell_back(text, [("ask_question", 0.45)]), active_loop="order_status_form")
+    assert_handed_off(dispatcher, events)
+    events = await run_handoff(dispatcher, [], fell_back(text, [("ask_question", 0.45)]),
+                               slots={"bot_answer_count": 3.0, "turn_limit_reached": True})
+    assert slots_of(events)["escalation_reason"] == "unresolved_turns"
+    off = dataclasses.replace(config, kb_elliptical_follow_ups=dataclasses.replace(
+        config.kb_elliptical_follow_ups, rescue_min_probability=None))
+    monkeypatch.setattr(answers, "settings", lambda: off)
+    monkeypatch.setattr(handoff, "settings", lambda: off)
+    events = await run_handoff(dispatcher, [], fell_back(text, [("ask_question", 0.45)]))
+    assert_handed_off(dispatcher, events)
+
+
+async def test_a_message_with_a_follow_up_marker_is_never_judged_alone_by_the_sure_entry_rule(kb, dispatcher, config):
+    assert kb.best_match("payment options on the website").probability >= 0.8
+    events = await run_handoff(dispatcher, [], fell_back("aur payment options on the website", [("ask_question", 0.45)],
+                                                         "payment options on the website"))
+    assert_handed_off(dispatcher, events)

@@ -83,6 +83,8 @@ def test_elliptical_follow_ups_are_on_as_shipped_and_false_turns_them_off():
     assert shipped.rescue_fallbacks is True and shipped.rescue_intents == ("ask_question",)
     assert 0 < shipped.rescue_max_hand_off_confidence <= 1
     assert kept.rescue_fallbacks is False and kept.rescue_intents == ("ask_question",)
+    # Session 25: any fallback the knowledge base is sure of, on as shipped, off unless a designer says so.
+    assert shipped.rescue_min_probability == 0.8 and kept.rescue_min_probability is None
 
 
 @pytest.mark.parametrize(
@@ -106,6 +108,9 @@ def test_elliptical_follow_ups_are_on_as_shipped_and_false_turns_them_off():
         ({"rescue_intents": ["complaint"]}, "complaint always hand off"),
         ({"rescue_max_hand_off_confidence": 0}, "rescue_max_hand_off_confidence must be a number above 0"),
         ({"rescue_max_hand_off_confidence": True}, "rescue_max_hand_off_confidence must be a number above 0"),
+        ({"rescue_min_probability": 1.5}, "rescue_min_probability must be a number above 0 and at most 1"),
+        ({"rescue_min_probability": "high"}, "rescue_min_probability must be a number above 0 and at most 1"),
+        ({"rescue_min_probability": 0.3}, r"rescue_min_probability \(0.3\) must be at least answer_threshold"),
     ],
 )
 def test_bad_elliptical_follow_ups_names_the_problem(value, message):

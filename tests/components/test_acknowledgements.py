@@ -414,3 +414,24 @@ def test_an_alone_only_dismissal_leads_no_remark(matcher):
     assert matcher.match_with_remark("koi baat nahi, size chart bhej do", "deny") is None
     assert matcher.match_with_remark("never mind, found the tracking sms", "deny").rule == "ending"
     assert matcher.match_dismissal("koi na ji", "deny").items == ["koi na"]
+
+
+# Session 25: a dismissal that names what it drops, then a new question in the next sentence, was read as an
+# ending with a remark (deny 1.00): the remark began "that", and the question after the full stop was lost. The
+# question test now reads the start of every clause, and "never mind that" / "leave that" are leads themselves.
+@pytest.mark.parametrize("text", [
+    "ok leave that. how long does a refund to upi take", "never mind that one. do you ship to ladakh",
+    "nvm, forget the kurta. which serum suits oily skin", "chhodo, ye batao exchange kitne din mein hota hai",
+])
+def test_a_new_question_after_a_dismissal_goes_to_the_classifier(matcher, text):
+    assert matcher.match_with_remark(text, "deny") is None
+
+
+@pytest.mark.parametrize("text", ["forget that", "never mind that", "leave this", "leave that yaar"])
+def test_a_dismissal_that_names_what_it_drops_is_still_a_dismissal(matcher, text):
+    assert matcher.match_dismissal(text, "deny").rule == "dismissal"
+
+
+def test_a_reason_after_a_dismissal_is_still_an_ending(matcher):
+    found = matcher.match_with_remark("never mind that, my brother already picked it up", "deny")
+    assert (found.intent, found.rule) == ("deny", "ending")

@@ -36,7 +36,9 @@ def matcher():
      "type nahi ho raha, phone karwa do",
      # session 23: being passed on in other words, a call asked for to have something explained
      "can you patch me through to someone who handles bulk orders", "pass me on to your staff please",
-     "papa ko samajh nahi aa raha, koi call karke bata sakta hai?"],
+     "papa ko samajh nahi aa raha, koi call karke bata sakta hai?",
+     # session 25: typing named in a request is still a request
+     "tired of typing this again and again, i want to talk to a person", "i can't keep typing, connect me to an agent"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None
@@ -53,6 +55,8 @@ def test_requests_for_a_person_match(matcher, text):
      # "am I <verb>ing with a real person?" is a question about the bot, whatever the verb
      "am I speaking with a real human?", "r u a real person", "texting an actual human here or what",
      "kya meri kisi insaan se baat ho rahi hai?",
+     # … or whether a person types the replies (session 25)
+     "is a real person typing these answers or is it a program", "is some human typing this", "real human typing or automated?",
      # being phoned by the courier is no request for the team
      "delivery wala mujhe call karega kya pehle", "mujhe call mat karo, yahin message karo"],
 )
