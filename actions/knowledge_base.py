@@ -156,6 +156,35 @@ def parse_near_misses(document: Any, source: str, entries: Sequence[KnowledgeBas
     return questions
 
 
+_GLOSSARY_WORD = re.compile(r"[a-z]+")
+
+
+def parse_glossary(document: Any, source: str) -> Dict[str, str]:
+    """The `words:` of a glossary file: {customer's word: what it means in English}, e.g. {"naap": "size
+    measurement"}. Keys are single lower-case words (letters only, as `gloss` reads them); values the meaning
+    in plain words."""
+    if not isinstance(document, dict) or not isinstance(document.get("words"), dict) or not document["words"]:
+        raise KnowledgeBaseError(f"{source}: expected a mapping with a non-empty `words:` mapping (word: meaning)")
+    glossary: Dict[str, str] = {}
+    for word, meaning in document["words"].items():
+        if not isinstance(word, str) or not _GLOSSARY_WORD.fullmatch(word):
+            raise KnowledgeBaseError(f"{source}: {word!r} must be one lower-case word of letters a-z")
+        if not isinstance(meaning, str) or not meaning.strip():
+            raise KnowledgeBaseError(f"{source}: the meaning of {word!r} must be non-empty text, got {meaning!r}")
+        glossary[word] = " ".join(meaning.split())
+    return glossary
+
+
+def gloss(text: str, glossary: Dict[str, str]) -> str:
+    """`text` with the meanings of its glossary words after it ("naap ki table kahan hai | size measurement"),
+    each meaning once; `text` itself when it has none. What the entry classifier's n-grams read, for the
+    knowledge base's texts and for every question alike."""
+    if not glossary:
+        return text
+    meanings = list(dict.fromkeys(glossary[w] for w in _GLOSSARY_WORD.findall(text.lower()) if w in glossary))
+    return f"{text} | {' '.join(meanings)}" if meanings else text
+
+
 def parse_labelled_set(
     document: Any, source: str, entries: Sequence[KnowledgeBaseEntry]
 ) -> Tuple[Dict[str, List[str]], List[str]]:
@@ -199,11 +228,11 @@ def parse_labelled_set(
 
 
 def linked_files(document: Any, path: Path) -> List[Path]:
-    """The other files a KB file names (its near-miss file and labelled sets): they decide its answers too.
-    Names that are not strings are left to the loader's validation."""
+    """The other files a KB file names (its near-miss file, glossary and labelled sets): they decide its answers
+    too. Names that are not strings are left to the loader's validation."""
     if not isinstance(document, dict):
         return []
-    names = [document.get("near_misses")] + list(document.get("labelled_sets") or [])
+    names = [document.get("near_misses"), document.get("glossary")] + list(document.get("labelled_sets") or [])
     return [path.parent / name for name in names if isinstance(name, str)]
 
 
@@ -261,6 +290,7 @@ class KnowledgeBase:
     calibration: Optional[AnswerCalibration] = field(default=None, repr=False)
     embedding_cache: Optional[EmbeddingCache] = field(default=None, repr=False)  # None: embed every start
     _topic_words: Dict[str, str] = field(default_factory=dict, repr=False)  # word stem -> entry id it names
+    glossary: Dict[str, str] = field(default_factory=dict, repr=False)  # customer's word -> meaning (`gloss`)
     # components/text_embedding.encoder_identity of the encoder: a vector the NLU carried with this identity is
     # the one `embed` would compute (None: never reuse one).
     _encoder_identity: Optional[str] = field(default=None, repr=False)
@@ -294,9 +324,15 @@ class KnowledgeBase:
             near_misses += unanswerable
         if extra:
             entries = [dataclasses.replace(entry, labelled=tuple(extra.get(entry.id, ()))) for entry in entries]
+        glossary: Dict[str, str] = {}
+        if document.get("glossary") is not None:
+            if not isinstance(document["glossary"], str):
+                raise KnowledgeBaseError(f"{path}: `glossary` must be a file name, got {document['glossary']!r}")
+            glossary_path = path.parent / document["glossary"]
+            glossary = parse_glossary(_read_yaml(glossary_path, "glossary file"), str(glossary_path))
         return cls.from_entries(
             entries, model=model, encoder=encoder, near_misses=near_misses, embedding_cache=embedding_cache,
-            precision=precision,
+            precision=precision, glossary=glossary,
         )
 
     @classmethod
@@ -308,14 +344,16 @@ class KnowledgeBase:
         near_misses: Iterable[str] = (),
         embedding_cache: Any = FROM_ENVIRONMENT,
         precision: str = "float",
+        glossary: Optional[Dict[str, str]] = None,
     ) -> "KnowledgeBase":
         """`precision`: the encoder's ("float" or "int8", components/sentence_encoder.load_encoder); ignored when
-        `encoder` is given."""
+        `encoder` is given. `glossary`: {word: meaning} (`parse_glossary`), read into every text (`gloss`)."""
         if embedding_cache == FROM_ENVIRONMENT:
             embedding_cache = EmbeddingCache.from_environment()
         kb = cls(
             entries=list(entries), model=model, near_misses=tuple(near_misses),
             _encoder=encoder or load_encoder(model, precision), embedding_cache=embedding_cache,
+            glossary=dict(glossary or {}),
         )
         kb._encoder_identity = text_embedding.encoder_identity(model, kb._encoder)
         kb._fit()
@@ -349,9 +387,13 @@ class KnowledgeBase:
         texts += near_misses
         labels += [NONE] * len(near_misses)
         is_question += [True] * len(near_misses)
+        # The classifier's word and character n-grams read each text with its glossary meanings (`gloss`); the
+        # sentence embedding reads the text as written, so the vector the NLU carried for a question stays usable.
+        # Session 25: glossing the embedding's input too gave the same answers and cost an encode per glossed question.
+        glossed = [gloss(text, self.glossary) for text in texts]  # topic words above stay the designer's own words
         try:
             self.classifier, self.calibration = fit_answerability(
-                texts, self._embed_examples(texts), np.asarray(labels), np.asarray(is_question), len(self._positions)
+                glossed, self._embed_examples(texts), np.asarray(labels), np.asarray(is_question), len(self._positions)
             )
         except CalibrationError as error:
             raise KnowledgeBaseError(str(error)) from error
@@ -394,6 +436,7 @@ class KnowledgeBase:
             return []
         n_entries = len(self._positions)
         vector = self._question_vector(text, carried)
+        text = gloss(text, self.glossary)  # for the classifier's n-grams only (see _fit)
         entries, none = self.classifier.entry_probabilities([text], vector, n_entries)
         # every entry is a candidate: the same question's row once per entry
         repeat = np.zeros(n_entries, dtype=np.int64)

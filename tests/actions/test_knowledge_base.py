@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from actions.embedding_cache import CACHE_ENV, DEFAULT_DIRECTORY, EmbeddingCache
-from actions.knowledge_base import KnowledgeBase, KnowledgeBaseError, copy_knowledge_base, linked_files
+from actions.knowledge_base import KnowledgeBase, KnowledgeBaseError, copy_knowledge_base, gloss, linked_files
 from actions.settings import PROJECT_ROOT
 
 
@@ -367,5 +367,46 @@ def test_labelled_sets_must_be_a_list_of_file_names(tmp_path, kb):
 def test_a_copy_of_the_shipped_kb_takes_the_files_it_names(tmp_path):
     copy = copy_knowledge_base(PROJECT_ROOT / "data" / "knowledge_base.yml", tmp_path / "copy")
     named = linked_files(yaml.safe_load(copy.read_text(encoding="utf-8")), copy)
-    assert len(named) == 10 and all(path.is_file() for path in named)  # the near misses and nine retired sets
+    assert len(named) == 11 and all(path.is_file() for path in named)  # near misses, glossary, nine retired sets
     assert {path.name for path in named} >= {"kb_near_misses.yml", "kb_test_v3.yml"}
+
+
+# The glossary (`glossary:`, data/kb_glossary.yml): customers' words and their English meaning, read into every text.
+def test_gloss_adds_each_meaning_once_after_the_text_and_matches_whole_words_only():
+    glossary = {"naap": "size measurement", "bada": "big large", "kitne": "how many"}
+    assert gloss("Naap kitne ka hai, naap?", glossary) == "Naap kitne ka hai, naap? | size measurement how many"
+    assert gloss("size badal sakte hai", glossary) == "size badal sakte hai"  # "bada" is not inside "badal"
+    assert gloss("how long is delivery", glossary) == "how long is delivery"
+    assert gloss("naap", {}) == "naap"
+
+
+@pytest.mark.parametrize("body, message", [
+    ("words: []", "expected a mapping with a non-empty `words:` mapping"),
+    ("entries: {naap: size}", "expected a mapping with a non-empty `words:` mapping"),
+    ("words: {Naap: size}", "'Naap' must be one lower-case word of letters a-z"),
+    ("words: {kitne din: how many days}", "'kitne din' must be one lower-case word of letters a-z"),
+    ("words: {naap: ''}", "the meaning of 'naap' must be non-empty text"),
+    ("words: {naap: [size]}", "the meaning of 'naap' must be non-empty text"),
+])
+def test_glossary_errors_name_the_file_and_the_word(tmp_path, kb, body, message):
+    (tmp_path / "glossary.yml").write_text(body + "\n", encoding="utf-8")
+    path = write(tmp_path, "    glossary: glossary.yml" + SMALL_KB.format(shipping_question="delivery kitne din mein"))
+    with pytest.raises(KnowledgeBaseError, match=re.escape("glossary.yml: " + message)):
+        KnowledgeBase.from_yaml(path, encoder=kb._encoder, embedding_cache=None)
+
+
+def test_a_glossary_word_teaches_the_knowledge_base_what_a_hinglish_question_asks(tmp_path, kb):
+    (tmp_path / "glossary.yml").write_text("words:\n  lautana: return send back\n", encoding="utf-8")
+    with_glossary = KnowledgeBase.from_yaml(
+        write(tmp_path, "    glossary: glossary.yml" + SMALL_KB.format(shipping_question="delivery kitne din mein")),
+        encoder=kb._encoder, embedding_cache=None)
+    without = small_kb(tmp_path, kb._encoder, None)
+    question = "kurta lautana ho to?"  # "lautana" (to return) is in no question of the small knowledge base
+    assert with_glossary.best_match(question).entry_id == "returns"
+    assert with_glossary.search(question, k=1)[0][1] > without.search(question, k=1)[0][1]
+    assert with_glossary.glossary == {"lautana": "return send back"} and without.glossary == {}
+
+
+def test_the_shipped_glossary_lists_only_lower_case_words_and_no_english_look_alikes(kb):
+    assert len(kb.glossary) >= 150
+    assert not {"band", "tel", "pata", "nap", "order", "free"} & set(kb.glossary)
