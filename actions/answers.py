@@ -330,24 +330,18 @@ def elliptical_follow_up_match(
 
 
 def fallback_follow_up(
-    kb: KnowledgeBase, config: EscalationSettings, tracker: Any, question: str
+    kb: KnowledgeBase, config: EscalationSettings, tracker: Any, question: str, candidates: Sequence[Match]
 ) -> Optional[Tuple[Match, Optional[str]]]:
     """A short fragment right after a knowledge-base answer that the NLU fell back on ("and the weekend
     hours", "aur maximum kitna"): (match, kb_match context) when the elliptical follow-up rule answers it
-    from the entry just answered, else None (the caller hands off as low_confidence, as before).
+    from the entry just answered, else None.
 
-    Only when `knowledge_base.elliptical_follow_ups.rescue_fallbacks` is on and the latest intent is
-    nlu_fallback for low confidence alone: no turn limit reached (pattern 4), no two topics too close to
-    call (pattern 3, actions/handoff.py), no active form; and the intent ranked first after the fallback
-    is one of `rescue_intents` (ask_question: never request_human, a topic or an acknowledgement, which
-    settings refuse as rescue intents), with no request for a person or topic ranked at
-    `rescue_max_hand_off_confidence` or above. The message must then meet every condition of
-    `elliptical_follow_up_match` (at most `max_words` words, no other entry's topic word, the previous
-    entry's share) and reach the answer threshold with the entry just answered: read with the question
-    that set the topic ("previous_question"), or alone (no context). `question`: what
-    `fallback_follow_up_question` gave for this tracker (the conditions that need no search)."""
-    carried = (tracker.latest_message or {}).get(text_embedding.KEY)
-    candidates = kb.matches(question, k=None, carried=carried)
+    `question` is what `fallback_rescue_question` allowed (nlu_fallback for low confidence alone, the rescue
+    intent first, no request or topic ranked high, no form, no turn limit) and `candidates` its search (every
+    entry, best first); the caller checked `is_follow_up_fragment`. The message must also meet every condition of
+    `elliptical_follow_up_match` (no other entry's topic word, the previous entry's share) and reach the answer
+    threshold with the entry just answered: read with the question that set the topic ("previous_question"),
+    or alone (no context)."""
     # Returns only a match that reaches the threshold (alone or read with the topic), else None.
     match = elliptical_follow_up_match(kb, tracker, candidates, question, config.kb_answer_threshold,
                                        config.kb_elliptical_follow_ups, answered_alone=True)
@@ -356,26 +350,21 @@ def fallback_follow_up(
     return match, (None if match is candidates[0] else "previous_question")
 
 
-def confident_fallback(kb: KnowledgeBase, tracker: Any, question: str, min_probability: float) -> Optional[Match]:
-    """The message's own best entry when its answer probability reaches `min_probability`
+def confident_fallback(tracker: Any, candidates: Sequence[Match], min_probability: float) -> Optional[Match]:
+    """The message's own best entry (`candidates[0]`) when its answer probability reaches `min_probability`
     (`elliptical_follow_ups.rescue_min_probability`), else None. For a fallback `fallback_rescue_question`
     allows that is no follow-up the elliptical rule answers: "explain the loyalty club to me" with no answer
     before it, ranked ask_question under the NLU threshold, while the knowledge base is sure of its entry."""
-    latest = tracker.latest_message or {}
-    if latest.get(conversation.FOLLOW_UP_KEY):
+    if (tracker.latest_message or {}).get(conversation.FOLLOW_UP_KEY):
         return None  # "aur timing?" leans on what came before: judged alone it could pick any entry's timings
-    found = kb.matches(question, k=1, carried=latest.get(text_embedding.KEY))
-    return found[0] if found and found[0].probability >= min_probability else None
+    return candidates[0] if candidates and candidates[0].probability >= min_probability else None
 
 
-def fallback_follow_up_question(config: EscalationSettings, tracker: Any) -> Optional[str]:
-    """The text `fallback_follow_up` searches when the tracker allows the follow-up rescue, else None: a
-    message `fallback_rescue_question` allows, of at most `max_words` words, right after a knowledge-base answer."""
-    question = fallback_rescue_question(config, tracker)
-    if question is None or len(question.split()) > config.kb_elliptical_follow_ups.max_words \
-            or conversation.previous_kb_answer(tracker) is None:
-        return None
-    return question
+def is_follow_up_fragment(config: EscalationSettings, tracker: Any, question: str) -> bool:
+    """At most `max_words` words, right after a knowledge-base answer: what the follow-up rescue may read with
+    the previous question."""
+    return (len(question.split()) <= config.kb_elliptical_follow_ups.max_words
+            and conversation.previous_kb_answer(tracker) is not None)
 
 
 def fallback_rescue_question(config: EscalationSettings, tracker: Any) -> Optional[str]:
@@ -408,15 +397,17 @@ async def answer_fallback_follow_up(
     question = fallback_rescue_question(config, tracker)
     if question is None:
         return None
-    kb = knowledge_base()
-    found = None
-    if fallback_follow_up_question(config, tracker) is not None:
-        found = fallback_follow_up(kb, config, tracker, question)
-    rescue = "follow_up"
+    fragment = is_follow_up_fragment(config, tracker, question)
     floor = config.kb_elliptical_follow_ups.rescue_min_probability
+    if not fragment and floor is None:
+        return None  # neither rescue can answer it: no search
+    kb = knowledge_base()
+    candidates = kb.matches(question, k=None, carried=(tracker.latest_message or {}).get(text_embedding.KEY))
+    found, rescue = (fallback_follow_up(kb, config, tracker, question, candidates) if fragment else None), "follow_up"
     if found is None and floor is not None:
-        confident = confident_fallback(kb, tracker, question, floor)
-        found, rescue = (None if confident is None else (confident, None)), "confident"
+        confident = confident_fallback(tracker, candidates, floor)
+        if confident is not None:
+            found, rescue = (confident, None), "confident"
     if found is None:
         return None
     match, context = found

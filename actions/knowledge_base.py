@@ -227,6 +227,17 @@ def parse_labelled_set(
     return by_entry, unanswerable
 
 
+def _named_file(document: Dict[str, Any], key: str, path: Path, what: str) -> Optional[Tuple[Any, Path]]:
+    """(its YAML, its path) for the file the KB file names under `key` (relative to the KB file), or None."""
+    name = document.get(key)
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise KnowledgeBaseError(f"{path}: `{key}` must be a file name, got {name!r}")
+    named = path.parent / name
+    return _read_yaml(named, what), named
+
+
 def linked_files(document: Any, path: Path) -> List[Path]:
     """The other files a KB file names (its near-miss file, glossary and labelled sets): they decide its answers
     too. Names that are not strings are left to the loader's validation."""
@@ -307,11 +318,9 @@ class KnowledgeBase:
         document = _read_yaml(path, "knowledge base file")
         entries = parse_entries(document, str(path))
         near_misses: List[str] = []
-        if document.get("near_misses") is not None:
-            if not isinstance(document["near_misses"], str):
-                raise KnowledgeBaseError(f"{path}: `near_misses` must be a file name, got {document['near_misses']!r}")
-            near_path = path.parent / document["near_misses"]
-            near_misses = parse_near_misses(_read_yaml(near_path, "near-miss file"), str(near_path), entries)
+        named = _named_file(document, "near_misses", path, "near-miss file")
+        if named is not None:
+            near_misses = parse_near_misses(named[0], str(named[1]), entries)
         labelled_sets = document.get("labelled_sets") or []
         if not isinstance(labelled_sets, list) or not all(isinstance(name, str) for name in labelled_sets):
             raise KnowledgeBaseError(f"{path}: `labelled_sets` must be a list of file names, got {labelled_sets!r}")
@@ -324,12 +333,8 @@ class KnowledgeBase:
             near_misses += unanswerable
         if extra:
             entries = [dataclasses.replace(entry, labelled=tuple(extra.get(entry.id, ()))) for entry in entries]
-        glossary: Dict[str, str] = {}
-        if document.get("glossary") is not None:
-            if not isinstance(document["glossary"], str):
-                raise KnowledgeBaseError(f"{path}: `glossary` must be a file name, got {document['glossary']!r}")
-            glossary_path = path.parent / document["glossary"]
-            glossary = parse_glossary(_read_yaml(glossary_path, "glossary file"), str(glossary_path))
+        named = _named_file(document, "glossary", path, "glossary file")
+        glossary = parse_glossary(named[0], str(named[1])) if named is not None else {}
         return cls.from_entries(
             entries, model=model, encoder=encoder, near_misses=near_misses, embedding_cache=embedding_cache,
             precision=precision, glossary=glossary,
