@@ -32,6 +32,8 @@ ORDER_STATUS_INTENT = "order_status"
 # Slots of the form's own bookkeeping (domain.yml).
 LET_GO_SLOT = "order_form_let_go"  # featurized: tells the rules "stopped without a number"
 RE_ASKS_SLOT = "order_form_re_asks"  # how often the form asked again after a side message
+# Entity of "one sec, finding it" (components/still_looking.py): the customer is looking for the number.
+STILL_LOOKING_ENTITY = "still_looking"
 # Actions that run in every turn without answering anything themselves.
 _TURN_MACHINERY = {"action_listen", FORM}
 
@@ -40,6 +42,8 @@ _TURN_MACHINERY = {"action_listen", FORM}
 class OrderFormSettings:
     ask: str
     ask_again: str
+    # Said while the customer is still looking for the number (escalation.yml `still_looking`).
+    still_looking: str
     re_ask_limit: int
     # Intents whose messages are never read as the order number (answered or handed off as themselves).
     not_an_answer_intents: FrozenSet[str]
@@ -49,7 +53,7 @@ def parse_order_form_settings(section: Any, handoff_intents: FrozenSet[str], whe
     if not isinstance(section, dict):
         raise SettingsError(f"{where}: `order_status_form` must be a mapping")
     texts = {}
-    for key in ("ask_order_number", "ask_again"):
+    for key in ("ask_order_number", "ask_again", "still_looking"):
         text = section.get(key)
         if not isinstance(text, str) or not text.strip():
             raise SettingsError(f"{where}: order_status_form.{key} must be a non-empty text")
@@ -65,6 +69,7 @@ def parse_order_form_settings(section: Any, handoff_intents: FrozenSet[str], whe
     return OrderFormSettings(
         ask=texts["ask_order_number"],
         ask_again=texts["ask_again"],
+        still_looking=texts["still_looking"],
         re_ask_limit=limit,
         not_an_answer_intents=frozenset(intents) | handoff_intents,
     )
@@ -94,6 +99,11 @@ def side_message_answered_this_turn(tracker: Tracker) -> bool:
         event.get("event") == "action" and event.get("name") not in _TURN_MACHINERY
         for event in _events_since_latest_user_message(tracker)
     )
+
+
+def still_looking(tracker: Tracker) -> bool:
+    """The customer's latest message says they are still looking for the number."""
+    return any(entity.get("entity") == STILL_LOOKING_ENTITY for entity in (tracker.latest_message or {}).get("entities") or [])
 
 
 def form_is_starting(tracker: Tracker) -> bool:
@@ -145,6 +155,11 @@ class ValidateOrderStatusForm(FormValidationAction):
             # Pattern 4: the customer's next message hands off, whatever it is (a resolution signal is
             # honoured by its rule, and the form comes back). A number in it is kept for the agent.
             return self._reject(conversation.normalize_order_number(conversation.latest_user_text(tracker)))
+        if still_looking(tracker):
+            # "One sec, finding it": the message was for the form, with nothing to take yet. A validated slot
+            # keeps Rasa from rejecting the form (which would hand the message to the rules, and a low-confidence
+            # hand-off); action_ask_order_number then says `still_looking` instead of asking again.
+            return [SlotSet("order_number", None)]
         return await super().run(dispatcher, tracker, domain)
 
     @staticmethod
@@ -192,6 +207,9 @@ def ask_events(tracker: Tracker, config: OrderFormSettings) -> tuple[Optional[st
     (a 👍 reaction) it says nothing and keeps waiting.
     """
     if not side_message_answered_this_turn(tracker):
+        if still_looking(tracker) and not form_is_starting(tracker):
+            # "One sec, checking my email": wait for it; this is not asking again, so nothing is counted.
+            return config.still_looking, []
         return config.ask, []
     if not any(event.get("event") == "bot" for event in _events_since_latest_user_message(tracker)):
         # A silent resolution signal (a 👍 reaction to the question): no reply, keep waiting.

@@ -31,7 +31,7 @@ from typing import Any, Dict, Iterable, List, Text
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.classifiers.classifier import IntentClassifier
-from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from components.designer_lists import DesignerListComponent, demote_intent, load_section, set_intent, settings_path
@@ -91,14 +91,15 @@ class KeywordEscalation(DesignerListComponent, IntentClassifier):
         if not self.trained_intents:
             return
         name = classified.get(INTENT_NAME_KEY)
-        # Over an ordinary reading the rule decides; over the same topic it confirms the classifier (a
-        # close runner-up no longer makes FallbackClassifier call the message ambiguous).
-        if name not in self._topics.override_intents and name not in self._topics.intents:
+        ordinary = self._topics.overrides(name, classified.get(PREDICTED_CONFIDENCE_KEY))
+        # Over an ordinary (or unsure) reading the rule decides; over the same topic it confirms the classifier
+        # (a close runner-up no longer makes FallbackClassifier call the message ambiguous).
+        if not ordinary and name not in self._topics.intents:
             return
         signal = self._topics.match(text)
         if signal is None or signal.intent not in self.trained_intents:
             return
-        if name not in self._topics.override_intents and name != signal.intent:
+        if not ordinary and name != signal.intent:
             return  # another topic the classifier found itself stays
         set_intent(message, signal.intent)
         message.set(

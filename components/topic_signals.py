@@ -72,12 +72,23 @@ class TopicSignals:
         self.override_intents = set(phrase_strings(section.get("override_intents"), f"{where}.override_intents"))
         self.hypothetical = PhraseList(phrase_strings(section.get("hypothetical"), f"{where}.hypothetical"),
                                        squeezed=True)
+        # A classifier reading under this confidence is no reading: the rules decide over it, whatever intent it
+        # names (`override_below`; 0 = only `override_intents`).
+        below = section.get("override_below", 0)
+        if isinstance(below, bool) or not isinstance(below, (int, float)) or not 0 <= below <= 1:
+            raise ValueError(f"{where}.override_below must be a number from 0 to 1, got {below!r}")
+        self.override_below = float(below)
         rules = section.get("rules") or []
         if not isinstance(rules, list):
             raise ValueError(f"{where}.rules must be a list")
         self.rules = [TopicRule(rule, f"{where}.rules[{index}]") for index, rule in enumerate(rules)]
         if self.rules and not self.override_intents:
             raise ValueError(f"{where}.override_intents is empty: the rules would never apply")
+
+    def overrides(self, intent: Optional[str], confidence: Optional[float]) -> bool:
+        """The rules decide over this classifier reading: an ordinary intent, or any intent read with less
+        confidence than `override_below`."""
+        return intent in self.override_intents or (confidence is not None and confidence < self.override_below)
 
     @property
     def intents(self) -> List[str]:

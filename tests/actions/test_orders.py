@@ -27,7 +27,7 @@ DOMAIN = {
                                                             {"type": "custom"}]}},
 }
 SECTION = {"ask_order_number": "What's your order number?", "ask_again": "And your order number?",
-           "re_ask_limit": 1, "not_an_answer_intents": ["ask_question", "out_of_scope"]}
+           "still_looking": "Take your time.", "re_ask_limit": 1, "not_an_answer_intents": ["ask_question", "out_of_scope"]}
 
 
 def action(name):
@@ -114,6 +114,54 @@ async def test_the_shipped_re_ask_text_comes_from_messages_yml(dispatcher):
     assert dispatcher.messages[0]["text"] == order_form_settings().ask_again
 
 
+# ---------------------------------------------------------------- "one sec, finding it"
+STILL_LOOKING = [{"entity": "still_looking", "value": "still_looking"}]
+
+
+def still_looking_turn(re_asks=0.0):
+    """The form runs on "hold on, checking my mail" (components/still_looking.py marked it)."""
+    events = form_asked() + [user_event("hold on, checking my mail for it", "order_status", entities=STILL_LOOKING),
+                             slot("requested_slot", "order_number"), action(FORM)]
+    return make_tracker(events, slots={"requested_slot": "order_number", RE_ASKS_SLOT: re_asks}, active_loop=FORM)
+
+
+async def test_still_looking_keeps_the_form_waiting_without_taking_a_number(dispatcher):
+    events = await ValidateOrderStatusForm().run(dispatcher, still_looking_turn(), DOMAIN)
+    # Not rejected: a rejected form hands the message to the rules, and "hold on" was handed off as "not sure".
+    assert not rejected(events)
+    assert slots_of(events) == {"order_number": None}
+    assert dispatcher.messages == []  # the ask action speaks
+
+
+async def test_at_the_turn_limit_still_looking_is_rejected_like_any_message(dispatcher):
+    tracker = still_looking_turn()
+    tracker.slots["turn_limit_reached"] = True
+    events = await ValidateOrderStatusForm().run(dispatcher, tracker, DOMAIN)
+    assert rejected(events)  # pattern 4's in-form rule hands off
+
+
+@pytest.mark.parametrize("re_asks", [0.0, 1.0])
+def test_still_looking_gets_take_your_time_and_is_not_counted_as_asking_again(re_asks):
+    config = parse_order_form_settings(SECTION, frozenset(), "test")
+    # Even after the one re-ask was used up, the customer who is looking is told to take their time.
+    assert ask_events(still_looking_turn(re_asks), config) == ("Take your time.", [])
+
+
+async def test_the_shipped_still_looking_text_comes_from_messages_yml(dispatcher):
+    await ActionAskOrderNumber().run(dispatcher, still_looking_turn(), {})
+    assert [m["text"] for m in dispatcher.messages] == [order_form_settings().still_looking]
+
+
+async def test_then_the_number_completes_the_form(dispatcher):
+    events = form_asked() + [user_event("hold on, checking my mail for it", "order_status", entities=STILL_LOOKING),
+                             action(FORM), bot_event("Take your time."), action("action_listen"),
+                             user_event("found it: 2840", "order_status"),
+                             slot("requested_slot", "order_number"), action(FORM)]
+    tracker = make_tracker(events, slots={"requested_slot": "order_number"}, active_loop=FORM)
+    result = await ValidateOrderStatusForm().run(dispatcher, tracker, DOMAIN)
+    assert slots_of(result)["order_number"] == "#2840"
+
+
 # ---------------------------------------------------------------- what counts as the order number
 @pytest.mark.parametrize("text, intent", [("#2840", "order_status"), ("2840", "nlu_fallback"),
                                           ("mera order 2840 hai", "order_status"), ("i think it's 2840", "affirm")])
@@ -197,7 +245,7 @@ async def test_a_bare_number_outside_the_form_and_an_order_question_is_not_an_or
 @pytest.mark.parametrize(
     "change, message",
     [({"re_ask_limit": -1}, "re_ask_limit"), ({"re_ask_limit": "1"}, "re_ask_limit"),
-     ({"re_ask_limit": True}, "re_ask_limit"), ({"ask_again": ""}, "ask_again"),
+     ({"re_ask_limit": True}, "re_ask_limit"), ({"ask_again": ""}, "ask_again"), ({"still_looking": " "}, "still_looking"),
      ({"ask_order_number": None}, "ask_order_number"), ({"not_an_answer_intents": "ask_question"}, "not_an_answer"),
      ({"not_an_answer_intents": ["order_status"]}, "order_status")],
 )

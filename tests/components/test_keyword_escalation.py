@@ -38,7 +38,10 @@ def matcher():
      "can you patch me through to someone who handles bulk orders", "pass me on to your staff please",
      "papa ko samajh nahi aa raha, koi call karke bata sakta hai?",
      # session 25: typing named in a request is still a request
-     "tired of typing this again and again, i want to talk to a person", "i can't keep typing, connect me to an agent"],
+     "tired of typing this again and again, i want to talk to a person", "i can't keep typing, connect me to an agent",
+     # session 26: a person from the team named by who they are, even when the rest is a question
+     "could somebody from your team look at why my coupon fails?", "pls loop in support, the app keeps crashing at payment",
+     "get someone to ring my mother, she wants to order but can't type", "team se koi dekh lo mera case"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None
@@ -58,7 +61,9 @@ def test_requests_for_a_person_match(matcher, text):
      # … or whether a person types the replies (session 25)
      "is a real person typing these answers or is it a program", "is some human typing this", "real human typing or automated?",
      # being phoned by the courier is no request for the team
-     "delivery wala mujhe call karega kya pehle", "mujhe call mat karo, yahin message karo"],
+     "delivery wala mujhe call karega kya pehle", "mujhe call mat karo, yahin message karo",
+     # session 26: "need someone" / "have someone" alone are questions about a person, not requests
+     "do i need someone at home to sign for the parcel?", "do you have someone who does alterations?"],
 )
 def test_look_alikes_do_not_match(matcher, text):
     assert matcher.match(text) is None
@@ -81,7 +86,9 @@ def test_look_alikes_do_not_match(matcher, text):
      ("no agent needed, do you ship to Pune?", "agent needed"),
      ("agent pls nahi, bas size chart bhejo", "agent pls"),
      # session 23's phrases are declined like the others
-     ("no need to patch me through, just tell me the exchange fee", "patch me through")],
+     ("no need to patch me through, just tell me the exchange fee", "patch me through"),
+     # and session 26's
+     ("no need to loop in anyone, just share the size chart", "loop in")],
 )
 def test_declined_requests_do_not_match(matcher, text, declined_phrase):
     assert matcher.match(text) is None

@@ -3,19 +3,15 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from rasa.engine.graph import ExecutionContext
-from rasa.engine.storage.local_model_storage import LocalModelStorage
-from rasa.engine.storage.resource import Resource
 from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
 from rasa.shared.nlu.training_data.message import Message
-from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from actions.settings import PROJECT_ROOT
+from tests.components.designer_components import trained_and_loaded
 from components.question_rivals import RIVAL_KEY, QuestionRivals
 
 SETTINGS = str(PROJECT_ROOT / "escalation.yml")
 INTENTS = ["ask_question", "order_status", "out_of_scope", "cancel_order", "complaint", "request_human"]
-CONTEXT = ExecutionContext(graph_schema=None, model_id="test")
 
 
 def shipped_fallback_settings():
@@ -26,12 +22,7 @@ def shipped_fallback_settings():
 
 
 def make_component(tmp_path, intents=INTENTS, settings=SETTINGS):
-    storage = LocalModelStorage(tmp_path)
-    resource = Resource("question_rivals")
-    config = {"settings_path": settings}
-    component = QuestionRivals.create(config, storage, resource, CONTEXT)
-    component.train(TrainingData([Message(data={"text": f"example {i}", "intent": i}) for i in intents]))
-    return QuestionRivals.load(config, storage, resource, CONTEXT)
+    return trained_and_loaded(QuestionRivals, tmp_path, intents, settings)
 
 
 def classified(text, *ranking):

@@ -64,6 +64,10 @@ def signals():
         ("my train is at 9 tonight and the app still shows the parcel at the hub, help", "urgent_problem"),
         ("need it before my flight tomorrow, order is still in transit since 4 days", "urgent_problem"),
         ("beti ke school function ke liye aaj chahiye, ship nahi hua abhi tak", "urgent_problem"),
+        # session 26: a deadline the order must meet, said as a need (often with the number the form asked for)
+        ("#6021, i'm flying to pune on friday and need it before that", "urgent_problem"),
+        ("order 9134 kal tak chahiye warna koi fayda nahi", "urgent_problem"),
+        ("3390 — it has to reach me by tomorrow, no matter what", "urgent_problem"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -100,6 +104,11 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "the tracking still shows in transit, when will it come?",   # a problem, no deadline
         "i fly to delhi this evening, can i carry the serum in my cabin bag?",  # a deadline, no problem
         "what if it still shows in transit the day before my flight?",  # hypothetical
+        # session 26: a need with an occasion but no time is shopping; a delivery time asked ahead is a question
+        "bhai ki shaadi ke liye 25 kurte chahiye, discount milega?",
+        "i need a kurta for a haldi function, which colour do you suggest?",
+        "can you deliver by tomorrow, i need it for a flight",
+        "kal tak aa jayega kya? mujhe chahiye",
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
@@ -180,3 +189,21 @@ def test_a_rule_confirms_the_same_topic_and_leaves_another_topic_alone(tmp_path)
 def test_money_back_asked_for_is_a_refund(signals, text, expected):
     signal = signals.match(text)
     assert (signal.intent if signal else None) == expected, text
+
+
+def test_a_topic_read_unsure_gives_way_to_a_rule(tmp_path):
+    # session 26: "#6021 …" read as a cancellation at 0.26 would fall back ("not sure"); the deadline rule knows better.
+    component = trained(tmp_path, INTENTS + ["cancel_order"])
+    unsure, sure = component.process([
+        classified("#6021, i'm flying to pune on friday and need it before that", "cancel_order", 0.26),
+        classified("#6021, i'm flying to pune on friday and need it before that", "cancel_order", 0.91),
+    ])
+    assert unsure.get("intent") == {"name": "urgent_problem", "confidence": 1.0}
+    assert sure.get("intent")["name"] == "cancel_order"  # a topic the classifier is sure of stays
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.2, "high", True])
+def test_override_below_must_be_a_confidence(value):
+    section = yaml.safe_load(open(SETTINGS, encoding="utf-8"))["topic_signals"]
+    with pytest.raises(ValueError, match="override_below"):
+        TopicSignals({**section, "override_below": value})

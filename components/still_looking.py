@@ -1,0 +1,142 @@
+""""Hold on, finding it in my email": a customer still looking for what the order form asked for.
+
+Placed after Acknowledgements and before KeywordEscalation. Asked for their order number, customers on
+WhatsApp often answer first that they are looking for it ("one sec", "hang on, checking my inbox", "ruko,
+number dhoondh rahi hu"). The classifier reads such a message as anything: an order question, "no"
+(which ended the form), "ok" (a resolution signal) or nothing at all (a low-confidence hand-off). None of
+those is what the customer meant.
+
+A message is "still looking" (escalation.yml `still_looking`) when it has no question mark, no number of
+three or more digits and no `not_when` phrase (a dismissal, a question word), and it is
+- made only of `leads` and `filler_words` ("one sec", "ek minute ruko"), or
+- a lead with a `searching` phrase ("hold on, finding it"), or
+- a searching phrase with one of `objects` ("checking my email for it", "number dhoondh raha hu").
+It then gets `intent` (order_status) with confidence 1.0 and the entity `still_looking`. Inside the order
+form its rule keeps the form waiting, and the form says `still_looking` from messages.yml instead of
+asking again (the re-ask count is kept). Outside the form the bot says "Sure, take your time" and waits
+(data/rules/orders.yml). A message the classifier read as a request for a person keeps that reading, and
+so does one it read as a pattern-3 topic with at least `keep_topics_from` confidence (a complaint at 0.62
+for "ek minute, number dhundh rahi hu" is a misreading). KeywordEscalation, which runs after this
+component, still forces a request for a person ("wait, let me talk to an agent") and its topic rules
+still read the message ("hold on, looking for it, worst service ever" is a complaint).
+
+The parse data says what happened: `still_looking: {"lead", "searching", "classifier_intent"}`.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Iterable, List, Optional, Text
+
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
+from rasa.shared.nlu.training_data.message import Message
+
+from components.acknowledgements import is_reaction
+from components.designer_lists import DesignerListComponent, load_section, set_intent, settings_path
+from components.follow_ups import CUSTOMER_TEXT_KEY
+from components.phrases import PhraseList, phrase_strings, squeeze, tokenize
+
+STILL_LOOKING_KEY = "still_looking"
+# The entity the rules and the order form read (domain.yml `entities`).
+STILL_LOOKING_ENTITY = "still_looking"
+# An order number (or any number the form could take) in the message: the form reads it instead.
+_A_NUMBER = re.compile(r"\d{3,}")
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True
+)
+class StillLooking(DesignerListComponent, IntentClassifier):
+    SECTION = "still_looking"
+    STATE_FILE = "still_looking.json"
+
+    def configure(self, section: Dict[Text, Any]) -> None:
+        where = f"escalation.yml `{self.SECTION}`"
+        self.intent = str(section.get("intent") or "")
+        if not self.intent:
+            raise ValueError(f"{where} needs an `intent` (the order question's intent)")
+        self.leads = PhraseList(phrase_strings(section.get("leads"), f"{where}.leads"), squeezed=True)
+        self.searching = PhraseList(phrase_strings(section.get("searching"), f"{where}.searching"), squeezed=True)
+        self.objects = PhraseList(phrase_strings(section.get("objects"), f"{where}.objects"), squeezed=True)
+        self.not_when = PhraseList(phrase_strings(section.get("not_when"), f"{where}.not_when"), squeezed=True)
+        for key, listed in (("leads", self.leads), ("searching", self.searching), ("objects", self.objects)):
+            if not len(listed):
+                raise ValueError(f"{where}.{key} must list at least one phrase")
+        self.fillers = {squeeze(word) for phrase in phrase_strings(section.get("filler_words"), f"{where}.filler_words")
+                        for word in tokenize(phrase)}
+        max_words = section.get("max_words", 12)
+        if not isinstance(max_words, int) or isinstance(max_words, bool) or max_words < 1:
+            raise ValueError(f"{where}.max_words must be a whole number of at least 1")
+        self.max_words = max_words
+        keep_from = section.get("keep_topics_from", 0)
+        if isinstance(keep_from, bool) or not isinstance(keep_from, (int, float)) or not 0 <= keep_from <= 1:
+            raise ValueError(f"{where}.keep_topics_from must be a number from 0 to 1, got {keep_from!r}")
+        self.keep_topics_from = float(keep_from)
+        # Readings that stay: a person or a pattern-3 topic is due whatever else the message says.
+        path = settings_path(self._config["settings_path"])
+        topics = load_section(path, "topics", type(self).__name__, optional=True)
+        human = load_section(path, "human_request", type(self).__name__, optional=True)
+        self.topic_intents = {name for name in topics if name != "urgent_markers"}
+        self.person_intent = str(human.get("intent") or "")
+
+    def _reading_stays(self, classified: Dict[str, Any]) -> bool:
+        """A request for a person stays; so does a topic read with at least `keep_topics_from` confidence."""
+        name = classified.get("name")
+        if name and name == self.person_intent:
+            return True
+        return name in self.topic_intents and float(classified.get("confidence") or 0.0) >= self.keep_topics_from
+
+    def required_intents(self) -> Iterable[Text]:
+        return [self.intent]
+
+    def _only_leads(self, words: List[str]) -> Optional[str]:
+        position, found = 0, []
+        while position < len(words):
+            hit = self.leads.longest_at(words, position)
+            if hit is not None:
+                found.append(hit[0])
+                position = hit[1]
+            elif squeeze(words[position]) in self.fillers:
+                position += 1
+            else:
+                return None
+        return found[0] if found else None
+
+    def match(self, text: str) -> Optional[Dict[str, str]]:
+        """{"lead", "searching"} when `text` says the customer is still looking, else None."""
+        if "?" in text or _A_NUMBER.search(text):
+            return None
+        words = tokenize(text)
+        if not words or len(words) > self.max_words or self.not_when.find(words) is not None:
+            return None
+        lead = self._only_leads(words)
+        if lead:
+            return {"lead": lead, "searching": ""}
+        searching = self.searching.find(words)
+        if searching is None:
+            return None
+        lead = self.leads.find(words)
+        if lead is not None or self.objects.find(words) is not None:
+            return {"lead": lead or "", "searching": searching}
+        return None
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        if self.active is False:
+            return messages
+        for message in messages:
+            if is_reaction(message):
+                continue
+            classified = message.get(INTENT) or {}
+            if self._reading_stays(classified):
+                continue
+            text = message.get(CUSTOMER_TEXT_KEY) or message.get(TEXT) or ""
+            found = self.match(text)
+            if found is None:
+                continue
+            set_intent(message, self.intent)
+            entity = {"entity": STILL_LOOKING_ENTITY, "value": "still_looking", "start": 0, "end": len(text),
+                      "confidence": 1.0, "extractor": type(self).__name__}
+            message.set(ENTITIES, (message.get(ENTITIES) or []) + [entity], add_to_output=True)
+            message.set(STILL_LOOKING_KEY, {**found, "classifier_intent": classified}, add_to_output=True)
+        return messages

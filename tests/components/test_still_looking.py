@@ -1,0 +1,137 @@
+""""One sec, checking my inbox for it": the order form keeps waiting instead of ending, resolving or handing off."""
+from __future__ import annotations
+
+import pytest
+import yaml
+from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
+from rasa.shared.nlu.training_data.message import Message
+
+from actions.settings import PROJECT_ROOT
+from tests.components.designer_components import trained_and_loaded
+from components.still_looking import STILL_LOOKING_ENTITY, STILL_LOOKING_KEY, StillLooking
+from tests.components.test_question_rivals import shipped_fallback_settings
+
+SETTINGS = str(PROJECT_ROOT / "escalation.yml")
+INTENTS = ["order_status", "ask_question", "affirm", "deny", "complaint", "request_human", "urgent_problem"]
+
+
+def make_component(tmp_path, intents=INTENTS, settings=SETTINGS):
+    return trained_and_loaded(StillLooking, tmp_path, intents, settings)
+
+
+def classified(text, *ranking, metadata=None):
+    message = Message(data={"text": text, **({"metadata": metadata} if metadata else {})})
+    message.set("intent", {"name": ranking[0][0], "confidence": ranking[0][1]})
+    message.set("intent_ranking", [{"name": name, "confidence": confidence} for name, confidence in ranking])
+    return message
+
+
+def parsed(component, message):
+    """The component, then FallbackClassifier as config.yml ships it (what the policies see)."""
+    [message] = FallbackClassifier(shipped_fallback_settings()).process(component.process([message]))
+    return message
+
+
+def still_looking_entities(message):
+    return [e for e in message.get("entities") or [] if e["entity"] == STILL_LOOKING_ENTITY]
+
+
+@pytest.mark.parametrize("text, reading", [
+    # What the classifier made of such messages: "no" ended the form, "ok" resolved the conversation,
+    # and a low confidence handed off.
+    ("just a sec, searching my gmail for the order id", ("deny", 0.61)),
+    ("ek min ruko", ("affirm", 0.52)),
+    ("hang on pls", ("out_of_scope", 0.31)),
+    ("wait, let me find the confirmation sms", ("order_status", 0.66)),
+    ("ruko zara, mail mein number dhoondh raha hu", ("out_of_scope", 0.40)),
+    ("give me a moment, looking for the invoice", ("ask_question", 0.44)),
+])
+def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text, reading):
+    component = make_component(tmp_path)
+    message = parsed(component, classified(text, reading, ("greet", 0.05)))
+    assert message.get("intent") == {"name": "order_status", "confidence": 1.0}
+    [entity] = still_looking_entities(message)
+    assert entity["value"] == "still_looking"
+    assert message.get(STILL_LOOKING_KEY)["classifier_intent"]["name"] == reading[0]
+
+
+@pytest.mark.parametrize("text", [
+    "never mind, i'll look for it myself",          # a dismissal: the form ends
+    "chhodo, khud dhoondh lungi",
+    "one sec looking for it. and do you ship to goa",  # a question after the lead is answered
+    "hold on, what's an order id?",
+    "one sec, it's 40718",                          # the number itself: the form takes it
+    "ok will wait",                                 # accepting to wait is an acknowledgement
+    "wait that's the wrong size you sent",          # a lead with something else
+    "checking my order status",                     # an order question
+])
+def test_other_messages_keep_the_classifiers_reading(tmp_path, text):
+    component = make_component(tmp_path)
+    message = parsed(component, classified(text, ("deny", 0.9)))
+    assert message.get("intent")["name"] == "deny"
+    assert not still_looking_entities(message)
+    assert message.get(STILL_LOOKING_KEY) is None
+
+
+@pytest.mark.parametrize("reading", [("request_human", 0.61), ("complaint", 0.81), ("urgent_problem", 0.93)])
+def test_a_person_or_a_confident_topic_the_classifier_read_stays(tmp_path, reading):
+    component = make_component(tmp_path)
+    message = parsed(component, classified("hold on, digging through my mail for it", reading))
+    assert message.get("intent")["name"] == reading[0]
+    assert not still_looking_entities(message)
+
+
+def test_a_topic_read_unsure_is_a_misreading(tmp_path):
+    # A complaint ranked first at 0.62 with a question close behind was an ambiguous "not sure" hand-off.
+    component = make_component(tmp_path)
+    message = parsed(component, classified("ek min, mail mein number dhundh raha hu", ("complaint", 0.62),
+                                           ("ask_question", 0.55)))
+    assert message.get("intent")["name"] == "order_status"
+    assert still_looking_entities(message)
+
+
+def test_a_reaction_is_left_to_the_acknowledgements(tmp_path):
+    component = make_component(tmp_path)
+    reaction = classified("⏳", ("affirm", 1.0), metadata={"whatsapp": {"type": "reaction"}})
+    assert not still_looking_entities(parsed(component, reaction))
+
+
+def test_long_messages_are_left_alone(tmp_path):
+    component = make_component(tmp_path)
+    text = "hold on i am searching for it but honestly this whole thing has been so confusing from the start"
+    assert component.match(text) is None
+    assert component.match("hold on i am searching for it") is not None
+
+
+def test_without_the_order_intent_in_the_training_data_nothing_changes(tmp_path):
+    component = make_component(tmp_path, intents=["greet", "deny"])
+    message = component.process([classified("one sec, finding it", ("deny", 0.7))])[0]
+    assert message.get("intent")["name"] == "deny"
+
+
+def edited_settings(tmp_path, change):
+    document = yaml.safe_load(open(SETTINGS))
+    change(document["still_looking"])
+    path = tmp_path / "escalation.yml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True))
+    (tmp_path / "model").mkdir()
+    return str(path)
+
+
+@pytest.mark.parametrize("change, complaint", [
+    (lambda s: s.pop("intent"), "needs an `intent`"),
+    (lambda s: s.update(leads=[]), "leads must list at least one phrase"),
+    (lambda s: s.update(searching=None), "searching must list at least one phrase"),
+    (lambda s: s.update(max_words=0), "max_words must be a whole number"),
+    (lambda s: s.update(filler_words=["ok", True]), "quote it"),
+    (lambda s: s.update(keep_topics_from=1.5), "keep_topics_from must be a number from 0 to 1"),
+])
+def test_a_designers_mistake_is_a_clear_error(tmp_path, change, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        make_component(tmp_path / "model", settings=edited_settings(tmp_path, change))
+
+
+def test_a_designer_can_add_a_lead(tmp_path):
+    settings = edited_settings(tmp_path, lambda s: s["leads"].append("thehro"))
+    component = make_component(tmp_path / "model", settings=settings)
+    assert component.match("thehro ji") == {"lead": "thehro", "searching": ""}
