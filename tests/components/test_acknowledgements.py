@@ -148,7 +148,9 @@ def test_does_nothing_on_another_data_set(tmp_path):
      ("thanks, gonna order the blue one tonight", "thank", "plan"), ("thik hai, kal payment kar dungi", "affirm", "plan"),
      ("acha, main size chart dekh lunga", "affirm", "plan"), ("got it, let me measure first 👍", "affirm", "plan"),
      ("nvm, the courier just called me", "deny", "ending"), ("rehne do bhai, parcel mil gaya", "deny", "ending"),
-     ("leave it, I got the sms with the link", "deny", "ending")],
+     ("leave it, I got the sms with the link", "deny", "ending"),
+     # session 26: "arre" before the lead is a filler
+     ("arre chhodo, kal app pe dekh lungi", "deny", "ending")],
 )
 def test_an_acknowledgement_with_a_plan_or_a_reason_keeps_its_intent(matcher, text, intent, rule):
     found = matcher.match_with_remark(text)

@@ -41,7 +41,9 @@ def matcher():
      "tired of typing this again and again, i want to talk to a person", "i can't keep typing, connect me to an agent",
      # session 26: a person from the team named by who they are, even when the rest is a question
      "could somebody from your team look at why my coupon fails?", "pls loop in support, the app keeps crashing at payment",
-     "get someone to ring my mother, she wants to order but can't type", "team se koi dekh lo mera case"],
+     "get someone to ring my mother, she wants to order but can't type", "team se koi dekh lo mera case",
+     "could one of your colleagues take over this chat?", "koi staff member hai jo ye samjha sake",
+     "can someone phone my uncle about the bulk order", "kisi dusre se baat ho sakti hai kya"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None

@@ -68,6 +68,9 @@ def signals():
         ("#6021, i'm flying to pune on friday and need it before that", "urgent_problem"),
         ("order 9134 kal tak chahiye warna koi fayda nahi", "urgent_problem"),
         ("3390 — it has to reach me by tomorrow, no matter what", "urgent_problem"),
+        ("convocation is on saturday and the gown's tracking hasn't budged since tuesday", "urgent_problem"),
+        ("need it by thursday, tracking has not updated in a week", "urgent_problem"),
+        ("print bahut achha hai par pehli dhulai mein hi stitching khul gayi", "complaint"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -109,6 +112,8 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "i need a kurta for a haldi function, which colour do you suggest?",
         "can you deliver by tomorrow, i need it for a flight",
         "kal tak aa jayega kya? mujhe chahiye",
+        "can it arrive by friday if i order today?",                 # a weekday asked ahead, no problem
+        "the app khul gaya but where do i see my orders",            # "khul" without stitching
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
