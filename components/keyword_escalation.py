@@ -99,8 +99,8 @@ class KeywordEscalation(DesignerListComponent, IntentClassifier):
         signal = self._topics.match(text)
         if signal is None or signal.intent not in self.trained_intents:
             return
-        if not ordinary and name != signal.intent:
-            return  # another topic the classifier found itself stays
+        if not ordinary and name != signal.intent and name not in signal.also_over:
+            return  # another topic the classifier found itself stays, unless the rule names it (`also_over`)
         set_intent(message, signal.intent)
         message.set(
             TOPIC_SIGNAL_KEY,

@@ -27,15 +27,18 @@ class TopicSignal:
     intent: str
     rule: str  # the rule's name in escalation.yml
     cues: Dict[str, str]  # cue group -> the phrase found
+    # Topics the classifier read that this rule replaces too (`also_over`), besides the ordinary readings.
+    also_over: Tuple[str, ...] = ()
 
 
 class TopicRule:
     def __init__(self, raw: Dict[str, Any], where: str) -> None:
         if not isinstance(raw, dict):
             raise ValueError(f"{where} must be a mapping with `intent`, `name` and `needs`")
-        unknown = set(raw) - {"intent", "name", "needs", "not_when"}
+        unknown = set(raw) - {"intent", "name", "needs", "not_when", "also_over"}
         if unknown:
-            raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (intent, name, needs, not_when)")
+            raise ValueError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))} (intent, name, needs, not_when, also_over)")
         self.intent = str(raw.get("intent") or "")
         self.name = str(raw.get("name") or "")
         if not self.intent or not self.name:
@@ -50,6 +53,9 @@ class TopicRule:
                 raise ValueError(f"{where}.needs.{group} is empty")
             self.needs.append((str(group), listed))
         self.not_when = PhraseList(phrase_strings(raw.get("not_when"), f"{where}.not_when"), squeezed=True)
+        self.also_over = tuple(phrase_strings(raw.get("also_over"), f"{where}.also_over"))
+        if self.intent in self.also_over:
+            raise ValueError(f"{where}.also_over must not name the rule's own intent {self.intent}")
 
     def match(self, words: List[str]) -> Optional[TopicSignal]:
         if self.not_when.find(words):
@@ -60,7 +66,7 @@ class TopicRule:
             if phrase is None:
                 return None
             found[group] = phrase
-        return TopicSignal(intent=self.intent, rule=self.name, cues=found)
+        return TopicSignal(intent=self.intent, rule=self.name, cues=found, also_over=self.also_over)
 
 
 class TopicSignals:

@@ -212,3 +212,22 @@ def test_override_below_must_be_a_confidence(value):
     section = yaml.safe_load(open(SETTINGS, encoding="utf-8"))["topic_signals"]
     with pytest.raises(ValueError, match="override_below"):
         TopicSignals({**section, "override_below": value})
+
+
+def test_a_repeated_failure_read_as_urgent_is_a_complaint(tmp_path):
+    # session 26: "a failure again" names urgent_problem in `also_over`; the deadline rule names nothing.
+    component = trained(tmp_path, INTENTS)
+    repeated, deadline_over_complaint = component.process([
+        classified("four orders in a row and each one was not what i ordered", "urgent_problem", 0.74),
+        classified("need it by friday and the tracking has not updated, really disappointed", "complaint", 0.81),
+    ])
+    assert repeated.get("intent") == {"name": "complaint", "confidence": 1.0}
+    assert repeated.get(TOPIC_SIGNAL_KEY)["rule"] == "a failure again"
+    assert deadline_over_complaint.get("intent")["name"] == "complaint"  # another topic the classifier found stays
+
+
+def test_also_over_must_not_name_the_rules_own_intent():
+    section = yaml.safe_load(open(SETTINGS, encoding="utf-8"))["topic_signals"]
+    rule = {**section["rules"][0], "also_over": [section["rules"][0]["intent"]]}
+    with pytest.raises(ValueError, match="also_over must not name"):
+        TopicSignals({**section, "rules": [rule]})
