@@ -163,17 +163,7 @@ class RemarkRules:
     def bare_ending(self, words: List[str], fillers: set) -> List[str]:
         """The leads of a message made only of ending leads (or `alone_only` dismissals) and filler words ("never
         mind", "koi baat nahi ji", "chhodo yaar, rehne do"); [] when anything else is in it."""
-        position, leads = 0, []
-        while position < len(words):
-            hit = self._dismissals.longest_at(words, position)
-            if hit is not None:
-                leads.append(hit[0])
-                position = hit[1]
-            elif squeeze(words[position]) in fillers:
-                position += 1
-            else:
-                return []
-        return leads
+        return self._dismissals.covering(words, fillers)
 
 
 class PraiseRules:

@@ -58,6 +58,14 @@ def load_section(settings_path: Text, section: Text, component: Text, optional: 
     return found
 
 
+def confidence_setting(section: Dict[Text, Any], key: Text, where: Text, default: float = 0.0) -> float:
+    """A designer's confidence (`section[key]`, `default` when absent): a number from 0 to 1, or a clear error."""
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{where}.{key} must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
 def set_intent(message: Message, intent: Text, confidence: float = 1.0) -> None:
     """Makes `intent` the message's intent; the classifier's other intents follow it in the ranking at 0."""
     others = [

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Container, Dict, Iterable, List, Optional, Sequence, Tuple
 
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
 _APOSTROPHES = re.compile(r"['’]")
@@ -155,6 +155,21 @@ class PhraseList:
             if window[: len(needle)] == needle and (best is None or end > best[1]):
                 best = (phrase, end)
         return best
+
+    def covering(self, words: Sequence[str], fillers: Container[str]) -> List[str]:
+        """The phrases, in order, of a message made only of this list's phrases and `fillers` (squeezed single
+        words: "never mind ji", "ek minute ruko"); [] when any other word is in it."""
+        position, found = 0, []
+        while position < len(words):
+            hit = self.longest_at(words, position)
+            if hit is not None:
+                found.append(hit[0])
+                position = hit[1]
+            elif squeeze(words[position]) in fillers:
+                position += 1
+            else:
+                return []
+        return found
 
     def ending_at(self, words: Sequence[str], end: int) -> Optional[str]:
         """A phrase that ends just before `words[end]`, else None."""

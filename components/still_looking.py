@@ -12,8 +12,8 @@ three or more digits and no `not_when` phrase (a dismissal, a question word), an
 - a lead with a `searching` phrase ("hold on, finding it"), or
 - a searching phrase with one of `objects` ("checking my email for it", "number dhoondh raha hu").
 It then gets `intent` (order_status) with confidence 1.0 and the entity `still_looking`. Inside the order
-form its rule keeps the form waiting, and the form says `still_looking` from messages.yml instead of
-asking again (the re-ask count is kept). Outside the form the bot says "Sure, take your time" and waits
+form the form's validation accepts it (actions/orders.py), and the form says `still_looking` from
+messages.yml instead of asking again (the re-ask count is kept). Outside the form the bot says "Sure, take your time" and waits
 (data/rules/orders.yml). A message the classifier read as a request for a person keeps that reading, and
 so does one it read as a pattern-3 topic with at least `keep_topics_from` confidence (a complaint at 0.62
 for "ek minute, number dhundh rahi hu" is a misreading). KeywordEscalation, which runs after this
@@ -33,7 +33,9 @@ from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from components.acknowledgements import is_reaction
-from components.designer_lists import DesignerListComponent, load_section, set_intent, settings_path
+from components.designer_lists import (
+    DesignerListComponent, confidence_setting, load_section, set_intent, settings_path,
+)
 from components.follow_ups import CUSTOMER_TEXT_KEY
 from components.phrases import PhraseList, phrase_strings, squeeze, tokenize
 
@@ -69,10 +71,7 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         if not isinstance(max_words, int) or isinstance(max_words, bool) or max_words < 1:
             raise ValueError(f"{where}.max_words must be a whole number of at least 1")
         self.max_words = max_words
-        keep_from = section.get("keep_topics_from", 0)
-        if isinstance(keep_from, bool) or not isinstance(keep_from, (int, float)) or not 0 <= keep_from <= 1:
-            raise ValueError(f"{where}.keep_topics_from must be a number from 0 to 1, got {keep_from!r}")
-        self.keep_topics_from = float(keep_from)
+        self.keep_topics_from = confidence_setting(section, "keep_topics_from", where)
         # Readings that stay: a person or a pattern-3 topic is due whatever else the message says.
         path = settings_path(self._config["settings_path"])
         topics = load_section(path, "topics", type(self).__name__, optional=True)
@@ -90,19 +89,6 @@ class StillLooking(DesignerListComponent, IntentClassifier):
     def required_intents(self) -> Iterable[Text]:
         return [self.intent]
 
-    def _only_leads(self, words: List[str]) -> Optional[str]:
-        position, found = 0, []
-        while position < len(words):
-            hit = self.leads.longest_at(words, position)
-            if hit is not None:
-                found.append(hit[0])
-                position = hit[1]
-            elif squeeze(words[position]) in self.fillers:
-                position += 1
-            else:
-                return None
-        return found[0] if found else None
-
     def match(self, text: str) -> Optional[Dict[str, str]]:
         """{"lead", "searching"} when `text` says the customer is still looking, else None."""
         if "?" in text or _A_NUMBER.search(text):
@@ -110,9 +96,9 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         words = tokenize(text)
         if not words or len(words) > self.max_words or self.not_when.find(words) is not None:
             return None
-        lead = self._only_leads(words)
-        if lead:
-            return {"lead": lead, "searching": ""}
+        only_leads = self.leads.covering(words, self.fillers)
+        if only_leads:
+            return {"lead": only_leads[0], "searching": ""}
         searching = self.searching.find(words)
         if searching is None:
             return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from components.designer_lists import confidence_setting
 from components.phrases import PhraseList, phrase_strings, tokenize
 
 
@@ -80,10 +81,7 @@ class TopicSignals:
                                        squeezed=True)
         # A classifier reading under this confidence is no reading: the rules decide over it, whatever intent it
         # names (`override_below`; 0 = only `override_intents`).
-        below = section.get("override_below", 0)
-        if isinstance(below, bool) or not isinstance(below, (int, float)) or not 0 <= below <= 1:
-            raise ValueError(f"{where}.override_below must be a number from 0 to 1, got {below!r}")
-        self.override_below = float(below)
+        self.override_below = confidence_setting(section, "override_below", where)
         rules = section.get("rules") or []
         if not isinstance(rules, list):
             raise ValueError(f"{where}.rules must be a list")
