@@ -94,7 +94,7 @@ class KeywordEscalation(DesignerListComponent, IntentClassifier):
         ordinary = self._topics.overrides(name, classified.get(PREDICTED_CONFIDENCE_KEY))
         # Over an ordinary (or unsure) reading the rule decides; over the same topic it confirms the classifier
         # (a close runner-up no longer makes FallbackClassifier call the message ambiguous).
-        if not ordinary and name not in self._topics.intents:
+        if not ordinary and name not in self._topics.replaceable:
             return
         signal = self._topics.match(text)
         if signal is None or signal.intent not in self.trained_intents:

@@ -13,6 +13,12 @@ A rule never fires on a hypothetical ("what if it doesn't arrive before the wedd
 aaya toh?": `hypothetical` phrases), nor when a `not_when` phrase of the rule is there. The rules are
 applied by KeywordEscalation (components/keyword_escalation.py) only over the classifier readings listed
 in `override_intents`: a topic the classifier found itself, and a request for a person, stay.
+
+A rule may also name an ordinary intent (session 27), for a combination that is NOT a topic although the
+classifier reads one or falls back: a question about how a topic's action works ("how can i cancel…") is a
+knowledge-base question, a request to write a caption is out of scope, one of two orders still on its way is
+an order-status question. Such rules come after the topic rules, so a topic rule wins when both fire, and they
+replace a topic the classifier read only when their `also_over` names it.
 """
 from __future__ import annotations
 
@@ -97,6 +103,11 @@ class TopicSignals:
     @property
     def intents(self) -> List[str]:
         return list(dict.fromkeys(rule.intent for rule in self.rules))
+
+    @property
+    def replaceable(self) -> List[str]:
+        """The non-ordinary readings a rule may decide over: its own intent (to confirm it) and `also_over`."""
+        return list(dict.fromkeys([*self.intents, *(intent for rule in self.rules for intent in rule.also_over)]))
 
     def match(self, text: str) -> Optional[TopicSignal]:
         words = tokenize(text or "")

@@ -40,6 +40,8 @@ def matcher(section):
         ("thanks a lot bhaiya 🙏", "thank"), ("ok 👎", "deny"), (":)", "affirm"),
         ("okay, no worries ji", "affirm"), ("no problem", "affirm"),
         ("acha chalo thik hai phir", "affirm"), ("ok fir", "affirm"), ("thik hai toh 👍", "affirm"),
+        # session 27: a bare verdict on the answer
+        ("USELESS", "deny"), ("not helpful bhai 😕", "deny"),
     ],
 )
 def test_acknowledgements_get_the_intent_of_their_list(matcher, text, intent):
@@ -50,7 +52,7 @@ def test_acknowledgements_get_the_intent_of_their_list(matcher, text, intent):
 @pytest.mark.parametrize(
     "text",
     ["👎 agent", "ok and can I return it if it doesn't fit?", "ok bye", "no", "thank you, that helps", "ji", "",
-     "2840", "ok #2840", "help 🙏"],
+     "2840", "ok #2840", "help 🙏", "useless service, worst brand", "not helpful, get me an agent"],
 )
 def test_anything_more_than_an_acknowledgement_is_left_to_the_classifier(matcher, text):
     assert matcher.match(text) is None
@@ -150,7 +152,10 @@ def test_does_nothing_on_another_data_set(tmp_path):
      ("nvm, the courier just called me", "deny", "ending"), ("rehne do bhai, parcel mil gaya", "deny", "ending"),
      ("leave it, I got the sms with the link", "deny", "ending"),
      # session 26: "arre" before the lead is a filler
-     ("arre chhodo, kal app pe dekh lungi", "deny", "ending")],
+     ("arre chhodo, kal app pe dekh lungi", "deny", "ending"),
+     # session 27: a choice said as made, and the Hinglish present for what the customer does next
+     ("ok cool, going for the M", "affirm", "plan"), ("theek hai, app se order karti hu", "affirm", "plan"),
+     ("acha, size chart dekhta hu", "affirm", "plan")],
 )
 def test_an_acknowledgement_with_a_plan_or_a_reason_keeps_its_intent(matcher, text, intent, rule):
     found = matcher.match_with_remark(text)
