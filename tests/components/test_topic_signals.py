@@ -259,6 +259,11 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("is this a joke? third time the size is wrong", "complaint"),   # outrage, not a joke request
         ("can you create a discount code for my first order", None),   # a coupon is a brand question
         ("is the cotton fine for humid weather", None),
+        # news of the customer's own order, asked for; not how tracking works
+        ("mere parcel ka status batao please", "order_status"),
+        ("need an update on my order, it's been a while", "order_status"),
+        ("how do i check the status of my order", None),                # how tracking works: the classifier decides
+        ("is there a page where i can see my parcel status", None),
         # one of two orders still on its way
         ("i placed two orders separately, got one last week, the other one?", "order_status"),
         ("do parcel mangaye the, ek mil gaya, doosra kahan hai", "order_status"),
