@@ -42,6 +42,7 @@ def matcher(section):
         ("acha chalo thik hai phir", "affirm"), ("ok fir", "affirm"), ("thik hai toh 👍", "affirm"),
         # session 27: a bare verdict on the answer
         ("USELESS", "deny"), ("not helpful bhai 😕", "deny"),
+        ("ok, that's everything 👍", "affirm"), ("bas itna hi ji", "affirm"),
     ],
 )
 def test_acknowledgements_get_the_intent_of_their_list(matcher, text, intent):
@@ -52,7 +53,8 @@ def test_acknowledgements_get_the_intent_of_their_list(matcher, text, intent):
 @pytest.mark.parametrize(
     "text",
     ["👎 agent", "ok and can I return it if it doesn't fit?", "ok bye", "no", "thank you, that helps", "ji", "",
-     "2840", "ok #2840", "help 🙏", "useless service, worst brand", "not helpful, get me an agent"],
+     "2840", "ok #2840", "help 🙏", "useless service, worst brand", "not helpful, get me an agent",
+     "that's all, bye"],
 )
 def test_anything_more_than_an_acknowledgement_is_left_to_the_classifier(matcher, text):
     assert matcher.match(text) is None

@@ -43,7 +43,9 @@ def matcher():
      "could somebody from your team look at why my coupon fails?", "pls loop in support, the app keeps crashing at payment",
      "get someone to ring my mother, she wants to order but can't type", "team se koi dekh lo mera case",
      "could one of your colleagues take over this chat?", "koi staff member hai jo ye samjha sake",
-     "can someone phone my uncle about the bulk order", "kisi dusre se baat ho sakti hai kya"],
+     "can someone phone my uncle about the bulk order", "kisi dusre se baat ho sakti hai kya",
+     # session 27: "connect karo" after whoever is named
+     "jo bhi wahan baitha hai usse connect kar do please"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None

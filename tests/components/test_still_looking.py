@@ -45,6 +45,9 @@ def still_looking_entities(message):
     ("wait, let me find the confirmation sms", ("order_status", 0.66)),
     ("ruko zara, mail mein number dhoondh raha hu", ("out_of_scope", 0.40)),
     ("give me a moment, looking for the invoice", ("ask_question", 0.44)),
+    # session 27: scrolling for it, fetching it from another phone
+    ("hang on, scrolling my whatsapp chats for it", ("nlu_fallback", 0.3)),
+    ("one sec, it's in my husband's phone, getting it", ("deny", 0.31)),
 ])
 def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text, reading):
     component = make_component(tmp_path)
