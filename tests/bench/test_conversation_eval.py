@@ -116,6 +116,14 @@ def test_reply_kinds_come_from_response_names_and_silence_is_no_bot_message(voca
     assert outcome.outcome == "other" and outcome.label == "other:utter_something_new"
 
 
+def test_every_reply_kind_listed_is_recognised_as_itself(vocabulary):
+    # session 27: take_your_time was listed but unranked, so its right replies were judged "other"
+    for kind, names in vocabulary.reply_kinds.items():
+        for name in names:
+            turn = [user("…", "affirm"), action(name), bot("…", name), LISTEN]
+            assert ce.classify_turn(turn, vocabulary).label == f"reply:{kind}", (kind, name)
+
+
 def test_a_kb_answer_with_different_text_is_not_taken_for_that_entry(vocabulary):
     events = [user("return?"), action("action_answer_question"), bot("Returns are free for 30 days."), LISTEN]
     assert ce.classify_turn(events, vocabulary).outcome == "other"
