@@ -264,6 +264,10 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("need an update on my order, it's been a while", "order_status"),
         ("how do i check the status of my order", None),                # how tracking works: the classifier decides
         ("is there a page where i can see my parcel status", None),
+        # where the tracking link is, or that it never came; not a deadline or a broken link
+        ("parcel ka tracking link kidhar dekhu", "ask_question"),
+        ("it says dispatched but no link came on sms, where do i look", "ask_question"),
+        ("the tracking link isn't opening, link not working at all", None),
         # one of two orders still on its way
         ("i placed two orders separately, got one last week, the other one?", "order_status"),
         ("do parcel mangaye the, ek mil gaya, doosra kahan hai", "order_status"),
