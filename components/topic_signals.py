@@ -94,20 +94,15 @@ class TopicSignals:
         self.rules = [TopicRule(rule, f"{where}.rules[{index}]") for index, rule in enumerate(rules)]
         if self.rules and not self.override_intents:
             raise ValueError(f"{where}.override_intents is empty: the rules would never apply")
+        # The non-ordinary readings a rule may decide over: its own intent (to confirm it) and its `also_over`.
+        # Fixed once the rules are read; KeywordEscalation asks for every message.
+        self.replaceable = frozenset(
+            [rule.intent for rule in self.rules] + [intent for rule in self.rules for intent in rule.also_over])
 
     def overrides(self, intent: Optional[str], confidence: Optional[float]) -> bool:
         """The rules decide over this classifier reading: an ordinary intent, or any intent read with less
         confidence than `override_below`."""
         return intent in self.override_intents or (confidence is not None and confidence < self.override_below)
-
-    @property
-    def intents(self) -> List[str]:
-        return list(dict.fromkeys(rule.intent for rule in self.rules))
-
-    @property
-    def replaceable(self) -> List[str]:
-        """The non-ordinary readings a rule may decide over: its own intent (to confirm it) and `also_over`."""
-        return list(dict.fromkeys([*self.intents, *(intent for rule in self.rules for intent in rule.also_over)]))
 
     def match(self, text: str) -> Optional[TopicSignal]:
         words = tokenize(text or "")
