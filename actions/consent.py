@@ -1,7 +1,7 @@
 """STOP / START for marketing messages (intent stop_messages).
 
 The NLU pipeline marks opt-in words ("START", "subscribe") and opt-out words ("STOP", "unsubscribe")
-as entities (nlu/entity_patterns.yml). Opt-in only when the customer used an opt-in word and no
+as entities (nlp/entity_patterns.yml; a refusal such as "mat bhejo" or "don't send" is an opt-out word too). Opt-in only when the customer used an opt-in word and no
 opt-out word; anything else under this intent is treated as STOP, the safe reading.
 """
 from __future__ import annotations

@@ -280,7 +280,13 @@ class AcknowledgementMatcher:
                 return None
         if not found:
             return None
-        intent = min((i for _, i in found), key=self.intents.index)
+        intents = [i for _, i in found]
+        worded = [i for item, i in found if tokenize(item)]
+        if worded:
+            # Beside words, an emoji only decorates them unless it is a verdict (the first-listed intent, deny: "ok 👎"
+            # is deny). Session 28: "namaste 🙏" was thanks and "suprabhat ☀️" an "ok" instead of a greeting.
+            intents = worded + [i for item, i in found if not tokenize(item) and i == self.intents[0]]
+        intent = min(intents, key=self.intents.index)
         return Acknowledgement(intent=intent, items=[item for item, _ in found])
 
     def _listed_at(self, words: List[str], position: int) -> Optional[Tuple[str, int, str]]:
@@ -302,7 +308,17 @@ class AcknowledgementMatcher:
         for symbol, _ in self._symbols:
             if symbol in text:
                 return None
-        leads = rules.bare_ending(tokenize(text), self._fillers)
+        words = tokenize(text)
+        # An acknowledgement before the dismissal keeps it one: "ok never mind", "chalo koi na, chhodo" (session 28:
+        # the first read as deny, "sorry that didn't help", the second fell back). A dismissal lead wins its own
+        # words ("chhodo" is both), and a verdict of the ending's own intent ("useless, never mind") is no lead-in.
+        position = 0
+        while position < len(words) and rules.ending_lead(words, position) is None:
+            listed = self._listed_at(words, position)
+            if listed is None or listed[2] == rules.ending_intent:
+                break
+            position = listed[1]
+        leads = rules.bare_ending(words[position:], self._fillers)
         return Acknowledgement(intent=rules.ending_intent, items=leads, rule="dismissal") if leads else None
 
     def match_with_remark(self, text: Optional[str], classifier_intent: str = "") -> Optional[Acknowledgement]:
@@ -376,6 +392,15 @@ class AcknowledgementMatcher:
         if any(intent == rules.thank_intent for _, _, intent in lead):
             return Acknowledgement(intent=rules.thank_intent, items=[item for item, _, _ in lead], remark=remark,
                                    rule="thanks")
+        # … or a thank-you at the end (session 28: "wah free express shipping 😍 thanks" was answered with the
+        # shipping entry, read as a question).
+        end = len(words)
+        while end > 0 and squeeze(words[end - 1]) in self._fillers:
+            end -= 1
+        closing = self._phrases[rules.thank_intent].ending_at(words, end) if rules.thank_intent in self._phrases else None
+        if closing is not None and end > len(tokenize(closing)):
+            return Acknowledgement(intent=rules.thank_intent, items=[closing],
+                                   remark=" ".join(words[:end - len(tokenize(closing))]), rule="thanks")
         if rules.has_praise(words):
             return Acknowledgement(intent=rules.praise_intent, items=[], remark=" ".join(words), rule="praise")
         return None
@@ -455,7 +480,10 @@ class Acknowledgements(DesignerListComponent, IntentClassifier):
                 message.set(ENTITIES, (message.get(ENTITIES) or []) + [entity], add_to_output=True)
                 explanation = {"intent": intent, "items": [text], "reaction": polarity}
             else:
-                acknowledgement = self._matcher.match(text)
+                # The customer's own words first: FollowUpQuestion cut "aur" off "aur batao, kaise ho?" (a greeting).
+                acknowledgement = self._matcher.match(message.get(CUSTOMER_TEXT_KEY) or text)
+                if acknowledgement is None and message.get(CUSTOMER_TEXT_KEY):
+                    acknowledgement = self._matcher.match(text)
                 if acknowledgement is None:
                     acknowledgement = self._matcher.match_dismissal(
                         message.get(CUSTOMER_TEXT_KEY) or text, classified.get("name") or "")

@@ -11,10 +11,11 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from actions.settings import PROJECT_ROOT
 from components.acknowledgements import ACKNOWLEDGEMENT_KEY, AcknowledgementMatcher, Acknowledgements
+from components.follow_ups import CUSTOMER_TEXT_KEY
 from components.keyword_escalation import KeywordEscalation
 
 SETTINGS = str(PROJECT_ROOT / "escalation.yml")
-BOT_INTENTS = ["affirm", "thank", "deny", "ask_question", "request_human"]
+BOT_INTENTS = ["affirm", "thank", "deny", "greet", "ask_question", "request_human"]
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_a_bare_no_in_a_list_is_a_clear_error(section):
 
 def test_reactions_must_name_listed_intents(section):
     with pytest.raises(ValueError, match="reactions.positive"):
-        AcknowledgementMatcher({**section, "reactions": {"positive": "greet", "negative": "deny"}})
+        AcknowledgementMatcher({**section, "reactions": {"positive": "goodbye", "negative": "deny"}})
 
 
 def trained(component_class, tmp_path, intents, name):
@@ -236,8 +237,8 @@ def test_a_hand_off_intent_is_never_turned_into_an_acknowledgement(matcher):
 
 
 def test_remark_intents_must_be_acknowledgement_intents(section):
-    remarks = {**section["with_a_remark"], "plans": {**section["with_a_remark"]["plans"], "intents": ["greet"]}}
-    with pytest.raises(ValueError, match="greet"):
+    remarks = {**section["with_a_remark"], "plans": {**section["with_a_remark"]["plans"], "intents": ["goodbye"]}}
+    with pytest.raises(ValueError, match="goodbye"):
         AcknowledgementMatcher({**section, "with_a_remark": remarks})
 
 
@@ -336,6 +337,9 @@ def test_a_request_after_thanks_still_hands_off(tmp_path):
         ("the co-ord set is gorgeous, wore it to a lunch today 😍", "feedback_positive", "praise"),
         ("sunscreen bahut badhiya hai, bilkul chipchipa nahi lagta", None, None),  # "nahi": left to the classifier
         ("loved the packaging, felt like a gift", "feedback_positive", "praise"),
+        # session 28: a thank-you at the end ("… free shipping 😍 thanks" was answered from the shipping entry)
+        ("free gift wrap on my order, so sweet, thanks ji", "thank", "thanks"),
+        ("parcel reached in 2 days, shukriya", None, None),              # a digit: left to the classifier
     ],
 )
 def test_thanks_or_praise_with_a_reason_is_an_acknowledgement(matcher, text, intent, rule):
@@ -354,6 +358,8 @@ def test_thanks_or_praise_with_a_reason_is_an_acknowledgement(matcher, text, int
         "beautiful prints, need one in XL please",                  # a request
         "thanks for nothing 😡",                                     # a negative emoji
         "best sunscreen for dry skin",                              # no praise of us, just a search
+        "send me the size chart, thanks",                           # a request before the thanks
+        "is express free above 999 thanks",                         # a question before the thanks
     ],
 )
 def test_questions_problems_and_requests_are_no_praise(matcher, text):
@@ -423,6 +429,54 @@ def test_an_alone_only_dismissal_leads_no_remark(matcher):
     assert matcher.match_with_remark("koi baat nahi, size chart bhej do", "deny") is None
     assert matcher.match_with_remark("never mind, found the tracking sms", "deny").rule == "ending"
     assert matcher.match_dismissal("koi na ji", "deny").items == ["koi na"]
+
+
+# Session 28: a hello that only asks how things are ("kya haal chaal hai aap logon ke", "aur batao kaise ho aap log? sab
+# mast?") was read as a question and handed off as "not sure"; a greeting's emoji made "suprabhat ☀️" an "ok".
+@pytest.mark.parametrize("text", ["aur batao kaise ho aap log? sab mast?", "kya haal chaal hai aap logon ke",
+                                  "suprabhat ☀️", "hello team, how are you all doing?", "namaste ji, kaise hain aap sab",
+                                  "hey there 👋", "hi :)", "namaste ji 🙏", "hi 🙏"])
+def test_a_greeting_that_asks_how_things_are_is_greet(matcher, text):
+    assert matcher.match(text).intent == "greet"
+
+
+def test_a_greeting_is_read_in_the_customers_own_words(tmp_path):
+    # FollowUpQuestion cuts a leading "aur" ("and") off the text the classifier reads; the greeting is in the rest.
+    component = trained(Acknowledgements, tmp_path, BOT_INTENTS, "acknowledgements")
+    message = classified("batao kaise ho aap log? sab mast?", intent="ask_question", confidence=0.78)
+    message.set(CUSTOMER_TEXT_KEY, "aur batao kaise ho aap log? sab mast?")
+    cut = classified("👍", intent="ask_question", confidence=0.5)
+    cut.set(CUSTOMER_TEXT_KEY, "also 👍")  # the cut text still counts when the whole message is no acknowledgement
+    greeting, thumbs = component.process([message, cut])
+    assert greeting.get("intent") == {"name": "greet", "confidence": 1.0}
+    assert thumbs.get("intent") == {"name": "affirm", "confidence": 1.0}
+
+
+@pytest.mark.parametrize("text, intent", [("hi, thanks", "thank"), ("ok 😊", "affirm"), ("hi 😡", "deny"),
+                                          ("hello 👎", "deny")])
+def test_a_greeting_beside_thanks_or_a_verdict_is_not_greet(matcher, text, intent):
+    assert matcher.match(text).intent == intent
+
+
+@pytest.mark.parametrize("text", ["namaste ji, mera order kab aayega", "hi agent", "hello, is cod available?"])
+def test_a_greeting_with_anything_else_goes_to_the_classifier(matcher, text):
+    assert matcher.match(text) is None
+
+
+# Session 28: an acknowledgement before a bare dismissal ("ok never mind", "chalo koi na, chhodo") read as deny ("sorry
+# that didn't help") or fell back; it is a dismissal. A verdict of the dismissal's own intent is no lead-in.
+@pytest.mark.parametrize("text, items", [
+    ("ok never mind", ["never mind"]), ("thik hai, rehne do", ["rehne do"]), ("acha koi baat nahi ji", ["koi baat nahi"]),
+    ("chalo koi na, chhodo", ["koi na", "chhodo"]), ("okay okay forget it", ["forget it"]),
+])
+def test_an_acknowledgement_before_a_dismissal_keeps_it_a_dismissal(matcher, text, items):
+    found = matcher.match_dismissal(text, "deny")
+    assert (found.rule, found.items) == ("dismissal", items)
+
+
+@pytest.mark.parametrize("text", ["useless, never mind", "ok never mind the refund, where is my order", "ok thanks"])
+def test_a_verdict_or_a_question_around_a_dismissal_is_not_one(matcher, text):
+    assert matcher.match_dismissal(text, "deny") is None
 
 
 # Session 25: a dismissal that names what it drops, then a new question in the next sentence, was read as an

@@ -272,6 +272,13 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("i placed two orders separately, got one last week, the other one?", "order_status"),
         ("do parcel mangaye the, ek mil gaya, doosra kahan hai", "order_status"),
         ("2 kurte mangaye the, box mein sirf ek tha", None),             # a missing piece is not a second order
+        # session 28: offers messages to stop or to start again are STOP / START, not a cancellation or a complaint
+        ("ye sale wale sms band karo yaar, bahut aate hai", "stop_messages"),
+        ("start sending me the deals on whatsapp again please", "stop_messages"),
+        ("discount alerts mat bhejo ab", "stop_messages"),
+        ("stop my order, i found it cheaper in the sale", None),         # an order, not messages
+        ("did the sale messages stop for everyone?", None),              # a question about them: STOP would unsubscribe
+        ("offers ke sms kyun band ho gaye", None),
     ],
 )
 def test_rules_that_name_an_ordinary_intent(signals, text, expected):
@@ -290,3 +297,10 @@ def test_a_how_to_question_read_as_a_cancellation_goes_to_the_knowledge_base(tmp
     assert how_to.get(TOPIC_SIGNAL_KEY)["rule"] == "how a topic action works"
     assert request.get("intent")["name"] == "cancel_order" and request.get(TOPIC_SIGNAL_KEY) is None
     assert writing.get("intent") == {"name": "out_of_scope", "confidence": 1.0}
+
+
+def test_offers_messages_to_stop_read_as_a_cancellation_get_the_stop_answer(tmp_path):
+    component = trained(tmp_path, INTENTS + ["cancel_order", "stop_messages"])
+    [stop] = component.process([classified("offer wale messages nahi chahiye, band kar do", "cancel_order", 0.7)])
+    assert stop.get("intent") == {"name": "stop_messages", "confidence": 1.0}
+    assert stop.get(TOPIC_SIGNAL_KEY)["rule"] == "offers messages to stop or start"
