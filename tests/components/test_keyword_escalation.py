@@ -45,7 +45,9 @@ def matcher():
      "could one of your colleagues take over this chat?", "koi staff member hai jo ye samjha sake",
      "can someone phone my uncle about the bulk order", "kisi dusre se baat ho sakti hai kya",
      # session 27: "connect karo" after whoever is named
-     "jo bhi wahan baitha hai usse connect kar do please"],
+     "jo bhi wahan baitha hai usse connect kar do please",
+     # session 28: a real person in Hinglish words
+     "koi asli banda available hai kya? usi se baat karunga", "mujhe apne staff ke kisi bande se baat karwa do"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None

@@ -48,6 +48,9 @@ def still_looking_entities(message):
     # session 27: scrolling for it, fetching it from another phone
     ("hang on, scrolling my whatsapp chats for it", ("nlu_fallback", 0.3)),
     ("one sec, it's in my husband's phone, getting it", ("deny", 0.31)),
+    # session 28: not found yet, said with a lead or with the number named
+    ("order id abhi nahi mil rahi, do minute", ("deny", 0.64)),
+    ("can't find the number yet, hang on", ("deny", 0.5)),
 ])
 def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text, reading):
     component = make_component(tmp_path)
@@ -67,6 +70,8 @@ def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text
     "ok will wait",                                 # accepting to wait is an acknowledgement
     "wait that's the wrong size you sent",          # a lead with something else
     "checking my order status",                     # an order question
+    "number nahi mil raha, chhodo",                 # session 28: not found and given up is a dismissal
+    "number nahi mil raha, kya aap email se dekh sakte ho",  # … or a question
 ])
 def test_other_messages_keep_the_classifiers_reading(tmp_path, text):
     component = make_component(tmp_path)

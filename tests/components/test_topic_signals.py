@@ -70,6 +70,9 @@ def signals():
         ("3390 — it has to reach me by tomorrow, no matter what", "urgent_problem"),
         ("convocation is on saturday and the gown's tracking hasn't budged since tuesday", "urgent_problem"),
         ("need it by thursday, tracking has not updated in a week", "urgent_problem"),
+        # session 28: "before <weekday>" and "parso" (the day after tomorrow) as the date
+        ("#4410 must reach me before saturday, it's a gift for the puja", "urgent_problem"),
+        ("parso engagement hai, order 3381 usse pehle chahiye", "urgent_problem"),
         ("print bahut achha hai par pehli dhulai mein hi stitching khul gayi", "complaint"),
     ],
 )
@@ -261,6 +264,8 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("is the cotton fine for humid weather", None),
         # news of the customer's own order, asked for; not how tracking works
         ("mere parcel ka status batao please", "order_status"),
+        ("mujhe apne parcel ka haal jaanna hai", "order_status"),        # session 28
+        ("order pe koi update milega kya aaj", "order_status"),
         ("need an update on my order, it's been a while", "order_status"),
         ("how do i check the status of my order", None),                # how tracking works: the classifier decides
         ("is there a page where i can see my parcel status", None),
