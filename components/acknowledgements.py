@@ -283,9 +283,10 @@ class AcknowledgementMatcher:
         intents = [i for _, i in found]
         worded = [i for item, i in found if tokenize(item)]
         if worded:
-            # Beside words, an emoji only decorates them unless it is a verdict (the first-listed intent, deny: "ok 👎"
-            # is deny). Session 28: "namaste 🙏" was thanks and "suprabhat ☀️" an "ok" instead of a greeting.
-            intents = worded + [i for item, i in found if not tokenize(item) and i == self.intents[0]]
+            # Beside words, an emoji only decorates them unless it is a negative one (the `reactions.negative` intent,
+            # as in match_with_remark: "ok 👎" is deny). Session 28: "namaste 🙏" was thanks, "suprabhat ☀️" an "ok".
+            verdict = self.reaction_intents[NEGATIVE]
+            intents = worded + [i for item, i in found if not tokenize(item) and i == verdict]
         intent = min(intents, key=self.intents.index)
         return Acknowledgement(intent=intent, items=[item for item, _ in found])
 
@@ -397,10 +398,11 @@ class AcknowledgementMatcher:
         end = len(words)
         while end > 0 and squeeze(words[end - 1]) in self._fillers:
             end -= 1
-        closing = self._phrases[rules.thank_intent].ending_at(words, end) if rules.thank_intent in self._phrases else None
-        if closing is not None and end > len(tokenize(closing)):
-            return Acknowledgement(intent=rules.thank_intent, items=[closing],
-                                   remark=" ".join(words[:end - len(tokenize(closing))]), rule="thanks")
+        closing = self._phrases[rules.thank_intent].ending_at(words, end)  # thank_intent is listed (checked in __init__)
+        start = end - len(tokenize(closing)) if closing is not None else 0
+        if start > 0:
+            return Acknowledgement(intent=rules.thank_intent, items=[closing], remark=" ".join(words[:start]),
+                                   rule="thanks")
         if rules.has_praise(words):
             return Acknowledgement(intent=rules.praise_intent, items=[], remark=" ".join(words), rule="praise")
         return None
