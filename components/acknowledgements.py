@@ -31,9 +31,13 @@ When the classifier itself ranks two of the `plans` intents or of `same_decision
 second (affirm, thank, feedback_positive), the runner-up is no rival for FallbackClassifier's ambiguity
 test: each is the same resolution signal with a short courtesy reply.
 
+A message that takes leave (`leave_taking`: a farewell anywhere, nothing asked, no problem or request named)
+gets the goodbye intent when the classifier read it as something else or could not place it ("hmm samajh
+gayi, alvida" was "ok", "haha nvm bye" was "no").
+
 The parse data says what happened: `acknowledgement: {"intent", "items", "classifier_intent",
 "reaction"}`, plus `"remark"` and `"rule"` (`plan` or `ending`) for a lead with a remark (`"rule": "dismissal"`
-for a bare lead).
+for a bare lead, `"farewell"` for a message that takes leave).
 """
 from __future__ import annotations
 
@@ -118,7 +122,7 @@ class RemarkRules:
         self._question_words = {w for q in phrase_strings(section.get("question_words"), f"{where}.question_words")
                                 for w in tokenize(q)}
         self._connectives = PhraseList(phrase_strings(section.get("connectives"), f"{where}.connectives"))
-        self._farewells = PhraseList(phrase_strings(section.get("farewells"), f"{where}.farewells"), squeezed=True)
+        self.farewells = PhraseList(phrase_strings(section.get("farewells"), f"{where}.farewells"), squeezed=True)
         self.keep_intents = set(phrase_strings(section.get("keep_intents"), f"{where}.keep_intents"))
         self.max_words = int(section.get("max_words") or 12)
         for intent in [*self.plan_intents, *([self.ending_intent] if self.ending_intent else [])]:
@@ -138,7 +142,7 @@ class RemarkRules:
 
     def takes_leave(self, remark: List[str]) -> bool:
         """The remark says goodbye ("bye", "good night", "ttyl"): the classifier's goodbye, not a plan."""
-        return bool(self._farewells.find(remark))
+        return bool(self.farewells.find(remark))
 
     def after_connectives(self, remark: List[str]) -> int:
         """Where the remark starts after its leading `connectives` ("and", "also", "one more thing"): "acha and
@@ -207,6 +211,40 @@ class PraiseRules:
                 or self._not_when.find(words) is not None or self.is_question(text))
 
 
+class LeaveRules:
+    """`acknowledgements.leave_taking`: a message that takes leave ("hmm samajh gayi, alvida", "haha nvm bye",
+    "ok 2-3% is fine. bye for now, will check with my sister") is a goodbye, whatever else it says around the
+    farewell, when it asks nothing and names no problem or request. The farewells are `with_a_remark.farewells`.
+    Only over the classifier readings of `override_intents`, or any reading under `below`."""
+
+    def __init__(self, section: Dict[str, Any], where: str, farewells: Optional[PhraseList]) -> None:
+        self.intent = str(section.get("intent") or "")
+        if not self.intent:
+            raise ValueError(f"{where} needs an `intent` (the goodbye intent)")
+        if farewells is None or not len(farewells):
+            raise ValueError(f"{where} needs `with_a_remark.farewells` (the phrases that take leave)")
+        self.farewells = farewells
+        self.override_intents = set(phrase_strings(section.get("override_intents"), f"{where}.override_intents"))
+        below = section.get("below", 0.0)
+        if isinstance(below, bool) or not isinstance(below, (int, float)) or not 0 <= below <= 1:
+            raise ValueError(f"{where}.below must be a number from 0 to 1, got {below!r}")
+        self.below = float(below)
+        self._not_when = PhraseList(phrase_strings(section.get("not_when"), f"{where}.not_when"), squeezed=True)
+        max_words = section.get("max_words", 20)
+        if not isinstance(max_words, int) or isinstance(max_words, bool) or max_words < 1:
+            raise ValueError(f"{where}.max_words must be a whole number of at least 1")
+        self.max_words = max_words
+
+    def applies_to(self, classifier_intent: str, confidence: float) -> bool:
+        return classifier_intent in self.override_intents or confidence < self.below
+
+    def farewell(self, words: List[str]) -> Optional[str]:
+        """The farewell said, when the message takes leave and names nothing else to act on."""
+        if not words or len(words) > self.max_words or self._not_when.find(words) is not None:
+            return None
+        return self.farewells.find(words)
+
+
 class AcknowledgementMatcher:
     """Decides whether a message is only an acknowledgement, and of which intent."""
 
@@ -245,6 +283,9 @@ class AcknowledgementMatcher:
         self.same_decision_intents: List[str] = list(dict.fromkeys(same))
         praise = section.get("praise_and_thanks")
         self.praise: Optional[PraiseRules] = PraiseRules(praise, f"{where}.praise_and_thanks") if praise else None
+        leave = section.get("leave_taking")
+        self.leave: Optional[LeaveRules] = LeaveRules(
+            leave, f"{where}.leave_taking", self.remarks.farewells if self.remarks else None) if leave else None
         if self.praise and self.praise.thank_intent not in self.intents:
             raise ValueError(f"{where}.praise_and_thanks.thank_intent must be one of {', '.join(self.intents)}")
         reactions = section.get("reactions") or {}
@@ -407,6 +448,28 @@ class AcknowledgementMatcher:
             return Acknowledgement(intent=rules.praise_intent, items=[], remark=" ".join(words), rule="praise")
         return None
 
+    def match_leave(self, text: Optional[str], classifier_intent: str = "",
+                    confidence: float = 1.0) -> Optional[Acknowledgement]:
+        """A message that takes leave and asks for nothing (`leave_taking`): the goodbye intent, rule "farewell"."""
+        rules = self.leave
+        text = text or ""
+        if rules is None or not rules.applies_to(classifier_intent, confidence):
+            return None
+        for item in emoji_list(text):
+            if self._emoji_intent(item["emoji"]) == self.reaction_intents[NEGATIVE]:
+                return None
+        plain = text
+        for symbol, _ in self._symbols:
+            plain = plain.replace(symbol, " ")
+        words = tokenize(replace_emoji(plain, " "))
+        # The remark rules' question test ("ok bye, will it come by friday" asks something): its question starts
+        # are whole openings ("will it", "will you"), so "bye for now, will check with my sister" is no question.
+        asks = self.remarks.is_question(text, words) if self.remarks is not None else "?" in text
+        farewell = None if asks else rules.farewell(words)
+        if farewell is None:
+            return None
+        return Acknowledgement(intent=rules.intent, items=[farewell], remark=" ".join(words), rule="farewell")
+
     def _emoji_intent(self, symbol: str) -> Optional[str]:
         key = emoji_key(symbol)
         for candidate in (key, key.split(_ZWJ)[0]):  # the sequence itself, then its first emoji
@@ -498,6 +561,13 @@ class Acknowledgements(DesignerListComponent, IntentClassifier):
                         message.get(CUSTOMER_TEXT_KEY) or text, classified.get("name") or "")
                     praise_intent = self._matcher.praise.praise_intent if self._matcher.praise else ""
                     if acknowledgement and acknowledgement.rule == "praise" and praise_intent not in self.trained_intents:
+                        acknowledgement = None
+                if acknowledgement is None:
+                    acknowledgement = self._matcher.match_leave(
+                        message.get(CUSTOMER_TEXT_KEY) or text, classified.get("name") or "",
+                        float(classified.get("confidence") or 0.0))
+                    leave = self._matcher.leave
+                    if acknowledgement and leave is not None and leave.intent not in self.trained_intents:
                         acknowledgement = None
                 if acknowledgement is None:
                     self._no_rival_of_the_same_kind(message)

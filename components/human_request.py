@@ -30,7 +30,7 @@ class HumanRequestMatcher:
 
     Four lists, in this order: `not_requests` veto ("human hair", "travel agent"); `phrases` match
     anywhere ("speak to someone"); `team_names` ("customer care", "customer support") only name the
-    team, so they match when the message also asks for contact (`asking_words`: "connect me to customer
+    team, so they match when their clause also asks for contact (`asking_words`: "connect me to customer
     care", "customer care se baat karni hai") or their clause is little more than the name ("customer
     care please!!"), never in a question about the team ("is customer care open on saturday?");
     `short_keywords` match only when every other word of the message is a filler word ("agent please",
@@ -74,8 +74,10 @@ class HumanRequestMatcher:
             for phrase, start, end in self._phrases.occurrences(clause):
                 if self._declining_cue(clause, start, end, keyword=self._keyword_led(clause, start)) is None:
                     return HumanRequestMatch(phrase=phrase, rule="phrase")
-        asks = self._asking_words.find(words) is not None
         for clause in clauses(text or ""):
+            # The ask must be in the name's own clause: "what's the mail id for your support team, i want to
+            # send pics" asks for an address, and its "want" is about the pictures.
+            asks = self._asking_words.find(clause) is not None
             for name, start, end in self._team_names.occurrences(clause):
                 alone = all(w in self._fillers for w in clause[:start] + clause[end:])
                 if (asks or alone) and self._declining_cue(clause, start, end, keyword=False) is None:

@@ -21,6 +21,15 @@ component, still forces a request for a person ("wait, let me talk to an agent")
 still read the message ("hold on, looking for it, worst service ever" is a complaint).
 
 The parse data says what happened: `still_looking: {"lead", "searching", "classifier_intent"}`.
+
+The number found (escalation.yml `still_looking.number_given`, session 29): an order number sent with a few
+words the classifier could not place ("ye lo 36681" after the form let go, "also order #82091, that's the
+other one i placed" after the first number was noted) fell back and was handed off as "not sure". A message
+whose classifier reading is under `below` (FallbackClassifier would fall back), with an `order_number` entity
+or a bare run of `min_digits` or more digits, at most `max_words` words, no question mark and no `not_when`
+phrase (money: "my total is 1850") gets `intent` too, without the `still_looking` entity: the form or the
+order rule reads the number (data/rules/orders.yml). The parse data says `still_looking: {"number_given",
+"classifier_intent"}`. The same readings stay, and the topic rules still read the message.
 """
 from __future__ import annotations
 
@@ -78,6 +87,29 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         human = load_section(path, "human_request", type(self).__name__, optional=True)
         self.topic_intents = {name for name in topics if name != "urgent_markers"}
         self.person_intent = str(human.get("intent") or "")
+        self._configure_number_given(section.get("number_given"), f"{where}.number_given")
+
+    def _configure_number_given(self, section: Any, where: str) -> None:
+        self.number_given: Optional[Dict[str, Any]] = None
+        if section is None or section is False:
+            return
+        if not isinstance(section, dict):
+            raise ValueError(f"{where} must be a mapping (or false to turn it off)")
+        unknown = sorted(set(section) - {"below", "max_words", "min_digits", "not_when"})
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}")
+        numbers = {}
+        for key, default in (("max_words", 12), ("min_digits", 4)):
+            value = section.get(key, default)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{where}.{key} must be a whole number of at least 1")
+            numbers[key] = value
+        self.number_given = {
+            "below": confidence_setting(section, "below", where, default=0.6),
+            "bare_number": re.compile(rf"(?<![\d.,])\d{{{numbers['min_digits']},}}(?![\d.,]*\d)"),
+            "max_words": numbers["max_words"],
+            "not_when": PhraseList(phrase_strings(section.get("not_when"), f"{where}.not_when"), squeezed=True),
+        }
 
     def _reading_stays(self, classified: Dict[str, Any]) -> bool:
         """A request for a person stays; so does a topic read with at least `keep_topics_from` confidence."""
@@ -107,6 +139,17 @@ class StillLooking(DesignerListComponent, IntentClassifier):
             return {"lead": lead or "", "searching": searching}
         return None
 
+    def number_given_in(self, text: str, entities: List[Dict[str, Any]], confidence: float) -> bool:
+        """An order number with few other words, in a message the classifier could not place (`number_given`)."""
+        rule = self.number_given
+        if rule is None or confidence >= rule["below"] or "?" in text or "₹" in text:
+            return False
+        has_number = any(e.get("entity") == "order_number" for e in entities) or rule["bare_number"].search(text)
+        if not has_number:
+            return False
+        words = tokenize(text)
+        return len(words) <= rule["max_words"] and rule["not_when"].find(words) is None
+
     def process(self, messages: List[Message]) -> List[Message]:
         if self.active is False:
             return messages
@@ -119,6 +162,11 @@ class StillLooking(DesignerListComponent, IntentClassifier):
             text = message.get(CUSTOMER_TEXT_KEY) or message.get(TEXT) or ""
             found = self.match(text)
             if found is None:
+                confidence = float(classified.get("confidence") or 0.0)
+                if self.number_given_in(text, message.get(ENTITIES) or [], confidence):
+                    set_intent(message, self.intent)
+                    message.set(STILL_LOOKING_KEY, {"number_given": True, "classifier_intent": classified},
+                                add_to_output=True)
                 continue
             set_intent(message, self.intent)
             entity = {"entity": STILL_LOOKING_ENTITY, "value": "still_looking", "start": 0, "end": len(text),

@@ -158,7 +158,9 @@ def test_does_nothing_on_another_data_set(tmp_path):
      ("arre chhodo, kal app pe dekh lungi", "deny", "ending"),
      # session 27: a choice said as made, and the Hinglish present for what the customer does next
      ("ok cool, going for the M", "affirm", "plan"), ("theek hai, app se order karti hu", "affirm", "plan"),
-     ("acha, size chart dekhta hu", "affirm", "plan")],
+     ("acha, size chart dekhta hu", "affirm", "plan"),
+     # session 29: the answer's option taken, said as fitting
+     ("perfect, prepaid via upi works for me", "affirm", "plan"), ("hmm ok, olive it is then", "affirm", "plan")],
 )
 def test_an_acknowledgement_with_a_plan_or_a_reason_keeps_its_intent(matcher, text, intent, rule):
     found = matcher.match_with_remark(text)
@@ -211,7 +213,8 @@ def test_a_plan_after_a_connective_is_still_a_plan(matcher, text, intent):
 def test_a_plan_that_takes_leave_is_left_to_the_classifier(matcher, section, text):
     assert matcher.match_with_remark(text) is None
     remarks = {k: v for k, v in section["with_a_remark"].items() if k != "farewells"}
-    assert AcknowledgementMatcher({**section, "with_a_remark": remarks}).match_with_remark(text).rule == "plan"
+    without = {**section, "with_a_remark": remarks, "leave_taking": None}  # leave_taking reads the farewells
+    assert AcknowledgementMatcher(without).match_with_remark(text).rule == "plan"
 
 
 def test_a_farewell_word_inside_another_word_is_no_farewell(matcher):
@@ -285,9 +288,10 @@ def test_affirm_and_praise_are_no_rivals_either(tmp_path):
 
 
 def test_a_goodbye_and_an_acknowledgement_are_no_rivals(tmp_path):
-    """Session 23: "ok byeee 👋" ranked affirm 0.79 and goodbye 0.78 fell back and was handed off."""
+    """Session 23: "ok byeee 👋" ranked affirm 0.79 and goodbye 0.78 fell back and was handed off. (Since session
+    29 a farewell word makes it a goodbye outright, `leave_taking`; without one the rivals still stand down.)"""
     component = trained(Acknowledgements, tmp_path, [*BOT_INTENTS, "goodbye"], "acknowledgements")
-    [message] = component.process([ranked("ok byeee 👋", ("affirm", 0.79), ("goodbye", 0.78), ("thank", 0.29))])
+    [message] = component.process([ranked("ok done for today 👋", ("affirm", 0.79), ("goodbye", 0.78), ("thank", 0.29))])
     assert message.get("intent") == {"name": "affirm", "confidence": 0.79}
     assert [(e["name"], e["confidence"]) for e in message.get("intent_ranking")] == [
         ("affirm", 0.79), ("thank", 0.29), ("goodbye", 0.0)]
@@ -435,9 +439,21 @@ def test_an_alone_only_dismissal_leads_no_remark(matcher):
 # mast?") was read as a question and handed off as "not sure"; a greeting's emoji made "suprabhat ☀️" an "ok".
 @pytest.mark.parametrize("text", ["aur batao kaise ho aap log? sab mast?", "kya haal chaal hai aap logon ke",
                                   "suprabhat ☀️", "hello team, how are you all doing?", "namaste ji, kaise hain aap sab",
-                                  "hey there 👋", "hi :)", "namaste ji 🙏", "hi 🙏"])
+                                  "hey there 👋", "hi :)", "namaste ji 🙏", "hi 🙏",
+                                  # session 29: the bot greeted by name
+                                  "hello bot, kaise ho 🙂", "kaisa chal raha hai bot ji"])
 def test_a_greeting_that_asks_how_things_are_is_greet(matcher, text):
     assert matcher.match(text).intent == "greet"
+
+
+@pytest.mark.parametrize("text", ["great, nothing more from me 👍", "ok thats all from me"])
+def test_nothing_else_to_ask_is_an_acknowledgement(matcher, text):
+    # session 29 (v23): "cool, nothing else from me for now 🙂" fell back and was handed off
+    assert matcher.match(text).intent == "affirm"
+
+
+def test_a_question_about_the_bot_is_no_greeting(matcher):
+    assert matcher.match("hi bot, are you a real person?") is None
 
 
 def test_a_greeting_is_read_in_the_customers_own_words(tmp_path):
@@ -498,3 +514,46 @@ def test_a_dismissal_that_names_what_it_drops_is_still_a_dismissal(matcher, text
 def test_a_reason_after_a_dismissal_is_still_an_ending(matcher):
     found = matcher.match_with_remark("never mind that, my brother already picked it up", "deny")
     assert (found.intent, found.rule) == ("deny", "ending")
+
+
+# Session 29: a message that takes leave and asks for nothing is a goodbye (escalation.yml
+# `acknowledgements.leave_taking`): "hmm samajh gayi, alvida" was read as "ok", "haha nvm bye" as "no".
+@pytest.mark.parametrize("text, reading", [
+    ("acha theek hai, chalo bye", ("affirm", 0.8)),
+    ("lol forget it, good night", ("deny", 0.7)),
+    ("ok 10% sounds fair. ttyl, will decide by tonight", ("ask_question", 0.45)),
+])
+def test_a_message_that_takes_leave_is_a_goodbye(matcher, text, reading):
+    found = matcher.match_leave(text, *reading)
+    assert found is not None and found.intent == "goodbye" and found.rule == "farewell"
+
+
+@pytest.mark.parametrize("text, reading", [
+    ("ok bye, will it reach by friday", ("affirm", 0.8)),            # asks something
+    ("bye, but my refund still hasn't come", ("deny", 0.7)),        # names a problem
+    ("bye bye, connect me to an agent first", ("affirm", 0.7)),     # a request
+    ("ok bye 👎", ("affirm", 0.8)),                                 # a negative emoji
+    ("tata play dth recharge karna hai", ("ask_question", 0.5)),    # "tata" as a brand
+    ("chalo bye", ("out_of_scope", 0.9)),                          # a reading the rule does not replace
+])
+def test_leave_taking_is_not_read_into_other_messages(matcher, text, reading):
+    assert matcher.match_leave(text, *reading) is None
+
+
+def test_leave_taking_needs_the_goodbye_intent_in_the_training_data(tmp_path):
+    component = trained(Acknowledgements, tmp_path, BOT_INTENTS, "acknowledgements")  # no goodbye intent
+    [message] = component.process([classified("hmm got it, bye for now", intent="deny", confidence=0.7)])
+    assert message.get("intent")["name"] == "deny"
+    (tmp_path / "g").mkdir()
+    with_goodbye = trained(Acknowledgements, tmp_path / "g", BOT_INTENTS + ["goodbye"], "acknowledgements")
+    [message] = with_goodbye.process([classified("hmm got it, bye for now", intent="deny", confidence=0.7)])
+    assert message.get("intent") == {"name": "goodbye", "confidence": 1.0}
+    assert message.get("acknowledgement")["rule"] == "farewell"
+
+
+def test_a_leave_taking_mistake_is_a_clear_error(section):
+    broken = {**section, "leave_taking": {**section["leave_taking"], "below": 3}}
+    with pytest.raises(ValueError, match="leave_taking.below must be a number from 0 to 1"):
+        AcknowledgementMatcher(broken)
+    with pytest.raises(ValueError, match="needs an `intent`"):
+        AcknowledgementMatcher({**section, "leave_taking": {"below": 0.5}})

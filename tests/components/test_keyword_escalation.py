@@ -47,7 +47,11 @@ def matcher():
      # session 27: "connect karo" after whoever is named
      "jo bhi wahan baitha hai usse connect kar do please",
      # session 28: a real person in Hinglish words
-     "koi asli banda available hai kya? usi se baat karunga", "mujhe apne staff ke kisi bande se baat karwa do"],
+     "koi asli banda available hai kya? usi se baat karunga", "mujhe apne staff ke kisi bande se baat karwa do",
+     # session 29: a person asked for in other words (a named helper again, a stylist, a call on WhatsApp)
+     "aapke office ke kisi aadmi se baat ho sakti hai?", "neha helped me last week, can i talk to her again",
+     "is there a live executive i can chat with", "can someone from your staff look into this",
+     "papa ko size chart call pe samjha dijiye", "koi mujhe video call kar sakta hai kya"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None
@@ -235,6 +239,21 @@ def test_a_team_name_with_a_request_still_hands_off(matcher, text):
 )
 def test_a_question_about_the_team_is_not_a_request(matcher, text):
     assert matcher.match(text) is None
+
+
+# The ask has to be in the name's clause: a "want" or "need" about something else does not turn a question
+# for the team's address into a request for a person (session 29).
+@pytest.mark.parametrize(
+    "text",
+    ["which email does the customer care team read? i need to send them photos of the stain",
+     "helpline ka number do, mujhe bill ki copy chahiye"],
+)
+def test_an_ask_in_another_clause_does_not_make_a_request(matcher, text):
+    assert matcher.match(text) is None
+
+
+def test_an_ask_in_the_names_own_clause_still_hands_off(matcher):
+    assert matcher.match("the zip broke on day one, i need customer care now") is not None
 
 
 def test_a_declined_team_name_is_declined(matcher):

@@ -73,6 +73,19 @@ def signals():
         # session 28: "before <weekday>" and "parso" (the day after tomorrow) as the date
         ("#4410 must reach me before saturday, it's a gift for the puja", "urgent_problem"),
         ("parso engagement hai, order 3381 usse pehle chahiye", "urgent_problem"),
+        # session 29: "kya" asking what happened to the order does not make the need a question
+        ("52210 ka kya scene hai? kal flight hai, usse pehle chahiye", "urgent_problem"),
+        # session 29: whether the customer's own order has left yet is that order's status
+        ("mera parcel warehouse se nikal gaya kya?", "order_status"),
+        ("did my package leave the godown? been dispatched yet?", "order_status"),
+        # session 29: a chest or bust measurement is a size question, not the order number the form asked for
+        ("meri bust 34 hai", "ask_question"),
+        # session 29: when the customer's own order comes is that order's status
+        ("mera package aane mein kitna samay aur lagega", "order_status"),
+        # session 29 (v23): news of an order in other words, and both of two orders asked after
+        ("mere order ka koi ata pata nahi, kaha hai", "order_status"),
+        ("i ordered twice separately, both of them show nothing yet", "order_status"),
+        ("ek chahiye tha joke likh ke, crack a joke please", "out_of_scope"),
         ("print bahut achha hai par pehli dhulai mein hi stitching khul gayi", "complaint"),
     ],
 )
@@ -116,6 +129,11 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "can you deliver by tomorrow, i need it for a flight",
         "kal tak aa jayega kya? mujhe chahiye",
         "can it arrive by friday if i order today?",                 # a weekday asked ahead, no problem
+        # session 29: whether it can come in time, asked in Hinglish without "kya" as the guard
+        "mujhe parso tak chahiye, mil sakta hai?",
+        "kal tak chahiye, deliver ho payega?",
+        "how long after payment is my order usually dispatched?",    # session 29: the shipping answer
+        "if i order today, how many days will my parcel take to pune",
         "the app khul gaya but where do i see my orders",            # "khul" without stitching
     ],
 )
