@@ -54,6 +54,7 @@ def still_looking_entities(message):
     # session 29: "wait karo" as the lead, and opening the mailbox as the search
     ("wait kijiye, inbox khol raha hu", ("affirm", 0.7)),
     ("ek min, dusre phone se number le aati hu", ("ask_question", 0.66)),
+    ("hold on, mail mein order id khoj raha hu", ("complaint", 0.62)),
 ])
 def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text, reading):
     component = make_component(tmp_path)
