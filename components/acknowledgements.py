@@ -53,7 +53,9 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 
-from components.designer_lists import DesignerListComponent, demote_intent, set_intent
+from components.designer_lists import (
+    DesignerListComponent, confidence_setting, count_setting, demote_intent, set_intent,
+)
 from components.follow_ups import CUSTOMER_TEXT_KEY
 from components.phrases import PhraseList, clauses, phrase_strings, squeeze, tokenize
 
@@ -225,15 +227,9 @@ class LeaveRules:
             raise ValueError(f"{where} needs `with_a_remark.farewells` (the phrases that take leave)")
         self.farewells = farewells
         self.override_intents = set(phrase_strings(section.get("override_intents"), f"{where}.override_intents"))
-        below = section.get("below", 0.0)
-        if isinstance(below, bool) or not isinstance(below, (int, float)) or not 0 <= below <= 1:
-            raise ValueError(f"{where}.below must be a number from 0 to 1, got {below!r}")
-        self.below = float(below)
+        self.below = confidence_setting(section, "below", where)
         self._not_when = PhraseList(phrase_strings(section.get("not_when"), f"{where}.not_when"), squeezed=True)
-        max_words = section.get("max_words", 20)
-        if not isinstance(max_words, int) or isinstance(max_words, bool) or max_words < 1:
-            raise ValueError(f"{where}.max_words must be a whole number of at least 1")
-        self.max_words = max_words
+        self.max_words = count_setting(section, "max_words", where, default=20)
 
     def applies_to(self, classifier_intent: str, confidence: float) -> bool:
         return classifier_intent in self.override_intents or confidence < self.below

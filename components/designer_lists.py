@@ -66,6 +66,14 @@ def confidence_setting(section: Dict[Text, Any], key: Text, where: Text, default
     return float(value)
 
 
+def count_setting(section: Dict[Text, Any], key: Text, where: Text, default: int) -> int:
+    """A designer's count (`section[key]`, `default` when absent): a whole number of at least 1, or a clear error."""
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{where}.{key} must be a whole number of at least 1, got {value!r}")
+    return value
+
+
 def set_intent(message: Message, intent: Text, confidence: float = 1.0) -> None:
     """Makes `intent` the message's intent; the classifier's other intents follow it in the ranking at 0."""
     others = [

@@ -43,7 +43,7 @@ from rasa.shared.nlu.training_data.message import Message
 
 from components.acknowledgements import is_reaction
 from components.designer_lists import (
-    DesignerListComponent, confidence_setting, load_section, set_intent, settings_path,
+    DesignerListComponent, confidence_setting, count_setting, load_section, set_intent, settings_path,
 )
 from components.follow_ups import CUSTOMER_TEXT_KEY
 from components.phrases import PhraseList, phrase_strings, squeeze, tokenize
@@ -76,10 +76,7 @@ class StillLooking(DesignerListComponent, IntentClassifier):
                 raise ValueError(f"{where}.{key} must list at least one phrase")
         self.fillers = {squeeze(word) for phrase in phrase_strings(section.get("filler_words"), f"{where}.filler_words")
                         for word in tokenize(phrase)}
-        max_words = section.get("max_words", 12)
-        if not isinstance(max_words, int) or isinstance(max_words, bool) or max_words < 1:
-            raise ValueError(f"{where}.max_words must be a whole number of at least 1")
-        self.max_words = max_words
+        self.max_words = count_setting(section, "max_words", where, default=12)
         self.keep_topics_from = confidence_setting(section, "keep_topics_from", where)
         # Readings that stay: a person or a pattern-3 topic is due whatever else the message says.
         path = settings_path(self._config["settings_path"])
@@ -98,16 +95,12 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         unknown = sorted(set(section) - {"below", "max_words", "min_digits", "not_when"})
         if unknown:
             raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}")
-        numbers = {}
-        for key, default in (("max_words", 12), ("min_digits", 4)):
-            value = section.get(key, default)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{where}.{key} must be a whole number of at least 1")
-            numbers[key] = value
+        min_digits = count_setting(section, "min_digits", where, default=4)
         self.number_given = {
             "below": confidence_setting(section, "below", where, default=0.6),
-            "bare_number": re.compile(rf"(?<![\d.,])\d{{{numbers['min_digits']},}}(?![\d.,]*\d)"),
-            "max_words": numbers["max_words"],
+            # a run of digits not part of a longer number, an amount ("1,850") or a decimal ("18.50")
+            "bare_number": re.compile(rf"(?<![\d.,])\d{{{min_digits},}}(?![\d.,]*\d)"),
+            "max_words": count_setting(section, "max_words", where, default=12),
             "not_when": PhraseList(phrase_strings(section.get("not_when"), f"{where}.not_when"), squeezed=True),
         }
 
