@@ -31,7 +31,7 @@ from actions.handoff import NLU_FALLBACK, decide_escalation, hand_off
 from actions.knowledge_base import KnowledgeBase, Match, entries_declared_in
 from actions.resolution import count_answer
 from actions.settings import (
-    EllipticalFollowUps, EscalationSettings, FollowUpKeepsTopic, QuestionSentences, settings,
+    EllipticalFollowUps, EscalationSettings, FollowUpKeepsTopic, QuestionSentences, RefundFollowUps, settings,
 )
 from components import text_embedding
 from components.phrases import PhraseList, tokenize, word_spans
@@ -134,6 +134,42 @@ def follow_up_match(
     return None
 
 
+@functools.lru_cache(maxsize=16)
+def _phrase_list(phrases: Tuple[str, ...]) -> PhraseList:
+    return PhraseList(list(phrases))
+
+
+def refund_follow_up_match(
+    kb: KnowledgeBase, tracker: Tracker, candidates: List[Match], question: str, threshold: float,
+    rule: Optional[RefundFollowUps],
+) -> Optional[Match]:
+    """A question about the money coming back, right after an answer that says how it comes back
+    (`knowledge_base.refund_follow_ups`): "and for cod orders where does it go" after the returns answer, "and
+    paisa kitne din mein wapas aata hai if i paid by upi?" after the cancellation answer. Alone such a question
+    names a payment mode, another entry's topic (cash on delivery, payment methods), and the rules above judge it
+    alone, which answered it from that entry: a wrong answer, as the answer just given says it. It stays on the
+    entry just answered when it has one of `cues`, at most `max_words` words, none of the words that switch to
+    the other subject (`entries`: "cancel" after returns), and the previous question and this one searched
+    together pick that entry at the threshold. None: judged as before."""
+    if rule is None or not candidates:
+        return None
+    previous = conversation.previous_kb_answer(tracker)
+    if previous is None:
+        return None
+    previous_question, entry_id = previous
+    switches = dict(rule.entries).get(entry_id)
+    if switches is None or candidates[0].entry_id == entry_id:
+        return None
+    words = tokenize(question)
+    if (len(words) > rule.max_words or _phrase_list(rule.cues).find(words) is None
+            or (switches and _phrase_list(switches).find(words) is not None)):
+        return None
+    combined = kb.best_match(f"{previous_question} {question}")
+    if combined and combined.entry_id == entry_id and combined.probability >= threshold:
+        return combined
+    return None
+
+
 def declared_topics(config: EscalationSettings) -> Sequence[Tuple[str, Sequence[str]]]:
     """The designer's topic words (`elliptical_follow_ups.topic_words`), or none when that rule is off."""
     elliptical = config.kb_elliptical_follow_ups
@@ -188,7 +224,8 @@ def decide(
         contextual = elliptical_follow_up_match(
             kb, tracker, candidates, question, threshold, config.kb_elliptical_follow_ups
         ) or follow_up_match(kb, tracker, candidates, question, threshold, config.kb_follow_up_keeps_topic,
-                             declared_topics(config))
+                             declared_topics(config)
+        ) or refund_follow_up_match(kb, tracker, candidates, question, threshold, config.kb_refund_follow_ups)
         if contextual is not None:
             if match is not None and match.probability >= threshold:
                 logger.info("follow-up kept on %s instead of %s", contextual.entry_id, match)

@@ -43,6 +43,18 @@ class FollowUpKeepsTopic:
 
 
 @dataclass(frozen=True)
+class RefundFollowUps:
+    """`knowledge_base.refund_follow_ups`: a question about the money coming back, asked right after an answer
+    that says how it comes back, stays on that answer whatever payment mode it names (actions/answers.py)."""
+
+    # (entry id, phrases that name another entry's own subject instead): the answers that say how the money comes
+    # back, and for each the words with which a customer has switched to the other ("cancel" after returns).
+    entries: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
+    cues: Tuple[str, ...] = ()  # phrases that ask about the money coming back ("refund", "wapas", "where does it go")
+    max_words: int = 14
+
+
+@dataclass(frozen=True)
 class EllipticalFollowUps:
     """`knowledge_base.elliptical_follow_ups`: a short message right after a knowledge-base answer that
     names no other entry's topic stays on the entry just answered (actions/answers.py)."""
@@ -98,6 +110,7 @@ class EscalationSettings:
     kb_follow_up_context: bool
     kb_follow_up_keeps_topic: Optional[FollowUpKeepsTopic]  # None: a message answered alone is always answered alone
     kb_elliptical_follow_ups: Optional[EllipticalFollowUps]  # None: off
+    kb_refund_follow_ups: Optional[RefundFollowUps]  # None: off
     kb_question_sentences: Optional[QuestionSentences]  # None: off
     inbox_timeout_seconds: float
     inbox_attempts: int
@@ -172,6 +185,8 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
     question_sentences = _question_sentences(
         kb.get("question_sentences", {}), f"{name}: knowledge_base.question_sentences"
     )
+    refund_follow_ups = _refund_follow_ups(kb.get("refund_follow_ups", False),
+                                           f"{name}: knowledge_base.refund_follow_ups")
     return EscalationSettings(
         source=source,
         human_request_intent=str(human.get("intent", "request_human")),
@@ -187,6 +202,7 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
         kb_follow_up_context=follow_up_context,
         kb_follow_up_keeps_topic=keeps_topic,
         kb_elliptical_follow_ups=elliptical,
+        kb_refund_follow_ups=refund_follow_ups,
         kb_question_sentences=question_sentences,
         inbox_timeout_seconds=float(inbox.get("timeout_seconds", 2.0)),
         inbox_attempts=int(inbox.get("attempts", 2)),
@@ -231,6 +247,24 @@ def _follow_up_keeps_topic(section: Any, where: str) -> Optional[FollowUpKeepsTo
     if isinstance(odds, bool) or not isinstance(odds, (int, float)) or odds < 1.0:
         raise SettingsError(f"{where}.max_odds must be a number >= 1, got {odds!r}")
     return FollowUpKeepsTopic(max_words=words, max_probability=float(probability), max_odds=float(odds))
+
+
+def _refund_follow_ups(section: Any, where: str) -> Optional[RefundFollowUps]:
+    """false or absent: off; a mapping with `entries` (entry id: the words that switch to another subject), `cues`
+    and `max_words`."""
+    section = _switch_section(section, where, ["entries", "cues", "max_words"])
+    if not section:
+        return None
+    entries = section.get("entries")
+    if not isinstance(entries, dict) or not entries:
+        raise SettingsError(f"{where}.entries must map knowledge-base entry ids to lists of phrases")
+    cues = _phrases(section.get("cues"), f"{where}.cues", one_word=False)
+    if not cues:
+        raise SettingsError(f"{where}.cues must list at least one phrase")
+    return RefundFollowUps(
+        entries=tuple((str(entry), _phrases(words, f"{where}.entries.{entry}", one_word=False))
+                      for entry, words in entries.items()),
+        cues=cues, max_words=_max_words(section, where, RefundFollowUps.max_words))
 
 
 def _elliptical_follow_ups(

@@ -195,6 +195,37 @@ async def test_a_long_follow_up_is_taken_to_name_its_own_topic(kb, dispatcher, c
     assert slots_of(events)["kb_match"]["entry_id"] != "returns"
 
 
+# Refund follow-ups (`knowledge_base.refund_follow_ups`, session 29): a question about the money coming back,
+# right after an answer that says how it comes back, stays on that answer whatever payment mode it names.
+REFUND_AFTER_RETURNS = "what if i paid by cash at the door, where does it go then"
+
+
+async def test_a_refund_follow_up_stays_on_the_answer_that_says_how_the_money_comes_back(kb, dispatcher, config):
+    alone = kb.best_match(REFUND_AFTER_RETURNS)
+    assert alone.entry_id != "returns"  # alone, the payment mode makes it another entry's question
+    history = await previous_answer("what is your return policy")
+    _, match = await answer(dispatcher, history, REFUND_AFTER_RETURNS)
+    assert match["entry_id"] == "returns" and match["answered"] and match["context"] == "previous_question"
+    assert dispatcher.messages[0]["text"].startswith(kb.entry("returns").answer.rstrip("\n"))
+
+
+@pytest.mark.parametrize("switch", [
+    "cod ka handling charge kitna hai",                        # no question about money coming back
+    "and if i cancel another order instead, when is that refund credited",  # the other refund subject, named
+])
+async def test_a_real_switch_after_the_returns_answer_still_switches(kb, dispatcher, config, switch):
+    history = await previous_answer("what is your return policy")
+    _, match = await answer(dispatcher, history, switch)
+    assert match["entry_id"] != "returns"
+
+
+async def test_with_refund_follow_ups_off_the_payment_mode_decides(kb, dispatcher, config, monkeypatch):
+    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_refund_follow_ups=None))
+    history = await previous_answer("what is your return policy")
+    _, match = await answer(dispatcher, history, REFUND_AFTER_RETURNS)
+    assert match["entry_id"] != "returns"
+
+
 # Elliptical follow-ups (`knowledge_base.elliptical_follow_ups`): a short message that names no other
 # entry's topic stays on the entry just answered, even when a neighbour is sure of it alone.
 async def answer(dispatcher, history, text):

@@ -146,6 +146,30 @@ def test_bad_question_sentences_names_the_problem(value, message):
         parse_settings(document, PROJECT_ROOT / "escalation.yml")
 
 
+def test_refund_follow_ups_are_on_as_shipped_and_false_turns_them_off():
+    shipped = parse_settings(copy.deepcopy(SHIPPED), PROJECT_ROOT / "escalation.yml").kb_refund_follow_ups
+    assert shipped is not None and dict(shipped.entries).keys() == {"returns", "cancellation"}
+    assert "cancel" in dict(shipped.entries)["returns"] and "refund" in shipped.cues
+    off = broken(lambda d: d["knowledge_base"].update(refund_follow_ups=False))
+    assert parse_settings(off, PROJECT_ROOT / "escalation.yml").kb_refund_follow_ups is None
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"entries": ["returns"], "cues": ["refund"]}, "entries must map knowledge-base entry ids"),
+        ({"entries": {"returns": ["cancel"]}, "cues": []}, "cues must list at least one phrase"),
+        ({"entries": {"returns": ["cancel"]}, "cues": ["refund"], "max_words": 0}, "max_words must be a whole number"),
+        ({"entries": {"returns": "cancel"}, "cues": ["refund"]}, "entries.returns must be a list of phrases"),
+        ({"entries": {"returns": []}, "cues": ["refund"], "when": 1}, "unknown key"),
+    ],
+)
+def test_bad_refund_follow_ups_names_the_problem(value, message):
+    document = broken(lambda d: d["knowledge_base"].update(refund_follow_ups=value))
+    with pytest.raises(SettingsError, match=f"refund_follow_ups.*{message}"):
+        parse_settings(document, PROJECT_ROOT / "escalation.yml")
+
+
 def test_the_knowledge_base_encodes_with_the_precision_the_nlu_uses():
     # Equal precisions let the action server reuse the NLU's vector of a question instead of encoding it again.
     config = yaml.safe_load((PROJECT_ROOT / "config.yml").read_text())
