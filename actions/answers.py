@@ -136,6 +136,7 @@ def follow_up_match(
 
 @functools.lru_cache(maxsize=16)
 def _phrase_list(phrases: Tuple[str, ...]) -> PhraseList:
+    """A designer's phrases from the settings, built once (the refund cues and switches, the lead-ins)."""
     return PhraseList(list(phrases))
 
 
@@ -261,16 +262,11 @@ def question_sentences(
     return [part for part in dict.fromkeys(parts) if len(part.split()) >= min_words]
 
 
-@functools.lru_cache(maxsize=4)
-def _lead_in_list(lead_ins: Tuple[str, ...]) -> PhraseList:
-    return PhraseList(lead_ins)
-
-
 def _without_lead_in(text: str, lead_ins: Sequence[str]) -> Optional[str]:
     """`text` with its lead-in taken out (the longest that occurs, whole words, any case or spacing), or None
     when it has none."""
     spans = word_spans(text)
-    found = _lead_in_list(tuple(lead_ins)).occurrences([word for word, _start, _end in spans])
+    found = _phrase_list(tuple(lead_ins)).occurrences([word for word, _start, _end in spans])
     if not found:
         return None
     _phrase, first, last = max(found, key=lambda occurrence: len(occurrence[0]))

@@ -370,8 +370,7 @@ class AcknowledgementMatcher:
             intent = self._emoji_intent(item["emoji"])
             if intent is None or intent == self.reaction_intents[NEGATIVE]:
                 return None  # a negative or unknown emoji: not a plain acknowledgement
-        for symbol, _ in self._symbols:
-            text = text.replace(symbol, " ")
+        text = self._without_symbols(text)
         words = tokenize(replace_emoji(text, " "))
         position, lead, ending = 0, [], None
         while position < len(words):
@@ -409,10 +408,7 @@ class AcknowledgementMatcher:
             intent = self._emoji_intent(item["emoji"])
             if intent is None or intent == self.reaction_intents[NEGATIVE]:
                 return None
-        plain = text
-        for symbol, _ in self._symbols:
-            plain = plain.replace(symbol, " ")
-        words = tokenize(replace_emoji(plain, " "))
+        words = self._plain_words(text)
         if rules.excluded(text, words):
             return None
         # A thank-you lead (after fillers or an "ok"): "ok thank you for the quick delivery".
@@ -454,10 +450,7 @@ class AcknowledgementMatcher:
         for item in emoji_list(text):
             if self._emoji_intent(item["emoji"]) == self.reaction_intents[NEGATIVE]:
                 return None
-        plain = text
-        for symbol, _ in self._symbols:
-            plain = plain.replace(symbol, " ")
-        words = tokenize(replace_emoji(plain, " "))
+        words = self._plain_words(text)
         # The remark rules' question test ("ok bye, will it come by friday" asks something): its question starts
         # are whole openings ("will it", "will you"), so "bye for now, will check with my sister" is no question.
         asks = self.remarks.is_question(text, words) if self.remarks is not None else "?" in text
@@ -465,6 +458,16 @@ class AcknowledgementMatcher:
         if farewell is None:
             return None
         return Acknowledgement(intent=rules.intent, items=[farewell], remark=" ".join(words), rule="farewell")
+
+    def _without_symbols(self, text: str) -> str:
+        """`text` with the listed emoticons (":)") replaced by spaces."""
+        for symbol, _ in self._symbols:
+            text = text.replace(symbol, " ")
+        return text
+
+    def _plain_words(self, text: str) -> List[str]:
+        """The words of `text` without its emoticons and emoji."""
+        return tokenize(replace_emoji(self._without_symbols(text), " "))
 
     def _emoji_intent(self, symbol: str) -> Optional[str]:
         key = emoji_key(symbol)
