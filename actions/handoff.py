@@ -26,6 +26,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import conversation
 from actions.handoff_contract import handoff_id_for_message
+from actions.in_process import require_action_server
 from actions.inbox_client import HandoffAccepted, HandoffFailed, InboxClient
 from actions.privacy import mask_text, masked
 from actions.settings import EscalationSettings, settings
@@ -166,6 +167,9 @@ async def hand_off(
     dispatcher: CollectingDispatcher, tracker: Tracker, reason: Optional[str] = None
 ) -> List[EventType]:
     """Everything a hand-off does; also used by actions that hand off themselves (e.g. no KB match)."""
+    # The inbox, its token and its retries are the action server's: inside the Rasa process this stops the
+    # action, and Rasa runs it there instead (connectors/in_process_actions.py).
+    require_action_server("hand-off")
     config = settings()
     escalation = decide_escalation(tracker, config, reason)
     handoff_id = handoff_id_for(tracker)

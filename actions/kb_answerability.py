@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -82,7 +82,11 @@ def _normalised(text: str) -> str:
 class EntryClassifier:
     """Entry-or-NONE classifier on [sentence embedding | word tf-idf | char tf-idf]."""
 
-    def fit(self, texts: Sequence[str], vectors: np.ndarray, labels: np.ndarray) -> "EntryClassifier":
+    def fit(self, texts: Sequence[str], vectors: np.ndarray, labels: np.ndarray,
+            weights: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> "EntryClassifier":
+        """`weights`: the (coef_, intercept_) a fit of the same texts, vectors and labels found before
+        (actions/kb_fit_cache.py); the n-gram vocabularies are learnt again (cheap and deterministic), the
+        logistic regression is not (most of the time of a knowledge-base load)."""
         normalised = [_normalised(t) for t in texts]
         # A tiny knowledge base (tests, a new brand) has too few texts to leave rare n-grams out.
         min_df = MIN_DOCUMENT_FREQUENCY if len(texts) >= 20 * MIN_DOCUMENT_FREQUENCY else 1
@@ -98,10 +102,18 @@ class EntryClassifier:
         self._near_vectors = vectors[self.labels == NONE]  # near_miss's (copied once, not per question)
         self.model = None
         if len(self.classes) > 1:  # a single class needs no model: its probability is 1
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                self.model = LogisticRegression(C=CLASSIFIER_C, tol=TOLERANCE, max_iter=2000)
-                self.model.fit(self._inputs(normalised, vectors), self.labels)
+            self.model = LogisticRegression(C=CLASSIFIER_C, tol=TOLERANCE, max_iter=2000)
+            if weights is None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    self.model.fit(self._inputs(normalised, vectors), self.labels)
+            else:
+                coef, intercept = weights
+                width = vectors.shape[1] + sum(len(v.vocabulary_) for v in self.vectorizers)
+                if coef.shape != ((len(self.classes), width) if len(self.classes) > 2 else (1, width)):
+                    raise ValueError(f"stored weights {coef.shape} do not fit {len(self.classes)} classes and {width} inputs")
+                self.model.classes_, self.model.coef_, self.model.intercept_ = self.classes, coef, intercept
+                self.model.n_features_in_ = width
             self._one_text = [(v.build_analyzer(), v.vocabulary_, v.idf_) for v in self.vectorizers]
             self._weights = np.ascontiguousarray(self.model.coef_.T)
         return self
@@ -285,14 +297,22 @@ def _folds(labels: np.ndarray) -> List[Tuple[np.ndarray, np.ndarray]]:
         return list(StratifiedKFold(splits, shuffle=True, random_state=0).split(np.zeros(len(labels)), labels))
 
 
+# What a fit learns that is expensive to learn again: the entry classifier's weights and the calibration.
+FittedWeights = Tuple[np.ndarray, np.ndarray, AnswerCalibration]
+
+
 def fit_answerability(
-    texts: Sequence[str], vectors: np.ndarray, labels: np.ndarray, is_question: np.ndarray, n_entries: int
+    texts: Sequence[str], vectors: np.ndarray, labels: np.ndarray, is_question: np.ndarray, n_entries: int,
+    stored: Optional[Callable[[], Optional[FittedWeights]]] = None,
+    store: Optional[Callable[[FittedWeights], None]] = None,
 ) -> Tuple[EntryClassifier, AnswerCalibration]:
     """The entry classifier on all examples and the answer probability fitted on held-out ones.
 
     texts/vectors/labels: every example (label = entry index, or NONE for a near miss); is_question:
     which of them are customer-style questions (entry questions and near misses; titles and answer
     sentences train the classifier but are not examples of a customer's question).
+    `stored` / `store`: a cache of the result for exactly these inputs (actions/kb_fit_cache.py): what
+    `stored()` returns is used instead of fitting (None: fit); a fresh fit is handed to `store`.
     """
     labels = np.asarray(labels)
     if not (labels == NONE).any():
@@ -300,6 +320,13 @@ def fit_answerability(
             "cannot fit the answer probability: it needs example questions an entry answers and near "
             "misses no entry answers (found 0). Add `not_covered:` questions to an entry or a `near_misses:` file."
         )
+    found = stored() if stored is not None else None
+    if found is not None:
+        coef, intercept, calibration = found
+        try:
+            return EntryClassifier().fit(texts, vectors, labels, weights=(coef, intercept)), calibration
+        except ValueError:  # weights of another shape: not this fit after all, so fit as if none were stored
+            pass
     features = np.zeros((len(texts), len(FEATURES)))
     answerable = np.zeros(len(texts), dtype=bool)
     for train, held_out in _folds(labels):
@@ -309,4 +336,7 @@ def fit_answerability(
         features[held_out] = feature_matrix(fold, entries, none, vectors[held_out], candidates)
         answerable[held_out] = candidates == labels[held_out]
     calibration = AnswerCalibration.fit(features[is_question], answerable[is_question])
-    return EntryClassifier().fit(texts, vectors, labels), calibration
+    classifier = EntryClassifier().fit(texts, vectors, labels)
+    if store is not None and classifier.model is not None:
+        store((classifier.model.coef_, classifier.model.intercept_, calibration))
+    return classifier, calibration

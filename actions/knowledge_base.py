@@ -34,6 +34,7 @@ from actions.kb_answerability import (
     topic_words,
 )
 from actions.embedding_cache import EmbeddingCache
+from actions.kb_fit_cache import FitCache, fit_key
 from components import text_embedding
 from components.sentence_encoder import DEFAULT_MODEL, load_encoder
 
@@ -396,9 +397,15 @@ class KnowledgeBase:
         # sentence embedding reads the text as written, so the vector the NLU carried for a question stays usable.
         # Session 25: glossing the embedding's input too gave the same answers and cost an encode per glossed question.
         glossed = [gloss(text, self.glossary) for text in texts]  # topic words above stay the designer's own words
+        vectors, labels, is_question = self._embed_examples(texts), np.asarray(labels), np.asarray(is_question)
+        stored = store = None
+        if self.embedding_cache is not None:  # the fit is cached where the embeddings are (actions/kb_fit_cache.py)
+            fits = FitCache(self.embedding_cache.directory / "fits")
+            key = fit_key(glossed, vectors, labels, is_question, len(self._positions))
+            stored, store = (lambda: fits.read(key)), (lambda fitted: fits.write(key, fitted))
         try:
             self.classifier, self.calibration = fit_answerability(
-                glossed, self._embed_examples(texts), np.asarray(labels), np.asarray(is_question), len(self._positions)
+                glossed, vectors, labels, is_question, len(self._positions), stored=stored, store=store
             )
         except CalibrationError as error:
             raise KnowledgeBaseError(str(error)) from error

@@ -131,6 +131,10 @@ def start_up_steps(serving: bool = True) -> None:
         print(rasa_speedups.install(), file=sys.stderr, flush=True)
     except ValueError as error:  # a setting the speed-ups read (RASA_ACTION_KEEPALIVE_SECONDS)
         raise SystemExit(f"Rasa not started: {error}") from None
+    if rasa_speedups.off_reason("RASA_IN_PROCESS_ACTIONS") is None:  # also pinned to the tested Rasa
+        from connectors import in_process_actions
+
+        in_process_actions.install()  # does nothing unless the endpoints file names actions
 
 
 def main() -> None:
