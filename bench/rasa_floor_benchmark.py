@@ -19,6 +19,8 @@ does. Configurations, one layer added at a time (each its own table row):
      action_session_start is a custom action (without an action server every turn ends in action_handoff), so
      its action server runs and the senders start their sessions in the warm-up: no action call in the window
   g  f + the project's action server (actions.server) and a knowledge-base question, as in the capacity benchmark
+  g+ip  g with `in_process_actions` (connectors/in_process_actions.py): the knowledge-base answer and the session
+     start run inside Rasa, as the production and cluster profiles run them
   d+, e+  d and e started as the project starts Rasa (connectors.rasa_start: connectors/rasa_speedups.py
      installed, among them the prebuilt validator of action responses and a kept-alive action-server session)
   e+pg  e+ with connectors/postgres_tracker_store.py (same table, prepared statements) instead of SQLTrackerStore
@@ -502,6 +504,8 @@ class Config:
     speedups: bool = False
     # The tracker store's endpoint `type` when `postgres`: Rasa's SQLTrackerStore or a module path.
     tracker_store: str = "SQL"
+    # The endpoints' `in_process_actions` (connectors/in_process_actions.py): these actions run inside Rasa.
+    in_process: Tuple[str, ...] = ()
 
 
 CONFIGS = {c.key: c for c in [
@@ -521,6 +525,8 @@ CONFIGS = {c.key: c for c in [
            actions="project", texts=PROJECT_TEXTS, sessions_in_warmup=True),
     Config("g", "project model + its action server, knowledge-base question, in-memory", project=True,
            actions="project", texts=KB_TEXTS),
+    Config("g+ip", "g with the knowledge-base answer and the session start run inside Rasa", project=True,
+           actions="project", texts=KB_TEXTS, in_process=("action_answer_question", "action_session_start")),
 ]}
 
 
@@ -532,6 +538,8 @@ def endpoints_yaml(config: Config, backends: Backends, database: str, action_por
     parts = []
     if config.actions:
         parts.append(f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n')
+        if config.in_process:
+            parts.append(f'  in_process_actions: [{", ".join(config.in_process)}]\n')
     if config.postgres:
         parts.append(f'tracker_store:\n  type: {config.tracker_store}\n  dialect: "postgresql"\n  url: "127.0.0.1"\n'
                      f'  port: {backends.postgres.port}\n  db: "{database}"\n  username: "postgres"\n'
