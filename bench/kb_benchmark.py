@@ -13,17 +13,19 @@ search and for its sentence encoding alone (the rest is the classifier and the c
 Works on any KB file of the schema in data/knowledge_base.yml and any eval file with
 `paraphrases: [{text, entry_id}]` and `unanswerable: [text]`. bench/data/kb_test_v23.yml (the default
 `--eval`, written in session 30 before any run on it by someone who does not tune the knowledge base) is the
-TEST set. bench/data/kb_test_v22.yml (session 29's), bench/data/kb_test_v21.yml (session 28's), bench/data/kb_test_v20.yml (session 27's), bench/data/kb_test_v19.yml (session 26's), bench/data/kb_test_v18.yml (session 25's), bench/data/kb_test_v17.yml (session 24's), bench/data/kb_test_v16.yml (session 23's), bench/data/kb_test_v15.yml (session 22's),
-bench/data/kb_test_v14.yml (session 21's), bench/data/kb_test_v13.yml (session 20's) and bench/data/kb_test_v12.yml
-(session 19's) were the TEST sets until they were measured in their sessions; they are used up and can still be
-named with `--eval`.
+TEST set. bench/data/kb_test_v22.yml (session 29's), bench/data/kb_test_v21.yml (session 28's), bench/data/kb_test_v20.yml
+(session 27's), bench/data/kb_test_v19.yml (session 26's), bench/data/kb_test_v18.yml (session 25's),
+bench/data/kb_test_v17.yml (session 24's), bench/data/kb_test_v16.yml (session 23's), bench/data/kb_test_v15.yml
+(session 22's), bench/data/kb_test_v14.yml (session 21's), bench/data/kb_test_v13.yml (session 20's) and
+bench/data/kb_test_v12.yml (session 19's) were the TEST sets until they were measured in their sessions; since
+session 30 they are training data too (copies in data/kb_labelled/), so measuring them measures in-sample.
 bench/data/kb_test_v11.yml (session 18's), bench/data/kb_test_v10.yml (session 17's) and bench/data/kb_test_v9.yml
 (session 16's) were the TEST sets until they were measured in their
 sessions; since session 19 they are training data too, like bench/data/kb_test_v8.yml (session 15's) and bench/data/kb_test_v7.yml
 (session 14's), so all five measure in-sample; they can still be named with `--eval`. A TEST set is measured once before and once
 after a round of work, never used to choose anything, and nobody who tunes the knowledge base reads it. The TEST sets
 are retired into training data once measured (v3, v4 and v5 in session 13, v6 in session 14, v7 and v8 in
-session 15, v9, v10 and v11 in session 19: copies in data/kb_labelled/, listed under `labelled_sets:` in
+session 15, v9, v10 and v11 in session 19, v12 to v22 in session 30: copies in data/kb_labelled/, listed under `labelled_sets:` in
 data/knowledge_base.yml; the bench/data/ copies stay as they were): measuring them now measures the training data.
 Choices are made on the dev sets (`--dev`): bench/data/kb_dev.yml,
 bench/data/kb_dev2.yml, bench/data/kb_dev3.yml (session 10, mostly Hinglish), bench/data/kb_paraphrases.yml
