@@ -16,8 +16,9 @@ code. Every other action, and Rasa without the key, runs on the action server as
 
 An action that needs anything outside the Rasa process (the inbox, the order system, the connector) does not run
 here: such code calls `actions.in_process.require_action_server()` first, which inside this runner raises
-`NeedsActionServer`, and the call goes to the action server instead, from the start (the actions are pure until
-that point, so nothing is done twice). A hand-off from the knowledge-base action (no entry scores high enough)
+`NeedsActionServer`, and the call goes to the action server instead, from the start (nothing before that point
+reaches outside the process, so running it again there repeats only computation, e.g. the knowledge-base search).
+A hand-off from the knowledge-base action (no entry scores high enough)
 is the common case: the inbox, its token and its retries stay the action server's. An action that fails here for
 any other reason also falls back to the action server, with one WARNING line (no message text in it).
 
