@@ -68,13 +68,13 @@ class InProcessRunner:
 
     async def run(self, action_call: Dict[Text, Any]) -> Dict[Text, Any]:
         """The action server's answer to `action_call`, computed here and passed through JSON once."""
-        from actions import in_process
+        from actions.in_process import ACTIVE
 
-        token = in_process.ACTIVE.set(True)
+        token = ACTIVE.set(True)
         try:
             answer = await self.executor.run(action_call)
         finally:
-            in_process.ACTIVE.reset(token)
+            ACTIVE.reset(token)
         return json.loads(json.dumps(answer or {"events": [], "responses": []}))
 
 
