@@ -16,13 +16,13 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from actions.atomic_npz import write_npz
 from actions.settings import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
@@ -96,15 +96,7 @@ class EmbeddingCache:
     @staticmethod
     def _write(path: Path, rows: Dict[str, np.ndarray]) -> None:
         keys: List[str] = list(rows)[:MAX_ROWS]
-        temporary: Optional[Path] = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Written next to the file and renamed: a reader never sees half a file.
-            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.stem, suffix=".tmp", delete=False) as out:
-                temporary = Path(out.name)
-                np.savez(out, keys=np.array(keys), vectors=np.stack([rows[k] for k in keys]))
-            os.replace(temporary, path)
+            write_npz(path, keys=np.array(keys), vectors=np.stack([rows[k] for k in keys]))
         except OSError as error:
-            if temporary is not None:
-                temporary.unlink(missing_ok=True)
             logger.warning("KB embedding cache %s not written (%s): the next start-up embeds again", path, error)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Optional, Sequence
@@ -28,6 +27,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from actions import kb_answerability as model
+from actions.atomic_npz import write_npz
 
 logger = logging.getLogger(__name__)
 
@@ -84,19 +84,12 @@ class FitCache:
 
     def write(self, key: str, fitted: model.FittedWeights) -> None:
         coef, intercept, calibration = fitted
-        temporary: Optional[Path] = None
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.directory, prefix=key[:16], suffix=".tmp", delete=False) as out:
-                temporary = Path(out.name)
-                np.savez(out, key=np.array(key), coef=coef, intercept=intercept, cal_mean=calibration.mean,
-                         cal_scale=calibration.scale, cal_coef=calibration.coef,
-                         cal_intercept=np.array(calibration.intercept), cal_examples=np.array(calibration.examples))
-            os.replace(temporary, self.path(key))
+            write_npz(self.path(key), key=np.array(key), coef=coef, intercept=intercept, cal_mean=calibration.mean,
+                      cal_scale=calibration.scale, cal_coef=calibration.coef,
+                      cal_intercept=np.array(calibration.intercept), cal_examples=np.array(calibration.examples))
             self._prune()
         except OSError as error:
-            if temporary is not None:
-                temporary.unlink(missing_ok=True)
             logger.warning("KB fit cache %s not written (%s): the next start-up fits again", self.directory, error)
 
     def _prune(self) -> None:

@@ -29,16 +29,12 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from rasa_floor_benchmark import process_seconds  # noqa: E402  (after the path: run as a script)
 
 NAMES = ["action_answer_question", "action_session_start"]
 TEXTS = ["what is your return policy?", "how long does delivery take to pune"]  # both answered from the KB
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 async def block(agent, messages: int) -> None:
@@ -56,10 +52,10 @@ async def measure(remote, local, server_pid: int, blocks: int, messages: int):
     rows = {"action server": [], "in-process": []}
     for number in range(blocks):
         side = "action server" if number % 2 == 0 else "in-process"
-        cpu, server = time.process_time(), process_cpu_seconds(server_pid)
+        cpu, server = time.process_time(), process_seconds(server_pid)
         await block(remote if side == "action server" else local, messages)
         rasa_ms = (time.process_time() - cpu) * 1000 / messages
-        server_ms = (process_cpu_seconds(server_pid) - server) * 1000 / messages
+        server_ms = (process_seconds(server_pid) - server) * 1000 / messages
         rows[side].append((rasa_ms, server_ms))
         print(f"  block {number + 1:2d} {side:13s} Rasa {rasa_ms:5.2f} ms  action server {server_ms:5.2f} ms",
               flush=True)

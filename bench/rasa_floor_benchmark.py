@@ -124,10 +124,15 @@ def tree_seconds(table: Mapping[int, Tuple[int, int]], root: int, ticks_per_seco
     return sum(table[pid][1] for pid in descendants(parents, root)) / ticks_per_second
 
 
+def process_seconds(pid: int | str = "self") -> float:
+    """One process's own user + system seconds (not its children's)."""
+    _, _, own, _ = parse_stat(Path(f"/proc/{pid}/stat").read_text())
+    return own / CLOCK_TICKS
+
+
 def own_seconds() -> float:
     """This process's own user + system seconds (its children are the services it measures)."""
-    _, _, own, _ = parse_stat(Path("/proc/self/stat").read_text())
-    return own / CLOCK_TICKS
+    return process_seconds("self")
 
 
 def cpu_ms_per_message(before: Mapping[str, float], after: Mapping[str, float], messages: int) -> Dict[str, float]:
