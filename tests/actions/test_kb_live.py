@@ -29,7 +29,8 @@ GIFT_WRAP = """\
   - id: gift_wrap
     title: Gift wrapping
     answer: Every order can be gift wrapped for free - tick "gift wrap" at checkout.
-    questions: [do you gift wrap, can you wrap it as a present, gift packing milega kya]
+    questions: [do you gift wrap, can you wrap it as a present, gift packing milega kya, is gift wrapping available,
+                can my order be packed as a gift]
     not_covered: [do you sell gift cards]
 """
 

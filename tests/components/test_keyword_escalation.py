@@ -51,7 +51,11 @@ def matcher():
      # session 29: a person asked for in other words (a named helper again, a stylist, a call on WhatsApp)
      "aapke office ke kisi aadmi se baat ho sakti hai?", "neha helped me last week, can i talk to her again",
      "is there a live executive i can chat with", "can someone from your staff look into this",
-     "papa ko size chart call pe samjha dijiye", "koi mujhe video call kar sakta hai kya"],
+     "papa ko size chart call pe samjha dijiye", "koi mujhe video call kar sakta hai kya",
+     # session 31: a person asked for by role or in a word of the customer's own
+     "aapke head office mein kisi senior se baat karwa do", "owner se baat ho payegi kya mujhe?",
+     "koi zinda banda hai wahan? kab se likh rahi hu", "just hand me over to whoever handles returns",
+     "can one of your people look at my case"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None

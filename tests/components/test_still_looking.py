@@ -55,6 +55,10 @@ def still_looking_entities(message):
     ("wait kijiye, inbox khol raha hu", ("affirm", 0.7)),
     ("ek min, dusre phone se number le aati hu", ("ask_question", 0.66)),
     ("hold on, mail mein order id khoj raha hu", ("complaint", 0.62)),
+    # session 31 (v24, in-sample): new leads and searches, where the number is kept, and a longer message
+    ("give me two ticks, hunting for the order email", ("nlu_fallback", 0.4)),
+    ("bill ki photo li thi, gallery mein dekh raha hu", ("urgent_problem", 0.7)),
+    ("hang tight, the receipt is somewhere in my downloads folder, fishing it out now", ("nlu_fallback", 0.45)),
 ])
 def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text, reading):
     component = make_component(tmp_path)
