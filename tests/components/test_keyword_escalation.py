@@ -55,7 +55,9 @@ def matcher():
      # session 31: a person asked for by role or in a word of the customer's own
      "aapke head office mein kisi senior se baat karwa do", "owner se baat ho payegi kya mujhe?",
      "koi zinda banda hai wahan? kab se likh rahi hu", "just hand me over to whoever handles returns",
-     "can one of your people look at my case"],
+     "can one of your people look at my case",
+     # session 31 (v25, in-sample): a call from one of the team
+     "could one of them phone me about the bulk order instead"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None
@@ -74,6 +76,8 @@ def test_requests_for_a_person_match(matcher, text):
      "kya meri kisi insaan se baat ho rahi hai?",
      # … or whether a person types the replies (session 25)
      "is a real person typing these answers or is it a program", "is some human typing this", "real human typing or automated?",
+     # session 31 (v25, in-sample): who writes the replies, asked in Hinglish
+     "ye reply software likh raha hai ya koi insaan hai wahan?",
      # being phoned by the courier is no request for the team
      "delivery wala mujhe call karega kya pehle", "mujhe call mat karo, yahin message karo",
      # session 26: "need someone" / "have someone" alone are questions about a person, not requests

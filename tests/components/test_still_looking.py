@@ -59,6 +59,9 @@ def still_looking_entities(message):
     ("give me two ticks, hunting for the order email", ("nlu_fallback", 0.4)),
     ("bill ki photo li thi, gallery mein dekh raha hu", ("urgent_problem", 0.7)),
     ("hang tight, the receipt is somewhere in my downloads folder, fishing it out now", ("nlu_fallback", 0.45)),
+    # session 31 (v25, in-sample): rummaging ("khangaal"), and asking the one who placed it
+    ("ek minute, sms khangaal raha hu", ("out_of_scope", 0.5)),
+    ("let me ask my wife, she placed it", ("affirm", 0.9)),
 ])
 def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text, reading):
     component = make_component(tmp_path)

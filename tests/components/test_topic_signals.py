@@ -95,6 +95,10 @@ def signals():
         ("app mein delivered dikha raha hai par parcel mila hi nahi", "urgent_problem"),
         ("fourth order in a row arriving late, unbelievable", "complaint"),
         ("honestly your courier service is a joke", "complaint"),
+        # session 31 (v25, in-sample): more occasions, a move abroad, a parcel marked delivered that is not with them
+        ("roka is on saturday and the lehenga still hasn't reached", "urgent_problem"),
+        ("shifting abroad on the 20th, order 7731 must land before my departure", "urgent_problem"),
+        ("#80412 shows delivered but there's no parcel with me", "urgent_problem"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -143,6 +147,7 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "how long after payment is my order usually dispatched?",    # session 29: the shipping answer
         "if i order today, how many days will my parcel take to pune",
         "the app khul gaya but where do i see my orders",            # "khul" without stitching
+        "monday ko order kiya tha, abhi tak nahi aaya",               # session 31: a weekday in the past is no deadline
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
