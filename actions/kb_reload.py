@@ -256,7 +256,9 @@ def _load_settings(path: Path):
     return load_settings(path)
 
 
-def _load_knowledge_base(path: Path):
+def load_knowledge_base(path: Path):
+    """The knowledge base at `path` as the action server loads it (scripts/fit_knowledge_base.py loads it the same
+    way at set-up, so the fit it caches is the one the server reads)."""
     from actions.knowledge_base import KnowledgeBase
     from actions.settings import settings
 
@@ -292,7 +294,7 @@ def _make_live_files() -> Tuple[LiveFile, LiveFile]:
         _describe_settings, on_swap=use_reloaded,
     )
     knowledge_base = LiveFile(
-        "knowledge base", _kb_path, _load_knowledge_base, (KnowledgeBaseError, OSError), _describe_kb
+        "knowledge base", _kb_path, load_knowledge_base, (KnowledgeBaseError, OSError), _describe_kb
     )
     return escalation, knowledge_base
 

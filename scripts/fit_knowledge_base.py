@@ -13,15 +13,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("KB_PRELOAD", "0")  # this script loads it itself
 
-from actions.knowledge_base import KnowledgeBase, KnowledgeBaseError  # noqa: E402
+from actions.kb_reload import load_knowledge_base  # noqa: E402
+from actions.knowledge_base import KnowledgeBaseError  # noqa: E402
 from actions.settings import settings  # noqa: E402
 
 
 def main() -> int:
-    config = settings()
     started = time.process_time()
     try:
-        kb = KnowledgeBase.from_yaml(config.kb_path, model=config.kb_model, precision=config.kb_precision)
+        kb = load_knowledge_base(settings().kb_path)
     except KnowledgeBaseError as error:
         print(f"The knowledge base does not load: {error}", file=sys.stderr)
         return 1

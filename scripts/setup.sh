@@ -41,7 +41,7 @@ say "Exporting the sentence encoder to ONNX (skipped when up to date)"
 "$VENV/bin/python" scripts/export_sentence_encoder.py 2> >(grep -v -i "warn\|opset9\|^\s*$" >&2)
 
 say "Fitting the knowledge base (skipped when its fit is cached)"
-TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" scripts/fit_knowledge_base.py 2> >(grep -v -i "tensorflow\|cuda\|rebuild tensorflow\|^\s*$" >&2) \
+TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" scripts/fit_knowledge_base.py 2> >(grep -v -i "tensorflow\|cuda\|^\s*$" >&2) \
   || die "the knowledge base (data/knowledge_base.yml) does not load"
 
 # The production profile's proxy and lock store (scripts/production.sh, tests/production) and the cluster
