@@ -42,7 +42,7 @@ def fit_key(texts: Sequence[str], vectors: np.ndarray, labels: np.ndarray, is_qu
     digest = hashlib.sha256()
     constants = (FORMAT, sklearn.__version__, np.__version__, model.CLASSIFIER_C, model.TOLERANCE,
                  model.CALIBRATION_C, model.FOLDS, model.NEIGHBOURS, model.WORD_NGRAMS, model.CHAR_NGRAMS,
-                 model.MIN_DOCUMENT_FREQUENCY, n_entries, len(texts))
+                 model.MIN_DOCUMENT_FREQUENCY, model.CLASS_BALANCE, n_entries, len(texts))
     digest.update(repr(constants).encode())
     for text in texts:
         digest.update(text.encode("utf-8") + b"\x00")

@@ -29,15 +29,17 @@ async def test_answer_is_the_entry_text_verbatim_with_its_link(kb, dispatcher, c
 
 
 async def test_the_question_part_of_a_declined_request_is_what_gets_answered(kb, dispatcher, config):
-    # The NLU leaves the declined request out of `question` (components/keyword_escalation.py);
-    # searched as a whole, this message is not confidently about sizing.
+    # The NLU leaves the declined request out of `question` (components/keyword_escalation.py), and the
+    # knowledge base searches only that part: the score recorded is the question's, not the whole message's.
     text = "I do not want a person right now. How do I pick my size?"
     event = user_event(text, "ask_question")
     event["parse_data"]["question"] = "How do I pick my size?"
     events = await ActionAnswerQuestion().run(dispatcher, make_tracker([event]), {})
     assert dispatcher.messages[0]["text"].startswith(kb.entry("sizing").answer.rstrip("\n"))
-    assert slots_of(events)["kb_match"]["entry_id"] == "sizing"
-    assert kb.best_match(text).probability < config.kb_answer_threshold
+    match = slots_of(events)["kb_match"]
+    assert match["entry_id"] == "sizing"
+    assert match["score"] == round(kb.best_match("How do I pick my size?").probability, 4)
+    assert match["score"] != round(kb.best_match(text).probability, 4)
 
 
 async def test_kb_match_records_probability_and_similarity_of_a_hand_off(kb, dispatcher, config):
@@ -81,16 +83,19 @@ async def previous_answer(question: str) -> list:
     return [first, bot_event("(the entry's answer)"), *events]
 
 
+VAGUE_FOLLOW_UP = "price kam hoga?"  # alone: not sure of any entry
+BULK_QUESTION = "we need 80 kurtas for our office diwali party, do you do that"
+
+
 async def test_a_follow_up_about_the_previous_answer_is_answered_from_the_same_entry(kb, dispatcher, config):
-    follow_up = "is there a charge if I pay like that"
-    assert kb.best_match(follow_up).probability < config.kb_answer_threshold  # alone: not sure
-    history = await previous_answer("which payment options do you have")
+    assert kb.best_match(VAGUE_FOLLOW_UP).probability < config.kb_answer_threshold  # alone: not sure
+    history = await previous_answer(BULK_QUESTION)
     events = await ActionAnswerQuestion().run(
-        dispatcher, make_tracker([*history, user_event(follow_up, "ask_question")]), {}
+        dispatcher, make_tracker([*history, user_event(VAGUE_FOLLOW_UP, "ask_question")]), {}
     )
-    assert dispatcher.messages[0]["text"].startswith(kb.entry("payment_methods").answer.rstrip("\n"))
+    assert dispatcher.messages[0]["text"].startswith(kb.entry("bulk_orders").answer.rstrip("\n"))
     match = slots_of(events)["kb_match"]
-    assert match["entry_id"] == "payment_methods" and match["answered"] is True
+    assert match["entry_id"] == "bulk_orders" and match["answered"] is True
     assert match["context"] == "previous_question" and match["score"] >= config.kb_answer_threshold
 
 
@@ -107,7 +112,7 @@ async def test_an_unrelated_question_after_an_answer_is_still_handed_off(kb, dis
 async def test_without_a_previous_answer_a_vague_follow_up_is_handed_off(kb, dispatcher):
     history = [user_event("hi", "greet"), bot_event("Hi! I'm the Kesar Lane assistant.")]
     events = await ActionAnswerQuestion().run(
-        dispatcher, make_tracker([*history, user_event("is there a charge if I pay like that", "ask_question")]), {}
+        dispatcher, make_tracker([*history, user_event(VAGUE_FOLLOW_UP, "ask_question")]), {}
     )
     assert slots_of(events)["kb_match"]["answered"] is False
     assert "context" not in slots_of(events)["kb_match"]
@@ -115,9 +120,9 @@ async def test_without_a_previous_answer_a_vague_follow_up_is_handed_off(kb, dis
 
 async def test_a_designer_can_turn_follow_up_context_off(kb, dispatcher, config, monkeypatch):
     monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_follow_up_context=False))
-    history = await previous_answer("which payment options do you have")
+    history = await previous_answer(BULK_QUESTION)
     events = await ActionAnswerQuestion().run(
-        dispatcher, make_tracker([*history, user_event("is there a charge if I pay like that", "ask_question")]), {}
+        dispatcher, make_tracker([*history, user_event(VAGUE_FOLLOW_UP, "ask_question")]), {}
     )
     assert slots_of(events)["kb_match"]["answered"] is False
 
@@ -128,8 +133,10 @@ async def test_a_designer_can_turn_follow_up_context_off(kb, dispatcher, config,
 @pytest.mark.parametrize(
     "first, entry_id, follow_up",
     [
-        ("how do i send back a dress", "returns", "how many days do i get?"),
-        ("can i swap the kurta for a bigger size", "exchanges", "kitne din lagenge?"),
+        ("how do i send back a dress", "returns", "how long do i have?"),
+        ("can i swap the kurta for a bigger size", "exchanges", "how soon will i get it"),
+        # 9 words (session 32: max_words 6 -> 9); alone it looks like cash on delivery
+        ("which payment options do you have", "payment_methods", "is there a charge if I pay like that"),
         ("we need 80 kurtas for our office diwali party, do you do that", "bulk_orders", "discount milega?"),
     ],
 )
@@ -197,7 +204,7 @@ async def test_a_long_follow_up_is_taken_to_name_its_own_topic(kb, dispatcher, c
 
 # Refund follow-ups (`knowledge_base.refund_follow_ups`, session 29): a question about the money coming back,
 # right after an answer that says how it comes back, stays on that answer whatever payment mode it names.
-REFUND_AFTER_RETURNS = "what if i paid by cash at the door, where does it go then"
+REFUND_AFTER_RETURNS = "cod order tha, same process?"
 
 
 async def test_a_refund_follow_up_stays_on_the_answer_that_says_how_the_money_comes_back(kb, dispatcher, config):
@@ -211,8 +218,8 @@ async def test_a_refund_follow_up_stays_on_the_answer_that_says_how_the_money_co
 
 # Session 30: how the customer paid, or which kind of order it was, asks the same without a refund word.
 @pytest.mark.parametrize("follow_up", [
-    "suppose it was a cod order, same thing?",
-    "i paid via upi, where will it land",
+    "mine was cash on delivery, then?",
+    "and if it was paid through netbanking?",
 ])
 async def test_how_the_customer_paid_is_a_refund_follow_up_too(kb, dispatcher, config, follow_up):
     assert kb.best_match(follow_up).entry_id != "returns"  # alone it is another entry's question (or none)
@@ -246,8 +253,11 @@ async def answer(dispatcher, history, text):
     return [*history, user_event(text, "ask_question"), bot_event("(answer)"), *events], slots_of(events)["kb_match"]
 
 
+ELLIPTICAL = "how soon will i get it"  # after the exchanges answer; alone it is a shipping question
+
+
 async def test_an_elliptical_follow_up_stays_on_the_entry_even_when_a_neighbour_is_sure(kb, dispatcher, config):
-    follow_up = "how many days for this"
+    follow_up = ELLIPTICAL
     alone = kb.best_match(follow_up)
     assert alone.entry_id == "shipping" and alone.probability >= config.kb_answer_threshold  # alone: a neighbour
     assert kb.topics_named(follow_up, besides="exchanges") == []
@@ -260,7 +270,7 @@ async def test_an_elliptical_follow_up_stays_on_the_entry_even_when_a_neighbour_
 
 async def test_a_second_elliptical_follow_up_is_read_with_the_question_that_set_the_topic(kb, dispatcher, config):
     history, _ = await answer(dispatcher, [], "can i swap the kurta for a bigger size")
-    history, _ = await answer(dispatcher, history, "how many days for this")
+    history, _ = await answer(dispatcher, history, ELLIPTICAL)
     tracker = make_tracker([*history, user_event("is that chargeable", "ask_question")])
     assert answers.topic_question(tracker, "exchanges") == "can i swap the kurta for a bigger size"
     history, match = await answer(dispatcher, history, "is that chargeable")
@@ -279,7 +289,7 @@ async def test_with_elliptical_follow_ups_off_the_neighbour_answers(kb, dispatch
         config, kb_elliptical_follow_ups=None, kb_follow_up_keeps_topic=None
     ))
     history, _ = await answer(dispatcher, [], "can i swap the kurta for a bigger size")
-    _, match = await answer(dispatcher, history, "how many days for this")
+    _, match = await answer(dispatcher, history, ELLIPTICAL)
     assert match["entry_id"] == "shipping" and "context" not in match
 
 
@@ -295,10 +305,14 @@ async def test_a_function_word_learnt_as_another_topic_does_not_stop_a_follow_up
     _, match = await answer(dispatcher, history, follow_up)
     assert match["entry_id"] == "returns" and match["answered"] is True and match["context"] == "previous_question", match
 
+    # Without the list the elliptical rule leaves it to the other rules (which may still keep it on returns: alone
+    # the knowledge base is not sure of it, and returns is among its best entries).
     without = dataclasses.replace(elliptical, not_topic_words=())
-    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_elliptical_follow_ups=without))
-    _, match = await answer(dispatcher, history, follow_up)
-    assert not (match["entry_id"] == "returns" and match["answered"])  # judged alone: no entry answers it
+    tracker = make_tracker([*history, user_event(follow_up, "ask_question")])
+    candidates = kb.matches(follow_up, k=None)
+    threshold = config.kb_answer_threshold
+    assert answers.elliptical_follow_up_match(kb, tracker, candidates, follow_up, threshold, elliptical) is not None
+    assert answers.elliptical_follow_up_match(kb, tracker, candidates, follow_up, threshold, without) is None
 
 
 async def test_a_declared_topic_word_makes_a_short_question_switch_topic(kb, dispatcher, config, monkeypatch):
@@ -333,20 +347,21 @@ async def test_asking_how_else_to_pay_after_the_cod_answer_is_a_payment_question
     elliptical = config.kb_elliptical_follow_ups
     without = dataclasses.replace(elliptical, topic_words=tuple(
         (entry, words) for entry, words in elliptical.topic_words if entry != "payment_methods"))
-    _, match = await answer(dispatcher, history, "how else can i pay then")
+    _, match = await answer(dispatcher, history, "any other way to pay")
     assert match["entry_id"] == "payment_methods" and match["answered"] is True
     monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_elliptical_follow_ups=without))
-    # Without the declaration the follow-up stays on COD (session 23's payment questions taught "ok how else do
-    # i pay" to the classifier, so a wording it still misses shows what the declaration does).
-    _, match = await answer(dispatcher, history, "how else can i pay then")
+    # Without the declaration the follow-up stays on COD (the classifier learnt "ok how else do i pay" and "how
+    # else can i pay then" from session 23's questions and the used-up conversations, so a wording that still
+    # needs the declaration shows what it does).
+    _, match = await answer(dispatcher, history, "any other way to pay")
     assert match["entry_id"] == "cash_on_delivery" and match["context"] == "previous_question"  # the old wrong answer
 
 
 async def test_a_follow_up_longer_than_max_words_is_judged_alone(kb, dispatcher, config, monkeypatch):
-    elliptical = dataclasses.replace(config.kb_elliptical_follow_ups, max_words=4)
+    elliptical = dataclasses.replace(config.kb_elliptical_follow_ups, max_words=5)
     monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_elliptical_follow_ups=elliptical))
     history, _ = await answer(dispatcher, [], "can i swap the kurta for a bigger size")
-    _, match = await answer(dispatcher, history, "how many days for this")  # 5 words
+    _, match = await answer(dispatcher, history, ELLIPTICAL)  # 6 words
     assert match["entry_id"] == "shipping"
 
 
@@ -445,11 +460,17 @@ def test_the_message_without_its_lead_in_is_searched_alone():
     assert answers.question_sentences("just tell me cod?", 3, (), lead_ins) == []
 
 
-async def test_a_question_behind_a_lead_in_is_answered_and_an_unanswerable_one_still_handed_off(kb, dispatcher, config):
+async def test_a_question_behind_a_lead_in_is_answered_and_an_unanswerable_one_still_handed_off(kb, dispatcher, config,
+                                                                                               monkeypatch):
     assert config.kb_question_sentences.lead_ins  # as shipped
     # (The NLU leaves a declined request out of `question` before the knowledge base sees it; this message has none.)
     text = "bas itna batao ki exchange ka pickup free hai kya"
-    assert kb.best_match(text).probability < config.kb_answer_threshold  # as a whole it would hand off
+    # The knowledge base has learnt many lead-ins since (the used-up conversations), so the whole message scores
+    # well too; the question part scores higher, and a threshold between the two shows the rule at work.
+    whole, part = kb.best_match(text), kb.best_match("exchange ka pickup free hai kya")
+    assert whole.entry_id == part.entry_id == "exchanges" and whole.probability < part.probability
+    between = dataclasses.replace(config, kb_answer_threshold=(whole.probability + part.probability) / 2)
+    monkeypatch.setattr(answers, "settings", lambda: between)
     events = await ActionAnswerQuestion().run(dispatcher, make_tracker([user_event(text, "ask_question")]), {})
     assert dispatcher.messages[0]["text"].startswith(kb.entry("exchanges").answer.rstrip("\n"))
     match = slots_of(events)["kb_match"]
