@@ -4,6 +4,7 @@ is the live action's, and each process reloads an edited knowledge base on its o
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 from actions.settings import PROJECT_ROOT
 from actions.knowledge_base import copy_knowledge_base
-from tests.actions.test_kb_live import GIFT_WRAP, ask
+from tests.actions.test_kb_live import GIFT_WRAP
 from tests.free_ports import free_port
 
 TOKEN = "t" * 40
@@ -47,7 +48,12 @@ def system(tmp_path_factory):
     root = tmp_path_factory.mktemp("kb_server")
     shutil.copy(PROJECT_ROOT / "escalation.yml", root / "escalation.yml")
     (root / "data").mkdir()
-    copy_knowledge_base(PROJECT_ROOT / "data" / "knowledge_base.yml", root / "data")
+    copied = copy_knowledge_base(PROJECT_ROOT / "data" / "knowledge_base.yml", root / "data")
+    # Without the labelled sets (10,000 examples since session 32): these tests are about two processes reloading
+    # and reporting, and with them each process's refit of an edit took minutes on CI's loaded 2-core machine.
+    without_sets = re.sub(r"^labelled_sets:\n(?:[ \t]+.*\n)*", "", copied.read_text(encoding="utf-8"), flags=re.M)
+    assert not re.search(r"^labelled_sets:", without_sets, flags=re.M)
+    copied.write_text(without_sets, encoding="utf-8")
     env = {**os.environ, "ACTION_SERVER_TOKEN": TOKEN, "ESCALATION_SETTINGS": str(root / "escalation.yml"),
            "KB_RELOAD_SECONDS": "0.5", "INBOX_URL": ""}
     processes, urls = [], []
@@ -87,13 +93,16 @@ def test_only_production_mode_also_guards_the_action_webhook(system):
     assert httpx.post(f"{system['dev']}/webhook", json=body, timeout=10).status_code != 403
 
 
-async def test_explain_over_http_gives_the_live_actions_entry_and_score(system, kb):
+async def test_explain_over_http_gives_the_served_knowledge_bases_entry_and_score(system):
+    from actions.kb_reload import load_knowledge_base
+
     question = "can i return the kurta i bought"
-    _, match = await ask(question)
+    served = load_knowledge_base(system["root"] / "data" / "knowledge_base.yml")  # the servers' file (fit cached)
+    expected = served.best_match(question)
     answer = explain(system["production"], question)
     assert answer.status_code == 200
     best = answer.json()["matches"][0]
-    assert (best["entry_id"], best["score"]) == (match["entry_id"], match["score"])
+    assert (best["entry_id"], best["score"]) == (expected.entry_id, round(expected.probability, 4))
     assert explain(system["production"], "", token=TOKEN).status_code == 400
 
 
