@@ -36,7 +36,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("KB_PRELOAD", "0")
+if __name__ == "__main__":
+    # Run as a script it needs no knowledge base loaded; imported (by the tests) it must not change the environment
+    # of the process that imports it, whose action servers and actions read KB_PRELOAD.
+    os.environ.setdefault("KB_PRELOAD", "0")
 
 from bench import conversation_eval  # noqa: E402
 from components.follow_ups import FollowUpMarkers  # noqa: E402

@@ -1,7 +1,6 @@
 """scripts/kb_labelled_from_conversations.py: the knowledge base learns from the KB turns of used-up conversation sets,
 never from the fresh hold-out or the main set's hold-out fifth, and the shipped file is what its splits give."""
 import importlib.util
-import os
 import textwrap
 
 import pytest
@@ -12,7 +11,6 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-os.environ.setdefault("KB_PRELOAD", "0")
 _spec = importlib.util.spec_from_file_location(
     "kb_labelled_from_conversations", PROJECT_ROOT / "scripts" / "kb_labelled_from_conversations.py"
 )
