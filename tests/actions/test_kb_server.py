@@ -50,7 +50,7 @@ def system(tmp_path_factory):
     (root / "data").mkdir()
     copied = copy_knowledge_base(PROJECT_ROOT / "data" / "knowledge_base.yml", root / "data")
     # Without the labelled sets (10,000 examples since session 32): these tests are about two processes reloading
-    # and reporting, and with them each process's refit of an edit took minutes on CI's loaded 2-core machine.
+    # and reporting, and without them the two refits of an edit, at once beside other tests, take seconds, not minutes.
     without_sets = re.sub(r"^labelled_sets:\n(?:[ \t]+.*\n)*", "", copied.read_text(encoding="utf-8"), flags=re.M)
     assert not re.search(r"^labelled_sets:", without_sets, flags=re.M)
     copied.write_text(without_sets, encoding="utf-8")
