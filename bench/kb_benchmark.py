@@ -192,10 +192,6 @@ def report_follow_ups(kb, split, failures):
     config = settings()
     markers = FollowUpMarkers(_yaml.safe_load((ROOT / "escalation.yml").read_text(encoding="utf-8"))["follow_ups"])
 
-    def question_of(text):
-        cut = markers.split(text)[1]
-        return text[cut:] if cut else text
-
     if split in conversation_eval.SEPARATE_HOLDOUTS:
         conversations = conversation_eval.load_conversations(conversation_eval.SEPARATE_HOLDOUTS[split], fixed_split=split)
     else:
@@ -204,7 +200,7 @@ def report_follow_ups(kb, split, failures):
                    for p in yaml.safe_load((ROOT / name).read_text(encoding="utf-8"))["paraphrases"]]
     for label, rules in (("escalation.yml", config),
                          ("elliptical_follow_ups off", dataclasses.replace(config, kb_elliptical_follow_ups=None))):
-        counts, failed = follow_up_replay(kb, rules, conversations, question_of)
+        counts, failed = follow_up_replay(kb, rules, conversations, markers.question_of)
         kept, pairs, examples = made_up_switches(kb, rules, paraphrases)
         print(f"Follow-ups, {label}: {split} split, {counts['turns']} turns after a KB answer: right {counts['right']}, "
               f"wrong {counts['wrong']}, needless hand-off {counts['needless']}, missed hand-off {counts['missed']}; "

@@ -101,6 +101,11 @@ class FollowUpMarkers:
             first = marker[1]
             cut = _SEPARATOR.match(text, spans[first - 1][2]).end()
 
+    def question_of(self, text: str) -> str:
+        """`text` without its leading markers: what the knowledge base searches ("ok and is it vegan?" → "is it vegan?")."""
+        cut = self.split(text)[1]
+        return text[cut:] if cut else text
+
 
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True

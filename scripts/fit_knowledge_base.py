@@ -1,6 +1,6 @@
 """Fit the knowledge base once at set-up, so that the first start of the action server (and of a Rasa instance with
 in-process actions) reads the fitted model from the cache instead of fitting it: with the labelled sets
-(data/kb_labelled/) a fresh fit takes ~35 s on 2 cores (~55 s of CPU), a cached load ~3 s. The fit is stored by
+(data/kb_labelled/) a fresh fit takes ~70 s on 2 cores (~105 s of CPU, session 32), a cached load ~3 s. The fit is stored by
 actions/kb_fit_cache.py under the embedding cache (build/kb_embeddings/, KB_EMBEDDING_CACHE); nothing is fitted when
 the knowledge base, its labelled sets, glossary and encoder are unchanged. A knowledge base that does not load is a
 clear error here, before anything starts."""
@@ -11,7 +11,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("KB_PRELOAD", "0")  # this script loads it itself
+if __name__ == "__main__":
+    # It loads the knowledge base itself; imported, it must leave the importing process's KB_PRELOAD alone.
+    os.environ.setdefault("KB_PRELOAD", "0")
 
 from actions.kb_reload import load_knowledge_base  # noqa: E402
 from actions.knowledge_base import KnowledgeBaseError  # noqa: E402

@@ -30,7 +30,7 @@ import re
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import yaml
 
@@ -42,6 +42,7 @@ if __name__ == "__main__":
     os.environ.setdefault("KB_PRELOAD", "0")
 
 from bench import conversation_eval  # noqa: E402
+from actions.knowledge_base import parse_entries, parse_labelled_set, parse_near_misses  # noqa: E402
 from components.follow_ups import FollowUpMarkers  # noqa: E402
 
 OUTPUT = ROOT / "data" / "kb_labelled" / "conversations.yml"
@@ -61,18 +62,6 @@ def _normal(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
 
 
-def question_reader():
-    """What the knowledge base searches of a message: without its leading follow-up marker ("ok and", "aur")."""
-    section = yaml.safe_load((ROOT / "escalation.yml").read_text(encoding="utf-8"))["follow_ups"]
-    markers = FollowUpMarkers(section)
-
-    def question_text(text: str) -> str:
-        cut = markers.split(text)[1]
-        return (text[cut:] if cut else text).strip()
-
-    return question_text
-
-
 def conversations_of(splits: Sequence[str]) -> List[conversation_eval.Conversation]:
     """The conversations of `splits`: `dev` (the main set's dev part) and used-up separate hold-outs."""
     found: List[conversation_eval.Conversation] = []
@@ -90,34 +79,22 @@ def conversations_of(splits: Sequence[str]) -> List[conversation_eval.Conversati
 
 def texts_in_knowledge_base(kb_file: Path, leave_out: Path) -> Set[str]:
     """Normalised texts the knowledge base already learns from (questions, not_covered, near misses, labelled sets
-    other than `leave_out`): a turn that repeats one adds nothing."""
+    other than `leave_out`), read by the knowledge base's own parsers: a turn that repeats one adds nothing."""
     document = yaml.safe_load(kb_file.read_text(encoding="utf-8"))
-    have: Set[str] = set()
-    for entry in document.get("entries") or []:
-        for key in ("questions", "not_covered"):
-            have |= {_normal(text) for text in entry.get(key) or []}
+    entries = parse_entries(document, str(kb_file))
+    have: Set[str] = {_normal(text) for entry in entries for text in entry.questions + entry.not_covered}
     for name in document.get("labelled_sets") or []:
         path = (kb_file.parent / name).resolve()
         if path == leave_out.resolve() or not path.exists():
             continue
-        labelled = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        have |= {_normal(item["text"]) for item in labelled.get("paraphrases") or []}
-        have |= {_normal(text) for text in labelled.get("unanswerable") or []}
+        by_entry, unanswerable = parse_labelled_set(yaml.safe_load(path.read_text(encoding="utf-8")), str(path), entries)
+        have |= {_normal(text) for questions in by_entry.values() for text in questions}
+        have |= {_normal(text) for text in unanswerable}
     if document.get("near_misses"):
-        near = yaml.safe_load((kb_file.parent / document["near_misses"]).read_text(encoding="utf-8"))
-        have |= {_normal(text) for text in _strings(near)}
+        near_file = kb_file.parent / document["near_misses"]
+        near = parse_near_misses(yaml.safe_load(near_file.read_text(encoding="utf-8")), str(near_file), entries)
+        have |= {_normal(text) for text in near}
     return have
-
-
-def _strings(node) -> Iterable[str]:
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, list):
-        for item in node:
-            yield from _strings(item)
-    elif isinstance(node, dict):
-        for item in node.values():
-            yield from _strings(item)
 
 
 def labelled_set(splits: Sequence[str], kb_file: Path = KB_FILE, output: Path = OUTPUT) -> Tuple[dict, Dict[str, int]]:
@@ -125,13 +102,13 @@ def labelled_set(splits: Sequence[str], kb_file: Path = KB_FILE, output: Path = 
     and counts of what was left out."""
     labels: Dict[str, Set[Optional[str]]] = defaultdict(set)
     text_of: Dict[str, str] = {}
-    question_text = question_reader()
+    markers = FollowUpMarkers(yaml.safe_load((ROOT / "escalation.yml").read_text(encoding="utf-8"))["follow_ups"])
     for conversation in conversations_of(splits):
         for turn in conversation.turns:
             if turn.is_reaction:
                 continue
             expect = turn.expect
-            question = question_text(turn.text)
+            question = markers.question_of(turn.text).strip()
             words = len(_normal(question).split())
             if expect.kind == "answer" and words >= MIN_ANSWER_WORDS:
                 label: Optional[str] = expect.value

@@ -130,3 +130,15 @@ def test_an_aside_about_the_order_number_is_cut_off(markers, text, question):
 )
 def test_an_aside_alone_or_with_the_number_stays_whole(markers, text):
     assert markers.split(text)[1] == 0
+
+
+# What the knowledge base searches (bench/kb_benchmark.py's replay and the conversation labelled set read it too).
+@pytest.mark.parametrize(
+    "text, question",
+    [("ok and can I return it if it doesn't fit?", "can I return it if it doesn't fit?"),
+     ("acha, aur cod pe extra lagta hai?", "cod pe extra lagta hai?"),
+     ("is it vegan?", "is it vegan?"),
+     ("ok and", "ok and")],
+)
+def test_question_of_drops_only_the_leading_markers(markers, text, question):
+    assert markers.question_of(text) == question
