@@ -57,7 +57,11 @@ def matcher():
      "koi zinda banda hai wahan? kab se likh rahi hu", "just hand me over to whoever handles returns",
      "can one of your people look at my case",
      # session 31 (v25, in-sample): a call from one of the team
-     "could one of them phone me about the bulk order instead"],
+     "could one of them phone me about the bulk order instead",
+     # session 33 (v26, in-sample): a person asked for by a role, as someone of a team, as support by a person,
+     # brought in after the bot said it is one
+     "can i get the email of your nodal officer, i want to escalate", "support team ki koi ladki hai jo samjha de?",
+     "insaan wali help chahiye thi bhai", "fine, bring someone in who can actually check"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None

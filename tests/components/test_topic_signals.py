@@ -99,6 +99,15 @@ def signals():
         ("roka is on saturday and the lehenga still hasn't reached", "urgent_problem"),
         ("shifting abroad on the 20th, order 7731 must land before my departure", "urgent_problem"),
         ("#80412 shows delivered but there's no parcel with me", "urgent_problem"),
+        # session 33 (v26, in-sample): money taken twice, an interview or a move as the date, nothing left the
+        # warehouse, a delivered parcel nobody got, one of two identical orders to cancel
+        ("my card got debited twice for the same kurta, order 2290", "urgent_problem"),
+        ("ek hi order ke paise 2 baar kat gaye bank se", "urgent_problem"),
+        ("job interview on thursday and the blazer still not dispatched", "urgent_problem"),
+        ("moving into my new flat on sunday, the bedsheets are delayed", "urgent_problem"),
+        ("diwali se pehle chahiye tha, order godown se nikla nahi ab tak, festival parso hai", "urgent_problem"),
+        ("status says delivered yet nobody at home has seen it", "urgent_problem"),
+        ("placed a duplicate order by mistake, please cancel the extra one", "cancel_order"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -148,6 +157,11 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "if i order today, how many days will my parcel take to pune",
         "the app khul gaya but where do i see my orders",            # "khul" without stitching
         "monday ko order kiya tha, abhi tak nahi aaya",               # session 31: a weekday in the past is no deadline
+        # session 33: charges asked about ahead, the same order placed again on purpose, an interview with no problem
+        "will i be charged twice if the first payment failed?",
+        "can i pay in two parts, half by upi and half by card?",
+        "same order do baar karna hai, ek mummy ke liye",
+        "what should i wear for an interview, the linen shirt or the cotton one?",
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
