@@ -165,7 +165,10 @@ def refund_follow_up_match(
     if (len(words) > rule.max_words or _phrase_list(rule.cues).find(words) is None
             or (switches and _phrase_list(switches).find(words) is not None)):
         return None
-    combined = kb.best_match(f"{previous_question} {question}")
+    # Read with the question that set the topic: after "cancel kaise?" and "dispatch baad?" (kept on cancellation),
+    # "refund kab?" read with "dispatch baad?" alone picked returns (session 33, hold-outs v26 and v27).
+    topic = topic_question(tracker, entry_id) or previous_question
+    combined = kb.best_match(f"{topic} {question}")
     if combined and combined.entry_id == entry_id and combined.probability >= threshold:
         return combined
     return None

@@ -72,9 +72,12 @@ def _confident_topic_among_topics(tracker: Tracker, config: EscalationSettings) 
     return None
 
 
-def decide_escalation(tracker: Tracker, config: EscalationSettings, reason: Optional[str] = None) -> Escalation:
-    """Which pattern fired, from the latest message and the slots (an explicit `reason` wins)."""
-    intent = conversation.latest_intent(tracker)
+def decide_escalation(
+    tracker: Tracker, config: EscalationSettings, reason: Optional[str] = None, intent: Optional[str] = None
+) -> Escalation:
+    """Which pattern fired, from the latest message and the slots (an explicit `reason` wins; an explicit `intent`,
+    a topic an action worked out from the conversation, stands for the latest message's)."""
+    intent = intent or conversation.latest_intent(tracker)
     if intent == NLU_FALLBACK:
         intent = _confident_topic_among_topics(tracker, config) or intent
     route = config.topics.get(intent or "")
@@ -164,14 +167,15 @@ def customer_message(
 
 
 async def hand_off(
-    dispatcher: CollectingDispatcher, tracker: Tracker, reason: Optional[str] = None
+    dispatcher: CollectingDispatcher, tracker: Tracker, reason: Optional[str] = None, intent: Optional[str] = None
 ) -> List[EventType]:
-    """Everything a hand-off does; also used by actions that hand off themselves (e.g. no KB match)."""
+    """Everything a hand-off does; also used by actions that hand off themselves (e.g. no KB match, a go-ahead
+    with the topic of the answer it follows: `intent`)."""
     # The inbox, its token and its retries are the action server's: inside the Rasa process this stops the
     # action, and Rasa runs it there instead (connectors/in_process_actions.py).
     require_action_server("hand-off")
     config = settings()
-    escalation = decide_escalation(tracker, config, reason)
+    escalation = decide_escalation(tracker, config, reason, intent)
     handoff_id = handoff_id_for(tracker)
     payload = build_payload(tracker, escalation, handoff_id, config)
     accepted: Optional[HandoffAccepted] = None

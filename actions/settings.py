@@ -112,6 +112,8 @@ class EscalationSettings:
     kb_elliptical_follow_ups: Optional[EllipticalFollowUps]  # None: off
     kb_refund_follow_ups: Optional[RefundFollowUps]  # None: off
     kb_question_sentences: Optional[QuestionSentences]  # None: off
+    # {entry id: topic intent}: a yes with an order number right after that entry's answer hands off with that topic
+    kb_go_ahead: Dict[str, str]
     inbox_timeout_seconds: float
     inbox_attempts: int
     default_eta_text: str
@@ -187,6 +189,7 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
     )
     refund_follow_ups = _refund_follow_ups(kb.get("refund_follow_ups", False),
                                            f"{name}: knowledge_base.refund_follow_ups")
+    go_ahead = _go_ahead(kb.get("go_ahead") or {}, f"{name}: knowledge_base.go_ahead", topics)
     return EscalationSettings(
         source=source,
         human_request_intent=str(human.get("intent", "request_human")),
@@ -204,6 +207,7 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
         kb_elliptical_follow_ups=elliptical,
         kb_refund_follow_ups=refund_follow_ups,
         kb_question_sentences=question_sentences,
+        kb_go_ahead=go_ahead,
         inbox_timeout_seconds=float(inbox.get("timeout_seconds", 2.0)),
         inbox_attempts=int(inbox.get("attempts", 2)),
         default_eta_text=str(inbox.get("default_eta_text", "soon")),
@@ -247,6 +251,19 @@ def _follow_up_keeps_topic(section: Any, where: str) -> Optional[FollowUpKeepsTo
     if isinstance(odds, bool) or not isinstance(odds, (int, float)) or odds < 1.0:
         raise SettingsError(f"{where}.max_odds must be a number >= 1, got {odds!r}")
     return FollowUpKeepsTopic(max_words=words, max_probability=float(probability), max_odds=float(odds))
+
+
+def _go_ahead(section: Any, where: str, topics: Dict[str, TopicRoute]) -> Dict[str, str]:
+    """{entry id: topic intent}; each intent must be one of `topics` (the hand-off needs its topic, tags and
+    priority). Entry ids are checked against the knowledge base by the tests (the KB is not loaded here)."""
+    if not isinstance(section, dict):
+        raise SettingsError(f"{where} must map knowledge-base entry ids to topic intents, got {section!r}")
+    go_ahead: Dict[str, str] = {}
+    for entry, intent in section.items():
+        if intent not in topics:
+            raise SettingsError(f"{where}.{entry}: {intent!r} is not a topic intent ({', '.join(topics)})")
+        go_ahead[str(entry)] = str(intent)
+    return go_ahead
 
 
 def _refund_follow_ups(section: Any, where: str) -> Optional[RefundFollowUps]:

@@ -85,6 +85,23 @@ def kb() -> KnowledgeBase:
     return answers.knowledge_base()
 
 
+def slots_of(events: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """{slot: value} of an action's events."""
+    return {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+
+
+@pytest.fixture
+async def inbox(monkeypatch):
+    """A fake inbox the hand-off reaches (INBOX_URL and its token set for the test)."""
+    from tests.actions.fake_inbox import FakeInbox
+
+    server = await FakeInbox().start()
+    monkeypatch.setenv("INBOX_URL", server.url)
+    monkeypatch.setenv("INBOX_BOT_TOKEN", server.token)
+    yield server
+    await server.stop()
+
+
 @pytest.fixture(autouse=True)
 def no_inbox_by_default(monkeypatch):
     """Tests opt in to an inbox; by default INBOX_URL is unset (event-stream-only hand-off)."""

@@ -228,6 +228,17 @@ async def test_how_the_customer_paid_is_a_refund_follow_up_too(kb, dispatcher, c
     assert match["entry_id"] == "returns" and match["answered"] and match["context"] == "previous_question"
 
 
+# Session 33: after a follow-up that was itself kept on the cancellation answer, the refund question is read with the
+# question that set the topic; read with the follow-up alone ("and once dispatched?") it picked the returns entry.
+async def test_a_refund_follow_up_after_a_kept_follow_up_is_read_with_the_topic_question(kb, dispatcher, config):
+    assert kb.best_match("and once dispatched? when's the refund?").entry_id == "returns"
+    history = await previous_answer("how do i cancel an order?")
+    history, kept = await answer(dispatcher, history, "and once dispatched?")
+    assert kept["entry_id"] == "cancellation" and kept["context"] == "previous_question"
+    _, match = await answer(dispatcher, history, "when's the refund?")
+    assert match["entry_id"] == "cancellation" and match["answered"] and match["context"] == "previous_question"
+
+
 @pytest.mark.parametrize("switch", [
     "cod ka handling charge kitna hai",                        # no question about money coming back
     "and if i cancel another order instead, when is that refund credited",  # the other refund subject, named

@@ -6,21 +6,7 @@ import pytest
 from rasa_sdk.events import ConversationPaused
 
 from actions.handoff import ActionHandoff, decide_escalation, handoff_id_for
-from tests.actions.conftest import bot_event, make_tracker, user_event, whatsapp_metadata
-from tests.actions.fake_inbox import FakeInbox
-
-
-@pytest.fixture
-async def inbox(monkeypatch):
-    server = await FakeInbox().start()
-    monkeypatch.setenv("INBOX_URL", server.url)
-    monkeypatch.setenv("INBOX_BOT_TOKEN", server.token)
-    yield server
-    await server.stop()
-
-
-def slots_of(events):
-    return {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+from tests.actions.conftest import bot_event, make_tracker, slots_of, user_event, whatsapp_metadata
 
 
 def refund_tracker():
