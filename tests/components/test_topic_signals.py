@@ -108,6 +108,16 @@ def signals():
         ("diwali se pehle chahiye tha, order godown se nikla nahi ab tak, festival parso hai", "urgent_problem"),
         ("status says delivered yet nobody at home has seen it", "urgent_problem"),
         ("placed a duplicate order by mistake, please cancel the extra one", "cancel_order"),
+        # session 33 (v27, in-sample): an order already placed asked to make the date, the money of a cancelled or
+        # returned order not come, being called a liar, a deadline with a parcel out for delivery for days
+        ("order 51120 — my cousin's sangeet is on friday, will it reach in time?", "urgent_problem"),
+        ("teen din pehle cancel kar diya tha 40288, refund abhi tak nahi aaya", "request_refund"),
+        ("returned the kurta last week, where's the money, still not credited", "request_refund"),
+        ("your agent basically called me a liar on the phone", "complaint"),
+        ("saree 4 din se delivery pe nikla hua hai aur kal wedding hai", "urgent_problem"),
+        # session 33: a skin reaction after using a product (health)
+        ("applied the ubtan pack last night and my cheeks are swollen today", "urgent_problem"),
+        ("serum lagate hi gardan pe khujli shuru ho gayi", "urgent_problem"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -162,6 +172,9 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "can i pay in two parts, half by upi and half by card?",
         "same order do baar karna hai, ek mummy ke liye",
         "what should i wear for an interview, the linen shirt or the cotton one?",
+        "if i order today will the lehenga make it by saturday?",     # a deadline asked ahead of ordering
+        "will it cause breakouts after using it daily on oily skin?",   # whether a product causes a reaction
+        "how long does the refund take once a cancelled order is refunded?",
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
@@ -269,15 +282,19 @@ def test_override_below_must_be_a_confidence(value):
 
 
 def test_a_repeated_failure_read_as_urgent_is_a_complaint(tmp_path):
-    # session 26: "a failure again" names urgent_problem in `also_over`; the deadline rule names nothing.
+    # session 26: "a failure again" names urgent_problem in `also_over`; session 33: the deadline rule names complaint
+    # (time pressure is urgent by the topic policy); the damaged-item rule names nothing.
     component = trained(tmp_path, INTENTS)
-    repeated, deadline_over_complaint = component.process([
+    repeated, deadline_over_complaint, damaged_over_refund = component.process([
         classified("four orders in a row and each one was not what i ordered", "urgent_problem", 0.74),
         classified("need it by friday and the tracking has not updated, really disappointed", "complaint", 0.81),
+        classified("the serum arrived broken, refund please", "request_refund", 0.81),
     ])
     assert repeated.get("intent") == {"name": "complaint", "confidence": 1.0}
     assert repeated.get(TOPIC_SIGNAL_KEY)["rule"] == "a failure again"
-    assert deadline_over_complaint.get("intent")["name"] == "complaint"  # another topic the classifier found stays
+    assert deadline_over_complaint.get("intent")["name"] == "urgent_problem"
+    assert deadline_over_complaint.get(TOPIC_SIGNAL_KEY)["rule"] == "deadline and a delivery problem"
+    assert damaged_over_refund.get("intent")["name"] == "request_refund"  # another topic the classifier found stays
 
 
 def test_also_over_must_not_name_the_rules_own_intent():
@@ -309,6 +326,8 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("debug my javascript code please", "out_of_scope"),
         ("what's the nifty at today", "out_of_scope"),
         ("is this a joke? third time the size is wrong", "complaint"),   # outrage, not a joke request
+        # session 33: offers messages wanted again after opting out by mistake are START, not a failure again
+        ("please send the offer messages again, i unsubscribed by mistake", "stop_messages"),
         ("can you create a discount code for my first order", None),   # a coupon is a brand question
         ("is the cotton fine for humid weather", None),
         # news of the customer's own order, asked for; not how tracking works
