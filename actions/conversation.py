@@ -93,6 +93,14 @@ def order_numbers(tracker: Tracker) -> List[str]:
     return found
 
 
+def latest_order_number(tracker: Tracker) -> Optional[str]:
+    """The order number the NLU found in the customer's latest message ('#2840'), or None."""
+    for entity in (tracker.latest_message or {}).get("entities") or []:
+        if entity.get("entity") == "order_number":
+            return normalize_order_number(entity.get("value"))
+    return None
+
+
 def latest_user_text(tracker: Tracker) -> str:
     """What the customer wrote, as written."""
     return (tracker.latest_message or {}).get("text") or ""

@@ -33,8 +33,7 @@ def go_ahead_topic(tracker: Tracker, config: EscalationSettings) -> Optional[str
     if previous is None:
         return None
     intent = config.kb_go_ahead.get(previous[1])
-    entities = (tracker.latest_message or {}).get("entities") or []
-    if intent is None or not any(entity.get("entity") == "order_number" for entity in entities):
+    if intent is None or conversation.latest_order_number(tracker) is None:
         return None
     return intent
 

@@ -139,7 +139,7 @@ class ValidateOrderStatusForm(FormValidationAction):
             return []
         if form_is_starting(tracker):
             events = fresh_start_events(tracker)
-            if self._entity_number(tracker) or self._number_in_order_question(tracker):
+            if conversation.latest_order_number(tracker) or self._number_in_order_question(tracker):
                 return events + await super().run(dispatcher, tracker, domain)
             if tracker.get_slot("order_number"):
                 # A new order question without a number ("and my other order?"): ask, don't reuse the
@@ -150,7 +150,7 @@ class ValidateOrderStatusForm(FormValidationAction):
             # A question or a hand-off: reject the form for this message so its own rule answers it or
             # hands off. An order number it carries ("can I return #2840?") stays noted for the agent,
             # and completes the form when it comes back to it; a pin code or price does not count.
-            return self._reject(self._entity_number(tracker))
+            return self._reject(conversation.latest_order_number(tracker))
         if tracker.get_slot("turn_limit_reached"):
             # Pattern 4: the customer's next message hands off, whatever it is (a resolution signal is
             # honoured by its rule, and the form comes back). A number in it is kept for the agent.
@@ -166,13 +166,6 @@ class ValidateOrderStatusForm(FormValidationAction):
     def _reject(number: Optional[str]) -> List[EventType]:
         kept = [SlotSet("order_number", number)] if number else []
         return kept + [ActionExecutionRejected(FORM)]
-
-    @staticmethod
-    def _entity_number(tracker: Tracker) -> Optional[str]:
-        for entity in (tracker.latest_message or {}).get("entities") or []:
-            if entity.get("entity") == "order_number":
-                return conversation.normalize_order_number(entity.get("value"))
-        return None
 
     @staticmethod
     def _number_in_order_question(tracker: Tracker) -> Optional[str]:
