@@ -307,23 +307,12 @@ def topic_question(tracker: Tracker, entry_id: str) -> Optional[str]:
     alone. "exchange kaise hota hai?" for "koi charge lagega?" after "kitne din ke andar karna hota hai"
     was kept on exchanges. None when the previous reply was not an answer from `entry_id`."""
     question: Optional[str] = None
-    latest_seen = False
-    lookup: Optional[Dict[str, Any]] = None  # the last kb_match of the turn being walked
-    for event in reversed(tracker.events):
-        kind = event.get("event")
-        if kind == "slot" and event.get("name") == "kb_match" and latest_seen and lookup is None:
-            lookup = event.get("value") or {}
-        elif kind == "user":
-            if not latest_seen:
-                latest_seen = True
-                continue
-            if lookup is None or not lookup.get("answered") or lookup.get("entry_id") != entry_id:
-                return question
-            parse_data = event.get("parse_data") or {}
-            question = parse_data.get("question") or event.get("text") or ""
-            if not lookup.get("context"):
-                return question
-            lookup = None
+    for event, lookup in conversation.earlier_turns(tracker):
+        if not lookup or not lookup.get("answered") or lookup.get("entry_id") != entry_id:
+            return question
+        question = conversation.searched_question(event)
+        if not lookup.get("context"):
+            return question
     return question
 
 

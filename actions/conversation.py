@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from rasa_sdk import Tracker
 
@@ -115,26 +115,47 @@ def question_text(tracker: Tracker) -> str:
     return message.get("question") or latest_user_text(tracker)
 
 
-def previous_kb_answer(tracker: Tracker) -> Optional[Tuple[str, str]]:
-    """(question, entry id) when the bot's reply to the customer's previous message was a
-    knowledge-base answer, else None. The question is what the KB searched then (`question_text`)."""
+def is_reaction(event: Dict[str, Any]) -> bool:
+    """A user event that is a WhatsApp reaction to a bot message (metadata `type: "reaction"`,
+    actions/CONTRACT.md), not something the customer wrote."""
+    metadata = (event.get("metadata") or {}).get("whatsapp")
+    return isinstance(metadata, dict) and metadata.get("type") == "reaction"
+
+
+def earlier_turns(tracker: Tracker) -> Iterator[Tuple[Dict[str, Any], Optional[Dict[str, Any]]]]:
+    """(user event, that turn's last `kb_match` value, {} when it was reset, None when the turn made
+    no lookup) for each customer message before the latest one, newest first. Reactions are left out
+    with the bot's reply to them: a 👎 says something about the answer before it and asks nothing, so
+    "so only unopened ones, yes?" after "👎" still follows up the question that answer was for."""
     latest_seen = False
-    entry_id: Optional[str] = None
+    lookup: Optional[Dict[str, Any]] = None
     for event in reversed(tracker.events):
         kind = event.get("event")
-        if kind == "user":
+        if kind == "slot" and event.get("name") == "kb_match" and latest_seen and lookup is None:
+            lookup = event.get("value") or {}
+        elif kind == "user":
             if not latest_seen:
                 latest_seen = True
                 continue
-            if entry_id is None:
-                return None
-            parse_data = event.get("parse_data") or {}
-            return parse_data.get("question") or event.get("text") or "", entry_id
-        if latest_seen and entry_id is None and kind == "slot" and event.get("name") == "kb_match":
-            value = event.get("value") or {}
-            if not (value.get("answered") and value.get("entry_id")):
-                return None  # that turn's last lookup handed off
-            entry_id = value["entry_id"]
+            if not is_reaction(event):
+                yield event, lookup
+            lookup = None
+
+
+def searched_question(event: Dict[str, Any]) -> str:
+    """What the knowledge base searched for a user event (`question_text` at the time)."""
+    parse_data = event.get("parse_data") or {}
+    return parse_data.get("question") or event.get("text") or ""
+
+
+def previous_kb_answer(tracker: Tracker) -> Optional[Tuple[str, str]]:
+    """(question, entry id) when the bot's reply to the customer's previous message (reactions left
+    out, `earlier_turns`) was a knowledge-base answer, else None. The question is what the KB
+    searched then (`question_text`)."""
+    for event, lookup in earlier_turns(tracker):
+        if not (lookup and lookup.get("answered") and lookup.get("entry_id")):
+            return None  # no lookup, or that turn's last lookup handed off
+        return searched_question(event), lookup["entry_id"]
     return None
 
 

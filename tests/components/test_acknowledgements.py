@@ -44,6 +44,8 @@ def matcher(section):
         # session 27: a bare verdict on the answer
         ("USELESS", "deny"), ("not helpful bhai 😕", "deny"),
         ("ok, that's everything 👍", "affirm"), ("bas itna hi ji", "affirm"),
+        # session 34 (v28): "got it / found it" in Hindi
+        ("mil gya", "affirm"), ("mil gaya ji 👍", "affirm"),
     ],
 )
 def test_acknowledgements_get_the_intent_of_their_list(matcher, text, intent):

@@ -61,7 +61,10 @@ def matcher():
      # session 33 (v26, in-sample): a person asked for by a role, as someone of a team, as support by a person,
      # brought in after the bot said it is one
      "can i get the email of your nodal officer, i want to escalate", "support team ki koi ladki hai jo samjha de?",
-     "insaan wali help chahiye thi bhai", "fine, bring someone in who can actually check"],
+     "insaan wali help chahiye thi bhai", "fine, bring someone in who can actually check",
+     # session 34 (v28, in-sample): a person asked for by what they do, someone of a department to speak with
+     "put me on to the person who approves exchanges", "is there a person in charge of deliveries i can write to",
+     "somebody from your warehouse team i could speak to?", "any skincare expert on staff i could ask directly?"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None

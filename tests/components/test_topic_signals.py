@@ -118,6 +118,17 @@ def signals():
         # session 33: a skin reaction after using a product (health)
         ("applied the ubtan pack last night and my cheeks are swollen today", "urgent_problem"),
         ("serum lagate hi gardan pe khujli shuru ho gayi", "urgent_problem"),
+        # session 34 (v28, in-sample): an account taken over, a product come spilled, a deadline with the order not
+        # here, a returned order's money not in the bank, a refund chased as stuck, the courier asking for more money,
+        # an annoyed customer, a skin that itches since a product
+        ("someone changed the password of my kesar lane account, i am locked out", "urgent_problem"),
+        ("the face oil reached me today with the seal broken and oil spilled everywhere", "urgent_problem"),
+        ("my haldi is on sunday and the dupatta still isnt here", "urgent_problem"),
+        ("they collected the return on friday, nothing has hit my account yet", "request_refund"),
+        ("mera refund kab se atka hua hai, kahan latka hai batao", "request_refund"),
+        ("courier wale ne ₹50 extra maange delivery ke time", "complaint"),
+        ("third reminder i'm sending, so annoying honestly", "complaint"),
+        ("my neck itches ever since your body lotion", "urgent_problem"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -175,6 +186,9 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "if i order today will the lehenga make it by saturday?",     # a deadline asked ahead of ordering
         "will it cause breakouts after using it daily on oily skin?",   # whether a product causes a reaction
         "how long does the refund take once a cancelled order is refunded?",
+        "how do i change the email on my account?",                     # a login question, no takeover
+        "does the delivery guy take upi or only cash?",                # a payment question about the courier
+        "will the sunscreen sting if i apply it after shaving?",      # whether a product causes a reaction
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
@@ -271,7 +285,10 @@ def test_a_topic_read_unsure_gives_way_to_a_rule(tmp_path):
         classified("#6021, i'm flying to pune on friday and need it before that", "cancel_order", 0.91),
     ])
     assert unsure.get("intent") == {"name": "urgent_problem", "confidence": 1.0}
-    assert sure.get("intent")["name"] == "cancel_order"  # a topic the classifier is sure of stays
+    # Session 34: the deadline rule names cancel_order in `also_over` (every labelled turn it fires on expects urgent),
+    # so even a sure cancellation reading gives way; a topic of a rule's `also_over` list is the only one that does.
+    assert sure.get("intent")["name"] == "urgent_problem"
+    assert sure.get(TOPIC_SIGNAL_KEY)["rule"] == "a deadline the order must meet"
 
 
 @pytest.mark.parametrize("value", [-0.1, 1.2, "high", True])
