@@ -302,17 +302,18 @@ def question_sentence_match(
 
 
 def topic_question(tracker: Tracker, entry_id: str) -> Optional[str]:
-    """The customer question that set the topic of the answers from `entry_id` the bot just gave: walking
-    back over the answers kept on it as follow-ups (`kb_match` with a context), the last one answered
-    alone. "exchange kaise hota hai?" for "koi charge lagega?" after "kitne din ke andar karna hota hai"
-    was kept on exchanges. None when the previous reply was not an answer from `entry_id`."""
+    """The customer question that set the topic of the answers from `entry_id` the bot just gave: the first
+    of the unbroken run of answers from that entry, walking back over follow-ups kept on it and over
+    follow-ups it answered alone. "exchange kaise hota hai?" for "koi charge lagega?" after "kitne din ke
+    andar karna hota hai" was kept on exchanges. Session 34: also over a short follow-up the entry answered
+    alone ("and once dispatched?" after "how do i cancel an order?", at the 0.50 threshold): read with it,
+    "when's the refund?" picked the returns entry. None when the previous reply was not an answer from
+    `entry_id`."""
     question: Optional[str] = None
     for event, lookup in conversation.earlier_turns(tracker):
         if not lookup or not lookup.get("answered") or lookup.get("entry_id") != entry_id:
             return question
         question = conversation.searched_question(event)
-        if not lookup.get("context"):
-            return question
     return question
 
 

@@ -185,12 +185,12 @@ def escalation_file(tmp_path, monkeypatch):
 def test_escalation_settings_reload_live_and_a_bad_value_keeps_the_old_ones(escalation_file):
     path, live = escalation_file
     text = path.read_text(encoding="utf-8")
-    assert "answer_threshold: 0.55" in text and "limit: 3" in text
-    path.write_text(text.replace("answer_threshold: 0.55", "answer_threshold: 0.7").replace("limit: 3", "limit: 5"),
+    assert "answer_threshold: 0.50" in text and "limit: 3" in text
+    path.write_text(text.replace("answer_threshold: 0.50", "answer_threshold: 0.7").replace("limit: 3", "limit: 5"),
                     encoding="utf-8")
     assert live.check() is True
     assert settings().kb_answer_threshold == 0.7 and settings().turn_limit == 5
-    bad = text.replace("answer_threshold: 0.55", "answer_threshold: 1.5")
+    bad = text.replace("answer_threshold: 0.50", "answer_threshold: 1.5")
     path.write_text(bad, encoding="utf-8")
     assert live.check() is False
     assert settings().kb_answer_threshold == 0.7

@@ -46,6 +46,7 @@ def matcher(section):
         ("ok, that's everything 👍", "affirm"), ("bas itna hi ji", "affirm"),
         # session 34 (v28): "got it / found it" in Hindi
         ("mil gya", "affirm"), ("mil gaya ji 👍", "affirm"),
+        ("all clear, thanks", "thank"), ("crystal clear 👍", "affirm"),
     ],
 )
 def test_acknowledgements_get_the_intent_of_their_list(matcher, text, intent):

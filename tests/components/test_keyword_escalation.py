@@ -64,7 +64,10 @@ def matcher():
      "insaan wali help chahiye thi bhai", "fine, bring someone in who can actually check",
      # session 34 (v28, in-sample): a person asked for by what they do, someone of a department to speak with
      "put me on to the person who approves exchanges", "is there a person in charge of deliveries i can write to",
-     "somebody from your warehouse team i could speak to?", "any skincare expert on staff i could ask directly?"],
+     "somebody from your warehouse team i could speak to?", "any skincare expert on staff i could ask directly?",
+     # session 34 (v29, in-sample): a department or desk, the top of the company, someone sent
+     "please connect me to your accounts team about a gst invoice", "escalation desk ka number ya banda chahiye",
+     "meri shikayat founder se baat karke hi suljhegi", "english nahi aati, gujarati wala koi bhejo"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None

@@ -129,6 +129,13 @@ def signals():
         ("courier wale ne ₹50 extra maange delivery ke time", "complaint"),
         ("third reminder i'm sending, so annoying honestly", "complaint"),
         ("my neck itches ever since your body lotion", "urgent_problem"),
+        # session 34 (v29, in-sample): a festival as the date of an order already placed, leaving on a day with a need,
+        # a reaction after a product was used (Hinglish), being taken for a fool, praise with a part that gave up
+        ("order 71120 is for bhai's rakhi on sunday, will it get here in time?", "urgent_problem"),
+        ("#50312 chahiye, friday ko ladakh nikal raha hu, need that jacket", "urgent_problem"),
+        ("aapka ubtan use kiya aur gaal pe jalan ho rahi hai", "urgent_problem"),
+        ("hume bewakoof samajhte ho kya, har baar ek hi bahana", "complaint"),
+        ("pretty print, but the zip gave way on the second wear", "complaint"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -189,6 +196,8 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "how do i change the email on my account?",                     # a login question, no takeover
         "does the delivery guy take upi or only cash?",                # a payment question about the courier
         "will the sunscreen sting if i apply it after shaving?",      # whether a product causes a reaction
+        "will orders placed today reach before diwali?",              # ordering still ahead
+        "is the diwali sale on track to start this friday?",         # no order of the customer's
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
