@@ -36,8 +36,13 @@ gets the goodbye intent when the classifier read it as something else or could n
 gayi, alvida" was "ok", "haha nvm bye" was "no").
 
 The parse data says what happened: `acknowledgement: {"intent", "items", "classifier_intent",
-"reaction"}`, plus `"remark"` and `"rule"` (`plan` or `ending`) for a lead with a remark (`"rule": "dismissal"`
-for a bare lead, `"farewell"` for a message that takes leave).
+"reaction"}`, plus `"remark"` and `"rule"` (`plan`, `ending` or `comment`) for a lead with a remark (`"rule":
+"dismissal"` for a bare lead, `"closing"` for a dismissal closed with thanks or an "ok" ("koi baat nahi, thanks": the
+closing's intent, no dismissal; `endings.closed_by`), `"farewell"` for a message that takes leave).
+
+A `comment` (`with_a_remark.comments`) is an acknowledgement and a short remark that is neither a plan nor a question
+("noted, cold water it is", "great, exactly what i wanted"): it counts only when the classifier could not place the
+message, and never with a problem, a request or a doubt in the remark.
 """
 from __future__ import annotations
 
@@ -101,7 +106,7 @@ class Acknowledgement:
     intent: str
     items: List[str]  # the listed words, phrases and emoji found, in order
     remark: str = ""  # with_a_remark: the words after the lead
-    rule: str = ""  # with_a_remark: "plan" or "ending"; "dismissal" for a bare ending lead
+    rule: str = ""  # with_a_remark: "plan", "ending" or "comment"; "dismissal" for a bare ending lead, "closing" after one
 
 
 class RemarkRules:
@@ -120,6 +125,11 @@ class RemarkRules:
         # A message made only of these (and filler words) is a dismissal (bare_ending).
         alone_only = phrase_strings(endings.get("alone_only"), f"{where}.endings.alone_only")
         self._dismissals = PhraseList([*leads, *alone_only], squeezed=True)
+        self.closed_by = [str(i) for i in endings.get("closed_by") or []]
+        for intent in self.closed_by:
+            if intent not in intents:
+                raise ValueError(f"{where}.endings.closed_by: {intent!r} must be one of the acknowledgement intents "
+                                 f"{', '.join(intents)}")
         self._question_starts = PhraseList(phrase_strings(section.get("question_starts"), f"{where}.question_starts"))
         self._question_words = {w for q in phrase_strings(section.get("question_words"), f"{where}.question_words")
                                 for w in tokenize(q)}
@@ -127,6 +137,16 @@ class RemarkRules:
         self.farewells = PhraseList(phrase_strings(section.get("farewells"), f"{where}.farewells"), squeezed=True)
         self.keep_intents = set(phrase_strings(section.get("keep_intents"), f"{where}.keep_intents"))
         self.max_words = int(section.get("max_words") or 12)
+        comments = section.get("comments") or {}
+        self.comment_intents = [str(i) for i in comments.get("intents") or []]
+        self.comment_below = float(comments.get("below") or 0.0)
+        self.comment_own_below = float(comments.get("own_intents_below") or 0.0)
+        self.comment_max_words = int(comments.get("max_words") or 0)
+        self._comment_not_when = PhraseList(phrase_strings(comments.get("not_when"), f"{where}.comments.not_when"))
+        for intent in self.comment_intents:
+            if intent not in intents:
+                raise ValueError(f"{where}.comments: {intent!r} must be one of the acknowledgement intents "
+                                 f"{', '.join(intents)}")
         for intent in [*self.plan_intents, *([self.ending_intent] if self.ending_intent else [])]:
             if intent not in intents:
                 raise ValueError(f"{where}: {intent!r} must be one of the acknowledgement intents {', '.join(intents)}")
@@ -162,6 +182,17 @@ class RemarkRules:
         if self._plan_cues.find(remark):
             return True
         return any(w.endswith(e) and len(w) > len(e) for w in remark for e in self._plan_endings)
+
+    def is_comment(self, text: str, remark: List[str], classifier_intent: str, confidence: float) -> bool:
+        """A short comment on the answer, when the classifier could not place the message (`comments`): "great,
+        exactly what i wanted", "noted, cold water it is"."""
+        if not self.comment_intents or len(remark) > self.comment_max_words:
+            return False
+        # A sure enough reading of the comment's own intents is the classifier's to keep (_no_rival_of_the_same_kind).
+        below = self.comment_own_below if classifier_intent in self.comment_intents else self.comment_below
+        if confidence >= below:
+            return False
+        return not any(ch.isdigit() for ch in text) and not self._comment_not_when.find(remark)
 
     def ending_lead(self, words: List[str], start: int) -> Optional[Tuple[str, int]]:
         return self._ending_leads.longest_at(words, start)
@@ -357,11 +388,23 @@ class AcknowledgementMatcher:
                 break
             position = listed[1]
         leads = rules.bare_ending(words[position:], self._fillers)
-        return Acknowledgement(intent=rules.ending_intent, items=leads, rule="dismissal") if leads else None
+        if leads:
+            return Acknowledgement(intent=rules.ending_intent, items=leads, rule="dismissal")
+        # A dismissal closed with thanks is that thank-you (`endings.closed_by`): "koi baat nahi, thanks" is "no problem,
+        # thanks", a resolution signal (session 35, v30: read as "no" after three answers, pattern 4 handed off).
+        for cut in range(position + 1, len(words)):
+            closing = self.match(" ".join(words[cut:]))
+            if closing is not None and closing.intent in rules.closed_by:
+                leads = rules.bare_ending(words[position:cut], self._fillers)
+                if leads:
+                    return Acknowledgement(intent=closing.intent, items=leads + closing.items, rule="closing")
+        return None
 
-    def match_with_remark(self, text: Optional[str], classifier_intent: str = "") -> Optional[Acknowledgement]:
+    def match_with_remark(self, text: Optional[str], classifier_intent: str = "",
+                          confidence: float = 1.0) -> Optional[Acknowledgement]:
         """A leading acknowledgement (or a form ending) plus a short remark that is no question:
-        "great, will email" (plan), "never mind, found the tracking sms" (ending)."""
+        "great, will email" (plan), "never mind, found the tracking sms" (ending), "noted, cold water it is"
+        (comment, only when the classifier is unsure: `comments`)."""
         rules = self.remarks
         text = text or ""
         if rules is None or classifier_intent in rules.keep_intents:
@@ -396,6 +439,8 @@ class AcknowledgementMatcher:
         intent = min((i for _, i in lead), key=self.intents.index)
         if intent in rules.plan_intents and rules.is_plan(remark):
             return Acknowledgement(intent=intent, items=[i for i, _ in lead], remark=" ".join(remark), rule="plan")
+        if intent in rules.comment_intents and rules.is_comment(text, remark, classifier_intent, confidence):
+            return Acknowledgement(intent=intent, items=[i for i, _ in lead], remark=" ".join(remark), rule="comment")
         return None
 
     def match_praise(self, text: Optional[str], classifier_intent: str = "") -> Optional[Acknowledgement]:
@@ -554,7 +599,8 @@ class Acknowledgements(DesignerListComponent, IntentClassifier):
                 if acknowledgement is None:
                     # FollowUpQuestion may have cut "great," off the text; the remark rules read it all.
                     acknowledgement = self._matcher.match_with_remark(
-                        message.get(CUSTOMER_TEXT_KEY) or text, classified.get("name") or "")
+                        message.get(CUSTOMER_TEXT_KEY) or text, classified.get("name") or "",
+                        float(classified.get("confidence") or 0.0))
                 if acknowledgement is None:
                     acknowledgement = self._matcher.match_praise(
                         message.get(CUSTOMER_TEXT_KEY) or text, classified.get("name") or "")

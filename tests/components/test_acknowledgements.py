@@ -560,3 +560,88 @@ def test_a_leave_taking_mistake_is_a_clear_error(section):
         AcknowledgementMatcher(broken)
     with pytest.raises(ValueError, match="needs an `intent`"):
         AcknowledgementMatcher({**section, "leave_taking": {"below": 0.5}})
+
+
+# Session 35 (v30): an acknowledgement with a short comment on the answer ("noted, cold water it is ✨", "ok fir haathon
+# se hi") fell back and was handed off as "not sure", or read as "no". It is the acknowledgement when the classifier
+# could not place it; a confident reading, a problem, a request, a doubt, a digit or a question keeps it out.
+@pytest.mark.parametrize("text, classifier_intent, confidence", [
+    ("noted, cold water it is ✨", "ask_question", 0.23), ("great, exactly what i wanted 🙌", "ask_question", 0.4),
+    ("ok fir haathon se hi", "greet", 0.65), ("ok, checking", "deny", 0.61),
+    ("cool cool, sounds like a plan", "feedback_positive", 0.55),
+    ("great, exactly what i wanted", "affirm", 0.4),  # the classifier's own "ok", but too unsure: it would fall back
+])
+def test_an_acknowledgement_with_a_comment_is_the_acknowledgement_when_the_classifier_is_unsure(
+        matcher, text, classifier_intent, confidence):
+    found = matcher.match_with_remark(text, classifier_intent, confidence)
+    assert (found.intent, found.rule) == ("affirm", "comment")
+
+
+@pytest.mark.parametrize("text, classifier_intent, confidence", [
+    ("hmm abhi bhi confuse hu yaar", "deny", 0.5),  # a doubt
+    ("ok fine just tell me your support hours then", "ask_question", 0.4),  # a request
+    ("ok but the parcel is late", "complaint", 0.5),  # a problem, and a hand-off intent
+    ("ok then whats the express delivery charge", "ask_question", 0.5),  # a question
+    ("ok noted, 44 chest", "ask_question", 0.5),  # a digit: a size or an order number
+    ("hmm let me see", "order_status", 0.95),  # the classifier is sure of something else
+    ("great, exactly what i wanted", "ask_question", 0.85),
+    ("ok thanks, trying it on right now", "affirm", 0.68),  # the classifier's own acknowledgement stays
+])
+def test_a_comment_with_a_problem_a_request_a_question_or_a_sure_reading_is_no_acknowledgement(
+        matcher, text, classifier_intent, confidence):
+    found = matcher.match_with_remark(text, classifier_intent, confidence)
+    assert found is None or found.rule != "comment"
+
+
+def test_a_comment_changes_the_intent_through_the_component(tmp_path):
+    component = trained(Acknowledgements, tmp_path, BOT_INTENTS, "acknowledgements")
+    unsure, sure = component.process([classified("noted, cold water it is ✨", intent="ask_question", confidence=0.3),
+                                      classified("noted, cold water it is", intent="ask_question", confidence=0.95)])
+    assert unsure.get("intent")["name"] == "affirm"
+    assert sure.get("intent")["name"] == "ask_question"
+
+
+# Session 35 (v30): "koi baat nahi, thanks" after three answers was read as "no" and pattern 4 handed off. A dismissal
+# closed with thanks or an "ok" is that closing, a resolution signal, and carries no dismissal.
+@pytest.mark.parametrize("text, intent", [("koi baat nahi, thanks", "thank"), ("never mind, thank u", "thank"),
+                                          ("chhodo yaar, thank you so much", "thank")])
+def test_a_dismissal_closed_with_thanks_is_the_thanks(matcher, text, intent):
+    found = matcher.match_dismissal(text, "deny")
+    assert (found.intent, found.rule) == (intent, "closing")
+
+
+@pytest.mark.parametrize("text", ["rehne do, mil gaya", "never mind, ok"])
+def test_a_dismissal_with_a_reason_or_an_ok_after_it_is_no_thank_you(matcher, text):
+    # "rehne do, mil gaya": the customer found the number and drops the form (hold-out v6); not a closing
+    found = matcher.match_dismissal(text, "deny")
+    assert found is None or found.rule != "closing"
+
+
+@pytest.mark.parametrize("text", ["that's it from me, have a lovely day", "alright, signing off", "great, take care"])
+def test_a_comment_that_takes_leave_is_a_goodbye_not_an_ok(matcher, text):
+    assert matcher.match_with_remark(text, "ask_question", 0.4) is None
+    assert matcher.match_leave(text, "affirm", 0.9).intent == "goodbye"
+
+
+def test_a_dismissal_closed_with_thanks_gets_no_dismissal_entity(tmp_path):
+    component = trained(Acknowledgements, tmp_path, BOT_INTENTS, "acknowledgements")
+    [message] = component.process([classified("koi baat nahi, thanks", intent="deny", confidence=0.87)])
+    assert message.get("intent")["name"] == "thank"
+    assert all(e["entity"] != "dismissal" for e in message.get("entities"))
+
+
+# Session 35 (v30): leaving the order form by skipping it, or by putting the number off with a reason.
+@pytest.mark.parametrize("text", ["skip that, i'll look it up on the website",
+                                  "I don't have it on me right now, will come back later"])
+def test_skipping_or_putting_the_number_off_is_an_ending(matcher, text):
+    found = matcher.match_with_remark(text, "goodbye", 0.9)
+    assert (found.intent, found.rule) == ("deny", "ending")
+
+
+def test_a_side_question_after_putting_the_number_off_is_no_ending(matcher):
+    assert matcher.match_with_remark("i don't have it on me right now, do you deliver on sundays?", "ask_question") is None
+
+
+@pytest.mark.parametrize("text", ["sasriakal ji", "sat sri akal 🙏"])
+def test_the_punjabi_greeting_is_a_greeting(matcher, text):
+    assert matcher.match(text).intent == "greet"

@@ -67,7 +67,12 @@ def matcher():
      "somebody from your warehouse team i could speak to?", "any skincare expert on staff i could ask directly?",
      # session 34 (v29, in-sample): a department or desk, the top of the company, someone sent
      "please connect me to your accounts team about a gst invoice", "escalation desk ka number ya banda chahiye",
-     "meri shikayat founder se baat karke hi suljhegi", "english nahi aati, gujarati wala koi bhejo"],
+     "meri shikayat founder se baat karke hi suljhegi", "english nahi aati, gujarati wala koi bhejo",
+     # session 35 (v30, in-sample): someone of a department, the owner, a word with whoever runs things, an employee,
+     # a stylist to chat with, a real man
+     "refund walon mein se koi mil sakta hai?", "company ke maalik se milwa dijiye", "i'd like a word with someone up top",
+     "please put an actual employee on this chat", "any fashion adviser i can chat with before buying?",
+     "koi asli aadmi hai wahan?"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None
@@ -284,3 +289,23 @@ def test_team_names_need_asking_words():
     section = yaml.safe_load(open(SETTINGS))["human_request"]
     with pytest.raises(ValueError, match="asking_words"):
         HumanRequestMatcher({**section, "asking_words": []})
+
+
+# Session 35: people named by their role count like the team's names: with an asking word in their clause they are a
+# request for a person, without one a question about them.
+@pytest.mark.parametrize(
+    "text",
+    ["is there a stylist i could have a chat with about a lehenga", "shop ke maalik se milwa do please",
+     "koi senior banda hai jisse baat ho sake", "connect me to the skincare expert", "supervisor se baat karwao"],
+)
+def test_a_role_with_a_request_hands_off(matcher, text):
+    assert matcher.match(text) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["is your founder a woman?", "which stylist put this collection together", "do your experts test serums on skin?",
+     "no need to escalate to a manager, just tell me the mail id", "mera banda size M pehenta hai, kaunsa lu?"],
+)
+def test_a_role_without_a_request_is_not_one(matcher, text):
+    assert matcher.match(text) is None

@@ -136,6 +136,14 @@ def signals():
         ("aapka ubtan use kiya aur gaal pe jalan ho rahi hai", "urgent_problem"),
         ("hume bewakoof samajhte ho kya, har baar ek hi bahana", "complaint"),
         ("pretty print, but the zip gave way on the second wear", "complaint"),
+        # session 35 (v30, in-sample): a move on a date with a need, a festival to wear it at and no dispatch, a bride's
+        # farewell, delivered with nobody at home getting it, staff who shouted, an order booked twice to call off
+        ("15 tarikh ko transfer hoke pune ja rahe hai, usse pehle order 30117 chahiye", "urgent_problem"),
+        ("navratri pe pehenna tha aur order 22150 abhi tak dispatch nahi hua", "urgent_problem"),
+        ("parcel abhi tak nahi aaya, parso didi ki bidaai hai", "urgent_problem"),
+        ("status says delivered but no one in the house got anything", "urgent_problem"),
+        ("delivery wale ne gate pe mujh pe chillaya", "complaint"),
+        ("galti se kurta do baar order hua, ek radd karo", "cancel_order"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -198,6 +206,8 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "will the sunscreen sting if i apply it after shaving?",      # whether a product causes a reaction
         "will orders placed today reach before diwali?",              # ordering still ahead
         "is the diwali sale on track to start this friday?",         # no order of the customer's
+        "mazak tha yaar 😄 acha return window kitni hai",             # the customer's own joke (session 35)
+        "holi pe pehenne ke liye white kurta hai kya?",              # a shopping question, no problem named
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
