@@ -645,3 +645,20 @@ def test_a_side_question_after_putting_the_number_off_is_no_ending(matcher):
 @pytest.mark.parametrize("text", ["sasriakal ji", "sat sri akal 🙏"])
 def test_the_punjabi_greeting_is_a_greeting(matcher, text):
     assert matcher.match(text).intent == "greet"
+
+
+# Session 35 (v31): the bot thanked by name, a greeting to the team as people, good night in Hindi.
+@pytest.mark.parametrize("text, intent", [("ty bot", "thank"), ("thanks bot 🙏", "thank"), ("evening, lovely people 🌆", "greet"),
+                                          ("morning folks", "greet")])
+def test_the_bot_or_the_team_named_around_an_acknowledgement(matcher, text, intent):
+    assert matcher.match(text).intent == intent
+
+
+def test_good_night_in_hindi_is_a_goodbye(matcher):
+    assert matcher.match_leave("shubhratri 🌙", "nlu_fallback", 0.3).intent == "goodbye"
+    assert matcher.match_leave("shubhratri 🌙", "greet", 0.65).intent == "goodbye"
+
+
+@pytest.mark.parametrize("text", ["bot? 🤖", "bot ho kya"])
+def test_the_bot_named_alone_is_no_acknowledgement(matcher, text):
+    assert matcher.match(text) is None

@@ -72,7 +72,9 @@ def matcher():
      # a stylist to chat with, a real man
      "refund walon mein se koi mil sakta hai?", "company ke maalik se milwa dijiye", "i'd like a word with someone up top",
      "please put an actual employee on this chat", "any fashion adviser i can chat with before buying?",
-     "koi asli aadmi hai wahan?"],
+     "koi asli aadmi hai wahan?",
+     # session 35 (v31, in-sample): a person with a name to speak to
+     "anyone with an actual name i can speak to today?"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None

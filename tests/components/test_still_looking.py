@@ -62,6 +62,12 @@ def still_looking_entities(message):
     # session 31 (v25, in-sample): rummaging ("khangaal"), and asking the one who placed it
     ("ek minute, sms khangaal raha hu", ("out_of_scope", 0.5)),
     ("let me ask my wife, she placed it", ("affirm", 0.9)),
+    # session 35 (v30, v31 in-sample): asking the one who placed it, searching a mailbox in Hinglish, a new lead, and
+    # where the number will be
+    ("hold on, my son ordered it, asking him now", ("nlu_fallback", 0.4)),
+    ("ek minute, inbox me search kar raha hu", ("out_of_scope", 0.6)),
+    ("gimme a sec, need to find the mail first", ("out_of_scope", 0.55)),
+    ("ek min, number sms me hoga", ("ask_question", 0.6)),
 ])
 def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text, reading):
     component = make_component(tmp_path)

@@ -144,6 +144,14 @@ def signals():
         ("status says delivered but no one in the house got anything", "urgent_problem"),
         ("delivery wale ne gate pe mujh pe chillaya", "complaint"),
         ("galti se kurta do baar order hua, ek radd karo", "cancel_order"),
+        # session 35 (v31, in-sample): a cancelled order's money chased, another size than ordered with a party, "so done
+        # with", the steps of a cancellation asked, a train's PNR, the things ordered "going to land"
+        ("teen hafte pehle order cancel kiya tha, paisa ab tak nahi lauta", "request_refund"),
+        ("received a small when i ordered a large, and the party is tomorrow", "urgent_problem"),
+        ("second kurta this month with a torn seam, so done with your brand", "complaint"),
+        ("steps to cancel something i bought an hour ago?", "ask_question"),
+        ("bhai mera irctc pnr check kar do 2245118870", "out_of_scope"),
+        ("when are my sarees and my stuff going to land", "order_status"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -208,6 +216,7 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "is the diwali sale on track to start this friday?",         # no order of the customer's
         "mazak tha yaar 😄 acha return window kitni hai",             # the customer's own joke (session 35)
         "holi pe pehenne ke liye white kurta hai kya?",              # a shopping question, no problem named
+        "still waiting on the parcel i bought in the diwali sale",   # the sale is when it was bought (session 35)
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
