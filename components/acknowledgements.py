@@ -37,8 +37,8 @@ gayi, alvida" was "ok", "haha nvm bye" was "no").
 
 The parse data says what happened: `acknowledgement: {"intent", "items", "classifier_intent",
 "reaction"}`, plus `"remark"` and `"rule"` (`plan`, `ending` or `comment`) for a lead with a remark (`"rule":
-"dismissal"` for a bare lead, `"closing"` for a dismissal closed with thanks or an "ok" ("koi baat nahi, thanks": the
-closing's intent, no dismissal; `endings.closed_by`), `"farewell"` for a message that takes leave).
+"dismissal"` for a bare lead, `"closing"` for a dismissal closed with thanks ("koi baat nahi, thanks": the closing's
+intent, no dismissal; `endings.closed_by`), `"farewell"` for a message that takes leave).
 
 A `comment` (`with_a_remark.comments`) is an acknowledgement and a short remark that is neither a plan nor a question
 ("noted, cold water it is", "great, exactly what i wanted"): it counts only when the classifier could not place the
