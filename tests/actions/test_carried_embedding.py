@@ -45,9 +45,15 @@ def featurizer():
 
 @pytest.fixture
 def counting(kb, monkeypatch):
-    """The session's knowledge base (its encoder identity unchanged) with its encoder counted."""
-    encoder = CountingEncoder(kb._encoder)
-    monkeypatch.setattr(kb, "_encoder", encoder)
+    """The knowledge base the actions serve now (its encoder identity unchanged) with its encoder counted. Not the
+    session's `kb` object: the live reload (actions/kb_reload.py) may have replaced it since, when another test
+    changed the settings it watches, and the action would then search with an encoder nobody counts (session 35: the
+    fresh-clone CI failed so)."""
+    from actions import answers
+
+    served = answers.knowledge_base()
+    encoder = CountingEncoder(served._encoder)
+    monkeypatch.setattr(served, "_encoder", encoder)
     return encoder
 
 
