@@ -45,15 +45,17 @@ def featurizer():
 
 @pytest.fixture
 def counting(kb, monkeypatch):
-    """The knowledge base the actions serve now (its encoder identity unchanged) with its encoder counted. Not the
-    session's `kb` object: the live reload (actions/kb_reload.py) may have replaced it since, when another test
-    changed the settings it watches, and the action would then search with an encoder nobody counts (session 35: the
-    fresh-clone CI failed so)."""
+    """The session's knowledge base and the one the actions serve now (their encoder identity unchanged), with the
+    encoder counted on both: the live reload (actions/kb_reload.py) may have replaced the served one since, when
+    another test changed the settings it watches, and an action would then search with an encoder nobody counts
+    (session 35: the fresh-clone CI failed so)."""
     from actions import answers
 
+    encoder = CountingEncoder(kb._encoder)
+    monkeypatch.setattr(kb, "_encoder", encoder)  # the tests that search `kb` themselves
     served = answers.knowledge_base()
-    encoder = CountingEncoder(served._encoder)
-    monkeypatch.setattr(served, "_encoder", encoder)
+    if served is not kb:  # the actions' knowledge base, reloaded since the session's was loaded
+        monkeypatch.setattr(served, "_encoder", encoder)
     return encoder
 
 
