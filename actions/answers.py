@@ -329,7 +329,11 @@ def elliptical_follow_up_match(
     (`knowledge_base.elliptical_follow_ups`): at most `max_words` words; no topic word of another entry
     (KnowledgeBase.topics_named: "aur COD milega?" names cash_on_delivery and is judged alone); the
     classifier gives the previous entry at least `min_share` for the message alone (an unrelated
-    question gives it next to nothing). None: judged as before. `answered_alone`: a message that meets
+    question gives it next to nothing), and less than `max_near_miss_share` to its near misses (a question
+    the entry's `not_covered` describes, "ye points kitne time mein lapse ho jaate?" after the loyalty answer, is
+    judged alone: read with the topic's question it came out answered; only from `near_miss_min_words` words).
+    `candidates` must be every entry
+    (KnowledgeBase.matches with k=None): the near misses' share is what they leave. None: judged as before. `answered_alone`: a message that meets
     the conditions and that the entry just answered already answers alone gets that match (candidates[0]
     itself) instead of None (`fallback_follow_up`: nothing else would answer it)."""
     if elliptical is None or len(question.split()) > elliptical.max_words:
@@ -340,6 +344,7 @@ def elliptical_follow_up_match(
     previous_question, entry_id = previous
     alone = next((c for c in candidates if c.entry_id == entry_id), None)
     if (alone is None or alone.share < elliptical.min_share
+            or is_near_miss(question, candidates, elliptical)
             or kb.topics_named(question, besides=entry_id, ignore=elliptical.not_topic_words,
                                declared=elliptical.topic_words)):
         return None
@@ -353,6 +358,21 @@ def elliptical_follow_up_match(
     if combined is not None and combined.probability >= threshold:
         return combined
     return None
+
+
+def near_miss_share(candidates: Sequence[Match]) -> float:
+    """What the entry classifier gives its near-miss class (no entry answers it): what every entry's share
+    (`candidates`: all entries) leaves of 1."""
+    return max(0.0, 1.0 - sum(candidate.share for candidate in candidates))
+
+
+def is_near_miss(question: str, candidates: Sequence[Match], elliptical: EllipticalFollowUps) -> bool:
+    """Whether the entry classifier places `question` among the near misses (`max_near_miss_share` or more), for a
+    message of at least `near_miss_min_words` words: "inside out?" after the care answer tells too little to be one
+    (session 36: at 0.81 it was handed off)."""
+    if elliptical.max_near_miss_share is None or len(question.split()) < elliptical.near_miss_min_words:
+        return False
+    return near_miss_share(candidates) >= elliptical.max_near_miss_share
 
 
 def fallback_follow_up(

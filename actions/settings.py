@@ -61,6 +61,10 @@ class EllipticalFollowUps:
 
     max_words: int = 6  # only messages of at most this many words (after "ok and" / "aur")
     min_share: float = 0.01  # ...to which the entry classifier gives the previous entry at least this share
+    # ...and which the entry classifier does not place among the known near misses (its NONE class: the entries'
+    # `not_covered` and the near-miss file) with this share or more. None: no such limit.
+    max_near_miss_share: Optional[float] = None
+    near_miss_min_words: int = 3  # ...for messages of at least this many words (a fragment tells too little)
     # Words that never name an entry's topic, whatever the entries' examples make of them ("too", "which",
     # "koi"): lower case, one word each.
     not_topic_words: Tuple[str, ...] = ()
@@ -289,7 +293,9 @@ def _elliptical_follow_ups(
 ) -> Optional[EllipticalFollowUps]:
     """false: off; a mapping (missing keys take the defaults) or nothing: on. `hand_off_intents` (the human
     request and the topics) can never be `rescue_intents`: patterns 2 and 3 are never answered."""
-    section = _switch_section(section, where, ["max_words", "min_share", "not_topic_words", "topic_words",
+    section = _switch_section(section, where, ["max_words", "min_share", "max_near_miss_share", "near_miss_min_words",
+                                               "not_topic_words",
+                                               "topic_words",
                                                "rescue_fallbacks", "rescue_intents", "rescue_max_hand_off_confidence",
                                                "rescue_min_probability"])
     if section is None:
@@ -299,6 +305,14 @@ def _elliptical_follow_ups(
     share = section.get("min_share", defaults.min_share)
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share < 1.0:
         raise SettingsError(f"{where}.min_share must be a number from 0 up to (not including) 1, got {share!r}")
+    near_miss = section.get("max_near_miss_share", defaults.max_near_miss_share)
+    if near_miss is not None and (isinstance(near_miss, bool) or not isinstance(near_miss, (int, float))
+                                  or not 0.0 < near_miss <= 1.0):
+        raise SettingsError(f"{where}.max_near_miss_share must be a number above 0 and at most 1 (or null: no limit), "
+                            f"got {near_miss!r}")
+    near_miss_words = section.get("near_miss_min_words", defaults.near_miss_min_words)
+    if isinstance(near_miss_words, bool) or not isinstance(near_miss_words, int) or near_miss_words < 1:
+        raise SettingsError(f"{where}.near_miss_min_words must be a whole number of at least 1, got {near_miss_words!r}")
     ignored = _phrases(section.get("not_topic_words"), f"{where}.not_topic_words", one_word=True)
     declared = section.get("topic_words") or {}
     if not isinstance(declared, dict) or not all(isinstance(entry, str) and entry for entry in declared):
@@ -326,7 +340,10 @@ def _elliptical_follow_ups(
     if floor is not None and (isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0.0 < floor <= 1.0):
         raise SettingsError(f"{where}.rescue_min_probability must be a number above 0 and at most 1 (or null: off), "
                             f"got {floor!r}")
-    return EllipticalFollowUps(max_words=words, min_share=float(share), not_topic_words=ignored,
+    return EllipticalFollowUps(max_words=words, min_share=float(share),
+                               max_near_miss_share=None if near_miss is None else float(near_miss),
+                               near_miss_min_words=near_miss_words,
+                               not_topic_words=ignored,
                                topic_words=topic_words, rescue_fallbacks=rescue, rescue_intents=rescue_intents,
                                rescue_max_hand_off_confidence=float(ceiling),
                                rescue_min_probability=None if floor is None else float(floor))

@@ -126,10 +126,6 @@ class RemarkRules:
         alone_only = phrase_strings(endings.get("alone_only"), f"{where}.endings.alone_only")
         self._dismissals = PhraseList([*leads, *alone_only], squeezed=True)
         self.closed_by = [str(i) for i in endings.get("closed_by") or []]
-        for intent in self.closed_by:
-            if intent not in intents:
-                raise ValueError(f"{where}.endings.closed_by: {intent!r} must be one of the acknowledgement intents "
-                                 f"{', '.join(intents)}")
         self._question_starts = PhraseList(phrase_strings(section.get("question_starts"), f"{where}.question_starts"))
         self._question_words = {w for q in phrase_strings(section.get("question_words"), f"{where}.question_words")
                                 for w in tokenize(q)}
@@ -143,13 +139,14 @@ class RemarkRules:
         self.comment_own_below = float(comments.get("own_intents_below") or 0.0)
         self.comment_max_words = int(comments.get("max_words") or 0)
         self._comment_not_when = PhraseList(phrase_strings(comments.get("not_when"), f"{where}.comments.not_when"))
-        for intent in self.comment_intents:
-            if intent not in intents:
-                raise ValueError(f"{where}.comments: {intent!r} must be one of the acknowledgement intents "
+        ending = [self.ending_intent] if self.ending_intent else []
+        named_intents = (("plans.intents", self.plan_intents), ("endings.intent", ending),
+                         ("endings.closed_by", self.closed_by), ("comments.intents", self.comment_intents))
+        for key, named in named_intents:
+            unknown = [intent for intent in named if intent not in intents]
+            if unknown:
+                raise ValueError(f"{where}.{key}: {unknown[0]!r} must be one of the acknowledgement intents "
                                  f"{', '.join(intents)}")
-        for intent in [*self.plan_intents, *([self.ending_intent] if self.ending_intent else [])]:
-            if intent not in intents:
-                raise ValueError(f"{where}: {intent!r} must be one of the acknowledgement intents {', '.join(intents)}")
         if self._ending_leads and not self.ending_intent:
             raise ValueError(f"{where}.endings needs an `intent`")
 
@@ -384,6 +381,9 @@ class AcknowledgementMatcher:
         position = 0
         while position < len(words) and rules.ending_lead(words, position) is None:
             listed = self._listed_at(words, position)
+            if listed is None and squeeze(words[position]) in self._fillers:
+                position += 1  # "oh ok, forget it then" (session 36, v32: "oh" stopped the lead-in, read as "no")
+                continue
             if listed is None or listed[2] == rules.ending_intent:
                 break
             position = listed[1]
@@ -391,7 +391,10 @@ class AcknowledgementMatcher:
         if leads:
             return Acknowledgement(intent=rules.ending_intent, items=leads, rule="dismissal")
         # A dismissal closed with thanks is that thank-you (`endings.closed_by`): "koi baat nahi, thanks" is "no problem,
-        # thanks", a resolution signal (session 35, v30: read as "no" after three answers, pattern 4 handed off).
+        # thanks", a resolution signal (session 35, v30: read as "no" after three answers, pattern 4 handed off). Only a
+        # short message: each cut is matched again, and a long message is no closing anyway.
+        if len(words) - position > rules.max_words:
+            return None
         for cut in range(position + 1, len(words)):
             closing = self.match(" ".join(words[cut:]))
             if closing is not None and closing.intent in rules.closed_by:

@@ -76,6 +76,9 @@ def test_elliptical_follow_ups_are_on_as_shipped_and_false_turns_them_off():
     partial = broken(lambda d: d["knowledge_base"].update(elliptical_follow_ups={"max_words": 5}))
     kept = parse_settings(partial, PROJECT_ROOT / "escalation.yml").kb_elliptical_follow_ups
     assert kept.max_words == 5 and kept.min_share == 0.01 and kept.not_topic_words == ()
+    # Session 36: a near miss of the entry just answered is judged alone, as shipped; no limit unless a designer sets one.
+    assert shipped.max_near_miss_share == 0.75 and kept.max_near_miss_share is None
+    assert shipped.near_miss_min_words == 3 and kept.near_miss_min_words == 3
     assert "too" in shipped.not_topic_words and "cod" not in shipped.not_topic_words
     assert ("care_washing", ("press", "istri", "dhoye", "dhoya", "dhona", "dhulai")) in shipped.topic_words
     assert kept.topic_words == ()
@@ -93,6 +96,11 @@ def test_elliptical_follow_ups_are_on_as_shipped_and_false_turns_them_off():
         ({"max_words": True}, "max_words must be a whole number"),
         ({"min_share": 1.0}, "min_share must be a number from 0"),
         ({"min_share": "low"}, "min_share must be a number from 0"),
+        ({"max_near_miss_share": 0}, "max_near_miss_share must be a number above 0 and at most 1"),
+        ({"max_near_miss_share": 1.2}, "max_near_miss_share must be a number above 0 and at most 1"),
+        ({"max_near_miss_share": True}, "max_near_miss_share must be a number above 0 and at most 1"),
+        ({"near_miss_min_words": 0}, "near_miss_min_words must be a whole number of at least 1"),
+        ({"near_miss_min_words": 2.5}, "near_miss_min_words must be a whole number of at least 1"),
         ({"not_topic_words": "too"}, "not_topic_words must be a list of single words"),
         ({"not_topic_words": ["too much"]}, "not_topic_words"),
         ({"topic_words": ["press"]}, "topic_words must map knowledge-base entry ids"),
@@ -100,7 +108,7 @@ def test_elliptical_follow_ups_are_on_as_shipped_and_false_turns_them_off():
         ({"topic_words": {"care_washing": ["press"]}, "not_topic_words": ["press"]},
          "press cannot be both a topic word and in not_topic_words"),
         ({"max_odds": 30}, "unknown key"),
-        ([8], "must be false or a mapping with max_words, min_share, not_topic_words, topic_words"),
+        ([8], "must be false or a mapping with max_words, min_share, max_near_miss_share, near_miss_min_words, not_topic_words"),
         ({"rescue_fallbacks": "yes"}, "rescue_fallbacks must be true or false"),
         ({"rescue_fallbacks": True, "rescue_intents": []}, "rescue_intents must name at least one intent"),
         ({"rescue_intents": "ask_question"}, "rescue_intents must be a list of single words"),

@@ -487,6 +487,8 @@ def test_a_greeting_with_anything_else_goes_to_the_classifier(matcher, text):
 @pytest.mark.parametrize("text, items", [
     ("ok never mind", ["never mind"]), ("thik hai, rehne do", ["rehne do"]), ("acha koi baat nahi ji", ["koi baat nahi"]),
     ("chalo koi na, chhodo", ["koi na", "chhodo"]), ("okay okay forget it", ["forget it"]),
+    # session 36 (v32): a filler word first ("oh") stopped the lead-in, and "oh ok, forget it then" was a "no"
+    ("oh ok, forget it then", ["forget it"]), ("arre thik hai, rehne do", ["rehne do"]),
 ])
 def test_an_acknowledgement_before_a_dismissal_keeps_it_a_dismissal(matcher, text, items):
     found = matcher.match_dismissal(text, "deny")
@@ -662,3 +664,31 @@ def test_good_night_in_hindi_is_a_goodbye(matcher):
 @pytest.mark.parametrize("text", ["bot? 🤖", "bot ho kya"])
 def test_the_bot_named_alone_is_no_acknowledgement(matcher, text):
     assert matcher.match(text) is None
+
+
+# Every intent the remark rules name must be an acknowledgement intent; the error names the setting (session 36: one
+# check for all four settings instead of three copies).
+@pytest.mark.parametrize("path", [("plans", "intents"), ("endings", "intent"), ("endings", "closed_by"),
+                                  ("comments", "intents")])
+def test_an_unknown_intent_in_the_remark_rules_names_its_setting(section, path):
+    import copy
+
+    broken = copy.deepcopy(section)
+    group, key = path
+    broken["with_a_remark"][group][key] = "no_such_intent" if key == "intent" else ["no_such_intent"]
+    with pytest.raises(ValueError, match=rf"with_a_remark\.{group}\.{key}: 'no_such_intent' must be one of"):
+        AcknowledgementMatcher(broken)
+
+
+def test_a_long_message_after_a_dismissal_is_not_matched_again_for_every_word(section, monkeypatch):
+    # A closing is short ("koi baat nahi, thanks"); a long message after a dismissal lead goes to the classifier
+    # without its every ending being matched as a possible thank-you (thousands of words would cost seconds).
+    matcher = AcknowledgementMatcher(section)
+    calls = []
+    real_match = matcher.match
+    monkeypatch.setattr(matcher, "match", lambda text: calls.append(text) or real_match(text))
+    assert matcher.match_dismissal("koi baat nahi, thanks", "deny").rule == "closing"
+    assert calls
+    calls.clear()
+    assert matcher.match_dismissal("koi baat nahi, " + "mera order abhi tak nahi aaya " * 300 + "thanks", "deny") is None
+    assert calls == []

@@ -33,6 +33,9 @@ def markers():
         ("btw, is there a student discount", "is there a student discount"),
         ("and one more - is express delivery available in Goa?", "is express delivery available in Goa?"),
         ("quick question: do you ship to Goa?", "do you ship to Goa?"),
+        # session 36 (v32, in-sample): "ok fine," and a doubled "fine fine." before the question
+        ("ok fine, wapsi ka rule batao", "wapsi ka rule batao"),
+        ("fine fine. the mrp you show, is gst in it?", "the mrp you show, is gst in it?"),
     ],
 )
 def test_leading_markers_are_cut_off(markers, text, question):
@@ -43,7 +46,7 @@ def test_leading_markers_are_cut_off(markers, text, question):
 @pytest.mark.parametrize(
     "text",
     ["ok", "and", "ok and", "acha laga", "ok bye", "plus size available?", "thank you, that helps",
-     "what about COD?", "so soft, loved it", "one more kurta in M please"],
+     "what about COD?", "so soft, loved it", "one more kurta in M please", "fine thanks", "ok ok", "fine by me"],
 )
 def test_messages_without_a_follow_up_stay_whole(markers, text):
     assert markers.split(text) == ([], 0)

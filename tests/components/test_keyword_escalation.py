@@ -74,7 +74,9 @@ def matcher():
      "please put an actual employee on this chat", "any fashion adviser i can chat with before buying?",
      "koi asli aadmi hai wahan?",
      # session 35 (v31, in-sample): a person with a name to speak to
-     "anyone with an actual name i can speak to today?"],
+     "anyone with an actual name i can speak to today?",
+     # session 36 (v32, in-sample): talking to the brand's people "directly", someone who speaks the customer's language
+     "who runs this company? i want to talk to them directly", "is there someone who speaks tamil, typing is hard"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None
@@ -123,7 +125,10 @@ def test_look_alikes_do_not_match(matcher, text):
      # session 23's phrases are declined like the others
      ("no need to patch me through, just tell me the exchange fee", "patch me through"),
      # and session 26's
-     ("no need to loop in anyone, just share the size chart", "loop in")],
+     ("no need to loop in anyone, just share the size chart", "loop in"),
+     # session 36 (v32, in-sample): no call for a person, in Hinglish ("ka koi kaam nahi", "bulane ki zarurat nahi")
+     ("agent ko bulane ka koi kaam nahi, cod ka charge batao", "agent"),
+     ("insaan bulane ki koi zarurat nahi, bas size chart bhejo", "insaan")],
 )
 def test_declined_requests_do_not_match(matcher, text, declined_phrase):
     assert matcher.match(text) is None

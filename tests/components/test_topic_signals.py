@@ -152,6 +152,12 @@ def signals():
         ("steps to cancel something i bought an hour ago?", "ask_question"),
         ("bhai mera irctc pnr check kar do 2245118870", "out_of_scope"),
         ("when are my sarees and my stuff going to land", "order_status"),
+        # session 36 (v32, in-sample): a bank's branch code, a recipe, a skin reaction the product "gave", a festival as
+        # the date the order must make
+        ("HDFC koramangala ka ifsc code chahiye", "out_of_scope"),
+        ("any easy recipe for adrak wali chai?", "out_of_scope"),
+        ("the face pack gave me red itchy bumps on my chin", "urgent_problem"),
+        ("order 40918 ugadi se pehle aa jayega? usse pehle chahiye", "urgent_problem"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -217,6 +223,9 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "mazak tha yaar 😄 acha return window kitni hai",             # the customer's own joke (session 35)
         "holi pe pehenne ke liye white kurta hai kya?",              # a shopping question, no problem named
         "still waiting on the parcel i bought in the diwali sale",   # the sale is when it was bought (session 35)
+        "which ifsc code do you need for my cod refund?",            # the brand's own refund (session 36)
+        "if i order today will it reach by bihu in time?",           # ordering still ahead (session 36)
+        "will the toner give me a rash if my skin is sensitive?",    # whether a product causes one (session 36)
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
