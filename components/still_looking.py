@@ -30,6 +30,12 @@ or a bare run of `min_digits` or more digits, at most `max_words` words, no ques
 phrase (money: "my total is 1850") gets `intent` too, without the `still_looking` entity: the form or the
 order rule reads the number (data/rules/orders.yml). The parse data says `still_looking: {"number_given",
 "classifier_intent"}`. The same readings stay, and the topic rules still read the message.
+
+A yes with the number (`number_given.yes_intents`, session 36): "ok do it for 86114 please" right after the
+cancellation answer is a yes the classifier is sure of, but a bare number is no `order_number` entity for the entity
+rules (they need "#" or "order"), so the rule for a yes with an order number (action_go_ahead) never ran and the
+customer got "Great!". Such a number, with the same limits (`max_words`, `not_when`, no "₹"), becomes the
+`order_number` entity; the parse data says `still_looking: {"number_in_a_yes", "classifier_intent"}`.
 """
 from __future__ import annotations
 
@@ -51,6 +57,8 @@ from components.phrases import PhraseList, phrase_strings, squeeze, tokenize
 STILL_LOOKING_KEY = "still_looking"
 # The entity the rules and the order form read (domain.yml `entities`).
 STILL_LOOKING_ENTITY = "still_looking"
+# The entity a bare number in a yes becomes (`number_given.yes_intents`), as the entity rules would name it.
+ORDER_NUMBER_ENTITY = "order_number"
 # An order number (or any number the form could take) in the message: the form reads it instead.
 _A_NUMBER = re.compile(r"\d{3,}")
 
@@ -92,7 +100,7 @@ class StillLooking(DesignerListComponent, IntentClassifier):
             return
         if not isinstance(section, dict):
             raise ValueError(f"{where} must be a mapping (or false to turn it off)")
-        unknown = sorted(set(section) - {"below", "max_words", "min_digits", "not_when"})
+        unknown = sorted(set(section) - {"below", "max_words", "min_digits", "not_when", "yes_intents"})
         if unknown:
             raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}")
         min_digits = count_setting(section, "min_digits", where, default=4)
@@ -102,6 +110,7 @@ class StillLooking(DesignerListComponent, IntentClassifier):
             "bare_number": re.compile(rf"(?<![\d.,])\d{{{min_digits},}}(?![\d.,]*\d)"),
             "max_words": count_setting(section, "max_words", where, default=12),
             "not_when": PhraseList(phrase_strings(section.get("not_when"), f"{where}.not_when"), squeezed=True),
+            "yes_intents": set(phrase_strings(section.get("yes_intents"), f"{where}.yes_intents")),
         }
 
     def _reading_stays(self, classified: Dict[str, Any]) -> bool:
@@ -143,6 +152,24 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         words = tokenize(text)
         return len(words) <= rule["max_words"] and rule["not_when"].find(words) is None
 
+    def number_in_a_yes(
+        self, text: str, entities: List[Dict[str, Any]], classified: Dict[str, Any]
+    ) -> Optional[re.Match]:
+        """The bare number of a yes (`number_given.yes_intents`, read at `below` or more: an unsure one is the number
+        given, above) that carries no order number entity yet, with few other words and none of `not_when`: "ok do it
+        for 86114 please" right after the cancellation answer. None otherwise."""
+        rule = self.number_given
+        if rule is None or classified.get("name") not in rule["yes_intents"] or "₹" in text:
+            return None
+        if float(classified.get("confidence") or 0.0) < rule["below"]:
+            return None
+        if any(e.get("entity") == "order_number" for e in entities):
+            return None
+        words = tokenize(text)
+        if len(words) > rule["max_words"] or rule["not_when"].find(words) is not None:
+            return None
+        return rule["bare_number"].search(text)
+
     def process(self, messages: List[Message]) -> List[Message]:
         if self.active is False:
             return messages
@@ -153,6 +180,15 @@ class StillLooking(DesignerListComponent, IntentClassifier):
             if self._reading_stays(classified):
                 continue
             text = message.get(CUSTOMER_TEXT_KEY) or message.get(TEXT) or ""
+            number = self.number_in_a_yes(message.get(TEXT) or "", message.get(ENTITIES) or [], classified)
+            if number is not None:
+                # Offsets in the text classified: CustomerText moves them onto the customer's own words.
+                entity = {"entity": ORDER_NUMBER_ENTITY, "value": number.group(), "start": number.start(),
+                          "end": number.end(), "confidence": 1.0, "extractor": type(self).__name__}
+                message.set(ENTITIES, (message.get(ENTITIES) or []) + [entity], add_to_output=True)
+                message.set(STILL_LOOKING_KEY, {"number_in_a_yes": number.group(), "classifier_intent": classified},
+                            add_to_output=True)
+                continue
             found = self.match(text)
             if found is None:
                 confidence = float(classified.get("confidence") or 0.0)

@@ -189,7 +189,6 @@ def test_an_order_number_the_classifier_could_not_place_goes_to_the_form(tmp_pat
 
 
 @pytest.mark.parametrize("text, reading", [
-    ("here you go 48213", ("affirm", 0.85)),                     # the classifier placed it: its reading stays
     ("my cart is 2400 now, gst extra", ("ask_question", 0.4)),    # money, not an order number
     ("do you deliver to 560034?", ("ask_question", 0.4)),          # a question
     ("kesar circle points for 3200", ("ask_question", 0.4)),
@@ -201,6 +200,58 @@ def test_other_numbers_are_left_to_the_classifier(tmp_path, text, reading):
     message = component.process([classified(text, reading)])[0]
     assert message.get("intent")["name"] == reading[0]
     assert message.get(STILL_LOOKING_KEY) is None
+
+
+# Session 36 (v32): a yes with a bare number ("ok do it for 86114 please" after the cancellation answer) carried no
+# order number entity, so the rule for a yes with an order number (action_go_ahead) never ran. The yes stays a yes and
+# the number becomes the entity, at its place in the customer's words.
+@pytest.mark.parametrize("text, number", [
+    ("ok do it for 86114 please", "86114"),
+    ("haan 40021 ke liye kar do", "40021"),
+    ("here you go 48213", "48213"),
+])
+def test_a_yes_with_a_bare_number_carries_it_as_the_order_number(tmp_path, text, number):
+    component = make_component(tmp_path)
+    message = parsed(component, classified(text, ("affirm", 0.69), ("cancel_order", 0.2)))
+    assert message.get("intent")["name"] == "affirm"
+    [entity] = [e for e in message.get("entities") if e["entity"] == "order_number"]
+    assert entity["value"] == number and text[entity["start"]:entity["end"]] == number
+    assert message.get(STILL_LOOKING_KEY)["number_in_a_yes"] == number
+
+
+@pytest.mark.parametrize("text, reading", [
+    ("ok 1850 wala lena hai", ("affirm", 0.8)),            # a price ("wala"), not an order number
+    ("yes, total 2400 with gst", ("affirm", 0.8)),         # money
+    ("ok 12", ("affirm", 0.9)),                             # too few digits
+    ("yes #48213", ("affirm", 0.9)),                        # the entity rules found it already: left as it is
+    ("48213 cancel karo", ("cancel_order", 0.9)),            # no yes
+])
+def test_other_numbers_in_a_yes_stay_as_they_are(tmp_path, text, reading):
+    component = make_component(tmp_path, intents=INTENTS + ["cancel_order"])
+    message = classified(text, reading)
+    if "#" in text:
+        message = with_order_number(message, "#48213")
+    before = list(message.get("entities") or [])
+    message = component.process([message])[0]
+    assert message.get("intent")["name"] == reading[0]
+    assert (message.get("entities") or []) == before
+    assert message.get(STILL_LOOKING_KEY) is None
+
+
+def test_an_unsure_yes_with_a_number_is_the_number_given(tmp_path):
+    # "ok the number is 19457" read as affirm 0.1: the number given (an order question the form or the rule reads),
+    # not a yes.
+    component = make_component(tmp_path)
+    message = parsed(component, classified("ok the number is 19457", ("affirm", 0.1), ("order_status", 0.02)))
+    assert message.get("intent") == {"name": "order_status", "confidence": 1.0}
+    assert message.get(STILL_LOOKING_KEY)["number_given"] is True
+
+
+def test_without_yes_intents_a_yes_keeps_its_bare_number_as_text(tmp_path):
+    settings = edited_settings(tmp_path, lambda s: s["number_given"].pop("yes_intents"))
+    component = make_component(tmp_path / "model", settings=settings)
+    message = component.process([classified("ok do it for 86114 please", ("affirm", 0.69))])[0]
+    assert not message.get("entities") and message.get(STILL_LOOKING_KEY) is None
 
 
 @pytest.mark.parametrize("change, complaint", [
