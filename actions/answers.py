@@ -332,10 +332,9 @@ def elliptical_follow_up_match(
     question gives it next to nothing), and less than `max_near_miss_share` to its near misses (a question
     the entry's `not_covered` describes, "ye points kitne time mein lapse ho jaate?" after the loyalty answer, is
     judged alone: read with the topic's question it came out answered; only from `near_miss_min_words` words).
-    `candidates` must be every entry
-    (KnowledgeBase.matches with k=None): the near misses' share is what they leave. None: judged as before. `answered_alone`: a message that meets
-    the conditions and that the entry just answered already answers alone gets that match (candidates[0]
-    itself) instead of None (`fallback_follow_up`: nothing else would answer it)."""
+    `candidates` must be every entry (KnowledgeBase.matches with k=None): the near misses' share is what they leave.
+    None: judged as before. `answered_alone`: a message that meets the conditions and that the entry just answered
+    already answers alone gets that match (candidates[0] itself) instead of None (`fallback_follow_up`: nothing else would answer it)."""
     if elliptical is None or len(question.split()) > elliptical.max_words:
         return None
     previous = conversation.previous_kb_answer(tracker)

@@ -294,9 +294,7 @@ def _elliptical_follow_ups(
     """false: off; a mapping (missing keys take the defaults) or nothing: on. `hand_off_intents` (the human
     request and the topics) can never be `rescue_intents`: patterns 2 and 3 are never answered."""
     section = _switch_section(section, where, ["max_words", "min_share", "max_near_miss_share", "near_miss_min_words",
-                                               "not_topic_words",
-                                               "topic_words",
-                                               "rescue_fallbacks", "rescue_intents", "rescue_max_hand_off_confidence",
+                                               "not_topic_words", "topic_words", "rescue_fallbacks", "rescue_intents", "rescue_max_hand_off_confidence",
                                                "rescue_min_probability"])
     if section is None:
         return None
@@ -342,9 +340,7 @@ def _elliptical_follow_ups(
                             f"got {floor!r}")
     return EllipticalFollowUps(max_words=words, min_share=float(share),
                                max_near_miss_share=None if near_miss is None else float(near_miss),
-                               near_miss_min_words=near_miss_words,
-                               not_topic_words=ignored,
-                               topic_words=topic_words, rescue_fallbacks=rescue, rescue_intents=rescue_intents,
+                               near_miss_min_words=near_miss_words, not_topic_words=ignored, topic_words=topic_words, rescue_fallbacks=rescue, rescue_intents=rescue_intents,
                                rescue_max_hand_off_confidence=float(ceiling),
                                rescue_min_probability=None if floor is None else float(floor))
 

@@ -57,8 +57,14 @@ from components.phrases import PhraseList, phrase_strings, squeeze, tokenize
 STILL_LOOKING_KEY = "still_looking"
 # The entity the rules and the order form read (domain.yml `entities`).
 STILL_LOOKING_ENTITY = "still_looking"
-# The entity a bare number in a yes becomes (`number_given.yes_intents`), as the entity rules would name it.
+# The order number the entity rules find; a bare number in a yes becomes one too (`number_given.yes_intents`).
 ORDER_NUMBER_ENTITY = "order_number"
+
+
+def _has_order_number(entities: List[Dict[str, Any]]) -> bool:
+    return any(entity.get("entity") == ORDER_NUMBER_ENTITY for entity in entities)
+
+
 # An order number (or any number the form could take) in the message: the form reads it instead.
 _A_NUMBER = re.compile(r"\d{3,}")
 
@@ -141,16 +147,21 @@ class StillLooking(DesignerListComponent, IntentClassifier):
             return {"lead": lead or "", "searching": searching}
         return None
 
+    def _few_words_and_no_money(self, text: str) -> bool:
+        """`number_given`'s limits on the rest of a message with a number: at most `max_words` words, no "₹" and none
+        of `not_when` (money, points, a pincode…)."""
+        rule = self.number_given
+        words = tokenize(text)
+        return "₹" not in text and len(words) <= rule["max_words"] and rule["not_when"].find(words) is None
+
     def number_given_in(self, text: str, entities: List[Dict[str, Any]], confidence: float) -> bool:
         """An order number with few other words, in a message the classifier could not place (`number_given`)."""
         rule = self.number_given
-        if rule is None or confidence >= rule["below"] or "?" in text or "₹" in text:
+        if rule is None or confidence >= rule["below"] or "?" in text:
             return False
-        has_number = any(e.get("entity") == "order_number" for e in entities) or rule["bare_number"].search(text)
-        if not has_number:
+        if not (_has_order_number(entities) or rule["bare_number"].search(text)):
             return False
-        words = tokenize(text)
-        return len(words) <= rule["max_words"] and rule["not_when"].find(words) is None
+        return self._few_words_and_no_money(text)
 
     def number_in_a_yes(
         self, text: str, entities: List[Dict[str, Any]], classified: Dict[str, Any]
@@ -159,16 +170,11 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         given, above) that carries no order number entity yet, with few other words and none of `not_when`: "ok do it
         for 86114 please" right after the cancellation answer. None otherwise."""
         rule = self.number_given
-        if rule is None or classified.get("name") not in rule["yes_intents"] or "₹" in text:
+        if rule is None or classified.get("name") not in rule["yes_intents"]:
             return None
-        if float(classified.get("confidence") or 0.0) < rule["below"]:
+        if float(classified.get("confidence") or 0.0) < rule["below"] or _has_order_number(entities):
             return None
-        if any(e.get("entity") == "order_number" for e in entities):
-            return None
-        words = tokenize(text)
-        if len(words) > rule["max_words"] or rule["not_when"].find(words) is not None:
-            return None
-        return rule["bare_number"].search(text)
+        return rule["bare_number"].search(text) if self._few_words_and_no_money(text) else None
 
     def process(self, messages: List[Message]) -> List[Message]:
         if self.active is False:
