@@ -12,6 +12,7 @@ active. A later "#2840" or "where is order 2840" starts the form again and is an
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Dict, FrozenSet, List, Optional, Text
@@ -36,6 +37,10 @@ RE_ASKS_SLOT = "order_form_re_asks"  # how often the form asked again after a si
 STILL_LOOKING_ENTITY = "still_looking"
 # Actions that run in every turn without answering anything themselves.
 _TURN_MACHINERY = {"action_listen", FORM}
+# A run of 3-10 digits that is not part of a longer number or an amount ("4,500", "18.50").
+_BARE_NUMBER = re.compile(r"(?<!\d)(?<!\d[.,])\d{3,10}(?!\d)(?![.,]\d)")
+_WORD = re.compile(r"[a-z]+")
+_CLAUSE_BREAK = re.compile(r"[,;!?]|\.\s")
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,23 @@ class OrderFormSettings:
     re_ask_limit: int
     # Intents whose messages are never read as the order number (answered or handed off as themselves).
     not_an_answer_intents: FrozenSet[str]
+    # Words that make a bare number next to them something else (a pin code, an amount): lower-case word tuples.
+    not_next_to: FrozenSet[tuple] = frozenset()
+
+    def number_in(self, text: str) -> Optional[str]:
+        """The first bare run of 3-10 digits in the customer's `text` that is not next to one of `not_next_to`
+        ("hyderabad 500032 pin, …", "pincode 411014"), as "#2840"; None when there is none."""
+        for match in _BARE_NUMBER.finditer(text):
+            # The words on each side up to a comma or the end of a sentence: "2840, pin is 411014" names both.
+            before = _WORD.findall(_CLAUSE_BREAK.split(text[: match.start()].lower())[-1])
+            after = _WORD.findall(_CLAUSE_BREAK.split(text[match.end():].lower())[0])
+            if text[: match.start()].rstrip().endswith("₹") or any(
+                tuple(before[-len(words):]) == words or tuple(after[: len(words)]) == words
+                for words in self.not_next_to
+            ):
+                continue
+            return f"#{match.group()}"
+        return None
 
 
 def parse_order_form_settings(section: Any, handoff_intents: FrozenSet[str], where: str) -> OrderFormSettings:
@@ -66,12 +88,18 @@ def parse_order_form_settings(section: Any, handoff_intents: FrozenSet[str], whe
         raise SettingsError(f"{where}: order_status_form.not_an_answer_intents must be a list of intent names")
     if ORDER_STATUS_INTENT in intents:
         raise SettingsError(f"{where}: order_status_form.not_an_answer_intents must not contain {ORDER_STATUS_INTENT}")
+    next_to = section.get("not_order_numbers_next_to", [])
+    if not isinstance(next_to, list) or not all(isinstance(w, str) and _WORD.fullmatch(w.strip().lower().replace(" ", "a"))
+                                                  for w in next_to):
+        raise SettingsError(f"{where}: order_status_form.not_order_numbers_next_to must be a list of words or phrases "
+                            f"of letters, got {next_to!r}")
     return OrderFormSettings(
         ask=texts["ask_order_number"],
         ask_again=texts["ask_again"],
         still_looking=texts["still_looking"],
         re_ask_limit=limit,
         not_an_answer_intents=frozenset(intents) | handoff_intents,
+        not_next_to=frozenset(tuple(w.lower().split()) for w in next_to),
     )
 
 
@@ -154,7 +182,7 @@ class ValidateOrderStatusForm(FormValidationAction):
         if tracker.get_slot("turn_limit_reached"):
             # Pattern 4: the customer's next message hands off, whatever it is (a resolution signal is
             # honoured by its rule, and the form comes back). A number in it is kept for the agent.
-            return self._reject(conversation.normalize_order_number(conversation.latest_user_text(tracker)))
+            return self._reject(order_form_settings().number_in(conversation.latest_user_text(tracker) or ""))
         if still_looking(tracker):
             # "One sec, finding it": the message was for the form, with nothing to take yet. A validated slot
             # keeps Rasa from rejecting the form (which would hand the message to the rules, and a low-confidence
@@ -171,7 +199,7 @@ class ValidateOrderStatusForm(FormValidationAction):
     def _number_in_order_question(tracker: Tracker) -> Optional[str]:
         if conversation.latest_intent(tracker) != ORDER_STATUS_INTENT:
             return None
-        return conversation.normalize_order_number(conversation.latest_user_text(tracker))
+        return order_form_settings().number_in(conversation.latest_user_text(tracker) or "")
 
     async def extract_order_number(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -179,7 +207,7 @@ class ValidateOrderStatusForm(FormValidationAction):
         # A bare "2840" is an order number too while the form asks for it, and in an order question
         # ("2840 ka kya hua"); elsewhere the entity rules need "#" or the word "order" to be safe.
         if tracker.get_slot("requested_slot") == "order_number":
-            number = conversation.normalize_order_number(conversation.latest_user_text(tracker))
+            number = order_form_settings().number_in(conversation.latest_user_text(tracker) or "")
         else:
             number = self._number_in_order_question(tracker)
         return {"order_number": number} if number else {}

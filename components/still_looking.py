@@ -10,7 +10,12 @@ A message is "still looking" (escalation.yml `still_looking`) when it has no que
 three or more digits and no `not_when` phrase (a dismissal, a question word), and it is
 - made only of `leads` and `filler_words` ("one sec", "ek minute ruko"), or
 - a lead with a `searching` phrase ("hold on, finding it"), or
-- a searching phrase with one of `objects` ("checking my email for it", "number dhoondh raha hu").
+- a searching phrase with one of `objects` ("checking my email for it", "number dhoondh raha hu"), or
+- a lead with a `whereabouts` phrase, where the number is ("one moment, the invoice slip is in my other bag",
+  "hold on, the number's on the payment receipt somewhere"; session 37). Only with a lead: "it's stuck somewhere"
+  says nothing about looking.
+A `not_when` phrase inside the searching phrase found is part of the search, not a question: "checking when it got
+delivered" (searching "checking when", session 37) is still looking; "one sec, when will it come" is not.
 It then gets `intent` (order_status) with confidence 1.0 and the entity `still_looking`. Inside the order
 form the form's validation accepts it (actions/orders.py), and the form says `still_looking` from
 messages.yml instead of asking again (the re-ask count is kept). Outside the form the bot says "Sure, take your time" and waits
@@ -84,6 +89,8 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         self.leads = PhraseList(phrase_strings(section.get("leads"), f"{where}.leads"), squeezed=True)
         self.searching = PhraseList(phrase_strings(section.get("searching"), f"{where}.searching"), squeezed=True)
         self.objects = PhraseList(phrase_strings(section.get("objects"), f"{where}.objects"), squeezed=True)
+        self.whereabouts = PhraseList(phrase_strings(section.get("whereabouts") or [], f"{where}.whereabouts"),
+                                      squeezed=True)
         self.not_when = PhraseList(phrase_strings(section.get("not_when"), f"{where}.not_when"), squeezed=True)
         for key, listed in (("leads", self.leads), ("searching", self.searching), ("objects", self.objects)):
             if not len(listed):
@@ -134,17 +141,21 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         if "?" in text or _A_NUMBER.search(text):
             return None
         words = tokenize(text)
-        if not words or len(words) > self.max_words or self.not_when.find(words) is not None:
+        if not words or len(words) > self.max_words:
+            return None
+        searches = self.searching.occurrences(words)
+        if any(not any(s_start <= start and end <= s_end for _s, s_start, s_end in searches)
+               for _phrase, start, end in self.not_when.occurrences(words)):
             return None
         only_leads = self.leads.covering(words, self.fillers)
         if only_leads:
             return {"lead": only_leads[0], "searching": ""}
-        searching = self.searching.find(words)
-        if searching is None:
-            return None
         lead = self.leads.find(words)
+        if not searches:
+            whereabouts = self.whereabouts.find(words) if lead is not None else None
+            return {"lead": lead, "searching": "", "whereabouts": whereabouts} if whereabouts else None
         if lead is not None or self.objects.find(words) is not None:
-            return {"lead": lead or "", "searching": searching}
+            return {"lead": lead or "", "searching": searches[0][0]}
         return None
 
     def _few_words_and_no_money(self, text: str) -> bool:

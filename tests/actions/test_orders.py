@@ -236,6 +236,32 @@ async def test_a_new_order_question_with_the_same_number_keeps_it(dispatcher):
     assert slots_of(events) == {"order_number": "#2840"}
 
 
+@pytest.mark.parametrize("text", ["my pincode is 411014", "pin 560034", "paid ₹1850 already", "it was rs 2340",
+                                  "110001 pin code hai"])
+async def test_a_pin_code_or_an_amount_while_asking_is_not_the_number(dispatcher, text):
+    # messages.yml `not_order_numbers_next_to` (session 37): the digits are something else, the form asks again
+    events = await ValidateOrderStatusForm().run(dispatcher, customer_writes(text, "nlu_fallback"), DOMAIN)
+    assert "order_number" not in slots_of(events)
+
+
+@pytest.mark.parametrize("text", ["order no.2840", "pincode 411014, order 2840", "2840, pin is 411014"])
+async def test_the_order_number_beside_a_pin_code_is_still_taken(dispatcher, text):
+    events = await ValidateOrderStatusForm().run(dispatcher, customer_writes(text, "order_status"), DOMAIN)
+    assert slots_of(events)["order_number"] == "#2840"
+
+
+async def test_an_order_question_naming_a_pin_code_asks_for_the_number(dispatcher):
+    # Session 37 (v33): "hyderabad 500032 pin, parcel ko wahan tak kitne din?" was noted as order #500032.
+    tracker = make_tracker([user_event("hyderabad 500032 pin, parcel ko wahan tak kitne din?", "order_status")])
+    assert await ValidateOrderStatusForm().extract_order_number(dispatcher, tracker, DOMAIN) == {}
+
+
+def test_the_words_beside_a_number_are_the_designers():
+    config = parse_order_form_settings({**SECTION, "not_order_numbers_next_to": ["gate code"]}, frozenset(), "test")
+    assert config.number_in("gate code 4471, order 2840") == "#2840"
+    assert config.number_in("pin 560034") == "#560034"  # not listed here, so a number like any other
+
+
 async def test_a_bare_number_outside_the_form_and_an_order_question_is_not_an_order_number(dispatcher):
     tracker = make_tracker([user_event("is 1299 the price of the kurta?", "ask_question")])
     assert await ValidateOrderStatusForm().extract_order_number(dispatcher, tracker, DOMAIN) == {}
@@ -247,7 +273,10 @@ async def test_a_bare_number_outside_the_form_and_an_order_question_is_not_an_or
     [({"re_ask_limit": -1}, "re_ask_limit"), ({"re_ask_limit": "1"}, "re_ask_limit"),
      ({"re_ask_limit": True}, "re_ask_limit"), ({"ask_again": ""}, "ask_again"), ({"still_looking": " "}, "still_looking"),
      ({"ask_order_number": None}, "ask_order_number"), ({"not_an_answer_intents": "ask_question"}, "not_an_answer"),
-     ({"not_an_answer_intents": ["order_status"]}, "order_status")],
+     ({"not_an_answer_intents": ["order_status"]}, "order_status"),
+     ({"not_order_numbers_next_to": "pin"}, "not_order_numbers_next_to"),
+     ({"not_order_numbers_next_to": ["pin", 5]}, "not_order_numbers_next_to"),
+     ({"not_order_numbers_next_to": ["pin-code"]}, "not_order_numbers_next_to")],
 )
 def test_bad_settings_fail_with_a_clear_message(change, message):
     with pytest.raises(SettingsError, match=message):

@@ -619,7 +619,9 @@ def test_a_dismissal_with_a_reason_or_an_ok_after_it_is_no_thank_you(matcher, te
     assert found is None or found.rule != "closing"
 
 
-@pytest.mark.parametrize("text", ["that's it from me, have a lovely day", "alright, signing off", "great, take care"])
+@pytest.mark.parametrize("text", ["that's it from me, have a lovely day", "alright, signing off", "great, take care",
+                                  # session 37 (v33): "ok laters" was answered "Great!"
+                                  "ok laters", "cool, catch you later"])
 def test_a_comment_that_takes_leave_is_a_goodbye_not_an_ok(matcher, text):
     assert matcher.match_with_remark(text, "ask_question", 0.4) is None
     assert matcher.match_leave(text, "affirm", 0.9).intent == "goodbye"
@@ -634,7 +636,9 @@ def test_a_dismissal_closed_with_thanks_gets_no_dismissal_entity(tmp_path):
 
 # Session 35 (v30): leaving the order form by skipping it, or by putting the number off with a reason.
 @pytest.mark.parametrize("text", ["skip that, i'll look it up on the website",
-                                  "I don't have it on me right now, will come back later"])
+                                  "I don't have it on me right now, will come back later",
+                                  # session 37 (v33): not found right now, and put off
+                                  "can't find it rn, will ping again later"])
 def test_skipping_or_putting_the_number_off_is_an_ending(matcher, text):
     found = matcher.match_with_remark(text, "goodbye", 0.9)
     assert (found.intent, found.rule) == ("deny", "ending")

@@ -76,7 +76,11 @@ def matcher():
      # session 35 (v31, in-sample): a person with a name to speak to
      "anyone with an actual name i can speak to today?",
      # session 36 (v32, in-sample): talking to the brand's people "directly", someone who speaks the customer's language
-     "who runs this company? i want to talk to them directly", "is there someone who speaks tamil, typing is hard"],
+     "who runs this company? i want to talk to them directly", "is there someone who speaks tamil, typing is hard",
+     # session 37 (v33, in-sample): the founder "directly", a human being wanted beside a bot question, the support
+     # head, a sales rep to ring about a big order
+     "who started this brand? i'd like to speak to him directly", "bot ho kya? mujhe koi human being chahiye",
+     "get me the head of support please", "could a sales rep ring me about a 500 piece order?"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None
@@ -100,7 +104,9 @@ def test_requests_for_a_person_match(matcher, text):
      # being phoned by the courier is no request for the team
      "delivery wala mujhe call karega kya pehle", "mujhe call mat karo, yahin message karo",
      # session 26: "need someone" / "have someone" alone are questions about a person, not requests
-     "do i need someone at home to sign for the parcel?", "do you have someone who does alterations?"],
+     "do i need someone at home to sign for the parcel?", "do you have someone who does alterations?",
+     # session 37: a role named without asking for contact is a question about it
+     "does your sales team handle corporate gifting?", "is the lotion safe for every human being?"],
 )
 def test_look_alikes_do_not_match(matcher, text):
     assert matcher.match(text) is None

@@ -68,6 +68,10 @@ def still_looking_entities(message):
     ("ek minute, inbox me search kar raha hu", ("out_of_scope", 0.6)),
     ("gimme a sec, need to find the mail first", ("out_of_scope", 0.55)),
     ("ek min, number sms me hoga", ("ask_question", 0.6)),
+    # session 37 (v33, in-sample): where the number is, after a lead, and a search with a question word inside it
+    ("hold on, the number's on the payment receipt somewhere", ("ask_question", 0.76)),
+    ("one moment, the invoice slip is in my other bag", ("nlu_fallback", 0.6)),
+    ("ok one min, checking when it got delivered", ("order_status", 0.77)),
 ])
 def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text, reading):
     component = make_component(tmp_path)
@@ -89,6 +93,12 @@ def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text
     "checking my order status",                     # an order question
     "number nahi mil raha, chhodo",                 # session 28: not found and given up is a dismissal
     "number nahi mil raha, kya aap email se dekh sakte ho",  # … or a question
+    # session 37: where something is, without a lead, says nothing about looking; a question word outside the
+    # searching phrase is still a question; the number put off till later ends the form
+    "my parcel is stuck somewhere, it's in my city",
+    "one sec, checking my mail. when will it come",
+    "can't find it rn, will ping again later",
+    "nahi mil raha number, baad mein",
 ])
 def test_other_messages_keep_the_classifiers_reading(tmp_path, text):
     component = make_component(tmp_path)
@@ -270,3 +280,16 @@ def test_the_number_rule_can_be_turned_off(tmp_path):
     component = make_component(tmp_path / "model", settings=settings)
     message = component.process([classified("here you go 48213", ("deny", 0.41))])[0]
     assert message.get("intent")["name"] == "deny"
+
+
+def test_whereabouts_count_only_after_a_lead(tmp_path):
+    component = make_component(tmp_path)
+    found = component.match("hang on, the printed bill is somewhere in my handbag")
+    assert found == {"lead": "hang on", "searching": "", "whereabouts": "somewhere"}
+    assert component.match("the printed bill is somewhere in my handbag") is None
+
+
+def test_a_question_word_inside_the_searching_phrase_is_part_of_the_search(tmp_path):
+    component = make_component(tmp_path)
+    assert component.match("one min, checking when it got delivered") is not None
+    assert component.match("one min, when did it get delivered") is None

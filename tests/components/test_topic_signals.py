@@ -158,6 +158,17 @@ def signals():
         ("any easy recipe for adrak wali chai?", "out_of_scope"),
         ("the face pack gave me red itchy bumps on my chin", "urgent_problem"),
         ("order 40918 ugadi se pehle aa jayega? usse pehle chahiye", "urgent_problem"),
+        # session 37 (v33, in-sample): a parcel that "hi nahi" came with an occasion, garba as the date, a need "this
+        # friday", a returned order's money that "shows nothing" or is days late, a COD fee taken twice, and whether
+        # the customer's own purchase has left
+        ("roka sunday ko hai aur saree ab tak aaya hi nahi", "urgent_problem"),
+        ("dandiya night is on the 9th, will my ghagra get here in time? #61120", "urgent_problem"),
+        ("i need the swapped kurta before the puja this sunday, order 11872", "urgent_problem"),
+        ("returned the dress a fortnight ago and my bank shows nothing", "request_refund"),
+        ("order cancel kar diya tha, paisa kab aayega? 12 din ho gaye", "request_refund"),
+        ("last time the COD fee got charged twice on my order", "urgent_problem"),
+        ("did my face wash order leave your warehouse yet?", "order_status"),
+        ("the shirt i bought on sunday, has it shipped or not?", "order_status"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -226,6 +237,8 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "which ifsc code do you need for my cod refund?",            # the brand's own refund (session 36)
         "if i order today will it reach by bihu in time?",           # ordering still ahead (session 36)
         "will the toner give me a rash if my skin is sensitive?",    # whether a product causes one (session 36)
+        "will i be charged the cod fee twice if i split my order?",  # a question about charges (session 37)
+        "how long after the warehouse does my order usually take?",  # how long dispatch takes (session 37)
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
