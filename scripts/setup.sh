@@ -19,6 +19,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY310" -m venv "$VENV"
 fi
 if [ "$(cat "$VENV/.requirements.sha" 2>/dev/null)" != "$(requirements_stamp)" ]; then
+  # A full install takes ~8 GB (torch with its CUDA wheels, TensorFlow) plus pip's temporary copies: say so up front
+  # instead of failing half-way with "No space left on device" (a CI run did, on a disk filled by old clones).
+  free_kb="$(df -Pk "$VENV" | awk 'NR == 2 {print $4}')"
+  if [ -n "$free_kb" ] && [ "$free_kb" -lt $((12 * 1024 * 1024)) ] && [ ! -f "$VENV/.requirements.sha" ]; then
+    die "only $((free_kb / 1024 / 1024)) GB free on the disk of $VENV; installing the Python packages needs about 12 GB (free some space, e.g. old clones or /tmp, and run again)"
+  fi
   say "Installing Rasa, the action server and the connector into .venv (first time: ~10 minutes, torch is large)"
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q "pip<24.1" wheel
   "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off \

@@ -2,10 +2,13 @@
 (EntryClassifier._text_probabilities, the one-vector branch of `neighbours`, near_miss's cached near-miss
 vectors: issue 16, CPU per customer message). The results must be those of the code it replaced, bit for
 bit: entry probabilities, NONE probability, every answer-probability feature, the answer probabilities and
-so the answers. Compared exactly (no tolerance) on every question of the dev sets and the labelled sets the
-shipped knowledge base learns from, on edge cases, and on knowledge bases too small for the fast path."""
+so the answers. Compared exactly (no tolerance) on every question of the dev sets, on a fixed sample of the labelled
+sets the shipped knowledge base learns from (`compared_questions`; KB_FAST_PATH_ALL_QUESTIONS=1 takes every one), on
+edge cases, and on knowledge bases too small for the fast path."""
 from __future__ import annotations
 
+import hashlib
+import os
 import types
 from functools import partial
 from pathlib import Path
@@ -27,6 +30,23 @@ QUESTION_SETS = [
 def questions(name: str):
     document = yaml.safe_load((ROOT / name).read_text(encoding="utf-8"))
     return [item["text"] for item in document.get("paraphrases") or []] + list(document.get("unanswerable") or [])
+
+
+def compared_questions(name: str):
+    """Every question of a dev set; of a labelled set (the used-up conversations' KB turns alone are ~4,600 texts, which
+    took 5-25 minutes on one CI worker), the first paraphrase of every entry, the first unanswerable question and a
+    fixed quarter of the rest: the texts whose SHA-256 is 0 mod 4, the same on every run and machine. The fast path
+    has no branch by entry or by text, so the sample keeps every kind of question it scores. With
+    KB_FAST_PATH_ALL_QUESTIONS=1, every question."""
+    if os.environ.get("KB_FAST_PATH_ALL_QUESTIONS") == "1" or not name.startswith("data/kb_labelled/"):
+        return questions(name)
+    document = yaml.safe_load((ROOT / name).read_text(encoding="utf-8"))
+    firsts = {}
+    for item in document.get("paraphrases") or []:
+        firsts.setdefault(item["entry_id"], item["text"])
+    kept = set(firsts.values()) | set((document.get("unanswerable") or [])[:1])
+    return [text for text in questions(name)
+            if text in kept or int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16) % 4 == 0]
 
 
 # The code before the fast path, verbatim: the reference.
@@ -73,7 +93,7 @@ def assert_same(fast, original, text):
 
 @pytest.mark.parametrize("name", QUESTION_SETS)
 def test_every_question_scores_as_before_bit_for_bit(kb, monkeypatch, name):
-    texts = questions(name)
+    texts = compared_questions(name)
     assert texts
     vectors = [kb.embed([text]) for text in texts]
     fast = [lookup(kb, text, vector) for text, vector in zip(texts, vectors)]

@@ -259,11 +259,12 @@ def test_several_splits_in_one_run_are_reported_each_on_its_own_and_then_togethe
     assert list(ce.metrics_by_split(results[2:])) == [first]  # one split: nothing to add up
 
 
-def test_several_splits_load_each_conversation_once_in_the_order_named(project_conversations, separate_holdouts):
+def test_several_splits_load_each_conversation_once_in_the_order_named(project_conversations, separate_holdouts,
+                                                                       project_vocabulary):
     first = list(ce.SEPARATE_HOLDOUTS)[0]
     args = ce.parse_args(["--split", first, "dev", "all"])
     assert args.split == [first, "dev", "all"]
-    chosen = ce.conversations_of_splits(args.split, ce.CONVERSATIONS_DIR, ce.Vocabulary.from_project())
+    chosen = ce.conversations_of_splits(args.split, ce.CONVERSATIONS_DIR, project_vocabulary)
     expected = [*separate_holdouts[first], *(c for c in project_conversations if c.split == "dev"),
                 *(c for c in project_conversations if c.split == "holdout")]
     assert [c.id for c in chosen] == [c.id for c in expected]
@@ -376,25 +377,32 @@ def test_the_holdout_is_the_sha256_bucket_0_of_5():
 # --- the project's own conversation set -----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def project_conversations():
-    return ce.load_conversations()
+def project_vocabulary():
+    """Read once for the module: reading escalation.yml and the knowledge base took a second or two each time, and
+    the set and every hold-out were each checked against a fresh read of the same files."""
+    return ce.Vocabulary.from_project()
 
 
-def test_the_project_set_is_valid_large_mixed_and_covers_every_entry(project_conversations):
+@pytest.fixture(scope="module")
+def project_conversations(project_vocabulary):
+    return ce.load_conversations(vocabulary=project_vocabulary)
+
+
+def test_the_project_set_is_valid_large_mixed_and_covers_every_entry(project_conversations, project_vocabulary):
     conversations = project_conversations
     assert len(conversations) >= 220
     code_mixed = sum(c.language in ("hinglish", "mixed") for c in conversations)
     assert code_mixed >= len(conversations) / 3
     answered = {t.expect.value for c in conversations for t in c.turns if t.expect.kind == "answer"}
-    assert answered == set(ce.Vocabulary.from_project().kb_entry_ids)
+    assert answered == set(project_vocabulary.kb_entry_ids)
     holdout = sum(c.split == "holdout" for c in conversations)
     assert 0.15 <= holdout / len(conversations) <= 0.25
 
 
 @pytest.fixture(scope="module")
-def separate_holdouts():
+def separate_holdouts(project_vocabulary):
     """Every separate hold-out's conversations by split, in the order they were written."""
-    return {split: ce.load_conversations(directory, fixed_split=split)
+    return {split: ce.load_conversations(directory, project_vocabulary, fixed_split=split)
             for split, directory in ce.SEPARATE_HOLDOUTS.items()}
 
 
@@ -438,7 +446,8 @@ def holdout4_conversations(separate_holdouts):
 
 
 def test_the_fourth_holdout_is_its_own_split_and_stays_out_of_the_main_set(project_conversations, holdout2_conversations,
-                                                                           holdout3_conversations, holdout4_conversations):
+                                                                           holdout3_conversations, holdout4_conversations,
+                                                                           project_vocabulary):
     conversations = holdout4_conversations
     assert len(conversations) >= 50
     assert sum(c.language in ("hinglish", "mixed") for c in conversations) >= 0.4 * len(conversations)
@@ -446,7 +455,7 @@ def test_the_fourth_holdout_is_its_own_split_and_stays_out_of_the_main_set(proje
     other_ids = {c.id for c in [*project_conversations, *holdout2_conversations, *holdout3_conversations]}
     assert not {c.id for c in conversations} & other_ids
     answered = {t.expect.value for c in conversations for t in c.turns if t.expect.kind == "answer"}
-    assert answered == set(ce.Vocabulary.from_project().kb_entry_ids)
+    assert answered == set(project_vocabulary.kb_entry_ids)
     assert ce.holdout_split(4) not in ce.metrics_by_split([])
     assert ce.parse_args(["--split", ce.holdout_split(4)]).split == [ce.holdout_split(4)]
 
@@ -457,13 +466,14 @@ LATER_HOLDOUTS = list(ce.SEPARATE_HOLDOUTS)[3:]
 
 @pytest.mark.parametrize("split", LATER_HOLDOUTS)
 def test_a_later_holdout_is_its_own_split_and_stays_out_of_the_other_sets(split, project_conversations,
-                                                                          separate_holdouts):
+                                                                          separate_holdouts, project_vocabulary):
     earlier = list(ce.SEPARATE_HOLDOUTS)[:list(ce.SEPARATE_HOLDOUTS).index(split)]
     _check_a_separate_holdout(separate_holdouts[split], split,
-                              [*project_conversations, *(c for name in earlier for c in separate_holdouts[name])])
+                              [*project_conversations, *(c for name in earlier for c in separate_holdouts[name])],
+                              project_vocabulary)
 
 
-def _check_a_separate_holdout(conversations, split, other_conversations):
+def _check_a_separate_holdout(conversations, split, other_conversations, vocabulary):
     """At least 80 conversations, 40 % Hinglish or mixed, all in `split` (its own --split, never in the
     metrics of the main set), no id shared with `other_conversations`, every KB entry answered somewhere."""
     assert len(conversations) >= 80
@@ -471,7 +481,7 @@ def _check_a_separate_holdout(conversations, split, other_conversations):
     assert {c.split for c in conversations} == {split}
     assert not {c.id for c in conversations} & {c.id for c in other_conversations}
     answered = {t.expect.value for c in conversations for t in c.turns if t.expect.kind == "answer"}
-    assert answered == set(ce.Vocabulary.from_project().kb_entry_ids)
+    assert answered == set(vocabulary.kb_entry_ids)
     assert split not in ce.metrics_by_split([])
     assert ce.parse_args(["--split", split]).split == [split]
 

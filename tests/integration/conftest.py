@@ -37,6 +37,15 @@ def load_agent(**kwargs):
     return Agent.load(str(newest_model()), **kwargs)
 
 
+@pytest.fixture(scope="session")
+def agent():
+    """`load_agent()` once per pytest worker, for the modules that only parse and predict with it, without endpoints
+    (fast policies, outranked policies, NLU speed-ups, sequential runner, NLU hold-out): a load took 20-40 s in CI,
+    once per module. Each of them restores what it patches on the agent (monkeypatch, or try/finally); the modules
+    that hold conversations in a tracker store load their own."""
+    return load_agent()
+
+
 def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 90.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -60,13 +60,24 @@ def as_shipped(monkeypatch) -> None:
     monkeypatch.setattr(RasaModel, rasa_speedups._LOAD_INSTALLED_FLAG, False, raising=False)
 
 
-def test_direct_predictions_equal_rasas_own(monkeypatch):
-    as_shipped(monkeypatch)
-    agent = Agent.load(str(newest_model()))
-    ted, domain = ted_of(agent), agent.domain
-    trackers = [tracker_after(domain, turns) for turns in CONVERSATIONS]
+@pytest.fixture(scope="module")
+def by_rasa():
+    """A model loaded and asked as Rasa ships it: its domain, the trackers, TED's probabilities for each. Both tests
+    compare against the same figures, so the model is loaded for them once (a load took 10-15 s)."""
+    with pytest.MonkeyPatch.context() as patch:
+        as_shipped(patch)
+        agent = Agent.load(str(newest_model()))
+        trackers = [tracker_after(agent.domain, turns) for turns in CONVERSATIONS]
+        probabilities = [ted_of(agent).predict_action_probabilities(t, agent.domain).probabilities for t in trackers]
+    # The states differ, so the comparisons are not of one repeated prediction.
+    assert len({int(np.argmax(p)) for p in probabilities}) > 1
+    return agent, trackers, probabilities
 
-    by_rasa = [ted.predict_action_probabilities(t, domain).probabilities for t in trackers]
+
+def test_direct_predictions_equal_rasas_own(monkeypatch, by_rasa):
+    as_shipped(monkeypatch)
+    agent, trackers, by_rasa = by_rasa
+    ted, domain = ted_of(agent), agent.domain
     assert not isinstance(ted.model._tf_predict_step, tf.types.experimental.ConcreteFunction)
 
     rasa_speedups.install_direct_model_predictions()
@@ -75,17 +86,13 @@ def test_direct_predictions_equal_rasas_own(monkeypatch):
 
     for rasa_probabilities, direct_probabilities in zip(by_rasa, direct):
         np.testing.assert_array_equal(direct_probabilities, rasa_probabilities)
-    # The states differ, so the comparison is not of one repeated prediction.
-    assert len({int(np.argmax(p)) for p in by_rasa}) > 1
 
 
-def test_a_model_loaded_without_a_training_step_predicts_exactly_as_rasas(monkeypatch):
+def test_a_model_loaded_without_a_training_step_predicts_exactly_as_rasas(monkeypatch, by_rasa):
     as_shipped(monkeypatch)
     rasa_load = RasaModel.load.__func__
-    by_rasa_agent = Agent.load(str(newest_model()))
+    by_rasa_agent, trackers, by_rasa = by_rasa
     domain = by_rasa_agent.domain
-    trackers = [tracker_after(domain, turns) for turns in CONVERSATIONS]
-    by_rasa = [ted_of(by_rasa_agent).predict_action_probabilities(t, domain).probabilities for t in trackers]
 
     rasa_speedups.install_model_loading_without_a_training_step()
     assert RasaModel.load.__func__ is not rasa_load
@@ -94,5 +101,3 @@ def test_a_model_loaded_without_a_training_step_predicts_exactly_as_rasas(monkey
 
     for rasa_probabilities, quick_probabilities in zip(by_rasa, quick):
         np.testing.assert_array_equal(quick_probabilities, rasa_probabilities)
-    assert len({int(np.argmax(p)) for p in by_rasa}) > 1
-

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.integration.conftest import load_agent
 
 pytestmark = pytest.mark.integration
 
@@ -25,9 +24,8 @@ MINIMUM_ACCURACY = 0.90  # the fallback ("nlu_fallback", a hand-off) counts as a
 MINIMUM_PER_INTENT = 5  # of 8: no intent may be mostly lost
 
 
-def test_unseen_messages_are_classified_as_labelled():
+def test_unseen_messages_are_classified_as_labelled(agent):
     examples = yaml.safe_load(HOLDOUT.read_text(encoding="utf-8"))["examples"]
-    agent = load_agent()
 
     async def parse_all():
         return [await agent.parse_message(example["text"]) for example in examples]

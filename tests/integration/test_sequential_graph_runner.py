@@ -17,16 +17,10 @@ from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.nlu.training_data.loading import load_data
 
 from connectors.sequential_graph_runner import SequentialGraphRunner
-from tests.integration.conftest import load_agent
 from tests.integration.test_outranked_policies import prediction_points, summary
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def agent():
-    return load_agent()
 
 
 def dask_twin(runner: SequentialGraphRunner) -> DaskGraphRunner:
