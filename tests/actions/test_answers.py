@@ -367,7 +367,7 @@ async def test_a_function_word_learnt_as_another_topic_does_not_stop_a_follow_up
     assert answers.elliptical_follow_up_match(kb, tracker, candidates, follow_up, threshold, without) is None
 
 
-async def test_a_declared_topic_word_makes_a_short_question_switch_topic(kb, dispatcher, config, monkeypatch):
+async def test_a_declared_topic_word_makes_a_short_question_switch_topic(kb, dispatcher, config):
     # "press" is no learnt care word; `topic_words` declares it, so after the VIP answer a question about
     # pressing a saree is judged alone (care) instead of being read together with the VIP question.
     question = "saree press kaise kare"
@@ -380,11 +380,9 @@ async def test_a_declared_topic_word_makes_a_short_question_switch_topic(kb, dis
     assert first["entry_id"] == "loyalty_vip" and first["answered"] is True
     _, match = await answer(dispatcher, history, question)
     assert match["entry_id"] == "care_washing" and match["answered"] is True and "context" not in match
-
-    without = dataclasses.replace(elliptical, topic_words=())
-    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_elliptical_follow_ups=without))
-    _, match = await answer(dispatcher, history, question)
-    assert match["entry_id"] == "loyalty_vip" and match["context"] == "previous_question"  # the old wrong answer
+    # Until session 36, without the declaration the bot answered from VIP here (read with the VIP question). Since the
+    # labelled turns of hold-outs v33 and v34 joined the knowledge base, that combined search picks the care entry
+    # too, so only `topics_named` above shows what the declaration adds.
 
 
 async def test_asking_how_else_to_pay_after_the_cod_answer_is_a_payment_question(kb, dispatcher, config, monkeypatch):
@@ -432,9 +430,10 @@ async def test_a_near_miss_of_the_entry_just_answered_is_judged_alone(kb, dispat
 
 
 async def test_a_fragment_too_short_to_be_a_near_miss_stays_on_the_entry(kb, config):
-    # "inside out?" after the care answer: the classifier's near-miss share of two words says little (session 36).
+    # "inside out?" after the care answer: the classifier's near-miss share of two words says little (session 36: 0.81;
+    # 0.74 since session 37's labelled data, so another two-word fragment the classifier puts among the near misses).
     elliptical = config.kb_elliptical_follow_ups
-    fragment = "inside out?"
+    fragment = "dry clean?"
     candidates = kb.matches(fragment, k=None)
     assert answers.near_miss_share(candidates) >= elliptical.max_near_miss_share
     assert answers.is_near_miss(fragment, candidates, elliptical) is False
