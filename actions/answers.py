@@ -334,7 +334,8 @@ def elliptical_follow_up_match(
     judged alone: read with the topic's question it came out answered; only from `near_miss_min_words` words).
     `candidates` must be every entry (KnowledgeBase.matches with k=None): the near misses' share is what they leave.
     None: judged as before. `answered_alone`: a message that meets the conditions and that the entry just answered
-    already answers alone gets that match (candidates[0] itself) instead of None (`fallback_follow_up`: nothing else would answer it)."""
+    already answers alone gets that match (candidates[0] itself) instead of None (`fallback_follow_up`: nothing else
+    would answer it)."""
     if elliptical is None or len(question.split()) > elliptical.max_words:
         return None
     previous = conversation.previous_kb_answer(tracker)

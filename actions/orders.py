@@ -89,8 +89,9 @@ def parse_order_form_settings(section: Any, handoff_intents: FrozenSet[str], whe
     if ORDER_STATUS_INTENT in intents:
         raise SettingsError(f"{where}: order_status_form.not_an_answer_intents must not contain {ORDER_STATUS_INTENT}")
     next_to = section.get("not_order_numbers_next_to", [])
-    if not isinstance(next_to, list) or not all(isinstance(w, str) and _WORD.fullmatch(w.strip().lower().replace(" ", "a"))
-                                                  for w in next_to):
+    if not isinstance(next_to, list) or not all(
+            isinstance(w, str) and w.split() and all(_WORD.fullmatch(part) for part in w.lower().split())
+            for w in next_to):
         raise SettingsError(f"{where}: order_status_form.not_order_numbers_next_to must be a list of words or phrases "
                             f"of letters, got {next_to!r}")
     return OrderFormSettings(

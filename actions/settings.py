@@ -294,8 +294,8 @@ def _elliptical_follow_ups(
     """false: off; a mapping (missing keys take the defaults) or nothing: on. `hand_off_intents` (the human
     request and the topics) can never be `rescue_intents`: patterns 2 and 3 are never answered."""
     section = _switch_section(section, where, ["max_words", "min_share", "max_near_miss_share", "near_miss_min_words",
-                                               "not_topic_words", "topic_words", "rescue_fallbacks", "rescue_intents", "rescue_max_hand_off_confidence",
-                                               "rescue_min_probability"])
+                                               "not_topic_words", "topic_words", "rescue_fallbacks", "rescue_intents",
+                                               "rescue_max_hand_off_confidence", "rescue_min_probability"])
     if section is None:
         return None
     defaults = EllipticalFollowUps()
@@ -310,7 +310,8 @@ def _elliptical_follow_ups(
                             f"got {near_miss!r}")
     near_miss_words = section.get("near_miss_min_words", defaults.near_miss_min_words)
     if isinstance(near_miss_words, bool) or not isinstance(near_miss_words, int) or near_miss_words < 1:
-        raise SettingsError(f"{where}.near_miss_min_words must be a whole number of at least 1, got {near_miss_words!r}")
+        raise SettingsError(f"{where}.near_miss_min_words must be a whole number of at least 1, "
+                            f"got {near_miss_words!r}")
     ignored = _phrases(section.get("not_topic_words"), f"{where}.not_topic_words", one_word=True)
     declared = section.get("topic_words") or {}
     if not isinstance(declared, dict) or not all(isinstance(entry, str) and entry for entry in declared):
@@ -340,7 +341,8 @@ def _elliptical_follow_ups(
                             f"got {floor!r}")
     return EllipticalFollowUps(max_words=words, min_share=float(share),
                                max_near_miss_share=None if near_miss is None else float(near_miss),
-                               near_miss_min_words=near_miss_words, not_topic_words=ignored, topic_words=topic_words, rescue_fallbacks=rescue, rescue_intents=rescue_intents,
+                               near_miss_min_words=near_miss_words, not_topic_words=ignored, topic_words=topic_words,
+                               rescue_fallbacks=rescue, rescue_intents=rescue_intents,
                                rescue_max_hand_off_confidence=float(ceiling),
                                rescue_min_probability=None if floor is None else float(floor))
 
