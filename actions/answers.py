@@ -94,6 +94,7 @@ def follow_up_match(
     kb: KnowledgeBase, tracker: Tracker, candidates: List[Match], question: str, threshold: float,
     keeps_topic: Optional[FollowUpKeepsTopic] = None,
     declared: Sequence[Tuple[str, Sequence[str]]] = (),
+    elliptical: Optional[EllipticalFollowUps] = None,
 ) -> Optional[Match]:
     """A follow-up whose subject is only in the bot's previous answer ("any extra fee for paying that
     way?", "kitne din tak?"): the previous question and this one searched together, and answered only
@@ -109,12 +110,21 @@ def follow_up_match(
       its own entry than about the previous one, and it uses none of the words a designer declared for
       its own entry (`declared`: "saree press kaise kare" after the VIP answer is about care). None:
       never; a real switch ("aur COD hai?") switches.
+
+    Either way, a message longer than the elliptical rule's `max_words` that the entry classifier places among
+    the near misses (`is_near_miss` with `elliptical`'s limits) is judged alone: "birthday pe jo gift dete ho woh
+    hota kya hai?" after the loyalty answer (0.84) asks what the answer does not say; read with the topic's
+    question it came out answered (session 38, v35). Shorter ones had the elliptical rule's own check; a fragment
+    it let through ("gift card pe bhi?" after the COD answer) tells too little to be a near miss.
     """
     previous = conversation.previous_kb_answer(tracker)
     if previous is None or not candidates:
         return None
     previous_question, entry_id = previous
     own = candidates[0]
+    if (elliptical is not None and len(question.split()) > elliptical.max_words
+            and is_near_miss(question, candidates, elliptical)):
+        return None
     if own.probability >= threshold:
         if own.entry_id == entry_id or keeps_topic is None:
             return None
@@ -228,7 +238,7 @@ def decide(
         contextual = elliptical_follow_up_match(
             kb, tracker, candidates, question, threshold, config.kb_elliptical_follow_ups
         ) or follow_up_match(kb, tracker, candidates, question, threshold, config.kb_follow_up_keeps_topic,
-                             declared_topics(config)
+                             declared_topics(config), config.kb_elliptical_follow_ups
         ) or refund_follow_up_match(kb, tracker, candidates, question, threshold, config.kb_refund_follow_ups)
         if contextual is not None:
             if match is not None and match.probability >= threshold:

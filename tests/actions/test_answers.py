@@ -172,7 +172,9 @@ async def test_a_designer_can_turn_follow_up_context_off(kb, dispatcher, config,
         ("can i swap the kurta for a bigger size", "exchanges", "how many days will it take"),
         # 9 words (session 32: max_words 6 -> 9); alone it looks like cash on delivery
         ("which payment options do you have", "payment_methods", "is there a charge if I pay like that"),
-        ("we need 80 kurtas for our office diwali party, do you do that", "bulk_orders", "discount milega?"),
+        # session 38: "discount milega?" alone fell under the threshold (0.45) once KB TEST v34 and v35 joined the
+        # labelled set, so it no longer shows a neighbour taking it; "koi discount hai?" still does (pricing 0.70)
+        ("we need 80 kurtas for our office diwali party, do you do that", "bulk_orders", "koi discount hai?"),
     ],
 )
 async def test_a_follow_up_without_its_own_topic_keeps_the_previous_entry(kb, dispatcher, config, first, entry_id, follow_up):
@@ -427,6 +429,28 @@ async def test_a_near_miss_of_the_entry_just_answered_is_judged_alone(kb, dispat
     monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_elliptical_follow_ups=without))
     _, match = await answer(dispatcher, history, near_miss)
     assert match["entry_id"] == entry_id and match["answered"] is True  # the old wrong answer
+
+
+async def test_a_long_follow_up_the_classifier_calls_a_near_miss_is_judged_alone(kb, dispatcher, config, monkeypatch):
+    # Session 38 (hold-out v35): "could 150 pieces be ready within ten days?" after the bulk answer, and what the VIP
+    # birthday gift is, were too long for the elliptical rule (max_words), so the older follow-up rule read them with
+    # the topic's question and answered them, although the classifier placed them among the near misses. Since the
+    # v35 turns are labelled data those exact questions are no longer close calls, so this follow-up's own share
+    # (about 0.6 today) is taken as the limit.
+    history, answered = await answer(dispatcher, [], "how does kesar circle work")
+    assert answered["entry_id"] == "loyalty_vip" and answered["answered"] is True
+    follow_up = "what exactly is inside the birthday gift you send to vips?"
+    share = answers.near_miss_share(kb.matches(follow_up, k=None))
+    elliptical = config.kb_elliptical_follow_ups
+    assert len(follow_up.split()) > elliptical.max_words
+    _, match = await answer(dispatcher, history, follow_up)
+    assert match["entry_id"] == "loyalty_vip" and match["context"] == "previous_question"  # under today's limit
+
+    strict = dataclasses.replace(elliptical, max_near_miss_share=round(share - 0.01, 2))
+    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_elliptical_follow_ups=strict))
+    _, match = await answer(dispatcher, history, follow_up)
+    assert match.get("context") is None  # judged alone: not read with the question that set the topic
+    assert not (match["answered"] and match["entry_id"] == "loyalty_vip" and match.get("context"))
 
 
 async def test_a_fragment_too_short_to_be_a_near_miss_stays_on_the_entry(kb, config):

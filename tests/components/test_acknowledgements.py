@@ -621,7 +621,9 @@ def test_a_dismissal_with_a_reason_or_an_ok_after_it_is_no_thank_you(matcher, te
 
 @pytest.mark.parametrize("text", ["that's it from me, have a lovely day", "alright, signing off", "great, take care",
                                   # session 37 (v33): "ok laters" was answered "Great!"
-                                  "ok laters", "cool, catch you later"])
+                                  "ok laters", "cool, catch you later",
+                                  # session 38 (v34): "ta ta" alone was read as thanks
+                                  "ta ta"])
 def test_a_comment_that_takes_leave_is_a_goodbye_not_an_ok(matcher, text):
     assert matcher.match_with_remark(text, "ask_question", 0.4) is None
     assert matcher.match_leave(text, "affirm", 0.9).intent == "goodbye"
@@ -638,7 +640,9 @@ def test_a_dismissal_closed_with_thanks_gets_no_dismissal_entity(tmp_path):
 @pytest.mark.parametrize("text", ["skip that, i'll look it up on the website",
                                   "I don't have it on me right now, will come back later",
                                   # session 37 (v33): not found right now, and put off
-                                  "can't find it rn, will ping again later"])
+                                  "can't find it rn, will ping again later",
+                                  # session 38 (v34): skipped for now, with a plan
+                                  "skip for now, will message once i find it"])
 def test_skipping_or_putting_the_number_off_is_an_ending(matcher, text):
     found = matcher.match_with_remark(text, "goodbye", 0.9)
     assert (found.intent, found.rule) == ("deny", "ending")
@@ -646,6 +650,12 @@ def test_skipping_or_putting_the_number_off_is_an_ending(matcher, text):
 
 def test_a_side_question_after_putting_the_number_off_is_no_ending(matcher):
     assert matcher.match_with_remark("i don't have it on me right now, do you deliver on sundays?", "ask_question") is None
+
+
+# Session 38 (v34, v35): "understood" in Hinglish was read as a greeting or fell back.
+@pytest.mark.parametrize("text", ["samjhi", "hmm samajh gaya", "ok samjh aa gaya ji"])
+def test_understood_in_hinglish_is_an_ok(matcher, text):
+    assert matcher.match(text).intent == "affirm"
 
 
 @pytest.mark.parametrize("text", ["sasriakal ji", "sat sri akal 🙏"])

@@ -80,7 +80,12 @@ def matcher():
      # session 37 (v33, in-sample): the founder "directly", a human being wanted beside a bot question, the support
      # head, a sales rep to ring about a big order
      "who started this brand? i'd like to speak to him directly", "bot ho kya? mujhe koi human being chahiye",
-     "get me the head of support please", "could a sales rep ring me about a 500 piece order?"],
+     "get me the head of support please", "could a sales rep ring me about a 500 piece order?",
+     # session 38 (v34, v35, in-sample): a designer, the warehouse manager looped in, "a person i mean", "put me
+     # through" on its own, someone real, a woman on the team
+     "ek designer se baat ho sakti hai? lehenga customise karna hai", "please loop in your warehouse manager",
+     "hello?? is anyone there, a human i mean", "just put me through", "chatbot? then i need someone real",
+     "koi lady staff se baat karwa do"],
 )
 def test_requests_for_a_person_match(matcher, text):
     assert matcher.match(text) is not None
@@ -106,7 +111,9 @@ def test_requests_for_a_person_match(matcher, text):
      # session 26: "need someone" / "have someone" alone are questions about a person, not requests
      "do i need someone at home to sign for the parcel?", "do you have someone who does alterations?",
      # session 37: a role named without asking for contact is a question about it
-     "does your sales team handle corporate gifting?", "is the lotion safe for every human being?"],
+     "does your sales team handle corporate gifting?", "is the lotion safe for every human being?",
+     # session 38 (v34): the courier asked to ring before coming is a delivery question
+     "can the courier give me a call before he comes?"],
 )
 def test_look_alikes_do_not_match(matcher, text):
     assert matcher.match(text) is None

@@ -72,6 +72,14 @@ def still_looking_entities(message):
     ("hold on, the number's on the payment receipt somewhere", ("ask_question", 0.76)),
     ("one moment, the invoice slip is in my other bag", ("nlu_fallback", 0.6)),
     ("ok one min, checking when it got delivered", ("order_status", 0.77)),
+    # session 38 (v34, v35, in-sample): "yeah" before a lead, "brb", fetching the slip, where the number is (a mailbox,
+    # an old chat)
+    ("yep one sec", ("affirm", 0.73)),
+    ("brb, grabbing my invoice", ("nlu_fallback", 0.5)),
+    ("hang on, let me get the order slip", ("order_status", 0.68)),
+    ("ek min, number email mein hai", ("ask_question", 0.68)),
+    ("ruko, purane messages mein number hoga", ("affirm", 1.0)),
+    ("ek sec, beti ne order kiya tha, usse puchti hu", ("affirm", 0.61)),
 ])
 def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text, reading):
     component = make_component(tmp_path)
@@ -99,6 +107,9 @@ def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text
     "one sec, checking my mail. when will it come",
     "can't find it rn, will ping again later",
     "nahi mil raha number, baad mein",
+    # session 38 (v34): praise that names opening the parcel is no search
+    "the box was gorgeous, loved opening it",
+    "no luck finding it, let it be",                # the search given up ends the form
 ])
 def test_other_messages_keep_the_classifiers_reading(tmp_path, text):
     component = make_component(tmp_path)

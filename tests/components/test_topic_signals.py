@@ -169,6 +169,27 @@ def signals():
         ("last time the COD fee got charged twice on my order", "urgent_problem"),
         ("did my face wash order leave your warehouse yet?", "order_status"),
         ("the shirt i bought on sunday, has it shipped or not?", "order_status"),
+        # session 38 (v34, v35, in-sample): a skin reaction in new words, a first-rice ceremony and a farewell as the
+        # date, the same wrong item "dusri baar", damage on arrival, a COD fee on a prepaid order, a picked-up return's
+        # money, the own purchase not come (an order question), a festival's sale as when it was bought
+        ("face wash ke baad gaal pe chhote daane ho gaye", "urgent_problem"),
+        ("after using your sunscreen some red spots came on my neck", "urgent_problem"),
+        ("mundan next week hai aur kurta set abhi tak nahi pahuncha", "urgent_problem"),
+        ("school farewell on monday and the saree still hasn't arrived", "urgent_problem"),
+        ("dusri baar black ki jagah navy bhej diya aapne", "complaint"),
+        ("the dupatta came with a huge tear along the border", "urgent_problem"),
+        ("why did you charge the cod fee on an order i paid online already", "urgent_problem"),
+        ("the courier picked it up two weeks ago and still not credited", "request_refund"),
+        ("the face serum i ordered last week still hasn't come", "order_status"),
+        ("maine jo jhumke mangaye the wo kahan hai", "order_status"),
+        ("my parcel from the navratri sale hasn't arrived", "order_status"),
+        ("pehle wala payment wapas chahiye mujhe", "request_refund"),
+        ("the hooks came off within a week of wearing", "complaint"),
+        ("the kurta tore at the seam after one wash", "complaint"),   # found in use, not on arrival
+        ("kal se navratri hai aur chaniya choli ka koi pata nahi", "urgent_problem"),
+        ("how much is 40 usd in inr", "out_of_scope"),
+        ("amavasya kab hai is baar?", "out_of_scope"),
+        ("can you code me a small website in html", "out_of_scope"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -239,6 +260,9 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "will the toner give me a rash if my skin is sensitive?",    # whether a product causes one (session 36)
         "will i be charged the cod fee twice if i split my order?",  # a question about charges (session 37)
         "how long after the warehouse does my order usually take?",  # how long dispatch takes (session 37)
+        # session 38: whether prepaid orders pay the fee, a reaction asked about ahead
+        "is there a cod fee on prepaid orders too?",
+        "will the gel cause red spots on sensitive skin?",
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
