@@ -170,17 +170,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    text = render(splits, content)
-    if args.check:
-        if OUTPUT.read_text(encoding="utf-8") != text:
-            print(f"{OUTPUT.relative_to(ROOT)} is out of date: regenerate it with\n"
-                  f"  .venv/bin/python scripts/kb_labelled_from_conversations.py {' '.join(splits)}", file=sys.stderr)
+    return check_or_write(OUTPUT, render(splits, content), args.check, splits, Path(__file__).name,
+                          f"{len(content['paraphrases'])} paraphrases, {len(content['unanswerable'])} "
+                          f"unanswerable from {len(splits)} splits; left out: {left_out}")
+
+
+def check_or_write(output: Path, text: str, check: bool, splits: Sequence[str], script: str, summary: str) -> int:
+    """`--check`: 0 when `output` holds exactly `text`, else 1 with the command that regenerates it. Otherwise writes
+    `text` to `output` and prints `summary`. Shared by the scripts that generate a file from used-up splits."""
+    shown = output.relative_to(ROOT) if output.is_relative_to(ROOT) else output
+    if check:
+        if output.read_text(encoding="utf-8") != text:
+            print(f"{shown} is out of date: regenerate it with\n"
+                  f"  .venv/bin/python scripts/{script} {' '.join(splits)}", file=sys.stderr)
             return 1
-        print(f"{OUTPUT.relative_to(ROOT)} is up to date")
+        print(f"{shown} is up to date")
         return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"{OUTPUT.relative_to(ROOT)}: {len(content['paraphrases'])} paraphrases, {len(content['unanswerable'])} "
-          f"unanswerable from {len(splits)} splits; left out: {left_out}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    print(f"{shown}: {summary}")
     return 0
 
 

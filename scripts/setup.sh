@@ -50,6 +50,10 @@ say "Fitting the knowledge base (skipped when its fit is cached)"
 TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" scripts/fit_knowledge_base.py 2> >(grep -v -i "tensorflow\|cuda\|^\s*$" >&2) \
   || die "the knowledge base (data/knowledge_base.yml) does not load"
 
+say "Encoding the second opinion's labelled turns (skipped when cached in build/second_opinion_embeddings)"
+TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" -m components.second_opinion 2> >(grep -v -i "tensorflow\|cuda\|warn\|^\s*$" >&2) \
+  || die "the second opinion's labelled turns (data/second_opinion/turns.yml) do not load"
+
 # The production profile's proxy and lock store (scripts/production.sh, tests/production) and the cluster
 # profile's RabbitMQ (scripts/cluster.sh, tests/cluster), from Debian.
 if ! command -v nginx >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1 \
