@@ -110,6 +110,7 @@ def main(argv: Sequence[str] = None) -> int:
     parser.add_argument("--parsed", type=Path, default=ROOT / "build" / "second_opinion_parsed.jsonl")
     parser.add_argument("--report-apart", nargs="*", default=[], help="used-up splits printed on their own")
     parser.add_argument("--show", type=float, default=None, help="list the turns changed at this limit")
+    parser.add_argument("--only", nargs="*", default=None, help="leave out only these splits in turn (a quick check)")
     args = parser.parse_args(argv)
 
     config = next(item for item in yaml.safe_load((ROOT / "config.yml").read_text())["pipeline"]
@@ -118,15 +119,17 @@ def main(argv: Sequence[str] = None) -> int:
     section = yaml.safe_load((ROOT / "escalation.yml").read_text(encoding="utf-8"))[second_opinion.SECTION]
     replaces, below = set(section["replaces"]), float(section["replaces_below"])
     splits = shipped_splits()
+    folds = [split for split in splits if args.only is None or split in args.only]
 
     records = []
     if args.parsed.exists():
         records = [json.loads(line) for line in args.parsed.read_text(encoding="utf-8").splitlines()]
-        if not records or records[0].get("model") != _fingerprint(args.model):
+        if not records or records[0].get("model") != _fingerprint(args.model) or not set(folds) <= {
+                record["split"] for record in records}:
             records = []
     if not records:
-        print(f"reading every turn of {len(splits)} splits with {args.model} (second opinion off) …", flush=True)
-        records = parse_turns(args.model, splits, args.parsed)
+        print(f"reading every turn of {len(folds)} splits with {args.model} (second opinion off) …", flush=True)
+        records = parse_turns(args.model, folds, args.parsed)
     settings = yaml.safe_load((ROOT / "escalation.yml").read_text(encoding="utf-8"))
     markers = FollowUpMarkers(settings["follow_ups"])
     # A reading of a person or any topic stays (the component's `protected`).
@@ -135,7 +138,7 @@ def main(argv: Sequence[str] = None) -> int:
 
     tallies = {group: {limit: Counter() for limit in LIMITS} for group in ("tuned", *args.report_apart)}
     changed = []
-    for fold in splits:
+    for fold in folds:
         turns, _ = labelled_turns([split for split in splits if split != fold])
         model = fit(turns, config["encoders"], float(config["regularisation_c"]))
         candidates = [r for r in records if r["split"] == fold and r["intent"] not in protected and not r["decided"]
