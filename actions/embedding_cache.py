@@ -35,6 +35,11 @@ MAX_ROWS = 20_000
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
+def caches_turned_off() -> bool:
+    """KB_EMBEDDING_CACHE=off (or 0, false, no): no embedding cache is read or written (also the second opinion's)."""
+    return os.environ.get(CACHE_ENV, "").strip().lower() in ("off", "0", "false", "no")
+
+
 def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -48,9 +53,9 @@ class EmbeddingCache:
     @classmethod
     def from_environment(cls) -> Optional["EmbeddingCache"]:
         """The cache KB_EMBEDDING_CACHE asks for: build/kb_embeddings by default, none when "off"."""
-        setting = os.environ.get(CACHE_ENV, "").strip()
-        if setting.lower() in ("off", "0", "false", "no"):
+        if caches_turned_off():
             return None
+        setting = os.environ.get(CACHE_ENV, "").strip()
         return cls(Path(setting) if setting else DEFAULT_DIRECTORY)
 
     def path(self, model: str, encoder: object) -> Path:

@@ -37,7 +37,6 @@ import hashlib
 import inspect
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Text
 
@@ -121,9 +120,9 @@ def encode(texts: Sequence[Text], encoders: Sequence[Dict[Text, Any]], cache_dir
 
 def cache_directory() -> Optional[Path]:
     """build/second_opinion_embeddings, or none when KB_EMBEDDING_CACHE turns embedding caches off."""
-    if os.environ.get("KB_EMBEDDING_CACHE", "").strip().lower() in ("off", "0", "false", "no"):
-        return None
-    return CACHE_DIRECTORY
+    from actions.embedding_cache import caches_turned_off
+
+    return None if caches_turned_off() else CACHE_DIRECTORY
 
 
 @DefaultV1Recipe.register(
