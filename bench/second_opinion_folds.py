@@ -132,17 +132,15 @@ def main(argv: Sequence[str] = None) -> int:
         records = parse_turns(args.model, folds, args.parsed)
     settings = yaml.safe_load((ROOT / "escalation.yml").read_text(encoding="utf-8"))
     markers = FollowUpMarkers(settings["follow_ups"])
-    # A reading of a person or any topic stays (the component's `protected`).
-    protected = {settings["human_request"]["intent"], *(intent for intent, value in settings["topics"].items()
-                                                        if isinstance(value, dict) and value.get("topic"))}
 
     tallies = {group: {limit: Counter() for limit in LIMITS} for group in ("tuned", *args.report_apart)}
     changed = []
     for fold in folds:
         turns, _ = labelled_turns([split for split in splits if split != fold])
         model = fit(turns, config["encoders"], float(config["regularisation_c"]))
-        candidates = [r for r in records if r["split"] == fold and r["intent"] not in protected and not r["decided"]
-                      and (r["reading"] in replaces or (r["confidence"] or 0) < below)]
+        # Where the component would apply its reading: no designer rule decided the turn, and its gate lets it.
+        candidates = [r for r in records if r["split"] == fold and not r["decided"]
+                      and second_opinion.is_replaceable(r["reading"], r["confidence"], replaces, below)]
         if not candidates:
             continue
         texts = [markers.question_of(r["text"]).strip() or r["text"] for r in candidates]

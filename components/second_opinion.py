@@ -38,7 +38,7 @@ import inspect
 import json
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Text
+from typing import Any, Dict, List, Optional, Sequence, Set, Text
 
 import numpy as np
 import rasa.shared.utils.io
@@ -116,6 +116,17 @@ def encode(texts: Sequence[Text], encoders: Sequence[Dict[Text, Any]], cache_dir
         vectors = cache.embed(texts, spec["model_name"], encoder, compute) if cache else compute(texts)
         parts.append(np.asarray(vectors, dtype=np.float64))
     return np.hstack(parts)
+
+
+def is_replaceable(reading: Optional[Text], confidence: Any, replaces: Set[Text], replaces_below: float) -> bool:
+    """Whether the second opinion may replace the classifier's reading (the gate also used by
+    bench/second_opinion_folds.py): any reading under `replaces_below`, which is no reading (as for topic_signals'
+    `override_below`: an unsure person or topic would be handed off as "not sure", "my lips have puffed up and
+    tingle": urgent_problem 0.32), or one of `replaces`. A sure person or topic is never in `replaces` (checked when
+    the settings are read)."""
+    if isinstance(confidence, (int, float)) and confidence < replaces_below:
+        return True
+    return reading in replaces
 
 
 def cache_directory() -> Optional[Path]:
@@ -220,9 +231,9 @@ class SecondOpinion(GraphComponent, IntentClassifier):
                           if isinstance(value, dict) and value.get("topic")})
         return intent_of
 
-    def intent_of_class(self, classes: Sequence[Text]) -> Dict[Text, Text]:
-        """Each person/topic class of the turns file and its intent; an unknown class is a clear error."""
-        intent_of = self.intent_of_every_class()
+    def intent_of_class(self, classes: Sequence[Text], intent_of: Dict[Text, Text]) -> Dict[Text, Text]:
+        """Each person/topic class of the turns file and its intent (from `intent_of`, all of them); an unknown class
+        is a clear error."""
         unknown = sorted(set(classes) - set(intent_of) - {OTHER})
         if unknown:
             raise ValueError(f"{self._config['labelled_turns']}: classes {', '.join(unknown)} are neither "
@@ -233,7 +244,8 @@ class SecondOpinion(GraphComponent, IntentClassifier):
         from sklearn.linear_model import LogisticRegression
 
         turns = read_turns(Path(self._config["labelled_turns"]))
-        intent_of = self.intent_of_class(list(turns))
+        every_intent = self.intent_of_every_class()
+        intent_of = self.intent_of_class(list(turns), every_intent)
         missing = sorted(set(intent_of.values()) - set(training_data.intents))
         if missing:
             logger.warning("SecondOpinion: intent(s) %s not in the training data; the second opinion is off.",
@@ -249,7 +261,7 @@ class SecondOpinion(GraphComponent, IntentClassifier):
         model.fit(features, labels)
         self._state = {"active": True, "classes": [str(name) for name in model.classes_], "intent_of": intent_of,
                        # Every person and topic intent, also those without turns: a reading of one always stays.
-                       "protected": sorted(set(self.intent_of_every_class().values())),
+                       "protected": sorted(set(every_intent.values())),
                        "dimension": int(features.shape[1]),
                        "counts": {name: len(turns[name]) for name in turns}}
         self._coef = model.coef_.astype(np.float64)
@@ -303,13 +315,8 @@ class SecondOpinion(GraphComponent, IntentClassifier):
         if any(message.get(key) for key in DECIDED_KEYS):
             return False
         classified = message.get(INTENT) or {}
-        confidence = classified.get(PREDICTED_CONFIDENCE_KEY)
-        # A reading under the fallback threshold is no reading (as for topic_signals' `override_below`): also an
-        # unsure person or topic, which would be handed off as "not sure" ("my lips have puffed up and tingle":
-        # urgent_problem 0.32) and which the second opinion confirms or corrects when it is sure.
-        if isinstance(confidence, (int, float)) and confidence < self.replaces_below:
-            return True
-        return classified.get(INTENT_NAME_KEY) in self.replaces
+        return is_replaceable(classified.get(INTENT_NAME_KEY), classified.get(PREDICTED_CONFIDENCE_KEY),
+                              self.replaces, self.replaces_below)
 
     def process(self, messages: List[Message]) -> List[Message]:
         if not self.active:
