@@ -41,6 +41,17 @@ cancellation answer is a yes the classifier is sure of, but a bare number is no 
 rules (they need "#" or "order"), so the rule for a yes with an order number (action_go_ahead) never ran and the
 customer got "Great!". Such a number, with the same limits (`max_words`, `not_when`, no "₹"), becomes the
 `order_number` entity; the parse data says `still_looking: {"number_in_a_yes", "classifier_intent"}`.
+
+The number put off till later (`put_off`, session 40): asked for the number, customers say when they will send it
+instead ("its on my office laptop, will send once im back home tonight", "kal subah bhejti hu number", "it's on my
+daughter's account, i'll get it from her later"). Read as anything (off-brand, "not sure"), that kept the form waiting
+or handed off. A message with one of `put_off.promises` (sending or getting it) and one of `put_off.later` (a later
+time), no question mark, no number, at most `put_off.max_words` words, none of `put_off.not_when` and no reading
+of `put_off.keep_intents` from `put_off.keep_from` on (a sure goodbye ends the form too) gets
+`put_off.intent` (the endings' "no", which ends the order form, data/rules/orders.yml) with the entity `dismissal`:
+outside the form that is a dropped topic, answered "No problem!" and a resolution signal (data/rules/chitchat.yml).
+The same readings stay (a person, a sure topic). The parse data says `still_looking: {"put_off", "later",
+"classifier_intent"}`.
 """
 from __future__ import annotations
 
@@ -68,6 +79,21 @@ ORDER_NUMBER_ENTITY = "order_number"
 
 def _has_order_number(entities: List[Dict[str, Any]]) -> bool:
     return any(entity.get("entity") == ORDER_NUMBER_ENTITY for entity in entities)
+
+
+# Entity of a dropped topic (components/acknowledgements.py DISMISSAL_ENTITY): outside the form, "No problem!".
+DISMISSAL_ENTITY = "dismissal"
+def _optional_rule(section: Any, where: str, keys: set) -> bool:
+    """Whether a sub-rule of `still_looking` is on: absent or false is off; a mapping with only `keys` is on;
+    anything else is a clear error."""
+    if section is None or section is False:
+        return False
+    if not isinstance(section, dict):
+        raise ValueError(f"{where} must be a mapping (or false to turn it off)")
+    unknown = sorted(set(section) - keys)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    return True
 
 
 # An order number (or any number the form could take) in the message: the form reads it instead.
@@ -106,16 +132,35 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         self.topic_intents = {name for name in topics if name != "urgent_markers"}
         self.person_intent = str(human.get("intent") or "")
         self._configure_number_given(section.get("number_given"), f"{where}.number_given")
+        self._configure_put_off(section.get("put_off"), f"{where}.put_off")
+
+    def _configure_put_off(self, section: Any, where: str) -> None:
+        self.put_off: Optional[Dict[str, Any]] = None
+        if not _optional_rule(section, where, {"intent", "max_words", "promises", "later", "not_when", "keep_intents",
+                                                 "keep_from"}):
+            return
+        intent = str(section.get("intent") or "")
+        if not intent:
+            raise ValueError(f"{where} needs an `intent` (the one that ends the order form)")
+        promises = PhraseList(phrase_strings(section.get("promises"), f"{where}.promises"), squeezed=True)
+        later = PhraseList(phrase_strings(section.get("later"), f"{where}.later"), squeezed=True)
+        for key, listed in (("promises", promises), ("later", later)):
+            if not len(listed):
+                raise ValueError(f"{where}.{key} must list at least one phrase")
+        self.put_off = {
+            "intent": intent,
+            "max_words": count_setting(section, "max_words", where, default=20),
+            "promises": promises,
+            "later": later,
+            "not_when": PhraseList(phrase_strings(section.get("not_when") or [], f"{where}.not_when"), squeezed=True),
+            "keep_intents": set(phrase_strings(section.get("keep_intents") or [], f"{where}.keep_intents")),
+            "keep_from": confidence_setting(section, "keep_from", where, default=0.8),
+        }
 
     def _configure_number_given(self, section: Any, where: str) -> None:
         self.number_given: Optional[Dict[str, Any]] = None
-        if section is None or section is False:
+        if not _optional_rule(section, where, {"below", "max_words", "min_digits", "not_when", "yes_intents"}):
             return
-        if not isinstance(section, dict):
-            raise ValueError(f"{where} must be a mapping (or false to turn it off)")
-        unknown = sorted(set(section) - {"below", "max_words", "min_digits", "not_when", "yes_intents"})
-        if unknown:
-            raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}")
         min_digits = count_setting(section, "min_digits", where, default=4)
         self.number_given = {
             "below": confidence_setting(section, "below", where, default=0.6),
@@ -134,7 +179,24 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         return name in self.topic_intents and float(classified.get("confidence") or 0.0) >= self.keep_topics_from
 
     def required_intents(self) -> Iterable[Text]:
-        return [self.intent]
+        return [self.intent] + ([self.put_off["intent"]] if self.put_off else [])
+
+    def _put_off_reading_stays(self, classified: Dict[str, Any]) -> bool:
+        """A reading of `put_off.keep_intents` (a goodbye) the classifier is sure of (`keep_from`) stays."""
+        rule = self.put_off
+        return (classified.get("name") in rule["keep_intents"]
+                and float(classified.get("confidence") or 0.0) >= rule["keep_from"])
+
+    def put_off_in(self, text: str) -> Optional[Dict[str, str]]:
+        """{"put_off", "later"} when `text` says the number will come later (`put_off`), else None."""
+        rule = self.put_off
+        if rule is None or "?" in text or _A_NUMBER.search(text):
+            return None
+        words = tokenize(text)
+        if not words or len(words) > rule["max_words"] or rule["not_when"].find(words) is not None:
+            return None
+        promise, later = rule["promises"].find(words), rule["later"].find(words)
+        return {"put_off": promise, "later": later} if promise and later else None
 
     def match(self, text: str) -> Optional[Dict[str, str]]:
         """{"lead", "searching"} when `text` says the customer is still looking, else None."""
@@ -205,6 +267,14 @@ class StillLooking(DesignerListComponent, IntentClassifier):
                 message.set(ENTITIES, (message.get(ENTITIES) or []) + [entity], add_to_output=True)
                 message.set(STILL_LOOKING_KEY, {"number_in_a_yes": number.group(), "classifier_intent": classified},
                             add_to_output=True)
+                continue
+            put_off = self.put_off_in(text)
+            if put_off is not None and not self._put_off_reading_stays(classified):
+                set_intent(message, self.put_off["intent"])
+                entity = {"entity": DISMISSAL_ENTITY, "value": "put_off", "start": 0, "end": len(text),
+                          "confidence": 1.0, "extractor": type(self).__name__}
+                message.set(ENTITIES, (message.get(ENTITIES) or []) + [entity], add_to_output=True)
+                message.set(STILL_LOOKING_KEY, {**put_off, "classifier_intent": classified}, add_to_output=True)
                 continue
             found = self.match(text)
             if found is None:

@@ -190,6 +190,13 @@ def signals():
         ("how much is 40 usd in inr", "out_of_scope"),
         ("amavasya kab hai is baar?", "out_of_scope"),
         ("can you code me a small website in html", "out_of_scope"),
+        # session 40 (v39, in-sample): not even sent before an occasion, a lid that stopped closing within a week, a
+        # COD fee taken though paid by UPI, the own order no longer wanted
+        ("kal sangeet hai aur lehenga abhi tak bheja hi nahi", "urgent_problem"),
+        ("the pump bottle stopped working within a week", "complaint"),
+        ("paid by upi already, still a cod charge got deducted", "urgent_problem"),
+        ("ye order cancel kar do, ab nahi chahiye", "cancel_order"),
+        ("please cancel it, i don't need it anymore", "cancel_order"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -238,6 +245,10 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "how long after payment is my order usually dispatched?",    # session 29: the shipping answer
         "if i order today, how many days will my parcel take to pune",
         "the app khul gaya but where do i see my orders",            # "khul" without stitching
+        # session 40: the policy asked about, not the own order ("if i don't want it anymore can i cancel it?"), a COD
+        # fee asked about ahead ("upi se pay karu toh cod charge lagega?")
+        "if i don't want it anymore can i cancel it?",
+        "upi se pay karu toh cod charge lagega?",
         "monday ko order kiya tha, abhi tak nahi aaya",               # session 31: a weekday in the past is no deadline
         # session 33: charges asked about ahead, the same order placed again on purpose, an interview with no problem
         "will i be charged twice if the first payment failed?",
