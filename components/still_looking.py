@@ -63,7 +63,7 @@ from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from components.acknowledgements import is_reaction
+from components.acknowledgements import DISMISSAL_ENTITY, is_reaction
 from components.designer_lists import (
     DesignerListComponent, confidence_setting, count_setting, load_section, set_intent, settings_path,
 )
@@ -81,8 +81,11 @@ def _has_order_number(entities: List[Dict[str, Any]]) -> bool:
     return any(entity.get("entity") == ORDER_NUMBER_ENTITY for entity in entities)
 
 
-# Entity of a dropped topic (components/acknowledgements.py DISMISSAL_ENTITY): outside the form, "No problem!".
-DISMISSAL_ENTITY = "dismissal"
+def _whole_message_entity(name: str, value: str, text: str, extractor: str) -> Dict[str, Any]:
+    """An entity over the whole message, as the rules read `still_looking` and `dismissal`."""
+    return {"entity": name, "value": value, "start": 0, "end": len(text), "confidence": 1.0, "extractor": extractor}
+
+
 def _optional_rule(section: Any, where: str, keys: set) -> bool:
     """Whether a sub-rule of `still_looking` is on: absent or false is off; a mapping with only `keys` is on;
     anything else is a clear error."""
@@ -271,8 +274,8 @@ class StillLooking(DesignerListComponent, IntentClassifier):
             put_off = self.put_off_in(text)
             if put_off is not None and not self._put_off_reading_stays(classified):
                 set_intent(message, self.put_off["intent"])
-                entity = {"entity": DISMISSAL_ENTITY, "value": "put_off", "start": 0, "end": len(text),
-                          "confidence": 1.0, "extractor": type(self).__name__}
+                # The dismissal entity of components/acknowledgements.py: outside the form, "No problem!".
+                entity = _whole_message_entity(DISMISSAL_ENTITY, "put_off", text, type(self).__name__)
                 message.set(ENTITIES, (message.get(ENTITIES) or []) + [entity], add_to_output=True)
                 message.set(STILL_LOOKING_KEY, {**put_off, "classifier_intent": classified}, add_to_output=True)
                 continue
@@ -285,8 +288,7 @@ class StillLooking(DesignerListComponent, IntentClassifier):
                                 add_to_output=True)
                 continue
             set_intent(message, self.intent)
-            entity = {"entity": STILL_LOOKING_ENTITY, "value": "still_looking", "start": 0, "end": len(text),
-                      "confidence": 1.0, "extractor": type(self).__name__}
+            entity = _whole_message_entity(STILL_LOOKING_ENTITY, "still_looking", text, type(self).__name__)
             message.set(ENTITIES, (message.get(ENTITIES) or []) + [entity], add_to_output=True)
             message.set(STILL_LOOKING_KEY, {**found, "classifier_intent": classified}, add_to_output=True)
         return messages
