@@ -31,7 +31,8 @@ from actions.handoff import NLU_FALLBACK, decide_escalation, hand_off
 from actions.knowledge_base import KnowledgeBase, Match, entries_declared_in
 from actions.resolution import count_answer
 from actions.settings import (
-    EllipticalFollowUps, EscalationSettings, FollowUpKeepsTopic, QuestionSentences, RefundFollowUps, settings,
+    DetailFollowUps, EllipticalFollowUps, EscalationSettings, FollowUpKeepsTopic, QuestionSentences, RefundFollowUps,
+    settings,
 )
 from components import text_embedding
 from components.phrases import PhraseList, tokenize, word_spans
@@ -184,6 +185,44 @@ def refund_follow_up_match(
     return None
 
 
+def detail_follow_up_match(
+    kb: KnowledgeBase, tracker: Tracker, candidates: List[Match], question: str, threshold: float,
+    rule: Optional[DetailFollowUps], elliptical: Optional[EllipticalFollowUps] = None,
+) -> Optional[Match]:
+    """A contact detail asked about right after an answer that gives one (`knowledge_base.detail_follow_ups`): "sorry
+    whats the email again?", "kis mail id pe bhejna hai?" or "mail kar diya, jawab kitne din me?" after the bulk-orders
+    answer, which gives its own address. Alone, "email" is a word of the contact answer (support@…), which answered
+    them: the wrong address. Kept on the entry just answered when the message has at most `max_words` words, asks for
+    a detail (`asked`) that answer contains (`answer_has`), names no other entry's topic besides the detail's own
+    words ("and the email for bulk orders?" after the contact answer names bulk orders) and no other purpose
+    (`switches`: "whats your email for complaints"), and the question that set
+    the topic and this one searched together reach the threshold with that entry. None: judged as before."""
+    if rule is None or not candidates or len(question.split()) > rule.max_words:
+        return None
+    previous = conversation.previous_kb_answer(tracker)
+    if previous is None:
+        return None
+    previous_question, entry_id = previous
+    if candidates[0].entry_id == entry_id:
+        return None
+    words = tokenize(question)
+    answer = kb.entry(entry_id).answer
+    asked = [phrase for phrases, has in rule.details if has in answer and _phrase_list(phrases).find(words) is not None
+             for phrase in phrases]
+    if not asked or (rule.switches and _phrase_list(rule.switches).find(words) is not None):
+        return None
+    ignore = tuple(elliptical.not_topic_words if elliptical is not None else ()) + tuple(
+        w for phrase in asked for w in phrase.split())
+    declared = elliptical.topic_words if elliptical is not None else ()
+    if kb.topics_named(question, besides=entry_id, ignore=ignore, declared=declared):
+        return None
+    topic = topic_question(tracker, entry_id) or previous_question
+    combined = next((m for m in kb.matches(f"{topic} {question}", k=None) if m.entry_id == entry_id), None)
+    if combined is not None and combined.probability >= threshold:
+        return combined
+    return None
+
+
 def declared_topics(config: EscalationSettings) -> Sequence[Tuple[str, Sequence[str]]]:
     """The designer's topic words (`elliptical_follow_ups.topic_words`), or none when that rule is off."""
     elliptical = config.kb_elliptical_follow_ups
@@ -239,7 +278,9 @@ def decide(
             kb, tracker, candidates, question, threshold, config.kb_elliptical_follow_ups
         ) or follow_up_match(kb, tracker, candidates, question, threshold, config.kb_follow_up_keeps_topic,
                              declared_topics(config), config.kb_elliptical_follow_ups
-        ) or refund_follow_up_match(kb, tracker, candidates, question, threshold, config.kb_refund_follow_ups)
+        ) or refund_follow_up_match(kb, tracker, candidates, question, threshold, config.kb_refund_follow_ups
+        ) or detail_follow_up_match(kb, tracker, candidates, question, threshold, config.kb_detail_follow_ups,
+                                    config.kb_elliptical_follow_ups)
         if contextual is not None:
             if match is not None and match.probability >= threshold:
                 logger.info("follow-up kept on %s instead of %s", contextual.entry_id, match)

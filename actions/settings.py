@@ -55,6 +55,19 @@ class RefundFollowUps:
 
 
 @dataclass(frozen=True)
+class DetailFollowUps:
+    """`knowledge_base.detail_follow_ups`: a contact detail asked about right after an answer that gives one ("sorry
+    whats the email again?" after the bulk-orders answer) stays on that answer, though the detail's word alone points
+    at another entry (the contact answer's e-mail) (actions/answers.py)."""
+
+    # (phrases that ask for the detail, text the answer must contain to give it): ("email", "mail id"), "@"
+    details: Tuple[Tuple[Tuple[str, ...], str], ...] = ()
+    # phrases that ask for another purpose's detail ("whats your email for complaints" after the bulk answer)
+    switches: Tuple[str, ...] = ()
+    max_words: int = 12
+
+
+@dataclass(frozen=True)
 class EllipticalFollowUps:
     """`knowledge_base.elliptical_follow_ups`: a short message right after a knowledge-base answer that
     names no other entry's topic stays on the entry just answered (actions/answers.py)."""
@@ -115,6 +128,7 @@ class EscalationSettings:
     kb_follow_up_keeps_topic: Optional[FollowUpKeepsTopic]  # None: a message answered alone is always answered alone
     kb_elliptical_follow_ups: Optional[EllipticalFollowUps]  # None: off
     kb_refund_follow_ups: Optional[RefundFollowUps]  # None: off
+    kb_detail_follow_ups: Optional[DetailFollowUps]  # None: off
     kb_question_sentences: Optional[QuestionSentences]  # None: off
     # {entry id: topic intent}: a yes with an order number right after that entry's answer hands off with that topic
     kb_go_ahead: Dict[str, str]
@@ -193,6 +207,8 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
     )
     refund_follow_ups = _refund_follow_ups(kb.get("refund_follow_ups", False),
                                            f"{name}: knowledge_base.refund_follow_ups")
+    detail_follow_ups = _detail_follow_ups(kb.get("detail_follow_ups", False),
+                                           f"{name}: knowledge_base.detail_follow_ups")
     go_ahead = _go_ahead(kb.get("go_ahead") or {}, f"{name}: knowledge_base.go_ahead", topics)
     return EscalationSettings(
         source=source,
@@ -210,6 +226,7 @@ def parse_settings(document: Dict[str, Any], source: Path) -> EscalationSettings
         kb_follow_up_keeps_topic=keeps_topic,
         kb_elliptical_follow_ups=elliptical,
         kb_refund_follow_ups=refund_follow_ups,
+        kb_detail_follow_ups=detail_follow_ups,
         kb_question_sentences=question_sentences,
         kb_go_ahead=go_ahead,
         inbox_timeout_seconds=float(inbox.get("timeout_seconds", 2.0)),
@@ -286,6 +303,30 @@ def _refund_follow_ups(section: Any, where: str) -> Optional[RefundFollowUps]:
         entries=tuple((str(entry), _phrases(words, f"{where}.entries.{entry}", one_word=False))
                       for entry, words in entries.items()),
         cues=cues, max_words=_max_words(section, where, RefundFollowUps.max_words))
+
+
+def _detail_follow_ups(section: Any, where: str) -> Optional[DetailFollowUps]:
+    """false or absent: off; a mapping with `details` (a list of {asked: [phrases], answer_has: text}), `switches`
+    and `max_words`."""
+    section = _switch_section(section, where, ["details", "switches", "max_words"])
+    if not section:
+        return None
+    details = section.get("details")
+    if not isinstance(details, list) or not details:
+        raise SettingsError(f"{where}.details must be a list of {{asked: [phrases], answer_has: text}}")
+    parsed = []
+    for i, detail in enumerate(details):
+        if not isinstance(detail, dict) or set(detail) != {"asked", "answer_has"}:
+            raise SettingsError(f"{where}.details[{i}] must have exactly `asked` (phrases) and `answer_has` (text), "
+                                f"got {detail!r}")
+        asked = _phrases(detail["asked"], f"{where}.details[{i}].asked", one_word=False)
+        has = detail["answer_has"]
+        if not asked or not isinstance(has, str) or not has.strip():
+            raise SettingsError(f"{where}.details[{i}] needs at least one `asked` phrase and a non-empty `answer_has`")
+        parsed.append((asked, has))
+    switches = _phrases(section.get("switches") or [], f"{where}.switches", one_word=False)
+    return DetailFollowUps(details=tuple(parsed), switches=switches,
+                           max_words=_max_words(section, where, DetailFollowUps.max_words))
 
 
 def _elliptical_follow_ups(

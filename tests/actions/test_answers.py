@@ -301,6 +301,38 @@ async def test_with_refund_follow_ups_off_the_payment_mode_decides(kb, dispatche
     assert match["entry_id"] != "returns"
 
 
+# Detail follow-ups (`knowledge_base.detail_follow_ups`, session 41): a contact detail asked about right after an
+# answer that gives one stays on that answer; alone, "email" is the contact answer's word (support@…).
+@pytest.mark.parametrize("follow_up", [
+    "what was the email id again",
+    "email again pls",
+    "which email was it",
+])
+async def test_a_detail_asked_after_the_answer_that_gives_it_stays_on_that_answer(kb, dispatcher, config, follow_up):
+    assert kb.best_match(follow_up).entry_id == "contact_support"  # alone, the contact answer's address
+    history = await previous_answer("we need 120 kurtas for our office, do you do wholesale orders?")
+    _, match = await answer(dispatcher, history, follow_up)
+    assert match["entry_id"] == "bulk_orders" and match["answered"] and match["context"] == "previous_question"
+    assert "wholesale@kesarlane.in" in dispatcher.messages[0]["text"]
+
+
+@pytest.mark.parametrize("switch", [
+    "whats your email for complaints then",          # another purpose's address
+    "and what is the support email",
+])
+async def test_another_purposes_address_after_the_bulk_answer_is_the_contact_answer(kb, dispatcher, config, switch):
+    history = await previous_answer("we need 120 kurtas for our office, do you do wholesale orders?")
+    _, match = await answer(dispatcher, history, switch)
+    assert match["entry_id"] == "contact_support"
+
+
+async def test_with_detail_follow_ups_off_the_detail_word_decides(kb, dispatcher, config, monkeypatch):
+    monkeypatch.setattr(answers, "settings", lambda: dataclasses.replace(config, kb_detail_follow_ups=None))
+    history = await previous_answer("we need 120 kurtas for our office, do you do wholesale orders?")
+    _, match = await answer(dispatcher, history, "which email was it")
+    assert match["entry_id"] == "contact_support"
+
+
 # Elliptical follow-ups (`knowledge_base.elliptical_follow_ups`): a short message that names no other
 # entry's topic stays on the entry just answered, even when a neighbour is sure of it alone.
 async def answer(dispatcher, history, text):

@@ -154,6 +154,30 @@ def test_bad_question_sentences_names_the_problem(value, message):
         parse_settings(document, PROJECT_ROOT / "escalation.yml")
 
 
+def test_detail_follow_ups_are_on_as_shipped_and_false_turns_them_off():
+    shipped = parse_settings(copy.deepcopy(SHIPPED), PROJECT_ROOT / "escalation.yml").kb_detail_follow_ups
+    assert shipped is not None and any("email" in asked and has == "@" for asked, has in shipped.details)
+    assert "complaints" in shipped.switches
+    off = broken(lambda d: d["knowledge_base"].update(detail_follow_ups=False))
+    assert parse_settings(off, PROJECT_ROOT / "escalation.yml").kb_detail_follow_ups is None
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"details": []}, "details must be a list"),
+        ({"details": [{"asked": ["email"]}]}, "must have exactly `asked`"),
+        ({"details": [{"asked": ["email"], "answer_has": " "}]}, "non-empty `answer_has`"),
+        ({"details": [{"asked": ["email"], "answer_has": "@"}], "max_words": 0}, "max_words must be a whole number"),
+        ({"details": [{"asked": ["email"], "answer_has": "@"}], "when": 1}, "unknown key"),
+    ],
+)
+def test_bad_detail_follow_ups_names_the_problem(value, message):
+    document = broken(lambda d: d["knowledge_base"].update(detail_follow_ups=value))
+    with pytest.raises(SettingsError, match=f"detail_follow_ups.*{message}"):
+        parse_settings(document, PROJECT_ROOT / "escalation.yml")
+
+
 def test_refund_follow_ups_are_on_as_shipped_and_false_turns_them_off():
     shipped = parse_settings(copy.deepcopy(SHIPPED), PROJECT_ROOT / "escalation.yml").kb_refund_follow_ups
     assert shipped is not None and dict(shipped.entries).keys() == {"returns", "cancellation"}

@@ -113,7 +113,9 @@ def test_requests_for_a_person_match(matcher, text):
      # session 37: a role named without asking for contact is a question about it
      "does your sales team handle corporate gifting?", "is the lotion safe for every human being?",
      # session 38 (v34): the courier asked to ring before coming is a delivery question
-     "can the courier give me a call before he comes?"],
+     "can the courier give me a call before he comes?",
+     # session 41 (v40): whether a person or an auto-reply is on the other side
+     "a real human replying here, or an autoreply?"],
 )
 def test_look_alikes_do_not_match(matcher, text):
     assert matcher.match(text) is None
@@ -328,4 +330,25 @@ def test_a_role_with_a_request_hands_off(matcher, text):
      "no need to escalate to a manager, just tell me the mail id", "mera banda size M pehenta hai, kaunsa lu?"],
 )
 def test_a_role_without_a_request_is_not_one(matcher, text):
+    assert matcher.match(text) is None
+
+
+# Session 41 (v40, v41, in-sample): a team lead or a department asked for, a person preferred to the bot, someone who
+# speaks the customer's language, a role named and then asked for by a pronoun.
+@pytest.mark.parametrize(
+    "text",
+    ["put me through to your team leader please", "i'd like to speak to the accounts department",
+     "honestly i'd prefer a human looks at this", "koi Marathi me baat karne wala milega kya?",
+     "koi tailor hai jo fitting samjha sake? usse baat karni hai", "koi expert hai? unse connect kar do"],
+)
+def test_a_lead_a_department_or_a_person_preferred_hands_off(matcher, text):
+    assert matcher.match(text) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["which department handles bulk orders?", "do you prefer people to pay by upi?",
+     "no need for your team lead, just tell me the return window"],
+)
+def test_a_department_or_a_preference_without_a_request_is_not_one(matcher, text):
     assert matcher.match(text) is None

@@ -318,6 +318,9 @@ def dismissals(message):
     ("can't find it rn, will ping again later", ("deny", 0.9)),
     ("office mein hu, raat ko share karungi", ("affirm", 0.55)),
     ("kal subah bhejti hu number, abhi bahar hu", ("goodbye", 0.62)),   # an unsure goodbye
+    # session 41 (v41, in-sample): telling it later ("baad me bata dungi"), read as off-brand
+    ("number mummy ke phone me hai, shaam ko bata dungi", ("out_of_scope", 0.65)),
+    ("don't have it on me, will let you know tomorrow", ("nlu_fallback", 0.4)),
 ])
 def test_the_number_put_off_till_later_ends_the_form_as_a_dismissal(tmp_path, text, reading):
     component = make_component(tmp_path)

@@ -197,6 +197,14 @@ def signals():
         ("paid by upi already, still a cod charge got deducted", "urgent_problem"),
         ("ye order cancel kar do, ab nahi chahiye", "cancel_order"),
         ("please cancel it, i don't need it anymore", "cancel_order"),
+        # session 41 (v40, v41, in-sample): money gone and no order, cash asked at the door on a paid order, a piece
+        # wholly other than ordered, not even out of the warehouse before an interview, a posting as the date
+        ("netbanking se ₹2,050 kat gaye, order nahi bana", "urgent_problem"),
+        ("paid ₹899 on gpay but the app shows no order", "urgent_problem"),
+        ("already paid online and the courier boy is asking for cash again", "urgent_problem"),
+        ("got a green kurti instead of the yellow one i picked, totally wrong", "urgent_problem"),
+        ("interview monday ko hai, order ab tak dispatch bhi nahi hua", "urgent_problem"),
+        ("heading to my new posting on the 4th, the order must reach before that", "urgent_problem"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -274,6 +282,9 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         # session 38: whether prepaid orders pay the fee, a reaction asked about ahead
         "is there a cod fee on prepaid orders too?",
         "will the gel cause red spots on sensitive skin?",
+        # session 41: what happens if money goes and no order comes; whether the courier may ask a prepaid customer
+        "if the money is cut and no order comes, what do i do?",
+        "should i pay the courier if i already paid online?",
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
@@ -336,7 +347,8 @@ def test_a_rule_confirms_the_same_topic_and_leaves_another_topic_alone(tmp_path)
     component = trained(tmp_path, INTENTS)
     close = classified("the parcel that came had a broken lid, cream leaking", "urgent_problem", 0.63)
     close.set("intent_ranking", [{"name": "urgent_problem", "confidence": 0.63}, {"name": "ask_question", "confidence": 0.58}])
-    other = classified("the parcel that came had a broken lid, cream leaking", "complaint", 0.8)
+    # session 41: the damaged-item rule now also replaces a complaint; the account rule replaces no topic
+    other = classified("someone hacked my account and i'm locked out, terrible security", "complaint", 0.8)
     confirmed, kept = component.process([close, other])
     assert confirmed.get("intent") == {"name": "urgent_problem", "confidence": 1.0}
     assert [e["confidence"] for e in confirmed.get("intent_ranking")] == [1.0, 0.0]
@@ -399,6 +411,24 @@ def test_a_repeated_failure_read_as_urgent_is_a_complaint(tmp_path):
     assert damaged_over_refund.get("intent")["name"] == "request_refund"  # another topic the classifier found stays
 
 
+def test_wrong_pieces_and_skin_reactions_read_as_complaints_are_urgent(tmp_path):
+    # session 41 (v41, in-sample): by the topic policy a wrong piece on arrival, a skin reaction and money gone without
+    # an order are urgent also when the classifier heard a complaint; a service failure beside them stays a complaint.
+    component = trained(tmp_path, INTENTS)
+    wrong_piece, reaction, no_order, service = component.process([
+        classified("ordered a black dress in M, got a blue one in XL, totally wrong", "complaint", 0.66),
+        classified("serum lagane ke baad gaal pe rashes aa gaye, bahut jalan hai", "complaint", 0.74),
+        classified("gpay se ₹1,200 chale gaye par order confirm nahi hua", "complaint", 0.65),
+        classified("wrong size bheja aur 4 baar call kiya, koi uthata hi nahi", "complaint", 0.80),
+    ])
+    assert wrong_piece.get("intent")["name"] == "urgent_problem"
+    assert wrong_piece.get(TOPIC_SIGNAL_KEY)["rule"] == "a wrong or damaged item came"
+    assert reaction.get("intent")["name"] == "urgent_problem"
+    assert no_order.get(TOPIC_SIGNAL_KEY)["rule"] == "money gone, no order made"
+    assert no_order.get("intent")["name"] == "urgent_problem"
+    assert service.get("intent")["name"] == "complaint"
+
+
 def test_also_over_must_not_name_the_rules_own_intent():
     section = yaml.safe_load(open(SETTINGS, encoding="utf-8"))["topic_signals"]
     rule = {**section["rules"][0], "also_over": [section["rules"][0]["intent"]]}
@@ -458,6 +488,26 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("stop my order, i found it cheaper in the sale", None),         # an order, not messages
         ("did the sale messages stop for everyone?", None),              # a question about them: STOP would unsubscribe
         ("offers ke sms kyun band ho gaye", None),
+        # session 41 (v40, v41, in-sample): the own piece asked after by its name is its order's status; not a question
+        # about the piece itself, nor a refund chased for it
+        ("where's my linen co ord set, ordered on monday", "order_status"),
+        ("meri night cream ka kya hua? 6 din ho gaye", "order_status"),
+        ("maine bandhani dupatta mangwaya tha, pahuncha ki nahi?", "order_status"),
+        ("my cotton kaftan was supposed to arrive yesterday", "order_status"),
+        ("where is the size label on my kurta", None),
+        ("the pickup for my skirt was on monday, where is my money", "request_refund"),
+        # a bank's hours, a cracked screen, a spreadsheet, a road distance; not a parcel's distance or insurance
+        ("what time does the hdfc bank open on saturday", "out_of_scope"),
+        ("my phone screen cracked, where do i get it fixed", "out_of_scope"),
+        ("how do i use vlookup in excel", "out_of_scope"),
+        ("pune se nashik kitne km hai", "out_of_scope"),
+        ("is my parcel covered by insurance if the courier loses it", None),
+        ("which detergent, surf excel or a mild one?", None),
+        # a change to the own order asked for beside its number is a question for the knowledge base (which hands off);
+        # a second order's number is not
+        ("order 40211, can the courier come after 7 pm? office hours", "ask_question"),
+        ("52018 — please update the address on this order, we moved", "ask_question"),
+        ("ek aur order bhi hai 61022, uska status bhi batao", "order_status"),
     ],
 )
 def test_rules_that_name_an_ordinary_intent(signals, text, expected):
