@@ -282,6 +282,8 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         # session 38: whether prepaid orders pay the fee, a reaction asked about ahead
         "is there a cod fee on prepaid orders too?",
         "will the gel cause red spots on sensitive skin?",
+        # session 41 (v42): opening hours asked with "late" and "tonight" are no delivery problem
+        "till how late is your team online tonight?",
         # session 41: what happens if money goes and no order comes; whether the courier may ask a prepaid customer
         "if the money is cut and no order comes, what do i do?",
         "should i pay the courier if i already paid online?",
@@ -495,6 +497,9 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("maine bandhani dupatta mangwaya tha, pahuncha ki nahi?", "order_status"),
         ("my cotton kaftan was supposed to arrive yesterday", "order_status"),
         ("where is the size label on my kurta", None),
+        # session 41 (v42): the piece named with its order or parcel word instead of "my"
+        ("rayon jumpsuit ka order kahan pahucha?", "order_status"),
+        ("neem toner wala parcel pahucha hi nahi", "order_status"),
         ("the pickup for my skirt was on monday, where is my money", "request_refund"),
         # a bank's hours, a cracked screen, a spreadsheet, a road distance; not a parcel's distance or insurance
         ("what time does the hdfc bank open on saturday", "out_of_scope"),
