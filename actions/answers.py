@@ -216,11 +216,7 @@ def detail_follow_up_match(
     declared = elliptical.topic_words if elliptical is not None else ()
     if kb.topics_named(question, besides=entry_id, ignore=ignore, declared=declared):
         return None
-    topic = topic_question(tracker, entry_id) or previous_question
-    combined = next((m for m in kb.matches(f"{topic} {question}", k=None) if m.entry_id == entry_id), None)
-    if combined is not None and combined.probability >= threshold:
-        return combined
-    return None
+    return read_with_topic(kb, tracker, entry_id, previous_question, question, threshold)
 
 
 def declared_topics(config: EscalationSettings) -> Sequence[Tuple[str, Sequence[str]]]:
@@ -404,6 +400,14 @@ def elliptical_follow_up_match(
         # so it is not searched again (a second search is a third of the action's CPU). Answered alone,
         # it sets the topic for the next follow-up itself (topic_question).
         return alone if answered_alone else None
+    return read_with_topic(kb, tracker, entry_id, previous_question, question, threshold)
+
+
+def read_with_topic(
+    kb: KnowledgeBase, tracker: Tracker, entry_id: str, previous_question: str, question: str, threshold: float,
+) -> Optional[Match]:
+    """Entry `entry_id`'s match for the question that set its topic (or the previous question) and `question` searched
+    together, when it reaches the threshold; None otherwise. The last step of the elliptical and detail follow-ups."""
     topic = topic_question(tracker, entry_id) or previous_question
     combined = next((m for m in kb.matches(f"{topic} {question}", k=None) if m.entry_id == entry_id), None)
     if combined is not None and combined.probability >= threshold:
