@@ -163,7 +163,10 @@ def test_does_nothing_on_another_data_set(tmp_path):
      ("ok cool, going for the M", "affirm", "plan"), ("theek hai, app se order karti hu", "affirm", "plan"),
      ("acha, size chart dekhta hu", "affirm", "plan"),
      # session 29: the answer's option taken, said as fitting
-     ("perfect, prepaid via upi works for me", "affirm", "plan"), ("hmm ok, olive it is then", "affirm", "plan")],
+     ("perfect, prepaid via upi works for me", "affirm", "plan"), ("hmm ok, olive it is then", "affirm", "plan"),
+     # session 42 (v43, in-sample): ordering now, and "actually" before a dismissal
+     ("super, placing the order now", "affirm", "plan"), ("thik hai, order kar rahi hu abhi", "affirm", "plan"),
+     ("actually never mind, the parcel just came", "deny", "ending")],
 )
 def test_an_acknowledgement_with_a_plan_or_a_reason_keeps_its_intent(matcher, text, intent, rule):
     found = matcher.match_with_remark(text)

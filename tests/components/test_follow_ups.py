@@ -36,6 +36,9 @@ def markers():
         # session 36 (v32, in-sample): "ok fine," and a doubled "fine fine." before the question
         ("ok fine, wapsi ka rule batao", "wapsi ka rule batao"),
         ("fine fine. the mrp you show, is gst in it?", "the mrp you show, is gst in it?"),
+        # session 42 (v43, in-sample): "ok then," before the question
+        ("okay then, do you take amex cards?", "do you take amex cards?"),
+        ("acha phir, exchange free hai?", "exchange free hai?"),
     ],
 )
 def test_leading_markers_are_cut_off(markers, text, question):

@@ -352,3 +352,24 @@ def test_a_lead_a_department_or_a_person_preferred_hands_off(matcher, text):
 )
 def test_a_department_or_a_preference_without_a_request_is_not_one(matcher, text):
     assert matcher.match(text) is None
+
+
+# Session 42 (v42, v43, in-sample): the tech or billing side asked for or brought in, someone who speaks the customer's
+# language ("… bolne wala"), an explanation preferred in another language.
+@pytest.mark.parametrize(
+    "text",
+    ["order page khul hi nahi raha, koi tech wala banda hai kya?", "payment fail ho raha, tech team se baat karwao",
+     "billing team se baat karni hai, invoice me naam galat hai", "accounts wale ko bulao please",
+     "koi gujarati bolne wala hai aapke yahan?", "I'm more comfortable explaining this in bengali"],
+)
+def test_the_tech_or_billing_side_or_a_language_hands_off(matcher, text):
+    assert matcher.match(text) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["does the billing team send a gst invoice with every order?", "koi banda hai udhar ya sab automatic hai",
+     "is the tech team working on the app crash?"],
+)
+def test_the_tech_or_billing_side_named_without_a_request_is_not_one(matcher, text):
+    assert matcher.match(text) is None

@@ -80,6 +80,15 @@ def still_looking_entities(message):
     ("ek min, number email mein hai", ("ask_question", 0.68)),
     ("ruko, purane messages mein number hoga", ("affirm", 1.0)),
     ("ek sec, beti ne order kiya tha, usse puchti hu", ("affirm", 0.61)),
+    # session 42 (v42, v43, in-sample): a past date or the phone it was booked from looked up, looked up and told,
+    # another account or someone else's phone, an old slip
+    ("one min, checking kab aaya tha woh parcel", ("order_status", 0.71)),
+    ("hang on, let me see which number it was placed from", ("affirm", 0.6)),
+    ("ruko, bill dekh ke batata hu", ("out_of_scope", 0.55)),
+    ("ek sec, sms dekh leti hu", ("nlu_fallback", 0.5)),
+    ("one sec, it went to the other email account", ("nlu_fallback", 0.45)),
+    ("ruko zara, bhai ke phone pe aaya tha", ("affirm", 0.63)),
+    ("brb, it's probably on the old invoice", ("nlu_fallback", 0.5)),
 ])
 def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text, reading):
     component = make_component(tmp_path)
@@ -303,6 +312,11 @@ def test_a_question_word_inside_the_searching_phrase_is_part_of_the_search(tmp_p
     component = make_component(tmp_path)
     assert component.match("one min, checking when it got delivered") is not None
     assert component.match("one min, when did it get delivered") is None
+    # session 42: a past date said as what is being checked; "which phone it" as what is looked up
+    assert component.match("ek sec, delivery kab hui thi woh check kar raha hu") is not None
+    assert component.match("ek sec, delivery kab hogi?") is None
+    assert component.match("let me see which phone it was booked from") is not None
+    assert component.match("which phone number do i enter on the track page") is None
 
 
 def dismissals(message):
