@@ -373,3 +373,22 @@ def test_the_tech_or_billing_side_or_a_language_hands_off(matcher, text):
 )
 def test_the_tech_or_billing_side_named_without_a_request_is_not_one(matcher, text):
     assert matcher.match(text) is None
+
+
+# Session 42 (v44, in-sample): someone "from ur" team, a matter to discuss, "kisi se baat kar sakti hu?"; a question
+# whether an automated system or a person is typing is a bot question.
+@pytest.mark.parametrize(
+    "text",
+    ["can somebody from ur returns team check this", "i want to discuss a bulk order for my boutique",
+     "kya main aapki team me kisi se baat kar sakta hu?"],
+)
+def test_someone_from_ur_team_or_a_matter_to_discuss_hands_off(matcher, text):
+    assert matcher.match(text) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["is this a bot reply or an actual staff member writing", "can i share the size chart with someone at home"],
+)
+def test_a_bot_question_or_someone_at_home_is_not_a_request(matcher, text):
+    assert matcher.match(text) is None

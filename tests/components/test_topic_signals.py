@@ -208,6 +208,10 @@ def signals():
         # session 42 (v43, in-sample): the brand's line rung and never answered; a cancelled order's money not seen
         ("called customer care 3 times today, nobody picked up even once", "complaint"),
         ("returned the skirt two weeks back, no sign of the refund in my account", "request_refund"),
+        # session 42 (v44, in-sample): what came told against what was ordered, one of two in the box, a day of the month
+        ("ordered the olive co-ord in S, what arrived was a peach one in L", "urgent_problem"),
+        ("teen dupatte mangaye the, packet me sirf ek aaya", "urgent_problem"),
+        ("25 tareekh tak chahiye hi chahiye, bhai ki shaadi hai. order 40172", "urgent_problem"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -293,6 +297,9 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         # session 42: whether the line is answered on a Sunday; the answer asked again after a repeat question
         "does anyone pick up the helpline on sundays?",
         "phir se samjhao na, exchange wala part samajh nahi aaya",
+        # session 42 (v44): a condition and what the customer will then do is no urgent problem yet
+        "theek hai, parso tak nahi aaya toh phir message karungi",
+        "what came is exactly what i ordered, thanks",                 # no wrong piece named
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
@@ -547,6 +554,12 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("convert 12 miles into km please", "out_of_scope"),
         ("aapki helpline kitne baje band hoti hai", None),
         ("chest 38 inches to cm kitna hua, kaunsa size lu", "ask_question"),   # a size question (the measurement rule)
+        # session 42 (v44, in-sample): a phrase to translate, a phone recharge; not the brand's own label; the piece's
+        # plural asked after
+        ("can you translate happy birthday into marathi", "out_of_scope"),
+        ("airtel ka 349 wala recharge kar do", "out_of_scope"),
+        ("is the care label translated into hindi on your kurtas?", None),
+        ("jo cotton pyjamas maine mangaye the woh kab milenge?", "order_status"),
     ],
 )
 def test_rules_that_name_an_ordinary_intent(signals, text, expected):
