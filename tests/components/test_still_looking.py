@@ -317,6 +317,7 @@ def test_a_question_word_inside_the_searching_phrase_is_part_of_the_search(tmp_p
     assert component.match("ek sec, delivery kab hogi?") is None
     assert component.match("let me see which phone it was booked from") is not None
     assert component.match("which phone number do i enter on the track page") is None
+    assert component.match("which phone it uses for the otp?") is None
 
 
 def dismissals(message):
