@@ -8,6 +8,12 @@ from components.phrases import PhraseList, clause_spans, clauses, phrase_strings
 
 # How many `declined.gap_words` may stand between a request and the cue that declines it.
 MAX_GAP_WORDS = 2
+# `language_speakers.not_followed_by`: how many words may stand between the language and the thing it describes
+# ("bengali wali taant saree").
+SPEAKER_THING_WINDOW = 2
+# How many words may stand between a choice word ("or", "ya") and a machine word for `bot_questions`,
+# unless escalation.yml says otherwise.
+BOT_QUESTION_WINDOW = 3
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,14 @@ class HumanRequestMatcher:
     A phrase or keyword that the customer declines in the same clause ("not looking to talk to a
     person", "agent nahi chahiye") does not count: `declined` lists the cues. A message with one
     declined and one real request ("I don't want to talk to a bot, get me a person") still matches.
+
+    Someone who speaks the customer's language is a person asked for (`language_speakers`: "koi Telugu wala
+    hai kya", "is there a kannada speaking executive?"); a translation asked for ("translate it into tamil")
+    is not.
+
+    A clause that offers a choice between a machine and a person ("is this automated or is there a staff
+    member reading?", "r these from an actual person or some program?") asks what the bot is
+    (`bot_questions`): nothing in that clause is a request, and the classifier decides (bot_challenge).
     """
 
     def __init__(self, section: Dict[str, Any]) -> None:
@@ -65,16 +79,39 @@ class HumanRequestMatcher:
         self._cues_before_keyword = PhraseList(words("before_keyword_only", declined, "declined."))
         self._cues_after = PhraseList(words("after", declined, "declined."))
         self._gap_words = {w for g in words("gap_words", declined, "declined.") for w in tokenize(g)}
+        bot_questions = section.get("bot_questions") or {}
+        if not isinstance(bot_questions, dict):
+            raise ValueError(f"{where}.bot_questions must be a mapping (machine_words, choice_words, within_words)")
+        self._machine_words = PhraseList(words("machine_words", bot_questions, "bot_questions."))
+        self._choice_words = PhraseList(words("choice_words", bot_questions, "bot_questions."))
+        if bool(self._machine_words) != bool(self._choice_words):
+            raise ValueError(f"{where}.bot_questions needs both `machine_words` and `choice_words`")
+        within = bot_questions.get("within_words", BOT_QUESTION_WINDOW)
+        if not isinstance(within, int) or isinstance(within, bool) or within < 0:
+            raise ValueError(f"{where}.bot_questions.within_words must be a whole number of at least 0, not {within!r}")
+        self._bot_question_window = within
+        speakers = section.get("language_speakers") or {}
+        if not isinstance(speakers, dict):
+            raise ValueError(f"{where}.language_speakers must be a mapping (languages, before, after)")
+        self._languages = PhraseList(words("languages", speakers, "language_speakers."))
+        self._speaker_before = PhraseList(words("before", speakers, "language_speakers."))
+        self._speaker_after = PhraseList(words("after", speakers, "language_speakers."))
+        self._speaker_things = PhraseList(words("not_followed_by", speakers, "language_speakers."))
+        if self._languages and not (self._speaker_before or self._speaker_after):
+            raise ValueError(f"{where}.language_speakers needs `before` or `after` words (what makes a language a person)")
 
     def match(self, text: Optional[str]) -> Optional[HumanRequestMatch]:
         words = tokenize(text or "")
         if not words or self._not_requests.find(words):
             return None
-        for clause in clauses(text or ""):
+        for clause in self._request_clauses(text):
             for phrase, start, end in self._phrases.occurrences(clause):
                 if self._declining_cue(clause, start, end, keyword=self._keyword_led(clause, start)) is None:
                     return HumanRequestMatch(phrase=phrase, rule="phrase")
-        for clause in clauses(text or ""):
+            for phrase, start, end in self._language_speakers(clause):
+                if self._declining_cue(clause, start, end, keyword=False) is None:
+                    return HumanRequestMatch(phrase=phrase, rule="language_speaker")
+        for clause in self._request_clauses(text):
             # The ask must be in the name's own clause: "what's the mail id for your support team, i want to
             # send pics" asks for an address, and its "want" is about the pictures.
             asks = self._asking_words.find(clause) is not None
@@ -94,7 +131,10 @@ class HumanRequestMatcher:
         found = []
         for span in clause_spans(text or ""):
             clause = tokenize(text[span[0] : span[1]])
+            if self._bot_question_at(text, span[0], span[1]):
+                continue
             requests = [(p, s, e, self._keyword_led(clause, s)) for p, s, e in self._phrases.occurrences(clause)]
+            requests += [(p, s, e, False) for p, s, e in self._language_speakers(clause)]
             requests += [(p, s, e, False) for p, s, e in self._team_names.occurrences(clause)]
             requests += [(w, i, i + 1, True) for i, w in enumerate(clause) if w in self._short_keywords]
             for phrase, start, end, keyword in requests:
@@ -103,6 +143,61 @@ class HumanRequestMatcher:
                     found.append(DeclinedRequest(phrase=phrase, cue=cue, clause=span))
                     break
         return found
+
+    def _language_speakers(self, clause: Sequence[str]) -> List[Tuple[str, int, int]]:
+        """(phrase, start, end) of each language named as a person who speaks it: a `before` word right before
+        it ("koi Telugu …") or an `after` word right after it ("Telugu wala", "tamil speaking executive"); not when a
+        `not_followed_by` thing comes close after the language ("koi bengali wali taant saree")."""
+        found = []
+        for language, start, end in self._languages.occurrences(clause):
+            if self._speaker_things.find(clause[end : end + SPEAKER_THING_WINDOW + 1]):
+                continue  # "koi bengali wali taant saree": a thing from there, not a person
+            lead = self._speaker_before.ending_at(clause, start)
+            if lead is not None:
+                found.append((f"{lead} {language}", start - len(tokenize(lead)), end))
+                continue
+            tail = self._speaker_after.longest_at(clause, end)
+            if tail is not None:
+                found.append((f"{language} {tail[0]}", start, tail[1]))
+        return found
+
+    def asks_about_bot(self, clause: Sequence[str]) -> bool:
+        """Whether the clause's words offer a machine or a person: a choice word ("or", "ya") with at most
+        `within_words` words between it and a machine word ("automated", "program", "bot"), either side."""
+        if not self._machine_words:
+            return False
+        machines = self._machine_words.occurrences(clause)
+        if not machines:
+            return False
+        for _choice, start, end in self._choice_words.occurrences(clause):
+            for _machine, m_start, m_end in machines:
+                if m_start >= end and m_start - end <= self._bot_question_window:
+                    return True
+                if start >= m_end and start - m_end <= self._bot_question_window:
+                    return True
+        return False
+
+    def _request_clauses(self, text: Optional[str]) -> List[List[str]]:
+        """The clauses that may hold a request: not those asking what the bot is. A clause that begins with a
+        choice word is read with the one before it ("is this a machine, or someone from your team?")."""
+        return [tokenize(text[s:e]) for s, e in clause_spans(text or "") if not self._bot_question_at(text, s, e)]
+
+    def _bot_question_at(self, text: str, start: int, end: int) -> bool:
+        clause = tokenize(text[start:end])
+        if self.asks_about_bot(clause):
+            return True
+        spans = clause_spans(text)
+        where = spans.index((start, end))
+        choice = self._choice_words.longest_at(clause, 0)
+        if choice is not None and where > 0:
+            before = tokenize(text[spans[where - 1][0] : spans[where - 1][1]])
+            if self.asks_about_bot(before + clause):
+                return True
+        if where + 1 < len(spans):
+            after = tokenize(text[spans[where + 1][0] : spans[where + 1][1]])
+            if self._choice_words.longest_at(after, 0) is not None and self.asks_about_bot(clause + after):
+                return True
+        return False
 
     def _keyword_led(self, words: Sequence[str], start: int) -> bool:
         """A phrase that starts with a short keyword ("human needed", "agent please") is declined like the

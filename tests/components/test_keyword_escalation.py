@@ -378,3 +378,54 @@ def test_the_tech_or_billing_side_a_language_or_a_matter_to_discuss_hands_off(ma
 )
 def test_the_same_words_without_a_request_are_not_one(matcher, text):
     assert matcher.match(text) is None
+
+
+# Session 43 (v45, in-sample): a choice between a machine and a person asks what the bot is ("is this automated or
+# is there a staff member reading?"), even when the person side is a request phrase ("actual person", "staff member").
+@pytest.mark.parametrize(
+    "text",
+    ["are these replies coming from an actual person or some software?", "is it automated or a staff member typing",
+     "real person hai ya koi program chal raha hai?", "am i chatting with a real human, or with a chatbot?",
+     "Is this a machine, or someone from your team answering?"],
+)
+def test_a_choice_between_a_machine_and_a_person_is_no_request(matcher, text):
+    assert matcher.match(text) is None
+    assert matcher.declined(text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["is this a chatbot or what? connect me to an agent", "ye automatic hai ya kya? mujhe kisi insaan se baat karni hai",
+     "the automated replies are useless, i want to speak to someone", "talk to a human or call me back please"],
+)
+def test_a_request_beside_a_machine_word_still_hands_off(matcher, text):
+    assert matcher.match(text) is not None
+
+
+def test_bot_questions_need_both_word_lists_and_a_whole_window():
+    section = yaml.safe_load(open(SETTINGS))["human_request"]
+    section["bot_questions"] = {"machine_words": ["bot"]}
+    with pytest.raises(ValueError, match="bot_questions needs both"):
+        HumanRequestMatcher(section)
+    section["bot_questions"] = {"machine_words": ["bot"], "choice_words": ["or"], "within_words": "three"}
+    with pytest.raises(ValueError, match="within_words must be a whole number"):
+        HumanRequestMatcher(section)
+
+
+# Session 43 (v45, in-sample): someone who speaks the customer's language, and someone technical, asked for.
+@pytest.mark.parametrize(
+    "text",
+    ["mujhe english theek se nahi aati, koi gujarati wala mil jayega?", "any odia speaker in your support team?",
+     "kisi punjabi me baat karne wale se connect kara do", "can somebody technical look at why checkout keeps failing"],
+)
+def test_someone_who_speaks_the_language_or_someone_technical_hands_off(matcher, text):
+    assert matcher.match(text) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["koi gujarati wali bandhani saree hai stock me?", "can you translate the care label into malayalam for me",
+     "is the size chart available in hindi", "no need for a malayalam speaker, just tell me the COD charges"],
+)
+def test_a_language_without_a_person_is_no_request(matcher, text):
+    assert matcher.match(text) is None
