@@ -58,6 +58,10 @@ def still_looking_entities(message):
     # session 31 (v24, in-sample): new leads and searches, where the number is kept, and a longer message
     ("give me two ticks, hunting for the order email", ("nlu_fallback", 0.4)),
     ("bill ki photo li thi, gallery mein dekh raha hu", ("urgent_problem", 0.7)),
+    # session 43 (v45, in-sample): checking and coming back, read as a question
+    ("ek minute, address check karke aata hu", ("ask_question", 0.62)),
+    # … and what is looked up said after the search (session 43, v44)
+    ("ruko, app me dekh ke batata hu kitne points hai", ("nlu_fallback", 0.4)),
     ("hang tight, the receipt is somewhere in my downloads folder, fishing it out now", ("nlu_fallback", 0.45)),
     # session 31 (v25, in-sample): rummaging ("khangaal"), and asking the one who placed it
     ("ek minute, sms khangaal raha hu", ("out_of_scope", 0.5)),
@@ -118,6 +122,7 @@ def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text
     # session 38 (v34): praise that names opening the parcel is no search
     "the box was gorgeous, loved opening it",
     "no luck finding it, let it be",                # the search given up ends the form
+    "got it, will ask my sister then",              # session 43 (v44): the answer understood, with a plan
 ])
 def test_other_messages_keep_the_classifiers_reading(tmp_path, text):
     component = make_component(tmp_path)
@@ -336,6 +341,9 @@ def dismissals(message):
     # session 41 (v41, in-sample): telling it later ("baad me bata dungi"), read as off-brand
     ("number mummy ke phone me hai, shaam ko bata dungi", ("out_of_scope", 0.65)),
     ("don't have it on me, will let you know tomorrow", ("nlu_fallback", 0.4)),
+    # session 43 (v45, in-sample): looking it up at home later, read as the order's status (the form asked again)
+    ("bahar hu abhi, ghar jaake order id dekhungi", ("order_status", 0.65)),
+    ("on the metro rn, will check the number after work", ("ask_question", 0.5)),
 ])
 def test_the_number_put_off_till_later_ends_the_form_as_a_dismissal(tmp_path, text, reading):
     component = make_component(tmp_path)

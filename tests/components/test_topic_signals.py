@@ -212,6 +212,9 @@ def signals():
         ("ordered the olive co-ord in S, what arrived was a peach one in L", "urgent_problem"),
         ("teen dupatte mangaye the, packet me sirf ek aaya", "urgent_problem"),
         ("25 tareekh tak chahiye hi chahiye, bhai ki shaadi hai. order 40172", "urgent_problem"),
+        # session 43 (v45, in-sample): a school's annual day as the date; stuck on the way with an occasion
+        ("bete ka sports day kal hai, uski tracksuit abhi tak warehouse se nikli hi nahi", "urgent_problem"),
+        ("navratri is on the 3rd and my chaniya choli has been stuck at the hub for a week", "urgent_problem"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -300,6 +303,9 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         # session 42 (v44): a condition and what the customer will then do is no urgent problem yet
         "theek hai, parso tak nahi aaya toh phir message karungi",
         "what came is exactly what i ordered, thanks",                 # no wrong piece named
+        # session 43 (v45): the pack torn open by the customer; a condition and a ping promised
+        "I tore open the cleanser pouch but never actually used it, is sending it back still ok",
+        "acha, monday tak nahi aaya to dobara ping karunga",
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
@@ -560,6 +566,15 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("airtel ka 349 wala recharge kar do", "out_of_scope"),
         ("is the care label translated into hindi on your kurtas?", None),
         ("jo cotton pyjamas maine mangaye the woh kab milenge?", "order_status"),
+        # session 43 (v45, in-sample): stuck on the way without a date; how much longer for the own piece; a wrong
+        # pincode on a placed order; a journey's time
+        ("my parcel's been stuck at 'packed' since sunday, order 51190", "order_status"),
+        ("mera shipment 4 din se ek hi hub pe atka pada hai", "order_status"),
+        ("maths ke sawal me atka hu, help karoge?", None),
+        ("aur kitne din lagenge meri kota doria saree pahunchne me?", "order_status"),
+        ("order 27741 me pincode galti se 110045 daal diya, sahi 110054 hai", "ask_question"),
+        ("wrong address dala tha isliye order cancel kar do", None),
+        ("bus se Pune se Nashik kitne ghante lagte hain?", "out_of_scope"),
     ],
 )
 def test_rules_that_name_an_ordinary_intent(signals, text, expected):
