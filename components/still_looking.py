@@ -162,7 +162,7 @@ class StillLooking(DesignerListComponent, IntentClassifier):
 
     def _configure_number_given(self, section: Any, where: str) -> None:
         self.number_given: Optional[Dict[str, Any]] = None
-        if not _optional_rule(section, where, {"below", "max_words", "min_digits", "not_when", "yes_intents"}):
+        if not _optional_rule(section, where, {"below", "max_words", "min_digits", "not_when", "yes_intents", "named"}):
             return
         min_digits = count_setting(section, "min_digits", where, default=4)
         self.number_given = {
@@ -172,6 +172,7 @@ class StillLooking(DesignerListComponent, IntentClassifier):
             "max_words": count_setting(section, "max_words", where, default=12),
             "not_when": PhraseList(phrase_strings(section.get("not_when"), f"{where}.not_when"), squeezed=True),
             "yes_intents": set(phrase_strings(section.get("yes_intents"), f"{where}.yes_intents")),
+            "named": PhraseList(phrase_strings(section.get("named"), f"{where}.named")),
         }
 
     def _reading_stays(self, classified: Dict[str, Any]) -> bool:
@@ -231,9 +232,12 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         return "₹" not in text and len(words) <= rule["max_words"] and rule["not_when"].find(words) is None
 
     def number_given_in(self, text: str, entities: List[Dict[str, Any]], confidence: float) -> bool:
-        """An order number with few other words, in a message the classifier could not place (`number_given`)."""
+        """An order number with few other words, in a message the classifier could not place or that says it gives
+        the number ("ok the number is 44871": `number_given.named`)."""
         rule = self.number_given
-        if rule is None or confidence >= rule["below"] or "?" in text:
+        if rule is None or "?" in text:
+            return False
+        if confidence >= rule["below"] and rule["named"].find(tokenize(text)) is None:
             return False
         if not (_has_order_number(entities) or rule["bare_number"].search(text)):
             return False

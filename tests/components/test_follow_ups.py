@@ -39,6 +39,9 @@ def markers():
         # session 42 (v43, in-sample): "ok then," before the question
         ("okay then, do you take amex cards?", "do you take amex cards?"),
         ("acha phir, exchange free hai?", "exchange free hai?"),
+        # session 43 (v46, in-sample): "ok jo bhi," / "whatever," before the question
+        ("ok jo bhi, net banking chalega?", "net banking chalega?"),
+        ("whatever. do you ship to port blair?", "do you ship to port blair?"),
     ],
 )
 def test_leading_markers_are_cut_off(markers, text, question):
@@ -49,7 +52,8 @@ def test_leading_markers_are_cut_off(markers, text, question):
 @pytest.mark.parametrize(
     "text",
     ["ok", "and", "ok and", "acha laga", "ok bye", "plus size available?", "thank you, that helps",
-     "what about COD?", "so soft, loved it", "one more kurta in M please", "fine thanks", "ok ok", "fine by me"],
+     "what about COD?", "so soft, loved it", "one more kurta in M please", "fine thanks", "ok ok", "fine by me",
+     "jo bhi aapko theek lage"],
 )
 def test_messages_without_a_follow_up_stay_whole(markers, text):
     assert markers.split(text) == ([], 0)

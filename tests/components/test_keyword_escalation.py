@@ -416,7 +416,9 @@ def test_bot_questions_need_both_word_lists_and_a_whole_window():
 @pytest.mark.parametrize(
     "text",
     ["mujhe english theek se nahi aati, koi gujarati wala mil jayega?", "any odia speaker in your support team?",
-     "kisi punjabi me baat karne wale se connect kara do", "can somebody technical look at why checkout keeps failing"],
+     "kisi punjabi me baat karne wale se connect kara do", "can somebody technical look at why checkout keeps failing",
+     # … and (v46) the website team, a technical person in Hinglish
+     "pass this to your website team please, checkout keeps failing", "login nahi ho raha, koi technical banda dekh lo"],
 )
 def test_someone_who_speaks_the_language_or_someone_technical_hands_off(matcher, text):
     assert matcher.match(text) is not None

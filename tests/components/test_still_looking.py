@@ -60,6 +60,7 @@ def still_looking_entities(message):
     ("bill ki photo li thi, gallery mein dekh raha hu", ("urgent_problem", 0.7)),
     # session 43 (v45, in-sample): checking and coming back, read as a question
     ("ek minute, address check karke aata hu", ("ask_question", 0.62)),
+    ("ek sec, flat number confirm karke aati hu", ("ask_question", 0.61)),
     # … and what is looked up said after the search (session 43, v44)
     ("ruko, app me dekh ke batata hu kitne points hai", ("nlu_fallback", 0.4)),
     ("hang tight, the receipt is somewhere in my downloads folder, fishing it out now", ("nlu_fallback", 0.45)),
@@ -220,6 +221,31 @@ def test_an_order_number_the_classifier_could_not_place_goes_to_the_form(tmp_pat
     assert not still_looking_entities(message)  # the form reads the number, it does not wait
     assert message.get(STILL_LOOKING_KEY) == {"number_given": True, "classifier_intent": {"name": "deny",
                                                                                         "confidence": 0.41}}
+
+
+# Session 43 (v44, v46, in-sample): said as the number, it is the number even when the classifier is sure of a question
+# ("ok the number is 44871" right after a side question was answered inside the form).
+@pytest.mark.parametrize("text, reading", [
+    ("alright, the number is 58102", ("ask_question", 0.6)),
+    ("acha number hai 77419", ("out_of_scope", 0.85)),
+])
+def test_a_number_said_as_the_number_goes_to_the_form_whatever_the_reading(tmp_path, text, reading):
+    component = make_component(tmp_path)
+    message = parsed(component, classified(text, reading, ("greet", 0.05)))
+    assert message.get("intent") == {"name": "order_status", "confidence": 1.0}
+    assert message.get(STILL_LOOKING_KEY)["number_given"] is True
+
+
+@pytest.mark.parametrize("text, reading", [
+    ("the number is 58102, is it shipped?", ("order_status", 0.9)),   # a question: the classifier decides
+    ("my total number is 2400 rupees", ("ask_question", 0.8)),        # money
+    ("haan order number hai 77419, cancel it", ("cancel_order", 0.95)),  # a sure topic stays
+])
+def test_a_number_said_as_the_number_in_a_question_money_or_a_topic_is_left_alone(tmp_path, text, reading):
+    component = make_component(tmp_path, intents=INTENTS + ["cancel_order"])
+    message = component.process([classified(text, reading)])[0]
+    assert message.get("intent")["name"] == reading[0]
+    assert message.get(STILL_LOOKING_KEY) is None
 
 
 @pytest.mark.parametrize("text, reading", [

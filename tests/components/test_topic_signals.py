@@ -215,6 +215,17 @@ def signals():
         # session 43 (v45, in-sample): a school's annual day as the date; stuck on the way with an occasion
         ("bete ka sports day kal hai, uski tracksuit abhi tak warehouse se nikli hi nahi", "urgent_problem"),
         ("navratri is on the 3rd and my chaniya choli has been stuck at the hub for a week", "urgent_problem"),
+        # session 43 (v46 in-sample, and turns the retrained classifier lost): a child who swallowed a product, a seam
+        # that opened within weeks, money cut with no order, what was wanted against what was sent, one piece in place
+        # of another, a swollen face after a serum, a fee asked back, a parcel still on the way before an occasion
+        ("meri 4 saal ki beti ne thoda sa kajal kha liya, kya karu?", "urgent_problem"),
+        ("dupatte ki silai ek hafte me hi udhad gayi", "complaint"),
+        ("PhonePe se ₹1,299 cut gaye lekin order bana hi nahi", "urgent_problem"),
+        ("mujhe blue kurti chahiye tha par aapne maroon wali bhej di", "urgent_problem"),
+        ("got a kids' kurta in place of my palazzo set", "urgent_problem"),
+        ("toner lagaya tha, subah se gaal sooje hue hai, aankh bhi sooji hai", "urgent_problem"),
+        ("the express fee was wasted, i want it refunded", "request_refund"),
+        ("parso haldi hai aur mera dupatta abhi bhi raaste mein hi hai", "urgent_problem"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -575,6 +586,13 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("order 27741 me pincode galti se 110045 daal diya, sahi 110054 hai", "ask_question"),
         ("wrong address dala tha isliye order cancel kar do", None),
         ("bus se Pune se Nashik kitne ghante lagte hain?", "out_of_scope"),
+        # session 43 (v46, in-sample): a flight's time, a mail password, an air conditioner, a pet's food; not a
+        # skincare product kept in the fridge
+        ("chennai wali flight kitne baje udti hai kal?", "out_of_scope"),
+        ("how do i reset my gmail password, locked out", "out_of_scope"),
+        ("bedroom ke liye kaunsa ac lena chahiye", "out_of_scope"),
+        ("mera kutta kuch kha nahi raha, kya du usko", "out_of_scope"),
+        ("should the vitamin c serum go in the fridge?", None),
     ],
 )
 def test_rules_that_name_an_ordinary_intent(signals, text, expected):
