@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from components.phrases import PhraseList, clause_spans, clauses, phrase_strings, tokenize
+from components.phrases import PhraseList, clause_spans, phrase_strings, tokenize
 
 # How many `declined.gap_words` may stand between a request and the cue that declines it.
 MAX_GAP_WORDS = 2
@@ -98,20 +98,22 @@ class HumanRequestMatcher:
         self._speaker_after = PhraseList(words("after", speakers, "language_speakers."))
         self._speaker_things = PhraseList(words("not_followed_by", speakers, "language_speakers."))
         if self._languages and not (self._speaker_before or self._speaker_after):
-            raise ValueError(f"{where}.language_speakers needs `before` or `after` words (what makes a language a person)")
+            raise ValueError(
+                f"{where}.language_speakers needs `before` or `after` words (what makes a language a person)")
 
     def match(self, text: Optional[str]) -> Optional[HumanRequestMatch]:
         words = tokenize(text or "")
         if not words or self._not_requests.find(words):
             return None
-        for clause in self._request_clauses(text):
+        request_clauses = [clause for _span, clause, about_bot in self._clauses(text) if not about_bot]
+        for clause in request_clauses:
             for phrase, start, end in self._phrases.occurrences(clause):
                 if self._declining_cue(clause, start, end, keyword=self._keyword_led(clause, start)) is None:
                     return HumanRequestMatch(phrase=phrase, rule="phrase")
             for phrase, start, end in self._language_speakers(clause):
                 if self._declining_cue(clause, start, end, keyword=False) is None:
                     return HumanRequestMatch(phrase=phrase, rule="language_speaker")
-        for clause in self._request_clauses(text):
+        for clause in request_clauses:
             # The ask must be in the name's own clause: "what's the mail id for your support team, i want to
             # send pics" asks for an address, and its "want" is about the pictures.
             asks = self._asking_words.find(clause) is not None
@@ -129,9 +131,8 @@ class HumanRequestMatcher:
         if self._not_requests.find(tokenize(text or "")):
             return []
         found = []
-        for span in clause_spans(text or ""):
-            clause = tokenize(text[span[0] : span[1]])
-            if self._bot_question_at(text, span[0], span[1]):
+        for span, clause, about_bot in self._clauses(text):
+            if about_bot:
                 continue
             requests = [(p, s, e, self._keyword_led(clause, s)) for p, s, e in self._phrases.occurrences(clause)]
             requests += [(p, s, e, False) for p, s, e in self._language_speakers(clause)]
@@ -177,27 +178,21 @@ class HumanRequestMatcher:
                     return True
         return False
 
-    def _request_clauses(self, text: Optional[str]) -> List[List[str]]:
-        """The clauses that may hold a request: not those asking what the bot is. A clause that begins with a
-        choice word is read with the one before it ("is this a machine, or someone from your team?")."""
-        return [tokenize(text[s:e]) for s, e in clause_spans(text or "") if not self._bot_question_at(text, s, e)]
-
-    def _bot_question_at(self, text: str, start: int, end: int) -> bool:
-        clause = tokenize(text[start:end])
-        if self.asks_about_bot(clause):
-            return True
-        spans = clause_spans(text)
-        where = spans.index((start, end))
-        choice = self._choice_words.longest_at(clause, 0)
-        if choice is not None and where > 0:
-            before = tokenize(text[spans[where - 1][0] : spans[where - 1][1]])
-            if self.asks_about_bot(before + clause):
-                return True
-        if where + 1 < len(spans):
-            after = tokenize(text[spans[where + 1][0] : spans[where + 1][1]])
-            if self._choice_words.longest_at(after, 0) is not None and self.asks_about_bot(clause + after):
-                return True
-        return False
+    def _clauses(self, text: Optional[str]) -> List[Tuple[Tuple[int, int], List[str], bool]]:
+        """Each clause's span, its words, and whether it asks what the bot is (`bot_questions`). A clause that begins
+        with a choice word is read with the one before it ("is this a machine, or someone from your team?")."""
+        spans = clause_spans(text or "")
+        words = [tokenize(text[start:end]) for start, end in spans]
+        found = []
+        for index, (span, clause) in enumerate(zip(spans, words)):
+            about_bot = self.asks_about_bot(clause)
+            if not about_bot and index > 0 and self._choice_words.longest_at(clause, 0) is not None:
+                about_bot = self.asks_about_bot(words[index - 1] + clause)
+            following = words[index + 1] if index + 1 < len(words) else []
+            if not about_bot and following and self._choice_words.longest_at(following, 0) is not None:
+                about_bot = self.asks_about_bot(clause + following)
+            found.append((span, clause, about_bot))
+        return found
 
     def _keyword_led(self, words: Sequence[str], start: int) -> bool:
         """A phrase that starts with a short keyword ("human needed", "agent please") is declined like the
