@@ -424,6 +424,26 @@ def test_someone_who_speaks_the_language_or_someone_technical_hands_off(matcher,
     assert matcher.match(text) is not None
 
 
+# Session 44 (v47, in-sample): someone who can sort it out, a department's person asked for, someone brought ("bula
+# do"), a staff member in Hindi, someone who understands the language.
+@pytest.mark.parametrize(
+    "text",
+    ["is there anyone there who can fix my payment issue", "connect me to your returns team please",
+     "i need someone from your logistics side to call me", "kisi senior ko bula do please",
+     "kisi karmachari se baat karni hai", "marathi samajhne wala chahiye please"],
+)
+def test_someone_who_can_sort_it_out_or_understands_the_language_hands_off(matcher, text):
+    assert matcher.match(text) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["are you hiring? i'd like to apply for a job in your design team", "hindi samajhne wali saree chahiye"],
+)
+def test_a_team_or_a_language_named_without_asking_for_a_person_is_no_request(matcher, text):
+    assert matcher.match(text) is None
+
+
 @pytest.mark.parametrize(
     "text",
     ["koi gujarati wali bandhani saree hai stock me?", "can you translate the care label into malayalam for me",

@@ -63,6 +63,8 @@ def still_looking_entities(message):
     ("ek sec, flat number confirm karke aati hu", ("ask_question", 0.61)),
     # … and what is looked up said after the search (session 43, v44)
     ("ruko, app me dekh ke batata hu kitne points hai", ("nlu_fallback", 0.4)),
+    # session 44 (v47, in-sample): the polite "rukiye" as the lead
+    ("rukiye, ghar ka pincode dhoondh ke aata hu", ("ask_question", 0.64)),
     ("hang tight, the receipt is somewhere in my downloads folder, fishing it out now", ("nlu_fallback", 0.45)),
     # session 31 (v25, in-sample): rummaging ("khangaal"), and asking the one who placed it
     ("ek minute, sms khangaal raha hu", ("out_of_scope", 0.5)),

@@ -226,6 +226,16 @@ def signals():
         ("toner lagaya tha, subah se gaal sooje hue hai, aankh bhi sooji hai", "urgent_problem"),
         ("the express fee was wasted, i want it refunded", "request_refund"),
         ("parso haldi hai aur mera dupatta abhi bhi raaste mein hi hai", "urgent_problem"),
+        # session 44 (v47, in-sample): the own order to cancel asked for with its number; a return's money chased after
+        # its quality check; a box that came soaked; a failure "both times"; an occasion's weekday said with "ko hai"
+        # and the piece still in the warehouse
+        ("bhai mera order 60211 cancel karo, date bahut door ki aa rahi", "cancel_order"),
+        ("toh mera 71002 wala cancel kar do, upi se dobara lungi", "cancel_order"),
+        ("12 din ho gaye, qc pass ho gaya phir bhi refund pending hai", "request_refund"),
+        ("the return passed qc last week and it's still pending", "request_refund"),
+        ("parcel poora bheega hua aaya, kurta geela tha", "urgent_problem"),
+        ("pickup do baar book hua, dono baar koi aaya hi nahi", "complaint"),
+        ("papa ka birthday sunday ko hai aur kurta abhi bhi warehouse me hi pada hai", "urgent_problem"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -317,6 +327,10 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         # session 43 (v45): the pack torn open by the customer; a condition and a ping promised
         "I tore open the cleanser pouch but never actually used it, is sending it back still ok",
         "acha, monday tak nahi aaya to dobara ping karunga",
+        # session 44: a cancellation's fee asked about, or the order kept; a weekday in the past is no occasion
+        "packing se pehle cancel karu toh charge lagega?",
+        "please don't cancel my order, i still want it",
+        "saturday ko order kiya tha, abhi tak nahi aaya",
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
@@ -584,7 +598,8 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("maths ke sawal me atka hu, help karoge?", None),
         ("aur kitne din lagenge meri kota doria saree pahunchne me?", "order_status"),
         ("order 27741 me pincode galti se 110045 daal diya, sahi 110054 hai", "ask_question"),
-        ("wrong address dala tha isliye order cancel kar do", None),
+        # (session 44: the cancellation it asks for is the rule for the own order to cancel)
+        ("wrong address dala tha isliye order cancel kar do", "cancel_order"),
         ("bus se Pune se Nashik kitne ghante lagte hain?", "out_of_scope"),
         # session 43 (v46, in-sample): a flight's time, a mail password, an air conditioner, a pet's food; not a
         # skincare product kept in the fridge
@@ -594,6 +609,15 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("billi kuch khati hi nahi, kya khilau usko", "out_of_scope"),
         ("my cat knocked a bottle of toner off the shelf", None),
         ("should the vitamin c serum go in the fridge?", None),
+        # session 44 (v47, v46, in-sample): the bot's answers called beside the point say the answer did not help (not
+        # a complaint), unless the order is named; a chest measurement in Hindi; the own parcel named by what is in
+        # it; what delivery costs asked with the order's value
+        ("aap ghuma phira ke jawab de rahe ho, seedha batao", "deny"),
+        ("you're going round in circles, just answer my question", "deny"),
+        ("aap jawab nahi de rahe, mera order kahan hai", "order_status"),
+        ("mera seena 39 inch hai, kaunsa size lu", "ask_question"),
+        ("mera kota doria wala parcel kitne din me aayega?", "order_status"),
+        ("mera order 1200 rs ka hai, express ka kitna lagega?", None),
     ],
 )
 def test_rules_that_name_an_ordinary_intent(signals, text, expected):
@@ -610,7 +634,9 @@ def test_a_how_to_question_read_as_a_cancellation_goes_to_the_knowledge_base(tmp
     ])
     assert how_to.get("intent") == {"name": "ask_question", "confidence": 1.0}
     assert how_to.get(TOPIC_SIGNAL_KEY)["rule"] == "how a topic action works"
-    assert request.get("intent")["name"] == "cancel_order" and request.get(TOPIC_SIGNAL_KEY) is None
+    # the request stays a cancellation (session 44: confirmed by the rule for the own order to cancel)
+    assert request.get("intent")["name"] == "cancel_order"
+    assert request.get(TOPIC_SIGNAL_KEY) is None or request.get(TOPIC_SIGNAL_KEY)["intent"] == "cancel_order"
     assert writing.get("intent") == {"name": "out_of_scope", "confidence": 1.0}
 
 
