@@ -24,6 +24,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import conversation
 from actions.answers import knowledge_base
+from actions.handoff import NLU_FALLBACK, hand_off
 from actions.resolution import count_answer
 from actions.settings import SettingsError, action_messages, settings
 
@@ -54,6 +55,15 @@ class OrderFormSettings:
     not_an_answer_intents: FrozenSet[str]
     # Words that make a bare number next to them something else (a pin code, an amount): lower-case word tuples.
     not_next_to: FrozenSet[tuple] = frozenset()
+    # A number given in a message the NLU could not place, with at least this many other words, is noted and then
+    # handed off as low_confidence (the rest is a question the bot cannot place); 0: off.
+    question_beside_the_number_min_words: int = 0
+
+    def question_beside_the_number(self, text: str, intent: Optional[str]) -> bool:
+        """The message the number came in also says something the NLU could not place (it fell back)."""
+        if not self.question_beside_the_number_min_words or intent != NLU_FALLBACK:
+            return False
+        return len(_WORD.findall(_BARE_NUMBER.sub(" ", text.lower()))) >= self.question_beside_the_number_min_words
 
     def number_in(self, text: str) -> Optional[str]:
         """The first bare run of 3-10 digits in the customer's `text` that is not next to one of `not_next_to`
@@ -94,6 +104,10 @@ def parse_order_form_settings(section: Any, handoff_intents: FrozenSet[str], whe
             for w in next_to):
         raise SettingsError(f"{where}: order_status_form.not_order_numbers_next_to must be a list of words or phrases "
                             f"of letters, got {next_to!r}")
+    beside = section.get("question_beside_the_number_min_words", 0)
+    if not isinstance(beside, int) or isinstance(beside, bool) or beside < 0:
+        raise SettingsError(f"{where}: order_status_form.question_beside_the_number_min_words must be a whole number "
+                            f">= 0 (0: off), got {beside!r}")
     return OrderFormSettings(
         ask=texts["ask_order_number"],
         ask_again=texts["ask_again"],
@@ -101,6 +115,7 @@ def parse_order_form_settings(section: Any, handoff_intents: FrozenSet[str], whe
         re_ask_limit=limit,
         not_an_answer_intents=frozenset(intents) | handoff_intents,
         not_next_to=frozenset(tuple(w.lower().split()) for w in next_to),
+        question_beside_the_number_min_words=beside,
     )
 
 
@@ -268,4 +283,10 @@ class ActionAnswerOrderStatus(Action):
         # known; asked again inside the form without a number, this is the answer on its own.
         entry = knowledge_base().entry(ORDER_TRACKING_ENTRY)
         dispatcher.utter_message(text=entry.reply_text(cite_link=settings().kb_cite_links))
-        return count_answer(tracker)
+        events = count_answer(tracker)
+        if order_form_settings().question_beside_the_number(
+                conversation.latest_user_text(tracker) or "", conversation.latest_intent(tracker)):
+            # "52931 - and can the bill carry my firm's GSTIN?": the number is noted, the rest the bot could not
+            # place. Honest hand-off (pattern 1), the number already in the slot for the agent.
+            return events + await hand_off(dispatcher, tracker, reason="low_confidence")
+        return events

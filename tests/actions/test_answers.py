@@ -263,6 +263,8 @@ async def test_a_refund_follow_up_stays_on_the_answer_that_says_how_the_money_co
     "paid with cash on delivery, then?",
     "my order was cash on delivery, then?",
     "and if it was paid through netbanking?",
+    # session 45 (v48, in-sample): "when it was …" ("and when it was COD?" got the COD answer)
+    "and when it was cash on delivery?",
 ])
 async def test_how_the_customer_paid_is_a_refund_follow_up_too(kb, dispatcher, config, follow_up):
     assert kb.best_match(follow_up).entry_id != "returns"  # alone it is another entry's question (or none)
@@ -316,6 +318,16 @@ async def test_a_detail_asked_after_the_answer_that_gives_it_stays_on_that_answe
     _, match = await answer(dispatcher, history, follow_up)
     assert match["entry_id"] == "bulk_orders" and match["answered"] and match["context"] == "previous_question"
     assert "wholesale@kesarlane.in" in dispatcher.messages[0]["text"]
+
+
+# Session 45 (v48, in-sample): how soon the team named in the answer writes back ("and what's the usual turnaround for
+# a reply from them?" after the bulk answer got the contact answer's "we reply within 24 hours").
+@pytest.mark.parametrize("follow_up", ["and the turnaround on their side?"])
+async def test_how_soon_the_team_named_in_the_answer_replies_stays_on_that_answer(kb, dispatcher, config, follow_up):
+    assert kb.best_match(follow_up).entry_id != "bulk_orders"  # alone, another entry's question (or none)
+    history = await previous_answer("we need 120 kurtas for our office, do you do wholesale orders?")
+    _, match = await answer(dispatcher, history, follow_up)
+    assert match["entry_id"] == "bulk_orders" and match["answered"] and match["context"] == "previous_question"
 
 
 @pytest.mark.parametrize("switch", [

@@ -11,6 +11,7 @@ from actions.orders import (
     FORM,
     LET_GO_SLOT,
     RE_ASKS_SLOT,
+    ActionAnswerOrderStatus,
     ActionAskOrderNumber,
     OrderFormSettings,
     ValidateOrderStatusForm,
@@ -288,3 +289,45 @@ def test_hand_off_intents_from_escalation_yml_never_give_the_number(config):
     assert isinstance(shipped, OrderFormSettings)
     assert set(config.topics) | {config.human_request_intent} <= shipped.not_an_answer_intents
     assert "order_status" not in shipped.not_an_answer_intents
+
+
+# ---------------------------------------------------------------- a question beside the number
+# Session 45 (v48): "52931 - and can the bill carry my firm's GSTIN?" while the form asked. The NLU fell back; the form
+# took the number and the bot answered how to track the order, and the question about the bill was lost. Now the number
+# is noted, the tracking answer given, and a person is brought in for the rest (pattern 1, low_confidence).
+def number_noted(text, intent):
+    events = form_asked() + [user_event(text, intent, confidence=0.6 if intent == "nlu_fallback" else 0.95),
+                             action(FORM), slot("order_number", "#52931"), {"event": "active_loop", "name": None},
+                             action("utter_order_number_noted"), bot_event("Thanks, I've noted order #52931.")]
+    return make_tracker(events, slots={"order_number": "#52931"})
+
+
+def paused(events):
+    return any(e["event"] == "pause" for e in events)
+
+
+async def test_a_question_the_bot_could_not_place_beside_the_number_hands_off_after_the_answer(dispatcher, kb):
+    events = await ActionAnswerOrderStatus().run(
+        dispatcher, number_noted("52931 - and can the bill carry my firm's GSTIN?", "nlu_fallback"), {})
+    texts = [m["text"] for m in dispatcher.messages]
+    assert texts[0].startswith(kb.entry("order_tracking").answer.strip()[:40])  # the tracking answer first
+    assert len(texts) == 2 and "not sure" in texts[1]                            # then the honest hand-off
+    assert paused(events) and slots_of(events)["escalation_reason"] == "low_confidence"
+    assert slots_of(events).get("order_number", "#52931") == "#52931"           # the number stays for the agent
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("haan ye raha 73316", "nlu_fallback"),                       # a short reply with the number
+    ("52931 - and can the bill carry my firm's GSTIN?", "order_status"),   # the NLU placed it
+])
+async def test_a_plain_number_or_a_placed_message_gets_the_answer_only(dispatcher, text, intent):
+    events = await ActionAnswerOrderStatus().run(dispatcher, number_noted(text, intent), {})
+    assert len(dispatcher.messages) == 1 and not paused(events)
+
+
+def test_the_question_beside_the_number_rule_is_the_designers():
+    assert order_form_settings().question_beside_the_number_min_words == 5   # messages.yml
+    off = parse_order_form_settings({**SECTION, "question_beside_the_number_min_words": 0}, frozenset(), "m")
+    assert not off.question_beside_the_number("52931 - and can the bill carry my firm's GSTIN?", "nlu_fallback")
+    with pytest.raises(SettingsError, match="question_beside_the_number_min_words"):
+        parse_order_form_settings({**SECTION, "question_beside_the_number_min_words": -2}, frozenset(), "m")

@@ -666,6 +666,12 @@ def test_the_punjabi_greeting_is_a_greeting(matcher, text):
     assert matcher.match(text).intent == "greet"
 
 
+# Session 45 (v48, in-sample): "adaab 🙏" was read as thanks (the folded hands); other regional greetings.
+@pytest.mark.parametrize("text", ["adaab 🙏", "aadab ji", "vanakkam 🙏", "radhe radhe ji"])
+def test_regional_greetings_are_greetings(matcher, text):
+    assert matcher.match(text).intent == "greet"
+
+
 # Session 35 (v31): the bot thanked by name, a greeting to the team as people, good night in Hindi.
 @pytest.mark.parametrize("text, intent", [("ty bot", "thank"), ("thanks bot 🙏", "thank"), ("evening, lovely people 🌆", "greet"),
                                           ("morning folks", "greet")])

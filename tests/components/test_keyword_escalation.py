@@ -436,6 +436,26 @@ def test_someone_who_can_sort_it_out_or_understands_the_language_hands_off(match
     assert matcher.match(text) is not None
 
 
+# Session 45 (v48, in-sample): someone who can do it ("koi hai jo …"), the warehouse's people, someone sent ("banda
+# bhejo"), someone who speaks the language.
+@pytest.mark.parametrize(
+    "text",
+    ["checkout kaam nahi kar raha, koi hai jo dekh sake?", "mujhe warehouse wale staff se connect karwa do",
+     "koi samajhne wala banda bhejo yaar", "anybody in your team who speaks telugu? my mother is more at ease in it"],
+)
+def test_someone_who_can_do_it_or_is_sent_hands_off(matcher, text):
+    assert matcher.match(text) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["support team ka email id bhejo na", "koi product hai jo dry skin pe suit kare?",
+     "courier wala bola warehouse wale hi batayenge"],
+)
+def test_an_address_asked_for_or_a_product_is_no_request(matcher, text):
+    assert matcher.match(text) is None
+
+
 @pytest.mark.parametrize(
     "text",
     ["are you hiring? i'd like to apply for a job in your design team", "hindi samajhne wali saree chahiye"],

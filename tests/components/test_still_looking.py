@@ -372,6 +372,8 @@ def dismissals(message):
     # session 43 (v45, in-sample): looking it up at home later, read as the order's status (the form asked again)
     ("bahar hu abhi, ghar jaake order id dekhungi", ("order_status", 0.65)),
     ("on the metro rn, will check the number after work", ("ask_question", 0.5)),
+    # session 45 (v48, in-sample): "we'll see later", read as a goodbye
+    ("number abhi pass nahi hai, baad me dekhenge", ("goodbye", 0.65)),
 ])
 def test_the_number_put_off_till_later_ends_the_form_as_a_dismissal(tmp_path, text, reading):
     component = make_component(tmp_path)

@@ -236,6 +236,11 @@ def signals():
         ("parcel poora bheega hua aaya, kurta geela tha", "urgent_problem"),
         ("pickup do baar book hua, dono baar koi aaya hi nahi", "complaint"),
         ("papa ka birthday sunday ko hai aur kurta abhi bhi warehouse me hi pada hai", "urgent_problem"),
+        # session 45 (v48, in-sample): a need said as "needs to get here" with the date; a return picked up ("pickup
+        # hue") whose money is chased; a cancelled order's money still awaited
+        ("order 61207, it has to get here before my daughter's annaprashan this sunday", "urgent_problem"),
+        ("pickup hue do hafte ho gaye, paise abhi tak nahi aaye", "request_refund"),
+        ("cancelled my order 70314 last week, still waiting for the refund", "request_refund"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -331,6 +336,11 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "packing se pehle cancel karu toh charge lagega?",
         "please don't cancel my order, i still want it",
         "saturday ko order kiya tha, abhi tak nahi aaya",
+        # session 45 (v48, in-sample): "parso" as the day the piece came, with an exchange asked about; another size
+        # wanted in place of the one that came, asked about its cost; an occasion far off, said to be no rush
+        "chanderi kurti parso aayi, blue ki jagah maroon chahiye, kab tak badal sakti hu",
+        "want a bigger size sent in place of the one i got, does that cost anything",
+        "bought a saree for a wedding next month, no rush at all, but the order page is stuck on processing",
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
@@ -618,6 +628,9 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("mera seena 39 inch hai, kaunsa size lu", "ask_question"),
         ("mera kota doria wala parcel kitne din me aayega?", "order_status"),
         ("mera order 1200 rs ka hai, express ka kitna lagega?", None),
+        # session 45 (v48, in-sample): the same reply sent again, called out (not a complaint)
+        ("fir se wahi jawab bhej diya, aap samajh hi nahi rahe", "deny"),
+        ("you're just copy pasting the same thing, read what i wrote", "deny"),
     ],
 )
 def test_rules_that_name_an_ordinary_intent(signals, text, expected):
