@@ -265,6 +265,8 @@ async def test_a_refund_follow_up_stays_on_the_answer_that_says_how_the_money_co
     "and if it was paid through netbanking?",
     # session 45 (v48, in-sample): "when it was …" ("and when it was COD?" got the COD answer)
     "and when it was cash on delivery?",
+    # session 45 (v49, in-sample): "cod wale ka kya?" after the returns answer
+    "aur cod wale ka kya?",
 ])
 async def test_how_the_customer_paid_is_a_refund_follow_up_too(kb, dispatcher, config, follow_up):
     assert kb.best_match(follow_up).entry_id != "returns"  # alone it is another entry's question (or none)

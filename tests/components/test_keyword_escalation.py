@@ -441,7 +441,11 @@ def test_someone_who_can_sort_it_out_or_understands_the_language_hands_off(match
 @pytest.mark.parametrize(
     "text",
     ["checkout kaam nahi kar raha, koi hai jo dekh sake?", "mujhe warehouse wale staff se connect karwa do",
-     "koi samajhne wala banda bhejo yaar", "anybody in your team who speaks telugu? my mother is more at ease in it"],
+     "koi samajhne wala banda bhejo yaar", "anybody in your team who speaks telugu? my mother is more at ease in it",
+     # session 45 (v49, in-sample): whoever does a job, a human from a team, the dispatch or quality side, a store
+     # manager
+     "connect me to whoever handles exchanges", "can a human from billing check this",
+     "dispatch section wale logon se baat karni hai", "a store manager please"],
 )
 def test_someone_who_can_do_it_or_is_sent_hands_off(matcher, text):
     assert matcher.match(text) is not None

@@ -96,6 +96,9 @@ def still_looking_entities(message):
     ("one sec, it went to the other email account", ("nlu_fallback", 0.45)),
     ("ruko zara, bhai ke phone pe aaya tha", ("affirm", 0.63)),
     ("brb, it's probably on the old invoice", ("nlu_fallback", 0.5)),
+    # session 45 (v49, in-sample): opening the app to look, and the number promised with a lead
+    ("hold on, let me open the app and check", ("nlu_fallback", 0.5)),
+    ("give me a sec, i'll send you the order number", ("order_status", 0.77)),
 ])
 def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text, reading):
     component = make_component(tmp_path)
@@ -126,6 +129,7 @@ def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text
     "the box was gorgeous, loved opening it",
     "no luck finding it, let it be",                # the search given up ends the form
     "got it, will ask my sister then",              # session 43 (v44): the answer understood, with a plan
+    "great, many thanks for checking on it",        # session 45 (v49): thanks for a check the bot made
 ])
 def test_other_messages_keep_the_classifiers_reading(tmp_path, text):
     component = make_component(tmp_path)

@@ -241,6 +241,12 @@ def signals():
         ("order 61207, it has to get here before my daughter's annaprashan this sunday", "urgent_problem"),
         ("pickup hue do hafte ho gaye, paise abhi tak nahi aaye", "request_refund"),
         ("cancelled my order 70314 last week, still waiting for the refund", "request_refund"),
+        # session 45 (v49, in-sample): Raksha Bandhan as the date; leaving for abroad, "before I go"; a defect after one
+        # wear; the own order "hata do"
+        ("order 61388 rakshabandhan se pehle pahunchna zaroori hai, abhi tak dispatch nahi hua", "urgent_problem"),
+        ("70412 - i leave for dubai on friday, it must get here before i go", "urgent_problem"),
+        ("the border of my dupatta started coming off after i wore it once", "complaint"),
+        ("44019 wala order hata do, galat colour choose kar liya", "cancel_order"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -631,6 +637,11 @@ def test_also_over_must_not_name_the_rules_own_intent():
         # session 45 (v48, in-sample): the same reply sent again, called out (not a complaint)
         ("fir se wahi jawab bhej diya, aap samajh hi nahi rahe", "deny"),
         ("you're just copy pasting the same thing, read what i wrote", "deny"),
+        # session 45 (v49, in-sample): the same list every time, the bot called useless (at the limit: unresolved)
+        ("aap har baar list pakda dete ho, mera jawab nahi mila", "deny"),
+        ("honestly this bot is useless", "deny"),
+        # … but not a repeated failure of the order ("you guys keep sending me the wrong size" is a complaint)
+        ("you guys keep sending me the wrong size, happened twice now", None),
     ],
 )
 def test_rules_that_name_an_ordinary_intent(signals, text, expected):
