@@ -46,6 +46,11 @@ def agent():
     return load_agent()
 
 
+async def say(agent, sender: str, text: str) -> list:
+    """The bot's reply texts to one customer message (a reply without text, e.g. an image, as "")."""
+    return [m.get("text") or "" for m in await agent.handle_text(text, sender_id=sender) or []]
+
+
 def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 90.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -13,7 +13,7 @@ import pytest_asyncio
 from rasa.shared.core.events import ActionExecuted, ConversationResumed, SessionStarted, SlotSet
 from rasa.utils.endpoints import EndpointConfig
 
-from tests.integration.conftest import load_agent
+from tests.integration.conftest import load_agent, say
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -21,10 +21,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def agent(action_server_url):
     return load_agent(action_endpoint=EndpointConfig(url=action_server_url))
-
-
-async def say(agent, sender, text):
-    return [m.get("text") for m in await agent.handle_text(text, sender_id=sender) or []]
 
 
 async def age_conversation(agent, sender, seconds):

@@ -15,20 +15,13 @@ import pytest
 import pytest_asyncio
 from rasa.utils.endpoints import EndpointConfig
 
-from tests.integration.conftest import load_agent
+from tests.integration.conftest import load_agent, say
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
-
-ASKS_FOR_THE_NUMBER = "what's your order number"
-
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def agent(action_server_url):
     return load_agent(action_endpoint=EndpointConfig(url=action_server_url))
-
-
-async def say(agent, sender, text):
-    return [m.get("text") or "" for m in await agent.handle_text(text, sender_id=sender) or []]
 
 
 @pytest.mark.parametrize("looking", [
@@ -40,8 +33,7 @@ async def test_still_looking_after_an_answer_is_take_your_time_whatever_other_wo
     answer = await say(agent, sender, "what size should i pick for a 40 inch chest?")
     assert answer and "size chart" in answer[0].lower()
     reply = await say(agent, sender, looking)
-    assert reply == ["Sure, take your time."]
-    assert not any(ASKS_FOR_THE_NUMBER in text.lower() for text in reply)
+    assert reply == ["Sure, take your time."]   # and not the form's "what's your order number?"
 
 
 async def test_stop_and_start_still_change_the_marketing_consent(agent):
