@@ -96,7 +96,7 @@ class KeywordEscalation(DesignerListComponent, IntentClassifier):
         # (a close runner-up no longer makes FallbackClassifier call the message ambiguous).
         if not ordinary and name not in self._topics.replaceable:
             return
-        signal = self._topics.match(text)
+        signal = self._topics.match(text, name)
         if signal is None or signal.intent not in self.trained_intents:
             return
         if not ordinary and name != signal.intent and name not in signal.also_over:

@@ -19,6 +19,11 @@ classifier reads one or falls back: a question about how a topic's action works 
 knowledge-base question, a request to write a caption is out of scope, one of two orders still on its way is
 an order-status question. Such rules come after the topic rules, so a topic rule wins when both fire, and they
 replace a topic the classifier read only when their `also_over` names it.
+
+A rule may instead name the only classifier readings it decides over (`only_over`, session 46): "instalments for
+the order asked about" turns an off-brand reading of "kishton me pay kar sakte? ₹3,400 ka bill banega" into the
+payment question, but must leave an acknowledgement with the same word ("great, no cost emi works for me") alone.
+For any other reading such a rule is skipped and the later rules are tried.
 """
 from __future__ import annotations
 
@@ -38,14 +43,16 @@ class TopicSignal:
     also_over: Tuple[str, ...] = ()
 
 
+_RULE_KEYS = ("intent", "name", "needs", "not_when", "also_over", "only_over")
+
+
 class TopicRule:
     def __init__(self, raw: Dict[str, Any], where: str) -> None:
         if not isinstance(raw, dict):
             raise ValueError(f"{where} must be a mapping with `intent`, `name` and `needs`")
-        unknown = set(raw) - {"intent", "name", "needs", "not_when", "also_over"}
+        unknown = set(raw) - set(_RULE_KEYS)
         if unknown:
-            raise ValueError(
-                f"{where}: unknown key(s) {', '.join(sorted(unknown))} (intent, name, needs, not_when, also_over)")
+            raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} ({', '.join(_RULE_KEYS)})")
         self.intent = str(raw.get("intent") or "")
         self.name = str(raw.get("name") or "")
         if not self.intent or not self.name:
@@ -63,6 +70,15 @@ class TopicRule:
         self.also_over = tuple(phrase_strings(raw.get("also_over"), f"{where}.also_over"))
         if self.intent in self.also_over:
             raise ValueError(f"{where}.also_over must not name the rule's own intent {self.intent}")
+        # The only classifier readings this rule decides over (empty: every reading the section lets rules decide).
+        self.only_over = frozenset(phrase_strings(raw.get("only_over"), f"{where}.only_over"))
+        if self.only_over and self.also_over:
+            raise ValueError(f"{where}: give `only_over` or `also_over`, not both")
+
+    def applies_to(self, reading: Optional[str]) -> bool:
+        """Whether the rule decides over this classifier reading (None: the reading is not known, every rule
+        applies)."""
+        return not self.only_over or reading is None or reading in self.only_over
 
     def match(self, words: List[str]) -> Optional[TopicSignal]:
         if self.not_when.find(words):
@@ -104,11 +120,14 @@ class TopicSignals:
         confidence than `override_below`."""
         return intent in self.override_intents or (confidence is not None and confidence < self.override_below)
 
-    def match(self, text: str) -> Optional[TopicSignal]:
+    def match(self, text: str, reading: Optional[str] = None) -> Optional[TopicSignal]:
+        """The first rule that fires on `text` and decides over the classifier's `reading` (`only_over`)."""
         words = tokenize(text or "")
         if not words or self.hypothetical.find(words):
             return None
         for rule in self.rules:
+            if not rule.applies_to(reading):
+                continue
             signal = rule.match(words)
             if signal is not None:
                 return signal

@@ -275,6 +275,16 @@ async def test_how_the_customer_paid_is_a_refund_follow_up_too(kb, dispatcher, c
     assert match["entry_id"] == "returns" and match["answered"] and match["context"] == "previous_question"
 
 
+# Session 46 (v50, in-sample): the money asked after without a refund word ("how many days in that case till the
+# money" after the cancellation answer got the returns answer).
+@pytest.mark.parametrize("follow_up", ["how many days then until i see the money", "aur us case me paisa kab tak?"])
+async def test_the_money_asked_after_stays_on_the_cancellation_answer(kb, dispatcher, config, follow_up):
+    assert kb.best_match(follow_up).entry_id != "cancellation"  # alone it reads as the returns entry's (or none)
+    history = await previous_answer("can i cancel before it is dispatched?")
+    _, match = await answer(dispatcher, history, follow_up)
+    assert match["entry_id"] == "cancellation" and match["answered"] and match["context"] == "previous_question"
+
+
 # Session 33: after a follow-up that was itself kept on the cancellation answer, the refund question is read with the
 # question that set the topic; read with the follow-up alone ("and once dispatched?") it picked the returns entry.
 @pytest.mark.parametrize("second", ["and once dispatched?", "even after dispatch?"])

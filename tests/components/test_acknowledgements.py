@@ -715,3 +715,16 @@ def test_a_long_message_after_a_dismissal_is_not_matched_again_for_every_word(se
     calls.clear()
     assert matcher.match_dismissal("koi baat nahi, " + "mera order abhi tak nahi aaya " * 300 + "thanks", "deny") is None
     assert calls == []
+
+
+# Session 46 (v50, in-sample): "see you again" in Hindi was read as an ok with a plan ("milenge" ends like a promise);
+# the Bengali "nomoskar" fell back.
+@pytest.mark.parametrize("text", ["chalo ji, phir milenge 🙏", "theek hai, fir milenge"])
+def test_see_you_again_in_hindi_is_a_goodbye_not_a_plan(matcher, text):
+    assert matcher.match_with_remark(text, "goodbye", 0.9) is None
+    assert matcher.match_leave(text, "affirm", 0.9).intent == "goodbye"
+
+
+@pytest.mark.parametrize("text", ["nomoskar 🙏", "nomoshkar didi"])
+def test_the_bengali_greeting_is_a_greeting(matcher, text):
+    assert matcher.match(text).intent == "greet"

@@ -445,7 +445,9 @@ def test_someone_who_can_sort_it_out_or_understands_the_language_hands_off(match
      # session 45 (v49, in-sample): whoever does a job, a human from a team, the dispatch or quality side, a store
      # manager
      "connect me to whoever handles exchanges", "can a human from billing check this",
-     "dispatch section wale logon se baat karni hai", "a store manager please"],
+     "dispatch section wale logon se baat karni hai", "a store manager please",
+     # session 46 (v50, in-sample): an agent "put on" the chat (read as urgent), a specialist asked to help (answered)
+     "this is taking too long, put a human on this chat now", "can a fabric expert help me out here?"],
 )
 def test_someone_who_can_do_it_or_is_sent_hands_off(matcher, text):
     assert matcher.match(text) is not None

@@ -99,6 +99,10 @@ def still_looking_entities(message):
     # session 45 (v49, in-sample): opening the app to look, and the number promised with a lead
     ("hold on, let me open the app and check", ("nlu_fallback", 0.5)),
     ("give me a sec, i'll send you the order number", ("order_status", 0.77)),
+    # session 46 (v50, in-sample): what is checked, or asked of someone, said after "let me check" (answered from
+    # pricing and tracking)
+    ("one min, let me check what the total comes to", ("ask_question", 0.61)),
+    ("hold on, let me check with my husband which pincode he gave", ("ask_question", 0.64)),
 ])
 def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text, reading):
     component = make_component(tmp_path)
@@ -378,6 +382,8 @@ def dismissals(message):
     ("on the metro rn, will check the number after work", ("ask_question", 0.5)),
     # session 45 (v48, in-sample): "we'll see later", read as a goodbye
     ("number abhi pass nahi hai, baad me dekhenge", ("goodbye", 0.65)),
+    # session 46 (v50, in-sample): coming back with it later (fell back)
+    ("it's buried somewhere in my mails, will get back to you later", ("nlu_fallback", 0.5)),
 ])
 def test_the_number_put_off_till_later_ends_the_form_as_a_dismissal(tmp_path, text, reading):
     component = make_component(tmp_path)

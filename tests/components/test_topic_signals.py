@@ -247,6 +247,11 @@ def signals():
         ("70412 - i leave for dubai on friday, it must get here before i go", "urgent_problem"),
         ("the border of my dupatta started coming off after i wore it once", "complaint"),
         ("44019 wala order hata do, galat colour choose kar liya", "cancel_order"),
+        # session 46 (v50, in-sample): Ganesh Chaturthi as the date; a reaction after a product named in English; the
+        # own order "ko hata do"
+        ("ganesh chaturthi parso hai aur mera kurta abhi tak nikla nahi", "urgent_problem"),
+        ("her cheeks are red and peeling after the neem face wash", "urgent_problem"),
+        ("62014 wale order ko hata do, address purana chala gaya", "cancel_order"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -347,6 +352,10 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "chanderi kurti parso aayi, blue ki jagah maroon chahiye, kab tak badal sakti hu",
         "want a bigger size sent in place of the one i got, does that cost anything",
         "bought a saree for a wedding next month, no rush at all, but the order page is stuck on processing",
+        # session 46 (v50, in-sample): no urgency, said so; a reaction asked about ahead of use
+        "the anniversary is months away, nothing urgent, just checking why the status hasnt moved since monday",
+        "will the cream cause burning after the first use?",
+        "does the face wash cause peeling after the first week?",
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
@@ -642,6 +651,11 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("honestly this bot is useless", "deny"),
         # … but not a repeated failure of the order ("you guys keep sending me the wrong size" is a complaint)
         ("you guys keep sending me the wrong size, happened twice now", None),
+        # session 46 (v49, in-sample): tired of the same answer is the answers beside the point, not outrage
+        ("aap phir wahi bol rahe ho, main thak gaya hu", "deny"),
+        # session 46 (v49, in-sample): a gas cylinder, a dog's food (off-brand)
+        ("gas cylinder booking online kaise hoti hai", "out_of_scope"),
+        ("kutte ke liye kaunsa khana theek rahega", "out_of_scope"),
     ],
 )
 def test_rules_that_name_an_ordinary_intent(signals, text, expected):
@@ -669,3 +683,32 @@ def test_offers_messages_to_stop_read_as_a_cancellation_get_the_stop_answer(tmp_
     [stop] = component.process([classified("offer wale messages nahi chahiye, band kar do", "cancel_order", 0.7)])
     assert stop.get("intent") == {"name": "stop_messages", "confidence": 1.0}
     assert stop.get(TOPIC_SIGNAL_KEY)["rule"] == "offers messages to stop or start"
+
+
+# Session 46 (v49, v50, in-sample): instalments on the order's bill were read as off-brand (a bill to pay elsewhere).
+# The rule names the only reading it decides over (`only_over`), so an acknowledgement with the same word stays one,
+# and a loan's EMI stays off-brand.
+def test_instalments_read_as_off_brand_are_the_payment_question_and_only_that(tmp_path):
+    component = trained(tmp_path, INTENTS + ["out_of_scope", "affirm"])
+    bill, ack, loan = component.process([
+        classified("₹2,900 ka bill hai, kishton me de sakti hu?", "out_of_scope", 0.72),
+        classified("great, emi on the card works for me", "affirm", 0.9),
+        classified("meri car loan ki emi kitni banegi", "out_of_scope", 0.8),
+    ])
+    assert bill.get("intent") == {"name": "ask_question", "confidence": 1.0}
+    assert bill.get(TOPIC_SIGNAL_KEY)["rule"] == "instalments for the order asked about"
+    assert ack.get("intent")["name"] == "affirm" and ack.get(TOPIC_SIGNAL_KEY) is None
+    assert loan.get("intent")["name"] == "out_of_scope"
+
+
+def test_a_rule_that_names_only_over_is_skipped_for_other_readings_and_later_rules_still_fire():
+    section = {"override_intents": ["ask_question", "affirm", "out_of_scope"], "rules": [
+        {"intent": "ask_question", "name": "first", "needs": {"a": ["emi"]}, "only_over": ["out_of_scope"]},
+        {"intent": "out_of_scope", "name": "second", "needs": {"a": ["emi"]}},
+    ]}
+    signals = TopicSignals(section)
+    assert signals.match("emi please", "out_of_scope").rule == "first"
+    assert signals.match("emi please", "affirm").rule == "second"
+    assert signals.match("emi please").rule == "first"  # no reading known: every rule applies
+    with pytest.raises(ValueError, match="not both"):
+        TopicSignals({**section, "rules": [{**section["rules"][0], "also_over": ["complaint"]}]})
