@@ -728,3 +728,13 @@ def test_see_you_again_in_hindi_is_a_goodbye_not_a_plan(matcher, text):
 @pytest.mark.parametrize("text", ["nomoskar 🙏", "nomoshkar didi"])
 def test_the_bengali_greeting_is_a_greeting(matcher, text):
     assert matcher.match(text).intent == "greet"
+
+
+# Session 46 (v51, in-sample): the Ladakhi greeting, and a greeting that says a question follows (both fell back).
+@pytest.mark.parametrize("text", ["julley 🙏", "adaab, ek sawal tha", "hello ji, kuch puchna tha"])
+def test_a_greeting_that_says_a_question_follows_is_a_greeting(matcher, text):
+    assert matcher.match(text).intent == "greet"
+
+
+def test_the_question_itself_after_such_a_greeting_goes_to_the_classifier(matcher):
+    assert matcher.match("ek sawal tha, exchange kitne din me hota hai") is None

@@ -447,7 +447,11 @@ def test_someone_who_can_sort_it_out_or_understands_the_language_hands_off(match
      "connect me to whoever handles exchanges", "can a human from billing check this",
      "dispatch section wale logon se baat karni hai", "a store manager please",
      # session 46 (v50, in-sample): an agent "put on" the chat (read as urgent), a specialist asked to help (answered)
-     "this is taking too long, put a human on this chat now", "can a fabric expert help me out here?"],
+     "this is taking too long, put a human on this chat now", "can a fabric expert help me out here?",
+     # session 46 (v51, in-sample): whoever does a job spoken to, an agent "onto" the chat, a supervisor "on the line",
+     # a Telugu speaker asked for in Telugu
+     "could i talk to whoever writes your product descriptions?", "please get someone onto this chat",
+     "can i get a supervisor on the line", "Telugu lo matladevaru evaraina unnara?"],
 )
 def test_someone_who_can_do_it_or_is_sent_hands_off(matcher, text):
     assert matcher.match(text) is not None

@@ -103,6 +103,10 @@ def still_looking_entities(message):
     # pricing and tracking)
     ("one min, let me check what the total comes to", ("ask_question", 0.61)),
     ("hold on, let me check with my husband which pincode he gave", ("ask_question", 0.64)),
+    # session 46 (v51, in-sample): who has it, after a lead; what the cart comes to, looked up and told (fell back, or
+    # read as a question)
+    ("one sec, my sister's phone has it", ("nlu_fallback", 0.5)),
+    ("ruko, total kitna hai dekh ke batata hu", ("ask_question", 0.73)),
 ])
 def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text, reading):
     component = make_component(tmp_path)
@@ -238,6 +242,9 @@ def test_an_order_number_the_classifier_could_not_place_goes_to_the_form(tmp_pat
 @pytest.mark.parametrize("text, reading", [
     ("alright, the number is 58102", ("ask_question", 0.6)),
     ("acha number hai 77419", ("out_of_scope", 0.85)),
+    # session 46 (v51, in-sample): found, said with an ok ("ok found it, 58247" was a yes: "Great!")
+    ("ah ok found it, 61234", ("affirm", 0.65)),
+    ("haan mil gaya, 40917", ("affirm", 0.8)),
 ])
 def test_a_number_said_as_the_number_goes_to_the_form_whatever_the_reading(tmp_path, text, reading):
     component = make_component(tmp_path)
@@ -384,6 +391,8 @@ def dismissals(message):
     ("number abhi pass nahi hai, baad me dekhenge", ("goodbye", 0.65)),
     # session 46 (v50, in-sample): coming back with it later (fell back)
     ("it's buried somewhere in my mails, will get back to you later", ("nlu_fallback", 0.5)),
+    # session 46 (v51, in-sample): "will msg" (read as a goodbye)
+    ("don't have it with me now, will msg tonight", ("goodbye", 0.64)),
 ])
 def test_the_number_put_off_till_later_ends_the_form_as_a_dismissal(tmp_path, text, reading):
     component = make_component(tmp_path)

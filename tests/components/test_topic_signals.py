@@ -252,6 +252,8 @@ def signals():
         ("ganesh chaturthi parso hai aur mera kurta abhi tak nikla nahi", "urgent_problem"),
         ("her cheeks are red and peeling after the neem face wash", "urgent_problem"),
         ("62014 wale order ko hata do, address purana chala gaya", "cancel_order"),
+        # session 46 (v51, in-sample): a return picked up ("uth gaya"), no rupee come
+        ("mera return pichle hafte uth gaya tha, ek rupaya bhi nahi aaya", "request_refund"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -356,6 +358,8 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "the anniversary is months away, nothing urgent, just checking why the status hasnt moved since monday",
         "will the cream cause burning after the first use?",
         "does the face wash cause peeling after the first week?",
+        # session 46 (v51, in-sample): where refunds of orders paid on delivery go, asked about
+        "and for orders paid on delivery, where's the refund sent?",
     ],
 )
 def test_ordinary_messages_are_left_alone(signals, text):
@@ -656,6 +660,8 @@ def test_also_over_must_not_name_the_rules_own_intent():
         # session 46 (v49, in-sample): a gas cylinder, a dog's food (off-brand)
         ("gas cylinder booking online kaise hoti hai", "out_of_scope"),
         ("kutte ke liye kaunsa khana theek rahega", "out_of_scope"),
+        # session 46 (v51, in-sample): the same long message again, the customer worn out (read as an ok)
+        ("phir wahi lamba msg bhej diya, main pak gaya hu", "deny"),
     ],
 )
 def test_rules_that_name_an_ordinary_intent(signals, text, expected):
