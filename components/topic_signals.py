@@ -89,7 +89,9 @@ class TopicRule:
             if phrase is None:
                 return None
             found[group] = phrase
-        return TopicSignal(intent=self.intent, rule=self.name, cues=found, also_over=self.also_over)
+        # A topic named in `only_over` is one the rule replaces, like one of `also_over`.
+        return TopicSignal(intent=self.intent, rule=self.name, cues=found,
+                           also_over=self.also_over + tuple(sorted(self.only_over)))
 
 
 class TopicSignals:
@@ -113,7 +115,8 @@ class TopicSignals:
         # The non-ordinary readings a rule may decide over: its own intent (to confirm it) and its `also_over`.
         # Fixed once the rules are read; KeywordEscalation asks for every message.
         self.replaceable = frozenset(
-            [rule.intent for rule in self.rules] + [intent for rule in self.rules for intent in rule.also_over])
+            [rule.intent for rule in self.rules] + [intent for rule in self.rules for intent in rule.also_over]
+            + [intent for rule in self.rules for intent in rule.only_over])
 
     def overrides(self, intent: Optional[str], confidence: Optional[float]) -> bool:
         """The rules decide over this classifier reading: an ordinary intent, or any intent read with less

@@ -718,3 +718,20 @@ def test_a_rule_that_names_only_over_is_skipped_for_other_readings_and_later_rul
     assert signals.match("emi please").rule == "first"  # no reading known: every rule applies
     with pytest.raises(ValueError, match="not both"):
         TopicSignals({**section, "rules": [{**section["rules"][0], "also_over": ["complaint"]}]})
+
+
+def test_a_topic_named_in_only_over_is_one_the_rule_decides_over(tmp_path, monkeypatch):
+    # `only_over` may name a topic the classifier found: the rule then replaces that reading, and only it.
+    section = {"override_intents": ["ask_question"], "rules": [
+        {"intent": "ask_question", "name": "emi over a complaint", "needs": {"a": ["emi"]}, "only_over": ["complaint"]},
+    ]}
+    signals = TopicSignals(section)
+    assert "complaint" in signals.replaceable
+    component = trained(tmp_path, INTENTS)
+    monkeypatch.setattr(component, "_topics", signals)
+    over_complaint, over_urgent = component.process([
+        classified("emi wala option bekaar hai", "complaint", 0.7),
+        classified("emi wala option bekaar hai", "urgent_problem", 0.7),
+    ])
+    assert over_complaint.get("intent") == {"name": "ask_question", "confidence": 1.0}
+    assert over_urgent.get("intent")["name"] == "urgent_problem"
