@@ -40,8 +40,8 @@ A yes with the number (`number_given.yes_intents`, session 36): "ok do it for 86
 cancellation answer is a yes the classifier is sure of, but a bare number is no `order_number` entity for the entity
 rules (they need "#" or "order"), so the rule for a yes with an order number (action_go_ahead) never ran and the
 customer got "Great!". Such a number, with the same limits (`max_words`, `not_when`, no "₹"), becomes the
-`order_number` entity; the parse data says `still_looking: {"number_in_a_yes", "classifier_intent"}`. A yes that says the
-number was found ("ok found it, 58247": a `named` phrase, session 46) is the number given instead (below).
+`order_number` entity; the parse data says `still_looking: {"number_in_a_yes", "classifier_intent"}`. A yes that says
+the number was found ("ok found it, 58247": a `named` phrase, session 46) is the number given instead (below).
 
 The number put off till later (`put_off`, session 40): asked for the number, customers say when they will send it
 instead ("its on my office laptop, will send once im back home tonight", "kal subah bhejti hu number", "it's on my
@@ -232,13 +232,17 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         words = tokenize(text)
         return "₹" not in text and len(words) <= rule["max_words"] and rule["not_when"].find(words) is None
 
+    def _said_as_the_number(self, text: str) -> bool:
+        """The message says it gives the number: "ok the number is 44871", "ok found it, 58247" (`named`)."""
+        return self.number_given["named"].find(tokenize(text)) is not None
+
     def number_given_in(self, text: str, entities: List[Dict[str, Any]], confidence: float) -> bool:
         """An order number with few other words, in a message the classifier could not place or that says it gives
         the number ("ok the number is 44871": `number_given.named`)."""
         rule = self.number_given
         if rule is None or "?" in text:
             return False
-        if confidence >= rule["below"] and rule["named"].find(tokenize(text)) is None:
+        if confidence >= rule["below"] and not self._said_as_the_number(text):
             return False
         if not (_has_order_number(entities) or rule["bare_number"].search(text)):
             return False
@@ -256,7 +260,7 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         if float(classified.get("confidence") or 0.0) < rule["below"] or _has_order_number(entities):
             return None
         # Said as the number ("ok found it, 58247": `named`), it is the number given, whatever the yes around it.
-        if rule["named"].find(tokenize(text)) is not None:
+        if self._said_as_the_number(text):
             return None
         return rule["bare_number"].search(text) if self._few_words_and_no_money(text) else None
 

@@ -74,6 +74,8 @@ class TopicRule:
         self.only_over = frozenset(phrase_strings(raw.get("only_over"), f"{where}.only_over"))
         if self.only_over and self.also_over:
             raise ValueError(f"{where}: give `only_over` or `also_over`, not both")
+        # The topics the classifier found that this rule replaces: `also_over`'s, or one named in `only_over`.
+        self.replaces = self.also_over or tuple(sorted(self.only_over))
 
     def applies_to(self, reading: Optional[str]) -> bool:
         """Whether the rule decides over this classifier reading (None: the reading is not known, every rule
@@ -89,9 +91,7 @@ class TopicRule:
             if phrase is None:
                 return None
             found[group] = phrase
-        # A topic named in `only_over` is one the rule replaces, like one of `also_over`.
-        return TopicSignal(intent=self.intent, rule=self.name, cues=found,
-                           also_over=self.also_over + tuple(sorted(self.only_over)))
+        return TopicSignal(intent=self.intent, rule=self.name, cues=found, also_over=self.replaces)
 
 
 class TopicSignals:
@@ -112,11 +112,10 @@ class TopicSignals:
         self.rules = [TopicRule(rule, f"{where}.rules[{index}]") for index, rule in enumerate(rules)]
         if self.rules and not self.override_intents:
             raise ValueError(f"{where}.override_intents is empty: the rules would never apply")
-        # The non-ordinary readings a rule may decide over: its own intent (to confirm it) and its `also_over`.
+        # The non-ordinary readings a rule may decide over: its own intent (to confirm it) and the topics it replaces.
         # Fixed once the rules are read; KeywordEscalation asks for every message.
         self.replaceable = frozenset(
-            [rule.intent for rule in self.rules] + [intent for rule in self.rules for intent in rule.also_over]
-            + [intent for rule in self.rules for intent in rule.only_over])
+            [rule.intent for rule in self.rules] + [intent for rule in self.rules for intent in rule.replaces])
 
     def overrides(self, intent: Optional[str], confidence: Optional[float]) -> bool:
         """The rules decide over this classifier reading: an ordinary intent, or any intent read with less
