@@ -16,6 +16,10 @@ three or more digits and no `not_when` phrase (a dismissal, a question word), an
   says nothing about looking.
 A `not_when` phrase inside the searching phrase found is part of the search, not a question: "checking when it got
 delivered" (searching "checking when", session 37) is still looking; "one sec, when will it come" is not.
+A `looked_up` question word (session 47) is what the customer is looking up when the message has a lead AND a
+searching phrase in the same clause: "hold on, beti se puchti hu exactly kab deliver hua tha", "ruko zara, basket me
+kitna jud gaya woh dekhti hu" ("ek sec, dekhti hu. aur kab tak deliver hoga" asks a new question). Other `not_when`
+phrases (a dismissal, "also", "does") still rule it out.
 It then gets `intent` (order_status) with confidence 1.0 and the entity `still_looking`. Inside the order
 form the form's validation accepts it (actions/orders.py), and the form says `still_looking` from
 messages.yml instead of asking again (the re-ask count is kept). Outside the form the bot says "Sure, take your time" and waits
@@ -102,6 +106,8 @@ def _optional_rule(section: Any, where: str, keys: set) -> bool:
 
 # An order number (or any number the form could take) in the message: the form reads it instead.
 _A_NUMBER = re.compile(r"\d{3,}")
+# Where a clause ends: what is looked up is said in the clause of the search.
+_CLAUSE_ENDS = re.compile(r"[.,;:!?\n]+")
 
 
 @DefaultV1Recipe.register(
@@ -122,6 +128,12 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         self.whereabouts = PhraseList(phrase_strings(section.get("whereabouts") or [], f"{where}.whereabouts"),
                                       squeezed=True)
         self.not_when = PhraseList(phrase_strings(section.get("not_when"), f"{where}.not_when"), squeezed=True)
+        self.looked_up = {squeeze(" ".join(tokenize(phrase)))
+                          for phrase in phrase_strings(section.get("looked_up") or [], f"{where}.looked_up")}
+        not_when = {squeeze(" ".join(tokenize(phrase))) for phrase in phrase_strings(section.get("not_when"), where)}
+        if self.looked_up - not_when:
+            raise ValueError(f"{where}.looked_up: {', '.join(sorted(self.looked_up - not_when))} not in `not_when` "
+                             "(a looked-up word only lifts a `not_when` word)")
         for key, listed in (("leads", self.leads), ("searching", self.searching), ("objects", self.objects)):
             if not len(listed):
                 raise ValueError(f"{where}.{key} must list at least one phrase")
@@ -211,19 +223,33 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         if not words or len(words) > self.max_words:
             return None
         searches = self.searching.occurrences(words)
+        lead = self.leads.find(words)
+        # With a lead and a search, a question word says what is looked up ("hold on, puchti hu kab deliver hua tha").
+        looking_up = lead is not None and bool(searches) and self._looked_up_beside_a_search(text)
         if any(not any(s_start <= start and end <= s_end for _s, s_start, s_end in searches)
-               for _phrase, start, end in self.not_when.occurrences(words)):
+               and not (looking_up and squeeze(" ".join(tokenize(phrase))) in self.looked_up)
+               for phrase, start, end in self.not_when.occurrences(words)):
             return None
         only_leads = self.leads.covering(words, self.fillers)
         if only_leads:
             return {"lead": only_leads[0], "searching": ""}
-        lead = self.leads.find(words)
         if not searches:
             whereabouts = self.whereabouts.find(words) if lead is not None else None
             return {"lead": lead, "searching": "", "whereabouts": whereabouts} if whereabouts else None
         if lead is not None or self.objects.find(words) is not None:
             return {"lead": lead or "", "searching": searches[0][0]}
         return None
+
+    def _looked_up_beside_a_search(self, text: str) -> bool:
+        """Every `looked_up` word of `text` stands in a clause with a searching phrase: "ek sec, dekhti hu. aur kab tak
+        deliver hoga" asks a new question after the search."""
+        for clause in _CLAUSE_ENDS.split(text):
+            words = tokenize(clause)
+            if self.searching.find(words) is None and any(
+                    squeeze(" ".join(tokenize(phrase))) in self.looked_up
+                    for phrase, _start, _end in self.not_when.occurrences(words)):
+                return False
+        return True
 
     def _few_words_and_no_money(self, text: str) -> bool:
         """`number_given`'s limits on the rest of a message with a number: at most `max_words` words, no "₹" and none

@@ -731,7 +731,9 @@ def test_the_bengali_greeting_is_a_greeting(matcher, text):
 
 
 # Session 46 (v51, in-sample): the Ladakhi greeting, and a greeting that says a question follows (both fell back).
-@pytest.mark.parametrize("text", ["julley 🙏", "adaab, ek sawal tha", "hello ji, kuch puchna tha"])
+@pytest.mark.parametrize("text", ["julley 🙏", "adaab, ek sawal tha", "hello ji, kuch puchna tha",
+                                  # session 47 (v52, in-sample): the Tibetan greeting, with "quick question" (fell back)
+                                  "tashi delek 🙏", "hello, one quick question"])
 def test_a_greeting_that_says_a_question_follows_is_a_greeting(matcher, text):
     assert matcher.match(text).intent == "greet"
 

@@ -42,6 +42,9 @@ def markers():
         # session 43 (v46, in-sample): "ok jo bhi," / "whatever," before the question
         ("ok jo bhi, net banking chalega?", "net banking chalega?"),
         ("whatever. do you ship to port blair?", "do you ship to port blair?"),
+        # session 47 (v52, v50, in-sample): a correction of the question just answered
+        ("no I meant all the way to Perth", "all the way to Perth"),
+        ("nahi mera matlab, express wala kitne ka hai", "express wala kitne ka hai"),
     ],
 )
 def test_leading_markers_are_cut_off(markers, text, question):

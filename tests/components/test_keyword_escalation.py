@@ -451,7 +451,11 @@ def test_someone_who_can_sort_it_out_or_understands_the_language_hands_off(match
      # session 46 (v51, in-sample): whoever does a job spoken to, an agent "onto" the chat, a supervisor "on the line",
      # a Telugu speaker asked for in Telugu
      "could i talk to whoever writes your product descriptions?", "please get someone onto this chat",
-     "can i get a supervisor on the line", "Telugu lo matladevaru evaraina unnara?"],
+     "can i get a supervisor on the line", "Telugu lo matladevaru evaraina unnara?",
+     # session 47 (v52, in-sample): somebody connected, someone from dispatch, a Marathi speaker asked for in Marathi,
+     # anyone who can talk "to me in" a language
+     "order 40117, please connect me with somebody about it", "can somebody from dispatch talk to me",
+     "Gujarati madhe bolnara koni aahe ka?", "anyone who can speak to me in Kannada? my english is weak"],
 )
 def test_someone_who_can_do_it_or_is_sent_hands_off(matcher, text):
     assert matcher.match(text) is not None
@@ -474,6 +478,14 @@ def test_a_team_or_a_language_named_without_asking_for_a_person_is_no_request(ma
     assert matcher.match(text) is None
 
 
+# Session 47 (v52, in-sample): who writes the replies, asked with the Hindi "ki" for "or" ("ye jawab machine likhti hai
+# ki team ka koi banda?" was a request for a person at 1.00). Listed in `not_requests`: the classifier decides.
+@pytest.mark.parametrize("text", ["ye reply software likhta hai ki aapki team ka koi banda?",
+                                  "jawab bot de raha hai ki team ka koi insaan?"])
+def test_who_writes_the_replies_asked_with_ki_is_no_request(matcher, text):
+    assert matcher.match(text) is None
+
+
 @pytest.mark.parametrize(
     "text",
     ["koi gujarati wali bandhani saree hai stock me?", "can you translate the care label into malayalam for me",
@@ -481,3 +493,18 @@ def test_a_team_or_a_language_named_without_asking_for_a_person_is_no_request(ma
 )
 def test_a_language_without_a_person_is_no_request(matcher, text):
     assert matcher.match(text) is None
+
+
+# Session 47 (v52, in-sample): whether the own order has left, asked with the occasion far off and urgency denied, was
+# read as urgent (0.62) and handed off as "not sure"; the rule now decides over an urgent reading, and urgency said in so
+# many words keeps it.
+def test_whether_my_order_left_replaces_an_urgent_reading_unless_urgency_is_said(tmp_path):
+    component = make_component(tmp_path, ["ask_question", "request_human", "order_status", "urgent_problem"])
+    calm, hurried = component.process([
+        classified("maine ek kurta mangwaya hai, koi jaldi nahi, bas dekhna tha dispatch hua ki nahi",
+                   intent="urgent_problem", confidence=0.62),
+        classified("maine ek kurta mangwaya hai, urgent hai, dispatch hua ki nahi", intent="urgent_problem",
+                   confidence=0.62),
+    ])
+    assert calm.get("intent") == {"name": "order_status", "confidence": 1.0}
+    assert hurried.get("intent")["name"] == "urgent_problem"

@@ -107,6 +107,11 @@ def still_looking_entities(message):
     # read as a question)
     ("one sec, my sister's phone has it", ("nlu_fallback", 0.5)),
     ("ruko, total kitna hai dekh ke batata hu", ("ask_question", 0.73)),
+    # session 47 (v52, in-sample): what is looked up said with a Hindi question word, with a lead and a search (fell
+    # back, or read as an ok); the search said as a need ("dhoondhna padega")
+    ("ek minute, didi se puchti hu kab mangaya tha", ("nlu_fallback", 0.5)),
+    ("ruko, cart me kitne items hai woh dekhti hu", ("affirm", 0.63)),
+    ("number dhoondhna padega, ek sec", ("order_status", 0.74)),
 ])
 def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text, reading):
     component = make_component(tmp_path)
@@ -138,6 +143,12 @@ def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text
     "no luck finding it, let it be",                # the search given up ends the form
     "got it, will ask my sister then",              # session 43 (v44): the answer understood, with a plan
     "great, many thanks for checking on it",        # session 45 (v49): thanks for a check the bot made
+    # session 47: a Hindi question word without a lead, or without a search, is still a question; so is one beside
+    # "also"; English question words are never lifted
+    "cart me kitna hua woh dekhti hu",
+    "ruko, kab tak aayega",
+    "ek sec, dekhti hu. aur kab tak deliver hoga",
+    "hold on, checking my inbox. which courier do you use",
 ])
 def test_other_messages_keep_the_classifiers_reading(tmp_path, text):
     component = make_component(tmp_path)
@@ -199,6 +210,8 @@ def edited_settings(tmp_path, change):
     (lambda s: s.update(max_words=0), "max_words must be a whole number"),
     (lambda s: s.update(filler_words=["ok", True]), "quote it"),
     (lambda s: s.update(keep_topics_from=1.5), "keep_topics_from must be a number from 0 to 1"),
+    # session 47: a looked-up word must be one `not_when` has, or it lifts nothing
+    (lambda s: s.update(looked_up=["kab", "kaunsa"]), "kaunsa not in `not_when`"),
 ])
 def test_a_designers_mistake_is_a_clear_error(tmp_path, change, complaint):
     with pytest.raises(ValueError, match=complaint):
@@ -245,6 +258,9 @@ def test_an_order_number_the_classifier_could_not_place_goes_to_the_form(tmp_pat
     # session 46 (v51, in-sample): found, said with an ok ("ok found it, 58247" was a yes: "Great!")
     ("ah ok found it, 61234", ("affirm", 0.65)),
     ("haan mil gaya, 40917", ("affirm", 0.8)),
+    # session 47 (v52, in-sample): the number passed on from whoever has it ("ok she says 69427" was a yes: "Great!")
+    ("ok he says 73310", ("affirm", 0.64)),
+    ("haan wo bol rahi hai 51842", ("affirm", 0.7)),
 ])
 def test_a_number_said_as_the_number_goes_to_the_form_whatever_the_reading(tmp_path, text, reading):
     component = make_component(tmp_path)

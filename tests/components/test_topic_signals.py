@@ -254,6 +254,16 @@ def signals():
         ("62014 wale order ko hata do, address purana chala gaya", "cancel_order"),
         # session 46 (v51, in-sample): a return picked up ("uth gaya"), no rupee come
         ("mera return pichle hafte uth gaya tha, ek rupaya bhi nahi aaya", "request_refund"),
+        # session 47 (v52, in-sample): the occasion's date with "pakka aa jayega?"; a returned order's money asked "kab
+        # bhejoge"; "ye kaisi service hai" and a label called misleading; the own order "mangwaya" asked after
+        ("order 55102 diwali se pehle chahiye, pooja hai, pakka aa jayega?", "urgent_problem"),
+        ("return wala parcel le gaye the, ab paisa kab bhejoge?", "request_refund"),
+        ("courier ne likh diya ghar pe koi nahi tha, main din bhar ghar pe thi. ye kaisi service hai", "complaint"),
+        ("the product page says pure cotton but the tag says poly blend, that's misleading", "complaint"),
+        ("maine jo kurta mangwaya tha woh dispatch hua ki nahi", "order_status"),
+        ("maine ek dupatta mangwaya hai, bas dekhna tha ki dispatch hua ki nahi", "order_status"),
+        # session 47 (v52, after the retrain): a piece far below what was paid
+        ("the kurta is so thin you can see right through it, not worth the price at all", "complaint"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -295,6 +305,10 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "i need a kurta for a haldi function, which colour do you suggest?",
         "can you deliver by tomorrow, i need it for a flight",
         "kal tak aa jayega kya? mujhe chahiye",
+        # session 47: "pakka aa jayega" and "kab bhejoge" asked ahead are policy questions
+        "agar aaj order karu toh diwali se pehle pakka aa jayega?",
+        "agar return karu toh paisa kab bhejoge?",
+        "is the mul cotton so thin you can see through it?",
         "can it arrive by friday if i order today?",                 # a weekday asked ahead, no problem
         # session 29: whether it can come in time, asked in Hinglish without "kya" as the guard
         "mujhe parso tak chahiye, mil sakta hai?",
@@ -691,20 +705,29 @@ def test_offers_messages_to_stop_read_as_a_cancellation_get_the_stop_answer(tmp_
     assert stop.get(TOPIC_SIGNAL_KEY)["rule"] == "offers messages to stop or start"
 
 
-# Session 46 (v49, v50, in-sample): instalments on the order's bill were read as off-brand (a bill to pay elsewhere).
-# The rule names the only reading it decides over (`only_over`), so an acknowledgement with the same word stays one,
-# and a loan's EMI stays off-brand.
-def test_instalments_read_as_off_brand_are_the_payment_question_and_only_that(tmp_path):
+# Rules that decide only over the off-brand reading (`only_over: [out_of_scope]`). Session 46 (v49, v50, in-sample):
+# instalments on the order's bill were read as off-brand (a bill to pay elsewhere); an acknowledgement with the same word
+# stays one, and a loan's EMI stays off-brand. Session 47 (v52; v50, v7, in-sample): how to use a hair oil was read as
+# off-brand; it is asked of the brand (the honest hand-off: no entry covers it); a sure question stays as the classifier
+# read it, and another brand's oil stays off-brand.
+@pytest.mark.parametrize("rule, asked, other_reading, still_off_brand", [
+    ("instalments for the order asked about", "₹2,900 ka bill hai, kishton me de sakti hu?",
+     ("great, emi on the card works for me", "affirm"), "meri car loan ki emi kitni banegi"),
+    ("hair care asked about", "bhringraj hair oil raat bhar lagake rakh sakti hu?",
+     ("what goes into your hair oil", "ask_question"), "recommend a good hair oil from dabur"),
+])
+def test_a_brand_question_read_as_off_brand_is_the_question_and_only_that(tmp_path, rule, asked, other_reading,
+                                                                          still_off_brand):
     component = trained(tmp_path, INTENTS + ["out_of_scope", "affirm"])
-    bill, ack, loan = component.process([
-        classified("₹2,900 ka bill hai, kishton me de sakti hu?", "out_of_scope", 0.72),
-        classified("great, emi on the card works for me", "affirm", 0.9),
-        classified("meri car loan ki emi kitni banegi", "out_of_scope", 0.8),
+    question, other, off_brand = component.process([
+        classified(asked, "out_of_scope", 0.7),
+        classified(other_reading[0], other_reading[1], 0.9),
+        classified(still_off_brand, "out_of_scope", 0.8),
     ])
-    assert bill.get("intent") == {"name": "ask_question", "confidence": 1.0}
-    assert bill.get(TOPIC_SIGNAL_KEY)["rule"] == "instalments for the order asked about"
-    assert ack.get("intent")["name"] == "affirm" and ack.get(TOPIC_SIGNAL_KEY) is None
-    assert loan.get("intent")["name"] == "out_of_scope"
+    assert question.get("intent") == {"name": "ask_question", "confidence": 1.0}
+    assert question.get(TOPIC_SIGNAL_KEY)["rule"] == rule
+    assert other.get("intent")["name"] == other_reading[1] and other.get(TOPIC_SIGNAL_KEY) is None
+    assert off_brand.get("intent")["name"] == "out_of_scope"
 
 
 def test_a_rule_that_names_only_over_is_skipped_for_other_readings_and_later_rules_still_fire():
