@@ -591,6 +591,9 @@ def test_an_acknowledgement_with_a_comment_is_the_acknowledgement_when_the_class
     ("hmm let me see", "order_status", 0.95),  # the classifier is sure of something else
     ("great, exactly what i wanted", "ask_question", 0.85),
     ("ok thanks, trying it on right now", "affirm", 0.68),  # the classifier's own acknowledgement stays
+    # session 47 (v53, in-sample): a request after the lead ("ok then recommend me some film for tonight" was an ok)
+    ("ok then recommend a good web series", "out_of_scope", 0.64),
+    ("acha ek shayari suna do", "out_of_scope", 0.69),
 ])
 def test_a_comment_with_a_problem_a_request_a_question_or_a_sure_reading_is_no_acknowledgement(
         matcher, text, classifier_intent, confidence):
@@ -733,7 +736,9 @@ def test_the_bengali_greeting_is_a_greeting(matcher, text):
 # Session 46 (v51, in-sample): the Ladakhi greeting, and a greeting that says a question follows (both fell back).
 @pytest.mark.parametrize("text", ["julley 🙏", "adaab, ek sawal tha", "hello ji, kuch puchna tha",
                                   # session 47 (v52, in-sample): the Tibetan greeting, with "quick question" (fell back)
-                                  "tashi delek 🙏", "hello, one quick question"])
+                                  "tashi delek 🙏", "hello, one quick question",
+                                  # session 47 (v53, in-sample): the Manipuri greeting; a greeting with "dada"
+                                  "khurumjari 🙏", "nomoshkar dada"])
 def test_a_greeting_that_says_a_question_follows_is_a_greeting(matcher, text):
     assert matcher.match(text).intent == "greet"
 

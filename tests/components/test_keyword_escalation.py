@@ -455,7 +455,11 @@ def test_someone_who_can_sort_it_out_or_understands_the_language_hands_off(match
      # session 47 (v52, in-sample): somebody connected, someone from dispatch, a Marathi speaker asked for in Marathi,
      # anyone who can talk "to me in" a language
      "order 40117, please connect me with somebody about it", "can somebody from dispatch talk to me",
-     "Gujarati madhe bolnara koni aahe ka?", "anyone who can speak to me in Kannada? my english is weak"],
+     "Gujarati madhe bolnara koni aahe ka?", "anyone who can speak to me in Kannada? my english is weak",
+     # session 47 (v53, in-sample): asked in Bengali, Gujarati and Kannada; someone on the chat; a teammate by name
+     "Bangla te kotha bolte pare emon keu ache?", "Gujarati ma vaat kare evu koi che?",
+     "Kannada alli matadoru yaradru idira?", "order 50211 ke liye koi chat pe aaye please",
+     "is Meena from your team available today?"],
 )
 def test_someone_who_can_do_it_or_is_sent_hands_off(matcher, text):
     assert matcher.match(text) is not None

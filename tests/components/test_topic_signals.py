@@ -264,6 +264,16 @@ def signals():
         ("maine ek dupatta mangwaya hai, bas dekhna tha ki dispatch hua ki nahi", "order_status"),
         # session 47 (v52, after the retrain): a piece far below what was paid
         ("the kurta is so thin you can see right through it, not worth the price at all", "complaint"),
+        # session 47 (v53, in-sample): the courier's "customer not available" a third time; an order placed "double" by
+        # mistake, one to call off; an itch since a hair oil was begun; rudeness ("batmeezi"); a day of the month or a
+        # weekday with the occasion; a pickup "utha le gaya" and "zero" in the bank
+        ("third time the courier marked customer not available while i was home", "complaint"),
+        ("order 60012 galti se double place ho gaya, ek radd karo", "cancel_order"),
+        ("my forehead has been itchy ever since i started the neem oil", "urgent_problem"),
+        ("delivery boy ne badi batmeezi se baat ki, ye service hai kya", "complaint"),
+        ("order 61120 has to reach pune by the 9th for the roka, will it make it?", "urgent_problem"),
+        ("61777 must reach before my friday exam", "urgent_problem"),
+        ("courier parcel utha le gaya tha, bank me abhi tak zero aaya", "request_refund"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -309,6 +319,9 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         "agar aaj order karu toh diwali se pehle pakka aa jayega?",
         "agar return karu toh paisa kab bhejoge?",
         "is the mul cotton so thin you can see through it?",
+        # session 47 (v53): two orders placed next time is a plan, not one of two on its way
+        "theek hai, agli baar dono alag alag order karungi",
+        "if i order today will it make it by the 12th?",
         "can it arrive by friday if i order today?",                 # a weekday asked ahead, no problem
         # session 29: whether it can come in time, asked in Hinglish without "kya" as the guard
         "mujhe parso tak chahiye, mil sakta hai?",
@@ -676,6 +689,8 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("kutte ke liye kaunsa khana theek rahega", "out_of_scope"),
         # session 46 (v51, in-sample): the same long message again, the customer worn out (read as an ok)
         ("phir wahi lamba msg bhej diya, main pak gaya hu", "deny"),
+        # session 47 (v53, in-sample): the same thing over and over, the customer worn out (read as outrage)
+        ("arre wahi cheez baar baar bhej rahe ho, thak gaya main", "deny"),
     ],
 )
 def test_rules_that_name_an_ordinary_intent(signals, text, expected):
