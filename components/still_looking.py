@@ -110,6 +110,11 @@ _A_NUMBER = re.compile(r"\d{3,}")
 _CLAUSE_ENDS = re.compile(r"[.,;:!?\n]+")
 
 
+def _phrase_key(phrase: str) -> str:
+    """A phrase as the lists compare it (words, repeated letters squeezed): "kab", "Kaab" and "kab " are one."""
+    return squeeze(" ".join(tokenize(phrase)))
+
+
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True
 )
@@ -128,9 +133,9 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         self.whereabouts = PhraseList(phrase_strings(section.get("whereabouts") or [], f"{where}.whereabouts"),
                                       squeezed=True)
         self.not_when = PhraseList(phrase_strings(section.get("not_when"), f"{where}.not_when"), squeezed=True)
-        self.looked_up = {squeeze(" ".join(tokenize(phrase)))
+        self.looked_up = {_phrase_key(phrase)
                           for phrase in phrase_strings(section.get("looked_up") or [], f"{where}.looked_up")}
-        not_when = {squeeze(" ".join(tokenize(phrase))) for phrase in phrase_strings(section.get("not_when"), where)}
+        not_when = {_phrase_key(phrase) for phrase in phrase_strings(section.get("not_when"), f"{where}.not_when")}
         if self.looked_up - not_when:
             raise ValueError(f"{where}.looked_up: {', '.join(sorted(self.looked_up - not_when))} not in `not_when` "
                              "(a looked-up word only lifts a `not_when` word)")
@@ -225,9 +230,10 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         searches = self.searching.occurrences(words)
         lead = self.leads.find(words)
         # With a lead and a search, a question word says what is looked up ("hold on, puchti hu kab deliver hua tha").
-        looking_up = lead is not None and bool(searches) and self._looked_up_beside_a_search(text)
+        looking_up = (bool(self.looked_up) and lead is not None and bool(searches)
+                      and self._looked_up_beside_a_search(text))
         if any(not any(s_start <= start and end <= s_end for _s, s_start, s_end in searches)
-               and not (looking_up and squeeze(" ".join(tokenize(phrase))) in self.looked_up)
+               and not (looking_up and _phrase_key(phrase) in self.looked_up)
                for phrase, start, end in self.not_when.occurrences(words)):
             return None
         only_leads = self.leads.covering(words, self.fillers)
@@ -246,7 +252,7 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         for clause in _CLAUSE_ENDS.split(text):
             words = tokenize(clause)
             if self.searching.find(words) is None and any(
-                    squeeze(" ".join(tokenize(phrase))) in self.looked_up
+                    _phrase_key(phrase) in self.looked_up
                     for phrase, _start, _end in self.not_when.occurrences(words)):
                 return False
         return True
