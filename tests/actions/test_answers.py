@@ -276,8 +276,11 @@ async def test_how_the_customer_paid_is_a_refund_follow_up_too(kb, dispatcher, c
 
 
 # Session 46 (v50, in-sample): the money asked after without a refund word ("how many days in that case till the
-# money" after the cancellation answer got the returns answer).
-@pytest.mark.parametrize("follow_up", ["how many days then until i see the money", "aur us case me paisa kab tak?"])
+# money" after the cancellation answer got the returns answer). Session 47: the first wordings ("how many days then until
+# i see the money", "aur us case me paisa kab tak?") now read as the cancellation entry's alone, since hold-outs v52-v53
+# and KB TEST v44 joined the labelled data, so they no longer test the follow-up; these still read elsewhere alone.
+@pytest.mark.parametrize("follow_up", ["and how long till the money shows up", "toh paise kitne din me aayenge",
+                                       "and when do i get the money back then"])
 async def test_the_money_asked_after_stays_on_the_cancellation_answer(kb, dispatcher, config, follow_up):
     assert kb.best_match(follow_up).entry_id != "cancellation"  # alone it reads as the returns entry's (or none)
     history = await previous_answer("can i cancel before it is dispatched?")
