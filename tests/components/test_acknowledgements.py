@@ -47,6 +47,8 @@ def matcher(section):
         # session 34 (v28): "got it / found it" in Hindi
         ("mil gya", "affirm"), ("mil gaya ji 👍", "affirm"),
         ("all clear, thanks", "thank"), ("crystal clear 👍", "affirm"),
+        # session 48 (v54, in-sample): thanks in Marathi and Gujarati, "saras" (excellent; read as a greeting)
+        ("khub aabhar 🙏", "thank"), ("saras ji", "affirm"), ("saras, aabhari 🙏", "thank"),
     ],
 )
 def test_acknowledgements_get_the_intent_of_their_list(matcher, text, intent):
@@ -166,7 +168,9 @@ def test_does_nothing_on_another_data_set(tmp_path):
      ("perfect, prepaid via upi works for me", "affirm", "plan"), ("hmm ok, olive it is then", "affirm", "plan"),
      # session 42 (v43, in-sample): ordering now, and "actually" before a dismissal
      ("super, placing the order now", "affirm", "plan"), ("thik hai, order kar rahi hu abhi", "affirm", "plan"),
-     ("actually never mind, the parcel just came", "deny", "ending")],
+     ("actually never mind, the parcel just came", "deny", "ending"),
+     # session 48 (v54, in-sample): asked to be told when it ships, the customer waits (answered from cancellation)
+     ("ok ji, dispatch hote hi msg kar dena", "affirm", "plan")],
 )
 def test_an_acknowledgement_with_a_plan_or_a_reason_keeps_its_intent(matcher, text, intent, rule):
     found = matcher.match_with_remark(text)
@@ -178,7 +182,9 @@ def test_an_acknowledgement_with_a_plan_or_a_reason_keeps_its_intent(matcher, te
     ["ok, will it fit a 38 chest", "great, will you ship to guwahati?", "theek hai, exchange kab tak hoga",
      "ok and what about cod", "ok my parcel is still not here", "never mind, where is my refund?",
      "ok 👎 will check", "fine, what's the fee", "never mind", "ok",
-     "ok great, I will order once you tell me which fabric is cooler for summer and whether it shrinks"],
+     "ok great, I will order once you tell me which fabric is cooler for summer and whether it shrinks",
+     # session 48: something asked for, not a message to wait for
+     "ok, size chart bata dena"],
 )
 def test_questions_and_other_remarks_are_left_to_the_classifier(matcher, text):
     assert matcher.match_with_remark(text) is None
@@ -530,6 +536,8 @@ def test_a_reason_after_a_dismissal_is_still_an_ending(matcher):
     ("acha theek hai, chalo bye", ("affirm", 0.8)),
     ("lol forget it, good night", ("deny", 0.7)),
     ("ok 10% sounds fair. ttyl, will decide by tonight", ("ask_question", 0.45)),
+    # session 48 (v54, in-sample): the Urdu farewell
+    ("shukriya ji, allah hafiz", ("thank", 0.7)),
 ])
 def test_a_message_that_takes_leave_is_a_goodbye(matcher, text, reading):
     found = matcher.match_leave(text, *reading)
@@ -738,7 +746,9 @@ def test_the_bengali_greeting_is_a_greeting(matcher, text):
                                   # session 47 (v52, in-sample): the Tibetan greeting, with "quick question" (fell back)
                                   "tashi delek 🙏", "hello, one quick question",
                                   # session 47 (v53, in-sample): the Manipuri greeting; a greeting with "dada"
-                                  "khurumjari 🙏", "nomoshkar dada"])
+                                  "khurumjari 🙏", "nomoshkar dada",
+                                  # session 48 (v54, in-sample): the Ladakhi greeting with a well-being wished
+                                  "julley! hope all is well at your end"])
 def test_a_greeting_that_says_a_question_follows_is_a_greeting(matcher, text):
     assert matcher.match(text).intent == "greet"
 

@@ -459,7 +459,9 @@ def test_someone_who_can_sort_it_out_or_understands_the_language_hands_off(match
      # session 47 (v53, in-sample): asked in Bengali, Gujarati and Kannada; someone on the chat; a teammate by name
      "Bangla te kotha bolte pare emon keu ache?", "Gujarati ma vaat kare evu koi che?",
      "Kannada alli matadoru yaradru idira?", "order 50211 ke liye koi chat pe aaye please",
-     "is Meena from your team available today?"],
+     "is Meena from your team available today?",
+     # session 48 (v54, in-sample): someone fetched from a team; a Malayalam speaker asked for in Malayalam
+     "order 61530, can you get somebody from the packing team to check it", "Malayalam ariyunna aarelum undo?"],
 )
 def test_someone_who_can_do_it_or_is_sent_hands_off(matcher, text):
     assert matcher.match(text) is not None

@@ -274,6 +274,12 @@ def signals():
         ("order 61120 has to reach pune by the 9th for the roka, will it make it?", "urgent_problem"),
         ("61777 must reach before my friday exam", "urgent_problem"),
         ("courier parcel utha le gaya tha, bank me abhi tak zero aaya", "request_refund"),
+        # session 48 (v54, in-sample): a pickup's money "ab tak zero"; a cancelled order's money asked "where's that
+        # money"; a delivery put off a third time with a new excuse; a song to be sung (off-brand)
+        ("61880 ka pickup 10 din pehle hua tha, account me abhi tak zero", "request_refund"),
+        ("i cancelled 60233 the same day and got charged anyway, where is the money?", "request_refund"),
+        ("teesri baar delivery reschedule ho gayi, har baar koi naya bahana", "complaint"),
+        ("koi accha sa gaana suna sakte ho kya", "out_of_scope"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -322,6 +328,9 @@ def test_combinations_of_cues_give_the_topic(signals, text, intent):
         # session 47 (v53): two orders placed next time is a plan, not one of two on its way
         "theek hai, agli baar dono alag alag order karungi",
         "if i order today will it make it by the 12th?",
+        # session 48: a song's words asked about a product is no song to sing; a pickup not yet money
+        "is the lori print kurta back in stock?",
+        "pickup 10 din pehle hua tha, refund kitne din me aata hai usually?",
         "can it arrive by friday if i order today?",                 # a weekday asked ahead, no problem
         # session 29: whether it can come in time, asked in Hinglish without "kya" as the guard
         "mujhe parso tak chahiye, mil sakta hai?",
@@ -691,6 +700,9 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("phir wahi lamba msg bhej diya, main pak gaya hu", "deny"),
         # session 47 (v53, in-sample): the same thing over and over, the customer worn out (read as outrage)
         ("arre wahi cheez baar baar bhej rahe ho, thak gaya main", "deny"),
+        # session 48 (v54, in-sample): the same thing repeated, none of the replies helping (read as urgent, a complaint)
+        ("uff, aap ek hi cheez repeat kar rahe ho", "deny"),
+        ("none of your answers are helping me tbh", "deny"),
     ],
 )
 def test_rules_that_name_an_ordinary_intent(signals, text, expected):
