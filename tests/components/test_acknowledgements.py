@@ -49,6 +49,8 @@ def matcher(section):
         ("all clear, thanks", "thank"), ("crystal clear 👍", "affirm"),
         # session 48 (v54, in-sample): thanks in Marathi and Gujarati, "saras" (excellent; read as a greeting)
         ("khub aabhar 🙏", "thank"), ("saras ji", "affirm"), ("saras, aabhari 🙏", "thank"),
+        # session 48 (v55, in-sample): the Bengali thanks
+        ("onek dhonnobad 🙏", "thank"),
     ],
 )
 def test_acknowledgements_get_the_intent_of_their_list(matcher, text, intent):
@@ -170,7 +172,9 @@ def test_does_nothing_on_another_data_set(tmp_path):
      ("super, placing the order now", "affirm", "plan"), ("thik hai, order kar rahi hu abhi", "affirm", "plan"),
      ("actually never mind, the parcel just came", "deny", "ending"),
      # session 48 (v54, in-sample): asked to be told when it ships, the customer waits (answered from cancellation)
-     ("ok ji, dispatch hote hi msg kar dena", "affirm", "plan")],
+     ("ok ji, dispatch hote hi msg kar dena", "affirm", "plan"),
+     # session 48 (v55, in-sample): ordering said as the plan; the number not with the customer ends the form
+     ("great, ordering the M then", "affirm", "plan"), ("arre, number's not with me right now, will check at home", "deny", "ending")],
 )
 def test_an_acknowledgement_with_a_plan_or_a_reason_keeps_its_intent(matcher, text, intent, rule):
     found = matcher.match_with_remark(text)
@@ -356,6 +360,9 @@ def test_a_request_after_thanks_still_hands_off(tmp_path):
         # session 28: a thank-you at the end ("… free shipping 😍 thanks" was answered from the shipping entry)
         ("free gift wrap on my order, so sweet, thanks ji", "thank", "thanks"),
         ("parcel reached in 2 days, shukriya", None, None),              # a digit: left to the classifier
+        # session 48 (v55, in-sample): the Bengali thanks with its reason; a polite delivery man praised
+        ("onek dhonnobad, size wala jawab sahi nikla", "thank", "thanks"),
+        ("courier wale uncle bade tameez wale the, maza aa gaya", "feedback_positive", "praise"),
     ],
 )
 def test_thanks_or_praise_with_a_reason_is_an_acknowledgement(matcher, text, intent, rule):
@@ -376,6 +383,7 @@ def test_thanks_or_praise_with_a_reason_is_an_acknowledgement(matcher, text, int
         "best sunscreen for dry skin",                              # no praise of us, just a search
         "send me the size chart, thanks",                           # a request before the thanks
         "is express free above 999 thanks",                         # a question before the thanks
+        "delivery wale ne tameez se baat nahi ki",                   # session 48: manners missed, not praised
     ],
 )
 def test_questions_problems_and_requests_are_no_praise(matcher, text):

@@ -461,7 +461,10 @@ def test_someone_who_can_sort_it_out_or_understands_the_language_hands_off(match
      "Kannada alli matadoru yaradru idira?", "order 50211 ke liye koi chat pe aaye please",
      "is Meena from your team available today?",
      # session 48 (v54, in-sample): someone fetched from a team; a Malayalam speaker asked for in Malayalam
-     "order 61530, can you get somebody from the packing team to check it", "Malayalam ariyunna aarelum undo?"],
+     "order 61530, can you get somebody from the packing team to check it", "Malayalam ariyunna aarelum undo?",
+     # session 48 (v55, in-sample): Marathi, Punjabi and Assamese speakers asked in those languages; a living person
+     "Marathi bolnari koni aahe ka?", "Punjabi vich gal kar sakda koi hai?", "Axomiya kobo para kunuba ase?",
+     "ab toh kisi jeete jaagte insaan se baat karao"],
 )
 def test_someone_who_can_do_it_or_is_sent_hands_off(matcher, text):
     assert matcher.match(text) is not None

@@ -280,6 +280,11 @@ def signals():
         ("i cancelled 60233 the same day and got charged anyway, where is the money?", "request_refund"),
         ("teesri baar delivery reschedule ho gayi, har baar koi naya bahana", "complaint"),
         ("koi accha sa gaana suna sakte ho kya", "out_of_scope"),
+        # session 48 (v55, in-sample): a pickup named with its date, no rupee come; a cancelled order's money still gone
+        # from the card; a border that came off at the second wear
+        ("return ka pickup 3 dec ko hua tha, ek rupya bhi nahi aaya abhi tak", "request_refund"),
+        ("cancelled 90114 an hour after ordering and ₹1,980 is still gone from my card", "request_refund"),
+        ("dupatte ka border dusri baar pehente hi udhad gaya", "complaint"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -703,6 +708,10 @@ def test_also_over_must_not_name_the_rules_own_intent():
         # session 48 (v54, in-sample): the same thing repeated, none of the replies helping (read as urgent, a complaint)
         ("uff, aap ek hi cheez repeat kar rahe ho", "deny"),
         ("none of your answers are helping me tbh", "deny"),
+        # session 48 (v55, in-sample): the same reply turned round, stuck on, or the list again (read as complaints, urgent)
+        ("aap bas ulat palat ke wahi bata rahe ho", "deny"),
+        ("phir se wahi chipka hua jawab aa gaya", "deny"),
+        ("same list baar baar bhej rahe ho, kuch naya bolo", "deny"),
     ],
 )
 def test_rules_that_name_an_ordinary_intent(signals, text, expected):
