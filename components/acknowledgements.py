@@ -412,10 +412,15 @@ class AcknowledgementMatcher:
         text = text or ""
         if rules is None or classifier_intent in rules.keep_intents:
             return None
+        emoji_lead = None
         for item in emoji_list(text):
             intent = self._emoji_intent(item["emoji"])
             if intent is None or intent == self.reaction_intents[NEGATIVE]:
                 return None  # a negative or unknown emoji: not a plain acknowledgement
+            if emoji_lead is None and not text[: item["match_start"]].strip():
+                # An emoji the message starts with leads like a word: "🙏 then i'll take both the sets" is thanks
+                # and a plan (session 49, v56; v55's "🙏 ordering 2 then").
+                emoji_lead = (item["emoji"], intent)
         text = self._without_symbols(text)
         words = tokenize(replace_emoji(text, " "))
         position, lead, ending = 0, [], None
@@ -437,6 +442,8 @@ class AcknowledgementMatcher:
             return None
         if ending is not None:
             return Acknowledgement(intent=rules.ending_intent, items=[ending], remark=" ".join(remark), rule="ending")
+        if not lead and emoji_lead is not None and emoji_lead[1] in self.intents:
+            lead = [emoji_lead]
         if not lead:
             return None
         intent = min((i for _, i in lead), key=self.intents.index)

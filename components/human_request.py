@@ -1,6 +1,7 @@
 """Recognise explicit requests for a person (escalation pattern 2) from escalation.yml word lists."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -14,12 +15,14 @@ SPEAKER_THING_WINDOW = 2
 # How many words may stand between a choice word ("or", "ya") and a machine word for `bot_questions`,
 # unless escalation.yml says otherwise.
 BOT_QUESTION_WINDOW = 3
+# A name as customers write one: a capital first letter, then lower-case letters ("Farhan", "Meenal").
+_WRITTEN_NAME = re.compile(r"(?<![\w'’])([A-Z][a-z]{2,})(?![\w'’])")
 
 
 @dataclass(frozen=True)
 class HumanRequestMatch:
     phrase: str
-    rule: str  # "phrase", "team_name" or "short_keyword"
+    rule: str  # "phrase", "language_speaker", "named_person", "team_name" or "short_keyword"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class HumanRequestMatcher:
     Someone who speaks the customer's language is a person asked for (`language_speakers`: "koi Telugu wala
     hai kya", "is there a kannada speaking executive?"); a translation asked for ("translate it into tamil")
     is not.
+
+    A teammate asked for by name is a person asked for (`named_people`: "can i speak to Farhan?", "Meenal ma'am se
+    baat karni hai"): a word written with a capital first letter that no list names as something else, right after
+    a `before` phrase or right before an `after` phrase (an honorific may stand between).
 
     A clause that offers a choice between a machine and a person ("is this automated or is there a staff
     member reading?", "r these from an actual person or some program?") asks what the bot is
@@ -100,12 +107,21 @@ class HumanRequestMatcher:
         if self._languages and not (self._speaker_before or self._speaker_after):
             raise ValueError(
                 f"{where}.language_speakers needs `before` or `after` words (what makes a language a person)")
+        named = section.get("named_people") or {}
+        if not isinstance(named, dict):
+            raise ValueError(f"{where}.named_people must be a mapping (before, not_led_by, after, honorifics, not_names)")
+        self._name_before = PhraseList(words("before", named, "named_people."))
+        self._name_after = PhraseList(words("after", named, "named_people."))
+        self._name_not_led_by = PhraseList(words("not_led_by", named, "named_people."))
+        self._honorifics = {w for h in words("honorifics", named, "named_people.") for w in tokenize(h)}
+        self._not_names = {w for n in words("not_names", named, "named_people.") for w in tokenize(n)}
 
     def match(self, text: Optional[str]) -> Optional[HumanRequestMatch]:
         words = tokenize(text or "")
         if not words or self._not_requests.find(words):
             return None
-        request_clauses = [clause for _span, clause, about_bot in self._clauses(text) if not about_bot]
+        clauses = [(span, clause) for span, clause, about_bot in self._clauses(text) if not about_bot]
+        request_clauses = [clause for _span, clause in clauses]
         for clause in request_clauses:
             for phrase, start, end in self._phrases.occurrences(clause):
                 if self._declining_cue(clause, start, end, keyword=self._keyword_led(clause, start)) is None:
@@ -113,6 +129,10 @@ class HumanRequestMatcher:
             for phrase, start, end in self._language_speakers(clause):
                 if self._declining_cue(clause, start, end, keyword=False) is None:
                     return HumanRequestMatch(phrase=phrase, rule="language_speaker")
+        for (start, end), clause in clauses:
+            for phrase, first, last in self._named_people(text[start:end], clause):
+                if self._declining_cue(clause, first, last, keyword=False) is None:
+                    return HumanRequestMatch(phrase=phrase, rule="named_person")
         for clause in request_clauses:
             # The ask must be in the name's own clause: "what's the mail id for your support team, i want to
             # send pics" asks for an address, and its "want" is about the pictures.
@@ -136,6 +156,7 @@ class HumanRequestMatcher:
                 continue
             requests = [(p, s, e, self._keyword_led(clause, s)) for p, s, e in self._phrases.occurrences(clause)]
             requests += [(p, s, e, False) for p, s, e in self._language_speakers(clause)]
+            requests += [(p, s, e, False) for p, s, e in self._named_people(text[span[0]:span[1]], clause)]
             requests += [(p, s, e, False) for p, s, e in self._team_names.occurrences(clause)]
             requests += [(w, i, i + 1, True) for i, w in enumerate(clause) if w in self._short_keywords]
             for phrase, start, end, keyword in requests:
@@ -160,6 +181,33 @@ class HumanRequestMatcher:
             tail = self._speaker_after.longest_at(clause, end)
             if tail is not None:
                 found.append((f"{language} {tail[0]}", start, tail[1]))
+        return found
+
+    def _named_people(self, clause_text: str, clause: Sequence[str]) -> List[Tuple[str, int, int]]:
+        """(phrase, start, end) of each name asked for in the clause: a word written with a capital first letter
+        ("Farhan"), not one of `not_names`, a language or a team name, with a `before` phrase ending right before it
+        ("speak to Farhan"; not led by a `not_led_by` phrase: "let me talk to Priya") or an `after` phrase right after
+        it, an honorific allowed between ("Meenal maam se baat karni hai")."""
+        if not (self._name_before or self._name_after):
+            return []
+        names = {m.group(1).lower() for m in _WRITTEN_NAME.finditer(clause_text)} - self._not_names
+        found = []
+        for index, word in enumerate(clause):
+            if word not in names or self._languages.longest_at(clause, index) or self._team_names.longest_at(clause, index):
+                continue
+            lead = self._name_before.ending_at(clause, index)
+            if lead is not None:
+                first = index - len(tokenize(lead))
+                # "let me talk to Priya, she placed it": the customer will ask someone of their own
+                if self._name_not_led_by.ending_at(clause, first) is None:
+                    found.append((f"{lead} {word}", first, index + 1))
+                continue
+            after = index + 1
+            while after < len(clause) and clause[after] in self._honorifics:
+                after += 1
+            tail = self._name_after.longest_at(clause, after)
+            if tail is not None:
+                found.append((" ".join(clause[index:after]) + f" {tail[0]}", index, tail[1]))
         return found
 
     def asks_about_bot(self, clause: Sequence[str]) -> bool:

@@ -51,7 +51,7 @@ The number put off till later (`put_off`, session 40): asked for the number, cus
 instead ("its on my office laptop, will send once im back home tonight", "kal subah bhejti hu number", "it's on my
 daughter's account, i'll get it from her later"). Read as anything (off-brand, "not sure"), that kept the form waiting
 or handed off. A message with one of `put_off.promises` (sending or getting it) and one of `put_off.later` (a later
-time), no question mark, no number, at most `put_off.max_words` words, none of `put_off.not_when` and no reading
+time), no question mark, no number, at most `put_off.max_words` words, none of `put_off.not_when` outside the promise and no reading
 of `put_off.keep_intents` from `put_off.keep_from` on (a sure goodbye ends the form too) gets
 `put_off.intent` (the endings' "no", which ends the order form, data/rules/orders.yml) with the entity `dismissal`:
 outside the form that is a dropped topic, answered "No problem!" and a resolution signal (data/rules/chitchat.yml).
@@ -215,10 +215,15 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         if rule is None or "?" in text or _A_NUMBER.search(text):
             return None
         words = tokenize(text)
-        if not words or len(words) > rule["max_words"] or rule["not_when"].find(words) is not None:
+        if not words or len(words) > rule["max_words"]:
             return None
-        promise, later = rule["promises"].find(words), rule["later"].find(words)
-        return {"put_off": promise, "later": later} if promise and later else None
+        promises = rule["promises"].occurrences(words)
+        # A `not_when` word inside the promise is part of it ("will return to this later" returns nothing).
+        if any(not any(p_start <= start and end <= p_end for _p, p_start, p_end in promises)
+               for _phrase, start, end in rule["not_when"].occurrences(words)):
+            return None
+        later = rule["later"].find(words)
+        return {"put_off": promises[0][0], "later": later} if promises and later else None
 
     def match(self, text: str) -> Optional[Dict[str, str]]:
         """{"lead", "searching"} when `text` says the customer is still looking, else None."""
