@@ -468,7 +468,11 @@ def test_someone_who_can_sort_it_out_or_understands_the_language_hands_off(match
      # session 49 (v56, in-sample): Bengali and Odia speakers asked in those languages (off-brand, fell back); a person
      # asked to explain, a team "on the line"
      "Bangla bolte pare erokom kew ache?", "Odia re katha heba lok achanti?",
-     "ye mamla main kisi insaan ko hi samjhaungi", "order 70211, get your quality team on the line please"],
+     "ye mamla main kisi insaan ko hi samjhaungi", "order 70211, get your quality team on the line please",
+     # session 49 (v57, in-sample): Telugu and Kannada speakers asked in new words (off-brand); a person to confirm with,
+     # someone brought onto the chat (read as an ok), a real staffer (fell back)
+     "Telugu lo matladagala vallu unnara?", "Kannada maathaadoru yaaru iddare?",
+     "ek baar kisi insaan se confirm karna hai", "koi banda chat pe lao please", "i only trust a real staffer with this"],
 )
 def test_someone_who_can_do_it_or_is_sent_hands_off(matcher, text):
     assert matcher.match(text) is not None

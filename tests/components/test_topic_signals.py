@@ -289,6 +289,8 @@ def signals():
         # cancelled order's money "not returned" (read as urgent); off-brand: code to fix, a house plant, a pet's name
         ("return ke baare me do mail kiye, koi reply nahi aaya abhi tak", "complaint"),
         ("wrote to support twice, no response at all", "complaint"),
+        # session 49 (v57, in-sample): "jawab zero" (fell back)
+        ("3 mail kiye exchange ke liye, jawab zero", "complaint"),
         ("order 61130 cancel ho gaya tha but ₹1,450 card se kat chuke, not returned", "request_refund"),
         ("please fix my java code, it keeps crashing", "out_of_scope"),
         ("mere money plant ki pattiyan peeli kyu ho rahi", "out_of_scope"),
@@ -727,6 +729,8 @@ def test_also_over_must_not_name_the_rules_own_intent():
         # session 49 (v56, in-sample): the replies miss the point, the same bullet points again (read as complaints)
         ("these answers keep missing my point", "deny"),
         ("phir wahi bullet points, koi fayda nahi", "deny"),
+        # session 49 (v57, in-sample): asked three times and still nothing clear (read as urgent)
+        ("teen baar puch chuki, ab bhi kuch clear nahi", "deny"),
         # the own order asked whether it left, calm, over a complaint reading; a wrong address typed; an office address
         # instead of home (the number was taken, or read as a cancellation)
         ("pichle mahine ek kurta mangwayi thi, jaldi nahi hai, bas dekhna tha nikla ki nahi", "order_status"),
