@@ -55,7 +55,8 @@ class HumanRequestMatcher:
 
     A teammate asked for by name is a person asked for (`named_people`: "can i speak to Farhan?", "Meenal ma'am se
     baat karni hai"): a word written with a capital first letter that no list names as something else, right after
-    a `before` phrase or right before an `after` phrase (an honorific may stand between).
+    a `before` phrase or right before an `after` phrase (an honorific may stand between); also a name asked after as
+    being there (`named_people.present`: "is Tanvi there today?", "Rohan sir available hai?").
 
     A clause that offers a choice between a machine and a person ("is this automated or is there a staff
     member reading?", "r these from an actual person or some program?") asks what the bot is
@@ -79,16 +80,19 @@ class HumanRequestMatcher:
         self._fillers = {w for f in words("filler_words") for w in tokenize(f)}
         if not self._phrases and not self._short_keywords:
             raise ValueError(f"{where} needs `phrases` or `short_keywords`")
-        declined = section.get("declined") or {}
-        if not isinstance(declined, dict):
-            raise ValueError(f"{where}.declined must be a mapping of cue lists")
+        def mapping(key: str, fields: str, within: Dict[str, Any] = section, prefix: str = "") -> Dict[str, Any]:
+            """An optional section of lists (left out: empty)."""
+            found = within.get(key) or {}
+            if not isinstance(found, dict):
+                raise ValueError(f"{where}.{prefix}{key} must be a mapping ({fields})")
+            return found
+
+        declined = mapping("declined", "cue lists")
         self._cues_before = PhraseList(words("before", declined, "declined."))
         self._cues_before_keyword = PhraseList(words("before_keyword_only", declined, "declined."))
         self._cues_after = PhraseList(words("after", declined, "declined."))
         self._gap_words = {w for g in words("gap_words", declined, "declined.") for w in tokenize(g)}
-        bot_questions = section.get("bot_questions") or {}
-        if not isinstance(bot_questions, dict):
-            raise ValueError(f"{where}.bot_questions must be a mapping (machine_words, choice_words, within_words)")
+        bot_questions = mapping("bot_questions", "machine_words, choice_words, within_words")
         self._machine_words = PhraseList(words("machine_words", bot_questions, "bot_questions."))
         self._choice_words = PhraseList(words("choice_words", bot_questions, "bot_questions."))
         if bool(self._machine_words) != bool(self._choice_words):
@@ -97,9 +101,7 @@ class HumanRequestMatcher:
         if not isinstance(within, int) or isinstance(within, bool) or within < 0:
             raise ValueError(f"{where}.bot_questions.within_words must be a whole number of at least 0, not {within!r}")
         self._bot_question_window = within
-        speakers = section.get("language_speakers") or {}
-        if not isinstance(speakers, dict):
-            raise ValueError(f"{where}.language_speakers must be a mapping (languages, before, after)")
+        speakers = mapping("language_speakers", "languages, before, after")
         self._languages = PhraseList(words("languages", speakers, "language_speakers."))
         self._speaker_before = PhraseList(words("before", speakers, "language_speakers."))
         self._speaker_after = PhraseList(words("after", speakers, "language_speakers."))
@@ -107,14 +109,17 @@ class HumanRequestMatcher:
         if self._languages and not (self._speaker_before or self._speaker_after):
             raise ValueError(
                 f"{where}.language_speakers needs `before` or `after` words (what makes a language a person)")
-        named = section.get("named_people") or {}
-        if not isinstance(named, dict):
-            raise ValueError(f"{where}.named_people must be a mapping (before, not_led_by, after, honorifics, not_names)")
+        named = mapping("named_people", "before, not_led_by, after, honorifics, not_names, present")
         self._name_before = PhraseList(words("before", named, "named_people."))
         self._name_after = PhraseList(words("after", named, "named_people."))
         self._name_not_led_by = PhraseList(words("not_led_by", named, "named_people."))
         self._honorifics = {w for h in words("honorifics", named, "named_people.") for w in tokenize(h)}
         self._not_names = {w for n in words("not_names", named, "named_people.") for w in tokenize(n)}
+        present = mapping("present", "after, led_by, honorific_only, followed_only_by", named, "named_people.")
+        self._present_after = PhraseList(words("after", present, "named_people.present."))
+        self._present_led_by = PhraseList(words("led_by", present, "named_people.present."))
+        self._present_honorific_only = PhraseList(words("honorific_only", present, "named_people.present."))
+        self._present_then = {w for t in words("followed_only_by", present, "named_people.present.") for w in tokenize(t)}
 
     def match(self, text: Optional[str]) -> Optional[HumanRequestMatch]:
         words = tokenize(text or "")
@@ -188,7 +193,7 @@ class HumanRequestMatcher:
         ("Farhan"), not one of `not_names`, a language or a team name, with a `before` phrase ending right before it
         ("speak to Farhan"; not led by a `not_led_by` phrase: "let me talk to Priya") or an `after` phrase right after
         it, an honorific allowed between ("Meenal maam se baat karni hai")."""
-        if not (self._name_before or self._name_after):
+        if not (self._name_before or self._name_after or self._present_after):
             return []
         names = {m.group(1).lower() for m in _WRITTEN_NAME.finditer(clause_text)} - self._not_names
         found = []
@@ -206,9 +211,26 @@ class HumanRequestMatcher:
             while after < len(clause) and clause[after] in self._honorifics:
                 after += 1
             tail = self._name_after.longest_at(clause, after)
+            if tail is None:
+                tail = self._asked_after_as_there(clause, index, after)
             if tail is not None:
                 found.append((" ".join(clause[index:after]) + f" {tail[0]}", index, tail[1]))
         return found
+
+    def _asked_after_as_there(self, clause: Sequence[str], name: int, after: int) -> Optional[Tuple[str, int]]:
+        """(phrase, end) when the name at `name` is asked after as being there: a `present.after` phrase at `after`
+        (past any honorifics), only `present.followed_only_by` words after it, and an honorific between ("Rohan sir
+        available hai?") or a `present.led_by` word right before the name ("is Tanvi there today?").
+        `present.honorific_only` phrases need the honorific: a product is written with a capital too ("is Chanderi
+        available?")."""
+        tail = self._present_after.longest_at(clause, after)
+        if tail is None or any(w not in self._present_then for w in clause[tail[1]:]):
+            return None  # "is Chanderi there in XL?": what follows asks after a thing
+        if after > name + 1:
+            return tail
+        if self._present_honorific_only.longest_at(clause, after) is not None:
+            return None
+        return tail if self._present_led_by.ending_at(clause, name) is not None else None
 
     def asks_about_bot(self, clause: Sequence[str]) -> bool:
         """Whether the clause's words offer a machine or a person: a choice word ("or", "ya") with at most

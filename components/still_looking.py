@@ -61,7 +61,7 @@ The same readings stay (a person, a sure topic). The parse data says `still_look
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Iterable, List, Optional, Text
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Text, Tuple
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.classifiers.classifier import IntentClassifier
@@ -108,6 +108,12 @@ def _optional_rule(section: Any, where: str, keys: set) -> bool:
 _A_NUMBER = re.compile(r"\d{3,}")
 # Where a clause ends: what is looked up is said in the clause of the search.
 _CLAUSE_ENDS = re.compile(r"[.,;:!?\n]+")
+
+
+def _inside_one_of(start: int, end: int, spans: Sequence[Tuple[str, int, int]]) -> bool:
+    """Whether words [start, end) lie inside one of the (phrase, start, end) occurrences: a `not_when` word that is
+    part of a matched phrase ("will return to this later") does not veto it."""
+    return any(s_start <= start and end <= s_end for _phrase, s_start, s_end in spans)
 
 
 def _phrase_key(phrase: str) -> str:
@@ -219,8 +225,7 @@ class StillLooking(DesignerListComponent, IntentClassifier):
             return None
         promises = rule["promises"].occurrences(words)
         # A `not_when` word inside the promise is part of it ("will return to this later" returns nothing).
-        if any(not any(p_start <= start and end <= p_end for _p, p_start, p_end in promises)
-               for _phrase, start, end in rule["not_when"].occurrences(words)):
+        if any(not _inside_one_of(start, end, promises) for _phrase, start, end in rule["not_when"].occurrences(words)):
             return None
         later = rule["later"].find(words)
         return {"put_off": promises[0][0], "later": later} if promises and later else None
@@ -237,7 +242,7 @@ class StillLooking(DesignerListComponent, IntentClassifier):
         # With a lead and a search, a question word says what is looked up ("hold on, puchti hu kab deliver hua tha").
         looking_up = (bool(self.looked_up) and lead is not None and bool(searches)
                       and self._looked_up_beside_a_search(text))
-        if any(not any(s_start <= start and end <= s_end for _s, s_start, s_end in searches)
+        if any(not _inside_one_of(start, end, searches)
                and not (looking_up and _phrase_key(phrase) in self.looked_up)
                for phrase, start, end in self.not_when.occurrences(words)):
             return None

@@ -55,6 +55,10 @@ def matcher(section):
         ("romba nandri ji 🙏", "thank"), ("valare nanni", "thank"),
         # session 49 (v57, in-sample): the Arabic-Urdu thanks (fell back)
         ("jazakallah khair 🙏", "thank"),
+        # session 50 (v58, in-sample): "meharbani", the Bengali thanks with "anyway", the Konkani thanks (fell back)
+        ("aapki meharbani 🙏", "thank"), ("dhonyobad anyway", "thank"), ("dev borem korum 🙏", "thank"),
+        # "lol" and "haha" before an acknowledgement, "fair (enough)" (fell back)
+        ("lol fair, shukriya anyway", "thank"), ("haha fair enough", "affirm"),
     ],
 )
 def test_acknowledgements_get_the_intent_of_their_list(matcher, text, intent):
@@ -181,7 +185,9 @@ def test_does_nothing_on_another_data_set(tmp_path):
      ("great, ordering the M then", "affirm", "plan"), ("arre, number's not with me right now, will check at home", "deny", "ending"),
      # session 49 (v56, in-sample): an emoji the message starts with leads like a word (fell back; v55's "🙏 ordering 2
      # then" asked for the number)
-     ("🙏 then i'll order the green one", "thank", "plan"), ("👍 ordering 3 then", "affirm", "plan")],
+     ("🙏 then i'll order the green one", "thank", "plan"), ("👍 ordering 3 then", "affirm", "plan"),
+     # session 50 (v58, in-sample): the list mailed tonight (answered from bulk_orders)
+     ("ok, mailing the sizes list tonight", "affirm", "plan")],
 )
 def test_an_acknowledgement_with_a_plan_or_a_reason_keeps_its_intent(matcher, text, intent, rule):
     found = matcher.match_with_remark(text)
@@ -197,7 +203,9 @@ def test_an_acknowledgement_with_a_plan_or_a_reason_keeps_its_intent(matcher, te
      # session 48: something asked for, not a message to wait for
      "ok, size chart bata dena",
      # session 49: an emoji lead asks nothing either
-     "🙏 where is my parcel"],
+     "🙏 where is my parcel",
+     # session 50: "will a" starts a question ("lol ok. … will a parcel reach him" was a plan once "lol" led)
+     "lol ok, will a parcel reach kathmandu"],
 )
 def test_questions_and_other_remarks_are_left_to_the_classifier(matcher, text):
     assert matcher.match_with_remark(text) is None

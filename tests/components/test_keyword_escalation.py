@@ -472,7 +472,10 @@ def test_someone_who_can_sort_it_out_or_understands_the_language_hands_off(match
      # session 49 (v57, in-sample): Telugu and Kannada speakers asked in new words (off-brand); a person to confirm with,
      # someone brought onto the chat (read as an ok), a real staffer (fell back)
      "Telugu lo matladagala vallu unnara?", "Kannada maathaadoru yaaru iddare?",
-     "ek baar kisi insaan se confirm karna hai", "koi banda chat pe lao please", "i only trust a real staffer with this"],
+     "ek baar kisi insaan se confirm karna hai", "koi banda chat pe lao please", "i only trust a real staffer with this",
+     # session 50 (v58, in-sample): a Tamil speaker asked in Tamil (off-brand), something to be checked by a person (read as
+     # a complaint)
+     "Tamil la pesa yaaru irukkanga?", "exchange ka status kisi insaan se check karwa do"],
 )
 def test_someone_who_can_do_it_or_is_sent_hands_off(matcher, text):
     assert matcher.match(text) is not None
@@ -505,6 +508,43 @@ def test_a_teammate_asked_for_by_name_hands_off(matcher, text, phrase):
 def test_a_name_without_a_request_for_that_person_is_no_request(matcher, text):
     found = matcher.match(text)
     assert found is None or found.rule != "named_person"
+
+
+# Session 50 (v57, v58, in-sample): a teammate asked after as being there ("is Tanvi there today?", "Rohan sir available
+# hai?": fell back or read as off-brand). A name before "there", "working", "online hai" and the like, with an honorific
+# between or "is" before it, and nothing after but words like "today" or "abhi".
+@pytest.mark.parametrize(
+    "text, phrase",
+    [("is Nandini working today?", "nandini working"),
+     ("Is Kabir there right now?", "kabir there"),
+     ("Pooja ma'am online hain kya?", "pooja maam online hain"),
+     ("Vikram sir available hai aaj?", "vikram sir available hai")],
+)
+def test_a_teammate_asked_after_as_being_there_hands_off(matcher, text, phrase):
+    found = matcher.match(text)
+    assert (found.rule, found.phrase) == ("named_person", phrase)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Chanderi available hai?",                  # a product written with a capital: "available" needs an honorific
+     "is Banarasi available in red?",
+     "is Chanderi there in XL?",                 # what follows asks after a thing
+     "is Sunday working for deliveries?",
+     "is Sunday working?",                       # a day, an app: no names
+     "is Paytm working now?",
+     "Anjali online hai kya?"],                  # no honorific, no "is": the classifier decides
+)
+def test_a_thing_asked_after_as_there_is_no_teammate(matcher, text):
+    found = matcher.match(text)
+    assert found is None or found.rule != "named_person"
+
+
+def test_present_must_be_a_mapping():
+    section = yaml.safe_load(open(SETTINGS))["human_request"]
+    section["named_people"]["present"] = ["there"]
+    with pytest.raises(ValueError, match="named_people.present must be a mapping"):
+        HumanRequestMatcher(section)
 
 
 def test_a_teammate_asked_for_by_name_can_be_declined(matcher):

@@ -124,6 +124,8 @@ def still_looking_entities(message):
     ("papa se puchna padega, ek min", ("nlu_fallback", 0.5)),
     # session 49 (v56, in-sample): a flatmate asked which day it came (the form asked for the number)
     ("one sec, let me ask my roommate which day it was delivered", ("order_status", 0.71)),
+    # session 50 (v58, in-sample): the number asked of whoever placed the order (fell back)
+    ("ruko, papa ne order kiya tha, unse maangti hu", ("ask_question", 0.62)),
 ])
 def test_still_looking_becomes_an_order_message_the_form_waits_on(tmp_path, text, reading):
     component = make_component(tmp_path)

@@ -295,6 +295,19 @@ def signals():
         ("please fix my java code, it keeps crashing", "out_of_scope"),
         ("mere money plant ki pattiyan peeli kyu ho rahi", "out_of_scope"),
         ("new kitten at home, naam kya rakhu?", "out_of_scope"),
+        # session 50 (v58, in-sample): the own order to cancel said as "go ahead" or "radd kijiye" (fell back: an ok and a
+        # cancellation read close); a COD order cancelled without notice a second time (fell back), "ye kya tareeka";
+        # a returned order's money due days ago (read as urgent); a day of the month the order must meet (v57: read as a
+        # cancellation) and an order that has not even left before an occasion (read as the number given)
+        ("fine, go ahead and cancel order 40871", "cancel_order"),
+        ("40871 wala radd kijiye please, abhi pack nahi hua", "cancel_order"),
+        ("phir se bina bataye mera order cancel kar diya, kyu?", "complaint"),
+        ("courier wale ne bola nahi aaunga, ye kya tarika hai", "complaint"),
+        ("saree wapas bheji thi, paisa bank me aana tha, 10 din beet gaye", "request_refund"),
+        ("order 40988 needs to reach me before the 19th, it's for my cousin's mehendi", "urgent_problem"),
+        ("bhai ki sangeet is this week and my sherwani order hasn't even left yet", "urgent_problem"),
+        # session 50 (v57, in-sample): money taken with no order number to show for it (read as the order's status)
+        ("GPay se ₹1,560 kat gaye, koi order number nahi aaya", "urgent_problem"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -738,6 +751,21 @@ def test_also_over_must_not_name_the_rules_own_intent():
         ("can order 66120 go to my office address instead", "ask_question"),
         # which account a refund goes to, asked in Hindi, is the returns answer (read as a refund after the retrain)
         ("prepaid ka refund kis khate me aata hai", "ask_question"),
+        # session 50 (v58, in-sample): tired of every answer going round in circles (read as outrage); asked three times
+        # in other words, and the site read already with no help (read as urgent); which piece to order is no order
+        # asked after
+        ("har jawab ghuma phira ke wahi aata hai, thak gaya yaar", "deny"),
+        ("3 dafa pooch liya, ab bhi samajh nahi aaya kaunsa order karu", "deny"),
+        ("website pe sab padh liya, koi help nahi mili", "deny"),
+        # … tracking stuck at one place (read as a complaint; v57: fell back), an order's phone number to change (the
+        # number was noted)
+        ("tracking 3 din se Nagpur hub pe ruka pada hai", "order_status"),
+        ("parcel ka status aage badh hi nahi raha", "order_status"),
+        ("order 40551 has my old number on it, please change the phone number so the courier can call", "ask_question"),
+        # session 50 (v57, in-sample): a cancellation asked as a condition, with the refund's timing, is the policy (read as a
+        # cancellation); a checkout OTP that never comes is no urgent case (v56, v57: read as urgent)
+        ("cod order radd karu toh rakam kab tak aati hai?", "ask_question"),
+        ("otp for payment never comes at checkout, what do i do", "ask_question"),
     ],
 )
 def test_rules_that_name_an_ordinary_intent(signals, text, expected):
@@ -777,6 +805,10 @@ def test_offers_messages_to_stop_read_as_a_cancellation_get_the_stop_answer(tmp_
      ("great, emi on the card works for me", "affirm"), "meri car loan ki emi kitni banegi"),
     ("hair care asked about", "bhringraj hair oil raat bhar lagake rakh sakti hu?",
      ("what goes into your hair oil", "ask_question"), "recommend a good hair oil from dabur"),
+    # session 50 (v56-v58, in-sample): whether a piece keeps the customer warm somewhere cold (read as off-brand three
+    # sets running); a heater is no piece of the brand's
+    ("how warm a piece keeps", "ye pashmina stole Gulmarg ki sardi me garam rakhegi?",
+     ("got the wool shawl, it's warm enough, thanks!", "thank"), "ghar ka heater kaafi garam rahega kya raat bhar?"),
 ])
 def test_a_brand_question_read_as_off_brand_is_the_question_and_only_that(tmp_path, rule, asked, other_reading,
                                                                           still_off_brand):
@@ -790,6 +822,38 @@ def test_a_brand_question_read_as_off_brand_is_the_question_and_only_that(tmp_pa
     assert question.get(TOPIC_SIGNAL_KEY)["rule"] == rule
     assert other.get("intent")["name"] == other_reading[1] and other.get(TOPIC_SIGNAL_KEY) is None
     assert off_brand.get("intent")["name"] == "out_of_scope"
+
+
+# Session 50 (v57, v58, in-sample): the contact the customer wanted instead, after an answer that missed, was read as a
+# plain no ("no, i wanted your phone number"): it is the question, and the knowledge base answers it. A no that names
+# nothing stays a no (the bot says sorry), and a person asked for stays a request.
+def test_the_contact_wanted_instead_of_the_answer_is_the_question(tmp_path):
+    component = trained(tmp_path, INTENTS + ["deny"])
+    contact, plain_no, person = component.process([
+        classified("nahi, i was asking for your email id", "deny", 0.7),
+        classified("no, that's not what i was after", "deny", 0.8),
+        classified("no, i wanted to talk to someone on the phone", "deny", 0.62),
+    ])
+    assert contact.get("intent") == {"name": "ask_question", "confidence": 1.0}
+    assert contact.get(TOPIC_SIGNAL_KEY)["rule"] == "the contact i wanted instead"
+    assert plain_no.get("intent")["name"] == "deny" and plain_no.get(TOPIC_SIGNAL_KEY) is None
+    assert person.get("intent")["name"] == "request_human"
+
+
+# Session 50 (v57, v58, in-sample): a readings-specific pair. A failure again read as a cancellation ("dusri baar mera COD
+# order bina bataye cancel kar diya gaya": cancel_order 0.68, fell back) is a complaint, and a cancellation asked for
+# stays one; the return window counted from a date, read as the own order, is the returns question.
+def test_a_failure_again_over_a_cancellation_and_a_return_window_over_an_order_reading(tmp_path):
+    component = trained(tmp_path, INTENTS + ["cancel_order"])
+    again, asked, window = component.process([
+        classified("teesri baar bina bataye mera order cancel kar diya", "cancel_order", 0.68),
+        classified("phir se late hai, please cancel my order 40112", "cancel_order", 0.9),
+        classified("mom says it was delivered on the 3rd, so i'm still within the window right?", "order_status", 0.66),
+    ])
+    assert again.get("intent") == {"name": "complaint", "confidence": 1.0}
+    assert asked.get("intent")["name"] == "cancel_order"
+    assert window.get("intent") == {"name": "ask_question", "confidence": 1.0}
+    assert window.get(TOPIC_SIGNAL_KEY)["rule"] == "the return window counted from a date"
 
 
 def test_a_rule_that_names_only_over_is_skipped_for_other_readings_and_later_rules_still_fire():
