@@ -80,6 +80,7 @@ class HumanRequestMatcher:
         self._fillers = {w for f in words("filler_words") for w in tokenize(f)}
         if not self._phrases and not self._short_keywords:
             raise ValueError(f"{where} needs `phrases` or `short_keywords`")
+
         def mapping(key: str, fields: str, within: Dict[str, Any] = section, prefix: str = "") -> Dict[str, Any]:
             """An optional section of lists (left out: empty)."""
             found = within.get(key) or {}
@@ -115,11 +116,12 @@ class HumanRequestMatcher:
         self._name_not_led_by = PhraseList(words("not_led_by", named, "named_people."))
         self._honorifics = {w for h in words("honorifics", named, "named_people.") for w in tokenize(h)}
         self._not_names = {w for n in words("not_names", named, "named_people.") for w in tokenize(n)}
-        present = mapping("present", "after, led_by, honorific_only, followed_only_by", named, "named_people.")
+        present = mapping("present", "after, led_by, honorific_only, followed_only_by, between", named, "named_people.")
         self._present_after = PhraseList(words("after", present, "named_people.present."))
         self._present_led_by = PhraseList(words("led_by", present, "named_people.present."))
         self._present_honorific_only = PhraseList(words("honorific_only", present, "named_people.present."))
         self._present_then = {w for t in words("followed_only_by", present, "named_people.present.") for w in tokenize(t)}
+        self._present_between = PhraseList(words("between", present, "named_people.present."))
 
     def match(self, text: Optional[str]) -> Optional[HumanRequestMatch]:
         words = tokenize(text or "")
@@ -214,23 +216,28 @@ class HumanRequestMatcher:
             if tail is None:
                 tail = self._asked_after_as_there(clause, index, after)
             if tail is not None:
-                found.append((" ".join(clause[index:after]) + f" {tail[0]}", index, tail[1]))
+                found.append((" ".join(clause[index:after] + [tail[0]]), index, tail[1]))
         return found
 
     def _asked_after_as_there(self, clause: Sequence[str], name: int, after: int) -> Optional[Tuple[str, int]]:
         """(phrase, end) when the name at `name` is asked after as being there: a `present.after` phrase at `after`
-        (past any honorifics), only `present.followed_only_by` words after it, and an honorific between ("Rohan sir
-        available hai?") or a `present.led_by` word right before the name ("is Tanvi there today?").
-        `present.honorific_only` phrases need the honorific: a product is written with a capital too ("is Chanderi
-        available?")."""
+        (past any honorifics and `present.between` words: "Imran bhai aaj duty pe hai?"), only
+        `present.followed_only_by` words after it, and an honorific between ("Rohan sir available hai?") or a
+        `present.led_by` word right before the name ("is Tanvi there today?"). `present.honorific_only` phrases need the
+        honorific: a product is written with a capital too ("is Chanderi available?")."""
+        honorific = after > name + 1
+        start = after
+        while (step := self._present_between.longest_at(clause, after)) is not None:
+            after = step[1]
         tail = self._present_after.longest_at(clause, after)
         if tail is None or any(w not in self._present_then for w in clause[tail[1]:]):
             return None  # "is Chanderi there in XL?": what follows asks after a thing
-        if after > name + 1:
-            return tail
+        phrase = (" ".join(clause[start:tail[1]]), tail[1])
+        if honorific:
+            return phrase
         if self._present_honorific_only.longest_at(clause, after) is not None:
             return None
-        return tail if self._present_led_by.ending_at(clause, name) is not None else None
+        return phrase if self._present_led_by.ending_at(clause, name) is not None else None
 
     def asks_about_bot(self, clause: Sequence[str]) -> bool:
         """Whether the clause's words offer a machine or a person: a choice word ("or", "ya") with at most

@@ -59,6 +59,9 @@ def matcher(section):
         ("aapki meharbani 🙏", "thank"), ("dhonyobad anyway", "thank"), ("dev borem korum 🙏", "thank"),
         # "lol" and "haha" before an acknowledgement, "fair (enough)" (fell back)
         ("lol fair, shukriya anyway", "thank"), ("haha fair enough", "affirm"),
+        # session 50 (v59, in-sample): the Khasi thanks (fell back); a question sent to the wrong chat, taken back (read as a
+        # complaint; v57's "wrong jagah" too)
+        ("khublei 🙏", "thank"), ("lol my bad, galat chat", "affirm"),
     ],
 )
 def test_acknowledgements_get_the_intent_of_their_list(matcher, text, intent):
@@ -412,6 +415,7 @@ def test_thanks_or_praise_with_a_reason_is_an_acknowledgement(matcher, text, int
         "send me the size chart, thanks",                           # a request before the thanks
         "is express free above 999 thanks",                         # a question before the thanks
         "delivery wale ne tameez se baat nahi ki",                   # session 48: manners missed, not praised
+        "ek zabardast sa anniversary note likh do",                 # session 50 (v59): something to write
     ],
 )
 def test_questions_problems_and_requests_are_no_praise(matcher, text):

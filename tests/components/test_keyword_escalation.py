@@ -475,7 +475,9 @@ def test_someone_who_can_sort_it_out_or_understands_the_language_hands_off(match
      "ek baar kisi insaan se confirm karna hai", "koi banda chat pe lao please", "i only trust a real staffer with this",
      # session 50 (v58, in-sample): a Tamil speaker asked in Tamil (off-brand), something to be checked by a person (read as
      # a complaint)
-     "Tamil la pesa yaaru irukkanga?", "exchange ka status kisi insaan se check karwa do"],
+     "Tamil la pesa yaaru irukkanga?", "exchange ka status kisi insaan se check karwa do",
+     # session 50 (v59, in-sample): the Bengali "… bhashay kotha …" (read as off-brand)
+     "Bangla bhashay kotha bolar keu achen?"],
 )
 def test_someone_who_can_do_it_or_is_sent_hands_off(matcher, text):
     assert matcher.match(text) is not None
@@ -518,7 +520,10 @@ def test_a_name_without_a_request_for_that_person_is_no_request(matcher, text):
     [("is Nandini working today?", "nandini working"),
      ("Is Kabir there right now?", "kabir there"),
      ("Pooja ma'am online hain kya?", "pooja maam online hain"),
-     ("Vikram sir available hai aaj?", "vikram sir available hai")],
+     ("Vikram sir available hai aaj?", "vikram sir available hai"),
+     # session 50 (v59, in-sample): a time word or a team between the name and the phrase (fell back)
+     ("Farida didi abhi online hai kya?", "farida didi abhi online hai"),
+     ("is Arjun from customer care around today?", "arjun from customer care around")],
 )
 def test_a_teammate_asked_after_as_being_there_hands_off(matcher, text, phrase):
     found = matcher.match(text)

@@ -308,6 +308,12 @@ def signals():
         ("bhai ki sangeet is this week and my sherwani order hasn't even left yet", "urgent_problem"),
         # session 50 (v57, in-sample): money taken with no order number to show for it (read as the order's status)
         ("GPay se ₹1,560 kat gaye, koi order number nahi aaya", "urgent_problem"),
+        # session 50 (v59, in-sample): a failure "teesri dafa", done "chup chaap" (read as a cancellation); the occasion of a
+        # date ("20 tareekh ke function se pehle") and "or it's no use" as the need (noted, or read as a complaint); hives
+        ("teesri dafa chup chaap mera order cancel kar diya", "complaint"),
+        ("order 40115 20 tareekh ke function se pehle chahiye", "urgent_problem"),
+        ("17 ko bus pakadni hai, parcel tab tak na aaya toh bekar hai sab", "urgent_problem"),
+        ("the new face oil gave me hives on both arms", "urgent_problem"),
     ],
 )
 def test_combinations_of_cues_give_the_topic(signals, text, intent):
@@ -766,6 +772,9 @@ def test_also_over_must_not_name_the_rules_own_intent():
         # cancellation); a checkout OTP that never comes is no urgent case (v56, v57: read as urgent)
         ("cod order radd karu toh rakam kab tak aati hai?", "ask_question"),
         ("otp for payment never comes at checkout, what do i do", "ask_question"),
+        # session 50 (v59, in-sample): tired of the bot at pattern 4's limit (outrage at 1.00); an order's mobile number gone
+        ("ab bas, thak gayi is bot se", "deny"),
+        ("mobile number band ho gaya, order 40223 pe naya number update kar do", "ask_question"),
     ],
 )
 def test_rules_that_name_an_ordinary_intent(signals, text, expected):
