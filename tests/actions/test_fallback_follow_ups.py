@@ -86,9 +86,9 @@ async def test_a_fragment_after_an_answer_is_answered_from_that_entry(kb, dispat
 
 async def test_the_fragment_alone_or_read_with_the_topic_says_which_in_kb_match(kb, dispatcher, config):
     history = await answered_turn("is cod available", "cash_on_delivery")
-    assert kb.best_match("the ceiling on it").probability < config.kb_answer_threshold  # alone: nothing
-    events = await run_handoff(dispatcher, history, fell_back("and the ceiling on it", [("ask_question", 0.3)],
-                                                              "the ceiling on it"))
+    assert kb.best_match("the upper cap").probability < config.kb_answer_threshold  # alone: nothing
+    events = await run_handoff(dispatcher, history, fell_back("and the upper cap", [("ask_question", 0.3)],
+                                                              "the upper cap"))
     assert slots_of(events)["kb_match"]["context"] == "previous_question"
     history = await answered_turn("what are your customer care hours", "contact_support")
     dispatcher.messages.clear()
@@ -99,8 +99,8 @@ async def test_the_fragment_alone_or_read_with_the_topic_says_which_in_kb_match(
 
 async def test_a_rescued_answer_can_reach_the_turn_limit(kb, dispatcher):
     history = await answered_turn("is cod available", "cash_on_delivery")
-    events = await run_handoff(dispatcher, history, fell_back("and the ceiling on it", [("ask_question", 0.3)],
-                                                              "the ceiling on it"), slots={"bot_answer_count": 2.0})
+    events = await run_handoff(dispatcher, history, fell_back("and the upper cap", [("ask_question", 0.3)],
+                                                              "the upper cap"), slots={"bot_answer_count": 2.0})
     assert slots_of(events)["bot_answer_count"] == 3.0 and slots_of(events)["turn_limit_reached"] is True
 
 
@@ -123,8 +123,8 @@ async def test_a_long_message_is_handed_off(kb, dispatcher, config):
 
 async def test_without_a_previous_answer_a_fragment_is_handed_off(kb, dispatcher):
     history = [user_event("hello", "greet"), bot_event("Hi! I'm the Kesar Lane assistant.")]
-    events = await run_handoff(dispatcher, history, fell_back("and the ceiling on it", [("ask_question", 0.3)],
-                                                              "the ceiling on it"))
+    events = await run_handoff(dispatcher, history, fell_back("and the upper cap", [("ask_question", 0.3)],
+                                                              "the upper cap"))
     assert_handed_off(dispatcher, events)
 
 
@@ -163,16 +163,16 @@ async def test_two_topics_too_close_to_call_still_hand_off_with_the_topic(kb, di
 
 async def test_after_the_turn_limit_a_fragment_hands_off_as_unresolved(kb, dispatcher):
     history = await answered_turn("is cod available", "cash_on_delivery")
-    events = await run_handoff(dispatcher, history, fell_back("and the ceiling on it", [("ask_question", 0.3)],
-                                                              "the ceiling on it"),
+    events = await run_handoff(dispatcher, history, fell_back("and the upper cap", [("ask_question", 0.3)],
+                                                              "the upper cap"),
                                slots={"bot_answer_count": 3.0, "turn_limit_reached": True})
     assert_handed_off(dispatcher, events, reason="unresolved_turns")
 
 
 async def test_inside_the_order_form_a_fragment_is_handed_off(kb, dispatcher):
     history = await answered_turn("is cod available", "cash_on_delivery")
-    events = await run_handoff(dispatcher, history, fell_back("and the ceiling on it", [("ask_question", 0.3)],
-                                                              "the ceiling on it"), active_loop="order_status_form")
+    events = await run_handoff(dispatcher, history, fell_back("and the upper cap", [("ask_question", 0.3)],
+                                                              "the upper cap"), active_loop="order_status_form")
     assert_handed_off(dispatcher, events)
 
 
@@ -182,8 +182,8 @@ async def test_with_rescue_fallbacks_off_every_fallback_hands_off(kb, dispatcher
     monkeypatch.setattr(answers, "settings", lambda: off)
     monkeypatch.setattr(handoff, "settings", lambda: off)
     history = await answered_turn("is cod available", "cash_on_delivery")
-    events = await run_handoff(dispatcher, history, fell_back("and the ceiling on it", [("ask_question", 0.3)],
-                                                              "the ceiling on it"))
+    events = await run_handoff(dispatcher, history, fell_back("and the upper cap", [("ask_question", 0.3)],
+                                                              "the upper cap"))
     assert_handed_off(dispatcher, events)
 
 
