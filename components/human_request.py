@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from components.phrases import PhraseList, clause_spans, phrase_strings, tokenize
 
@@ -70,14 +70,18 @@ class HumanRequestMatcher:
         def words(key: str, within: Dict[str, Any] = section, prefix: str = "") -> List[str]:
             return phrase_strings(within.get(key), f"{where}.{prefix}{key}")
 
+        def word_set(key: str, within: Dict[str, Any] = section, prefix: str = "") -> Set[str]:
+            """The single words of a list (its phrases split), for word-by-word tests."""
+            return {w for phrase in words(key, within, prefix) for w in tokenize(phrase)}
+
         self._not_requests = PhraseList(words("not_requests"))
         self._phrases = PhraseList(words("phrases"))
         self._team_names = PhraseList(words("team_names"))
         self._asking_words = PhraseList(words("asking_words"))
         if self._team_names and not self._asking_words:
             raise ValueError(f"{where}.team_names needs `asking_words` (what turns a name into a request)")
-        self._short_keywords = {w for k in words("short_keywords") for w in tokenize(k)}
-        self._fillers = {w for f in words("filler_words") for w in tokenize(f)}
+        self._short_keywords = word_set("short_keywords")
+        self._fillers = word_set("filler_words")
         if not self._phrases and not self._short_keywords:
             raise ValueError(f"{where} needs `phrases` or `short_keywords`")
 
@@ -92,7 +96,7 @@ class HumanRequestMatcher:
         self._cues_before = PhraseList(words("before", declined, "declined."))
         self._cues_before_keyword = PhraseList(words("before_keyword_only", declined, "declined."))
         self._cues_after = PhraseList(words("after", declined, "declined."))
-        self._gap_words = {w for g in words("gap_words", declined, "declined.") for w in tokenize(g)}
+        self._gap_words = word_set("gap_words", declined, "declined.")
         bot_questions = mapping("bot_questions", "machine_words, choice_words, within_words")
         self._machine_words = PhraseList(words("machine_words", bot_questions, "bot_questions."))
         self._choice_words = PhraseList(words("choice_words", bot_questions, "bot_questions."))
@@ -114,13 +118,13 @@ class HumanRequestMatcher:
         self._name_before = PhraseList(words("before", named, "named_people."))
         self._name_after = PhraseList(words("after", named, "named_people."))
         self._name_not_led_by = PhraseList(words("not_led_by", named, "named_people."))
-        self._honorifics = {w for h in words("honorifics", named, "named_people.") for w in tokenize(h)}
-        self._not_names = {w for n in words("not_names", named, "named_people.") for w in tokenize(n)}
+        self._honorifics = word_set("honorifics", named, "named_people.")
+        self._not_names = word_set("not_names", named, "named_people.")
         present = mapping("present", "after, led_by, honorific_only, followed_only_by, between", named, "named_people.")
         self._present_after = PhraseList(words("after", present, "named_people.present."))
         self._present_led_by = PhraseList(words("led_by", present, "named_people.present."))
         self._present_honorific_only = PhraseList(words("honorific_only", present, "named_people.present."))
-        self._present_then = {w for t in words("followed_only_by", present, "named_people.present.") for w in tokenize(t)}
+        self._present_then = word_set("followed_only_by", present, "named_people.present.")
         self._present_between = PhraseList(words("between", present, "named_people.present."))
 
     def match(self, text: Optional[str]) -> Optional[HumanRequestMatch]:
